@@ -1,0 +1,40 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/go-fuego/fuego"
+	"github.com/go-fuego/fuego/option"
+
+	"github.com/vibegrapher/vibegrapher/domain"
+)
+
+// Health is the answer of the probes.
+type Health struct {
+	Status  string `json:"status"`
+	Version string `json:"version,omitempty"`
+}
+
+func (s *Server) registerHealth() {
+	tags := option.Tags("health")
+	fuego.Get(s.fuego, "/healthz", func(fuego.ContextNoBody) (Health, error) {
+		return Health{Status: "ok", Version: s.opts.Version}, nil
+	}, tags, option.Summary("Liveness: the process serves HTTP"))
+	fuego.Get(s.fuego, "/readyz", s.ready, tags,
+		option.Summary("Readiness: the database answers and every migration is applied"),
+		option.AddError(http.StatusServiceUnavailable, "Not ready"))
+}
+
+func (s *Server) ready(c fuego.ContextNoBody) (Health, error) {
+	ctx, cancel := context.WithTimeout(c.Context(), 3*time.Second)
+	defer cancel()
+	if err := s.opts.Store.Pool.Ping(ctx); err != nil {
+		return Health{}, domain.Errorf(domain.EUNAVAILABLE, "database unreachable: %v", err)
+	}
+	if err := s.opts.Schema.Check(ctx); err != nil {
+		return Health{}, domain.Errorf(domain.EUNAVAILABLE, "database not migrated: %v", err)
+	}
+	return Health{Status: "ready", Version: s.opts.Version}, nil
+}

@@ -1,0 +1,89 @@
+package api_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/vibegrapher/vibegrapher/api"
+)
+
+func TestHealthAndReadiness(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	if res := s.do("GET", "/healthz", nil); res.Status != 200 {
+		t.Fatalf("healthz = %d", res.Status)
+	}
+	if res := s.do("GET", "/readyz", nil); res.Status != 200 || !strings.Contains(string(res.Body), `"ready"`) {
+		t.Fatalf("readyz = %d %s", res.Status, res.Body)
+	}
+	// A migration rolled back: not ready, and the probe says why.
+	if _, err := s.Pool.Exec(t.Context(), `DELETE FROM goose_db_version WHERE version_id = (SELECT max(version_id) FROM goose_db_version)`); err != nil {
+		t.Fatal(err)
+	}
+	res := s.do("GET", "/readyz", nil)
+	if res.Status != http.StatusServiceUnavailable || !strings.Contains(res.problem(t).Detail, "migrat") {
+		t.Fatalf("readyz with a pending migration = %d %s", res.Status, res.Body)
+	}
+	// The database gone: not ready either.
+	s.Pool.Close()
+	if res := s.do("GET", "/readyz", nil); res.Status != http.StatusServiceUnavailable {
+		t.Fatalf("readyz without a database = %d %s", res.Status, res.Body)
+	}
+}
+
+func TestOpenAPIDescribesTheRoutes(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	res := s.do("GET", "/swagger/openapi.json", nil)
+	if res.Status != 200 {
+		t.Fatalf("spec = %d", res.Status)
+	}
+	var spec struct {
+		OpenAPI string                    `json:"openapi"`
+		Paths   map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(res.Body, &spec); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(spec.OpenAPI, "3.") {
+		t.Fatalf("openapi version %q", spec.OpenAPI)
+	}
+	for path, method := range map[string]string{"/projects": "post", "/projects/{id}": "delete", "/projects/{id}/commits": "get", "/readyz": "get"} {
+		if _, ok := spec.Paths[path][method]; !ok {
+			t.Errorf("spec lacks %s %s", method, path)
+		}
+	}
+	if ui := s.do("GET", "/swagger/index.html", nil); ui.Status != 200 || !strings.Contains(string(ui.Body), "openapi.json") {
+		t.Errorf("swagger UI = %d", ui.Status)
+	}
+}
+
+func TestCORSAndToken(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(o *api.Options) {
+		o.CORSOrigins = []string{"http://localhost:5173"}
+		o.APIToken = "s3cret"
+	})
+	pre := s.do("OPTIONS", "/projects", nil, "Origin", "http://localhost:5173", "Access-Control-Request-Method", "POST")
+	if pre.Status != http.StatusNoContent || pre.Header.Get("Access-Control-Allow-Origin") != "http://localhost:5173" {
+		t.Fatalf("preflight = %d %v", pre.Status, pre.Header)
+	}
+	if res := s.do("OPTIONS", "/projects", nil, "Origin", "http://evil.example", "Access-Control-Request-Method", "POST"); res.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("foreign origin allowed: %v", res.Header)
+	}
+	if res := s.do("GET", "/projects", nil); res.Status != http.StatusUnauthorized {
+		t.Fatalf("no token = %d", res.Status)
+	}
+	if res := s.do("GET", "/projects", nil, "Authorization", "Bearer wrong"); res.Status != http.StatusUnauthorized {
+		t.Fatalf("wrong token = %d", res.Status)
+	}
+	res := s.do("GET", "/projects", nil, "Authorization", "Bearer s3cret", "Origin", "http://localhost:5173")
+	if res.Status != 200 || res.Header.Get("Access-Control-Allow-Origin") != "http://localhost:5173" {
+		t.Fatalf("with token = %d %v", res.Status, res.Header)
+	}
+	if res := s.do("GET", "/healthz", nil); res.Status != 200 {
+		t.Fatalf("healthz needs no token, got %d", res.Status)
+	}
+}

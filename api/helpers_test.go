@@ -1,0 +1,130 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vibegrapher/vibegrapher/api"
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/db/dbtest"
+)
+
+// testServer is the real HTTP stack on a fresh database.
+type testServer struct {
+	t    testing.TB
+	URL  string
+	Pool *pgxpool.Pool
+}
+
+func newTestServer(t testing.TB, opts ...func(*api.Options)) *testServer {
+	t.Helper()
+	pool := dbtest.New(t)
+	schema, err := db.NewSchema(pool, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := api.Options{Store: &db.Store{Pool: pool}, Schema: schema, Log: slog.New(slog.DiscardHandler), CORSOrigins: []string{"*"}, Version: "test"}
+	for _, f := range opts {
+		f(&o)
+	}
+	srv := httptest.NewServer(api.New(o).Handler())
+	t.Cleanup(srv.Close)
+	return &testServer{t: t, URL: srv.URL, Pool: pool}
+}
+
+// response is what a client got back.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r response) json(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+// problem is an RFC 9457 body.
+type problem struct {
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Errors []struct {
+		Name   string `json:"name"`
+		Reason string `json:"reason"`
+	} `json:"errors"`
+}
+
+func (r response) problem(t testing.TB) problem {
+	t.Helper()
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+		t.Fatalf("Content-Type = %q, want application/problem+json (body %s)", ct, r.Body)
+	}
+	var p problem
+	r.json(t, &p)
+	if p.Status != r.Status {
+		t.Fatalf("problem status %d differs from HTTP status %d", p.Status, r.Status)
+	}
+	return p
+}
+
+// do sends body (a string is sent as is, anything else as JSON) with a JSON
+// content type.
+func (s *testServer) do(method, path string, body any, headers ...string) response {
+	s.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, s.URL+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return response{Status: res.StatusCode, Header: res.Header, Body: raw}
+}
+
+// count returns the number of rows of a table.
+func (s *testServer) count(table string) int {
+	s.t.Helper()
+	var n int
+	if err := s.Pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+		s.t.Fatal(err)
+	}
+	return n
+}

@@ -1,0 +1,50 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/go-fuego/fuego"
+	"github.com/go-fuego/fuego/option"
+
+	"github.com/vibegrapher/vibegrapher/domain"
+)
+
+// CommitLogLimit bounds GET /projects/{id}/commits.
+const CommitLogLimit = 200
+
+func (s *Server) registerProjects() {
+	f := s.fuego
+	tags := option.Tags("projects")
+	fuego.Get(f, "/projects", s.listProjects, tags, option.Summary("List projects, newest first"))
+	fuego.Post(f, "/projects", s.createProject, tags, option.Summary("Create a project"),
+		option.DefaultStatusCode(http.StatusCreated),
+		option.Description("The project's git history starts with a commit of `code`, or of a sample Agents SDK workflow when `code` is omitted. The slug is made from the name and made unique with -2, -3, …"))
+	fuego.Get(f, "/projects/{id}", s.getProject, tags, option.Summary("A project with its current code"))
+	fuego.Delete(f, "/projects/{id}", s.deleteProject, tags, option.Summary("Delete a project and everything under it"),
+		option.DefaultStatusCode(http.StatusNoContent))
+	fuego.Get(f, "/projects/{id}/commits", s.listCommits, tags, option.Summary("The project's git log, newest first"))
+}
+
+func (s *Server) listProjects(c fuego.ContextNoBody) ([]domain.Project, error) {
+	return s.opts.Store.ListProjects(c.Context())
+}
+
+func (s *Server) createProject(c fuego.ContextWithBody[domain.NewProject]) (domain.Project, error) {
+	in, err := c.Body()
+	if err != nil {
+		return domain.Project{}, err
+	}
+	return s.opts.Store.CreateProject(c.Context(), in)
+}
+
+func (s *Server) getProject(c fuego.ContextNoBody) (domain.Project, error) {
+	return s.opts.Store.GetProject(c.Context(), c.PathParam("id"))
+}
+
+func (s *Server) deleteProject(c fuego.ContextNoBody) (any, error) {
+	return nil, s.opts.Store.DeleteProject(c.Context(), c.PathParam("id"))
+}
+
+func (s *Server) listCommits(c fuego.ContextNoBody) ([]domain.Commit, error) {
+	return s.opts.Store.ProjectCommits(c.Context(), c.PathParam("id"), CommitLogLimit)
+}

@@ -1,0 +1,247 @@
+package api_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/vibegrapher/vibegrapher/domain"
+)
+
+func TestCreateProjectWithSampleCode(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	res := s.do("POST", "/projects", map[string]any{"name": "My Project"})
+	if res.Status != http.StatusCreated {
+		t.Fatalf("status %d: %s", res.Status, res.Body)
+	}
+	var p domain.Project
+	res.json(t, &p)
+	if p.Slug != "my-project" || p.Name != "My Project" || p.CurrentBranch != "main" || len(p.CurrentCommit) != 40 {
+		t.Fatalf("project = %+v", p)
+	}
+	if p.CurrentCode != domain.SampleWorkflow {
+		t.Fatalf("current_code is not the sample workflow:\n%s", p.CurrentCode)
+	}
+	for _, want := range []string{"triage_agent = Agent(", "handoffs=[spanish_agent, english_agent]", "Runner.run("} {
+		if !strings.Contains(p.CurrentCode, want) {
+			t.Errorf("sample workflow lacks %q", want)
+		}
+	}
+
+	got := s.do("GET", "/projects/"+p.ID, nil)
+	var again domain.Project
+	got.json(t, &again)
+	if got.Status != 200 || again.CurrentCommit != p.CurrentCommit || again.CurrentCode != p.CurrentCode {
+		t.Fatalf("GET = %d %+v", got.Status, again)
+	}
+
+	var commits []domain.Commit
+	c := s.do("GET", "/projects/"+p.ID+"/commits", nil)
+	c.json(t, &commits)
+	if c.Status != 200 || len(commits) != 1 || commits[0].SHA != p.CurrentCommit || commits[0].Message != "Initial commit" || len(commits[0].Parents) != 0 {
+		t.Fatalf("commits = %d %+v", c.Status, commits)
+	}
+}
+
+func TestCreateProjectWithCodeAndUniqueSlugs(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	code := "def add(a, b):\n    return a + b\n"
+	var slugs []string
+	for range 3 {
+		res := s.do("POST", "/projects", map[string]any{"name": "  Café Bots!  ", "code": code})
+		var p domain.Project
+		res.json(t, &p)
+		if res.Status != 201 || p.CurrentCode != code || p.Name != "Café Bots!" {
+			t.Fatalf("create = %d %s", res.Status, res.Body)
+		}
+		slugs = append(slugs, p.Slug)
+	}
+	if strings.Join(slugs, ",") != "cafe-bots,cafe-bots-2,cafe-bots-3" {
+		t.Fatalf("slugs = %v", slugs)
+	}
+	// An empty code is a project with an empty file, not the sample.
+	res := s.do("POST", "/projects", map[string]any{"name": "Empty", "code": ""})
+	var p domain.Project
+	res.json(t, &p)
+	if res.Status != 201 || p.CurrentCode != "" {
+		t.Fatalf("empty code: %d %+v", res.Status, p)
+	}
+}
+
+func TestConcurrentCreatesGetDistinctSlugs(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	const n = 12
+	var wg sync.WaitGroup
+	slugs := make(chan string, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := s.do("POST", "/projects", map[string]any{"name": "Race"})
+			var p domain.Project
+			res.json(t, &p)
+			if res.Status != 201 {
+				t.Errorf("create: %d %s", res.Status, res.Body)
+			}
+			slugs <- p.Slug
+		}()
+	}
+	wg.Wait()
+	close(slugs)
+	seen := map[string]bool{}
+	for sl := range slugs {
+		if seen[sl] {
+			t.Errorf("slug %q given twice", sl)
+		}
+		seen[sl] = true
+	}
+	for i := 1; i <= n; i++ {
+		want := "race"
+		if i > 1 {
+			want = fmt.Sprintf("race-%d", i)
+		}
+		if !seen[want] {
+			t.Errorf("slug %q missing; got %v", want, seen)
+		}
+	}
+}
+
+func TestCreateProjectRejectsBadInput(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	cases := []struct {
+		name        string
+		body        any
+		contentType string
+		status      int
+		field       string
+		detail      string
+	}{
+		{"invalid JSON", `{"name": "x"`, "", 400, "", "not valid JSON"},
+		{"not JSON at all", `name=x`, "", 400, "", "not valid JSON"},
+		{"missing name", `{}`, "", 400, "name", "required"},
+		{"empty body", ``, "", 400, "name", "required"},
+		{"empty name", map[string]any{"name": ""}, "", 400, "name", "required"},
+		{"blank name", map[string]any{"name": "   "}, "", 400, "name", "required"},
+		{"name too long", map[string]any{"name": strings.Repeat("n", 201)}, "", 400, "name", "at most 200"},
+		{"name with control characters", map[string]any{"name": "a\x00b"}, "", 400, "name", "control"},
+		{"name of wrong type", `{"name": 42}`, "", 400, "name", "must be a string"},
+		{"code of wrong type", `{"name": "x", "code": ["a"]}`, "", 400, "code", "must be a string"},
+		{"array body", `[{"name": "x"}]`, "", 400, "", "JSON object"},
+		{"unknown field", `{"name": "x", "nmae": "y"}`, "", 400, "", "unknown field \"nmae\""},
+		{"code over 1 MiB", map[string]any{"name": "big", "code": strings.Repeat("x", domain.MaxCodeBytes+1)}, "", 413, "code", "1 MiB"},
+		{"body over the limit", `{"name":"big","code":"` + strings.Repeat("x", 5<<20) + `"}`, "", 413, "", "limit"},
+		{"form content type", `name=x`, "application/x-www-form-urlencoded", 415, "", "must be JSON"},
+	}
+	before := s.count("projects")
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var headers []string
+			if c.contentType != "" {
+				headers = []string{"Content-Type", c.contentType}
+			}
+			res := s.do("POST", "/projects", c.body, headers...)
+			if res.Status != c.status {
+				t.Fatalf("status %d, want %d: %s", res.Status, c.status, res.Body)
+			}
+			p := res.problem(t)
+			if !strings.Contains(p.Detail, c.detail) {
+				t.Errorf("detail %q does not say %q", p.Detail, c.detail)
+			}
+			if c.field != "" && (len(p.Errors) != 1 || p.Errors[0].Name != c.field) {
+				t.Errorf("errors = %+v, want field %q", p.Errors, c.field)
+			}
+		})
+	}
+	if after := s.count("projects"); after != before {
+		t.Fatalf("failed requests created %d projects", after-before)
+	}
+	if n := s.count("git_repositories"); n != before {
+		t.Fatalf("failed requests left %d repositories", n-before)
+	}
+}
+
+func TestUnknownAndMalformedIDsAre404(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	for _, id := range []string{"7b7f6a5e-3f3c-4a63-9a57-3c8c1d1e0b11", "not-a-uuid", "1", "%20", "7b7f6a5e-3f3c-4a63-9a57-3c8c1d1e0b1"} {
+		for _, req := range []struct{ method, path string }{
+			{"GET", "/projects/" + id}, {"DELETE", "/projects/" + id}, {"GET", "/projects/" + id + "/commits"},
+		} {
+			res := s.do(req.method, req.path, nil)
+			if res.Status != http.StatusNotFound {
+				t.Errorf("%s %s = %d, want 404: %s", req.method, req.path, res.Status, res.Body)
+				continue
+			}
+			if p := res.problem(t); !strings.Contains(p.Detail, "not found") {
+				t.Errorf("%s %s detail %q", req.method, req.path, p.Detail)
+			}
+		}
+	}
+}
+
+func TestListAndDeleteProjects(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	var ids []string
+	for _, name := range []string{"One", "Two"} {
+		var p domain.Project
+		s.do("POST", "/projects", map[string]any{"name": name}).json(t, &p)
+		ids = append(ids, p.ID)
+	}
+	var list []domain.Project
+	res := s.do("GET", "/projects", nil)
+	res.json(t, &list)
+	if res.Status != 200 || len(list) != 2 || list[0].Name != "Two" || list[1].Name != "One" || list[0].CurrentCode == "" {
+		t.Fatalf("list = %d %+v", res.Status, list)
+	}
+
+	if res := s.do("DELETE", "/projects/"+ids[0], nil); res.Status != http.StatusNoContent || len(res.Body) != 0 {
+		t.Fatalf("delete = %d %s", res.Status, res.Body)
+	}
+	if res := s.do("GET", "/projects/"+ids[0], nil); res.Status != 404 {
+		t.Fatalf("GET after delete = %d", res.Status)
+	}
+	if res := s.do("DELETE", "/projects/"+ids[0], nil); res.Status != 404 {
+		t.Fatalf("second delete = %d", res.Status)
+	}
+	// Only the other project's repository is left.
+	if n := s.count("git_repositories"); n != 1 {
+		t.Fatalf("%d repositories left, want 1", n)
+	}
+	var objects int
+	_ = s.Pool.QueryRow(t.Context(), `SELECT count(*) FROM git_objects WHERE repository_id::text = $1`, ids[0]).Scan(&objects)
+	if objects != 0 {
+		t.Fatalf("%d git objects of the deleted project remain", objects)
+	}
+	s.do("GET", "/projects", nil).json(t, &list)
+	if len(list) != 1 || list[0].ID != ids[1] {
+		t.Fatalf("list after delete = %+v", list)
+	}
+}
+
+func TestProjectEventsGoThroughTheOutbox(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	var p domain.Project
+	s.do("POST", "/projects", map[string]any{"name": "Evented"}).json(t, &p)
+	s.do("DELETE", "/projects/"+p.ID, nil)
+	rows, err := s.Pool.Query(t.Context(), `SELECT name FROM events WHERE project_id = $1 ORDER BY seq`, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		_ = rows.Scan(&n)
+		names = append(names, n)
+	}
+	if strings.Join(names, ",") != "project_created,project_deleted" {
+		t.Fatalf("events = %v", names)
+	}
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/joho/godotenv"
+	"github.com/sethvargo/go-envconfig"
+)
+
+// Config is the service's configuration, read from the environment (and from
+// .env when present; real environment variables win). See SPEC.md §7 and the
+// README's configuration table.
+type Config struct {
+	DatabaseURL       string        `env:"DATABASE_URL, default=postgres://postgres@127.0.0.1:5432/vibegrapher?sslmode=disable"`
+	OpenAIAPIKey      string        `env:"OPENAI_API_KEY"`
+	OpenAIBaseURL     string        `env:"OPENAI_BASE_URL"`
+	ThinkingModel     string        `env:"THINKING_MODEL, default=gpt-5"`
+	SmallModel        string        `env:"SMALL_MODEL, default=gpt-5-mini"`
+	MaxIterations     int           `env:"MAX_ITERATIONS, default=3"`
+	CORSOrigins       []string      `env:"CORS_ORIGINS, default=*"`
+	Host              string        `env:"HOST, default=0.0.0.0"`
+	Port              int           `env:"PORT, default=8000"`
+	HeartbeatInterval time.Duration `env:"HEARTBEAT_INTERVAL, default=30s"`
+	SandboxTimeout    time.Duration `env:"SANDBOX_TIMEOUT, default=30s"`
+	SandboxMemoryMB   int           `env:"SANDBOX_MEMORY_MB, default=512"`
+	SandboxPython     string        `env:"SANDBOX_PYTHON, default=python3"`
+	SandboxUnisolated bool          `env:"SANDBOX_ALLOW_UNISOLATED, default=false"`
+	MediaPath         string        `env:"MEDIA_PATH, default=media"`
+	APIToken          string        `env:"API_TOKEN"`
+	RiverUIPassword   string        `env:"RIVER_UI_PASSWORD"`
+	LogLevel          string        `env:"LOG_LEVEL, default=info"`
+	LogFormat         string        `env:"LOG_FORMAT, default=text"`
+	EventRetention    time.Duration `env:"EVENT_RETENTION, default=168h"`
+	AutoMigrate       bool          `env:"AUTO_MIGRATE, default=true"`
+}
+
+// loadConfig reads .env (if present) without overriding the environment, then
+// the environment.
+func loadConfig(ctx context.Context) (Config, error) {
+	if err := godotenv.Load(); err != nil && !os.IsNotExist(err) {
+		return Config{}, fmt.Errorf("read .env: %w", err)
+	}
+	var cfg Config
+	if err := envconfig.Process(ctx, &cfg); err != nil {
+		return Config{}, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, cfg.validate()
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Port < 1 || c.Port > 65535:
+		return fmt.Errorf("PORT must be 1..65535, got %d", c.Port)
+	case c.MaxIterations < 1:
+		return fmt.Errorf("MAX_ITERATIONS must be at least 1, got %d", c.MaxIterations)
+	case c.HeartbeatInterval <= 0:
+		return fmt.Errorf("HEARTBEAT_INTERVAL must be positive, got %s", c.HeartbeatInterval)
+	case c.SandboxTimeout <= 0:
+		return fmt.Errorf("SANDBOX_TIMEOUT must be positive, got %s", c.SandboxTimeout)
+	case c.SandboxMemoryMB < 32:
+		return fmt.Errorf("SANDBOX_MEMORY_MB must be at least 32, got %d", c.SandboxMemoryMB)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return err
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(s))); err != nil {
+		return 0, fmt.Errorf("LOG_LEVEL must be debug, info, warn or error, got %q", s)
+	}
+	return l, nil
+}
+
+func newLogger(c Config) *slog.Logger {
+	level, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

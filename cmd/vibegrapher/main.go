@@ -1,0 +1,179 @@
+// Command vibegrapher runs the Vibegrapher backend. One binary, several roles:
+//
+//	vibegrapher all        every role in one process (development)
+//	vibegrapher api        REST API (add --realtime to serve Socket.IO too)
+//	vibegrapher migrate    apply the database schema
+//	vibegrapher reset-db   drop everything, migrate, seed sample data (--no-seed)
+//	vibegrapher version    print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vibegrapher/vibegrapher/api"
+	"github.com/vibegrapher/vibegrapher/db"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `usage: vibegrapher <command> [flags]
+
+commands:
+  all        run every role in one process (api with realtime, worker)
+  api        serve the REST API (--realtime: also Socket.IO)
+  migrate    apply River's and the application's migrations
+  reset-db   drop the application's and River's tables, migrate, seed (--no-seed)
+  version    print the version
+
+Configuration comes from the environment and .env; see README.md.
+`
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "vibegrapher:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return errors.New("no command given")
+	}
+	cmd, args := args[0], args[1:]
+	if cmd == "version" {
+		fmt.Println("vibegrapher", version)
+		return nil
+	}
+	if cmd == "healthcheck" {
+		return healthcheck()
+	}
+	if cmd == "help" || cmd == "-h" || cmd == "--help" {
+		fmt.Print(usage)
+		return nil
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := loadConfig(ctx)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg)
+	slog.SetDefault(log)
+
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	realtime := fs.Bool("realtime", false, "api: also serve Socket.IO on the same port")
+	noSeed := fs.Bool("no-seed", false, "reset-db: leave the database empty")
+	noMigrate := fs.Bool("no-migrate", false, "all: do not apply migrations at start (production runs `migrate` as a release step)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	_ = realtime
+
+	switch cmd {
+	case "migrate", "reset-db", "api", "all":
+	default:
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+
+	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	schema, err := db.NewSchema(pool, log)
+	if err != nil {
+		return err
+	}
+	store := &db.Store{Pool: pool}
+
+	switch cmd {
+	case "migrate":
+		return schema.Migrate(ctx)
+	case "reset-db":
+		if err := schema.Reset(ctx); err != nil {
+			return err
+		}
+		if *noSeed {
+			log.Info("database reset, not seeded")
+			return nil
+		}
+		p, err := db.Seed(ctx, store)
+		if err != nil {
+			return err
+		}
+		log.Info("database reset and seeded", "project", p.ID, "slug", p.Slug)
+		return nil
+	case "all":
+		if cfg.AutoMigrate && !*noMigrate {
+			if err := schema.Migrate(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return serve(ctx, cfg, log, pool, schema, store)
+}
+
+func serve(ctx context.Context, cfg Config, log *slog.Logger, pool *pgxpool.Pool, schema *db.Schema, store *db.Store) error {
+	srv := api.New(api.Options{
+		Store: store, Schema: schema, Log: log,
+		CORSOrigins: cfg.CORSOrigins, APIToken: cfg.APIToken, Version: version,
+	})
+	httpSrv := &http.Server{
+		Addr:              net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	ln, err := net.Listen("tcp", httpSrv.Addr)
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "version", version)
+	errc := make(chan error, 1)
+	go func() { errc <- httpSrv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return httpSrv.Shutdown(shutdownCtx)
+}
+
+// healthcheck asks the server on this machine for /healthz; the runtime image
+// has no curl.
+func healthcheck() error {
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8000"
+	}
+	c := &http.Client{Timeout: 3 * time.Second}
+	res, err := c.Get("http://127.0.0.1:" + port + "/healthz")
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthz answered %s", res.Status)
+	}
+	return nil
+}

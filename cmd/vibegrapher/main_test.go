@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/db/dbtest"
+	"github.com/vibegrapher/vibegrapher/domain"
+)
+
+// reset-db drops whatever is there, migrates and seeds the sample project;
+// running it twice leaves exactly one seeded project.
+func TestResetDBSeedsTheSampleProject(t *testing.T) {
+	url := dbtest.NewURL(t)
+	t.Setenv("DATABASE_URL", url)
+	t.Setenv("LOG_LEVEL", "error")
+	ctx := context.Background()
+
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `INSERT INTO git_repositories (id) VALUES (gen_random_uuid())`); err != nil {
+		t.Fatal(err)
+	}
+
+	for range 2 {
+		if err := run([]string{"reset-db"}); err != nil {
+			t.Fatalf("reset-db: %v", err)
+		}
+	}
+	var name, slug string
+	var n, repos int
+	if err := conn.QueryRow(ctx, `SELECT count(*), min(name), min(slug), (SELECT count(*) FROM git_repositories) FROM projects`).Scan(&n, &name, &slug, &repos); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || name != db.SampleProjectName || slug != "language-triage" || repos != 1 {
+		t.Fatalf("after reset-db: %d projects (%q, %q), %d repositories", n, name, slug, repos)
+	}
+	var id string
+	_ = conn.QueryRow(ctx, `SELECT id FROM projects`).Scan(&id)
+	p, err := (&db.Store{Pool: mustPool(t, url)}).GetProject(ctx, id)
+	if err != nil || p.CurrentCode != domain.SampleWorkflow {
+		t.Fatalf("seeded project code: %v\n%s", err, p.CurrentCode)
+	}
+
+	if err := run([]string{"reset-db", "--no-seed"}); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.QueryRow(ctx, `SELECT count(*) FROM projects`).Scan(&n)
+	if n != 0 {
+		t.Fatalf("reset-db --no-seed left %d projects", n)
+	}
+}
+
+// The database named in DATABASE_URL is created when missing, then migrated.
+func TestMigrateCreatesTheDatabase(t *testing.T) {
+	ctx := context.Background()
+	server := dbtest.ServerURL(t)
+	name := "vgtest_created_by_migrate"
+	admin, err := pgx.Connect(ctx, server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	drop := func() { _, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") }
+	drop()
+	t.Cleanup(drop)
+
+	t.Setenv("DATABASE_URL", replaceDB(server, name))
+	t.Setenv("LOG_LEVEL", "error")
+	if err := run([]string{"migrate"}); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	pool := mustPool(t, replaceDB(server, name))
+	schema, err := db.NewSchema(pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.Check(ctx); err != nil {
+		t.Fatalf("after migrate: %v", err)
+	}
+}
+
+func TestUnknownCommandFails(t *testing.T) {
+	if err := run([]string{"fly-to-the-moon"}); err == nil {
+		t.Fatal("unknown command accepted")
+	}
+	if err := run(nil); err == nil {
+		t.Fatal("no command accepted")
+	}
+	if err := run([]string{"version"}); err != nil {
+		t.Fatal(err)
+	}
+}

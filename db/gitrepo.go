@@ -1,0 +1,194 @@
+package db
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage"
+
+	"github.com/vibegrapher/vibegrapher/domain"
+)
+
+// This file is the porcelain over GitStorage: the few repository operations
+// the application needs, written with go-git's plumbing.
+
+// ErrBranchMoved is returned by CommitFiles when the branch no longer points
+// at the parent the commit was built on: another writer committed first.
+var ErrBranchMoved = &domain.Error{Code: domain.ECONFLICT, Message: "the branch moved while committing; reload and try again"}
+
+// CommitFiles writes a commit whose tree holds exactly files (path → content)
+// on top of parent, and moves branch from parent to it with a compare-and-swap.
+// A zero parent makes a root commit and requires that branch does not exist.
+func CommitFiles(s *GitStorage, branch string, parent plumbing.Hash, files map[string]string, message string, sig object.Signature) (plumbing.Hash, error) {
+	tree, err := writeTree(s, files)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	c := &object.Commit{Author: sig, Committer: sig, Message: message, TreeHash: tree}
+	if !parent.IsZero() {
+		c.ParentHashes = []plumbing.Hash{parent}
+	}
+	h, err := storeObject(s, c)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("write commit: %w", err)
+	}
+	ref := plumbing.NewHashReference(plumbing.NewBranchReferenceName(branch), h)
+	old := plumbing.NewHashReference(ref.Name(), parent)
+	if err := s.CheckAndSetReference(ref, old); err != nil {
+		if errors.Is(err, storage.ErrReferenceHasChanged) {
+			return plumbing.ZeroHash, ErrBranchMoved
+		}
+		return plumbing.ZeroHash, err
+	}
+	return h, nil
+}
+
+type encoder interface {
+	Encode(plumbing.EncodedObject) error
+}
+
+func storeObject(s *GitStorage, e encoder) (plumbing.Hash, error) {
+	o := s.NewEncodedObject()
+	if err := e.Encode(o); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return s.SetEncodedObject(o)
+}
+
+func storeBlob(s *GitStorage, content string) (plumbing.Hash, error) {
+	o := s.NewEncodedObject()
+	o.SetType(plumbing.BlobObject)
+	w, err := o.Writer()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if _, err := w.Write([]byte(content)); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if err := w.Close(); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return s.SetEncodedObject(o)
+}
+
+// writeTree stores the blobs and the (nested) trees of files and returns the
+// root tree. go-git's encoder checks almost nothing about names, so the paths
+// are validated here.
+func writeTree(s *GitStorage, files map[string]string) (plumbing.Hash, error) {
+	type dir struct {
+		files map[string]string
+		dirs  map[string]*dir
+	}
+	root := &dir{files: map[string]string{}, dirs: map[string]*dir{}}
+	for p, content := range files {
+		if err := validPath(p); err != nil {
+			return plumbing.ZeroHash, err
+		}
+		parts := strings.Split(p, "/")
+		d := root
+		for _, name := range parts[:len(parts)-1] {
+			if d.dirs[name] == nil {
+				d.dirs[name] = &dir{files: map[string]string{}, dirs: map[string]*dir{}}
+			}
+			d = d.dirs[name]
+		}
+		d.files[parts[len(parts)-1]] = content
+	}
+	var write func(d *dir) (plumbing.Hash, error)
+	write = func(d *dir) (plumbing.Hash, error) {
+		t := &object.Tree{}
+		for name, content := range d.files {
+			if d.dirs[name] != nil {
+				return plumbing.ZeroHash, fmt.Errorf("path %q is both a file and a directory", name)
+			}
+			h, err := storeBlob(s, content)
+			if err != nil {
+				return plumbing.ZeroHash, err
+			}
+			t.Entries = append(t.Entries, object.TreeEntry{Name: name, Mode: filemode.Regular, Hash: h})
+		}
+		for name, sub := range d.dirs {
+			h, err := write(sub)
+			if err != nil {
+				return plumbing.ZeroHash, err
+			}
+			t.Entries = append(t.Entries, object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h})
+		}
+		sort.Sort(object.TreeEntrySorter(t.Entries))
+		return storeObject(s, t)
+	}
+	return write(root)
+}
+
+func validPath(p string) error {
+	if p == "" || path.Clean(p) != p || strings.HasPrefix(p, "/") || strings.Contains(p, "\x00") {
+		return fmt.Errorf("invalid file path %q", p)
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == "." || part == ".." || part == ".git" {
+			return fmt.Errorf("invalid file path %q", p)
+		}
+	}
+	return nil
+}
+
+// BranchHead returns the commit branch points at, or a zero hash when the
+// branch does not exist yet.
+func BranchHead(s *GitStorage, branch string) (plumbing.Hash, error) {
+	ref, err := s.Reference(plumbing.NewBranchReferenceName(branch))
+	if errors.Is(err, plumbing.ErrReferenceNotFound) {
+		return plumbing.ZeroHash, nil
+	}
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return ref.Hash(), nil
+}
+
+// ReadFile returns the content of file p in commit c.
+func ReadFile(s *GitStorage, c plumbing.Hash, p string) (string, error) {
+	commit, err := object.GetCommit(s, c)
+	if err != nil {
+		return "", fmt.Errorf("read commit %s: %w", c, err)
+	}
+	tree, err := commit.Tree()
+	if err != nil {
+		return "", fmt.Errorf("read tree of %s: %w", c, err)
+	}
+	f, err := tree.File(p)
+	if err != nil {
+		return "", fmt.Errorf("read %s at %s: %w", p, c, err)
+	}
+	return f.Contents()
+}
+
+// Log returns up to limit commits reachable from head, newest first, following
+// first parents.
+func Log(s *GitStorage, head plumbing.Hash, limit int) ([]domain.Commit, error) {
+	var out []domain.Commit
+	for h := head; !h.IsZero() && len(out) < limit; {
+		c, err := object.GetCommit(s, h)
+		if err != nil {
+			return nil, fmt.Errorf("read commit %s: %w", h, err)
+		}
+		parents := make([]string, len(c.ParentHashes))
+		for i, p := range c.ParentHashes {
+			parents[i] = p.String()
+		}
+		out = append(out, domain.Commit{
+			SHA: h.String(), Message: c.Message, Author: c.Author.Name,
+			Parents: parents, CreatedAt: c.Committer.When.UTC(),
+		})
+		h = plumbing.ZeroHash
+		if len(c.ParentHashes) > 0 {
+			h = c.ParentHashes[0]
+		}
+	}
+	return out, nil
+}

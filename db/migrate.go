@@ -1,0 +1,117 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/vibegrapher/vibegrapher/migrations"
+)
+
+// migrateLockID serialises schema changes across processes: rivermigrate takes
+// no lock of its own, and several replicas may start at once.
+const migrateLockID = 7_146_201_990
+
+// Schema applies and checks the database schema: River's tables (rivermigrate)
+// and the application's (goose, from the embedded migrations package).
+type Schema struct {
+	pool  *pgxpool.Pool
+	river *rivermigrate.Migrator[pgx.Tx]
+	goose *goose.Provider
+	log   *slog.Logger
+}
+
+// NewSchema prepares the migrators for pool.
+func NewSchema(pool *pgxpool.Pool, log *slog.Logger) (*Schema, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rm, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	gp, err := goose.NewProvider(goose.DialectPostgres, stdlib.OpenDBFromPool(pool), fs.FS(migrations.FS),
+		goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return nil, fmt.Errorf("load migrations: %w", err)
+	}
+	return &Schema{pool: pool, river: rm, goose: gp, log: log}, nil
+}
+
+// Migrate applies River's migrations and then the application's.
+func (s *Schema) Migrate(ctx context.Context) error {
+	return s.locked(ctx, s.up)
+}
+
+// Reset drops the application's and River's tables and migrates again: an
+// empty database at the current schema.
+func (s *Schema) Reset(ctx context.Context) error {
+	return s.locked(ctx, func(ctx context.Context) error {
+		if _, err := s.goose.DownTo(ctx, 0); err != nil {
+			return fmt.Errorf("drop application schema: %w", err)
+		}
+		if _, err := s.river.Migrate(ctx, rivermigrate.DirectionDown, &rivermigrate.MigrateOpts{TargetVersion: -1}); err != nil {
+			return fmt.Errorf("drop River schema: %w", err)
+		}
+		return s.up(ctx)
+	})
+}
+
+// Check returns an error unless every migration, River's and ours, is applied.
+// /readyz reports it.
+func (s *Schema) Check(ctx context.Context) error {
+	v, err := s.river.Validate(ctx, nil)
+	if err != nil {
+		return wrap(err, "check River migrations")
+	}
+	if !v.OK {
+		return fmt.Errorf("River migrations pending: %v", v.Messages)
+	}
+	pending, err := s.goose.HasPending(ctx)
+	if err != nil {
+		return wrap(err, "check migrations")
+	}
+	if pending {
+		return fmt.Errorf("application migrations pending: run `vibegrapher migrate`")
+	}
+	return nil
+}
+
+func (s *Schema) up(ctx context.Context) error {
+	res, err := s.river.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	if err != nil {
+		return fmt.Errorf("migrate River: %w", err)
+	}
+	for _, v := range res.Versions {
+		s.log.Info("applied River migration", "version", v.Version, "name", v.Name)
+	}
+	results, err := s.goose.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate application schema: %w", err)
+	}
+	for _, r := range results {
+		s.log.Info("applied migration", "version", r.Source.Version, "file", r.Source.Path)
+	}
+	return nil
+}
+
+func (s *Schema) locked(ctx context.Context, fn func(context.Context) error) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return wrap(err, "acquire connection for migrations")
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrateLockID); err != nil {
+		return wrap(err, "take migration lock")
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrateLockID) //nolint:errcheck
+	return fn(ctx)
+}

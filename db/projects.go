@@ -1,0 +1,240 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vibegrapher/vibegrapher/domain"
+)
+
+// Store is the application's access to PostgreSQL.
+type Store struct {
+	Pool *pgxpool.Pool
+}
+
+// Committer signs the commits the service writes.
+var Committer = object.Signature{Name: "Vibegrapher", Email: "vibegrapher@localhost"}
+
+// ParseID parses a client-given id; a malformed one is simply not found.
+func ParseID(kind, id string) (uuid.UUID, error) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return uuid.Nil, domain.NotFound(kind, strconv.Quote(id))
+	}
+	return u, nil
+}
+
+type projectRow struct {
+	id, repo         uuid.UUID
+	name, slug, br   string
+	created, updated time.Time
+}
+
+const projectColumns = `id, repository_id, name, slug, branch, created_at, updated_at`
+
+func scanProject(r pgx.Row) (projectRow, error) {
+	var p projectRow
+	err := r.Scan(&p.id, &p.repo, &p.name, &p.slug, &p.br, &p.created, &p.updated)
+	return p, err
+}
+
+// CreateProject stores a project and its repository with a first commit of
+// its code, and emits project_created, all in one transaction.
+func (s *Store) CreateProject(ctx context.Context, in domain.NewProject) (domain.Project, error) {
+	code, err := in.Validate()
+	if err != nil {
+		return domain.Project{}, err
+	}
+	var out domain.Project
+	err = InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		id := uuid.New()
+		repo, err := InitRepository(ctx, tx, id, domain.DefaultBranch)
+		if err != nil {
+			return err
+		}
+		if _, err := insertProject(ctx, tx, id, in.Name, domain.Slugify(in.Name)); err != nil {
+			return err
+		}
+		if _, err := CommitFiles(repo, domain.DefaultBranch, plumbing.ZeroHash,
+			map[string]string{domain.ScriptPath: code}, "Initial commit", signature()); err != nil {
+			return err
+		}
+		p, err := scanProject(tx.QueryRow(ctx, `SELECT `+projectColumns+` FROM projects WHERE id = $1`, id))
+		if err != nil {
+			return wrap(err, "read new project")
+		}
+		out, err = projectAt(ctx, tx, p)
+		if err != nil {
+			return err
+		}
+		_, err = Emit(ctx, tx, out.ID, "project_created", map[string]any{"project": out})
+		return err
+	})
+	return out, err
+}
+
+func signature() object.Signature {
+	sig := Committer
+	sig.When = time.Now().UTC().Truncate(time.Second)
+	return sig
+}
+
+// insertProject inserts the row under the first free slug of base, base-2,
+// base-3, …. ON CONFLICT DO NOTHING waits for a concurrent insert of the same
+// slug to finish, so two creates racing for a slug cannot both take it and
+// neither fails.
+func insertProject(ctx context.Context, tx pgx.Tx, id uuid.UUID, name, base string) (string, error) {
+	var taken []string
+	rows, err := tx.Query(ctx, `SELECT slug FROM projects WHERE slug = $1 OR slug ~ $2`,
+		base, "^"+regexp.QuoteMeta(base)+`-[0-9]+$`)
+	if err != nil {
+		return "", wrap(err, "read slugs")
+	}
+	taken, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "", wrap(err, "read slugs")
+	}
+	// next is the suffix to try, 1 standing for the bare base: the base when
+	// it is free, else one past the highest suffix in use.
+	next := 1
+	if slices.Contains(taken, base) {
+		for _, t := range taken {
+			k := 1
+			if t != base {
+				k, _ = strconv.Atoi(t[len(base)+1:])
+			}
+			next = max(next, k+1)
+		}
+	}
+	for range 1000 {
+		slug := base
+		if next > 1 {
+			slug = base + "-" + strconv.Itoa(next)
+		}
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO projects (id, repository_id, name, slug, branch) VALUES ($1, $1, $2, $3, $4)
+			ON CONFLICT (slug) DO NOTHING`, id, name, slug, domain.DefaultBranch)
+		if err != nil {
+			return "", wrap(err, "insert project")
+		}
+		if tag.RowsAffected() == 1 {
+			return slug, nil
+		}
+		next++
+	}
+	return "", fmt.Errorf("no free slug for %q", base)
+}
+
+// projectAt fills in what comes from git: the branch head and the code there.
+func projectAt(ctx context.Context, q Querier, p projectRow) (domain.Project, error) {
+	repo := NewGitStorage(ctx, q, p.repo)
+	head, err := BranchHead(repo, p.br)
+	if err != nil {
+		return domain.Project{}, err
+	}
+	out := domain.Project{
+		ID: p.id.String(), Name: p.name, Slug: p.slug,
+		RepositoryPath: "postgres:git_repositories/" + p.repo.String(),
+		CurrentBranch:  p.br, CreatedAt: p.created.UTC(), UpdatedAt: p.updated.UTC(),
+	}
+	if head.IsZero() {
+		return out, nil
+	}
+	out.CurrentCommit = head.String()
+	out.CurrentCode, err = ReadFile(repo, head, domain.ScriptPath)
+	return out, err
+}
+
+// GetProject returns a project with its current code.
+func (s *Store) GetProject(ctx context.Context, id string) (domain.Project, error) {
+	return getProject(ctx, s.Pool, id)
+}
+
+func getProject(ctx context.Context, q Querier, id string) (domain.Project, error) {
+	p, err := loadProjectRow(ctx, q, id, false)
+	if err != nil {
+		return domain.Project{}, err
+	}
+	return projectAt(ctx, q, p)
+}
+
+func loadProjectRow(ctx context.Context, q Querier, id string, forUpdate bool) (projectRow, error) {
+	u, err := ParseID("project", id)
+	if err != nil {
+		return projectRow{}, err
+	}
+	sql := `SELECT ` + projectColumns + ` FROM projects WHERE id = $1`
+	if forUpdate {
+		sql += ` FOR UPDATE`
+	}
+	p, err := scanProject(q.QueryRow(ctx, sql, u))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return projectRow{}, domain.NotFound("project", id)
+	}
+	return p, wrap(err, "read project")
+}
+
+// ListProjects returns every project, newest first, with its current code.
+func (s *Store) ListProjects(ctx context.Context) ([]domain.Project, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT `+projectColumns+` FROM projects ORDER BY created_at DESC, id`)
+	if err != nil {
+		return nil, wrap(err, "list projects")
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (projectRow, error) { return scanProject(r) })
+	if err != nil {
+		return nil, wrap(err, "list projects")
+	}
+	out := make([]domain.Project, 0, len(list))
+	for _, p := range list {
+		full, err := projectAt(ctx, s.Pool, p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, full)
+	}
+	return out, nil
+}
+
+// DeleteProject removes a project, every row under it and its repository, and
+// emits project_deleted.
+func (s *Store) DeleteProject(ctx context.Context, id string) error {
+	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		p, err := loadProjectRow(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM projects WHERE id = $1`, p.id); err != nil {
+			return wrap(err, "delete project")
+		}
+		if err := DeleteRepository(ctx, tx, p.repo); err != nil {
+			return err
+		}
+		_, err = Emit(ctx, tx, p.id.String(), "project_deleted", map[string]any{"project_id": p.id.String()})
+		return err
+	})
+}
+
+// ProjectCommits returns the project's git log, newest first.
+func (s *Store) ProjectCommits(ctx context.Context, id string, limit int) ([]domain.Commit, error) {
+	p, err := loadProjectRow(ctx, s.Pool, id, false)
+	if err != nil {
+		return nil, err
+	}
+	repo := NewGitStorage(ctx, s.Pool, p.repo)
+	head, err := BranchHead(repo, p.br)
+	if err != nil {
+		return nil, err
+	}
+	return Log(repo, head, limit)
+}
