@@ -19,7 +19,7 @@ test: js-deps
 
 ## js-deps: the official socket.io-client used by the JavaScript protocol tests
 js-deps:
-	@if [ -f api/testdata/jsclient/package.json ]; then cd api/testdata/jsclient && npm ci --no-audit --no-fund --loglevel=error; fi
+	@if [ -f api/realtime/testdata/jsclient/package.json ]; then cd api/realtime/testdata/jsclient && npm ci --no-audit --no-fund --loglevel=error; fi
 
 vet:
 	$(GO) vet ./...
