@@ -1,0 +1,36 @@
+package llm_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/vibegrapher/vibegrapher/internal/openaitest"
+	"github.com/vibegrapher/vibegrapher/llm"
+)
+
+func TestUsageOf(t *testing.T) {
+	s := openaitest.New(t)
+	s.Enqueue(openaitest.Text("hi").WithUsage(1200, 300, 1024, 256))
+	resp, err := newClient(s, 0).Stream(context.Background(), ask("hi"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := llm.UsageOf(resp)
+	want := llm.Usage{PromptTokens: 1200, CompletionTokens: 300, TotalTokens: 1500, CachedTokens: 1024, ReasoningTokens: 256, Model: "gpt-5"}
+	if u != want {
+		t.Errorf("usage %+v", u)
+	}
+	u.Agent, u.Iteration = "vibecoder", 2
+	data, _ := json.Marshal(u)
+	if string(data) != `{"prompt_tokens":1200,"completion_tokens":300,"total_tokens":1500,"cached_tokens":1024,"reasoning_tokens":256,"model":"gpt-5","agent":"vibecoder","iteration":2}` {
+		t.Errorf("json %s", data)
+	}
+	sum := u.Add(llm.Usage{PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3, CachedTokens: 4, ReasoningTokens: 5, Model: "other"})
+	if sum.TotalTokens != 1503 || sum.CachedTokens != 1028 || sum.ReasoningTokens != 261 || sum.Model != "gpt-5" || sum.Agent != "vibecoder" {
+		t.Errorf("sum %+v", sum)
+	}
+	if llm.UsageOf(nil) != (llm.Usage{}) {
+		t.Error("nil response")
+	}
+}
