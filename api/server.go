@@ -13,12 +13,15 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/go-fuego/fuego"
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/jobs"
+	"github.com/vibegrapher/vibegrapher/llm"
 )
 
 // MaxBodyBytes bounds every request body. Code fields have their own, smaller
@@ -27,12 +30,16 @@ const MaxBodyBytes = 4 << 20
 
 // Options configure the HTTP server.
 type Options struct {
-	Store       *db.Store
-	Schema      *db.Schema
-	Log         *slog.Logger
-	CORSOrigins []string // "*" allows any origin
-	APIToken    string   // when set, REST calls need it as a bearer token
-	Version     string
+	Store *db.Store
+	Jobs  *jobs.Client // inserts and reads River jobs
+	LLM   *llm.Client  // commit-message refinement
+	// SandboxTimeout is SANDBOX_TIMEOUT, the longest a test case may ask for.
+	SandboxTimeout time.Duration
+	Schema         *db.Schema
+	Log            *slog.Logger
+	CORSOrigins    []string // "*" allows any origin
+	APIToken       string   // when set, REST calls need it as a bearer token
+	Version        string
 }
 
 // Server serves the REST API. Extra handlers (Socket.IO, River UI) are
@@ -46,6 +53,9 @@ type Server struct {
 func New(opts Options) *Server {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
+	}
+	if opts.SandboxTimeout <= 0 {
+		opts.SandboxTimeout = 30 * time.Second
 	}
 	f := fuego.NewServer(
 		fuego.WithoutStartupMessages(),
@@ -68,6 +78,9 @@ func New(opts Options) *Server {
 	s := &Server{opts: opts, fuego: f}
 	s.registerHealth()
 	s.registerProjects()
+	s.registerSessions()
+	s.registerDiffs()
+	s.registerTests()
 	return s
 }
 

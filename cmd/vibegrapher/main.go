@@ -2,6 +2,8 @@
 //
 //	vibegrapher all        every role in one process (development)
 //	vibegrapher api        REST API (add --realtime to serve Socket.IO too)
+//	vibegrapher worker     River workers: the vibecode loop and the sandbox
+//	vibegrapher realtime   Socket.IO only, for scaling connections apart
 //	vibegrapher migrate    apply the database schema
 //	vibegrapher reset-db   drop everything, migrate, seed sample data (--no-seed)
 //	vibegrapher version    print the version
@@ -13,18 +15,14 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/vibegrapher/vibegrapher/api"
 	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/sandbox"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -35,6 +33,8 @@ const usage = `usage: vibegrapher <command> [flags]
 commands:
   all        run every role in one process (api with realtime, worker)
   api        serve the REST API (--realtime: also Socket.IO)
+  worker     work River's jobs: the vibecode loop and test runs
+  realtime   serve Socket.IO only
   migrate    apply River's and the application's migrations
   reset-db   drop the application's and River's tables, migrate, seed (--no-seed)
   version    print the version
@@ -43,6 +43,7 @@ Configuration comes from the environment and .env; see README.md.
 `
 
 func main() {
+	sandbox.Main() // returns at once unless this process is a sandbox launcher
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "vibegrapher:", err)
 		os.Exit(1)
@@ -83,10 +84,8 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	_ = realtime
-
 	switch cmd {
-	case "migrate", "reset-db", "api", "all":
+	case "migrate", "reset-db", "api", "all", "worker", "realtime":
 	default:
 		fmt.Fprint(os.Stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)
@@ -127,36 +126,7 @@ func run(args []string) error {
 			}
 		}
 	}
-	return serve(ctx, cfg, log, pool, schema, store)
-}
-
-func serve(ctx context.Context, cfg Config, log *slog.Logger, pool *pgxpool.Pool, schema *db.Schema, store *db.Store) error {
-	srv := api.New(api.Options{
-		Store: store, Schema: schema, Log: log,
-		CORSOrigins: cfg.CORSOrigins, APIToken: cfg.APIToken, Version: version,
-	})
-	httpSrv := &http.Server{
-		Addr:              net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-	}
-	ln, err := net.Listen("tcp", httpSrv.Addr)
-	if err != nil {
-		return err
-	}
-	log.Info("serving", "addr", ln.Addr().String(), "version", version)
-	errc := make(chan error, 1)
-	go func() { errc <- httpSrv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	return httpSrv.Shutdown(shutdownCtx)
+	return serve(ctx, env{cfg: cfg, log: log, pool: pool, schema: schema, store: store}, rolesOf(cmd, *realtime))
 }
 
 // healthcheck asks the server on this machine for /healthz; the runtime image

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -46,6 +47,10 @@ func TestResetDBSeedsTheSampleProject(t *testing.T) {
 	p, err := (&db.Store{Pool: mustPool(t, url)}).GetProject(ctx, id)
 	if err != nil || p.CurrentCode != domain.SampleWorkflow {
 		t.Fatalf("seeded project code: %v\n%s", err, p.CurrentCode)
+	}
+	tests, err := (&db.Store{Pool: mustPool(t, url)}).ListTests(ctx, id)
+	if err != nil || len(tests) != 1 || tests[0].Name != db.SampleTestName || !strings.Contains(tests[0].Code, "triage_agent.handoffs") {
+		t.Fatalf("seeded tests: %v %+v", err, tests)
 	}
 
 	if err := run([]string{"reset-db", "--no-seed"}); err != nil {

@@ -1,0 +1,151 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/go-fuego/fuego"
+	"github.com/go-fuego/fuego/option"
+	"github.com/jackc/pgx/v5"
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/responses"
+
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/pyast"
+	"github.com/vibegrapher/vibegrapher/jobs"
+	"github.com/vibegrapher/vibegrapher/llm"
+)
+
+// ReviewRequest is a person's verdict on a diff.
+type ReviewRequest struct {
+	Approved *bool  `json:"approved" description:"true to approve, false to reject"`
+	Feedback string `json:"feedback,omitempty" description:"With a rejection: sent to the VibeCoder as the next message of the session"`
+}
+
+// CommitRequest is the optional body of a commit.
+type CommitRequest struct {
+	CommitMessage string `json:"commit_message,omitempty" description:"Overrides the Evaluator's commit message"`
+}
+
+// RefineRequest asks the small model for a better commit message.
+type RefineRequest struct {
+	Prompt         string `json:"prompt,omitempty" description:"How to change the message, e.g. 'shorter'"`
+	CurrentMessage string `json:"current_message,omitempty" description:"The message to start from; the diff's when omitted"`
+}
+
+func (s *Server) registerDiffs() {
+	f := s.fuego
+	tags := option.Tags("diffs")
+	fuego.Get(f, "/projects/{id}/diffs", s.projectDiffs, tags, option.Summary("A project's diffs, newest first"),
+		option.Query("status", "evaluator_approved, human_approved, human_rejected or committed"))
+	fuego.Get(f, "/sessions/{id}/diffs", s.sessionDiffs, tags, option.Summary("A session's diffs, newest first"))
+	fuego.Get(f, "/sessions/{id}/diffs/pending", s.pendingDiffs, tags, option.Summary("A session's diffs waiting for a commit"))
+	fuego.Get(f, "/diffs/{id}", s.getDiff, tags, option.Summary("One diff"))
+	fuego.Get(f, "/diffs/{id}/preview", s.previewDiff, tags, option.Summary("The code before and after the diff"))
+	fuego.Post(f, "/diffs/{id}/review", s.reviewDiff, tags, option.Summary("A person's verdict"),
+		option.Description("Approve (human_approved) or reject (human_rejected). Rejection feedback goes to the VibeCoder as the next message of the session, with its own job and events."))
+	fuego.Post(f, "/diffs/{id}/commit", s.commitDiff, tags, option.Summary("Commit the diff onto the branch head"),
+		option.Description("If the head moved since the diff's base commit and the diff still applies, it is committed on the new head; otherwise 409 with the failing hunk and nothing changes."))
+	fuego.Post(f, "/diffs/{id}/refine-message", s.refineMessage, tags, option.Summary("A new commit message from the small model"))
+	fuego.Get(f, "/projects/{id}/nodes", s.projectNodes, option.Tags("projects"), option.Summary("The agents of the current code"))
+}
+
+func (s *Server) projectDiffs(c fuego.ContextNoBody) ([]domain.Diff, error) {
+	return s.opts.Store.ListDiffs(c.Context(), db.DiffFilter{ProjectID: c.PathParam("id"), Status: c.QueryParam("status")})
+}
+
+func (s *Server) sessionDiffs(c fuego.ContextNoBody) ([]domain.Diff, error) {
+	return s.opts.Store.ListDiffs(c.Context(), db.DiffFilter{SessionID: c.PathParam("id")})
+}
+
+func (s *Server) pendingDiffs(c fuego.ContextNoBody) ([]domain.Diff, error) {
+	return s.opts.Store.ListDiffs(c.Context(), db.DiffFilter{SessionID: c.PathParam("id"), PendingOnly: true})
+}
+
+func (s *Server) getDiff(c fuego.ContextNoBody) (domain.Diff, error) {
+	return s.opts.Store.GetDiff(c.Context(), c.PathParam("id"))
+}
+
+func (s *Server) previewDiff(c fuego.ContextNoBody) (db.DiffPreview, error) {
+	return s.opts.Store.PreviewDiff(c.Context(), c.PathParam("id"))
+}
+
+func (s *Server) reviewDiff(c fuego.ContextWithBody[ReviewRequest]) (db.ReviewResult, error) {
+	in, err := c.Body()
+	if err != nil {
+		return db.ReviewResult{}, err
+	}
+	if in.Approved == nil {
+		return db.ReviewResult{}, domain.Invalid("approved", "is required: true or false")
+	}
+	return s.opts.Store.ReviewDiff(c.Context(), c.PathParam("id"), *in.Approved, in.Feedback, s.enqueueVibecode(c.Request()))
+}
+
+// enqueueVibecode inserts the first VibecodeJob of a new message in tx.
+func (s *Server) enqueueVibecode(r *http.Request) db.Enqueue {
+	return func(tx pgx.Tx, messageID string) (int64, error) {
+		res, err := s.opts.Jobs.InsertTx(r.Context(), tx, jobs.VibecodeArgs{MessageID: messageID, Iteration: 1}, nil)
+		if err != nil {
+			return 0, err
+		}
+		return res.Job.ID, nil
+	}
+}
+
+func (s *Server) commitDiff(c fuego.ContextWithBody[CommitRequest]) (db.CommitResult, error) {
+	in, err := c.Body()
+	if err != nil {
+		return db.CommitResult{}, err
+	}
+	if len(in.CommitMessage) > 10_000 {
+		return db.CommitResult{}, domain.Invalid("commit_message", "must be at most 10000 bytes")
+	}
+	return s.opts.Store.CommitDiff(c.Context(), c.PathParam("id"), in.CommitMessage)
+}
+
+const refineInstructions = `You write git commit messages. Given a unified diff and the request behind it, answer with one commit message only: an imperative summary line of at most 72 characters, optionally followed by a blank line and a short body. No quotes, no code fences.`
+
+func (s *Server) refineMessage(c fuego.ContextWithBody[RefineRequest]) (domain.Diff, error) {
+	in, err := c.Body()
+	if err != nil {
+		return domain.Diff{}, err
+	}
+	if len([]rune(in.Prompt)) > 2000 {
+		return domain.Diff{}, domain.Invalid("prompt", "must be at most 2000 characters")
+	}
+	d, err := s.opts.Store.GetDiff(c.Context(), c.PathParam("id"))
+	if err != nil {
+		return d, err
+	}
+	current := in.CurrentMessage
+	if current == "" {
+		current = d.CommitMessage
+	}
+	ask := "Request behind the change:\n" + d.VibecoderPrompt + "\n\nDiff:\n```diff\n" + d.DiffContent + "```\n\nCurrent commit message:\n" + current
+	if in.Prompt != "" {
+		ask += "\n\nHow to change it: " + in.Prompt
+	}
+	resp, err := s.opts.LLM.Create(c.Context(), responses.ResponseNewParams{
+		Model:        s.opts.LLM.SmallModel(),
+		Instructions: openai.String(refineInstructions),
+		Input:        llm.Input([]responses.ResponseInputItemUnionParam{llm.UserMessage(ask)}),
+		Store:        openai.Bool(false),
+	})
+	if err != nil {
+		status := domain.EUNAVAILABLE
+		if !llm.IsTransient(err) {
+			status = domain.EINVALID
+		}
+		return d, &domain.Error{Code: status, Message: "the small model could not write a message: " + llm.ErrorMessage(err)}
+	}
+	msg := strings.Trim(strings.TrimSpace(resp.OutputText()), "`\"")
+	if msg == "" {
+		return d, domain.Errorf(domain.EUNAVAILABLE, "the small model answered with an empty message; try again")
+	}
+	return s.opts.Store.SetCommitMessage(c.Context(), d.ID, msg)
+}
+
+func (s *Server) projectNodes(c fuego.ContextNoBody) ([]pyast.AgentNode, error) {
+	return s.opts.Store.ProjectNodes(c.Context(), c.PathParam("id"))
+}

@@ -1,0 +1,319 @@
+package api_test
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/internal/openaitest"
+)
+
+const addPatch = `@@ -5,2 +5,2 @@
+ def add(a, b):
+-    return a + b
++    return b + a
+`
+
+const greetConflict = `@@ -1,2 +1,2 @@
+ def greet(name):
+-    return "Hello, " + name
++    return "Hey, " + name
+`
+
+// approvedDiff runs a prompt through the loop with a scripted patch that the
+// Evaluator approves, and returns the diff.
+func (s *stack) approvedDiff(p domain.Project, sess domain.VibecodeSession, diff, message string) domain.Diff {
+	s.t.Helper()
+	s.AI.Enqueue(submitPatch(diff), verdict(true, "Looks right.", message))
+	resp := s.waitResponse(p.ID, s.send(sess.ID, "please: "+message).MessageID)
+	if resp["status"] != "diff_created" {
+		s.t.Fatalf("vibecode_response = %v", resp)
+	}
+	var d domain.Diff
+	res := s.do("GET", fmt.Sprint("/diffs/", resp["diff_id"]), nil)
+	res.json(s.t, &d)
+	if res.Status != 200 || d.Status != domain.DiffEvaluatorApproved {
+		s.t.Fatalf("diff = %d %s", res.Status, res.Body)
+	}
+	return d
+}
+
+func (s *stack) head(projectID string) domain.Project {
+	s.t.Helper()
+	var p domain.Project
+	s.do("GET", "/projects/"+projectID, nil).json(s.t, &p)
+	return p
+}
+
+func TestReviewApproveAndCommit(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	d := s.approvedDiff(p, sess, greetPatch, "Say Hi")
+
+	var preview db.DiffPreview
+	s.do("GET", "/diffs/"+d.ID+"/preview", nil).json(t, &preview)
+	if preview.OriginalCode != baseCode || preview.PatchedCode != greetPatched || preview.DiffContent != d.DiffContent {
+		t.Fatalf("preview = %+v", preview)
+	}
+	var pending []domain.Diff
+	s.do("GET", "/sessions/"+sess.ID+"/diffs/pending", nil).json(t, &pending)
+	if len(pending) != 1 || pending[0].ID != d.ID {
+		t.Fatalf("pending = %+v", pending)
+	}
+
+	var rev db.ReviewResult
+	res := s.do("POST", "/diffs/"+d.ID+"/review", map[string]any{"approved": true})
+	res.json(t, &rev)
+	if res.Status != 200 || rev.Diff.Status != domain.DiffHumanApproved || rev.Message != nil {
+		t.Fatalf("review = %d %s", res.Status, res.Body)
+	}
+
+	var c db.CommitResult
+	res = s.do("POST", "/diffs/"+d.ID+"/commit", nil)
+	res.json(t, &c)
+	if res.Status != 200 || c.Diff.Status != domain.DiffCommitted || c.Diff.CommittedSHA == nil || *c.Diff.CommittedSHA != c.Commit.SHA {
+		t.Fatalf("commit = %d %s", res.Status, res.Body)
+	}
+	if c.Commit.Message != "Say Hi" || len(c.Commit.Parents) != 1 || c.Commit.Parents[0] != p.CurrentCommit {
+		t.Fatalf("commit = %+v", c.Commit)
+	}
+	now := s.head(p.ID)
+	if now.CurrentCode != greetPatched || now.CurrentCommit != c.Commit.SHA {
+		t.Fatalf("project after commit = %+v", now)
+	}
+	var log []domain.Commit
+	s.do("GET", "/projects/"+p.ID+"/commits", nil).json(t, &log)
+	if len(log) != 2 || log[0].SHA != c.Commit.SHA {
+		t.Fatalf("log = %+v", log)
+	}
+	var changed map[string]any
+	for _, e := range s.events(p.ID) {
+		if e.Name == "code_changed" {
+			changed = e.Payload
+		}
+	}
+	if changed == nil || changed["new_code"] != greetPatched || changed["commit"] != c.Commit.SHA || changed["nodes"] == nil {
+		t.Fatalf("code_changed = %v", changed)
+	}
+
+	// Committing twice is a conflict; so is committing a rejected diff.
+	if res := s.do("POST", "/diffs/"+d.ID+"/commit", nil); res.Status != 409 || !strings.Contains(res.problem(t).Detail, "already committed") {
+		t.Fatalf("second commit = %d %s", res.Status, res.Body)
+	}
+	if res := s.do("POST", "/diffs/"+d.ID+"/review", map[string]any{"approved": false}); res.Status != 409 {
+		t.Fatalf("review of a committed diff = %d", res.Status)
+	}
+
+	// The next message sees the new code; the Evaluator starts afresh, the
+	// VibeCoder keeps its history.
+	s.AI.Enqueue(submitPatch(addPatch), verdict(true, "ok", "Swap"))
+	resp := s.waitResponse(p.ID, s.send(sess.ID, "swap the operands").MessageID)
+	if resp["status"] != "diff_created" {
+		t.Fatalf("after commit: %v", resp)
+	}
+	reqs := s.AI.Requests()
+	vibecoder, evaluator := string(reqs[len(reqs)-2].Input), string(reqs[len(reqs)-1].Input)
+	if !strings.Contains(vibecoder, `return \"Hi, \" + name`) || !strings.Contains(vibecoder, "please: Say Hi") {
+		t.Fatalf("VibeCoder request after commit lacks the new code or its history: %s", vibecoder)
+	}
+	if strings.Contains(evaluator, "please: Say Hi") || strings.Contains(evaluator, "Looks right.") {
+		t.Fatalf("Evaluator kept its memory across a commit: %s", evaluator)
+	}
+}
+
+func TestRejectWithFeedbackSendsANewMessage(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	d := s.approvedDiff(p, sess, greetPatch, "Say Hi")
+	s.AI.Enqueue(openaitest.Text("Understood, I will keep Hello."))
+	var rev db.ReviewResult
+	res := s.do("POST", "/diffs/"+d.ID+"/review", map[string]any{"approved": false, "feedback": "Keep Hello, add a comma instead"})
+	res.json(t, &rev)
+	if res.Status != 200 || rev.Diff.Status != domain.DiffHumanRejected || rev.Diff.HumanFeedback == nil || rev.Message == nil || rev.Message.JobID == 0 {
+		t.Fatalf("review = %d %s", res.Status, res.Body)
+	}
+	resp := s.waitResponse(p.ID, rev.Message.MessageID)
+	if resp["status"] != "answered" {
+		t.Fatalf("feedback message ended %v", resp)
+	}
+	last := string(s.AI.Requests()[len(s.AI.Requests())-1].Input)
+	if !strings.Contains(last, "Keep Hello, add a comma instead") {
+		t.Fatalf("the VibeCoder did not get the feedback: %s", last)
+	}
+	if res := s.do("POST", "/diffs/"+d.ID+"/commit", nil); res.Status != 409 || !strings.Contains(res.problem(t).Detail, "rejected") {
+		t.Fatalf("commit of a rejected diff = %d %s", res.Status, res.Body)
+	}
+	var rejected []domain.Diff
+	s.do("GET", "/projects/"+p.ID+"/diffs?status=human_rejected", nil).json(t, &rejected)
+	if len(rejected) != 1 {
+		t.Fatalf("rejected diffs = %+v", rejected)
+	}
+	if res := s.do("GET", "/projects/"+p.ID+"/diffs?status=bogus", nil); res.Status != 400 {
+		t.Fatalf("bad status filter = %d", res.Status)
+	}
+}
+
+func TestCommitAfterTheHeadMoved(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	greet := s.approvedDiff(p, sess, greetPatch, "Say Hi")
+	add := s.approvedDiff(p, sess, addPatch, "Swap operands")
+	clash := s.approvedDiff(p, sess, greetConflict, "Say Hey")
+	if greet.BaseCommit != p.CurrentCommit || add.BaseCommit != p.CurrentCommit || clash.BaseCommit != p.CurrentCommit {
+		t.Fatal("diffs do not share the base commit")
+	}
+
+	var first, second db.CommitResult
+	s.do("POST", "/diffs/"+greet.ID+"/commit", nil).json(t, &first)
+	res := s.do("POST", "/diffs/"+add.ID+"/commit", map[string]any{"commit_message": "Swap the operands of add"})
+	res.json(t, &second)
+	if res.Status != 200 || second.Commit.Parents[0] != first.Commit.SHA || second.Commit.Message != "Swap the operands of add" {
+		t.Fatalf("rebased commit = %d %s", res.Status, res.Body)
+	}
+	want := strings.Replace(greetPatched, "return a + b", "return b + a", 1)
+	if got := s.head(p.ID).CurrentCode; got != want {
+		t.Fatalf("code after both commits:\n%s", got)
+	}
+
+	before := s.head(p.ID)
+	res = s.do("POST", "/diffs/"+clash.ID+"/commit", nil)
+	if res.Status != 409 {
+		t.Fatalf("conflicting commit = %d %s", res.Status, res.Body)
+	}
+	if detail := res.problem(t).Detail; !strings.Contains(detail, "no longer applies") || !strings.Contains(detail, "hunk 1") {
+		t.Fatalf("conflict detail = %q", detail)
+	}
+	after := s.head(p.ID)
+	var still domain.Diff
+	s.do("GET", "/diffs/"+clash.ID, nil).json(t, &still)
+	if after.CurrentCommit != before.CurrentCommit || after.CurrentCode != before.CurrentCode || still.Status != domain.DiffEvaluatorApproved {
+		t.Fatal("a failed commit changed something")
+	}
+}
+
+func TestConcurrentCommitsKeepBothChanges(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	a := s.approvedDiff(p, sess, greetPatch, "Say Hi")
+	b := s.approvedDiff(p, sess, addPatch, "Swap")
+	var wg sync.WaitGroup
+	statuses := make([]int, 2)
+	for i, d := range []domain.Diff{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i] = s.do("POST", "/diffs/"+d.ID+"/commit", nil).Status
+		}()
+	}
+	wg.Wait()
+	if statuses[0] != 200 || statuses[1] != 200 {
+		t.Fatalf("statuses = %v", statuses)
+	}
+	want := strings.Replace(greetPatched, "return a + b", "return b + a", 1)
+	if got := s.head(p.ID).CurrentCode; got != want {
+		t.Fatalf("code after concurrent commits:\n%s", got)
+	}
+	var log []domain.Commit
+	s.do("GET", "/projects/"+p.ID+"/commits", nil).json(t, &log)
+	if len(log) != 3 || log[0].Parents[0] != log[1].SHA || log[1].Parents[0] != log[2].SHA {
+		t.Fatalf("history = %+v", log)
+	}
+}
+
+func TestRefineCommitMessage(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	d := s.approvedDiff(p, sess, greetPatch, "Say Hi")
+	s.AI.Enqueue(openaitest.Text("Greet users with Hi"))
+	var out domain.Diff
+	res := s.do("POST", "/diffs/"+d.ID+"/refine-message", map[string]any{"prompt": "shorter"})
+	res.json(t, &out)
+	if res.Status != 200 || out.CommitMessage != "Greet users with Hi" {
+		t.Fatalf("refine = %d %s", res.Status, res.Body)
+	}
+	req := s.AI.Requests()[len(s.AI.Requests())-1]
+	if req.Model != "gpt-5-mini" || !strings.Contains(string(req.Input), "shorter") || !strings.Contains(string(req.Input), "Say Hi") {
+		t.Fatalf("refine request = %s", req.Body)
+	}
+	var c db.CommitResult
+	s.do("POST", "/diffs/"+d.ID+"/commit", nil).json(t, &c)
+	if c.Commit.Message != "Greet users with Hi" {
+		t.Fatalf("commit message = %q", c.Commit.Message)
+	}
+}
+
+const agentsCode = `from agents import Agent
+
+spanish_agent = Agent(
+    name="Spanish agent",
+    instructions="You only speak Spanish.",
+)
+
+triage_agent = Agent(
+    name="Triage agent",
+    instructions="Route the request.",
+    handoffs=[spanish_agent],
+)
+`
+
+func TestNodesAndNodeSessions(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, _ := s.project(agentsCode)
+	var nodes []map[string]any
+	res := s.do("GET", "/projects/"+p.ID+"/nodes", nil)
+	res.json(t, &nodes)
+	if res.Status != 200 || len(nodes) != 2 || nodes[1]["id"] != "triage_agent" || nodes[1]["line_start"] != 8.0 || nodes[1]["line_end"] != 12.0 {
+		t.Fatalf("nodes = %d %s", res.Status, res.Body)
+	}
+
+	res = s.do("POST", "/projects/"+p.ID+"/sessions", map[string]any{"node_id": "nobody"})
+	if res.Status != 400 || !strings.Contains(res.problem(t).Detail, "spanish_agent, triage_agent") {
+		t.Fatalf("unknown node = %d %s", res.Status, res.Body)
+	}
+	var sess domain.VibecodeSession
+	res = s.do("POST", "/projects/"+p.ID+"/sessions", map[string]any{"node_id": "spanish_agent"})
+	res.json(t, &sess)
+	if res.Status != 201 || sess.SessionType != "node" || sess.OpenAISessionKey != "project_"+p.ID+"_node_spanish_agent" {
+		t.Fatalf("node session = %d %s", res.Status, res.Body)
+	}
+	if again := s.do("POST", "/projects/"+p.ID+"/sessions", map[string]any{"node_id": "spanish_agent"}); again.Status != 200 {
+		t.Fatalf("same node session again = %d", again.Status)
+	}
+
+	outside := `@@ -9,3 +9,3 @@
+     name="Triage agent",
+-    instructions="Route the request.",
++    instructions="Route the request politely.",
+     handoffs=[spanish_agent],
+`
+	inside := `@@ -3,4 +3,4 @@
+ spanish_agent = Agent(
+     name="Spanish agent",
+-    instructions="You only speak Spanish.",
++    instructions="You only speak Spanish, politely.",
+ )
+`
+	s.AI.Enqueue(submitPatch(outside), submitPatch(inside), verdict(true, "ok", "Be polite in Spanish"))
+	resp := s.waitResponse(p.ID, s.send(sess.ID, "be polite").MessageID)
+	if resp["status"] != "diff_created" {
+		t.Fatalf("vibecode_response = %v", resp)
+	}
+	reqs := s.AI.Requests()
+	if first := string(reqs[0].Input); !strings.Contains(first, `agent \"Spanish agent\" (variable spanish_agent), lines 3-6`) {
+		t.Fatalf("node focus missing: %s", first)
+	}
+	for _, out := range reqs[1].FunctionOutputs() {
+		if !strings.Contains(out, "outside it") || !strings.Contains(out, "lines 3-6") {
+			t.Fatalf("outside patch answer = %q", out)
+		}
+	}
+}

@@ -1,0 +1,97 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/go-fuego/fuego"
+	"github.com/go-fuego/fuego/option"
+
+	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/pyast"
+)
+
+func (s *Server) registerSessions() {
+	f := s.fuego
+	tags := option.Tags("sessions")
+	fuego.Post(f, "/projects/{id}/sessions", s.createSession, tags,
+		option.Summary("Start a session, or return the existing one for the same memory key"),
+		option.Description("201 when created, 200 when the session for that key (global, or the given node) exists. The body is optional."),
+		option.DefaultStatusCode(http.StatusCreated))
+	fuego.Get(f, "/projects/{id}/sessions", s.listSessions, tags, option.Summary("A project's sessions, oldest first"))
+	fuego.Get(f, "/sessions/{id}", s.getSession, tags, option.Summary("One session"))
+	fuego.Delete(f, "/sessions/{id}", s.clearSession, tags,
+		option.Summary("Clear a session: its messages and the agents' memory"), option.DefaultStatusCode(http.StatusNoContent))
+
+	mtags := option.Tags("messages")
+	fuego.Post(f, "/sessions/{id}/messages", s.postMessage, mtags,
+		option.Summary("Send a prompt to the VibeCoder"),
+		option.Description("Stores the message and enqueues a VibecodeJob in one transaction; progress arrives as Socket.IO events. Sending the same message_id again returns the first answer."),
+		option.DefaultStatusCode(http.StatusAccepted))
+	fuego.Get(f, "/sessions/{id}/messages", s.listMessages, mtags, option.Summary("The conversation, oldest first"))
+	fuego.Get(f, "/messages/{id}/full", s.getFullMessage, mtags, option.Summary("A message with the raw OpenAI responses behind it"))
+
+	fuego.Get(f, "/jobs/{id}", s.getJob, option.Tags("jobs"), option.Summary("An asynchronous job as River records it"))
+}
+
+func (s *Server) createSession(c fuego.ContextWithBody[domain.NewSession]) (domain.VibecodeSession, error) {
+	in, err := c.Body()
+	if err != nil {
+		return domain.VibecodeSession{}, err
+	}
+	sess, created, err := s.opts.Store.CreateSession(c.Context(), c.PathParam("id"), in, checkNode)
+	if err == nil && !created {
+		c.SetStatus(http.StatusOK)
+	}
+	return sess, err
+}
+
+// checkNode accepts a node id only if it names an agent of the code.
+func checkNode(code, node string) error {
+	if !domain.IsIdentifier(node) {
+		return domain.Invalid("node_id", "must be a Python identifier naming an agent, got %q", node)
+	}
+	nodes, err := pyast.ParseAgents(code)
+	if err != nil {
+		return domain.Invalid("node_id", "the project's current code does not parse (%v), so it has no nodes to focus on", err)
+	}
+	var known []string
+	for _, n := range nodes {
+		if n.ID == node {
+			return nil
+		}
+		known = append(known, n.ID)
+	}
+	if len(known) == 0 {
+		return domain.Invalid("node_id", "%q is not an agent of the current code, which defines no agents", node)
+	}
+	return domain.Invalid("node_id", "%q is not an agent of the current code; known agents: %s", node, strings.Join(known, ", "))
+}
+
+func (s *Server) listSessions(c fuego.ContextNoBody) ([]domain.VibecodeSession, error) {
+	return s.opts.Store.ListSessions(c.Context(), c.PathParam("id"))
+}
+
+func (s *Server) getSession(c fuego.ContextNoBody) (domain.VibecodeSession, error) {
+	return s.opts.Store.GetSession(c.Context(), c.PathParam("id"))
+}
+
+func (s *Server) clearSession(c fuego.ContextNoBody) (any, error) {
+	return nil, s.opts.Store.ClearSession(c.Context(), c.PathParam("id"))
+}
+
+func (s *Server) postMessage(c fuego.ContextWithBody[domain.NewMessage]) (domain.MessageAccepted, error) {
+	in, err := c.Body()
+	if err != nil {
+		return domain.MessageAccepted{}, err
+	}
+	return s.opts.Store.SubmitMessage(c.Context(), c.PathParam("id"), in, s.enqueueVibecode(c.Request()))
+}
+
+func (s *Server) listMessages(c fuego.ContextNoBody) ([]domain.ConversationMessage, error) {
+	return s.opts.Store.ListMessages(c.Context(), c.PathParam("id"))
+}
+
+func (s *Server) getFullMessage(c fuego.ContextNoBody) (domain.FullMessage, error) {
+	return s.opts.Store.GetMessage(c.Context(), c.PathParam("id"))
+}

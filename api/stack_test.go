@@ -1,0 +1,230 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vibegrapher/vibegrapher/api"
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/db/dbtest"
+	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/internal/openaitest"
+	"github.com/vibegrapher/vibegrapher/jobs"
+	"github.com/vibegrapher/vibegrapher/llm"
+	"github.com/vibegrapher/vibegrapher/sandbox"
+)
+
+// stack is the whole service on a fresh database: the REST API, a River
+// worker, and a scripted OpenAI server behind the real openai-go client.
+type stack struct {
+	*testServer
+	AI     *openaitest.Server
+	Worker *jobs.Client
+	deps   *jobs.Deps
+}
+
+type stackOptions struct {
+	apiKey        string // default "test-key"; "-" for none
+	maxIterations int
+	noWorker      bool
+}
+
+func newStack(t *testing.T, o stackOptions) *stack {
+	t.Helper()
+	pool := dbtest.New(t)
+	log := slog.New(slog.DiscardHandler)
+	ai := openaitest.New(t)
+	key := o.apiKey
+	switch key {
+	case "":
+		key = "test-key"
+	case "-":
+		key = ""
+	}
+	if o.maxIterations == 0 {
+		o.maxIterations = 3
+	}
+	store := &db.Store{Pool: pool}
+	deps := &jobs.Deps{
+		Store:         store,
+		LLM:           llm.New(llm.Config{APIKey: key, BaseURL: ai.URL(), ThinkingModel: "gpt-5", SmallModel: "gpt-5-mini"}),
+		MaxIterations: o.maxIterations,
+		Log:           log,
+		DeltaInterval: 20 * time.Millisecond,
+	}
+	s := &stack{AI: ai, deps: deps}
+	var client *jobs.Client
+	var err error
+	if o.noWorker {
+		client, err = jobs.NewInsertOnlyClient(pool, log)
+	} else {
+		client = s.startWorker(t)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, err := db.NewSchema(pool, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(api.Options{Store: store, Schema: schema, Jobs: client, LLM: deps.LLM, Log: log, CORSOrigins: []string{"*"}}).Handler())
+	t.Cleanup(srv.Close)
+	s.testServer = &testServer{t: t, URL: srv.URL, Pool: pool}
+	return s
+}
+
+// startWorker starts a River worker client on the stack's database.
+func (s *stack) startWorker(t *testing.T) *jobs.Client {
+	t.Helper()
+	pool := s.deps.Store.Pool
+	tests := &jobs.RunTestWorker{Sandbox: testSandbox(t), MaxTimeout: 30 * time.Second}
+	c, err := jobs.NewWorkerClient(pool, s.deps.Log, jobs.NewWorkers(s.deps, tests), jobs.WorkerConfig{VibecodeWorkers: 4, EvaluateWorkers: 4, TestWorkers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = c.StopAndCancel(ctx)
+	})
+	s.Worker = c
+	return c
+}
+
+// project creates a project with code and a global session on it.
+func (s *stack) project(code string) (domain.Project, domain.VibecodeSession) {
+	s.t.Helper()
+	var p domain.Project
+	res := s.do("POST", "/projects", map[string]any{"name": "Vibe", "code": code})
+	res.json(s.t, &p)
+	if res.Status != 201 {
+		s.t.Fatalf("create project: %d %s", res.Status, res.Body)
+	}
+	var sess domain.VibecodeSession
+	res = s.do("POST", "/projects/"+p.ID+"/sessions", nil)
+	res.json(s.t, &sess)
+	if res.Status != 201 {
+		s.t.Fatalf("create session: %d %s", res.Status, res.Body)
+	}
+	return p, sess
+}
+
+// send posts a prompt and returns the 202 answer.
+func (s *stack) send(sessionID, prompt string) domain.MessageAccepted {
+	s.t.Helper()
+	res := s.do("POST", "/sessions/"+sessionID+"/messages", map[string]any{"prompt": prompt})
+	if res.Status != 202 {
+		s.t.Fatalf("send: %d %s", res.Status, res.Body)
+	}
+	var a domain.MessageAccepted
+	res.json(s.t, &a)
+	return a
+}
+
+// event is one outbox row, decoded.
+type event struct {
+	Seq     int64
+	Name    string
+	Payload map[string]any
+}
+
+// events returns the project's events so far, in order.
+func (s *testServer) events(projectID string) []event {
+	s.t.Helper()
+	rows, err := s.Pool.Query(context.Background(), `SELECT seq, name, payload FROM events WHERE project_id = $1 ORDER BY seq`, projectID)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []event
+	for rows.Next() {
+		var e event
+		var raw []byte
+		if err := rows.Scan(&e.Seq, &e.Name, &raw); err != nil {
+			s.t.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, &e.Payload); err != nil {
+			s.t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// waitResponse waits for the vibecode_response of a message and returns it.
+func (s *testServer) waitResponse(projectID, messageID string) map[string]any {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, e := range s.events(projectID) {
+			if e.Name == "vibecode_response" && e.Payload["message_id"] == messageID {
+				return e.Payload
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.t.Fatalf("no vibecode_response for message %s; events: %v", messageID, eventNames(s.events(projectID)))
+	return nil
+}
+
+func eventNames(es []event) []string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.Name
+	}
+	return out
+}
+
+// messages returns a session's conversation through REST.
+func (s *testServer) messages(sessionID string) []domain.ConversationMessage {
+	s.t.Helper()
+	var list []domain.ConversationMessage
+	res := s.do("GET", "/sessions/"+sessionID+"/messages", nil)
+	if res.Status != 200 {
+		s.t.Fatalf("messages: %d %s", res.Status, res.Body)
+	}
+	res.json(s.t, &list)
+	return list
+}
+
+func submitPatch(diff string) openaitest.Reply {
+	raw, _ := json.Marshal(map[string]string{"patch": diff, "description": "Makes the change."})
+	return openaitest.FunctionCall("submit_patch", string(raw))
+}
+
+func verdict(approved bool, reasoning, message string) openaitest.Reply {
+	return openaitest.JSON(map[string]any{"approved": approved, "reasoning": reasoning, "commit_message": message})
+}
+
+var (
+	sandboxOnce   sync.Once
+	sandboxRunner *sandbox.Runner
+	sandboxErr    error
+)
+
+// testSandbox is one sandbox runner for the test binary, which acts as its
+// launcher (TestMain calls sandbox.Main).
+func testSandbox(t *testing.T) *sandbox.Runner {
+	t.Helper()
+	sandboxOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "vibegrapher-api-test-")
+		if err != nil {
+			sandboxErr = err
+			return
+		}
+		sandboxRunner, sandboxErr = sandbox.New(sandbox.Config{ScratchRoot: dir, Timeout: 30 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	})
+	if sandboxErr != nil {
+		t.Fatalf("sandbox: %v", sandboxErr)
+	}
+	return sandboxRunner
+}

@@ -1,0 +1,151 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/go-fuego/fuego"
+	"github.com/go-fuego/fuego/option"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/jobs"
+)
+
+// RunRequest is the optional body of POST /tests/{id}/run.
+type RunRequest struct {
+	DiffID *string `json:"diff_id,omitempty" description:"Run on this diff's patched code instead of the project's head"`
+}
+
+// RunAnswer is a queued run (202), or with ?wait=true the finished TestRun.
+type RunAnswer struct {
+	domain.TestRunAccepted
+	Run *domain.TestRun `json:"test_run,omitempty"`
+}
+
+func (s *Server) registerTests() {
+	f := s.fuego
+	tags := option.Tags("tests")
+	fuego.Post(f, "/projects/{id}/tests", s.createProjectTest, tags, option.Summary("Create a test case"),
+		option.DefaultStatusCode(http.StatusCreated))
+	fuego.Post(f, "/tests", s.createTest, tags, option.Summary("Create a test case (project_id in the body)"),
+		option.DefaultStatusCode(http.StatusCreated))
+	fuego.Get(f, "/projects/{id}/tests", s.listTests, tags, option.Summary("A project's test cases"))
+	fuego.Get(f, "/tests/{id}", s.getTest, tags, option.Summary("One test case"))
+	fuego.Delete(f, "/tests/{id}", s.deleteTest, tags, option.Summary("Delete a test case and its runs"),
+		option.DefaultStatusCode(http.StatusNoContent))
+	fuego.Post(f, "/tests/{id}/run", s.runTest, tags, option.Summary("Run a test on the head or on a diff"),
+		option.QueryBool("wait", "wait for the result (up to the test's timeout plus a margin) and answer 200 with the TestRun"),
+		option.DefaultStatusCode(http.StatusAccepted))
+	fuego.Post(f, "/diffs/{id}/test", s.testDiff, option.Tags("diffs"), option.Summary("Run every test of the project on the diff"),
+		option.DefaultStatusCode(http.StatusAccepted))
+	fuego.Get(f, "/test-runs/{id}", s.getRun, tags, option.Summary("One test run"))
+	fuego.Get(f, "/tests/{id}/runs", s.listRuns, tags, option.Summary("A test's runs, newest first"))
+}
+
+func (s *Server) createProjectTest(c fuego.ContextWithBody[domain.NewTestCase]) (domain.TestCase, error) {
+	in, err := c.Body()
+	if err != nil {
+		return domain.TestCase{}, err
+	}
+	return s.opts.Store.CreateTest(c.Context(), c.PathParam("id"), in, s.opts.SandboxTimeout)
+}
+
+func (s *Server) createTest(c fuego.ContextWithBody[domain.NewTestCase]) (domain.TestCase, error) {
+	in, err := c.Body()
+	if err != nil {
+		return domain.TestCase{}, err
+	}
+	if in.ProjectID == "" {
+		return domain.TestCase{}, domain.Invalid("project_id", "is required")
+	}
+	if _, err := db.ParseID("project", in.ProjectID); err != nil {
+		return domain.TestCase{}, domain.Invalid("project_id", "must be the UUID of a project, got %q", in.ProjectID)
+	}
+	return s.opts.Store.CreateTest(c.Context(), in.ProjectID, in, s.opts.SandboxTimeout)
+}
+
+func (s *Server) listTests(c fuego.ContextNoBody) ([]domain.TestCase, error) {
+	return s.opts.Store.ListTests(c.Context(), c.PathParam("id"))
+}
+
+func (s *Server) getTest(c fuego.ContextNoBody) (domain.TestCase, error) {
+	return s.opts.Store.GetTest(c.Context(), c.PathParam("id"))
+}
+
+func (s *Server) deleteTest(c fuego.ContextNoBody) (any, error) {
+	return nil, s.opts.Store.DeleteTest(c.Context(), c.PathParam("id"))
+}
+
+func (s *Server) enqueueRun(r *http.Request) db.EnqueueRun {
+	return func(tx pgx.Tx, runID string) (int64, error) {
+		res, err := s.opts.Jobs.InsertTx(r.Context(), tx, jobs.RunTestArgs{TestRunID: runID}, nil)
+		if err != nil {
+			return 0, err
+		}
+		return res.Job.ID, nil
+	}
+}
+
+func (s *Server) runTest(c fuego.ContextWithBody[RunRequest]) (RunAnswer, error) {
+	in, err := c.Body()
+	if err != nil {
+		return RunAnswer{}, err
+	}
+	acc, err := s.opts.Store.StartRun(c.Context(), c.PathParam("id"), in.DiffID, s.enqueueRun(c.Request()))
+	if err != nil {
+		return RunAnswer{}, err
+	}
+	out := RunAnswer{TestRunAccepted: acc}
+	if c.QueryParam("wait") != "true" {
+		return out, nil
+	}
+	t, err := s.opts.Store.GetTest(c.Context(), acc.TestID)
+	if err != nil {
+		return out, err
+	}
+	run, err := s.waitRun(c.Context(), acc.TestRunID, time.Duration(t.TimeoutSeconds)*time.Second+30*time.Second)
+	if err != nil {
+		return out, err
+	}
+	out.Run = &run
+	out.Status = run.Status
+	if run.Finished() {
+		c.SetStatus(http.StatusOK)
+	}
+	return out, nil
+}
+
+// waitRun polls a run until it finishes or the wait is over; a run still
+// queued then is answered as it is (202).
+func (s *Server) waitRun(ctx context.Context, id string, max time.Duration) (domain.TestRun, error) {
+	ctx, cancel := context.WithTimeout(ctx, max)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		run, err := s.opts.Store.GetRun(context.WithoutCancel(ctx), id)
+		if err != nil || run.Finished() {
+			return run, err
+		}
+		select {
+		case <-ctx.Done():
+			return run, nil
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Server) testDiff(c fuego.ContextNoBody) (db.DiffTestsAccepted, error) {
+	return s.opts.Store.StartDiffRuns(c.Context(), c.PathParam("id"), s.enqueueRun(c.Request()))
+}
+
+func (s *Server) getRun(c fuego.ContextNoBody) (domain.TestRun, error) {
+	return s.opts.Store.GetRun(c.Context(), c.PathParam("id"))
+}
+
+func (s *Server) listRuns(c fuego.ContextNoBody) ([]domain.TestRun, error) {
+	return s.opts.Store.ListRuns(c.Context(), c.PathParam("id"))
+}

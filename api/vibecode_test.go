@@ -1,0 +1,422 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/internal/openaitest"
+)
+
+const baseCode = `def greet(name):
+    return "Hello, " + name
+
+
+def add(a, b):
+    return a + b
+`
+
+const greetPatch = `--- a/script.py
++++ b/script.py
+@@ -1,2 +1,2 @@
+ def greet(name):
+-    return "Hello, " + name
++    return "Hi, " + name
+`
+
+const greetPatched = `def greet(name):
+    return "Hi, " + name
+
+
+def add(a, b):
+    return a + b
+`
+
+func TestVibecodeTextAnswer(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	s.AI.Enqueue(openaitest.Text("greet() returns a greeting; add() sums two numbers.").WithUsage(120, 30, 100, 10))
+	acc := s.send(sess.ID, "What does this code do?")
+	if acc.Status != "queued" || acc.JobID == 0 || !strings.HasPrefix(acc.TraceID, "trace_") || acc.SessionID != sess.ID {
+		t.Fatalf("accepted = %+v", acc)
+	}
+	resp := s.waitResponse(p.ID, acc.MessageID)
+	if resp["status"] != "answered" || resp["response"] != "greet() returns a greeting; add() sums two numbers." || resp["trace_id"] != acc.TraceID {
+		t.Fatalf("vibecode_response = %v", resp)
+	}
+	usage := resp["token_usage"].(map[string]any)
+	if usage["prompt_tokens"] != 120.0 || usage["completion_tokens"] != 30.0 || usage["cached_tokens"] != 100.0 || usage["reasoning_tokens"] != 10.0 {
+		t.Fatalf("token_usage = %v", usage)
+	}
+
+	msgs := s.messages(sess.ID)
+	if len(msgs) != 2 || msgs[0].Role != "user" || msgs[1].Agent != "vibecoder" || msgs[1].Content != resp["response"] {
+		t.Fatalf("messages = %+v", msgs)
+	}
+	if *msgs[0].Status != "answered" || msgs[1].TokenUsage == nil || msgs[1].TokenUsage.Model == "" || msgs[1].TraceID != acc.TraceID {
+		t.Fatalf("messages = %+v / %+v", msgs[0], msgs[1].TokenUsage)
+	}
+
+	// The request carried instructions, the numbered code, the prompt, and the tool.
+	req := s.AI.Requests()[0]
+	if !req.Stream || !strings.Contains(string(req.Input), `1| def greet(name):`) || !strings.Contains(string(req.Input), "What does this code do?") {
+		t.Fatalf("request input = %s", req.Input)
+	}
+	if len(req.Tools) != 1 || req.Tools[0].Name != "submit_patch" || req.Instructions == "" {
+		t.Fatalf("tools = %+v", req.Tools)
+	}
+
+	// The full message keeps the raw OpenAI response.
+	var full domain.FullMessage
+	s.do("GET", "/messages/"+msgs[1].ID+"/full", nil).json(t, &full)
+	if !strings.Contains(string(full.OpenAIResponse), `"object":"response"`) || full.LastResponseID == nil || !strings.HasPrefix(*full.LastResponseID, "resp_") {
+		t.Fatalf("full = %s %v", full.OpenAIResponse, full.LastResponseID)
+	}
+
+	// Events: the user message, the streamed text, the reply, its usage, the response.
+	names := strings.Join(eventNames(s.events(p.ID)), ",")
+	for _, want := range []string{"conversation_message", "vibecode_delta", "token_usage", "job_status", "vibecode_response"} {
+		if !strings.Contains(names, want) {
+			t.Errorf("no %s event in %s", want, names)
+		}
+	}
+	var streamed strings.Builder
+	for _, e := range s.events(p.ID) {
+		if e.Payload["trace_id"] != acc.TraceID && e.Name != "project_created" && e.Name != "session_created" {
+			t.Errorf("event %s lacks the trace id: %v", e.Name, e.Payload)
+		}
+		if e.Name == "vibecode_delta" {
+			streamed.WriteString(e.Payload["delta"].(string))
+		}
+	}
+	if streamed.String() != resp["response"] {
+		t.Fatalf("deltas add up to %q", streamed.String())
+	}
+
+	// GET /jobs/{id} shows River's record.
+	var job domain.Job
+	s.do("GET", fmt.Sprint("/jobs/", acc.JobID), nil).json(t, &job)
+	if job.Kind != "vibecode" || job.Queue != "vibecode" || job.ID != acc.JobID {
+		t.Fatalf("job = %+v", job)
+	}
+}
+
+func TestVibecodePatchApprovedAtOnce(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	s.AI.Enqueue(submitPatch(greetPatch), verdict(true, "Does what was asked.", "Say Hi instead of Hello"))
+	acc := s.send(sess.ID, "Say Hi instead of Hello")
+	resp := s.waitResponse(p.ID, acc.MessageID)
+	if resp["status"] != "diff_created" || resp["commit_message"] != "Say Hi instead of Hello" || resp["diff_id"] == nil {
+		t.Fatalf("vibecode_response = %v", resp)
+	}
+	var d domain.Diff
+	res := s.do("GET", fmt.Sprint("/diffs/", resp["diff_id"]), nil)
+	if res.Status == 404 {
+		// the diffs REST is part of the review work; read the event instead
+		for _, e := range s.events(p.ID) {
+			if e.Name == "diff_created" {
+				d.ID, _ = e.Payload["id"].(string)
+				d.Status, _ = e.Payload["status"].(string)
+				d.BaseCommit, _ = e.Payload["base_commit"].(string)
+				d.DiffContent, _ = e.Payload["diff_content"].(string)
+				d.VibecoderPrompt, _ = e.Payload["vibecoder_prompt"].(string)
+			}
+		}
+	} else {
+		res.json(t, &d)
+	}
+	if d.ID != resp["diff_id"] || d.Status != "evaluator_approved" || d.BaseCommit != p.CurrentCommit || d.VibecoderPrompt != "Say Hi instead of Hello" {
+		t.Fatalf("diff = %+v", d)
+	}
+	if !strings.Contains(d.DiffContent, `+    return "Hi, " + name`) {
+		t.Fatalf("diff content = %s", d.DiffContent)
+	}
+	msgs := s.messages(sess.ID)
+	if len(msgs) != 3 || msgs[1].Agent != "vibecoder" || msgs[1].Patch == nil || msgs[2].Agent != "evaluator" || !strings.HasPrefix(msgs[2].Content, "Approved") {
+		t.Fatalf("messages = %+v", msgs)
+	}
+	// The Evaluator saw the patch and the patched code, and answered under a strict schema.
+	review := s.AI.Requests()[1]
+	if review.TextFormat == nil || !strings.Contains(string(review.Input), `return \"Hi, \" + name`) {
+		t.Fatalf("evaluator request = %s", review.Body)
+	}
+	// The code is unchanged until a person commits.
+	var now domain.Project
+	s.do("GET", "/projects/"+p.ID, nil).json(t, &now)
+	if now.CurrentCode != baseCode {
+		t.Fatal("an approved diff changed the code before a commit")
+	}
+}
+
+func TestVibecodeRejectedThenApproved(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	s.AI.Enqueue(
+		submitPatch(greetPatch), verdict(false, "Use an f-string.", ""),
+		submitPatch(strings.Replace(greetPatch, `+    return "Hi, " + name`, `+    return f"Hi, {name}"`, 1)), verdict(true, "Good.", "Greet with Hi"),
+	)
+	acc := s.send(sess.ID, "Say Hi")
+	resp := s.waitResponse(p.ID, acc.MessageID)
+	if resp["status"] != "diff_created" {
+		t.Fatalf("vibecode_response = %v", resp)
+	}
+	var iterations []string
+	for _, m := range s.messages(sess.ID) {
+		iterations = append(iterations, fmt.Sprintf("%s:%d", m.Agent, m.Iteration))
+	}
+	if strings.Join(iterations, ",") != "user:0,vibecoder:1,evaluator:1,vibecoder:2,evaluator:2" {
+		t.Fatalf("iterations = %v", iterations)
+	}
+	// The second VibeCoder call carried the feedback and its own first attempt.
+	second := string(s.AI.Requests()[2].Input)
+	if !strings.Contains(second, "Use an f-string.") || !strings.Contains(second, "submit_patch") {
+		t.Fatalf("second vibecoder request = %s", second)
+	}
+}
+
+func TestVibecodeMaxIterations(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	for i := 1; i <= 3; i++ {
+		s.AI.Enqueue(submitPatch(greetPatch), verdict(false, fmt.Sprintf("Not yet (%d).", i), ""))
+	}
+	acc := s.send(sess.ID, "Say Hi")
+	resp := s.waitResponse(p.ID, acc.MessageID)
+	if resp["status"] != "max_iterations" || resp["final_feedback"] != "Not yet (3)." || resp["patch"] == nil {
+		t.Fatalf("vibecode_response = %v", resp)
+	}
+	if n := s.count("diffs"); n != 0 {
+		t.Fatalf("%d diffs created", n)
+	}
+}
+
+func TestVibecodeBadPatchesGoBackToTheModel(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, bad, wantInOutput string
+	}{
+		{"does not apply", strings.Replace(greetPatch, `-    return "Hello, " + name`, `-    return "Howdy, " + name`, 1), "does not apply"},
+		{"not valid Python", strings.Replace(greetPatch, `+    return "Hi, " + name`, `+    return ("Hi, " + name`, 1), "not valid Python"},
+		{"changes nothing", strings.Replace(greetPatch, `+    return "Hi, " + name`, `+    return "Hello, " + name`, 1), "changes nothing"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStack(t, stackOptions{})
+			p, sess := s.project(baseCode)
+			s.AI.Enqueue(submitPatch(c.bad), submitPatch(greetPatch), verdict(true, "ok", "Say Hi"))
+			acc := s.send(sess.ID, "Say Hi")
+			resp := s.waitResponse(p.ID, acc.MessageID)
+			if resp["status"] != "diff_created" {
+				t.Fatalf("vibecode_response = %v", resp)
+			}
+			outputs := s.AI.Requests()[1].FunctionOutputs()
+			if len(outputs) != 1 {
+				t.Fatalf("second call carried %d tool outputs", len(outputs))
+			}
+			for _, out := range outputs {
+				if !strings.Contains(out, c.wantInOutput) {
+					t.Fatalf("tool output %q does not say %q", out, c.wantInOutput)
+				}
+			}
+		})
+	}
+}
+
+func TestVibecodePatchWithWrongLineNumbersApplies(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	wrong := strings.Replace(greetPatch, "@@ -1,2 +1,2 @@", "@@ -40,7 +41,9 @@", 1)
+	s.AI.Enqueue(submitPatch(wrong), verdict(true, "ok", "Say Hi"))
+	resp := s.waitResponse(p.ID, s.send(sess.ID, "Say Hi").MessageID)
+	if resp["status"] != "diff_created" || !strings.Contains(resp["patch"].(string), "@@ -1,") {
+		t.Fatalf("vibecode_response = %v", resp)
+	}
+}
+
+func TestVibecodeTransientErrorsRetryWithoutDuplicates(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	s.AI.Enqueue(openaitest.Status(500, "boom"), openaitest.Status(429, "slow down"), openaitest.Text("Fine."))
+	resp := s.waitResponse(p.ID, s.send(sess.ID, "Hi?").MessageID)
+	if resp["status"] != "answered" || resp["response"] != "Fine." {
+		t.Fatalf("vibecode_response = %v", resp)
+	}
+	if msgs := s.messages(sess.ID); len(msgs) != 2 {
+		t.Fatalf("%d messages, want 2", len(msgs))
+	}
+	if n := s.AI.Calls(); n != 3 {
+		t.Fatalf("%d model calls, want 3", n)
+	}
+}
+
+func TestVibecodeFailures(t *testing.T) {
+	t.Parallel()
+	t.Run("model answers 400", func(t *testing.T) {
+		t.Parallel()
+		s := newStack(t, stackOptions{})
+		p, sess := s.project(baseCode)
+		s.AI.Enqueue(openaitest.Status(400, "Unsupported parameter: 'reasoning.effort'"))
+		resp := s.waitResponse(p.ID, s.send(sess.ID, "Hi?").MessageID)
+		if resp["status"] != "failed" || !strings.Contains(resp["error"].(string), "Unsupported parameter") {
+			t.Fatalf("vibecode_response = %v", resp)
+		}
+	})
+	t.Run("no API key", func(t *testing.T) {
+		t.Parallel()
+		s := newStack(t, stackOptions{apiKey: "-"})
+		p, sess := s.project(baseCode)
+		resp := s.waitResponse(p.ID, s.send(sess.ID, "Hi?").MessageID)
+		if resp["status"] != "failed" || !strings.Contains(resp["error"].(string), "OPENAI_API_KEY") {
+			t.Fatalf("vibecode_response = %v", resp)
+		}
+		if s.AI.Calls() != 0 {
+			t.Fatal("a request was sent without an API key")
+		}
+	})
+}
+
+func TestMessageIDIsIdempotent(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{noWorker: true})
+	p, sess := s.project(baseCode)
+	id := "1f0e3a52-8c7b-4f0e-9a55-5d3e2f9f7a10"
+	body := map[string]any{"prompt": "Say Hi", "message_id": id}
+	first := s.do("POST", "/sessions/"+sess.ID+"/messages", body)
+	second := s.do("POST", "/sessions/"+sess.ID+"/messages", body)
+	if first.Status != 202 || second.Status != 202 || string(first.Body) != string(second.Body) {
+		t.Fatalf("first %d %s, second %d %s", first.Status, first.Body, second.Status, second.Body)
+	}
+	if n := len(s.messages(sess.ID)); n != 1 {
+		t.Fatalf("%d messages", n)
+	}
+	var jobs int
+	_ = s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job`).Scan(&jobs)
+	if jobs != 1 {
+		t.Fatalf("%d jobs", jobs)
+	}
+	other := s.do("POST", "/sessions/"+sess.ID+"/messages", map[string]any{"prompt": "Something else", "message_id": id})
+	if other.Status != 409 {
+		t.Fatalf("reused id with another prompt = %d %s", other.Status, other.Body)
+	}
+	_ = p
+}
+
+func TestMessageBadInput(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{noWorker: true})
+	_, sess := s.project(baseCode)
+	for _, c := range []struct {
+		body   any
+		status int
+		field  string
+	}{
+		{map[string]any{}, 400, "prompt"},
+		{map[string]any{"prompt": "  "}, 400, "prompt"},
+		{map[string]any{"prompt": strings.Repeat("é", domain.MaxPromptLen+1)}, 400, "prompt"},
+		{map[string]any{"prompt": "x", "message_id": "nope"}, 400, "message_id"},
+		{`{"prompt": 3}`, 400, "prompt"},
+	} {
+		res := s.do("POST", "/sessions/"+sess.ID+"/messages", c.body)
+		if res.Status != c.status {
+			t.Errorf("%v: %d %s", c.body, res.Status, res.Body)
+			continue
+		}
+		if p := res.problem(t); len(p.Errors) == 0 || p.Errors[0].Name != c.field {
+			t.Errorf("%v: %+v", c.body, p)
+		}
+	}
+	if res := s.do("POST", "/sessions/"+strings.Repeat("0", 8)+"/messages", map[string]any{"prompt": "x"}); res.Status != 404 {
+		t.Errorf("unknown session: %d", res.Status)
+	}
+	if res := s.do("POST", "/sessions/"+sess.ID+"/messages", map[string]any{"prompt": strings.Repeat("é", domain.MaxPromptLen)}); res.Status != 202 {
+		t.Errorf("prompt at the limit: %d %s", res.Status, res.Body)
+	}
+	if n := len(s.messages(sess.ID)); n != 1 {
+		t.Fatalf("bad requests stored messages: %d", n)
+	}
+}
+
+func TestMessagesOfASessionRunInOrder(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	var mu sync.Mutex
+	var order []string
+	s.AI.Handle(func(r openaitest.Request) openaitest.Reply {
+		in := string(r.Input)
+		mu.Lock()
+		defer mu.Unlock()
+		for _, q := range []string{"first question", "second question", "third question"} {
+			if strings.Contains(in, q) && !strings.Contains(strings.Join(order, ","), q) {
+				order = append(order, q)
+				return openaitest.Text("answer to " + q).WithDelay(30 * time.Millisecond)
+			}
+		}
+		return openaitest.Text("?")
+	})
+	a := s.send(sess.ID, "first question")
+	b := s.send(sess.ID, "second question")
+	c := s.send(sess.ID, "third question")
+	for _, id := range []string{a.MessageID, b.MessageID, c.MessageID} {
+		s.waitResponse(p.ID, id)
+	}
+	if strings.Join(order, ",") != "first question,second question,third question" {
+		t.Fatalf("processed in order %v", order)
+	}
+	// Each request carried the earlier exchanges: memory.
+	reqs := s.AI.Requests()
+	last := string(reqs[len(reqs)-1].Input)
+	if !strings.Contains(last, "answer to first question") || !strings.Contains(last, "answer to second question") {
+		t.Fatalf("third request lacks the memory: %s", last)
+	}
+}
+
+func TestWorkerStoppedMidJobFinishesOnce(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	started := make(chan struct{})
+	var calls atomic.Int32
+	s.AI.Handle(func(r openaitest.Request) openaitest.Reply {
+		if calls.Add(1) == 1 {
+			close(started)
+			// the first attempt hangs until its worker is stopped
+			return openaitest.Text("too late").WithDelay(5 * time.Second)
+		}
+		return openaitest.Text("Done.")
+	})
+	acc := s.send(sess.ID, "Hi?")
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Worker.StopAndCancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.startWorker(t)
+	resp := s.waitResponse(p.ID, acc.MessageID)
+	if resp["status"] != "answered" || resp["response"] != "Done." {
+		t.Fatalf("vibecode_response = %v", resp)
+	}
+	var responses int
+	for _, e := range s.events(p.ID) {
+		if e.Name == "vibecode_response" {
+			responses++
+		}
+	}
+	if responses != 1 || len(s.messages(sess.ID)) != 2 {
+		t.Fatalf("%d responses, %d messages", responses, len(s.messages(sess.ID)))
+	}
+}

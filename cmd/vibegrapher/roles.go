@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vibegrapher/vibegrapher/api"
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/jobs"
+	"github.com/vibegrapher/vibegrapher/llm"
+	"github.com/vibegrapher/vibegrapher/sandbox"
+)
+
+// roles says what one process runs.
+type roles struct {
+	api, realtime, worker bool
+}
+
+func rolesOf(cmd string, realtimeFlag bool) roles {
+	switch cmd {
+	case "all":
+		return roles{api: true, realtime: true, worker: true}
+	case "api":
+		return roles{api: true, realtime: realtimeFlag}
+	case "worker":
+		return roles{worker: true}
+	case "realtime":
+		return roles{realtime: true}
+	}
+	return roles{}
+}
+
+// env is what every role is built from.
+type env struct {
+	cfg    Config
+	log    *slog.Logger
+	pool   *pgxpool.Pool
+	schema *db.Schema
+	store  *db.Store
+}
+
+// serve runs the roles until ctx ends, then shuts them down: the HTTP server
+// stops taking requests, and the worker lets running jobs finish (up to a
+// deadline) before cancelling them, so River hands them to another worker.
+func serve(ctx context.Context, e env, r roles) error {
+	model := llm.New(llm.Config{
+		APIKey: e.cfg.OpenAIAPIKey, BaseURL: e.cfg.OpenAIBaseURL,
+		ThinkingModel: e.cfg.ThinkingModel, SmallModel: e.cfg.SmallModel,
+	})
+	var client *jobs.Client
+	var err error
+	if r.worker {
+		client, err = startWorker(ctx, e, model)
+		if err != nil {
+			return err
+		}
+		defer stopWorker(e.log, client)
+	} else if r.api {
+		if client, err = jobs.NewInsertOnlyClient(e.pool, e.log); err != nil {
+			return err
+		}
+	}
+	if !r.api && !r.realtime {
+		<-ctx.Done()
+		return nil
+	}
+
+	srv := api.New(api.Options{
+		Store: e.store, Schema: e.schema, Jobs: client, LLM: model, Log: e.log, SandboxTimeout: e.cfg.SandboxTimeout,
+		CORSOrigins: e.cfg.CORSOrigins, APIToken: e.cfg.APIToken, Version: version,
+	})
+	if r.api {
+		ui, err := api.NewRiverUI(ctx, client, e.log, e.cfg.RiverUIPassword)
+		if err != nil {
+			return fmt.Errorf("River UI: %w", err)
+		}
+		srv.Mount("/riverui/", ui)
+	}
+	var background sync.WaitGroup
+	defer background.Wait()
+	// realtime: mounted here when the role is on (see api/realtime).
+
+	return listen(ctx, e, srv.Handler())
+}
+
+func listen(ctx context.Context, e env, h http.Handler) error {
+	httpSrv := &http.Server{
+		Addr:              net.JoinHostPort(e.cfg.Host, strconv.Itoa(e.cfg.Port)),
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	ln, err := net.Listen("tcp", httpSrv.Addr)
+	if err != nil {
+		return err
+	}
+	e.log.Info("serving", "addr", ln.Addr().String(), "version", version)
+	errc := make(chan error, 1)
+	go func() { errc <- httpSrv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	e.log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func startWorker(ctx context.Context, e env, model *llm.Client) (*jobs.Client, error) {
+	if e.cfg.OpenAIAPIKey == "" {
+		e.log.Warn("OPENAI_API_KEY is not set: vibecode messages will fail until it is")
+	}
+	deps := &jobs.Deps{
+		Store:         e.store,
+		LLM:           model,
+		MaxIterations: e.cfg.MaxIterations,
+		Log:           e.log,
+		DeltaInterval: 75 * time.Millisecond,
+	}
+	box, err := sandbox.New(sandbox.Config{
+		Python: e.cfg.SandboxPython, ScratchRoot: e.cfg.MediaPath, Timeout: e.cfg.SandboxTimeout,
+		MemoryMB: e.cfg.SandboxMemoryMB, AllowUnisolated: e.cfg.SandboxUnisolated, Logger: e.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	tests := &jobs.RunTestWorker{Sandbox: box, MaxTimeout: e.cfg.SandboxTimeout}
+	client, err := jobs.NewWorkerClient(e.pool, e.log, jobs.NewWorkers(deps, tests), jobs.WorkerConfig{
+		VibecodeWorkers: 8, EvaluateWorkers: 8, TestWorkers: 2,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Not ctx: cancelling Start's context cancels running jobs at once.
+	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
+		return nil, fmt.Errorf("start River: %w", err)
+	}
+	e.log.Info("worker started")
+	return client, nil
+}
+
+// stopWorker lets running jobs finish for a while, then cancels them; a
+// cancelled job is retried by River on another worker.
+func stopWorker(log *slog.Logger, client *jobs.Client) {
+	soft, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	if err := client.Stop(soft); err == nil {
+		return
+	}
+	log.Warn("jobs still running after 25s; cancelling them")
+	hard, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	_ = client.StopAndCancel(hard)
+}

@@ -1,0 +1,115 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vibegrapher/vibegrapher/domain"
+)
+
+const diffColumns = `id, project_id, session_id, message_id, base_commit, target_branch, diff_content, status,
+	vibecoder_prompt, evaluator_reasoning, commit_message, human_feedback, committed_sha, test_results, tests_run_at,
+	created_at, updated_at`
+
+func scanDiff(r pgx.Row) (domain.Diff, error) {
+	var d domain.Diff
+	var id, project uuid.UUID
+	var session, message *uuid.UUID
+	var results []byte
+	err := r.Scan(&id, &project, &session, &message, &d.BaseCommit, &d.TargetBranch, &d.DiffContent, &d.Status,
+		&d.VibecoderPrompt, &d.EvaluatorReasoning, &d.CommitMessage, &d.HumanFeedback, &d.CommittedSHA, &results, &d.TestsRunAt,
+		&d.CreatedAt, &d.UpdatedAt)
+	d.ID, d.ProjectID = id.String(), project.String()
+	d.SessionID, d.MessageID = uuidString(session), uuidString(message)
+	if len(results) > 0 {
+		d.TestResults = results
+	}
+	d.CreatedAt, d.UpdatedAt = d.CreatedAt.UTC(), d.UpdatedAt.UTC()
+	if d.TestsRunAt != nil {
+		utc := d.TestsRunAt.UTC()
+		d.TestsRunAt = &utc
+	}
+	return d, err
+}
+
+// insertDiff stores d once per step key and returns the stored diff.
+func insertDiff(ctx context.Context, q Querier, d *domain.Diff, step string) (domain.Diff, error) {
+	out, err := scanDiff(q.QueryRow(ctx, `
+		INSERT INTO diffs (id, project_id, session_id, message_id, base_commit, target_branch, diff_content, status,
+			vibecoder_prompt, evaluator_reasoning, commit_message, step_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		ON CONFLICT (step_key) DO UPDATE SET step_key = EXCLUDED.step_key
+		RETURNING `+diffColumns,
+		uuid.New(), d.ProjectID, d.SessionID, d.MessageID, d.BaseCommit, d.TargetBranch, d.DiffContent, d.Status,
+		d.VibecoderPrompt, d.EvaluatorReasoning, d.CommitMessage, step))
+	return out, wrap(err, "store diff")
+}
+
+// diffPayload is a diff as an event payload: the Diff's JSON as a map.
+func diffPayload(d domain.Diff) map[string]any {
+	raw, _ := json.Marshal(d)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	return m
+}
+
+// GetDiff returns one diff.
+func (s *Store) GetDiff(ctx context.Context, id string) (domain.Diff, error) {
+	return getDiff(ctx, s.Pool, id, false)
+}
+
+func getDiff(ctx context.Context, q Querier, id string, forUpdate bool) (domain.Diff, error) {
+	u, err := ParseID("diff", id)
+	if err != nil {
+		return domain.Diff{}, err
+	}
+	sql := `SELECT ` + diffColumns + ` FROM diffs WHERE id = $1`
+	if forUpdate {
+		sql += ` FOR UPDATE`
+	}
+	d, err := scanDiff(q.QueryRow(ctx, sql, u))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return d, domain.NotFound("diff", id)
+	}
+	return d, wrap(err, "read diff")
+}
+
+// DiffFilter selects diffs.
+type DiffFilter struct {
+	ProjectID   string
+	SessionID   string
+	Status      string
+	PendingOnly bool // evaluator_approved or human_approved: waiting for a commit
+}
+
+// ListDiffs returns diffs, newest first.
+func (s *Store) ListDiffs(ctx context.Context, f DiffFilter) ([]domain.Diff, error) {
+	switch {
+	case f.ProjectID != "":
+		if _, err := loadProjectRow(ctx, s.Pool, f.ProjectID, false); err != nil {
+			return nil, err
+		}
+	case f.SessionID != "":
+		if _, err := getSession(ctx, s.Pool, f.SessionID, false); err != nil {
+			return nil, err
+		}
+	}
+	switch f.Status {
+	case "", domain.DiffEvaluatorApproved, domain.DiffHumanApproved, domain.DiffHumanRejected, domain.DiffCommitted:
+	default:
+		return nil, domain.Invalid("status", "must be one of evaluator_approved, human_approved, human_rejected, committed; got %q", f.Status)
+	}
+	rows, err := s.Pool.Query(ctx, `SELECT `+diffColumns+` FROM diffs
+		WHERE ($1 = '' OR project_id::text = $1) AND ($2 = '' OR session_id::text = $2) AND ($3 = '' OR status = $3)
+		  AND (NOT $4 OR status IN ('evaluator_approved', 'human_approved'))
+		ORDER BY created_at DESC, id`, f.ProjectID, f.SessionID, f.Status, f.PendingOnly)
+	if err != nil {
+		return nil, wrap(err, "list diffs")
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Diff, error) { return scanDiff(r) })
+	return list, wrap(err, "list diffs")
+}

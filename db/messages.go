@@ -1,0 +1,174 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vibegrapher/vibegrapher/domain"
+)
+
+const messageColumns = `id, session_id, role, agent, iteration, content, patch, diff_id, token_usage, trace_id, status, reply_to, created_at`
+
+func scanMessage(r pgx.Row, extra ...any) (domain.ConversationMessage, error) {
+	var m domain.ConversationMessage
+	var id, session uuid.UUID
+	var diff, replyTo *uuid.UUID
+	var usage []byte
+	dest := append([]any{&id, &session, &m.Role, &m.Agent, &m.Iteration, &m.Content, &m.Patch, &diff, &usage, &m.TraceID, &m.Status, &replyTo, &m.CreatedAt}, extra...)
+	if err := r.Scan(dest...); err != nil {
+		return m, err
+	}
+	m.ID, m.SessionID, m.CreatedAt = id.String(), session.String(), m.CreatedAt.UTC()
+	m.DiffID, m.ReplyTo = uuidString(diff), uuidString(replyTo)
+	if len(usage) > 0 {
+		m.TokenUsage = &domain.TokenUsage{}
+		if err := json.Unmarshal(usage, m.TokenUsage); err != nil {
+			return m, err
+		}
+	}
+	return m, nil
+}
+
+func uuidString(u *uuid.UUID) *string {
+	if u == nil {
+		return nil
+	}
+	s := u.String()
+	return &s
+}
+
+// SubmitMessage stores a user message, enqueues its VibecodeJob through
+// enqueue and emits conversation_message, in one transaction. A message id
+// that exists already returns the first answer and changes nothing.
+func (s *Store) SubmitMessage(ctx context.Context, sessionID string, in domain.NewMessage, enqueue Enqueue) (domain.MessageAccepted, error) {
+	id, err := in.Validate()
+	if err != nil {
+		return domain.MessageAccepted{}, err
+	}
+	var out domain.MessageAccepted
+	err = InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		sess, err := getSession(ctx, tx, sessionID, false)
+		if err != nil {
+			return err
+		}
+		out, err = submitMessage(ctx, tx, sess, id, in.Prompt, enqueue)
+		return err
+	})
+	return out, err
+}
+
+// submitMessage is SubmitMessage inside the caller's transaction.
+func submitMessage(ctx context.Context, tx pgx.Tx, sess domain.VibecodeSession, id uuid.UUID, prompt string, enqueue Enqueue) (domain.MessageAccepted, error) {
+	trace := "trace_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	m, err := scanMessage(tx.QueryRow(ctx, `
+		INSERT INTO messages (id, session_id, project_id, role, agent, content, trace_id, status)
+		VALUES ($1, $2, $3, 'user', 'user', $4, $5, 'queued')
+		ON CONFLICT (id) DO NOTHING
+		RETURNING `+messageColumns, id, sess.ID, sess.ProjectID, prompt, trace))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return existingSubmission(ctx, tx, id, sess.ID, prompt)
+	}
+	if err != nil {
+		return domain.MessageAccepted{}, wrap(err, "store message")
+	}
+	jobID, err := enqueue(tx, m.ID)
+	if err != nil {
+		return domain.MessageAccepted{}, err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE messages SET job_id = $2 WHERE id = $1`, id, jobID); err != nil {
+		return domain.MessageAccepted{}, wrap(err, "store job id")
+	}
+	if err := EmitMessage(ctx, tx, sess.ProjectID, m); err != nil {
+		return domain.MessageAccepted{}, err
+	}
+	return domain.MessageAccepted{SessionID: sess.ID, MessageID: m.ID, JobID: jobID, TraceID: trace, Status: domain.StatusQueued}, nil
+}
+
+// existingSubmission answers a repeated message id with the first answer.
+func existingSubmission(ctx context.Context, q Querier, id uuid.UUID, sessionID, prompt string) (domain.MessageAccepted, error) {
+	var session uuid.UUID
+	var role, content, trace string
+	var jobID *int64
+	err := q.QueryRow(ctx, `SELECT session_id, role, content, trace_id, job_id FROM messages WHERE id = $1`, id).
+		Scan(&session, &role, &content, &trace, &jobID)
+	if err != nil {
+		return domain.MessageAccepted{}, wrap(err, "read message")
+	}
+	if session.String() != sessionID || role != domain.RoleUser || content != prompt {
+		return domain.MessageAccepted{}, &domain.Error{Code: domain.ECONFLICT, Field: "message_id",
+			Message: "message " + id.String() + " already exists with a different session or prompt"}
+	}
+	out := domain.MessageAccepted{SessionID: sessionID, MessageID: id.String(), TraceID: trace, Status: domain.StatusQueued}
+	if jobID != nil {
+		out.JobID = *jobID
+	}
+	return out, nil
+}
+
+// EmitMessage emits conversation_message for a stored message: the message,
+// its id again as message_id, and the first lines of its patch.
+func EmitMessage(ctx context.Context, q Querier, projectID string, m domain.ConversationMessage) error {
+	payload := map[string]any{
+		"id": m.ID, "message_id": m.ID, "session_id": m.SessionID, "role": m.Role, "agent": m.Agent,
+		"iteration": m.Iteration, "content": m.Content, "patch": m.Patch, "diff_id": m.DiffID,
+		"token_usage": m.TokenUsage, "trace_id": m.TraceID, "created_at": m.CreatedAt, "status": m.Status,
+		"reply_to": m.ReplyTo, "patch_preview": patchPreview(m.Patch),
+	}
+	_, err := Emit(ctx, q, projectID, "conversation_message", payload)
+	return err
+}
+
+func patchPreview(patch *string) *string {
+	if patch == nil {
+		return nil
+	}
+	lines := strings.SplitAfter(*patch, "\n")
+	if len(lines) > 10 {
+		lines = lines[:10]
+	}
+	p := strings.TrimRight(strings.Join(lines, ""), "\n")
+	return &p
+}
+
+// ListMessages returns a session's conversation, oldest first.
+func (s *Store) ListMessages(ctx context.Context, sessionID string) ([]domain.ConversationMessage, error) {
+	sess, err := getSession(ctx, s.Pool, sessionID, false)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.Pool.Query(ctx, `SELECT `+messageColumns+` FROM messages WHERE session_id = $1 ORDER BY position`, sess.ID)
+	if err != nil {
+		return nil, wrap(err, "list messages")
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.ConversationMessage, error) { return scanMessage(r) })
+	return list, wrap(err, "list messages")
+}
+
+// GetMessage returns one message with the raw OpenAI responses behind it.
+func (s *Store) GetMessage(ctx context.Context, id string) (domain.FullMessage, error) {
+	u, err := ParseID("message", id)
+	if err != nil {
+		return domain.FullMessage{}, err
+	}
+	var full domain.FullMessage
+	var raw []byte
+	full.ConversationMessage, err = scanMessage(s.Pool.QueryRow(ctx,
+		`SELECT `+messageColumns+`, openai_response, last_response_id FROM messages WHERE id = $1`, u),
+		&raw, &full.LastResponseID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return full, domain.NotFound("message", id)
+	}
+	if err != nil {
+		return full, wrap(err, "read message")
+	}
+	full.OpenAIResponse = raw
+	if len(raw) == 0 {
+		full.OpenAIResponse = json.RawMessage("[]")
+	}
+	return full, nil
+}

@@ -1,0 +1,272 @@
+package db
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/patch"
+	"github.com/vibegrapher/vibegrapher/domain/pyast"
+)
+
+// Enqueue inserts the VibecodeJob of a new user message in tx and returns its
+// id; the api passes River's InsertTx.
+type Enqueue func(tx pgx.Tx, messageID string) (int64, error)
+
+// ReviewResult is a person's verdict applied: the diff, and the message that
+// carries rejection feedback back to the VibeCoder, when there is one.
+type ReviewResult struct {
+	Diff    domain.Diff             `json:"diff"`
+	Message *domain.MessageAccepted `json:"message"`
+}
+
+// ReviewDiff records a person's verdict on an approved diff. A rejection with
+// feedback sends the feedback to the VibeCoder as the next message of the
+// diff's session, in the same transaction.
+func (s *Store) ReviewDiff(ctx context.Context, id string, approved bool, feedback string, enqueue Enqueue) (ReviewResult, error) {
+	var out ReviewResult
+	feedback = strings.TrimSpace(feedback)
+	if len([]rune(feedback)) > domain.MaxPromptLen {
+		return out, domain.Invalid("feedback", "must be at most %d characters", domain.MaxPromptLen)
+	}
+	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		d, err := getDiff(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if d.Status != domain.DiffEvaluatorApproved && d.Status != domain.DiffHumanApproved {
+			return domain.Errorf(domain.ECONFLICT, "diff %s is %s; only an approved diff waiting for commit can be reviewed", d.ID, d.Status)
+		}
+		status := domain.DiffHumanApproved
+		var fb *string
+		if !approved {
+			status = domain.DiffHumanRejected
+			if feedback != "" {
+				fb = &feedback
+			}
+		}
+		d, err = scanDiff(tx.QueryRow(ctx, `UPDATE diffs SET status = $2, human_feedback = $3, updated_at = now()
+			WHERE id = $1 RETURNING `+diffColumns, d.ID, status, fb))
+		if err != nil {
+			return wrap(err, "review diff")
+		}
+		out.Diff = d
+		if fb != nil && d.SessionID != nil {
+			sess, err := getSession(ctx, tx, *d.SessionID, false)
+			if err != nil {
+				return err
+			}
+			prompt := "I rejected your last patch. My feedback:\n" + feedback
+			acc, err := submitMessage(ctx, tx, sess, uuid.New(), prompt, enqueue)
+			if err != nil {
+				return err
+			}
+			out.Message = &acc
+		}
+		_, err = Emit(ctx, tx, d.ProjectID, "diff_updated", diffPayload(d))
+		return err
+	})
+	return out, err
+}
+
+// CommitResult is a committed diff and the commit it made.
+type CommitResult struct {
+	Diff    domain.Diff    `json:"diff"`
+	Commit  domain.Commit  `json:"commit"`
+	Project domain.Project `json:"project"`
+}
+
+// CommitDiff commits a diff's patched code onto its branch head. When the head
+// moved since the diff's base commit, the diff is applied to the new head; if
+// it no longer applies the answer is a conflict and nothing changes. The
+// commit, the diff's status, the Evaluator's memory reset and code_changed
+// are one transaction, with the reference compare-and-swap.
+func (s *Store) CommitDiff(ctx context.Context, id string, message string) (CommitResult, error) {
+	var out CommitResult
+	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		d, err := getDiff(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		switch d.Status {
+		case domain.DiffCommitted:
+			return domain.Errorf(domain.ECONFLICT, "diff %s is already committed as %s", d.ID, deref(d.CommittedSHA))
+		case domain.DiffHumanRejected:
+			return domain.Errorf(domain.ECONFLICT, "diff %s was rejected; it cannot be committed", d.ID)
+		}
+		// Commits of one project are serialised by the project row; the
+		// compare-and-swap on the branch still guards against any other writer.
+		p, err := loadProjectRow(ctx, tx, d.ProjectID, true)
+		if err != nil {
+			return err
+		}
+		repo := NewGitStorage(ctx, tx, p.repo)
+		head, err := BranchHead(repo, d.TargetBranch)
+		if err != nil {
+			return err
+		}
+		code, err := ReadFile(repo, head, domain.ScriptPath)
+		if err != nil {
+			return err
+		}
+		patched, err := patch.Apply(code, d.DiffContent)
+		if err != nil {
+			return domain.Errorf(domain.ECONFLICT, "the diff no longer applies to the head of %s (%s), which moved since its base %s: %v",
+				d.TargetBranch, short(head.String()), short(d.BaseCommit), err)
+		}
+		if err := pyast.CheckSyntax(patched); err != nil {
+			return domain.Errorf(domain.ECONFLICT, "applied to the head of %s (%s) the diff gives invalid Python: %v", d.TargetBranch, short(head.String()), err)
+		}
+		msg := strings.TrimSpace(message)
+		if msg == "" {
+			msg = d.CommitMessage
+		}
+		if msg == "" {
+			msg = "Apply VibeCoder patch"
+		}
+		sha, err := CommitFiles(repo, d.TargetBranch, head, map[string]string{domain.ScriptPath: patched}, msg, signature())
+		if err != nil {
+			return err
+		}
+		d, err = scanDiff(tx.QueryRow(ctx, `UPDATE diffs SET status = 'committed', committed_sha = $2, commit_message = $3, updated_at = now()
+			WHERE id = $1 RETURNING `+diffColumns, d.ID, sha.String(), msg))
+		if err != nil {
+			return wrap(err, "mark diff committed")
+		}
+		if _, err := tx.Exec(ctx, `UPDATE projects SET updated_at = now() WHERE id = $1`, p.id); err != nil {
+			return wrap(err, "touch project")
+		}
+		// A fresh review for the next patch: the Evaluator forgets; the
+		// VibeCoder keeps its history.
+		if d.SessionID != nil {
+			if _, err := tx.Exec(ctx, `DELETE FROM agent_memory WHERE agent = 'evaluator'
+				AND session_key = (SELECT openai_session_key FROM sessions WHERE id = $1)`, *d.SessionID); err != nil {
+				return wrap(err, "reset evaluator memory")
+			}
+		}
+		out.Diff = d
+		log, err := Log(repo, sha, 1)
+		if err != nil {
+			return err
+		}
+		out.Commit = log[0]
+		if out.Project, err = projectAt(ctx, tx, p); err != nil {
+			return err
+		}
+		return emitCodeChanged(ctx, tx, out.Project, head, &d)
+	})
+	return out, err
+}
+
+// emitCodeChanged emits code_changed for a new commit of a project, with the
+// agents of the new code.
+func emitCodeChanged(ctx context.Context, tx pgx.Tx, p domain.Project, parent plumbing.Hash, d *domain.Diff) error {
+	nodes, err := pyast.ParseAgents(p.CurrentCode)
+	if err != nil {
+		nodes = []pyast.AgentNode{}
+	}
+	payload := map[string]any{
+		"project_id": p.ID, "new_code": p.CurrentCode, "commit": p.CurrentCommit, "parent": parent.String(),
+		"branch": p.CurrentBranch, "nodes": nodes, "timestamp": time.Now().UTC(),
+	}
+	if d != nil {
+		payload["diff_id"] = d.ID
+		payload["commit_message"] = d.CommitMessage
+	}
+	_, err = Emit(ctx, tx, p.ID, "code_changed", payload)
+	return err
+}
+
+// DiffPreview is a diff with the code before and after it.
+type DiffPreview struct {
+	OriginalCode string `json:"original_code"`
+	PatchedCode  string `json:"patched_code"`
+	DiffContent  string `json:"diff_content"`
+}
+
+// PreviewDiff returns the code at the diff's base commit and with the diff
+// applied to it.
+func (s *Store) PreviewDiff(ctx context.Context, id string) (DiffPreview, error) {
+	d, err := getDiff(ctx, s.Pool, id, false)
+	if err != nil {
+		return DiffPreview{}, err
+	}
+	p, err := loadProjectRow(ctx, s.Pool, d.ProjectID, false)
+	if err != nil {
+		return DiffPreview{}, err
+	}
+	code, err := ReadFile(NewGitStorage(ctx, s.Pool, p.repo), plumbing.NewHash(d.BaseCommit), domain.ScriptPath)
+	if err != nil {
+		return DiffPreview{}, err
+	}
+	patched, err := applyDiff(code, d)
+	if err != nil {
+		return DiffPreview{}, err
+	}
+	return DiffPreview{OriginalCode: code, PatchedCode: patched, DiffContent: d.DiffContent}, nil
+}
+
+// SetCommitMessage stores a new commit message on a diff not yet committed.
+func (s *Store) SetCommitMessage(ctx context.Context, id, message string) (domain.Diff, error) {
+	var d domain.Diff
+	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		cur, err := getDiff(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if cur.Status == domain.DiffCommitted {
+			return domain.Errorf(domain.ECONFLICT, "diff %s is already committed; its message cannot change", cur.ID)
+		}
+		d, err = scanDiff(tx.QueryRow(ctx, `UPDATE diffs SET commit_message = $2, updated_at = now() WHERE id = $1 RETURNING `+diffColumns, cur.ID, message))
+		if err != nil {
+			return wrap(err, "store commit message")
+		}
+		_, err = Emit(ctx, tx, d.ProjectID, "diff_updated", diffPayload(d))
+		return err
+	})
+	return d, err
+}
+
+// ProjectNodes returns the agents of a project's current code.
+func (s *Store) ProjectNodes(ctx context.Context, id string) ([]pyast.AgentNode, error) {
+	p, err := s.GetProject(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := pyast.ParseAgents(p.CurrentCode)
+	if err != nil {
+		return nil, domain.Errorf(domain.ECONFLICT, "the project's current code does not parse: %v", err)
+	}
+	if nodes == nil {
+		nodes = []pyast.AgentNode{}
+	}
+	return nodes, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func short(sha string) string {
+	if len(sha) > 10 {
+		return sha[:10]
+	}
+	return sha
+}
+
+// applyDiff applies a diff to the code of its base commit.
+func applyDiff(base string, d domain.Diff) (string, error) {
+	patched, err := patch.Apply(base, d.DiffContent)
+	if err != nil {
+		return "", domain.Errorf(domain.ECONFLICT, "diff %s does not apply to its base commit: %v", d.ID, err)
+	}
+	return patched, nil
+}

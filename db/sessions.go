@@ -1,0 +1,116 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vibegrapher/vibegrapher/domain"
+)
+
+const sessionColumns = `id, project_id, openai_session_key, session_type, node_id, created_at, updated_at`
+
+func scanSession(r pgx.Row) (domain.VibecodeSession, error) {
+	var s domain.VibecodeSession
+	var id, project uuid.UUID
+	err := r.Scan(&id, &project, &s.OpenAISessionKey, &s.SessionType, &s.NodeID, &s.CreatedAt, &s.UpdatedAt)
+	s.ID, s.ProjectID = id.String(), project.String()
+	s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
+	return s, err
+}
+
+// CreateSession starts a session of a project, or returns the existing one
+// with the same memory key (created reports which). checkNode validates a
+// node id against the project's current code.
+func (s *Store) CreateSession(ctx context.Context, projectID string, in domain.NewSession, checkNode func(code, node string) error) (sess domain.VibecodeSession, created bool, err error) {
+	err = InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		p, err := getProject(ctx, tx, projectID)
+		if err != nil {
+			return err
+		}
+		typ := domain.SessionGlobal
+		if in.NodeID != nil {
+			typ = domain.SessionNode
+			if err := checkNode(p.CurrentCode, *in.NodeID); err != nil {
+				return err
+			}
+		}
+		key := domain.SessionKey(p.ID, in.NodeID)
+		sess, err = scanSession(tx.QueryRow(ctx, `
+			INSERT INTO sessions (id, project_id, openai_session_key, session_type, node_id)
+			VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (openai_session_key) DO NOTHING
+			RETURNING `+sessionColumns, uuid.New(), p.ID, key, typ, in.NodeID))
+		if err == nil {
+			created = true
+			_, err = Emit(ctx, tx, p.ID, "session_created", map[string]any{"session": sess})
+			return err
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return wrap(err, "create session")
+		}
+		sess, err = scanSession(tx.QueryRow(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE openai_session_key = $1`, key))
+		return wrap(err, "read session")
+	})
+	return sess, created, err
+}
+
+// ListSessions returns a project's sessions, oldest first.
+func (s *Store) ListSessions(ctx context.Context, projectID string) ([]domain.VibecodeSession, error) {
+	if _, err := loadProjectRow(ctx, s.Pool, projectID, false); err != nil {
+		return nil, err
+	}
+	rows, err := s.Pool.Query(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE project_id = $1 ORDER BY created_at, id`, projectID)
+	if err != nil {
+		return nil, wrap(err, "list sessions")
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.VibecodeSession, error) { return scanSession(r) })
+	return list, wrap(err, "list sessions")
+}
+
+// GetSession returns one session.
+func (s *Store) GetSession(ctx context.Context, id string) (domain.VibecodeSession, error) {
+	return getSession(ctx, s.Pool, id, false)
+}
+
+func getSession(ctx context.Context, q Querier, id string, forUpdate bool) (domain.VibecodeSession, error) {
+	u, err := ParseID("session", id)
+	if err != nil {
+		return domain.VibecodeSession{}, err
+	}
+	sql := `SELECT ` + sessionColumns + ` FROM sessions WHERE id = $1`
+	if forUpdate {
+		sql += ` FOR UPDATE`
+	}
+	sess, err := scanSession(q.QueryRow(ctx, sql, u))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return sess, domain.NotFound("session", id)
+	}
+	return sess, wrap(err, "read session")
+}
+
+// ClearSession deletes a session's messages and both agents' memory; the
+// session itself stays, empty. Work still queued for its messages finds them
+// gone and stops.
+func (s *Store) ClearSession(ctx context.Context, id string) error {
+	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		sess, err := getSession(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM messages WHERE session_id = $1`, sess.ID); err != nil {
+			return wrap(err, "delete messages")
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM agent_memory WHERE session_key = $1`, sess.OpenAISessionKey); err != nil {
+			return wrap(err, "delete memory")
+		}
+		if _, err := tx.Exec(ctx, `UPDATE sessions SET updated_at = $2 WHERE id = $1`, sess.ID, time.Now()); err != nil {
+			return wrap(err, "touch session")
+		}
+		_, err = Emit(ctx, tx, sess.ProjectID, "session_cleared", map[string]any{"session_id": sess.ID})
+		return err
+	})
+}

@@ -1,0 +1,381 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vibegrapher/vibegrapher/domain"
+)
+
+const testColumns = `id, project_id, name, code, timeout_seconds, created_at, updated_at`
+
+func scanTest(r pgx.Row) (domain.TestCase, error) {
+	var t domain.TestCase
+	var id, project uuid.UUID
+	err := r.Scan(&id, &project, &t.Name, &t.Code, &t.TimeoutSeconds, &t.CreatedAt, &t.UpdatedAt)
+	t.ID, t.ProjectID, t.CreatedAt, t.UpdatedAt = id.String(), project.String(), t.CreatedAt.UTC(), t.UpdatedAt.UTC()
+	return t, err
+}
+
+// CreateTest stores a test case of a project.
+func (s *Store) CreateTest(ctx context.Context, projectID string, in domain.NewTestCase, maxTimeout time.Duration) (domain.TestCase, error) {
+	timeout, err := in.Validate(maxTimeout)
+	if err != nil {
+		return domain.TestCase{}, err
+	}
+	var out domain.TestCase
+	err = InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		p, err := loadProjectRow(ctx, tx, projectID, false)
+		if err != nil {
+			return err
+		}
+		out, err = scanTest(tx.QueryRow(ctx, `INSERT INTO test_cases (id, project_id, name, code, timeout_seconds)
+			VALUES ($1, $2, $3, $4, $5) RETURNING `+testColumns, uuid.New(), p.id, in.Name, in.Code, timeout))
+		if err != nil {
+			return wrap(err, "store test case")
+		}
+		_, err = Emit(ctx, tx, out.ProjectID, "test_created", map[string]any{"test": out})
+		return err
+	})
+	return out, err
+}
+
+// ListTests returns a project's test cases, oldest first.
+func (s *Store) ListTests(ctx context.Context, projectID string) ([]domain.TestCase, error) {
+	p, err := loadProjectRow(ctx, s.Pool, projectID, false)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.Pool.Query(ctx, `SELECT `+testColumns+` FROM test_cases WHERE project_id = $1 ORDER BY created_at, id`, p.id)
+	if err != nil {
+		return nil, wrap(err, "list tests")
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.TestCase, error) { return scanTest(r) })
+	return list, wrap(err, "list tests")
+}
+
+// GetTest returns one test case.
+func (s *Store) GetTest(ctx context.Context, id string) (domain.TestCase, error) {
+	return getTest(ctx, s.Pool, id)
+}
+
+func getTest(ctx context.Context, q Querier, id string) (domain.TestCase, error) {
+	u, err := ParseID("test", id)
+	if err != nil {
+		return domain.TestCase{}, err
+	}
+	t, err := scanTest(q.QueryRow(ctx, `SELECT `+testColumns+` FROM test_cases WHERE id = $1`, u))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, domain.NotFound("test", id)
+	}
+	return t, wrap(err, "read test")
+}
+
+// DeleteTest removes a test case and its runs.
+func (s *Store) DeleteTest(ctx context.Context, id string) error {
+	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		t, err := getTest(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM test_cases WHERE id = $1`, t.ID); err != nil {
+			return wrap(err, "delete test")
+		}
+		_, err = Emit(ctx, tx, t.ProjectID, "test_deleted", map[string]any{"test_id": t.ID})
+		return err
+	})
+}
+
+const runColumns = `id, test_id, project_id, diff_id, commit, status, stdout, stderr, exit_code, duration_ms, error, job_id, created_at, finished_at`
+
+func scanRun(r pgx.Row, extra ...any) (domain.TestRun, error) {
+	var t domain.TestRun
+	var id, test, project uuid.UUID
+	var diff *uuid.UUID
+	dest := append([]any{&id, &test, &project, &diff, &t.Commit, &t.Status, &t.Stdout, &t.Stderr, &t.ExitCode,
+		&t.DurationMS, &t.Error, &t.JobID, &t.CreatedAt, &t.FinishedAt}, extra...)
+	err := r.Scan(dest...)
+	t.ID, t.TestID, t.ProjectID, t.DiffID, t.CreatedAt = id.String(), test.String(), project.String(), uuidString(diff), t.CreatedAt.UTC()
+	if t.FinishedAt != nil {
+		f := t.FinishedAt.UTC()
+		t.FinishedAt = &f
+	}
+	return t, err
+}
+
+// EnqueueRun inserts the RunTestJob of a test run in tx and returns its id.
+type EnqueueRun func(tx pgx.Tx, runID string) (int64, error)
+
+// StartRun creates a queued run of a test on the project's head, or on a
+// diff's patched code, and enqueues its job, in one transaction.
+func (s *Store) StartRun(ctx context.Context, testID string, diffID *string, enqueue EnqueueRun) (domain.TestRunAccepted, error) {
+	var out domain.TestRunAccepted
+	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		t, err := getTest(ctx, tx, testID)
+		if err != nil {
+			return err
+		}
+		commit, diff, err := runTarget(ctx, tx, t.ProjectID, diffID)
+		if err != nil {
+			return err
+		}
+		out, err = queueRun(ctx, tx, t, diff, nil, commit, enqueue)
+		return err
+	})
+	return out, err
+}
+
+// runTarget is the commit a run is about: the diff's base commit, or the
+// project's head.
+func runTarget(ctx context.Context, tx pgx.Tx, projectID string, diffID *string) (string, *domain.Diff, error) {
+	if diffID != nil {
+		d, err := getDiff(ctx, tx, *diffID, false)
+		if err != nil {
+			return "", nil, err
+		}
+		if d.ProjectID != projectID {
+			return "", nil, domain.Invalid("diff_id", "diff %s belongs to another project", d.ID)
+		}
+		return d.BaseCommit, &d, nil
+	}
+	p, err := loadProjectRow(ctx, tx, projectID, false)
+	if err != nil {
+		return "", nil, err
+	}
+	head, err := BranchHead(NewGitStorage(ctx, tx, p.repo), p.br)
+	return head.String(), nil, err
+}
+
+func queueRun(ctx context.Context, tx pgx.Tx, t domain.TestCase, diff *domain.Diff, batch *uuid.UUID, commit string, enqueue EnqueueRun) (domain.TestRunAccepted, error) {
+	id := uuid.New()
+	var diffID *string
+	if diff != nil {
+		diffID = &diff.ID
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO test_runs (id, test_id, project_id, diff_id, batch_id, commit, status)
+		VALUES ($1, $2, $3, $4, $5, $6, 'queued')`, id, t.ID, t.ProjectID, diffID, batch, commit); err != nil {
+		return domain.TestRunAccepted{}, wrap(err, "store test run")
+	}
+	jobID, err := enqueue(tx, id.String())
+	if err != nil {
+		return domain.TestRunAccepted{}, err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE test_runs SET job_id = $2 WHERE id = $1`, id, jobID); err != nil {
+		return domain.TestRunAccepted{}, wrap(err, "store job id")
+	}
+	return domain.TestRunAccepted{TestRunID: id.String(), TestID: t.ID, JobID: jobID, Status: domain.RunQueued}, nil
+}
+
+// DiffTestsAccepted is the answer to running every test on a diff.
+type DiffTestsAccepted struct {
+	DiffID  string                   `json:"diff_id"`
+	BatchID string                   `json:"batch_id"`
+	Runs    []domain.TestRunAccepted `json:"runs"`
+}
+
+// StartDiffRuns queues a run of every test of the diff's project on the
+// diff's patched code; as they finish, the diff's test_results summarise them.
+func (s *Store) StartDiffRuns(ctx context.Context, diffID string, enqueue EnqueueRun) (DiffTestsAccepted, error) {
+	var out DiffTestsAccepted
+	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		d, err := getDiff(ctx, tx, diffID, true)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT `+testColumns+` FROM test_cases WHERE project_id = $1 ORDER BY created_at, id`, d.ProjectID)
+		if err != nil {
+			return wrap(err, "list tests")
+		}
+		tests, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.TestCase, error) { return scanTest(r) })
+		if err != nil {
+			return wrap(err, "list tests")
+		}
+		if len(tests) == 0 {
+			return domain.Errorf(domain.ECONFLICT, "project %s has no test cases to run", d.ProjectID)
+		}
+		batch := uuid.New()
+		out = DiffTestsAccepted{DiffID: d.ID, BatchID: batch.String(), Runs: []domain.TestRunAccepted{}}
+		for _, t := range tests {
+			acc, err := queueRun(ctx, tx, t, &d, &batch, d.BaseCommit, enqueue)
+			if err != nil {
+				return err
+			}
+			out.Runs = append(out.Runs, acc)
+		}
+		summary, _ := json.Marshal(map[string]any{"batch_id": batch, "total": len(tests), "finished": 0, "runs": out.Runs})
+		_, err = tx.Exec(ctx, `UPDATE diffs SET test_results = $2, tests_run_at = NULL, updated_at = now() WHERE id = $1`, d.ID, summary)
+		return wrap(err, "store test summary")
+	})
+	return out, err
+}
+
+// GetRun returns one test run.
+func (s *Store) GetRun(ctx context.Context, id string) (domain.TestRun, error) {
+	u, err := ParseID("test run", id)
+	if err != nil {
+		return domain.TestRun{}, err
+	}
+	r, err := scanRun(s.Pool.QueryRow(ctx, `SELECT `+runColumns+` FROM test_runs WHERE id = $1`, u))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, domain.NotFound("test run", id)
+	}
+	return r, wrap(err, "read test run")
+}
+
+// ListRuns returns a test's runs, newest first.
+func (s *Store) ListRuns(ctx context.Context, testID string) ([]domain.TestRun, error) {
+	t, err := getTest(ctx, s.Pool, testID)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.Pool.Query(ctx, `SELECT `+runColumns+` FROM test_runs WHERE test_id = $1 ORDER BY created_at DESC, id`, t.ID)
+	if err != nil {
+		return nil, wrap(err, "list runs")
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.TestRun, error) { return scanRun(r) })
+	return list, wrap(err, "list runs")
+}
+
+// RunWork is what a worker needs to execute a run.
+type RunWork struct {
+	Run     domain.TestRun
+	Test    domain.TestCase
+	Code    string // the project code the test runs against
+	batchID *uuid.UUID
+}
+
+// BeginRun marks a queued run running and returns its test and code. ok is
+// false when the run is gone or already has its result.
+func (s *Store) BeginRun(ctx context.Context, id string) (w RunWork, ok bool, err error) {
+	err = InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		w.Run, err = scanRun(tx.QueryRow(ctx, `SELECT `+runColumns+`, batch_id FROM test_runs WHERE id = $1 FOR UPDATE`, id), &w.batchID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return wrap(err, "read test run")
+		}
+		if w.Run.Finished() {
+			return nil
+		}
+		if w.Test, err = getTest(ctx, tx, w.Run.TestID); err != nil {
+			return err
+		}
+		p, err := loadProjectRow(ctx, tx, w.Run.ProjectID, false)
+		if err != nil {
+			return err
+		}
+		code, err := ReadFile(NewGitStorage(ctx, tx, p.repo), plumbing.NewHash(w.Run.Commit), domain.ScriptPath)
+		if err != nil {
+			return err
+		}
+		w.Code = code
+		if w.Run.DiffID != nil {
+			d, err := getDiff(ctx, tx, *w.Run.DiffID, false)
+			if err != nil {
+				return err
+			}
+			if w.Code, err = applyDiff(code, d); err != nil {
+				return err
+			}
+		}
+		w.Run.Status = domain.RunRunning
+		if _, err := tx.Exec(ctx, `UPDATE test_runs SET status = 'running' WHERE id = $1`, id); err != nil {
+			return wrap(err, "start test run")
+		}
+		ok = true
+		return nil
+	})
+	return w, ok, err
+}
+
+// RunResult is what the sandbox reported.
+type RunResult struct {
+	Status   string
+	Stdout   string
+	Stderr   string
+	ExitCode *int
+	Duration time.Duration
+	Error    *string
+}
+
+// FinishRun stores a run's result, emits test_completed and, for a run on a
+// diff, updates the diff's test summary, in one transaction. A run that has
+// its result already is left alone.
+func (s *Store) FinishRun(ctx context.Context, w RunWork, r RunResult) (domain.TestRun, error) {
+	var out domain.TestRun
+	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		ms := r.Duration.Milliseconds()
+		var err error
+		out, err = scanRun(tx.QueryRow(ctx, `UPDATE test_runs SET status = $2, stdout = $3, stderr = $4, exit_code = $5,
+			duration_ms = $6, error = $7, finished_at = now()
+			WHERE id = $1 AND status IN ('queued', 'running') RETURNING `+runColumns,
+			w.Run.ID, r.Status, r.Stdout, r.Stderr, r.ExitCode, ms, r.Error))
+		if errors.Is(err, pgx.ErrNoRows) {
+			out, err = s.GetRun(ctx, w.Run.ID)
+			return err
+		}
+		if err != nil {
+			return wrap(err, "store test result")
+		}
+		output := r.Stdout
+		if r.Stderr != "" {
+			output += r.Stderr
+		}
+		payload := map[string]any{
+			"test_id": out.TestID, "test_run_id": out.ID, "diff_id": out.DiffID, "status": out.Status,
+			"output": output, "stdout": r.Stdout, "stderr": r.Stderr, "exit_code": r.ExitCode,
+			"duration_ms": ms, "error": r.Error, "commit": out.Commit,
+		}
+		if _, err := Emit(ctx, tx, out.ProjectID, "test_completed", payload); err != nil {
+			return err
+		}
+		if w.batchID != nil && out.DiffID != nil {
+			return summariseBatch(ctx, tx, *out.DiffID, *w.batchID)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// summariseBatch writes the diff's test_results from its latest batch of
+// runs, and tests_run_at once they have all finished.
+func summariseBatch(ctx context.Context, tx pgx.Tx, diffID string, batch uuid.UUID) error {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM diffs WHERE id = $1 FOR UPDATE`, diffID); err != nil {
+		return wrap(err, "lock diff")
+	}
+	rows, err := tx.Query(ctx, `SELECT `+runColumns+` FROM test_runs WHERE batch_id = $1 ORDER BY created_at, id`, batch)
+	if err != nil {
+		return wrap(err, "read batch")
+	}
+	runs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.TestRun, error) { return scanRun(r) })
+	if err != nil {
+		return wrap(err, "read batch")
+	}
+	counts := map[string]int{}
+	list := make([]map[string]any, 0, len(runs))
+	finished := 0
+	for _, r := range runs {
+		counts[r.Status]++
+		if r.Finished() {
+			finished++
+		}
+		list = append(list, map[string]any{"test_id": r.TestID, "test_run_id": r.ID, "status": r.Status, "duration_ms": r.DurationMS})
+	}
+	summary, _ := json.Marshal(map[string]any{
+		"batch_id": batch, "total": len(runs), "finished": finished, "passed": counts[domain.RunPassed],
+		"failed": counts[domain.RunFailed], "timeout": counts[domain.RunTimeout], "error": counts[domain.RunError],
+		"all_passed": finished == len(runs) && counts[domain.RunPassed] == len(runs), "runs": list,
+	})
+	// Only the diff's latest batch writes its summary.
+	_, err = tx.Exec(ctx, `UPDATE diffs SET test_results = $2,
+		tests_run_at = CASE WHEN $3 THEN now() ELSE NULL END, updated_at = now()
+		WHERE id = $1 AND test_results->>'batch_id' = $4`, diffID, summary, finished == len(runs), batch.String())
+	return wrap(err, "store test summary")
+}

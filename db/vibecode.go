@@ -1,0 +1,332 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vibegrapher/vibegrapher/domain"
+)
+
+// This file holds what the vibecode workers store. Every write is keyed so
+// that a job retried or rescued after a crash writes nothing twice: assistant
+// messages and diffs by a step key, memory by a turn key, model replies by a
+// call key.
+
+// ErrTurnGone means the user message no longer exists (its session was
+// cleared): the work for it stops quietly.
+var ErrTurnGone = errors.New("the message was deleted")
+
+// Turn is a user message being processed, with what the loop needs.
+type Turn struct {
+	Message    domain.ConversationMessage
+	Session    domain.VibecodeSession
+	Position   int64
+	Branch     string
+	BaseCommit string
+	// BaseCode is the project's code at BaseCommit: what patches apply to.
+	BaseCode string
+	repo     uuid.UUID
+}
+
+// StartTurn loads a user message for processing. The first time, it marks the
+// message running and pins the branch head as the base every patch of this
+// message applies to.
+func (s *Store) StartTurn(ctx context.Context, messageID string) (Turn, error) {
+	var t Turn
+	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		var err error
+		t, err = loadTurn(ctx, tx, messageID, true)
+		if err != nil {
+			return err
+		}
+		if t.BaseCommit == "" {
+			head, err := BranchHead(NewGitStorage(ctx, tx, t.repo), t.Branch)
+			if err != nil {
+				return err
+			}
+			t.BaseCommit = head.String()
+		}
+		if t.Message.Status != nil && *t.Message.Status == domain.StatusQueued {
+			running := domain.StatusRunning
+			t.Message.Status = &running
+		}
+		_, err = tx.Exec(ctx, `UPDATE messages SET status = $2, base_commit = $3 WHERE id = $1`,
+			t.Message.ID, *t.Message.Status, t.BaseCommit)
+		return wrap(err, "start message")
+	})
+	if err != nil {
+		return t, err
+	}
+	t.BaseCode, err = ReadFile(NewGitStorage(ctx, s.Pool, t.repo), plumbing.NewHash(t.BaseCommit), domain.ScriptPath)
+	return t, err
+}
+
+func loadTurn(ctx context.Context, q Querier, messageID string, forUpdate bool) (Turn, error) {
+	var t Turn
+	var base *string
+	sql := `SELECT ` + prefixed("m", messageColumns) + `, m.position, m.base_commit, p.branch, p.repository_id
+		FROM messages m JOIN projects p ON p.id = m.project_id
+		WHERE m.id = $1 AND m.role = 'user'`
+	if forUpdate {
+		sql += ` FOR UPDATE OF m`
+	}
+	msg, err := scanMessage(q.QueryRow(ctx, sql, messageID), &t.Position, &base, &t.Branch, &t.repo)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, ErrTurnGone
+	}
+	if err != nil {
+		return t, wrap(err, "read message")
+	}
+	t.Message = msg
+	if base != nil {
+		t.BaseCommit = *base
+	}
+	t.Session, err = getSession(ctx, q, msg.SessionID, false)
+	return t, err
+}
+
+func prefixed(alias, columns string) string {
+	var out []byte
+	start := 0
+	for i := 0; i <= len(columns); i++ {
+		if i == len(columns) || columns[i] == ',' {
+			col := columns[start:i]
+			for len(col) > 0 && col[0] == ' ' {
+				col = col[1:]
+			}
+			if len(out) > 0 {
+				out = append(out, ", "...)
+			}
+			out = append(out, alias+"."+col...)
+			start = i + 1
+		}
+	}
+	return string(out)
+}
+
+// EarlierMessagePending reports whether a user message sent before this one
+// in the same session is still waiting or running: messages of a session are
+// processed one at a time, in order.
+func (s *Store) EarlierMessagePending(ctx context.Context, messageID string) (bool, error) {
+	var pending bool
+	err := s.Pool.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM messages e JOIN messages m ON m.session_id = e.session_id
+		WHERE m.id = $1 AND e.role = 'user' AND e.position < m.position AND e.status IN ('queued', 'running'))`,
+		messageID).Scan(&pending)
+	return pending, wrap(err, "check earlier messages")
+}
+
+// StoredCall returns the model reply stored under key, if any.
+func (s *Store) StoredCall(ctx context.Context, key string) (json.RawMessage, bool, error) {
+	var raw []byte
+	err := s.Pool.QueryRow(ctx, `SELECT response FROM model_calls WHERE call_key = $1`, key).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, nil
+	}
+	return raw, err == nil, wrap(err, "read model call")
+}
+
+// AssistantMessage is one reply of an agent, stored with the model call
+// behind it.
+type AssistantMessage struct {
+	Turn       *Turn
+	CallKey    string          // the model call's key, also the message's step key
+	Response   json.RawMessage // the raw OpenAI response
+	ResponseID string
+	Agent      string
+	Iteration  int
+	Content    string
+	Patch      *string
+	Usage      domain.TokenUsage
+}
+
+// RecordReply stores a model reply and the assistant message made of it, and
+// emits conversation_message and token_usage, in one transaction. A reply
+// stored before (a retried job) changes nothing and emits nothing.
+func (s *Store) RecordReply(ctx context.Context, a AssistantMessage) (domain.ConversationMessage, error) {
+	var m domain.ConversationMessage
+	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		if _, err := loadTurn(ctx, tx, a.Turn.Message.ID, true); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO model_calls (call_key, message_id, response) VALUES ($1, $2, $3)
+			ON CONFLICT (call_key) DO NOTHING`, a.CallKey, a.Turn.Message.ID, a.Response)
+		if err != nil {
+			return wrap(err, "store model call")
+		}
+		inserted := tag.RowsAffected() == 1
+		usage, err := json.Marshal(a.Usage)
+		if err != nil {
+			return err
+		}
+		responses, _ := json.Marshal([]json.RawMessage{a.Response})
+		m, err = scanMessage(tx.QueryRow(ctx, `
+			INSERT INTO messages (id, session_id, project_id, role, agent, iteration, content, patch, token_usage,
+				trace_id, reply_to, openai_response, last_response_id, step_key)
+			VALUES ($1, $2, $3, 'assistant', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+			ON CONFLICT (step_key) DO UPDATE SET step_key = EXCLUDED.step_key
+			RETURNING `+messageColumns,
+			uuid.New(), a.Turn.Session.ID, a.Turn.Session.ProjectID, a.Agent, a.Iteration, a.Content, a.Patch, usage,
+			a.Turn.Message.TraceID, a.Turn.Message.ID, responses, a.ResponseID, a.CallKey))
+		if err != nil {
+			return wrap(err, "store assistant message")
+		}
+		if !inserted {
+			return nil
+		}
+		if err := EmitMessage(ctx, tx, a.Turn.Session.ProjectID, m); err != nil {
+			return err
+		}
+		_, err = Emit(ctx, tx, a.Turn.Session.ProjectID, "token_usage", map[string]any{
+			"session_id": a.Turn.Session.ID, "message_id": m.ID, "reply_to": a.Turn.Message.ID,
+			"trace_id": a.Turn.Message.TraceID, "usage": a.Usage, "timestamp": time.Now().UTC(),
+		})
+		return err
+	})
+	return m, err
+}
+
+// AgentMemory returns the stored input items of an agent in a session, in
+// order, as JSON arrays (one per turn).
+func (s *Store) AgentMemory(ctx context.Context, sessionKey, agent string) ([]json.RawMessage, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT items FROM agent_memory WHERE session_key = $1 AND agent = $2 ORDER BY position`, sessionKey, agent)
+	if err != nil {
+		return nil, wrap(err, "read memory")
+	}
+	list, err := pgx.CollectRows(rows, pgx.RowTo[json.RawMessage])
+	return list, wrap(err, "read memory")
+}
+
+// TurnEnd is how a step of the loop ends, written in one transaction: the
+// items the turn adds to an agent's memory, and then either the next job
+// (Enqueue), or the end of the user message (Status and Outcome, plus a Diff
+// when approved).
+type TurnEnd struct {
+	Agent    string
+	TurnKey  string
+	Items    json.RawMessage // JSON array of input items
+	Enqueue  func(tx pgx.Tx) error
+	Status   string         // final status of the user message, or "" to go on
+	Outcome  map[string]any // the vibecode_response payload
+	Diff     *domain.Diff
+	DiffStep string
+}
+
+// EndTurn writes e. It is idempotent: memory and diffs are keyed, and the
+// final status and vibecode_response are written only by the first caller.
+func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
+	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		cur, err := loadTurn(ctx, tx, t.Message.ID, true)
+		if err != nil {
+			return err
+		}
+		if cur.Message.Status != nil && domain.IsFinal(*cur.Message.Status) {
+			return nil
+		}
+		if e.Items != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO agent_memory (session_key, agent, turn_key, items) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (session_key, agent, turn_key) DO NOTHING`, t.Session.OpenAISessionKey, e.Agent, e.TurnKey, e.Items); err != nil {
+				return wrap(err, "store memory")
+			}
+		}
+		if e.Enqueue != nil {
+			if err := e.Enqueue(tx); err != nil {
+				return err
+			}
+		}
+		if e.Status == "" {
+			return nil
+		}
+		outcome := map[string]any{"session_id": t.Session.ID, "message_id": t.Message.ID, "trace_id": t.Message.TraceID, "status": e.Status}
+		for k, v := range e.Outcome {
+			outcome[k] = v
+		}
+		if e.Diff != nil {
+			d, err := insertDiff(ctx, tx, e.Diff, e.DiffStep)
+			if err != nil {
+				return err
+			}
+			outcome["diff_id"] = d.ID
+			if _, err := tx.Exec(ctx, `UPDATE messages SET diff_id = $2 WHERE id = $1`, t.Message.ID, d.ID); err != nil {
+				return wrap(err, "link diff")
+			}
+			payload := diffPayload(d)
+			payload["trace_id"] = t.Message.TraceID
+			if _, err := Emit(ctx, tx, t.Session.ProjectID, "diff_created", payload); err != nil {
+				return err
+			}
+		}
+		raw, err := json.Marshal(outcome)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE messages SET status = $2, outcome = $3 WHERE id = $1`, t.Message.ID, e.Status, raw); err != nil {
+			return wrap(err, "finish message")
+		}
+		_, err = Emit(ctx, tx, t.Session.ProjectID, "vibecode_response", outcome)
+		return err
+	})
+}
+
+// TurnUsage sums the token usage of every reply to a user message.
+func (s *Store) TurnUsage(ctx context.Context, messageID string) (domain.TokenUsage, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT token_usage FROM messages WHERE reply_to = $1 AND token_usage IS NOT NULL ORDER BY position`, messageID)
+	if err != nil {
+		return domain.TokenUsage{}, wrap(err, "read usage")
+	}
+	list, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return domain.TokenUsage{}, wrap(err, "read usage")
+	}
+	var sum domain.TokenUsage
+	for _, raw := range list {
+		var u domain.TokenUsage
+		if err := json.Unmarshal(raw, &u); err != nil {
+			return sum, err
+		}
+		sum = sum.Add(u)
+	}
+	return sum, nil
+}
+
+// Reply returns the assistant message an agent stored for a user message in
+// an iteration, the latest when there are several.
+func (s *Store) Reply(ctx context.Context, messageID, agent string, iteration int) (domain.ConversationMessage, error) {
+	m, err := scanMessage(s.Pool.QueryRow(ctx, `SELECT `+messageColumns+` FROM messages
+		WHERE reply_to = $1 AND agent = $2 AND iteration = $3 ORDER BY position DESC LIMIT 1`, messageID, agent, iteration))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return m, ErrTurnGone
+	}
+	return m, wrap(err, "read reply")
+}
+
+// FailTurn ends a user message as failed with a message a person can act on.
+func (s *Store) FailTurn(ctx context.Context, t *Turn, reason string) error {
+	usage, _ := s.TurnUsage(ctx, t.Message.ID)
+	return s.EndTurn(ctx, t, TurnEnd{Status: domain.StatusFailed, Outcome: map[string]any{"error": reason, "token_usage": usage}})
+}
+
+// EmitJobStatus emits job_status for a project.
+func (s *Store) EmitJobStatus(ctx context.Context, projectID string, payload map[string]any) error {
+	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		_, err := Emit(ctx, tx, projectID, "job_status", payload)
+		return err
+	})
+}
+
+// EmitDelta emits a vibecode_delta.
+func (s *Store) EmitDelta(ctx context.Context, t *Turn, agent string, iteration int, delta string) error {
+	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		_, err := Emit(ctx, tx, t.Session.ProjectID, "vibecode_delta", map[string]any{
+			"session_id": t.Session.ID, "message_id": t.Message.ID, "trace_id": t.Message.TraceID,
+			"agent": agent, "iteration": iteration, "delta": delta,
+		})
+		return err
+	})
+}

@@ -1,0 +1,81 @@
+package jobs
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/vibegrapher/vibegrapher/domain/pyast"
+)
+
+// vibecoderInstructions are the VibeCoder's system instructions.
+const vibecoderInstructions = `You are the VibeCoder: you change a Python workflow written with the OpenAI Agents SDK (the "agents" package) as the user asks.
+
+The project is one file, script.py. Each request shows its current code with line numbers ("  12| code"); the numbers are not part of the file.
+
+To change the code, call the submit_patch tool with a unified diff against the current code:
+- hunks start with "@@ -start,count +start,count @@";
+- every line of a hunk starts with " " (unchanged context), "-" (removed) or "+" (added);
+- include about 3 unchanged context lines around each change so the hunk matches exactly one place;
+- copy context and removed lines exactly from the current code, without the line-number prefix.
+If the tool answers with an error, fix the patch and call submit_patch again. Submit one patch per request that does everything asked.
+When a reviewer rejects your patch, you get its feedback: address it and submit a new patch.
+If the user asks a question or no code change is needed, answer in plain text without calling the tool.`
+
+// evaluatorInstructions are the Evaluator's system instructions.
+const evaluatorInstructions = `You are the Evaluator: you review a patch that the VibeCoder proposed for a Python workflow written with the OpenAI Agents SDK.
+
+Approve the patch when it does what the user asked, keeps the program correct and runnable, and changes nothing that was not asked. Otherwise reject it and say exactly what must change, so the VibeCoder can fix it.
+Answer with JSON: approved (boolean), reasoning (why; for a rejection, the concrete changes needed), commit_message (a one-line imperative commit message when approved, empty when rejected).`
+
+// numbered shows code with line numbers, so the model can refer to lines
+// without ambiguity.
+func numbered(code string) string {
+	if code == "" {
+		return "(the file is empty)"
+	}
+	lines := strings.Split(strings.TrimSuffix(code, "\n"), "\n")
+	width := len(fmt.Sprint(len(lines)))
+	var b strings.Builder
+	for i, l := range lines {
+		fmt.Fprintf(&b, "%*d| %s\n", width, i+1, l)
+	}
+	return b.String()
+}
+
+// focusText tells the VibeCoder which agent a node session is about.
+func focusText(node *pyast.AgentNode, code string) string {
+	if node == nil {
+		return ""
+	}
+	lines := strings.Split(code, "\n")
+	def := strings.Join(lines[node.LineStart-1:min(node.LineEnd, len(lines))], "\n")
+	return fmt.Sprintf("\nThis conversation is about the agent %q (variable %s), lines %d-%d. Change only those lines:\n```python\n%s\n```\n",
+		node.Name, node.ID, node.LineStart, node.LineEnd, def)
+}
+
+func vibecoderRequest(prompt, code string, node *pyast.AgentNode) string {
+	return fmt.Sprintf("Current script.py:\n```\n%s```\n%s\nRequest:\n%s", numbered(code), focusText(node, code), prompt)
+}
+
+func vibecoderFeedback(feedback, code string, node *pyast.AgentNode) string {
+	return fmt.Sprintf("The reviewer rejected your patch:\n%s\n\nThe code is unchanged; here it is again:\n```\n%s```\n%s\nSubmit a corrected patch.",
+		feedback, numbered(code), focusText(node, code))
+}
+
+func evaluatorRequest(prompt, description, code, diff, patched string, iteration int) string {
+	return fmt.Sprintf("Review round %d.\n\nThe user asked:\n%s\n\nThe VibeCoder says: %s\n\nCurrent script.py:\n```\n%s```\n\nProposed patch:\n```diff\n%s```\n\nscript.py after the patch:\n```\n%s```",
+		iteration, prompt, description, numbered(code), diff, numbered(patched))
+}
+
+// submitPatchSchema is the strict JSON schema of submit_patch's arguments.
+func submitPatchSchema() map[string]any {
+	return map[string]any{
+		"type": "object",
+		"properties": map[string]any{
+			"patch":       map[string]any{"type": "string", "description": "a unified diff against the current script.py"},
+			"description": map[string]any{"type": "string", "description": "one or two sentences: what the patch changes and why"},
+		},
+		"required":             []string{"patch", "description"},
+		"additionalProperties": false,
+	}
+}

@@ -1,0 +1,59 @@
+package jobs
+
+import (
+	"context"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/sandbox"
+)
+
+// RunTestWorker executes a test run in the sandbox and stores its result.
+type RunTestWorker struct {
+	river.WorkerDefaults[RunTestArgs]
+	Store   *db.Store
+	Sandbox *sandbox.Runner
+	// MaxTimeout is SANDBOX_TIMEOUT, the longest run.
+	MaxTimeout time.Duration
+}
+
+// Timeout leaves the sandbox its own wall-clock limit plus room to start and
+// store.
+func (w *RunTestWorker) Timeout(*river.Job[RunTestArgs]) time.Duration {
+	return w.MaxTimeout + time.Minute
+}
+
+func (w *RunTestWorker) Work(ctx context.Context, job *river.Job[RunTestArgs]) error {
+	work, ok, err := w.Store.BeginRun(ctx, job.Args.TestRunID)
+	if err != nil || !ok {
+		return err
+	}
+	status := func(state string, errText *string) {
+		payload := map[string]any{"job_id": job.ID, "kind": job.Kind, "state": state, "attempt": job.Attempt,
+			"test_run_id": work.Run.ID, "test_id": work.Run.TestID}
+		if errText != nil {
+			payload["error"] = *errText
+		}
+		_ = w.Store.EmitJobStatus(context.WithoutCancel(ctx), work.Run.ProjectID, payload)
+	}
+	status("running", nil)
+	res := w.Sandbox.Run(ctx, work.Code, work.Test.Code, time.Duration(work.Test.TimeoutSeconds)*time.Second)
+	rr := db.RunResult{Status: string(res.Status), Stdout: res.Stdout, Stderr: res.Stderr, Duration: res.Duration}
+	if res.ExitCode >= 0 {
+		code := res.ExitCode
+		rr.ExitCode = &code
+	}
+	if res.Error != "" {
+		e := res.Error
+		rr.Error = &e
+	}
+	if _, err := w.Store.FinishRun(context.WithoutCancel(ctx), work, rr); err != nil {
+		msg := err.Error()
+		status("retryable", &msg)
+		return err
+	}
+	status("completed", nil)
+	return nil
+}

@@ -1,0 +1,15 @@
+package jobs
+
+import (
+	"github.com/riverqueue/river"
+)
+
+// NewWorkers registers every worker of the service.
+func NewWorkers(d *Deps, tests *RunTestWorker) *river.Workers {
+	w := river.NewWorkers()
+	river.AddWorker(w, &VibecodeWorker{Deps: d})
+	river.AddWorker(w, &EvaluateWorker{Deps: d})
+	tests.Store = d.Store
+	river.AddWorker(w, tests)
+	return w
+}

@@ -1,0 +1,84 @@
+// Package sandbox runs a project's Python test cases (SPEC.md §6), which are
+// hostile by assumption, with the kernel's own means and no helper binary
+// other than the Python interpreter.
+//
+// # What a run is
+//
+// The project code is written to script.py and the test code to
+// test_case.py in a fresh directory under Config.ScratchRoot. Python (-I -B
+// -u, environment exactly PATH=/usr/bin:/bin, HOME, LANG=C.UTF-8) executes
+// script.py as the module "script" (its `if __name__ == "__main__":` block
+// does not run), copies what `from script import *` would give into a fresh
+// __main__ module and executes test_case.py there. Exit status 0 is
+// StatusPassed; an exception (traceback in Stderr, runner frames removed),
+// a syntax error or a non-zero exit is StatusFailed; the wall-clock limit
+// (or the CPU-time limit, timeout+1 s) is StatusTimeout; a MemoryError under
+// the address-space limit is StatusError "memory limit exceeded (512 MB)";
+// a sandbox that could not be set up is StatusError "sandbox unavailable:
+// ...". Each output stream keeps its first Config.OutputLimit bytes; more is
+// drained, counted and replaced by a "[output truncated: ...]" line.
+//
+// # How it is confined
+//
+// The server binary is its own launcher: Run re-executes /proc/self/exe with
+// VIBEGRAPHER_SANDBOX_LAUNCHER=1 (Main, called first in main, recognises
+// it) in new user, pid, network, mount, ipc and uts namespaces. The run's
+// user is uid/gid 1000 inside, mapped to the server's uid outside, or to
+// nobody (65534) when the server is root, so the test code is never host
+// root and RLIMIT_NPROC counts it. The launcher carries only the
+// capabilities it needs (ambient, inside its namespace) and, as pid 1:
+//
+//   - builds a new root on a tmpfs: /usr, /bin, /lib*, /sbin, /etc/ssl,
+//     /etc/alternatives and the interpreter's own directories (a virtualenv,
+//     a pyenv prefix) bound read-only from descriptors opened beforehand;
+//     synthetic /etc/passwd, group, hosts, nsswitch.conf; /dev with null,
+//     zero, full, random, urandom; a procfs of the new pid namespace; /work
+//     (the run's files, the current directory and HOME) and /tmp as 32 MiB
+//     tmpfs, /dev/shm as 8 MiB; then pivot_root, the host root detached and
+//     the new root remounted read-only. Nothing of the host's files, the
+//     scratch root, other runs or the server's environment is reachable,
+//     and writes land in memory that vanishes with the run;
+//   - sets the hostname, forbids nested user namespaces, raises
+//     oom_score_adj to 1000 (the kernel kills the run before the server or
+//     the database), sets no_new_privs, RLIMIT_CPU/NPROC/FSIZE/NOFILE/CORE/
+//     MEMLOCK/MSGQUEUE, switches to the run's user, drops every capability
+//     (bounding set included) and re-arms the parent-death signal;
+//   - sets RLIMIT_AS last (the Go runtime cannot live under it) and execs
+//     Python, which becomes pid 1: when it ends, or when Run kills it at the
+//     timeout, the kernel kills every process of the run. The network
+//     namespace has only a loopback interface that is down.
+//
+// New probes this once: it starts the launcher in each namespace, then runs a
+// probe program and checks from the outside what it could not do (reach a
+// TCP listener of the server, read or write a canary beside the run
+// directories, see other processes) and which limits it saw. Features
+// reports the findings; the server logs Features.String at start.
+//
+// # Choices
+//
+// Bubblewrap would do the namespace work but is one more binary for the
+// Docker image; the launcher does the same in ~200 lines and costs about the
+// same (see BenchmarkRunPass vs BenchmarkBarePython). Cgroups are not used:
+// on a fly.io machine running the image as a non-root user they are
+// usually not writable, and here (cgroup v1 memory, v2 without controllers)
+// placing runs would mean writing into the cgroup of whoever started the
+// server; RLIMIT_AS per process, RLIMIT_NPROC and oom_score_adj bound a run
+// instead. Landlock is not used in the isolated tier: the mount namespace
+// already shows nothing but what Landlock rules would allow, and the network
+// and signal scopes duplicate the network and pid namespaces.
+//
+// Where user namespaces are unavailable (a Docker container under the
+// default seccomp profile) New reports "sandbox unavailable" unless
+// Config.AllowUnisolated, in which case runs get the unisolated tier, logged
+// at ERROR: the same launcher without namespaces sets the rlimits,
+// no_new_privs, uid 65534 when the server is root, and Landlock where the
+// kernel has it (reads: system directories and the interpreter; writes: the
+// run directory; no TCP; no signals or abstract sockets outside the run).
+// Processes that leave the run's process group may survive it there.
+//
+// On fly.io (a Firecracker VM whose image runs as a non-root user with
+// unprivileged user namespaces) the isolated tier works as it does here as
+// root: the run's user maps to the server's own uid, setgroups is denied so
+// the server's supplementary groups stay (nothing they could open is
+// mounted).
+package sandbox

@@ -1,0 +1,530 @@
+//go:build linux
+
+package sandbox_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vibegrapher/vibegrapher/sandbox"
+)
+
+// Hostile test code. Every assertion is made from the outside: by the server
+// process, on the host, after (or while) the run happens. These tests do not
+// run in parallel with one another, so a process left behind by one is not
+// mistaken for another's.
+
+func token(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// processesWith lists host processes whose command line contains marker.
+func processesWith(marker string) []string {
+	var found []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil || e.Name() == strconv.Itoa(os.Getpid()) {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && bytes.Contains(cmdline, []byte(marker)) {
+			found = append(found, e.Name()+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
+		}
+	}
+	return found
+}
+
+// sandboxProcesses lists processes of any run still alive on the host.
+func sandboxProcesses() []string { return processesWith("_vg_run") }
+
+func assertNoLeftovers(t *testing.T, markers ...string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		var left []string
+		for _, m := range markers {
+			left = append(left, processesWith(m)...)
+		}
+		left = append(left, sandboxProcesses()...)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes left behind: %v", left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestHostileDeleteEverything(t *testing.T) {
+	r := runner(t)
+	// Canaries the code knows the paths of: beside the run directories, in
+	// the scratch root's parent and in the host's /tmp.
+	canaries := []string{
+		filepath.Join(sharedScratch, "canary-"+token(t)),
+		filepath.Join(filepath.Dir(sharedScratch), "canary-"+token(t)),
+		filepath.Join(os.TempDir(), "vg-canary-"+token(t)),
+	}
+	for _, c := range canaries {
+		if err := os.WriteFile(c, []byte("alive"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(c)
+	}
+	// Inside, /tmp is the run's own tmpfs, so the /tmp canary's path may be
+	// written there; only the host's files count.
+	code := "import os, shutil\nfor p in " + pyList(canaries) + `:
+    for f in (os.remove, lambda p: open(p, "w").write("overwritten")):
+        try:
+            f(p)
+            print("changed inside", p)
+        except OSError as e:
+            print("denied", p, e.strerror)
+shutil.rmtree("/", ignore_errors=True)
+for p in ["/usr/bin/python3", "/usr/lib/os-release", "/etc/passwd", "/work/script.py", "/bin"]:
+    try:
+        os.remove(p)
+        print("removed inside", p)
+    except OSError as e:
+        print("denied", p, e.strerror)
+print("survived" if os.path.exists("/usr/bin/python3") else "python deleted")
+`
+	res := r.Run(context.Background(), "", code, 0)
+	t.Logf("%s\n%s\n%s", res.Status, res.Stdout, res.Stderr)
+	for _, c := range canaries {
+		if b, err := os.ReadFile(c); err != nil || string(b) != "alive" {
+			t.Errorf("canary %s: %q %v", c, b, err)
+		}
+	}
+	if !strings.Contains(res.Stdout, "survived") {
+		t.Errorf("inside, the read-only system files were deleted")
+	}
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Fatalf("host python gone: %v", err)
+	}
+	// The machine still works.
+	if res := run(t, "", "print('fine')", 0); res.Status != sandbox.StatusPassed {
+		t.Fatalf("next run: %s", res.Status)
+	}
+}
+
+func TestHostileWritesOutside(t *testing.T) {
+	name := "vg-written-" + token(t)
+	targets := []string{
+		filepath.Join("/tmp", name),
+		filepath.Join(os.TempDir(), name+"-2"),
+		filepath.Join(sharedScratch, name),
+		filepath.Join(filepath.Dir(sharedScratch), name),
+		filepath.Join("/root", name),
+		filepath.Join("/usr/lib", name),
+		filepath.Join("/etc", name),
+		filepath.Join("/", name),
+		filepath.Join("/dev/shm", name),
+	}
+	code := "import os\nfor p in " + pyList(targets) + ":\n" +
+		"    try:\n        os.makedirs(os.path.dirname(p), exist_ok=True)\n        open(p, 'w').write('x')\n        print('wrote', p)\n" +
+		"    except OSError as e:\n        print('denied', p, e.strerror)\n"
+	res := run(t, "", code, 0)
+	if res.Status != sandbox.StatusPassed {
+		t.Fatalf("status %s", res.Status)
+	}
+	// Inside, /tmp and /dev/shm are the run's own tmpfs; nothing may reach the host.
+	for _, p := range targets {
+		if _, err := os.Stat(p); err == nil {
+			os.Remove(p)
+			t.Errorf("%s was written on the host", p)
+		}
+	}
+	for _, p := range []string{"/usr/lib", "/etc", "/root", "/" + name} {
+		if strings.Contains(res.Stdout, "wrote "+filepath.Join(p, name)) && p != "/"+name {
+			t.Errorf("inside, %s was writable", p)
+		}
+	}
+	if strings.Contains(res.Stdout, "wrote /"+name) {
+		t.Errorf("inside, / was writable")
+	}
+}
+
+func pyList(items []string) string {
+	var q []string
+	for _, s := range items {
+		q = append(q, strconv.Quote(s))
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+func TestHostileReadsSecrets(t *testing.T) {
+	secret := "vg-secret-" + token(t)
+	t.Setenv("VG_SECRET_CANARY", secret)
+	secretFile := filepath.Join(filepath.Dir(sharedScratch), "server-secret.env")
+	if err := os.WriteFile(secretFile, []byte("OPENAI_API_KEY="+secret+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(secretFile)
+	exe, _ := os.Executable()
+	wd, _ := os.Getwd()
+	code := `
+import glob, os
+print("ENV", sorted(os.environ))
+hits = []
+paths = ["/proc/1/environ", "/proc/self/environ", "/proc/1/cmdline", ` + strconv.Quote(secretFile) + `, ` +
+		strconv.Quote(exe) + `, ` + strconv.Quote(wd+"/sandbox_test.go") + `, "/root/.bash_history", "/etc/shadow"]
+paths += glob.glob("/proc/*/environ") + glob.glob("/proc/*/cmdline") + glob.glob("/proc/*/root/*") + glob.glob("/proc/*/cwd/*")
+for p in paths:
+    try:
+        with open(p, "rb") as f:
+            data = f.read()
+        print("read", p, len(data))
+        hits.append(data.decode("latin-1"))
+    except OSError as e:
+        print("denied", p, e.strerror)
+print("DUMP", "|".join(hits))
+`
+	res := run(t, "", code, 0)
+	if res.Status != sandbox.StatusPassed {
+		t.Fatalf("status %s", res.Status)
+	}
+	if strings.Contains(res.Stdout, secret) || strings.Contains(res.Stderr, secret) {
+		t.Fatalf("the secret leaked into the sandbox")
+	}
+	if !strings.Contains(res.Stdout, "ENV ['HOME', 'LANG', 'PATH']\n") {
+		t.Errorf("environment is not exactly HOME, LANG, PATH")
+	}
+	for _, p := range []string{secretFile, exe, "/etc/shadow", "/root/.bash_history"} {
+		if strings.Contains(res.Stdout, "read "+p+" ") {
+			t.Errorf("read %s", p)
+		}
+	}
+}
+
+func TestHostileNetwork(t *testing.T) {
+	// A listener of the "server" on the host's loopback: it must see nothing.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{}, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- struct{}{}
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	code := fmt.Sprintf(`
+import socket
+def tcp(host, port):
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    s.settimeout(3)
+    try:
+        s.connect((host, port))
+        return "CONNECTED"
+    except OSError as e:
+        return "blocked: " + str(e)
+    finally:
+        s.close()
+def udp(host, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.sendto(b"x", (host, port))
+        return "SENT"
+    except OSError as e:
+        return "blocked: " + str(e)
+    finally:
+        s.close()
+print("postgres", tcp("127.0.0.1", 5432))
+print("listener", tcp("127.0.0.1", %d))
+print("outside", tcp("1.1.1.1", 53))
+print("outside6", tcp("2606:4700:4700::1111", 53))
+print("dns", udp("1.1.1.1", 53))
+try:
+    socket.getaddrinfo("example.com", 443)
+    print("resolve RESOLVED")
+except OSError as e:
+    print("resolve blocked:", e)
+print("interfaces", [n for _, n in socket.if_nameindex()])
+`, port)
+	res := run(t, "", code, 0)
+	if res.Status != sandbox.StatusPassed {
+		t.Fatalf("status %s", res.Status)
+	}
+	for _, bad := range []string{"CONNECTED", "SENT", "RESOLVED"} {
+		if strings.Contains(res.Stdout, bad) {
+			t.Errorf("network reachable: %s", res.Stdout)
+		}
+	}
+	if !strings.Contains(res.Stdout, "interfaces ['lo']") {
+		t.Errorf("interfaces other than lo")
+	}
+	select {
+	case <-accepted:
+		t.Fatal("the host listener accepted a connection from the sandbox")
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+func TestHostileForkBomb(t *testing.T) {
+	t.Run("counted", func(t *testing.T) {
+		res := run(t, "", `
+import errno, os, time
+n = 0
+try:
+    while True:
+        if os.fork() == 0:
+            time.sleep(60)
+            os._exit(0)
+        n += 1
+except OSError as e:
+    print("fork refused after", n, errno.errorcode[e.errno])
+    raise SystemExit(1)
+`, 0)
+		if res.Status != sandbox.StatusFailed || !strings.Contains(res.Stdout, "fork refused after") || !strings.Contains(res.Stdout, "EAGAIN") {
+			t.Fatalf("status %s stdout %q", res.Status, res.Stdout)
+		}
+		n, _ := strconv.Atoi(strings.Fields(res.Stdout)[3])
+		if n >= 64 {
+			t.Errorf("forked %d processes, limit 64", n)
+		}
+		assertNoLeftovers(t)
+	})
+	t.Run("classic", func(t *testing.T) {
+		const limit = 3 * time.Second
+		start := time.Now()
+		res := run(t, "", "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n", limit)
+		if elapsed := time.Since(start); elapsed > limit+2*time.Second {
+			t.Errorf("returned after %s", elapsed)
+		}
+		if res.Status == sandbox.StatusPassed {
+			t.Fatalf("status %s", res.Status)
+		}
+		assertNoLeftovers(t)
+	})
+	// The machine is still fine.
+	if res := run(t, "", "import subprocess\nprint(subprocess.run(['echo', 'fine'], capture_output=True, text=True).stdout)", 0); res.Status != sandbox.StatusPassed {
+		t.Fatalf("next run: %s %s", res.Status, res.Stderr)
+	}
+}
+
+func TestHostileBackgroundChild(t *testing.T) {
+	marker := "vg-bg-" + token(t)
+	code := fmt.Sprintf(`
+import os, subprocess, time
+# A plain child, a child in a new session, and a double-forked daemon.
+subprocess.Popen(["/usr/bin/sleep", "60"], executable="/usr/bin/sleep")
+p = subprocess.Popen(["%[1]s-session", "60"], executable="/usr/bin/sleep", start_new_session=True)
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execv("/usr/bin/sleep", ["%[1]s-daemon", "60"])
+    os._exit(0)
+time.sleep(0.3)
+print("children started")
+`, marker)
+	res := run(t, "", code, 0)
+	if res.Status != sandbox.StatusPassed {
+		t.Fatalf("status %s %s", res.Status, res.Stderr)
+	}
+	assertNoLeftovers(t, marker)
+}
+
+func TestHostileSignals(t *testing.T) {
+	// A host process the code is told the pid of.
+	victim := exec.Command("sleep", "30")
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Process.Kill()
+	code := fmt.Sprintf(`
+import os, signal
+def try_kill(pid, sig):
+    try:
+        os.kill(pid, sig)
+        return "sent"
+    except OSError as e:
+        return e.strerror
+print("ppid", os.getppid())
+print("parent", try_kill(os.getppid(), signal.SIGKILL))
+print("init", try_kill(1, signal.SIGKILL))
+print("victim", try_kill(%d, signal.SIGKILL))
+print("server", try_kill(%d, signal.SIGKILL))
+if os.fork() == 0:
+    try_kill(-1, signal.SIGKILL)
+    try_kill(os.getppid(), signal.SIGKILL)
+    os._exit(0)
+os.wait()
+print("all", try_kill(-1, signal.SIGKILL))
+print("still here")
+`, victim.Process.Pid, os.Getpid())
+	res := run(t, "", code, 0)
+	if !strings.Contains(res.Stdout, "still here") {
+		t.Errorf("status %s: the run killed itself", res.Status)
+	}
+	// This process is alive (we are here), and so is the victim.
+	if err := victim.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("victim died: %v", err)
+	}
+	if strings.Contains(res.Stdout, "victim sent") || strings.Contains(res.Stdout, "server sent") {
+		t.Errorf("signals reached host processes: %s", res.Stdout)
+	}
+}
+
+func TestHostileParallelRunsApart(t *testing.T) {
+	r := runner(t)
+	secret := "vg-run-a-" + token(t)
+	a := fmt.Sprintf(`
+import time
+open("secret.txt", "w").write(%[1]q)
+open("/tmp/secret.txt", "w").write(%[1]q)
+open("/dev/shm/secret.txt", "w").write(%[1]q)
+time.sleep(3)
+print(open("secret.txt").read())
+`, secret)
+	b := fmt.Sprintf(`
+import glob, os
+found = []
+for pattern in [%q, %q, "/proc/*/root/work/*", "/proc/*/cwd/*", "/proc/*/root/tmp/*", "/tmp/*", "/work/*", "/dev/shm/*", "/*/secret.txt", "/*/*/secret.txt"]:
+    for p in glob.glob(pattern, recursive=True):
+        try:
+            found.append(p + "=" + open(p, errors="replace").read(200))
+        except OSError as e:
+            found.append(p + " denied " + e.strerror)
+print(found)
+print(sorted(os.listdir("/proc")))
+`, sharedScratch+"/*/*", sharedScratch+"/**")
+	var wg sync.WaitGroup
+	var resA, resB sandbox.Result
+	wg.Add(2)
+	go func() { defer wg.Done(); resA = r.Run(context.Background(), "", a, 0) }()
+	go func() {
+		defer wg.Done()
+		time.Sleep(time.Second) // A has written its files and sleeps
+		resB = r.Run(context.Background(), "", b, 0)
+	}()
+	wg.Wait()
+	t.Logf("A: %s %q %q", resA.Status, resA.Stdout, resA.Stderr)
+	t.Logf("B: %s %q %q", resB.Status, resB.Stdout, resB.Stderr)
+	if resA.Status != sandbox.StatusPassed || resA.Stdout != secret+"\n" {
+		t.Fatalf("run A: %s", resA.Status)
+	}
+	if resB.Status != sandbox.StatusPassed {
+		t.Fatalf("run B: %s", resB.Status)
+	}
+	if strings.Contains(resB.Stdout, secret) {
+		t.Fatal("run B read run A's files")
+	}
+	if resA.Duration < 3*time.Second || resB.Duration > 3*time.Second {
+		t.Errorf("runs did not overlap: A %s, B %s", resA.Duration, resB.Duration)
+	}
+}
+
+func TestPrivileges(t *testing.T) {
+	res := run(t, "", `
+import os, resource
+status = dict(line.split(":\t", 1) for line in open("/proc/self/status").read().splitlines())
+for k in ("Uid", "Gid", "Groups", "CapEff", "CapPrm", "CapBnd", "CapAmb", "NoNewPrivs"):
+    print(k, status[k].split())
+for name in ("AS", "CPU", "NPROC", "FSIZE", "NOFILE", "CORE"):
+    print(name, resource.getrlimit(getattr(resource, "RLIMIT_" + name)))
+try:
+    resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    print("RAISED")
+except (ValueError, OSError) as e:
+    print("raise denied")
+try:
+    open("big", "wb").write(b"x" * (17 * 1024**2))
+    print("BIG WRITTEN")
+except OSError as e:
+    print("big denied", e.strerror)
+try:
+    os.setuid(0)
+    print("SETUID")
+except OSError:
+    print("setuid denied")
+try:
+    os.chroot("/tmp")
+    print("CHROOT")
+except OSError:
+    print("chroot denied")
+print(os.uname().nodename)
+import subprocess
+open("/dev/null", "w").write("x")
+assert len(open("/dev/urandom", "rb").read(16)) == 16
+subprocess.run(["true"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True)
+print("devices work")
+`, 0)
+	want := []string{
+		"Uid ['1000', '1000', '1000', '1000']", "Groups []", "CapEff ['0000000000000000']", "CapPrm ['0000000000000000']",
+		"CapBnd ['0000000000000000']", "CapAmb ['0000000000000000']", "NoNewPrivs ['1']",
+		"AS (536870912, 536870912)", "CPU (11, 12)", "NPROC (64, 64)", "FSIZE (16777216, 16777216)", "NOFILE (256, 256)", "CORE (0, 0)",
+		"raise denied", "big denied File too large", "setuid denied", "chroot denied", "sandbox\n", "devices work",
+	}
+	for _, w := range want {
+		if !strings.Contains(res.Stdout, w) {
+			t.Errorf("stdout lacks %q", w)
+		}
+	}
+}
+
+func TestHostileNestedNamespaces(t *testing.T) {
+	res := run(t, "", `
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+for name, flag in [("user", 0x10000000), ("mount", 0x20000), ("net", 0x40000000), ("pid", 0x20000000)]:
+    if libc.unshare(flag) == 0:
+        print(name, "CREATED")
+    else:
+        print(name, "denied", os.strerror(ctypes.get_errno()))
+print(open("/proc/sys/user/max_user_namespaces").read().strip())
+try:
+    open("/proc/sys/user/max_user_namespaces", "w").write("10")
+    print("LIMIT RAISED")
+except OSError as e:
+    print("limit fixed", e.strerror)
+`, 0)
+	if res.Status != sandbox.StatusPassed || strings.Contains(res.Stdout, "CREATED") || strings.Contains(res.Stdout, "RAISED") {
+		t.Fatalf("status %s: %s", res.Status, res.Stdout)
+	}
+}
+
+// The server dies (SIGKILL, no chance to clean up): the run dies with it.
+func TestHostileServerDies(t *testing.T) {
+	marker := "vg-orphan-" + token(t)
+	server := exec.Command(os.Args[0])
+	server.Env = append(os.Environ(), serverModeEnv+"="+fmt.Sprintf("import os\nos.execv('/usr/bin/sleep', [%q, '60'])\n", marker))
+	if err := server.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(processesWith(marker)) == 0 {
+		if time.Now().After(deadline) {
+			server.Process.Kill()
+			t.Fatal("the run never started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("running: %v", processesWith(marker))
+	if err := server.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = server.Wait()
+	assertNoLeftovers(t, marker)
+}

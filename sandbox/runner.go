@@ -1,0 +1,321 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Runner runs test cases. It is safe for concurrent use; every run gets its
+// own namespaces, directory and limits.
+type Runner struct {
+	cfg         Config
+	python      string
+	binds       []string // interpreter directories shown read-only
+	scratchRoot string
+	features    Features
+	isolated    bool   // run in namespaces (else the unisolated tier)
+	unavailable string // when set, Run fails with it
+	hostUID     int    // the host uid and gid the run's user maps to
+	hostGID     int
+
+	withoutNamespaces bool // tests: probe as if the host had no user namespaces
+}
+
+// tier selects how a run is confined.
+type tier int
+
+const (
+	tierIsolated   tier = iota // user, pid, net, mount, ipc and uts namespaces + rlimits
+	tierUnisolated             // rlimits (+ Landlock, + an unprivileged uid when root)
+)
+
+const cloneFlags = syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID | syscall.CLONE_NEWNET |
+	syscall.CLONE_NEWNS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS
+
+// New resolves the interpreter, prepares the scratch root and probes once
+// which isolation this host offers, by running probe programs and checking
+// from the outside what they could and could not do. It fails only when no
+// run could work at all (no interpreter, no scratch root); a host that cannot
+// isolate gives a Runner whose runs fail with "sandbox unavailable" (or, with
+// AllowUnisolated, run with rlimits only).
+func New(cfg Config) (*Runner, error) {
+	return newRunner(cfg, false)
+}
+
+// newRunner is New; withoutNamespaces makes the probe act as on a host
+// without user namespaces (for tests of the other tiers).
+func newRunner(cfg Config, withoutNamespaces bool) (*Runner, error) {
+	cfg = cfg.withDefaults()
+	log := cfg.Logger
+	python, note, err := resolvePython(cfg.Python)
+	if err != nil {
+		return nil, err
+	}
+	if note != "" {
+		log.Info("sandbox: " + note)
+	}
+	scratch, err := filepath.Abs(cfg.ScratchRoot)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(scratch, 0o700); err != nil {
+		return nil, fmt.Errorf("sandbox scratch root: %w", err)
+	}
+	if err := os.Chmod(scratch, 0o700); err != nil {
+		return nil, fmt.Errorf("sandbox scratch root: %w", err)
+	}
+	info, err := queryPython(python)
+	if err != nil {
+		return nil, err
+	}
+	binds, refused := interpreterDirs(python, info, scratch)
+	if len(refused) > 0 {
+		log.Warn("sandbox: interpreter directories not shown to test code (they would expose the scratch root or the whole file system)", "dirs", refused)
+	}
+	r := &Runner{cfg: cfg, python: python, binds: binds, scratchRoot: scratch, withoutNamespaces: withoutNamespaces}
+	r.hostUID, r.hostGID = os.Getuid(), os.Getgid()
+	if r.hostUID == 0 {
+		// Never run test code as host root: RLIMIT_NPROC does not apply to
+		// it, and it would own whatever it could reach.
+		r.hostUID, r.hostGID = 65534, 65534
+	}
+	r.features = r.probe(info)
+	r.features.Python = python + " " + info.Version
+	switch {
+	case r.features.Isolated:
+		r.isolated = true
+		log.Info("sandbox: " + r.features.String())
+	case cfg.AllowUnisolated:
+		log.Error("SANDBOX NOT ISOLATED: test code runs with rlimits only (SANDBOX_ALLOW_UNISOLATED=true); never use this in production",
+			"missing", r.features.Missing, "features", r.features.String())
+	default:
+		r.unavailable = fmt.Sprintf("sandbox unavailable: %s; set SANDBOX_ALLOW_UNISOLATED=true for development only", r.features.missingText())
+		log.Error("sandbox: "+r.unavailable, "features", r.features.String())
+	}
+	return r, nil
+}
+
+// Features says which isolation this host offers, as probed by New.
+func (r *Runner) Features() Features { return r.features }
+
+// Python is the absolute path of the interpreter runs use.
+func (r *Runner) Python() string { return r.python }
+
+// Run executes testCode against projectCode (see the package documentation)
+// and waits for it. timeout <= 0 or above Config.Timeout means Config.Timeout.
+// ctx cancels the run (status error "canceled").
+func (r *Runner) Run(ctx context.Context, projectCode, testCode string, timeout time.Duration) Result {
+	if timeout <= 0 || timeout > r.cfg.Timeout {
+		timeout = r.cfg.Timeout
+	}
+	if r.unavailable != "" {
+		return Result{Status: StatusError, ExitCode: -1, Error: r.unavailable}
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{Status: StatusError, ExitCode: -1, Error: "canceled: " + err.Error()}
+	}
+	t := tierUnisolated
+	if r.isolated {
+		t = tierIsolated
+	}
+	return r.run(ctx, projectCode, testCode, timeout, t)
+}
+
+func (r *Runner) run(ctx context.Context, projectCode, testCode string, timeout time.Duration, t tier) Result {
+	start := time.Now()
+	res := Result{ExitCode: -1}
+	fail := func(err error) Result {
+		res.Status, res.Error, res.Duration = StatusError, "sandbox failure: "+err.Error(), time.Since(start)
+		return res
+	}
+	dir, err := os.MkdirTemp(r.scratchRoot, "run-")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(dir)
+	for name, code := range map[string]string{"script.py": projectCode, "test_case.py": testCode} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(code), 0o600); err != nil {
+			return fail(err)
+		}
+	}
+	if t == tierUnisolated && os.Getuid() == 0 {
+		// The run will be uid 65534; let it into its directory, only.
+		for _, p := range []string{dir, filepath.Join(dir, "script.py"), filepath.Join(dir, "test_case.py")} {
+			if err := os.Chown(p, r.hostUID, r.hostGID); err != nil {
+				return fail(err)
+			}
+		}
+	}
+
+	spec := r.spec(dir, timeout, t)
+	stdout, stderr := newCappedBuffer(r.cfg.OutputLimit), newCappedBuffer(r.cfg.OutputLimit)
+	facts := r.launch(ctx, spec, t, timeout, stdout, stderr)
+
+	res.Duration = time.Since(start)
+	res.Stdout, res.StdoutTruncated = stdout.text()
+	res.Stderr, res.StderrTruncated = stderr.text()
+	facts.stderr, facts.stderrCut = res.Stderr, res.StderrTruncated
+	facts.timeout, facts.cpuLimit, facts.memoryMB = timeout, r.cpuLimit(timeout), r.cfg.MemoryMB
+	res.Status, res.ExitCode, res.Error = classify(facts)
+	return res
+}
+
+// launch starts the launcher, waits for it and collects how it ended.
+func (r *Runner) launch(ctx context.Context, spec launchSpec, t tier, timeout time.Duration, stdout, stderr io.Writer) exitFacts {
+	var facts exitFacts
+	runCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	arg, err := json.Marshal(spec)
+	if err != nil {
+		facts.startErr = err
+		return facts
+	}
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		facts.startErr = err
+		return facts
+	}
+	defer statusR.Close()
+
+	cmd := exec.CommandContext(runCtx, "/proc/self/exe")
+	cmd.Args = []string{launcherArg0, string(arg)}
+	cmd.Env = []string{launcherEnv + "=1"}
+	cmd.Dir = "/"
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.ExtraFiles = []*os.File{statusW}
+	cmd.SysProcAttr = r.sysProcAttr(t)
+	// Killing pid 1 of the run's pid namespace kills every process in it;
+	// the process group covers the unisolated tier.
+	cmd.Cancel = func() error {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		return cmd.Process.Kill()
+	}
+	// Output pipes held open by a stray process (unisolated tier only) must
+	// not hold up the result.
+	cmd.WaitDelay = 500 * time.Millisecond
+
+	// The parent-death signal fires when the thread that forked the launcher
+	// ends; keep that thread to this goroutine until the run is over.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	err = cmd.Start()
+	statusW.Close()
+	if err != nil {
+		facts.startErr = err
+		return facts
+	}
+	launchErr := make(chan string, 1)
+	t0 := time.Now()
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(statusR, 4096))
+		ZZexec = append(ZZexec, time.Since(t0))
+		launchErr <- string(b)
+	}()
+	waitErr := cmd.Wait()
+	ZZwait = append(ZZwait, time.Since(t0))
+	facts.launchErr = <-launchErr
+	if t == tierUnisolated {
+		// Without a pid namespace, this is the best effort at strays.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	if st := cmd.ProcessState; st != nil {
+		facts.haveStatus = true
+		facts.waitStatus = st.Sys().(syscall.WaitStatus)
+		facts.cpu = st.UserTime() + st.SystemTime()
+	} else if waitErr != nil {
+		facts.startErr = waitErr
+	}
+	if runCtx.Err() != nil {
+		facts.killedByUs = true
+		if ctx.Err() != nil {
+			facts.callerErr = ctx.Err()
+		}
+	}
+	return facts
+}
+
+// sysProcAttr makes the launcher's namespaces. The run's user is uid/gid 1000
+// inside and an unprivileged host id outside: the server's own when it is not
+// root, nobody (65534) when it is.
+func (r *Runner) sysProcAttr(t tier) *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	if t == tierIsolated {
+		a.Cloneflags = cloneFlags
+		a.UidMappings = []syscall.SysProcIDMap{{ContainerID: innerUID, HostID: r.hostUID, Size: 1}}
+		a.GidMappings = []syscall.SysProcIDMap{{ContainerID: innerGID, HostID: r.hostGID, Size: 1}}
+		// Only a privileged parent may allow setgroups, which the launcher
+		// needs to shed root's supplementary groups.
+		a.GidMappingsEnableSetgroups = os.Getuid() == 0
+		// The launcher is not root in its namespace, so the capabilities the
+		// namespace gives it would be lost at its execve; carry the few it
+		// needs as ambient ones. It drops all of them before Python.
+		a.AmbientCaps = []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_SETPCAP, unix.CAP_SYS_RESOURCE}
+	}
+	return a
+}
+
+// cpuLimit is the soft RLIMIT_CPU of a run: the wall timeout rounded up, plus
+// a second (the hard limit, which kills, is one more).
+func (r *Runner) cpuLimit(timeout time.Duration) time.Duration {
+	return (timeout + time.Second - 1).Truncate(time.Second) + time.Second
+}
+
+// spec is what the launcher is told for one run in dir.
+func (r *Runner) spec(dir string, timeout time.Duration, t tier) launchSpec {
+	cpu := uint64(r.cpuLimit(timeout) / time.Second)
+	s := launchSpec{
+		Mode:   modeRun,
+		Python: r.python,
+		RunDir: dir,
+		UID:    -1,
+		GID:    -1,
+		Limits: []rlimit{
+			{unix.RLIMIT_CPU, cpu, cpu + 1},
+			{unix.RLIMIT_NPROC, maxProcesses, maxProcesses},
+			{unix.RLIMIT_FSIZE, maxFileBytes, maxFileBytes},
+			{unix.RLIMIT_NOFILE, maxOpenFiles, maxOpenFiles},
+			{unix.RLIMIT_CORE, 0, 0},
+			{unix.RLIMIT_MEMLOCK, 0, 0},
+			{unix.RLIMIT_MSGQUEUE, 0, 0},
+		},
+		MemoryBytes: uint64(r.cfg.MemoryMB) << 20,
+	}
+	work := ""
+	switch t {
+	case tierIsolated:
+		work = workDir
+		s.PrivateRoot = true
+		s.Proc = true
+		s.Binds = r.binds
+		s.Hostname = "sandbox"
+		s.WorkBytes = workBytes
+		s.UID, s.GID = innerUID, innerGID
+		s.DropGroups = os.Getuid() == 0
+		s.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + workDir, "LANG=C.UTF-8"}
+	case tierUnisolated:
+		if os.Getuid() == 0 {
+			s.UID, s.GID, s.DropGroups = r.hostUID, r.hostGID, true
+		}
+		if abi := landlockABI(); abi > 0 {
+			read := append([]string{"/etc", "/proc", "/dev"}, systemDirs...)
+			s.Landlock = &landlockSpec{ABI: abi, Read: append(read, r.binds...), Write: []string{dir, "/dev/null"}}
+		}
+		s.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "LANG=C.UTF-8"}
+	}
+	s.Argv = []string{r.python, "-I", "-B", "-u", "-c", runnerProgram, work}
+	return s
+}
+
+var ZZexec, ZZwait []time.Duration
