@@ -5,8 +5,10 @@ import (
 )
 
 // NewWorkers registers every worker of the service.
-func NewWorkers(d *Deps, tests *RunTestWorker) *river.Workers {
+func NewWorkers(d *Deps, tests *RunTestWorker, prune *PruneEventsWorker) *river.Workers {
 	w := river.NewWorkers()
+	prune.Store, prune.Log = d.Store, d.Log
+	river.AddWorker(w, prune)
 	river.AddWorker(w, &VibecodeWorker{Deps: d})
 	river.AddWorker(w, &EvaluateWorker{Deps: d})
 	tests.Store = d.Store

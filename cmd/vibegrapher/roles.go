@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 
 	"github.com/vibegrapher/vibegrapher/api"
+	"github.com/vibegrapher/vibegrapher/api/realtime"
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/jobs"
 	"github.com/vibegrapher/vibegrapher/llm"
@@ -87,9 +89,42 @@ func serve(ctx context.Context, e env, r roles) error {
 	}
 	var background sync.WaitGroup
 	defer background.Wait()
-	// realtime: mounted here when the role is on (see api/realtime).
-
+	if r.realtime {
+		// Event retention is River's jobs.PruneEventsWorker, not the realtime role's.
+		rt, err := realtime.New(realtime.Options{
+			Pool: e.pool, Log: e.log, CORSOrigins: e.cfg.CORSOrigins, APIToken: e.cfg.APIToken,
+			HeartbeatInterval: e.cfg.HeartbeatInterval,
+		})
+		if err != nil {
+			return err
+		}
+		defer rt.Close()
+		// Closing as soon as ctx ends ends the long polls, which the HTTP
+		// shutdown would otherwise wait for.
+		background.Go(func() {
+			if err := rt.Run(ctx); err != nil {
+				e.log.Error("realtime stopped", "error", err)
+			}
+			rt.Close()
+		})
+		if !r.api {
+			return listen(ctx, e, realtimeOnly(rt.Handler()))
+		}
+		srv.Mount("/socket.io/", rt.Handler())
+	}
 	return listen(ctx, e, srv.Handler())
+}
+
+// realtimeOnly is the realtime tier's handler: Socket.IO and the liveness
+// probe.
+func realtimeOnly(socketIO http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/socket.io/", socketIO)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"status":"ok","version":%q}`+"\n", version)
+	})
+	return mux
 }
 
 func listen(ctx context.Context, e env, h http.Handler) error {
@@ -139,8 +174,13 @@ func startWorker(ctx context.Context, e env, model *llm.Client) (*jobs.Client, e
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	tests := &jobs.RunTestWorker{Sandbox: box, MaxTimeout: e.cfg.SandboxTimeout}
-	client, err := jobs.NewWorkerClient(e.pool, e.log, jobs.NewWorkers(deps, tests), jobs.WorkerConfig{
-		VibecodeWorkers: 8, EvaluateWorkers: 8, TestWorkers: 2,
+	prune := &jobs.PruneEventsWorker{Retention: e.cfg.EventRetention}
+	var periodic []*river.PeriodicJob
+	if e.cfg.EventRetention > 0 {
+		periodic = append(periodic, jobs.PruneEventsPeriodically())
+	}
+	client, err := jobs.NewWorkerClient(e.pool, e.log, jobs.NewWorkers(deps, tests, prune), jobs.WorkerConfig{
+		VibecodeWorkers: 8, EvaluateWorkers: 8, TestWorkers: 2, PeriodicJobs: periodic,
 	})
 	if err != nil {
 		return nil, err
