@@ -1,0 +1,193 @@
+package db_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/db/dbtest"
+	"github.com/vibegrapher/vibegrapher/domain"
+)
+
+func TestEventsReadBack(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	a, b := uuid.NewString(), uuid.NewString()
+
+	latest, err := db.LatestSeq(ctx, pool)
+	if err != nil || latest != 0 {
+		t.Fatalf("LatestSeq on an empty outbox = %d, %v", latest, err)
+	}
+	var seqs []int64
+	err = db.InTx(ctx, pool, func(tx pgx.Tx) error {
+		for i, p := range []string{a, b, a} {
+			seq, err := db.Emit(ctx, tx, p, "test_event", map[string]any{"i": i, "trace_id": "t"})
+			if err != nil {
+				return err
+			}
+			seqs = append(seqs, seq)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A transaction that rolls back leaves no event behind.
+	rolledBack := errors.New("roll back")
+	err = db.InTx(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := db.Emit(ctx, tx, a, "never", map[string]any{}); err != nil {
+			return err
+		}
+		return rolledBack
+	})
+	if !errors.Is(err, rolledBack) {
+		t.Fatal(err)
+	}
+
+	all, err := db.EventsAfter(ctx, pool, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 3 || all[0].Seq != seqs[0] || all[2].Seq != seqs[2] || all[1].ProjectID != b || all[0].Name != "test_event" {
+		t.Fatalf("EventsAfter(0) = %+v, want seqs %v", all, seqs)
+	}
+	if string(all[2].Payload) != `{"i": 2, "trace_id": "t"}` || all[0].CreatedAt.IsZero() {
+		t.Fatalf("payload %s, created_at %v", all[2].Payload, all[0].CreatedAt)
+	}
+	if page, _ := db.EventsAfter(ctx, pool, seqs[0], 1); len(page) != 1 || page[0].Seq != seqs[1] {
+		t.Fatalf("EventsAfter(first, limit 1) = %+v", page)
+	}
+	ofA, err := db.ProjectEventsAfter(ctx, pool, a, 0, 10)
+	if err != nil || len(ofA) != 2 || ofA[0].Seq != seqs[0] || ofA[1].Seq != seqs[2] {
+		t.Fatalf("ProjectEventsAfter(a) = %+v, %v", ofA, err)
+	}
+	if later, _ := db.ProjectEventsAfter(ctx, pool, a, seqs[0], 10); len(later) != 1 || later[0].Seq != seqs[2] {
+		t.Fatalf("ProjectEventsAfter(a, first) = %+v", later)
+	}
+	if none, err := db.ProjectEventsAfter(ctx, pool, "not-a-uuid", 0, 10); err != nil || len(none) != 0 {
+		t.Fatalf("malformed project id: %+v, %v", none, err)
+	}
+	// The rolled-back event took a seq: the latest is still the last committed.
+	if latest, err := db.LatestSeq(ctx, pool); err != nil || latest != seqs[2] {
+		t.Fatalf("LatestSeq = %d, %v; want %d", latest, err, seqs[2])
+	}
+}
+
+func TestDeleteEventsBefore(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	p := uuid.NewString()
+	for range 3 {
+		if _, err := db.Emit(ctx, pool, p, "e", map[string]any{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pool.Exec(ctx, `UPDATE events SET created_at = now() - interval '2 days' WHERE seq < (SELECT max(seq) FROM events)`); err != nil {
+		t.Fatal(err)
+	}
+	n, err := db.DeleteEventsBefore(ctx, pool, time.Now().Add(-24*time.Hour))
+	if err != nil || n != 2 {
+		t.Fatalf("DeleteEventsBefore = %d, %v; want 2", n, err)
+	}
+	left, _ := db.EventsAfter(ctx, pool, 0, 10)
+	if len(left) != 1 {
+		t.Fatalf("left %+v", left)
+	}
+}
+
+func TestProjectExists(t *testing.T) {
+	t.Parallel()
+	store := &db.Store{Pool: dbtest.New(t)}
+	ctx := context.Background()
+	p, err := store.CreateProject(ctx, domain.NewProject{Name: "exists"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		id   string
+		want bool
+	}{
+		{p.ID, true},
+		{uuid.NewString(), false},
+		{"", false},
+		{"not-a-uuid", false},
+		{"'; DROP TABLE projects; --", false},
+	} {
+		got, err := db.ProjectExists(ctx, store.Pool, tc.id)
+		if err != nil || got != tc.want {
+			t.Errorf("ProjectExists(%q) = %v, %v; want %v", tc.id, got, err, tc.want)
+		}
+	}
+}
+
+// TestEventsAfterNeverSkips is the property the realtime role relies on:
+// concurrent writers commit in seq order, so a reader that follows "seq >
+// last seen" never passes over an event that commits later.
+func TestEventsAfterNeverSkips(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	p := uuid.NewString()
+	const writers, perWriter = 4, 25
+
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for range perWriter {
+				err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+					if _, err := db.Emit(ctx, tx, p, "e", map[string]any{}); err != nil {
+						return err
+					}
+					// Hold the transaction open a little after taking a seq.
+					time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+
+	var seen []int64
+	last := int64(0)
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true // one more read after the last commit
+		default:
+		}
+		page, err := db.EventsAfter(ctx, pool, last, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page {
+			seen = append(seen, e.Seq)
+			last = e.Seq
+		}
+	}
+	all, err := db.EventsAfter(ctx, pool, 0, 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != writers*perWriter || len(seen) != len(all) {
+		t.Fatalf("reader saw %d events, outbox has %d, want %d", len(seen), len(all), writers*perWriter)
+	}
+	for i := range all {
+		if seen[i] != all[i].Seq {
+			t.Fatalf("reader saw seq %d at %d, outbox has %d", seen[i], i, all[i].Seq)
+		}
+	}
+}
