@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -91,23 +92,9 @@ func loadTurn(ctx context.Context, q Querier, messageID string, forUpdate bool) 
 	return t, err
 }
 
+// prefixed qualifies a column list with a table alias.
 func prefixed(alias, columns string) string {
-	var out []byte
-	start := 0
-	for i := 0; i <= len(columns); i++ {
-		if i == len(columns) || columns[i] == ',' {
-			col := columns[start:i]
-			for len(col) > 0 && col[0] == ' ' {
-				col = col[1:]
-			}
-			if len(out) > 0 {
-				out = append(out, ", "...)
-			}
-			out = append(out, alias+"."+col...)
-			start = i + 1
-		}
-	}
-	return string(out)
+	return alias + "." + strings.ReplaceAll(columns, ", ", ", "+alias+".")
 }
 
 // EarlierMessagePending reports whether a user message sent before this one
