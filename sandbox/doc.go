@@ -13,7 +13,9 @@
 // StatusPassed; an exception (traceback in Stderr, runner frames removed),
 // a syntax error or a non-zero exit is StatusFailed; the wall-clock limit
 // (or the CPU-time limit, timeout+1 s) is StatusTimeout; a MemoryError under
-// the address-space limit is StatusError "memory limit exceeded (512 MB)";
+// the address-space limit is StatusError "memory limit exceeded (512 MB)"
+// (the runner caps glibc at two malloc arenas and threads at 4 MiB stacks,
+// so that threaded code is not refused for address space it never uses);
 // a sandbox that could not be set up is StatusError "sandbox unavailable:
 // ...". Each output stream keeps its first Config.OutputLimit bytes; more is
 // drained, counted and replaced by a "[output truncated: ...]" line.
@@ -32,17 +34,19 @@
 //     /etc/alternatives and the interpreter's own directories (a virtualenv,
 //     a pyenv prefix) bound read-only from descriptors opened beforehand;
 //     synthetic /etc/passwd, group, hosts, nsswitch.conf; /dev with null,
-//     zero, full, random, urandom; a procfs of the new pid namespace; /work
+//     zero, full, random, urandom; a procfs of the new pid namespace (left
+//     out where the host refuses one, as Docker's masked /proc does); /work
 //     (the run's files, the current directory and HOME) and /tmp as 32 MiB
 //     tmpfs, /dev/shm as 8 MiB; then pivot_root, the host root detached and
 //     the new root remounted read-only. Nothing of the host's files, the
 //     scratch root, other runs or the server's environment is reachable,
 //     and writes land in memory that vanishes with the run;
-//   - sets the hostname, forbids nested user namespaces, raises
-//     oom_score_adj to 1000 (the kernel kills the run before the server or
-//     the database), sets no_new_privs, RLIMIT_CPU/NPROC/FSIZE/NOFILE/CORE/
-//     MEMLOCK/MSGQUEUE, switches to the run's user, drops every capability
-//     (bounding set included) and re-arms the parent-death signal;
+//   - sets the hostname, forbids nested user namespaces (through the new
+//     procfs), raises oom_score_adj to 1000 (the kernel kills the run before
+//     the server or the database), sets no_new_privs and the limits
+//     RLIMIT_CPU, NPROC (64), FSIZE (16 MiB), NOFILE (256), CORE, MEMLOCK and
+//     MSGQUEUE, switches to the run's user, drops every capability (bounding
+//     set included) and re-arms the parent-death signal;
 //   - sets RLIMIT_AS last (the Go runtime cannot live under it) and execs
 //     Python, which becomes pid 1: when it ends, or when Run kills it at the
 //     timeout, the kernel kills every process of the run. The network
@@ -57,8 +61,8 @@
 // # Choices
 //
 // Bubblewrap would do the namespace work but is one more binary for the
-// Docker image; the launcher does the same in ~200 lines and costs about the
-// same (see BenchmarkRunPass vs BenchmarkBarePython). Cgroups are not used:
+// Docker image; the launcher does the same in a few hundred lines and costs
+// about the same (see BenchmarkRunPass vs BenchmarkBarePython). Cgroups are not used:
 // on a fly.io machine running the image as a non-root user they are
 // usually not writable, and here (cgroup v1 memory, v2 without controllers)
 // placing runs would mean writing into the cgroup of whoever started the

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"fmt"
 	"sync"
+	"unicode/utf8"
 )
 
 // cappedBuffer keeps the first limit bytes written to it and counts the rest,
@@ -41,7 +42,16 @@ func (b *cappedBuffer) text() (string, bool) {
 	if b.total <= int64(b.limit) {
 		return string(b.buf), false
 	}
-	return string(b.buf) + truncationMarker(b.limit), true
+	kept := b.buf
+	// Do not end on half a character.
+	i := len(kept) - 1
+	for i > 0 && len(kept)-i < utf8.UTFMax && !utf8.RuneStart(kept[i]) {
+		i--
+	}
+	if i >= 0 && !utf8.FullRune(kept[i:]) {
+		kept = kept[:i]
+	}
+	return string(kept) + truncationMarker(b.limit), true
 }
 
 func truncationMarker(limit int) string {

@@ -217,14 +217,11 @@ func (r *Runner) launch(ctx context.Context, spec launchSpec, t tier, timeout ti
 		return facts
 	}
 	launchErr := make(chan string, 1)
-	t0 := time.Now()
 	go func() {
 		b, _ := io.ReadAll(io.LimitReader(statusR, 4096))
-		ZZexec = append(ZZexec, time.Since(t0))
 		launchErr <- string(b)
 	}()
 	waitErr := cmd.Wait()
-	ZZwait = append(ZZwait, time.Since(t0))
 	facts.launchErr = <-launchErr
 	if t == tierUnisolated {
 		// Without a pid namespace, this is the best effort at strays.
@@ -317,5 +314,3 @@ func (r *Runner) spec(dir string, timeout time.Duration, t tier) launchSpec {
 	s.Argv = []string{r.python, "-I", "-B", "-u", "-c", runnerProgram, work}
 	return s
 }
-
-var ZZexec, ZZwait []time.Duration

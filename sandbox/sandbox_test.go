@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +21,11 @@ func TestMain(m *testing.M) {
 		serveOneRun(code)
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if sharedScratch != "" {
+		os.RemoveAll(filepath.Dir(sharedScratch))
+	}
+	os.Exit(code)
 }
 
 // serverModeEnv makes the test binary act as a server that runs one test
@@ -28,11 +33,7 @@ func TestMain(m *testing.M) {
 const serverModeEnv = "VG_SANDBOX_TEST_SERVE"
 
 func serveOneRun(code string) {
-	dir, err := os.MkdirTemp("", "vg-sandbox-server-")
-	if err != nil {
-		panic(err)
-	}
-	r, err := sandbox.New(sandbox.Config{ScratchRoot: dir + "/media"})
+	r, err := sandbox.New(sandbox.Config{ScratchRoot: os.Getenv(serverModeEnv + "_SCRATCH")})
 	if err != nil {
 		panic(err)
 	}
