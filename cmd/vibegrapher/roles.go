@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -89,8 +90,8 @@ func serve(ctx context.Context, e env, r roles) error {
 	}
 	var background sync.WaitGroup
 	defer background.Wait()
+	var h http.Handler
 	if r.realtime {
-		// Event retention is River's jobs.PruneEventsWorker, not the realtime role's.
 		rt, err := realtime.New(realtime.Options{
 			Pool: e.pool, Log: e.log, CORSOrigins: e.cfg.CORSOrigins, APIToken: e.cfg.APIToken,
 			HeartbeatInterval: e.cfg.HeartbeatInterval,
@@ -99,32 +100,32 @@ func serve(ctx context.Context, e env, r roles) error {
 			return err
 		}
 		defer rt.Close()
-		// Closing as soon as ctx ends ends the long polls, which the HTTP
-		// shutdown would otherwise wait for.
+		// Event retention is River's jobs.PruneEventsWorker, not this role's.
 		background.Go(func() {
-			if err := rt.Run(ctx); err != nil {
+			if err := rt.Run(ctx); err != nil && ctx.Err() == nil {
 				e.log.Error("realtime stopped", "error", err)
 			}
+			// Closing as soon as ctx ends ends the long polls, which the
+			// HTTP shutdown would otherwise wait for.
 			rt.Close()
 		})
-		if !r.api {
-			return listen(ctx, e, realtimeOnly(rt.Handler()))
-		}
 		srv.Mount("/socket.io/", rt.Handler())
+		e.log.Info("realtime: Socket.IO at /socket.io/")
 	}
-	return listen(ctx, e, srv.Handler())
-}
-
-// realtimeOnly is the realtime tier's handler: Socket.IO and the liveness
-// probe.
-func realtimeOnly(socketIO http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/socket.io/", socketIO)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"status":"ok","version":%q}`+"\n", version)
-	})
-	return mux
+	h = srv.Handler()
+	if !r.api {
+		// The realtime role alone answers Socket.IO and the probes only.
+		full := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			switch {
+			case strings.HasPrefix(req.URL.Path, "/socket.io/"), req.URL.Path == "/healthz", req.URL.Path == "/readyz":
+				full.ServeHTTP(w, req)
+			default:
+				http.NotFound(w, req)
+			}
+		})
+	}
+	return listen(ctx, e, h)
 }
 
 func listen(ctx context.Context, e env, h http.Handler) error {

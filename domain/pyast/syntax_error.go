@@ -17,12 +17,3 @@ type SyntaxError struct {
 func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("line %d: %s", e.Line, e.Msg)
 }
-
-// earlier returns the error to report of two candidates: the one on the
-// earlier line; on the same line a, which callers pass as the more specific.
-func earlier(a, b *SyntaxError) *SyntaxError {
-	if a == nil || (b != nil && b.Line < a.Line) {
-		return b
-	}
-	return a
-}

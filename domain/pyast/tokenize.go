@@ -102,6 +102,7 @@ type tokenizer struct {
 	headerLine    int
 	endsWithColon bool
 	lastWord      string // the last token, if it is a name
+	lastComma     bool   // the last token is a ',' outside brackets
 	// dangling is the last token if it is an operator or a keyword that
 	// needs an operand after it, which the end of the line would lack.
 	dangling                  string
@@ -125,7 +126,7 @@ type tokenizer struct {
 
 // tokens is what the tokenizer found in a source.
 type tokens struct {
-	// keywords are the reserved keywords before the first error.
+	// keywords are the reserved keywords, up to an overriding error.
 	keywords []keywordToken
 	// flat is the source to parse with tree-sitter.
 	flat []byte
@@ -264,6 +265,7 @@ func (t *tokenizer) run() *SyntaxError {
 			}
 		default: // a delimiter: , ; : )
 			t.token(c == ':', "")
+			t.lastComma = c == ',' && len(t.brackets) == 0
 			t.pos++
 		}
 		if err != nil {
@@ -301,6 +303,7 @@ func (t *tokenizer) token(colon bool, word string) {
 	t.tokens++
 	t.endsWithColon = colon
 	t.lastWord = word
+	t.lastComma = false
 	t.dangling = ""
 }
 
@@ -325,6 +328,8 @@ func (t *tokenizer) endLogicalLine() {
 		// operator (x = a +), joining the next line to this one.
 		t.reportGeneric(&SyntaxError{Line: t.danglingLine, Column: t.danglingCol,
 			Msg: fmt.Sprintf("invalid syntax: the line ends with %q", t.dangling)})
+	case t.lastComma && (word == "import" || word == "from"):
+		t.report(&SyntaxError{Line: t.headerLine, Msg: "trailing comma not allowed without surrounding parentheses"})
 	case isHeader && !t.colonOutside && word != "match" && word != "case":
 		// A compound statement (match and case may be names) without its
 		// colon; tree-sitter would report the whole line as an error.

@@ -1,0 +1,70 @@
+package pyast
+
+import (
+	"os"
+	"testing"
+)
+
+// TestWriteBenchFile writes the file the 5,000-line benchmarks parse, to
+// compare with CPython:
+//
+//	PYAST_BENCH_FILE=/tmp/agents5000.py go test -run TestWriteBenchFile ./domain/pyast/
+//	python3 -m timeit -s 'import ast; s=open("/tmp/agents5000.py").read()' 'ast.parse(s)'
+func TestWriteBenchFile(t *testing.T) {
+	path := os.Getenv("PYAST_BENCH_FILE")
+	if path == "" {
+		t.Skip("set PYAST_BENCH_FILE to write the benchmark file")
+	}
+	if err := os.WriteFile(path, []byte(generateAgentsFile(5000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func BenchmarkParseAgents5000(b *testing.B) {
+	code := generateAgentsFile(5000)
+	agents, err := ParseAgents(code)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(len(splitLines(code))), "lines")
+	b.ReportMetric(float64(len(agents)), "agents")
+	b.SetBytes(int64(len(code)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseAgents(code); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCheckSyntax5000(b *testing.B) {
+	code := generateAgentsFile(5000)
+	b.SetBytes(int64(len(code)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := CheckSyntax(code); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseAgentsSample is the cost per request of a typical project.
+func BenchmarkParseAgentsSample(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseAgents(sampleWorkflow); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCheckSyntaxInvalid covers the error paths (for leak checks).
+func BenchmarkCheckSyntaxInvalid(b *testing.B) {
+	code := sampleWorkflow + "\nbroken = Agent(name=\"x\" instructions=\"y\")\n  oops\n"
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := CheckSyntax(code); err == nil {
+			b.Fatal("no error")
+		}
+	}
+}
