@@ -1,0 +1,119 @@
+package realtime_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vibegrapher/vibegrapher/db"
+)
+
+func TestRoomDelivery(t *testing.T) {
+	// Websocket only: the Go client's polling transport queues its writes
+	// behind the pending long poll (clients/engine/v3 polling.go), so an
+	// emit waits up to pingInterval. Polling is covered by the JavaScript
+	// client (TestJavaScriptClient).
+	t.Parallel()
+	e := newEnv(t)
+	a, b := e.project(), e.project()
+	a1 := e.dial(t)
+	a2 := e.dial(t)
+	b1 := e.dial(t)
+	for _, c := range []*client{a1, a2} {
+		if ack := c.subscribe(a); ack["replayed"] != float64(0) {
+			t.Fatalf("ack %v", ack)
+		}
+	}
+	b1.subscribe(b)
+
+	s1 := e.emit(a, "vibecode_delta", map[string]any{"trace_id": "tr-1", "delta": "Hel"})
+	s2 := e.emit(a, "vibecode_delta", map[string]any{"trace_id": "tr-1", "delta": "lo", "seq": "spoofed"})
+	sb := e.emit(b, "job_status", map[string]any{"state": "running"})
+	s3 := e.emit(a, "vibecode_response", map[string]any{"status": "answered"})
+
+	for _, c := range []*client{a1, a2} {
+		got := c.expect(s1, s2, s3)
+		first := got[0]
+		if first.Name != "vibecode_delta" || first.Payload["project_id"] != a || first.Payload["trace_id"] != "tr-1" || first.Payload["delta"] != "Hel" {
+			t.Fatalf("first event = %s %v", first.Name, first.Payload)
+		}
+		if got[2].Name != "vibecode_response" || got[2].Payload["status"] != "answered" {
+			t.Fatalf("third event = %s %v", got[2].Name, got[2].Payload)
+		}
+	}
+	// b1 got b's event and none of a's: a's last event came before
+	// this sentinel, so it would have arrived first.
+	sentinel := e.emit(b, "job_status", map[string]any{"state": "completed"})
+	b1.expect(sb, sentinel)
+}
+
+func TestRolledBackTransactionEmitsNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := e.project()
+	c := e.dial(t)
+	c.subscribe(p)
+
+	rollback := errors.New("roll back")
+	err := db.InTx(context.Background(), e.Pool, func(tx pgx.Tx) error {
+		if _, err := db.Emit(context.Background(), tx, p, "diff_created", map[string]any{"id": "never"}); err != nil {
+			return err
+		}
+		return rollback
+	})
+	if !errors.Is(err, rollback) {
+		t.Fatal(err)
+	}
+	sentinel := e.emit(p, "code_changed", map[string]any{"commit": "abc"})
+	c.expect(sentinel)
+}
+
+func TestUnsubscribeStopsDelivery(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p, other := e.project(), e.project()
+	c := e.dial(t)
+	c.subscribe(p)
+	c.subscribe(other)
+	c.expect(e.emit(p, "e", map[string]any{}))
+
+	if ack := c.request("unsubscribe", map[string]any{"project_id": p}); ack["ok"] != true || ack["project_id"] != p {
+		t.Fatalf("unsubscribe ack %v", ack)
+	}
+	e.emit(p, "e", map[string]any{"after": "unsubscribe"})
+	c.expect(e.emit(other, "sentinel", map[string]any{}))
+
+	// leave_project with a bare id, and again: leaving twice is fine.
+	for range 2 {
+		if ack := c.request("leave_project", other); ack["ok"] != true {
+			t.Fatalf("leave_project ack %v", ack)
+		}
+	}
+	// join_project with a bare id brings p back.
+	if ack := c.request("join_project", p); ack["ok"] != true {
+		t.Fatalf("join_project ack %v", ack)
+	}
+	e.emit(other, "e", map[string]any{})
+	c.expect(e.emit(p, "sentinel", map[string]any{}))
+}
+
+func TestTwoServersDeliverToTheirOwnClients(t *testing.T) {
+	t.Parallel()
+	e1 := newEnv(t)
+	e2 := newEnvOn(t, e1.Pool)
+	p := e1.project()
+	c1, c2 := e1.dial(t), e2.dial(t)
+	c1.subscribe(p)
+	c2.subscribe(p)
+	var seqs []int64
+	for i := range 20 {
+		seqs = append(seqs, e1.emit(p, "e", map[string]any{"i": i}))
+	}
+	c1.expect(seqs...)
+	c2.expect(seqs...)
+	if e1.RT.ConnectionCount() != 1 || e2.RT.ConnectionCount() != 1 {
+		t.Fatalf("connections: %d and %d, want 1 each", e1.RT.ConnectionCount(), e2.RT.ConnectionCount())
+	}
+}

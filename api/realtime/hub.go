@@ -1,0 +1,383 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/vibegrapher/vibegrapher/db"
+)
+
+// pageSize is how many events one read of the outbox takes.
+const pageSize = 500
+
+// The hub is the one goroutine that writes to clients (zishang520/socket.io#52:
+// concurrent emits to one client garbled frames). Live delivery, replays,
+// joins, leaves, acks, errors and heartbeats all happen on it, which is also
+// what makes the switch from replay to live exact: a socket joins its
+// project's room in the same step that finishes its replay, so no live
+// delivery can fall between the two.
+type hub struct {
+	io             *socket.Server
+	pool           *pgxpool.Pool
+	log            *slog.Logger
+	pollEvery      time.Duration
+	heartbeatEvery time.Duration
+
+	cmds     chan command
+	wake     chan struct{} // a notification came in
+	notified atomic.Int64  // highest seq a notification announced
+	force    atomic.Bool   // read the outbox on the next wake whatever was announced
+	stopped  <-chan struct{}
+	halted   chan struct{} // closed when run returns
+	haltOnce sync.Once
+
+	// Owned by run's goroutine.
+	last    int64                                         // every event up to here went to the rooms
+	live    map[string]map[socket.SocketId]*socket.Socket // project → sockets in its room
+	rooms   map[socket.SocketId]map[string]bool           // socket → projects it receives live
+	replays []*replay                                     // round robin, one page per turn
+	failing bool                                          // the last outbox read failed (log once)
+}
+
+type cmdKind int
+
+const (
+	cmdSubscribe cmdKind = iota
+	cmdUnsubscribe
+	cmdReject
+	cmdGone
+)
+
+// command is a socket's request, checked, on its way to the hub.
+type command struct {
+	kind    cmdKind
+	sock    *socket.Socket
+	ack     socket.Ack // nil when the client did not ask for one
+	project string
+	since   int64 // -1: no replay
+	err     string
+}
+
+// replay is a subscription catching up from the outbox before it goes live.
+type replay struct {
+	sock     *socket.Socket
+	project  string
+	cursor   int64 // last seq sent
+	replayed int
+	ack      socket.Ack
+}
+
+func newHub(io *socket.Server, pool *pgxpool.Pool, log *slog.Logger, pollEvery, heartbeatEvery time.Duration, stopped <-chan struct{}) *hub {
+	return &hub{
+		io: io, pool: pool, log: log, pollEvery: pollEvery, heartbeatEvery: heartbeatEvery,
+		cmds:    make(chan command, 1024),
+		wake:    make(chan struct{}, 1),
+		stopped: stopped,
+		halted:  make(chan struct{}),
+		live:    map[string]map[socket.SocketId]*socket.Socket{},
+		rooms:   map[socket.SocketId]map[string]bool{},
+	}
+}
+
+// send hands a socket's request to the hub, in order.
+func (h *hub) send(c command) {
+	select {
+	case h.cmds <- c:
+	case <-h.stopped:
+	case <-h.halted:
+	}
+}
+
+// notify is the listener's: seq was committed (force: something may have
+// been, read the outbox).
+func (h *hub) notify(seq int64, force bool) {
+	if force {
+		h.force.Store(true)
+	}
+	for {
+		old := h.notified.Load()
+		if seq <= old || h.notified.CompareAndSwap(old, seq) {
+			break
+		}
+	}
+	select {
+	case h.wake <- struct{}{}:
+	default: // a wake is pending; it reads everything
+	}
+}
+
+// always is a ready channel, to make a select case permanently eligible.
+var always = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (h *hub) run(ctx context.Context) {
+	defer h.haltOnce.Do(func() { close(h.halted) })
+	// Start at the current end of the outbox: clients ask for history with
+	// `since`.
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		last, err := db.LatestSeq(ctx, h.pool)
+		if err == nil {
+			h.last = last
+			break
+		}
+		h.log.Warn("realtime: read the end of the outbox", "error", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
+	poll := time.NewTicker(h.pollEvery)
+	defer poll.Stop()
+	heartbeat := time.NewTicker(h.heartbeatEvery)
+	defer heartbeat.Stop()
+	for {
+		var replayTurn <-chan struct{}
+		if len(h.replays) > 0 {
+			replayTurn = always
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-h.cmds:
+			h.handle(ctx, c)
+		case <-h.wake:
+			if h.force.Swap(false) || h.notified.Load() > h.last {
+				h.deliver(ctx)
+			}
+		case <-poll.C:
+			h.deliver(ctx)
+		case <-heartbeat.C:
+			h.heartbeat()
+		case <-replayTurn:
+			h.replayPage(ctx)
+		}
+	}
+}
+
+// deliver sends every event after h.last to its project's room.
+func (h *hub) deliver(ctx context.Context) {
+	for {
+		events, err := db.EventsAfter(ctx, h.pool, h.last, pageSize)
+		if err != nil {
+			if ctx.Err() == nil && !h.failing {
+				h.log.Warn("realtime: read the outbox; retrying", "after_seq", h.last, "error", err)
+			}
+			h.failing = true
+			return
+		}
+		if h.failing {
+			h.log.Info("realtime: reading the outbox again", "after_seq", h.last)
+			h.failing = false
+		}
+		for _, ev := range events {
+			if len(h.live[ev.ProjectID]) > 0 {
+				if err := h.io.To(room(ev.ProjectID)).Emit(ev.Name, outgoing(ev)); err != nil {
+					h.log.Error("realtime: emit event", "seq", ev.Seq, "name", ev.Name, "error", err)
+				}
+			}
+			h.last = ev.Seq
+		}
+		if len(events) < pageSize {
+			return
+		}
+	}
+}
+
+func (h *hub) handle(ctx context.Context, c command) {
+	switch c.kind {
+	case cmdReject:
+		h.reject(c.sock, c.ack, c.project, c.err)
+	case cmdSubscribe:
+		if !c.sock.Connected() {
+			return // gone while its request was checked
+		}
+		h.dropReplay(c.sock, c.project, "superseded by a newer subscribe")
+		// Catch up first: "live" starts with what commits after this
+		// request, and a since the client got from the database is covered.
+		h.deliver(ctx)
+		if c.since >= 0 {
+			h.leave(c.sock, c.project) // start again from since
+		}
+		if c.since < 0 || c.since >= h.last {
+			h.join(c.sock, c.project)
+			h.subscribed(c.ack, c.project, 0)
+			return
+		}
+		h.replays = append(h.replays, &replay{sock: c.sock, project: c.project, cursor: c.since, ack: c.ack})
+	case cmdUnsubscribe:
+		h.dropReplay(c.sock, c.project, "unsubscribed")
+		h.leave(c.sock, c.project)
+		if c.ack != nil {
+			c.ack([]any{map[string]any{"ok": true, "project_id": c.project}}, nil)
+		}
+	case cmdGone:
+		id := c.sock.Id()
+		for p := range h.rooms[id] {
+			delete(h.live[p], id)
+			if len(h.live[p]) == 0 {
+				delete(h.live, p)
+			}
+		}
+		delete(h.rooms, id)
+		kept := h.replays[:0]
+		for _, r := range h.replays {
+			if r.sock != c.sock {
+				kept = append(kept, r)
+			}
+		}
+		clear(h.replays[len(kept):])
+		h.replays = kept
+	}
+}
+
+// replayPage sends the next page of the first waiting replay. A replay that
+// reaches h.last joins the room right away; until then live events for the
+// project do not reach this socket, and the replay itself will carry them.
+func (h *hub) replayPage(ctx context.Context) {
+	r := h.replays[0]
+	h.replays[0] = nil
+	h.replays = h.replays[1:]
+	if !r.sock.Connected() {
+		return
+	}
+	events, err := db.ProjectEventsAfter(ctx, h.pool, r.project, r.cursor, pageSize)
+	if err != nil {
+		if ctx.Err() == nil {
+			h.log.Warn("realtime: replay", "project_id", r.project, "after_seq", r.cursor, "error", err)
+			h.reject(r.sock, r.ack, r.project, "could not read the project's history; subscribe again")
+		}
+		return
+	}
+	for _, ev := range events {
+		if ev.Seq > h.last {
+			break // live delivery will bring it
+		}
+		if err := r.sock.Emit(ev.Name, outgoing(ev)); err != nil {
+			h.log.Error("realtime: emit replayed event", "seq", ev.Seq, "name", ev.Name, "error", err)
+		}
+		r.cursor = ev.Seq
+		r.replayed++
+	}
+	if len(events) == pageSize && r.cursor < h.last {
+		h.replays = append(h.replays, r)
+		return
+	}
+	h.join(r.sock, r.project)
+	h.subscribed(r.ack, r.project, r.replayed)
+}
+
+func (h *hub) dropReplay(sock *socket.Socket, project, why string) {
+	for i, r := range h.replays {
+		if r.sock == sock && r.project == project {
+			h.replays = append(h.replays[:i], h.replays[i+1:]...)
+			if r.ack != nil {
+				r.ack([]any{map[string]any{"ok": false, "project_id": project, "error": why}}, nil)
+			}
+			return
+		}
+	}
+}
+
+func (h *hub) join(sock *socket.Socket, project string) {
+	id := sock.Id()
+	if h.rooms[id][project] {
+		return
+	}
+	sock.Join(room(project))
+	if h.live[project] == nil {
+		h.live[project] = map[socket.SocketId]*socket.Socket{}
+	}
+	h.live[project][id] = sock
+	if h.rooms[id] == nil {
+		h.rooms[id] = map[string]bool{}
+	}
+	h.rooms[id][project] = true
+}
+
+func (h *hub) leave(sock *socket.Socket, project string) {
+	id := sock.Id()
+	if !h.rooms[id][project] {
+		return
+	}
+	sock.Leave(room(project))
+	delete(h.rooms[id], project)
+	if len(h.rooms[id]) == 0 {
+		delete(h.rooms, id)
+	}
+	delete(h.live[project], id)
+	if len(h.live[project]) == 0 {
+		delete(h.live, project)
+	}
+}
+
+func (h *hub) subscribed(ack socket.Ack, project string, replayed int) {
+	if ack != nil {
+		ack([]any{map[string]any{"ok": true, "project_id": project, "replayed": replayed}}, nil)
+	}
+}
+
+// reject answers a request that failed: an `error` event, and the ack when
+// the client asked for one.
+func (h *hub) reject(sock *socket.Socket, ack socket.Ack, project, msg string) {
+	ev := map[string]any{"message": msg}
+	if project != "" {
+		ev["project_id"] = project
+	}
+	_ = sock.Emit("error", ev)
+	if ack != nil {
+		res := map[string]any{"ok": false, "error": msg}
+		if project != "" {
+			res["project_id"] = project
+		}
+		ack([]any{res}, nil)
+	}
+}
+
+// heartbeat tells every socket the server is alive: once per project room it
+// is in (with that project_id), or once without project_id when it is in
+// none.
+func (h *hub) heartbeat() {
+	sockets := h.io.Sockets().Sockets()
+	base := func() map[string]any {
+		return map[string]any{
+			"server_time": time.Now().UTC().Format(time.RFC3339),
+			"status":      "alive",
+			"connections": sockets.Len(),
+		}
+	}
+	for p := range h.live {
+		hb := base()
+		hb["project_id"] = p
+		_ = h.io.To(room(p)).Emit("heartbeat", hb)
+	}
+	hb := base()
+	sockets.Range(func(id socket.SocketId, sock *socket.Socket) bool {
+		if len(h.rooms[id]) == 0 {
+			_ = sock.Emit("heartbeat", hb)
+		}
+		return true
+	})
+}
+
+func room(project string) socket.Room { return socket.Room("project_" + project) }
+
+// outgoing is an event as clients get it: its payload with seq and
+// project_id added.
+func outgoing(ev db.Event) json.RawMessage {
+	fields := map[string]json.RawMessage{}
+	if err := json.Unmarshal(ev.Payload, &fields); err != nil || fields == nil {
+		fields = map[string]json.RawMessage{} // db.Emit only stores objects
+	}
+	fields["seq"] = json.RawMessage(strconv.FormatInt(ev.Seq, 10))
+	fields["project_id"], _ = json.Marshal(ev.ProjectID)
+	raw, _ := json.Marshal(fields)
+	return raw
+}

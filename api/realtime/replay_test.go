@@ -1,0 +1,157 @@
+package realtime_test
+
+import (
+	"context"
+	"net/url"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vibegrapher/vibegrapher/db"
+)
+
+// TestReplaySinceThenLive: a client that comes back with `since` gets every
+// later event of its project from the outbox, then the live ones, with no
+// gap and no duplicate at the switch, while events keep being written.
+// The history is longer than one page, so the replay interleaves with live
+// delivery.
+func TestReplaySinceThenLive(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p, other := e.project(), e.project()
+	ctx := context.Background()
+
+	since := e.latestSeq()
+	const history = 1200
+	err := db.InTx(ctx, e.Pool, func(tx pgx.Tx) error {
+		for i := range history {
+			project := p
+			if i%5 == 4 {
+				project = other // interleaved events of another project are not replayed
+			}
+			if _, err := db.Emit(ctx, tx, project, "history", map[string]any{"i": i}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A writer keeps committing while the client subscribes and replays.
+	const concurrent = 150
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range concurrent {
+			project := p
+			if i%3 == 2 {
+				project = other
+			}
+			e.emit(project, "live", map[string]any{"i": i})
+		}
+	})
+	c := e.dial(t)
+	ack := c.subscribe(p, since)
+	wg.Wait()
+	sentinel := e.emit(p, "sentinel", map[string]any{})
+
+	want, err := db.ProjectEventsAfter(ctx, e.Pool, p, since, 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want[len(want)-1].Seq != sentinel {
+		t.Fatalf("the outbox does not end with the sentinel")
+	}
+	for i, w := range want {
+		ev := c.next()
+		if ev.seq() != w.Seq || ev.Name != w.Name || ev.Payload["project_id"] != p {
+			t.Fatalf("event %d: got %s seq %d, want %s seq %d", i, ev.Name, ev.seq(), w.Name, w.Seq)
+		}
+	}
+	replayed, _ := ack["replayed"].(float64)
+	if replayed < history*4/5 || int(replayed) > len(want) {
+		t.Fatalf("ack says %v replayed; %d history events, %d in all", replayed, history*4/5, len(want))
+	}
+	// Nothing after the sentinel: a last event on the other project must
+	// not reach the client, and one more of its own is next.
+	e.emit(other, "e", map[string]any{})
+	c.expect(e.emit(p, "after", map[string]any{}))
+}
+
+func TestReplayShortCases(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := e.project()
+	base := e.latestSeq()
+	s1 := e.emit(p, "a", map[string]any{"trace_id": "t1"})
+	s2 := e.emit(p, "b", map[string]any{"trace_id": "t2"})
+	s3 := e.emit(p, "c", map[string]any{"trace_id": "t3"})
+
+	t.Run("since in the middle", func(t *testing.T) {
+		c := e.dial(t)
+		if ack := c.subscribe(p, s1); ack["replayed"] != float64(2) {
+			t.Fatalf("ack %v", ack)
+		}
+		got := c.expect(s2, s3)
+		if got[0].Payload["trace_id"] != "t2" || got[0].Name != "b" {
+			t.Fatalf("replayed %v", got[0])
+		}
+	})
+	t.Run("since as a string", func(t *testing.T) {
+		c := e.dial(t)
+		ack := c.request("subscribe", map[string]any{"project_id": p, "since": strconv.FormatInt(s2, 10)})
+		if ack["ok"] != true || ack["replayed"] != float64(1) {
+			t.Fatalf("ack %v", ack)
+		}
+		c.expect(s3)
+	})
+	t.Run("since zero replays everything", func(t *testing.T) {
+		c := e.dial(t)
+		ack := c.subscribe(p, 0)
+		n := int(ack["replayed"].(float64))
+		all, _ := db.ProjectEventsAfter(context.Background(), e.Pool, p, 0, 100)
+		if n != len(all) || n < 4 { // project_created and the three
+			t.Fatalf("replayed %d of %d", n, len(all))
+		}
+		for range n {
+			c.next()
+		}
+	})
+	t.Run("since at the end", func(t *testing.T) {
+		c := e.dial(t)
+		if ack := c.subscribe(p, s3); ack["replayed"] != float64(0) {
+			t.Fatalf("ack %v", ack)
+		}
+	})
+	t.Run("since beyond the end", func(t *testing.T) {
+		c := e.dial(t)
+		if ack := c.subscribe(p, s3+1000); ack["replayed"] != float64(0) {
+			t.Fatalf("ack %v", ack)
+		}
+	})
+	t.Run("handshake query", func(t *testing.T) {
+		c := e.dial(t, withQuery(url.Values{"project_id": {p}, "since": {strconv.FormatInt(base, 10)}}))
+		c.expect(s1, s2, s3)
+	})
+	t.Run("handshake query without since is live", func(t *testing.T) {
+		c := e.dial(t, withQuery(url.Values{"project_id": {p}}))
+		// The auto-join is handled before any later request of the socket,
+		// so once this ack is back the socket is in the room.
+		c.request("unsubscribe", map[string]any{"project_id": "00000000-0000-0000-0000-000000000000"})
+		c.expect(e.emit(p, "live", map[string]any{}))
+	})
+	t.Run("subscribing again with since restarts the replay", func(t *testing.T) {
+		before := e.latestSeq()
+		x := e.emit(p, "x", map[string]any{})
+		c := e.dial(t)
+		c.subscribe(p)
+		if ack := c.subscribe(p, before); ack["replayed"] != float64(1) {
+			t.Fatalf("ack %v", ack)
+		}
+		c.expect(x)
+		c.expect(e.emit(p, "live", map[string]any{}))
+	})
+}

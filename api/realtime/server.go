@@ -1,0 +1,222 @@
+// Package realtime is the Socket.IO side of Vibegrapher (SPEC.md §4): it
+// follows the PostgreSQL outbox (db.Emit) with LISTEN/NOTIFY and delivers each
+// committed event, once and in seq order, to the clients subscribed to the
+// event's project, replaying missed events from the outbox on request.
+//
+// Any number of realtime processes can run against one database: each follows
+// the outbox on its own and serves its own clients. No state is kept outside
+// PostgreSQL except who is connected to this process.
+package realtime
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/vibegrapher/vibegrapher/db"
+)
+
+// MaxMessageBytes bounds what a client may send in one message (engine.io's
+// maxHttpBufferSize). Clients only send small subscribe requests; a bigger
+// message closes that client's connection and nothing else.
+const MaxMessageBytes = 1 << 20
+
+// ListenApplicationName is the application_name of the connection that
+// LISTENs for new events, to find it in pg_stat_activity.
+const ListenApplicationName = "vibegrapher-realtime-listen"
+
+// Options configure a Server.
+type Options struct {
+	Pool        *pgxpool.Pool // the outbox's database; the LISTEN connection is opened beside the pool
+	Log         *slog.Logger
+	CORSOrigins []string // origins allowed to connect; "*" allows any. Credentials are allowed.
+	APIToken    string   // when set, the handshake must carry it as auth.token or ?token=
+
+	HeartbeatInterval time.Duration // default 30s
+	// PollInterval is how often the outbox is read even without a
+	// notification, in case one was lost; default 2s.
+	PollInterval time.Duration
+}
+
+// Server is a Socket.IO server fed by the outbox.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	io      *socket.Server
+	handler http.Handler
+	hub     *hub
+
+	started   atomic.Bool
+	closeOnce sync.Once
+	stopped   chan struct{} // closed by Close
+	ctx       context.Context
+	cancel    context.CancelFunc
+}
+
+// New builds the Socket.IO server. Mount Handler at "/socket.io/" and call
+// Run to start delivering events.
+func New(opts Options) (*Server, error) {
+	if opts.Pool == nil {
+		return nil, errors.New("realtime: a database pool is required")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = 30 * time.Second
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 2 * time.Second
+	}
+
+	so := socket.DefaultServerOptions()
+	so.SetServeClient(false)
+	so.SetMaxHttpBufferSize(MaxMessageBytes)
+	so.SetParser(gatedParser{parser.NewParser()}) // see connect_gate.go
+	// Without CORS, engine.io refuses cross-origin websocket upgrades.
+	switch {
+	case slices.Contains(opts.CORSOrigins, "*"):
+		so.SetCors(&types.Cors{Origin: "*", Credentials: true}) // reflects the request's origin
+	case len(opts.CORSOrigins) > 0:
+		so.SetCors(&types.Cors{Origin: slices.Clone(opts.CORSOrigins), Credentials: true})
+	}
+	io := socket.NewServer(nil, so)
+
+	s := &Server{opts: opts, log: opts.Log, io: io, stopped: make(chan struct{})}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.hub = newHub(io, opts.Pool, opts.Log, opts.PollInterval, opts.HeartbeatInterval, s.stopped)
+	if opts.APIToken != "" {
+		io.Use(s.requireToken)
+	}
+	_ = io.On("connection", func(args ...any) {
+		if sock, ok := args[0].(*socket.Socket); ok {
+			s.onConnection(sock)
+		}
+	})
+	s.handler = io.ServeHandler(so)
+	return s, nil
+}
+
+// Handler serves Socket.IO (websocket and polling); mount it at "/socket.io/".
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run follows the outbox, delivers events and sends heartbeats until ctx
+// ends or Close is called; it runs once per Server. The database may come
+// and go meanwhile: Run reconnects and catches up without losing or
+// repeating an event. (Old events are deleted by River's
+// jobs.PruneEventsWorker, not here.)
+func (s *Server) Run(ctx context.Context) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("realtime: Run was already called")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stopped:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	var wg sync.WaitGroup
+	wg.Go(func() { listen(ctx, s.opts.Pool, s.log, s.hub.notify) })
+	s.hub.run(ctx)
+	cancel()
+	wg.Wait()
+	return nil
+}
+
+// Close disconnects every client and stops Run.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		close(s.stopped)
+		s.cancel()
+		s.io.Close(nil)
+	})
+}
+
+// ConnectionCount is the number of sockets connected to this process.
+func (s *Server) ConnectionCount() int {
+	return int(s.io.Sockets().Sockets().Len())
+}
+
+// requireToken refuses handshakes without the API token (auth.token, or the
+// token query parameter for clients that cannot send auth).
+func (s *Server) requireToken(sock *socket.Socket, next func(*socket.ExtendedError)) {
+	want := []byte(s.opts.APIToken)
+	hs := sock.Handshake()
+	got, _ := hs.Auth["token"].(string)
+	if got == "" {
+		got = queryValue(hs.Query, "token")
+	}
+	if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+		openGate(sock)
+		next(socket.NewExtendedError("unauthorized", map[string]any{
+			"message": "a valid API token is required: connect with auth: {token}",
+		}))
+		return
+	}
+	next(nil)
+}
+
+// onConnection runs on the socket's own task queue, as do its event
+// handlers, so one socket's requests are handled in the order it sent them.
+func (s *Server) onConnection(sock *socket.Socket) {
+	openGate(sock) // the socket is registered: its packets can flow
+	delete(sock.Handshake().Auth, gateKey)
+	_ = sock.On("subscribe", func(args ...any) { s.subscribe(sock, args) })
+	_ = sock.On("join_project", func(args ...any) { s.subscribe(sock, args) })
+	_ = sock.On("unsubscribe", func(args ...any) { s.unsubscribe(sock, args) })
+	_ = sock.On("leave_project", func(args ...any) { s.unsubscribe(sock, args) })
+	_ = sock.On("disconnect", func(...any) { s.hub.send(command{kind: cmdGone, sock: sock}) })
+
+	q := sock.Handshake().Query
+	if queryValue(q, "project_id") != "" {
+		req := map[string]any{"project_id": queryValue(q, "project_id")}
+		if since := queryValue(q, "since"); since != "" {
+			req["since"] = since
+		}
+		s.subscribe(sock, []any{req})
+	}
+}
+
+func (s *Server) subscribe(sock *socket.Socket, args []any) {
+	req, ack, err := parseRequest(args)
+	if err != nil {
+		s.hub.send(command{kind: cmdReject, sock: sock, ack: ack, project: req.rawProject, err: err.Error()})
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	exists, err := db.ProjectExists(ctx, s.opts.Pool, req.project)
+	switch {
+	case err != nil:
+		s.log.Warn("realtime: look up project", "project_id", req.project, "error", err)
+		s.hub.send(command{kind: cmdReject, sock: sock, ack: ack, project: req.project, err: "could not look up the project; retry shortly"})
+	case !exists:
+		s.hub.send(command{kind: cmdReject, sock: sock, ack: ack, project: req.project, err: "project not found"})
+	default:
+		s.hub.send(command{kind: cmdSubscribe, sock: sock, ack: ack, project: req.project, since: req.since})
+	}
+}
+
+func (s *Server) unsubscribe(sock *socket.Socket, args []any) {
+	req, ack, err := parseRequest(args)
+	if err != nil {
+		s.hub.send(command{kind: cmdReject, sock: sock, ack: ack, project: req.rawProject, err: err.Error()})
+		return
+	}
+	s.hub.send(command{kind: cmdUnsubscribe, sock: sock, ack: ack, project: req.project})
+}
