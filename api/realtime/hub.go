@@ -150,10 +150,10 @@ func (h *hub) run(ctx context.Context) {
 			h.handle(ctx, c)
 		case <-h.wake:
 			if h.force.Swap(false) || h.notified.Load() > h.last {
-				h.deliver(ctx)
+				_ = h.deliver(ctx)
 			}
 		case <-poll.C:
-			h.deliver(ctx)
+			_ = h.deliver(ctx)
 		case <-heartbeat.C:
 			h.heartbeat()
 		case <-replayTurn:
@@ -162,8 +162,9 @@ func (h *hub) run(ctx context.Context) {
 	}
 }
 
-// deliver sends every event after h.last to its project's room.
-func (h *hub) deliver(ctx context.Context) {
+// deliver sends every event after h.last to its project's room. After an
+// error the next wake or poll tries again from the same place.
+func (h *hub) deliver(ctx context.Context) error {
 	for {
 		events, err := db.EventsAfter(ctx, h.pool, h.last, pageSize)
 		if err != nil {
@@ -171,7 +172,7 @@ func (h *hub) deliver(ctx context.Context) {
 				h.log.Warn("realtime: read the outbox; retrying", "after_seq", h.last, "error", err)
 			}
 			h.failing = true
-			return
+			return err
 		}
 		if h.failing {
 			h.log.Info("realtime: reading the outbox again", "after_seq", h.last)
@@ -186,7 +187,7 @@ func (h *hub) deliver(ctx context.Context) {
 			h.last = ev.Seq
 		}
 		if len(events) < pageSize {
-			return
+			return nil
 		}
 	}
 }
@@ -202,7 +203,10 @@ func (h *hub) handle(ctx context.Context, c command) {
 		h.dropReplay(c.sock, c.project, "superseded by a newer subscribe")
 		// Catch up first: "live" starts with what commits after this
 		// request, and a since the client got from the database is covered.
-		h.deliver(ctx)
+		if err := h.deliver(ctx); err != nil {
+			h.reject(c.sock, c.ack, c.project, "could not read the outbox; retry shortly")
+			return
+		}
 		if c.since >= 0 {
 			h.leave(c.sock, c.project) // start again from since
 		}

@@ -149,7 +149,7 @@ func (s *Server) Close() {
 
 // ConnectionCount is the number of sockets connected to this process.
 func (s *Server) ConnectionCount() int {
-	return int(s.io.Sockets().Sockets().Len())
+	return s.io.Sockets().Sockets().Len()
 }
 
 // requireToken refuses handshakes without the API token (auth.token, or the
