@@ -15,7 +15,7 @@ func TestBadInput(t *testing.T) {
 	p := e.project()
 	c := e.dial(t)
 	bystander := e.dial(t)
-	bystander.subscribe(p)
+	bystander.Subscribe(p)
 
 	unknown := uuid.NewString()
 	cases := []struct {
@@ -47,40 +47,40 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tc := range cases {
 		// With an ack: a failed ack and an error event.
-		ack := c.request(tc.event, tc.args...)
+		ack := c.Request(tc.event, tc.args...)
 		if ack["ok"] != false || !strings.Contains(ack["error"].(string), tc.message) {
 			t.Errorf("%s: ack %v, want ok=false and %q", tc.name, ack, tc.message)
 		}
-		ev := c.nextError()
+		ev := c.NextError()
 		msg, _ := ev["message"].(string)
 		pid, _ := ev["project_id"].(string)
 		if !strings.Contains(msg, tc.message) || pid != tc.project {
 			t.Errorf("%s: error event %v, want %q with project_id %q", tc.name, ev, tc.message, tc.project)
 		}
 		// Without an ack: the error event alone.
-		if err := c.sock.Emit(tc.event, tc.args...); err != nil {
+		if err := c.Sock.Emit(tc.event, tc.args...); err != nil {
 			t.Fatal(err)
 		}
-		if ev := c.nextError(); !strings.Contains(ev["message"].(string), tc.message) {
+		if ev := c.NextError(); !strings.Contains(ev["message"].(string), tc.message) {
 			t.Errorf("%s without ack: error event %v", tc.name, ev)
 		}
 	}
 
 	// Unknown events and odd payloads are ignored.
 	for _, args := range [][]any{nil, {1, 2, 3}, {map[string]any{"a": []any{1, "b", nil}}}} {
-		if err := c.sock.Emit("no_such_event", args...); err != nil {
+		if err := c.Sock.Emit("no_such_event", args...); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := c.sock.Emit("heartbeat", "from a client"); err != nil {
+	if err := c.Sock.Emit("heartbeat", "from a client"); err != nil {
 		t.Fatal(err)
 	}
 	// The socket still works, and nothing else was sent to it meanwhile.
-	c.subscribe(p)
+	c.Subscribe(p)
 	seq := e.emit(p, "e", map[string]any{})
 	c.expect(seq)
 	bystander.expect(seq)
-	if n := c.errors.pending(); n != 0 {
+	if n := c.Errors.Pending(); n != 0 {
 		t.Fatalf("%d unexpected error events", n)
 	}
 }
@@ -93,19 +93,19 @@ func TestOversizedMessage(t *testing.T) {
 	p := e.project()
 	big := e.dial(t)
 	other := e.dial(t)
-	other.subscribe(p)
+	other.Subscribe(p)
 
-	if err := big.sock.Emit("subscribe", map[string]any{"project_id": strings.Repeat("x", 2<<20)}); err != nil {
+	if err := big.Sock.Emit("subscribe", map[string]any{"project_id": strings.Repeat("x", 2<<20)}); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-big.gone:
+	case <-big.Gone:
 	case <-waitTimer():
 		t.Fatal("the server kept a connection that sent 2 MB")
 	}
 	other.expect(e.emit(p, "e", map[string]any{}))
 	again := e.dial(t)
-	again.subscribe(p)
+	again.Subscribe(p)
 	seq := e.emit(p, "e", map[string]any{})
 	again.expect(seq)
 	other.expect(seq)

@@ -22,11 +22,11 @@ func TestRoomDelivery(t *testing.T) {
 	a2 := e.dial(t)
 	b1 := e.dial(t)
 	for _, c := range []*client{a1, a2} {
-		if ack := c.subscribe(a); ack["replayed"] != float64(0) {
+		if ack := c.Subscribe(a); ack["replayed"] != float64(0) {
 			t.Fatalf("ack %v", ack)
 		}
 	}
-	b1.subscribe(b)
+	b1.Subscribe(b)
 
 	s1 := e.emit(a, "vibecode_delta", map[string]any{"trace_id": "tr-1", "delta": "Hel"})
 	s2 := e.emit(a, "vibecode_delta", map[string]any{"trace_id": "tr-1", "delta": "lo", "seq": "spoofed"})
@@ -54,7 +54,7 @@ func TestRolledBackTransactionEmitsNothing(t *testing.T) {
 	e := newEnv(t)
 	p := e.project()
 	c := e.dial(t)
-	c.subscribe(p)
+	c.Subscribe(p)
 
 	rollback := errors.New("roll back")
 	err := db.InTx(context.Background(), e.Pool, func(tx pgx.Tx) error {
@@ -75,11 +75,11 @@ func TestUnsubscribeStopsDelivery(t *testing.T) {
 	e := newEnv(t)
 	p, other := e.project(), e.project()
 	c := e.dial(t)
-	c.subscribe(p)
-	c.subscribe(other)
+	c.Subscribe(p)
+	c.Subscribe(other)
 	c.expect(e.emit(p, "e", map[string]any{}))
 
-	if ack := c.request("unsubscribe", map[string]any{"project_id": p}); ack["ok"] != true || ack["project_id"] != p {
+	if ack := c.Request("unsubscribe", map[string]any{"project_id": p}); ack["ok"] != true || ack["project_id"] != p {
 		t.Fatalf("unsubscribe ack %v", ack)
 	}
 	e.emit(p, "e", map[string]any{"after": "unsubscribe"})
@@ -87,12 +87,12 @@ func TestUnsubscribeStopsDelivery(t *testing.T) {
 
 	// leave_project with a bare id, and again: leaving twice is fine.
 	for range 2 {
-		if ack := c.request("leave_project", other); ack["ok"] != true {
+		if ack := c.Request("leave_project", other); ack["ok"] != true {
 			t.Fatalf("leave_project ack %v", ack)
 		}
 	}
 	// join_project with a bare id brings p back.
-	if ack := c.request("join_project", p); ack["ok"] != true {
+	if ack := c.Request("join_project", p); ack["ok"] != true {
 		t.Fatalf("join_project ack %v", ack)
 	}
 	e.emit(other, "e", map[string]any{})
@@ -105,8 +105,8 @@ func TestTwoServersDeliverToTheirOwnClients(t *testing.T) {
 	e2 := newEnvOn(t, e1.Pool)
 	p := e1.project()
 	c1, c2 := e1.dial(t), e2.dial(t)
-	c1.subscribe(p)
-	c2.subscribe(p)
+	c1.Subscribe(p)
+	c2.Subscribe(p)
 	var seqs []int64
 	for i := range 20 {
 		seqs = append(seqs, e1.emit(p, "e", map[string]any{"i": i}))

@@ -55,7 +55,7 @@ func TestListenConnectionKilled(t *testing.T) {
 	e := newEnv(t)
 	p := e.project()
 	c := e.dial(t)
-	c.subscribe(p)
+	c.Subscribe(p)
 	pid := e.waitListening(0)
 
 	var written []int64
@@ -85,7 +85,7 @@ func TestListenConnectionKilled(t *testing.T) {
 	written = append(written, e.emit(p, "e", map[string]any{"sentinel": true}))
 
 	c.expect(written...)
-	if n := c.events.pending(); n != 0 {
+	if n := c.Events.Pending(); n != 0 {
 		t.Fatalf("%d events more than written", n)
 	}
 }

@@ -18,7 +18,7 @@ func TestHeartbeatCountsConnections(t *testing.T) {
 	waitFor := func(c *client, connections int, project string) map[string]any {
 		t.Helper()
 		for {
-			hb, ok := c.heartbeats.next()
+			hb, ok := c.Heartbeats.Next()
 			if !ok {
 				t.Fatalf("no heartbeat with connections=%d project_id=%q within the wait", connections, project)
 			}
@@ -38,13 +38,13 @@ func TestHeartbeatCountsConnections(t *testing.T) {
 	lobby := e.dial(t)
 	waitFor(lobby, 1, "")
 	member := e.dial(t)
-	member.subscribe(p)
+	member.Subscribe(p)
 	waitFor(member, 2, p)
 	waitFor(lobby, 2, "")
 	third := e.dial(t)
 	waitFor(lobby, 3, "")
-	third.sock.Disconnect()
-	member.sock.Disconnect()
+	third.Sock.Disconnect()
+	member.Sock.Disconnect()
 	waitFor(lobby, 1, "")
 	if n := e.RT.ConnectionCount(); n != 1 {
 		t.Fatalf("ConnectionCount = %d", n)
@@ -72,8 +72,8 @@ func TestTokenRequired(t *testing.T) {
 	}
 	byAuth := e.dial(t, withAuth(map[string]any{"token": "s3cret"}))
 	byQuery := e.dial(t, withQuery(url.Values{"token": {"s3cret"}}))
-	byAuth.subscribe(p)
-	byQuery.subscribe(p)
+	byAuth.Subscribe(p)
+	byQuery.Subscribe(p)
 	seq := e.emit(p, "e", map[string]any{})
 	byAuth.expect(seq)
 	byQuery.expect(seq)
@@ -96,7 +96,7 @@ func TestEmitRightAfterConnect(t *testing.T) {
 				acks <- map[string]any{"error": err.Error()}
 				return
 			}
-			c.sock.Timeout(wait).EmitWithAck("subscribe", p)(func(a []any, err error) {
+			c.Sock.Timeout(wait).EmitWithAck("subscribe", p)(func(a []any, err error) {
 				if err != nil || len(a) == 0 {
 					acks <- map[string]any{"error": fmt.Sprint(err)}
 					return

@@ -54,7 +54,7 @@ func TestReplaySinceThenLive(t *testing.T) {
 		}
 	})
 	c := e.dial(t)
-	ack := c.subscribe(p, since)
+	ack := c.Subscribe(p, since)
 	wg.Wait()
 	sentinel := e.emit(p, "sentinel", map[string]any{})
 
@@ -66,9 +66,9 @@ func TestReplaySinceThenLive(t *testing.T) {
 		t.Fatalf("the outbox does not end with the sentinel")
 	}
 	for i, w := range want {
-		ev := c.next()
-		if ev.seq() != w.Seq || ev.Name != w.Name || ev.Payload["project_id"] != p {
-			t.Fatalf("event %d: got %s seq %d, want %s seq %d", i, ev.Name, ev.seq(), w.Name, w.Seq)
+		ev := c.Next()
+		if ev.Seq() != w.Seq || ev.Name != w.Name || ev.Payload["project_id"] != p {
+			t.Fatalf("event %d: got %s seq %d, want %s seq %d", i, ev.Name, ev.Seq(), w.Name, w.Seq)
 		}
 	}
 	replayed, _ := ack["replayed"].(float64)
@@ -92,7 +92,7 @@ func TestReplayShortCases(t *testing.T) {
 
 	t.Run("since in the middle", func(t *testing.T) {
 		c := e.dial(t)
-		if ack := c.subscribe(p, s1); ack["replayed"] != float64(2) {
+		if ack := c.Subscribe(p, s1); ack["replayed"] != float64(2) {
 			t.Fatalf("ack %v", ack)
 		}
 		got := c.expect(s2, s3)
@@ -102,7 +102,7 @@ func TestReplayShortCases(t *testing.T) {
 	})
 	t.Run("since as a string", func(t *testing.T) {
 		c := e.dial(t)
-		ack := c.request("subscribe", map[string]any{"project_id": p, "since": strconv.FormatInt(s2, 10)})
+		ack := c.Request("subscribe", map[string]any{"project_id": p, "since": strconv.FormatInt(s2, 10)})
 		if ack["ok"] != true || ack["replayed"] != float64(1) {
 			t.Fatalf("ack %v", ack)
 		}
@@ -110,25 +110,25 @@ func TestReplayShortCases(t *testing.T) {
 	})
 	t.Run("since zero replays everything", func(t *testing.T) {
 		c := e.dial(t)
-		ack := c.subscribe(p, 0)
+		ack := c.Subscribe(p, 0)
 		n := int(ack["replayed"].(float64))
 		all, _ := db.ProjectEventsAfter(context.Background(), e.Pool, p, 0, 100)
 		if n != len(all) || n < 4 { // project_created and the three
 			t.Fatalf("replayed %d of %d", n, len(all))
 		}
 		for range n {
-			c.next()
+			c.Next()
 		}
 	})
 	t.Run("since at the end", func(t *testing.T) {
 		c := e.dial(t)
-		if ack := c.subscribe(p, s3); ack["replayed"] != float64(0) {
+		if ack := c.Subscribe(p, s3); ack["replayed"] != float64(0) {
 			t.Fatalf("ack %v", ack)
 		}
 	})
 	t.Run("since beyond the end", func(t *testing.T) {
 		c := e.dial(t)
-		if ack := c.subscribe(p, s3+1000); ack["replayed"] != float64(0) {
+		if ack := c.Subscribe(p, s3+1000); ack["replayed"] != float64(0) {
 			t.Fatalf("ack %v", ack)
 		}
 	})
@@ -140,15 +140,15 @@ func TestReplayShortCases(t *testing.T) {
 		c := e.dial(t, withQuery(url.Values{"project_id": {p}}))
 		// The auto-join is handled before any later request of the socket,
 		// so once this ack is back the socket is in the room.
-		c.request("unsubscribe", map[string]any{"project_id": "00000000-0000-0000-0000-000000000000"})
+		c.Request("unsubscribe", map[string]any{"project_id": "00000000-0000-0000-0000-000000000000"})
 		c.expect(e.emit(p, "live", map[string]any{}))
 	})
 	t.Run("subscribing again with since restarts the replay", func(t *testing.T) {
 		before := e.latestSeq()
 		x := e.emit(p, "x", map[string]any{})
 		c := e.dial(t)
-		c.subscribe(p)
-		if ack := c.subscribe(p, before); ack["replayed"] != float64(1) {
+		c.Subscribe(p)
+		if ack := c.Subscribe(p, before); ack["replayed"] != float64(1) {
 			t.Fatalf("ack %v", ack)
 		}
 		c.expect(x)
