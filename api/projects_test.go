@@ -231,17 +231,7 @@ func TestProjectEventsGoThroughTheOutbox(t *testing.T) {
 	var p domain.Project
 	s.do("POST", "/projects", map[string]any{"name": "Evented"}).json(t, &p)
 	s.do("DELETE", "/projects/"+p.ID, nil)
-	rows, err := s.Pool.Query(t.Context(), `SELECT name FROM events WHERE project_id = $1 ORDER BY seq`, p.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for rows.Next() {
-		var n string
-		_ = rows.Scan(&n)
-		names = append(names, n)
-	}
-	if strings.Join(names, ",") != "project_created,project_deleted" {
+	if names := eventNames(s.outboxEvents(p.ID)); strings.Join(names, ",") != "project_created,project_deleted" {
 		t.Fatalf("events = %v", names)
 	}
 }

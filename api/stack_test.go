@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/vibegrapher/vibegrapher/api"
+	"github.com/vibegrapher/vibegrapher/api/realtime"
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/internal/openaitest"
+	"github.com/vibegrapher/vibegrapher/internal/sockettest"
 	"github.com/vibegrapher/vibegrapher/jobs"
 	"github.com/vibegrapher/vibegrapher/llm"
 	"github.com/vibegrapher/vibegrapher/sandbox"
@@ -27,6 +29,12 @@ type stack struct {
 	AI     *openaitest.Server
 	Worker *jobs.Client
 	deps   *jobs.Deps
+
+	// A Socket.IO client per project, subscribed from the project's first
+	// event on: what a frontend would see.
+	mu      sync.Mutex
+	clients map[string]*sockettest.Client
+	seen    map[string][]event
 }
 
 type stackOptions struct {
@@ -73,8 +81,24 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(api.Options{Store: store, Schema: schema, Jobs: client, LLM: deps.LLM, Log: log, CORSOrigins: []string{"*"}}).Handler())
-	t.Cleanup(srv.Close)
+	rt, err := realtime.New(realtime.Options{Pool: pool, Log: log, CORSOrigins: []string{"*"}, HeartbeatInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := api.New(api.Options{Store: store, Schema: schema, Jobs: client, LLM: deps.LLM, Log: log, CORSOrigins: []string{"*"}})
+	a.Mount("/socket.io/", rt.Handler())
+	srv := httptest.NewServer(a.Handler())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	t.Cleanup(func() {
+		rt.Close()
+		cancel()
+		<-done
+		srv.Close()
+	})
+	s.seen = map[string][]event{}
+	s.clients = map[string]*sockettest.Client{}
 	s.testServer = &testServer{t: t, URL: srv.URL, Pool: pool}
 	return s
 }
@@ -109,6 +133,7 @@ func (s *stack) project(code string) (domain.Project, domain.VibecodeSession) {
 	if res.Status != 201 {
 		s.t.Fatalf("create project: %d %s", res.Status, res.Body)
 	}
+	s.watch(p.ID)
 	var sess domain.VibecodeSession
 	res = s.do("POST", "/projects/"+p.ID+"/sessions", nil)
 	res.json(s.t, &sess)
@@ -137,8 +162,8 @@ type event struct {
 	Payload map[string]any
 }
 
-// events returns the project's events so far, in order.
-func (s *testServer) events(projectID string) []event {
+// outboxEvents returns the project's rows in the outbox, in order.
+func (s *testServer) outboxEvents(projectID string) []event {
 	s.t.Helper()
 	rows, err := s.Pool.Query(context.Background(), `SELECT seq, name, payload FROM events WHERE project_id = $1 ORDER BY seq`, projectID)
 	if err != nil {
@@ -160,20 +185,62 @@ func (s *testServer) events(projectID string) []event {
 	return out
 }
 
-// waitResponse waits for the vibecode_response of a message and returns it.
-func (s *testServer) waitResponse(projectID, messageID string) map[string]any {
+// watch connects a Socket.IO client (websocket, as the frontend) and
+// subscribes it to the project from its first event on.
+func (s *stack) watch(projectID string) {
+	s.t.Helper()
+	c := sockettest.Dial(s.t, s.URL)
+	c.Subscribe(projectID, 0)
+	s.mu.Lock()
+	s.clients[projectID] = c
+	s.mu.Unlock()
+}
+
+// events returns what the project's Socket.IO client received so far, in
+// order, after checking that the seqs only grow.
+func (s *stack) events(projectID string) []event {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.clients[projectID]
+	if c == nil {
+		s.t.Fatalf("no Socket.IO client watches project %s", projectID)
+	}
+	for c.Events.Pending() > 0 {
+		ev, _ := c.Events.Next()
+		e := event{Seq: ev.Seq(), Name: ev.Name, Payload: ev.Payload}
+		if seen := s.seen[projectID]; len(seen) > 0 && e.Seq <= seen[len(seen)-1].Seq {
+			s.t.Fatalf("event %s seq %d after seq %d: out of order or repeated", e.Name, e.Seq, seen[len(seen)-1].Seq)
+		}
+		if e.Payload["project_id"] != projectID {
+			s.t.Fatalf("event %s for project %v on project %s's room", e.Name, e.Payload["project_id"], projectID)
+		}
+		s.seen[projectID] = append(s.seen[projectID], e)
+	}
+	return append([]event(nil), s.seen[projectID]...)
+}
+
+// waitEvent waits until the project's client has received an event that
+// matches, and returns its payload.
+func (s *stack) waitEvent(projectID, name string, match func(map[string]any) bool) map[string]any {
 	s.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, e := range s.events(projectID) {
-			if e.Name == "vibecode_response" && e.Payload["message_id"] == messageID {
+			if e.Name == name && (match == nil || match(e.Payload)) {
 				return e.Payload
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
-	s.t.Fatalf("no vibecode_response for message %s; events: %v", messageID, eventNames(s.events(projectID)))
+	s.t.Fatalf("no matching %s event; received: %v", name, eventNames(s.events(projectID)))
 	return nil
+}
+
+// waitResponse waits for the vibecode_response of a message and returns it.
+func (s *stack) waitResponse(projectID, messageID string) map[string]any {
+	s.t.Helper()
+	return s.waitEvent(projectID, "vibecode_response", func(p map[string]any) bool { return p["message_id"] == messageID })
 }
 
 func eventNames(es []event) []string {

@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -232,11 +231,19 @@ func TestEndToEndJourney(t *testing.T) {
 	if onHead.Status != "passed" || onHead.Commit != c.Commit.SHA {
 		t.Fatalf("on head: %s at %s", onHead.Status, onHead.Commit)
 	}
-	names := strings.Join(eventNames(s.events(p.ID)), ",")
-	for _, want := range []string{"project_created", "conversation_message", "vibecode_response", "diff_created", "test_completed", "code_changed"} {
-		if !strings.Contains(names, want) {
-			t.Errorf("no %s event: %s", want, names)
-		}
-	}
-	_ = fmt.Sprint()
+	// Every step reached the subscribed Socket.IO client.
+	s.waitEvent(p.ID, "project_created", nil)
+	s.waitEvent(p.ID, "test_created", func(e map[string]any) bool { return e["test"].(map[string]any)["id"] == tc.ID })
+	s.waitEvent(p.ID, "conversation_message", func(e map[string]any) bool { return e["agent"] == "vibecoder" && e["patch_preview"] != nil })
+	s.waitEvent(p.ID, "diff_created", func(e map[string]any) bool { return e["id"] == d.ID })
+	s.waitEvent(p.ID, "vibecode_response", func(e map[string]any) bool { return e["diff_id"] == d.ID && e["status"] == "diff_created" })
+	s.waitEvent(p.ID, "test_completed", func(e map[string]any) bool {
+		return e["test_run_id"] == onDiff.ID && e["diff_id"] == d.ID && e["status"] == "passed"
+	})
+	s.waitEvent(p.ID, "code_changed", func(e map[string]any) bool {
+		return e["commit"] == c.Commit.SHA && e["new_code"] == greetPatched && e["diff_id"] == d.ID
+	})
+	s.waitEvent(p.ID, "test_completed", func(e map[string]any) bool {
+		return e["test_run_id"] == onHead.ID && e["diff_id"] == nil && e["status"] == "passed" && e["commit"] == c.Commit.SHA
+	})
 }
