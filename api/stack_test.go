@@ -43,7 +43,7 @@ type stackOptions struct {
 	noWorker      bool
 }
 
-func newStack(t *testing.T, o stackOptions) *stack {
+func newStack(t testing.TB, o stackOptions) *stack {
 	t.Helper()
 	pool := dbtest.New(t)
 	log := slog.New(slog.DiscardHandler)
@@ -104,7 +104,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 }
 
 // startWorker starts a River worker client on the stack's database.
-func (s *stack) startWorker(t *testing.T) *jobs.Client {
+func (s *stack) startWorker(t testing.TB) *jobs.Client {
 	t.Helper()
 	pool := s.deps.Store.Pool
 	tests := &jobs.RunTestWorker{Sandbox: testSandbox(t), MaxTimeout: 30 * time.Second}
@@ -280,7 +280,7 @@ var (
 
 // testSandbox is one sandbox runner for the test binary, which acts as its
 // launcher (TestMain calls sandbox.Main).
-func testSandbox(t *testing.T) *sandbox.Runner {
+func testSandbox(t testing.TB) *sandbox.Runner {
 	t.Helper()
 	sandboxOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "vibegrapher-api-test-")

@@ -47,7 +47,11 @@ func NewWorkerClient(pool *pgxpool.Pool, log *slog.Logger, workers *river.Worker
 			QueueTests:    {MaxWorkers: max(cfg.TestWorkers, 1)},
 			QueueMaint:    {MaxWorkers: 1},
 		},
-		Workers:              workers,
+		Workers: workers,
+		// A person is waiting on every job: fetch soon after an insert's
+		// notification, and poll often enough that a lost one costs little.
+		FetchCooldown:        10 * time.Millisecond,
+		FetchPollInterval:    200 * time.Millisecond,
 		JobTimeout:           JobTimeout,
 		RescueStuckJobsAfter: RescueStuckJobsAfter,
 		PeriodicJobs:         cfg.PeriodicJobs,
