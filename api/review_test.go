@@ -90,13 +90,8 @@ func TestReviewApproveAndCommit(t *testing.T) {
 	if len(log) != 2 || log[0].SHA != c.Commit.SHA {
 		t.Fatalf("log = %+v", log)
 	}
-	var changed map[string]any
-	for _, e := range s.events(p.ID) {
-		if e.Name == "code_changed" {
-			changed = e.Payload
-		}
-	}
-	if changed == nil || changed["new_code"] != greetPatched || changed["commit"] != c.Commit.SHA || changed["nodes"] == nil {
+	changed := s.waitEvent(p.ID, "code_changed", nil)
+	if changed["new_code"] != greetPatched || changed["commit"] != c.Commit.SHA || changed["nodes"] == nil {
 		t.Fatalf("code_changed = %v", changed)
 	}
 

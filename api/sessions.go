@@ -17,7 +17,7 @@ func (s *Server) registerSessions() {
 	fuego.Post(f, "/projects/{id}/sessions", s.createSession, tags,
 		option.Summary("Start a session, or return the existing one for the same memory key"),
 		option.Description("201 when created, 200 when the session for that key (global, or the given node) exists. The body is optional."),
-		option.DefaultStatusCode(http.StatusCreated))
+		option.AddResponse(http.StatusCreated, "Created", fuego.Response{Type: domain.VibecodeSession{}}))
 	fuego.Get(f, "/projects/{id}/sessions", s.listSessions, tags, option.Summary("A project's sessions, oldest first"))
 	fuego.Get(f, "/sessions/{id}", s.getSession, tags, option.Summary("One session"))
 	fuego.Delete(f, "/sessions/{id}", s.clearSession, tags,
@@ -40,8 +40,8 @@ func (s *Server) createSession(c fuego.ContextWithBody[domain.NewSession]) (doma
 		return domain.VibecodeSession{}, err
 	}
 	sess, created, err := s.opts.Store.CreateSession(c.Context(), c.PathParam("id"), in, checkNode)
-	if err == nil && !created {
-		c.SetStatus(http.StatusOK)
+	if err == nil && created {
+		c.SetStatus(http.StatusCreated)
 	}
 	return sess, err
 }

@@ -38,7 +38,7 @@ func (s *Server) registerTests() {
 		option.DefaultStatusCode(http.StatusNoContent))
 	fuego.Post(f, "/tests/{id}/run", s.runTest, tags, option.Summary("Run a test on the head or on a diff"),
 		option.QueryBool("wait", "wait for the result (up to the test's timeout plus a margin) and answer 200 with the TestRun"),
-		option.DefaultStatusCode(http.StatusAccepted))
+		option.AddResponse(http.StatusAccepted, "Queued", fuego.Response{Type: RunAnswer{}}))
 	fuego.Post(f, "/diffs/{id}/test", s.testDiff, option.Tags("diffs"), option.Summary("Run every test of the project on the diff"),
 		option.DefaultStatusCode(http.StatusAccepted))
 	fuego.Get(f, "/test-runs/{id}", s.getRun, tags, option.Summary("One test run"))
@@ -100,6 +100,7 @@ func (s *Server) runTest(c fuego.ContextWithBody[RunRequest]) (RunAnswer, error)
 	}
 	out := RunAnswer{TestRunAccepted: acc}
 	if c.QueryParam("wait") != "true" {
+		c.SetStatus(http.StatusAccepted)
 		return out, nil
 	}
 	t, err := s.opts.Store.GetTest(c.Context(), acc.TestID)
@@ -112,8 +113,8 @@ func (s *Server) runTest(c fuego.ContextWithBody[RunRequest]) (RunAnswer, error)
 	}
 	out.Run = &run
 	out.Status = run.Status
-	if run.Finished() {
-		c.SetStatus(http.StatusOK)
+	if !run.Finished() {
+		c.SetStatus(http.StatusAccepted)
 	}
 	return out, nil
 }

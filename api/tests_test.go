@@ -147,13 +147,8 @@ if __name__ == "__main__":
 			if run.DurationMS == nil || run.FinishedAt == nil || run.Commit != p.CurrentCommit || run.DiffID != nil {
 				t.Errorf("run = %+v", run)
 			}
-			var completed map[string]any
-			for _, e := range s.events(p.ID) {
-				if e.Name == "test_completed" && e.Payload["test_run_id"] == run.ID {
-					completed = e.Payload
-				}
-			}
-			if completed == nil || completed["status"] != c.status || completed["test_id"] != tc.ID || completed["duration_ms"] == nil {
+			completed := s.waitEvent(p.ID, "test_completed", func(e map[string]any) bool { return e["test_run_id"] == run.ID })
+			if completed["status"] != c.status || completed["test_id"] != tc.ID || completed["duration_ms"] == nil {
 				t.Fatalf("test_completed = %v", completed)
 			}
 		})

@@ -88,7 +88,8 @@ type TokenUsage struct {
 	Iteration        int    `json:"iteration"`
 }
 
-// Add sums the token counts of two usages, keeping u's labels.
+// Add sums the counts of two usages, e.g. the calls behind one message; the
+// labels of u are kept, or taken from o when u has none.
 func (u TokenUsage) Add(o TokenUsage) TokenUsage {
 	u.PromptTokens += o.PromptTokens
 	u.CompletionTokens += o.CompletionTokens
@@ -97,6 +98,12 @@ func (u TokenUsage) Add(o TokenUsage) TokenUsage {
 	u.ReasoningTokens += o.ReasoningTokens
 	if u.Model == "" {
 		u.Model = o.Model
+	}
+	if u.Agent == "" {
+		u.Agent = o.Agent
+	}
+	if u.Iteration == 0 {
+		u.Iteration = o.Iteration
 	}
 	return u
 }

@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -31,18 +30,7 @@ func (w *EvaluateWorker) NextRetry(job *river.Job[EvaluateArgs]) time.Time {
 }
 
 func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[EvaluateArgs]) error {
-	t, err := w.Store.StartTurn(ctx, job.Args.MessageID)
-	if errors.Is(err, db.ErrTurnGone) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if domain.IsFinal(*t.Message.Status) {
-		return nil
-	}
-	w.jobStatus(ctx, &t, job.JobRow, "running", nil)
-	return w.finish(ctx, &t, job.JobRow, w.evaluate(ctx, &t, job.Args))
+	return w.step(ctx, job.JobRow, job.Args.MessageID, func(t *db.Turn) error { return w.evaluate(ctx, t, job.Args) })
 }
 
 func (w *EvaluateWorker) evaluate(ctx context.Context, t *db.Turn, args EvaluateArgs) error {

@@ -15,6 +15,7 @@ import (
 	"github.com/openai/openai-go/v3/responses"
 	"github.com/openai/openai-go/v3/shared"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/domain"
@@ -59,7 +60,14 @@ func (w *VibecodeWorker) Work(ctx context.Context, job *river.Job[VibecodeArgs])
 			return river.JobSnooze(500 * time.Millisecond)
 		}
 	}
-	t, err := w.Store.StartTurn(ctx, job.Args.MessageID)
+	return w.step(ctx, job.JobRow, job.Args.MessageID, func(t *db.Turn) error { return w.vibecode(ctx, t, job.Args.Iteration) })
+}
+
+// step runs one step of the loop for a user message: it loads the message
+// (nothing to do when it is gone or already ended), reports the job running,
+// and lets finish decide how the step's error ends the job.
+func (d *Deps) step(ctx context.Context, job *rivertype.JobRow, messageID string, work func(*db.Turn) error) error {
+	t, err := d.Store.StartTurn(ctx, messageID)
 	if errors.Is(err, db.ErrTurnGone) {
 		return nil
 	}
@@ -69,8 +77,8 @@ func (w *VibecodeWorker) Work(ctx context.Context, job *river.Job[VibecodeArgs])
 	if domain.IsFinal(*t.Message.Status) {
 		return nil
 	}
-	w.jobStatus(ctx, &t, job.JobRow, "running", nil)
-	return w.finish(ctx, &t, job.JobRow, w.vibecode(ctx, &t, job.Args.Iteration))
+	d.jobStatus(ctx, &t, job, "running", nil)
+	return d.finish(ctx, &t, job, work(&t))
 }
 
 func (w *VibecodeWorker) vibecode(ctx context.Context, t *db.Turn, iteration int) error {
@@ -288,14 +296,11 @@ func (d *Deps) call(ctx context.Context, t *db.Turn, key string, params response
 
 // record stores a reply with its usage and emits its events.
 func (d *Deps) record(ctx context.Context, t *db.Turn, key string, raw json.RawMessage, resp *responses.Response, agent string, iteration int, content string, diff *string) (domain.ConversationMessage, error) {
-	u := llm.UsageOf(resp)
+	usage := llm.UsageOf(resp)
+	usage.Agent, usage.Iteration = agent, iteration
 	return d.Store.RecordReply(ctx, db.AssistantMessage{
 		Turn: t, CallKey: key, Response: raw, ResponseID: resp.ID, Agent: agent, Iteration: iteration,
-		Content: content, Patch: diff,
-		Usage: domain.TokenUsage{
-			PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens,
-			CachedTokens: u.CachedTokens, ReasoningTokens: u.ReasoningTokens, Model: u.Model, Agent: agent, Iteration: iteration,
-		},
+		Content: content, Patch: diff, Usage: usage,
 	})
 }
 

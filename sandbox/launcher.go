@@ -143,11 +143,17 @@ func launch(arg string) error {
 // the Go runtime of this launcher cannot grow its heap under that limit
 // (Python starts fine under it).
 func execPython(spec *launchSpec) error {
-	path, err := unix.BytePtrFromString(spec.Python)
+	program, args := spec.Python, spec.Argv
+	if raceBuild && spec.MemoryBytes > 0 {
+		program = racePrlimit
+		args = append([]string{racePrlimit, fmt.Sprintf("--as=%d:%d", spec.MemoryBytes, spec.MemoryBytes), "--", spec.Python}, spec.Argv[1:]...)
+		spec.MemoryBytes = 0
+	}
+	path, err := unix.BytePtrFromString(program)
 	if err != nil {
 		return err
 	}
-	argv, err := cStrings(spec.Argv)
+	argv, err := cStrings(args)
 	if err != nil {
 		return err
 	}
@@ -171,6 +177,9 @@ func execPython(spec *launchSpec) error {
 	_, _, _ = unix.RawSyscall(unix.SYS_EXIT_GROUP, launcherExitCode, 0, 0)
 	return nil
 }
+
+// racePrlimit sets RLIMIT_AS for race-built launchers (see raceBuild).
+const racePrlimit = "/usr/bin/prlimit"
 
 // cStrings is a NULL-terminated array of C strings for execve.
 func cStrings(ss []string) ([]*byte, error) {

@@ -6,37 +6,12 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/vibegrapher/vibegrapher/domain"
 )
 
 // sampleWorkflow is the workflow new projects start with.
-const sampleWorkflow = `from agents import Agent, Runner
-import asyncio
-
-spanish_agent = Agent(
-    name="Spanish agent",
-    instructions="You only speak Spanish.",
-)
-
-english_agent = Agent(
-    name="English agent",
-    instructions="You only speak English",
-)
-
-triage_agent = Agent(
-    name="Triage agent",
-    instructions="Handoff to the appropriate agent based on the language of the request.",
-    handoffs=[spanish_agent, english_agent],
-)
-
-
-async def main():
-    result = await Runner.run(triage_agent, input="Hola, ¿cómo estás?")
-    print(result.final_output)
-
-
-if __name__ == "__main__":
-    asyncio.run(main())
-`
+const sampleWorkflow = domain.SampleWorkflow
 
 // agent builds an expected AgentNode; children and tools default to empty.
 func agent(id, name string, start, end int, children, tools []string) AgentNode {
