@@ -72,7 +72,7 @@ func TestInterpreterUnderScratchRootRefused(t *testing.T) {
 	}
 	t.Logf("features: %s", r.Features())
 	res := r.Run(context.Background(), "", "pass", 0)
-	if r.Features().Isolated || res.Status != sandbox.StatusError || !strings.Contains(res.Error, "no such file or directory") {
+	if r.Features().Isolated || res.Status != sandbox.StatusError || !strings.Contains(strings.ToLower(res.Error), "no such file or directory") {
 		t.Fatalf("got %s %q", res.Status, res.Error)
 	}
 }
