@@ -2,10 +2,12 @@ package api
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/go-fuego/fuego"
 	"github.com/go-fuego/fuego/option"
 
+	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/domain"
 )
 
@@ -19,7 +21,8 @@ func (s *Server) registerProjects() {
 	fuego.Post(f, "/projects", s.createProject, tags, option.Summary("Create a project"),
 		option.DefaultStatusCode(http.StatusCreated),
 		option.Description("The project's git history starts with a commit of `code`, or of a sample Agents SDK workflow when `code` is omitted. The slug is made from the name and made unique with -2, -3, …"))
-	fuego.Get(f, "/projects/{id}", s.getProject, tags, option.Summary("A project with its current code"))
+	fuego.Get(f, "/projects/{id}", s.getProject, tags, option.Summary("A project with its current code"),
+		option.Description("The X-Event-Seq header is the outbox position this answer reflects: subscribe on Socket.IO with `since` set to it to miss no event that follows."))
 	fuego.Delete(f, "/projects/{id}", s.deleteProject, tags, option.Summary("Delete a project and everything under it"),
 		option.DefaultStatusCode(http.StatusNoContent))
 	fuego.Get(f, "/projects/{id}/commits", s.listCommits, tags, option.Summary("The project's git log, newest first"))
@@ -38,8 +41,21 @@ func (s *Server) createProject(c fuego.ContextWithBody[domain.NewProject]) (doma
 }
 
 func (s *Server) getProject(c fuego.ContextNoBody) (domain.Project, error) {
-	return s.opts.Store.GetProject(c.Context(), c.PathParam("id"))
+	// The seq is read first: every event after it may or may not be in the
+	// answer, and a client that subscribes with since=seq gets all of them.
+	seq, err := db.LatestSeq(c.Context(), s.opts.Store.Pool)
+	if err != nil {
+		return domain.Project{}, err
+	}
+	p, err := s.opts.Store.GetProject(c.Context(), c.PathParam("id"))
+	if err == nil {
+		c.Response().Header().Set(EventSeqHeader, strconv.FormatInt(seq, 10))
+	}
+	return p, err
 }
+
+// EventSeqHeader carries the outbox position a REST answer reflects.
+const EventSeqHeader = "X-Event-Seq"
 
 func (s *Server) deleteProject(c fuego.ContextNoBody) (any, error) {
 	return nil, s.opts.Store.DeleteProject(c.Context(), c.PathParam("id"))

@@ -2,13 +2,16 @@ package api_test
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/vibegrapher/vibegrapher/api"
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/internal/openaitest"
+	"github.com/vibegrapher/vibegrapher/internal/sockettest"
 )
 
 const addPatch = `@@ -5,2 +5,2 @@
@@ -310,5 +313,25 @@ func TestNodesAndNodeSessions(t *testing.T) {
 		if !strings.Contains(out, "outside it") || !strings.Contains(out, "lines 3-6") {
 			t.Fatalf("outside patch answer = %q", out)
 		}
+	}
+}
+
+// A frontend loads a project over REST and subscribes with since set to the
+// X-Event-Seq of that answer: it gets exactly the events that came after.
+func TestEventSeqHeaderClosesTheGapBeforeSubscribing(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{noWorker: true})
+	p, sess := s.project(baseCode)
+	res := s.do("GET", "/projects/"+p.ID, nil)
+	seq, err := strconv.ParseInt(res.Header.Get(api.EventSeqHeader), 10, 64)
+	if res.Status != 200 || err != nil || seq == 0 {
+		t.Fatalf("GET project: %d, %s = %q", res.Status, api.EventSeqHeader, res.Header.Get(api.EventSeqHeader))
+	}
+	acc := s.send(sess.ID, "after the load")
+	late := sockettest.Dial(t, s.URL)
+	late.Subscribe(p.ID, seq)
+	ev := late.Next()
+	if ev.Name != "conversation_message" || ev.Payload["message_id"] != acc.MessageID || ev.Seq() <= seq {
+		t.Fatalf("first event after the load = %s %v", ev.Name, ev.Payload)
 	}
 }
