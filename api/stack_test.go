@@ -71,6 +71,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	var err error
 	if o.noWorker {
 		client, err = jobs.NewInsertOnlyClient(pool, log)
+		s.Worker = client
 	} else {
 		client = s.startWorker(t)
 	}

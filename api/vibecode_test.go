@@ -420,3 +420,25 @@ func TestWorkerStoppedMidJobFinishesOnce(t *testing.T) {
 		t.Fatalf("%d responses, %d messages", responses, len(s.messages(sess.ID)))
 	}
 }
+
+// A message whose job was cancelled outside the loop (River UI) ends as
+// failed instead of holding up the session's later messages.
+func TestCancelledJobDoesNotBlockTheSession(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{noWorker: true})
+	p, sess := s.project(baseCode)
+	first := s.send(sess.ID, "first")
+	if _, err := s.Worker.JobCancel(context.Background(), first.JobID); err != nil {
+		t.Fatal(err)
+	}
+	second := s.send(sess.ID, "second")
+	s.AI.Enqueue(openaitest.Text("answer to second"))
+	s.startWorker(t)
+	if resp := s.waitResponse(p.ID, second.MessageID); resp["status"] != "answered" {
+		t.Fatalf("second message: %v", resp)
+	}
+	resp := s.waitResponse(p.ID, first.MessageID)
+	if resp["status"] != "failed" || !strings.Contains(resp["error"].(string), "cancelled") {
+		t.Fatalf("first message: %v", resp)
+	}
+}

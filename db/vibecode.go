@@ -99,14 +99,47 @@ func prefixed(alias, columns string) string {
 
 // EarlierMessagePending reports whether a user message sent before this one
 // in the same session is still waiting or running: messages of a session are
-// processed one at a time, in order.
+// processed one at a time, in order. An earlier message whose current job
+// was cancelled or discarded outside the loop (River UI, a rescue after a
+// crash on the last attempt) would block the session for ever: it is ended
+// as failed here instead.
 func (s *Store) EarlierMessagePending(ctx context.Context, messageID string) (bool, error) {
-	var pending bool
-	err := s.Pool.QueryRow(ctx, `
-		SELECT EXISTS (SELECT 1 FROM messages e JOIN messages m ON m.session_id = e.session_id
-		WHERE m.id = $1 AND e.role = 'user' AND e.position < m.position AND e.status IN ('queued', 'running'))`,
-		messageID).Scan(&pending)
-	return pending, wrap(err, "check earlier messages")
+	rows, err := s.Pool.Query(ctx, `
+		SELECT e.id, coalesce(j.state::text, 'missing')
+		FROM messages e JOIN messages m ON m.session_id = e.session_id
+		LEFT JOIN river_job j ON j.id = e.job_id
+		WHERE m.id = $1 AND e.role = 'user' AND e.position < m.position AND e.status IN ('queued', 'running')
+		ORDER BY e.position`, messageID)
+	if err != nil {
+		return false, wrap(err, "check earlier messages")
+	}
+	type earlier struct{ id, state string }
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (earlier, error) {
+		var e earlier
+		var id uuid.UUID
+		err := r.Scan(&id, &e.state)
+		e.id = id.String()
+		return e, err
+	})
+	if err != nil {
+		return false, wrap(err, "check earlier messages")
+	}
+	for _, e := range list {
+		if e.state != "cancelled" && e.state != "discarded" && e.state != "missing" {
+			return true, nil
+		}
+		t, err := loadTurn(ctx, s.Pool, e.id, false)
+		if errors.Is(err, ErrTurnGone) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if err := s.FailTurn(ctx, &t, "its job was "+e.state+" before the message was answered"); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 // StoredCall returns the model reply stored under key, if any.
@@ -198,7 +231,7 @@ type TurnEnd struct {
 	Agent    string
 	TurnKey  string
 	Items    json.RawMessage // JSON array of input items
-	Enqueue  func(tx pgx.Tx) error
+	Enqueue  func(tx pgx.Tx) (jobID int64, err error)
 	Status   string         // final status of the user message, or "" to go on
 	Outcome  map[string]any // the vibecode_response payload
 	Diff     *domain.Diff
@@ -223,8 +256,14 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 			}
 		}
 		if e.Enqueue != nil {
-			if err := e.Enqueue(tx); err != nil {
+			jobID, err := e.Enqueue(tx)
+			if err != nil {
 				return err
+			}
+			// The message follows its current job, so that a job cancelled
+			// or discarded outside the loop can be noticed (EarlierMessagePending).
+			if _, err := tx.Exec(ctx, `UPDATE messages SET job_id = $2 WHERE id = $1`, t.Message.ID, jobID); err != nil {
+				return wrap(err, "record job")
 			}
 		}
 		if e.Status == "" {

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/responses"
 	"github.com/riverqueue/river"
@@ -97,14 +96,9 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, t *db.Turn, args Evaluate
 			DiffStep: t.Message.ID + "/diff",
 		})
 	case args.Iteration < w.MaxIterations:
-		return w.end(ctx, t, domain.AgentEvaluator, args.Iteration, turn, db.TurnEnd{Enqueue: func(tx pgx.Tx) error {
-			client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
-			if err != nil {
-				return err
-			}
-			_, err = client.InsertTx(ctx, tx, VibecodeArgs{MessageID: t.Message.ID, Iteration: args.Iteration + 1}, nil)
-			return err
-		}})
+		return w.end(ctx, t, domain.AgentEvaluator, args.Iteration, turn, db.TurnEnd{
+			Enqueue: enqueueNext(ctx, VibecodeArgs{MessageID: t.Message.ID, Iteration: args.Iteration + 1}),
+		})
 	default:
 		return w.end(ctx, t, domain.AgentEvaluator, args.Iteration, turn, db.TurnEnd{
 			Status:  domain.StatusMaxIterations,

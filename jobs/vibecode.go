@@ -150,14 +150,9 @@ func (w *VibecodeWorker) vibecode(ctx context.Context, t *db.Turn, iteration int
 			return err
 		}
 		if accepted != nil {
-			return w.end(ctx, t, domain.AgentVibeCoder, iteration, turn, db.TurnEnd{Enqueue: func(tx pgx.Tx) error {
-				client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
-				if err != nil {
-					return err
-				}
-				_, err = client.InsertTx(ctx, tx, EvaluateArgs{MessageID: t.Message.ID, Iteration: iteration, PatchMessageID: m.ID}, nil)
-				return err
-			}})
+			return w.end(ctx, t, domain.AgentVibeCoder, iteration, turn, db.TurnEnd{
+				Enqueue: enqueueNext(ctx, EvaluateArgs{MessageID: t.Message.ID, Iteration: iteration, PatchMessageID: m.ID}),
+			})
 		}
 	}
 	return permanent(fmt.Sprintf("the VibeCoder did not produce a patch that applies after %d attempts; last problem: %s", maxPatchRounds, lastErr))
@@ -173,6 +168,22 @@ func (w *VibecodeWorker) vibecoderParams(t *db.Turn, input []responses.ResponseI
 		PromptCacheKey:    openai.String(t.Session.OpenAISessionKey),
 	}
 	return reasoning(p, "high")
+}
+
+// enqueueNext inserts the next job of the loop in the transaction that ends
+// this step, with the River client of the running worker.
+func enqueueNext(ctx context.Context, args river.JobArgs) func(pgx.Tx) (int64, error) {
+	return func(tx pgx.Tx) (int64, error) {
+		client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+		if err != nil {
+			return 0, err
+		}
+		res, err := client.InsertTx(ctx, tx, args, nil)
+		if err != nil {
+			return 0, err
+		}
+		return res.Job.ID, nil
+	}
 }
 
 // reasoning asks reasoning models (gpt-5, o-series) for the given effort and
