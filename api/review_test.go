@@ -309,7 +309,11 @@ func TestNodesAndNodeSessions(t *testing.T) {
 	if first := string(reqs[0].Input); !strings.Contains(first, `agent \"Spanish agent\" (variable spanish_agent), lines 3-6`) {
 		t.Fatalf("node focus missing: %s", first)
 	}
-	for _, out := range reqs[1].FunctionOutputs() {
+	outputs := reqs[1].FunctionOutputs()
+	if len(outputs) != 1 {
+		t.Fatalf("the second call carried %d tool outputs, want the refusal", len(outputs))
+	}
+	for _, out := range outputs {
 		if !strings.Contains(out, "outside it") || !strings.Contains(out, "lines 3-6") {
 			t.Fatalf("outside patch answer = %q", out)
 		}

@@ -119,19 +119,13 @@ func TestVibecodePatchApprovedAtOnce(t *testing.T) {
 	}
 	var d domain.Diff
 	res := s.do("GET", fmt.Sprint("/diffs/", resp["diff_id"]), nil)
-	if res.Status == 404 {
-		// the diffs REST is part of the review work; read the event instead
-		for _, e := range s.events(p.ID) {
-			if e.Name == "diff_created" {
-				d.ID, _ = e.Payload["id"].(string)
-				d.Status, _ = e.Payload["status"].(string)
-				d.BaseCommit, _ = e.Payload["base_commit"].(string)
-				d.DiffContent, _ = e.Payload["diff_content"].(string)
-				d.VibecoderPrompt, _ = e.Payload["vibecoder_prompt"].(string)
-			}
-		}
-	} else {
-		res.json(t, &d)
+	if res.Status != 200 {
+		t.Fatalf("GET diff = %d %s", res.Status, res.Body)
+	}
+	res.json(t, &d)
+	created := s.waitEvent(p.ID, "diff_created", nil)
+	if created["id"] != d.ID || created["trace_id"] != acc.TraceID {
+		t.Fatalf("diff_created = %v", created)
 	}
 	if d.ID != resp["diff_id"] || d.Status != "evaluator_approved" || d.BaseCommit != p.CurrentCommit || d.VibecoderPrompt != "Say Hi instead of Hello" {
 		t.Fatalf("diff = %+v", d)

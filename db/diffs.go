@@ -88,15 +88,21 @@ type DiffFilter struct {
 
 // ListDiffs returns diffs, newest first.
 func (s *Store) ListDiffs(ctx context.Context, f DiffFilter) ([]domain.Diff, error) {
+	var project, session *uuid.UUID
 	switch {
 	case f.ProjectID != "":
-		if _, err := loadProjectRow(ctx, s.Pool, f.ProjectID, false); err != nil {
+		p, err := loadProjectRow(ctx, s.Pool, f.ProjectID, false)
+		if err != nil {
 			return nil, err
 		}
+		project = &p.id
 	case f.SessionID != "":
-		if _, err := getSession(ctx, s.Pool, f.SessionID, false); err != nil {
+		sess, err := getSession(ctx, s.Pool, f.SessionID, false)
+		if err != nil {
 			return nil, err
 		}
+		u := uuid.MustParse(sess.ID)
+		session = &u
 	}
 	switch f.Status {
 	case "", domain.DiffEvaluatorApproved, domain.DiffHumanApproved, domain.DiffHumanRejected, domain.DiffCommitted:
@@ -104,9 +110,9 @@ func (s *Store) ListDiffs(ctx context.Context, f DiffFilter) ([]domain.Diff, err
 		return nil, domain.Invalid("status", "must be one of evaluator_approved, human_approved, human_rejected, committed; got %q", f.Status)
 	}
 	rows, err := s.Pool.Query(ctx, `SELECT `+diffColumns+` FROM diffs
-		WHERE ($1 = '' OR project_id::text = $1) AND ($2 = '' OR session_id::text = $2) AND ($3 = '' OR status = $3)
+		WHERE ($1::uuid IS NULL OR project_id = $1) AND ($2::uuid IS NULL OR session_id = $2) AND ($3 = '' OR status = $3)
 		  AND (NOT $4 OR status IN ('evaluator_approved', 'human_approved'))
-		ORDER BY created_at DESC, id`, f.ProjectID, f.SessionID, f.Status, f.PendingOnly)
+		ORDER BY created_at DESC, id`, project, session, f.Status, f.PendingOnly)
 	if err != nil {
 		return nil, wrap(err, "list diffs")
 	}

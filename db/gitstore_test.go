@@ -12,25 +12,35 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
 )
 
+var sig = object.Signature{Name: "t", Email: "t@example.com"}
+
+// newRepository makes a repository on a fresh database with a root commit of
+// script.py.
+func newRepository(t *testing.T, script string) (pool *pgxpool.Pool, id uuid.UUID, repo *db.GitStorage, root plumbing.Hash) {
+	t.Helper()
+	pool = dbtest.New(t)
+	id = uuid.New()
+	repo, err := db.InitRepository(context.Background(), pool, id, "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err = db.CommitFiles(repo, "main", plumbing.ZeroHash, map[string]string{"script.py": script}, "first", sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pool, id, repo, root
+}
+
 func TestGitStorageCommitReadLogDelete(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := dbtest.New(t)
-	id := uuid.New()
-	repo, err := db.InitRepository(ctx, pool, id, "main")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig := object.Signature{Name: "t", Email: "t@example.com"}
-	first, err := db.CommitFiles(repo, "main", plumbing.ZeroHash, map[string]string{"script.py": "x = 1\n"}, "first", sig)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, id, repo, first := newRepository(t, "x = 1\n")
 	second, err := db.CommitFiles(repo, "main", first, map[string]string{"script.py": "x = 2\n", "lib/util.py": "y = 3\n"}, "second", sig)
 	if err != nil {
 		t.Fatal(err)
@@ -92,17 +102,7 @@ func TestGitStorageCommitReadLogDelete(t *testing.T) {
 func TestGitStorageCompareAndSwapRace(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := dbtest.New(t)
-	id := uuid.New()
-	repo, err := db.InitRepository(ctx, pool, id, "main")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig := object.Signature{Name: "t", Email: "t@example.com"}
-	parent, err := db.CommitFiles(repo, "main", plumbing.ZeroHash, map[string]string{"script.py": "v = 0\n"}, "root", sig)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, id, repo, parent := newRepository(t, "v = 0\n")
 	const rounds, writers = 5, 8
 	for round := 1; round <= rounds; round++ {
 		var wg sync.WaitGroup

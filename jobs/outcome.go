@@ -36,22 +36,19 @@ func (d *Deps) finish(ctx context.Context, t *db.Turn, job *rivertype.JobRow, er
 		d.jobStatus(ctx, t, job, "completed", nil)
 		return nil
 	}
-	var perm *permanentError
-	lastAttempt := job.Attempt >= job.MaxAttempts
-	if errors.As(err, &perm) || !retryable(err) || lastAttempt {
-		reason := reasonOf(err)
-		if lastAttempt && !errors.As(err, &perm) && retryable(err) {
-			reason = "gave up after " + strconv.Itoa(job.Attempt) + " attempts: " + reason
-		}
-		if ferr := d.Store.FailTurn(context.WithoutCancel(ctx), t, reason); ferr != nil {
-			return ferr
-		}
-		d.jobStatus(ctx, t, job, "failed", &reason)
-		return nil
-	}
 	reason := reasonOf(err)
-	d.jobStatus(ctx, t, job, "retryable", &reason)
-	return err
+	if retryable(err) && job.Attempt < job.MaxAttempts {
+		d.jobStatus(ctx, t, job, "retryable", &reason)
+		return err
+	}
+	if retryable(err) {
+		reason = "gave up after " + strconv.Itoa(job.Attempt) + " attempts: " + reason
+	}
+	if ferr := d.Store.FailTurn(context.WithoutCancel(ctx), t, reason); ferr != nil {
+		return ferr
+	}
+	d.jobStatus(ctx, t, job, "failed", &reason)
+	return nil
 }
 
 // retryable reports whether an error may pass when the job runs again: model
