@@ -36,6 +36,12 @@ func (d *Deps) finish(ctx context.Context, t *db.Turn, job *rivertype.JobRow, er
 		d.jobStatus(ctx, t, job, "completed", nil)
 		return nil
 	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		// The worker is stopping or was fenced (Liveness): the step is
+		// handed over as it is, to resume on another worker from what is
+		// stored; it is neither a failure of the message nor a retry.
+		return err
+	}
 	reason := reasonOf(err)
 	if retryable(err) && job.Attempt < job.MaxAttempts {
 		d.jobStatus(ctx, t, job, "retryable", &reason)

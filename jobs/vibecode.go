@@ -57,7 +57,11 @@ func (w *VibecodeWorker) Work(ctx context.Context, job *river.Job[VibecodeArgs])
 			return err
 		}
 		if pending {
-			return river.JobSnooze(500 * time.Millisecond)
+			// The transaction that ends the earlier message wakes this
+			// job (db.EndTurn, and the liveness sweep for a wake-up that
+			// came while this job was running); the snooze is only a
+			// safety net.
+			return river.JobSnooze(SessionOrderSnooze)
 		}
 	}
 	return w.step(ctx, job.JobRow, job.Args.MessageID, func(t *db.Turn) error { return w.vibecode(ctx, t, job.Args.Iteration) })
