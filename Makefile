@@ -3,7 +3,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run test test-short build vet bench js-deps
+.PHONY: run test test-short build vet bench js-deps faults
 
 ## run: every role in one process on :8000 against DATABASE_URL (default: local PostgreSQL, database vibegrapher)
 run:
@@ -27,3 +27,7 @@ vet:
 ## bench: the benchmarks whose figures docs/benchmarks.md reports
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## faults: the full fault-injection suite (docs/reliability.md): 20 kill -9, SIGTERM during a 40 s model call, database restart and 10 s stop, listener and realtime kills; needs root and pg_createcluster
+faults:
+	$(GO) test -count=1 -v -timeout 45m -run TestFaults ./faults -faults.full

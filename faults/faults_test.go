@@ -404,12 +404,14 @@ func (s *stack) logCounts(from, to time.Time) string {
 	for _, r := range append([]*role{s.api, s.rt}, s.workers...) {
 		lines := r.linesBetween(from, to)
 		loud := 0
+		var msgs []string
 		for _, l := range lines {
 			if l.level == "WARN" || l.level == "ERROR" {
 				loud++
 			}
+			msgs = append(msgs, l.level+" "+l.msg)
 		}
-		parts = append(parts, fmt.Sprintf("%s %d/%d", r.name, loud, len(lines)))
+		parts = append(parts, fmt.Sprintf("%s %d/%d %q", r.name, loud, len(lines), msgs))
 		if loud > 6 {
 			s.t.Errorf("%s wrote %d warnings and errors during one outage:\n%s", r.name, loud, r.tail(len(lines)))
 		}
