@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/event"
 	"github.com/vibegrapher/vibegrapher/domain/patch"
 	"github.com/vibegrapher/vibegrapher/domain/pyast"
 )
@@ -68,7 +69,7 @@ func (s *Store) ReviewDiff(ctx context.Context, id string, approved bool, feedba
 			}
 			out.Message = &acc
 		}
-		_, err = Emit(ctx, tx, d.ProjectID, "diff_updated", diffPayload(d))
+		_, err = Emit(ctx, tx, d.ProjectID, event.DiffUpdated{Diff: d, DiffID: d.ID})
 		return err
 	})
 	return out, err
@@ -170,15 +171,14 @@ func emitCodeChanged(ctx context.Context, tx pgx.Tx, p domain.Project, parent pl
 	if err != nil {
 		nodes = []pyast.AgentNode{}
 	}
-	payload := map[string]any{
-		"project_id": p.ID, "new_code": p.CurrentCode, "commit": p.CurrentCommit, "parent": parent.String(),
-		"branch": p.CurrentBranch, "nodes": nodes, "timestamp": time.Now().UTC(),
+	e := event.CodeChanged{
+		ProjectID: p.ID, NewCode: p.CurrentCode, Commit: p.CurrentCommit, Parent: parent.String(),
+		Branch: p.CurrentBranch, Nodes: nodes, Timestamp: time.Now().UTC(),
 	}
 	if d != nil {
-		payload["diff_id"] = d.ID
-		payload["commit_message"] = d.CommitMessage
+		e.DiffID, e.CommitMessage = &d.ID, &d.CommitMessage
 	}
-	_, err = Emit(ctx, tx, p.ID, "code_changed", payload)
+	_, err = Emit(ctx, tx, p.ID, e)
 	return err
 }
 
@@ -226,7 +226,7 @@ func (s *Store) SetCommitMessage(ctx context.Context, id, message string) (domai
 		if err != nil {
 			return wrap(err, "store commit message")
 		}
-		_, err = Emit(ctx, tx, d.ProjectID, "diff_updated", diffPayload(d))
+		_, err = Emit(ctx, tx, d.ProjectID, event.DiffUpdated{Diff: d, DiffID: d.ID})
 		return err
 	})
 	return d, err

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/event"
 )
 
 const testColumns = `id, project_id, name, code, timeout_seconds, created_at, updated_at`
@@ -40,7 +41,7 @@ func (s *Store) CreateTest(ctx context.Context, projectID string, in domain.NewT
 		if err != nil {
 			return wrap(err, "store test case")
 		}
-		_, err = Emit(ctx, tx, out.ProjectID, "test_created", map[string]any{"test": out})
+		_, err = Emit(ctx, tx, out.ProjectID, event.TestCreated{Test: out, TestID: out.ID})
 		return err
 	})
 	return out, err
@@ -87,7 +88,7 @@ func (s *Store) DeleteTest(ctx context.Context, id string) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM test_cases WHERE id = $1`, t.ID); err != nil {
 			return wrap(err, "delete test")
 		}
-		_, err = Emit(ctx, tx, t.ProjectID, "test_deleted", map[string]any{"test_id": t.ID})
+		_, err = Emit(ctx, tx, t.ProjectID, event.TestDeleted{TestID: t.ID})
 		return err
 	})
 }
@@ -328,12 +329,12 @@ func (s *Store) FinishRun(ctx context.Context, w RunWork, r RunResult) (domain.T
 		if r.Stderr != "" {
 			output += r.Stderr
 		}
-		payload := map[string]any{
-			"test_id": out.TestID, "test_run_id": out.ID, "diff_id": out.DiffID, "status": out.Status,
-			"output": output, "stdout": r.Stdout, "stderr": r.Stderr, "exit_code": r.ExitCode,
-			"duration_ms": ms, "error": r.Error, "commit": out.Commit,
+		e := event.TestCompleted{
+			TestID: out.TestID, TestRunID: out.ID, DiffID: out.DiffID, Status: out.Status,
+			Output: output, Stdout: r.Stdout, Stderr: r.Stderr, ExitCode: r.ExitCode,
+			DurationMS: ms, Error: r.Error, Commit: out.Commit,
 		}
-		if _, err := Emit(ctx, tx, out.ProjectID, "test_completed", payload); err != nil {
+		if _, err := Emit(ctx, tx, out.ProjectID, e); err != nil {
 			return err
 		}
 		if w.batchID != nil && out.DiffID != nil {

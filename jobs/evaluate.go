@@ -12,6 +12,7 @@ import (
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/event"
 	"github.com/vibegrapher/vibegrapher/domain/patch"
 	"github.com/vibegrapher/vibegrapher/llm"
 )
@@ -87,7 +88,7 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, t *db.Turn, args Evaluate
 		}
 		return w.end(ctx, t, domain.AgentEvaluator, args.Iteration, turn, db.TurnEnd{
 			Status:  domain.StatusDiffCreated,
-			Outcome: map[string]any{"patch": diff, "commit_message": message, "response": v.Reasoning},
+			Outcome: event.VibecodeResponse{Patch: &diff, CommitMessage: &message, Response: &v.Reasoning},
 			Diff: &domain.Diff{
 				ProjectID: t.Session.ProjectID, SessionID: &t.Session.ID, MessageID: &t.Message.ID,
 				BaseCommit: t.BaseCommit, TargetBranch: t.Branch, DiffContent: diff, Status: domain.DiffEvaluatorApproved,
@@ -102,7 +103,7 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, t *db.Turn, args Evaluate
 	default:
 		return w.end(ctx, t, domain.AgentEvaluator, args.Iteration, turn, db.TurnEnd{
 			Status:  domain.StatusMaxIterations,
-			Outcome: map[string]any{"patch": diff, "final_feedback": v.Reasoning},
+			Outcome: event.VibecodeResponse{Patch: &diff, FinalFeedback: &v.Reasoning},
 		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/domain/event"
 	"github.com/vibegrapher/vibegrapher/llm"
 )
 
@@ -89,14 +90,11 @@ func reasonOf(err error) string {
 // jobStatus emits job_status for the project of t. It is best effort: the
 // event is progress information, not state.
 func (d *Deps) jobStatus(ctx context.Context, t *db.Turn, job *rivertype.JobRow, state string, errText *string) {
-	payload := map[string]any{
-		"job_id": job.ID, "kind": job.Kind, "state": state, "attempt": job.Attempt,
-		"message_id": t.Message.ID, "session_id": t.Session.ID, "trace_id": t.Message.TraceID,
+	e := event.JobStatus{
+		JobID: job.ID, Kind: job.Kind, State: state, Attempt: job.Attempt, Error: errText,
+		MessageID: t.Message.ID, SessionID: t.Session.ID, TraceID: t.Message.TraceID,
 	}
-	if errText != nil {
-		payload["error"] = *errText
-	}
-	if err := d.Store.EmitJobStatus(context.WithoutCancel(ctx), t.Session.ProjectID, payload); err != nil {
+	if err := d.Store.EmitJobStatus(context.WithoutCancel(ctx), t.Session.ProjectID, e); err != nil {
 		d.Log.Warn("emit job_status", "job", job.ID, "error", err)
 	}
 }

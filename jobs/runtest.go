@@ -7,6 +7,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/domain/event"
 	"github.com/vibegrapher/vibegrapher/sandbox"
 )
 
@@ -31,12 +32,9 @@ func (w *RunTestWorker) Work(ctx context.Context, job *river.Job[RunTestArgs]) e
 		return err
 	}
 	status := func(state string, errText *string) {
-		payload := map[string]any{"job_id": job.ID, "kind": job.Kind, "state": state, "attempt": job.Attempt,
-			"test_run_id": work.Run.ID, "test_id": work.Run.TestID}
-		if errText != nil {
-			payload["error"] = *errText
-		}
-		_ = w.Store.EmitJobStatus(context.WithoutCancel(ctx), work.Run.ProjectID, payload)
+		_ = w.Store.EmitJobStatus(context.WithoutCancel(ctx), work.Run.ProjectID, event.JobStatus{
+			JobID: job.ID, Kind: job.Kind, State: state, Attempt: job.Attempt, Error: errText,
+			TestRunID: work.Run.ID, TestID: work.Run.TestID})
 	}
 	status("running", nil)
 	res := w.Sandbox.Run(ctx, work.Code, work.Test.Code, time.Duration(work.Test.TimeoutSeconds)*time.Second)

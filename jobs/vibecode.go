@@ -19,6 +19,7 @@ import (
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/event"
 	"github.com/vibegrapher/vibegrapher/domain/patch"
 	"github.com/vibegrapher/vibegrapher/domain/pyast"
 	"github.com/vibegrapher/vibegrapher/llm"
@@ -115,7 +116,7 @@ func (w *VibecodeWorker) vibecode(ctx context.Context, t *db.Turn, iteration int
 				return err
 			}
 			return w.end(ctx, t, domain.AgentVibeCoder, iteration, turn, db.TurnEnd{
-				Status: domain.StatusAnswered, Outcome: map[string]any{"response": answer}})
+				Status: domain.StatusAnswered, Outcome: event.VibecodeResponse{Response: &answer}})
 		}
 
 		var accepted *patchCheck
@@ -344,10 +345,7 @@ func (d *Deps) end(ctx context.Context, t *db.Turn, agent string, iteration int,
 		if err != nil {
 			return err
 		}
-		if e.Outcome == nil {
-			e.Outcome = map[string]any{}
-		}
-		e.Outcome["token_usage"] = usage
+		e.Outcome.TokenUsage = usage
 	}
 	return d.Store.EndTurn(ctx, t, e)
 }
