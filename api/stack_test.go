@@ -108,7 +108,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 // startWorker starts a River worker client on the stack's database.
 func (s *stack) startWorker(t testing.TB) *jobargs.Client {
 	t.Helper()
-	pool := s.deps.Store.Pool
+	pool := s.testServer.Pool
 	tests := &jobs.RunTestWorker{Sandbox: testSandbox(t), MaxTimeout: 30 * time.Second}
 	c, err := jobs.NewWorkerClient(pool, s.deps.Log, jobs.NewWorkers(s.deps, tests, &jobs.PruneEventsWorker{Retention: time.Hour}), jobs.WorkerConfig{VibecodeWorkers: 4, EvaluateWorkers: 4, TestWorkers: 2})
 	if err != nil {
