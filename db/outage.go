@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -30,7 +31,8 @@ type OutageWatch struct {
 	probeMu    sync.Mutex
 }
 
-// WatchOutages probes the database every interval until ctx ends; records
+// WatchOutages probes the database every interval (a new connection, so
+// keep it about a second) until ctx ends; records
 // that look like a lost connection trigger a probe at once.
 func WatchOutages(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, interval time.Duration) *OutageWatch {
 	w := &OutageWatch{pool: pool, log: log, Settle: 3 * time.Second}
@@ -62,15 +64,22 @@ func (w *OutageWatch) quiet() bool {
 	return w.down || time.Now().Before(w.quietUntil)
 }
 
-// probe pings the database (at most every 200 ms) and logs a change.
+// probe connects to the database (at most every 200 ms) and logs a change.
 func (w *OutageWatch) probe(ctx context.Context) {
 	w.probeMu.Lock()
 	defer w.probeMu.Unlock()
 	if time.Since(w.probedAt) < 200*time.Millisecond {
 		return
 	}
+	// A connection of its own, not one of the pool's: an open pooled
+	// connection still answers for a moment while the server shuts down
+	// and refuses new ones.
 	pctx, cancel := context.WithTimeout(ctx, time.Second)
-	err := w.pool.Ping(pctx)
+	conn, err := pgx.ConnectConfig(pctx, w.pool.Config().ConnConfig)
+	if err == nil {
+		err = conn.Ping(pctx)
+		_ = conn.Close(context.WithoutCancel(pctx))
+	}
 	cancel()
 	w.probedAt = time.Now()
 	if ctx.Err() != nil {

@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vibegrapher/vibegrapher/domain/event"
 )
 
 // EventsChannel is the LISTEN/NOTIFY channel that carries the seq of every new
@@ -29,12 +33,12 @@ type Event struct {
 	CreatedAt time.Time       `json:"created_at"`
 }
 
-// Emit writes event name with payload (a JSON object) for project in the
-// caller's transaction and notifies the realtime processes when it commits.
-// Every event in the product goes through here; nothing is sent to clients
-// that was not committed.
-func Emit(ctx context.Context, q Querier, projectID, name string, payload any) (int64, error) {
-	raw, err := json.Marshal(payload)
+// Emit writes an event for project in the caller's transaction and notifies
+// the realtime processes when it commits. Every event in the product goes
+// through here; nothing is sent to clients that was not committed.
+func Emit(ctx context.Context, q Querier, projectID string, e event.Event) (int64, error) {
+	name := e.EventName()
+	raw, err := json.Marshal(e)
 	if err != nil {
 		return 0, fmt.Errorf("encode %s event: %w", name, err)
 	}
@@ -55,4 +59,23 @@ func Emit(ctx context.Context, q Querier, projectID, name string, payload any) (
 		return 0, wrap(err, "notify "+name+" event")
 	}
 	return seq, nil
+}
+
+// EmitJobStatus emits job_status for a project.
+func (s *Store) EmitJobStatus(ctx context.Context, projectID string, e event.JobStatus) error {
+	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		_, err := Emit(ctx, tx, projectID, e)
+		return err
+	})
+}
+
+// EmitDelta emits a vibecode_delta.
+func (s *Store) EmitDelta(ctx context.Context, t *Turn, agent string, iteration int, delta string) error {
+	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		_, err := Emit(ctx, tx, t.Session.ProjectID, event.VibecodeDelta{
+			SessionID: t.Session.ID, MessageID: t.Message.ID, TraceID: t.Message.TraceID,
+			Agent: agent, Iteration: iteration, Delta: delta,
+		})
+		return err
+	})
 }

@@ -13,27 +13,14 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/event"
+	"github.com/vibegrapher/vibegrapher/domain/pyast"
 )
-
-// Store is the application's access to PostgreSQL.
-type Store struct {
-	Pool *pgxpool.Pool
-}
 
 // Committer signs the commits the service writes.
 var Committer = object.Signature{Name: "Vibegrapher", Email: "vibegrapher@localhost"}
-
-// ParseID parses a client-given id; a malformed one is simply not found.
-func ParseID(kind, id string) (uuid.UUID, error) {
-	u, err := uuid.Parse(id)
-	if err != nil {
-		return uuid.Nil, domain.NotFound(kind, strconv.Quote(id))
-	}
-	return u, nil
-}
 
 type projectRow struct {
 	id, repo         uuid.UUID
@@ -78,7 +65,7 @@ func (s *Store) CreateProject(ctx context.Context, in domain.NewProject) (domain
 		if err != nil {
 			return err
 		}
-		_, err = Emit(ctx, tx, out.ID, "project_created", map[string]any{"project": out})
+		_, err = Emit(ctx, tx, out.ID, event.ProjectCreated{Project: out})
 		return err
 	})
 	return out, err
@@ -220,7 +207,7 @@ func (s *Store) DeleteProject(ctx context.Context, id string) error {
 		if err := DeleteRepository(ctx, tx, p.repo); err != nil {
 			return err
 		}
-		_, err = Emit(ctx, tx, p.id.String(), "project_deleted", map[string]any{"project_id": p.id.String()})
+		_, err = Emit(ctx, tx, p.id.String(), event.ProjectDeleted{ProjectID: p.id.String()})
 		return err
 	})
 }
@@ -237,4 +224,20 @@ func (s *Store) ProjectCommits(ctx context.Context, id string, limit int) ([]dom
 		return nil, err
 	}
 	return Log(repo, head, limit)
+}
+
+// ProjectNodes returns the agents of a project's current code.
+func (s *Store) ProjectNodes(ctx context.Context, id string) ([]pyast.AgentNode, error) {
+	p, err := s.GetProject(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := pyast.ParseAgents(p.CurrentCode)
+	if err != nil {
+		return nil, domain.Errorf(domain.ECONFLICT, "the project's current code does not parse: %v", err)
+	}
+	if nodes == nil {
+		nodes = []pyast.AgentNode{}
+	}
+	return nodes, nil
 }

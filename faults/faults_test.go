@@ -363,7 +363,22 @@ func TestFaults(t *testing.T) {
 			s.send(sess, fmt.Sprintf("rt%d", i))
 			s.rt.kill9()
 			s.send(sess, fmt.Sprintf("rtafter%d", i))
+			w.mu.Lock()
+			before := w.resubscribe
+			w.mu.Unlock()
 			s.startRealtime(t)
+			// The client is back before the next kill.
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				w.mu.Lock()
+				back := w.resubscribe > before
+				w.mu.Unlock()
+				if back {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the client did not resubscribe to the new realtime process")
+				}
+			}
 		}
 		s.waitAllEnded(t, w, 60*time.Second)
 		w.mu.Lock()

@@ -16,6 +16,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
 	"github.com/vibegrapher/vibegrapher/jobs"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 )
 
 // bound is how long a test waits for something that should happen.
@@ -31,11 +32,11 @@ func quickLiveness(pool *pgxpool.Pool, id string) *jobs.Liveness {
 func runningJob(t *testing.T, pool *pgxpool.Pool, clientID string) int64 {
 	t.Helper()
 	ctx := context.Background()
-	c, err := jobs.NewInsertOnlyClient(pool, slog.New(slog.DiscardHandler))
+	c, err := jobargs.NewInsertOnlyClient(pool, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := c.Insert(ctx, jobs.PruneEventsArgs{}, nil)
+	res, err := c.Insert(ctx, jobargs.PruneEventsArgs{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

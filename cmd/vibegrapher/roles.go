@@ -20,6 +20,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/api/realtime"
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/jobs"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 	"github.com/vibegrapher/vibegrapher/llm"
 	"github.com/vibegrapher/vibegrapher/sandbox"
 )
@@ -65,7 +66,7 @@ func serve(ctx context.Context, e env, r roles) error {
 		APIKey: e.cfg.OpenAIAPIKey, BaseURL: e.cfg.OpenAIBaseURL,
 		ThinkingModel: e.cfg.ThinkingModel, SmallModel: e.cfg.SmallModel,
 	})
-	var client *jobs.Client
+	var client *jobargs.Client
 	var err error
 	if r.worker {
 		w, err := startWorker(ctx, e, model)
@@ -85,7 +86,7 @@ func serve(ctx context.Context, e env, r roles) error {
 		defer func() { stopNow(); <-stopped }()
 		client = w.client
 	} else if r.api {
-		if client, err = jobs.NewInsertOnlyClient(e.pool, e.log); err != nil {
+		if client, err = jobargs.NewInsertOnlyClient(e.pool, e.log); err != nil {
 			return err
 		}
 	}
@@ -175,7 +176,7 @@ func listen(ctx context.Context, e env, h http.Handler) error {
 
 // worker is a running worker role: its River client and its liveness.
 type worker struct {
-	client *jobs.Client
+	client *jobargs.Client
 	live   *jobs.Liveness
 }
 
