@@ -32,7 +32,7 @@ type plan struct {
 	killModel     time.Duration // how long the model takes to answer in the kill runs
 	grace         time.Duration // SHUTDOWN_GRACE of the workers
 	longCall      time.Duration // the model call running when SIGTERM comes
-	stopFor       time.Duration // a database stop; 0: restart only
+	stopFor       time.Duration // how long the database is stopped, after its restart
 	listenerKills int
 	realtimeKills int
 }
@@ -43,7 +43,7 @@ func thePlan() plan {
 			stopFor: 10 * time.Second, listenerKills: 9, realtimeKills: 2}
 	}
 	return plan{kills: 2, killModel: time.Second, grace: 2 * time.Second, longCall: 10 * time.Second,
-		listenerKills: 1, realtimeKills: 1}
+		stopFor: 2 * time.Second, listenerKills: 1, realtimeKills: 1}
 }
 
 // stack is the service as separate processes on a cluster of its own.
@@ -219,6 +219,7 @@ func TestFaults(t *testing.T) {
 	project := s.project(t)
 	w := watch(t, "http://127.0.0.1:"+strconv.Itoa(s.rtPort), project)
 	var report []string
+	var late *watcher
 
 	t.Run("kill -9 of the worker holding a running message", func(t *testing.T) {
 		s.ai.setDelay(func(string, string, int) time.Duration { return p.killModel })
@@ -328,9 +329,14 @@ func TestFaults(t *testing.T) {
 			outages = append(outages, fmt.Sprintf("%s (%s): %s", what, back.Sub(from).Round(100*time.Millisecond), s.logCounts(from, back.Add(5*time.Second))))
 		}
 		outage("restart", func() { s.db.ctl("restart") })
-		if p.stopFor > 0 {
-			outage("stop "+p.stopFor.String(), func() { s.db.ctl("stop"); time.Sleep(p.stopFor); s.db.ctl("start") })
-		}
+		outage("stop "+p.stopFor.String(), func() {
+			s.db.ctl("stop")
+			// A client that subscribes now is refused with retry_after_ms
+			// and gets in, with the whole history, once the database is back.
+			late = watch(t, "http://127.0.0.1:"+strconv.Itoa(s.rtPort), project)
+			time.Sleep(p.stopFor)
+			s.db.ctl("start")
+		})
 		close(stop)
 		load.Wait()
 		if len(failures) > 0 {
@@ -388,6 +394,9 @@ func TestFaults(t *testing.T) {
 	})
 
 	s.checkExactlyOnce(t, w, project)
+	if late != nil {
+		s.checkSameEvents(t, w, late)
+	}
 	t.Logf("fault-injection report:\n  %s", strings.Join(report, "\n  "))
 }
 
@@ -515,4 +524,23 @@ func stats(ds []time.Duration) string {
 	p99 := s[min(len(s)-1, int(float64(len(s))*0.99))]
 	return fmt.Sprintf("median %s, p99 %s, max %s (n=%d)", s[len(s)/2].Round(10*time.Millisecond), p99.Round(10*time.Millisecond),
 		s[len(s)-1].Round(10*time.Millisecond), len(s))
+}
+
+// checkSameEvents checks that the client that subscribed during the outage
+// got the same events as the one that was there all along, after following
+// retry_after_ms.
+func (s *stack) checkSameEvents(t *testing.T, w, late *watcher) {
+	late.mu.Lock()
+	retries := late.retryAfter
+	late.mu.Unlock()
+	a, b := w.snapshot(), late.snapshot()
+	for deadline := time.Now().Add(10 * time.Second); len(b) < len(a) && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		b = late.snapshot()
+	}
+	if retries == 0 || len(a) != len(b) {
+		t.Errorf("the client that subscribed during the outage was refused with retry_after_ms %d times and received %d events, the first client %d",
+			retries, len(b), len(a))
+		return
+	}
+	t.Logf("the client that subscribed during the outage followed retry_after_ms %d times, then received all %d events", retries, len(b))
 }
