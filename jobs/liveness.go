@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,6 +17,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 )
 
 // SessionOrderSnooze is how long the first job of a message waits when an
@@ -86,15 +88,29 @@ func NewLiveness(pool *pgxpool.Pool, log *slog.Logger, clientID string) *Livenes
 	}
 }
 
-// NewClientID returns a River client id unique to this process: host, pid and
-// start time (River's own default has no pid).
+// NewLiveWorkerClient is NewWorkerClient with its Liveness: the client id
+// set, the middleware installed. Start the liveness before the client and
+// stop it after.
+func NewLiveWorkerClient(pool *pgxpool.Pool, log *slog.Logger, workers *river.Workers, cfg WorkerConfig) (*jobargs.Client, *Liveness, error) {
+	cfg.ID = NewClientID()
+	live := NewLiveness(pool, log, cfg.ID)
+	cfg.Middleware = append(cfg.Middleware, live.Middleware())
+	client, err := NewWorkerClient(pool, log, workers, cfg)
+	return client, live, err
+}
+
+var clientSeq atomic.Int64
+
+// NewClientID returns a River client id unique to this process and to this
+// client in it: host, pid, start time and a counter (River's own default
+// has no pid).
 func NewClientID() string {
 	host, _ := os.Hostname()
 	host = strings.NewReplacer(".", "_", " ", "_").Replace(host)
 	if len(host) > 50 {
 		host = host[:50]
 	}
-	return fmt.Sprintf("%s_%d_%s", host, os.Getpid(), time.Now().UTC().Format("2006_01_02T15_04_05_000000"))
+	return fmt.Sprintf("%s_%d_%s_%d", host, os.Getpid(), time.Now().UTC().Format("2006_01_02T15_04_05_000000"), clientSeq.Add(1))
 }
 
 // Start takes the lock, or fails when it cannot: River must not start

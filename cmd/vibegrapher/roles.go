@@ -14,7 +14,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/vibegrapher/vibegrapher/api"
 	"github.com/vibegrapher/vibegrapher/api/realtime"
@@ -208,11 +207,8 @@ func startWorker(ctx context.Context, e env, model *llm.Client) (*worker, error)
 	if e.cfg.EventRetention > 0 {
 		periodic = append(periodic, jobs.PruneEventsPeriodically())
 	}
-	id := jobs.NewClientID()
-	live := jobs.NewLiveness(e.pool, e.log, id)
-	client, err := jobs.NewWorkerClient(e.pool, e.log, jobs.NewWorkers(deps, tests, prune), jobs.WorkerConfig{
+	client, live, err := jobs.NewLiveWorkerClient(e.pool, e.log, jobs.NewWorkers(deps, tests, prune), jobs.WorkerConfig{
 		VibecodeWorkers: 8, EvaluateWorkers: 8, TestWorkers: 2, PeriodicJobs: periodic,
-		ID: id, Middleware: []rivertype.Middleware{live.Middleware()},
 	})
 	if err != nil {
 		return nil, err
@@ -227,7 +223,7 @@ func startWorker(ctx context.Context, e env, model *llm.Client) (*worker, error)
 		live.Stop()
 		return nil, fmt.Errorf("start River: %w", err)
 	}
-	e.log.Info("worker started", "client_id", id)
+	e.log.Info("worker started", "client_id", live.ClientID)
 	return &worker{client: client, live: live}, nil
 }
 
