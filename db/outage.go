@@ -13,14 +13,16 @@ import (
 
 // OutageWatch keeps a database outage to two log lines per process: one WARN
 // when the database becomes unreachable and one INFO when it is back. In
-// between, and for a short while after, warnings and errors logged through
-// Handler (River's retries, the realtime listener's reconnects, a job that
-// failed on the database) go out at DEBUG.
+// between, warnings and errors logged through Handler (River's retries, the
+// realtime listener's reconnects, a job that failed on the database) go out
+// at DEBUG, and so do, for Settle after, the ones about a lost connection.
 type OutageWatch struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger // unfiltered: the watch's own two lines
 
-	// Settle is how long after recovery stragglers stay at DEBUG.
+	// Settle is how long after recovery the warnings about a lost
+	// connection (retry loops that end late) stay at DEBUG; other warnings
+	// are logged as they are once the database is back.
 	Settle time.Duration
 
 	mu         sync.Mutex
@@ -35,7 +37,7 @@ type OutageWatch struct {
 // keep it about a second) until ctx ends; records
 // that look like a lost connection trigger a probe at once.
 func WatchOutages(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, interval time.Duration) *OutageWatch {
-	w := &OutageWatch{pool: pool, log: log, Settle: 3 * time.Second}
+	w := &OutageWatch{pool: pool, log: log, Settle: 30 * time.Second}
 	go func() {
 		t := time.NewTicker(interval)
 		defer t.Stop()
@@ -43,8 +45,8 @@ func WatchOutages(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, int
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
-				w.probe(ctx)
+			case now := <-t.C:
+				w.probe(ctx, now)
 			}
 		}
 	}()
@@ -64,13 +66,15 @@ func (w *OutageWatch) quiet() bool {
 	return w.down || time.Now().Before(w.quietUntil)
 }
 
-// probe connects to the database (at most every 200 ms) and logs a change.
-func (w *OutageWatch) probe(ctx context.Context) {
+// probe connects to the database and logs a change, unless a probe started
+// after since already has: the records of one failure share one probe.
+func (w *OutageWatch) probe(ctx context.Context, since time.Time) {
 	w.probeMu.Lock()
 	defer w.probeMu.Unlock()
-	if time.Since(w.probedAt) < 200*time.Millisecond {
+	if w.probedAt.After(since) {
 		return
 	}
+	w.probedAt = time.Now()
 	// A connection of its own, not one of the pool's: an open pooled
 	// connection still answers for a moment while the server shuts down
 	// and refuses new ones.
@@ -81,7 +85,6 @@ func (w *OutageWatch) probe(ctx context.Context) {
 		_ = conn.Close(context.WithoutCancel(pctx))
 	}
 	cancel()
-	w.probedAt = time.Now()
 	if ctx.Err() != nil {
 		return
 	}
@@ -110,10 +113,14 @@ type quietHandler struct {
 
 func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level >= slog.LevelWarn {
-		if !h.w.quiet() && looksLikeLostConnection(r) {
-			h.w.probe(context.WithoutCancel(ctx))
+		quiet := h.w.Down()
+		if !quiet && looksLikeLostConnection(r) {
+			// The first sign of an outage, or a straggler of the last one
+			// (a retry loop that gives up after the database came back).
+			h.w.probe(context.WithoutCancel(ctx), r.Time)
+			quiet = h.w.quiet()
 		}
-		if h.w.quiet() {
+		if quiet {
 			r = r.Clone()
 			r.Level = slog.LevelDebug
 			if !h.Handler.Enabled(ctx, slog.LevelDebug) {
