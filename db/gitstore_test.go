@@ -89,8 +89,8 @@ func TestGitStorageCommitReadLogDelete(t *testing.T) {
 	if err := db.DeleteRepository(ctx, pool, id); err != nil {
 		t.Fatal(err)
 	}
-	var objects, refs int
-	_ = pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM git_objects), (SELECT count(*) FROM git_references)`).Scan(&objects, &refs)
+	objects := dbtest.Count(t, pool, `SELECT count(*) FROM git_objects`)
+	refs := dbtest.Count(t, pool, `SELECT count(*) FROM git_references`)
 	if objects != 0 || refs != 0 {
 		t.Fatalf("after delete: %d objects, %d refs remain", objects, refs)
 	}
