@@ -211,6 +211,9 @@ func (s *GitStorage) AddAlternate(string) error {
 // --- references
 
 func (s *GitStorage) SetReference(ref *plumbing.Reference) error {
+	if ref == nil { // as go-git's storages: nothing to set
+		return nil
+	}
 	_, err := s.q.Exec(s.ctx, `
 		INSERT INTO git_references (repository_id, name, target) VALUES ($1, $2, $3)
 		ON CONFLICT (repository_id, name) DO UPDATE SET target = EXCLUDED.target`,
@@ -222,9 +225,11 @@ func (s *GitStorage) SetReference(ref *plumbing.Reference) error {
 // a compare-and-swap in one UPDATE, so of two writers racing from the same
 // old value exactly one wins and the other gets
 // storage.ErrReferenceHasChanged. A nil old sets ref unconditionally; an old
-// with a zero hash means "only if ref does not exist yet".
+// with a zero hash means "only if ref does not exist yet". As with git
+// update-ref, a reference that does not exist has changed from any other old
+// (go-git's memory storage would create it).
 func (s *GitStorage) CheckAndSetReference(ref, old *plumbing.Reference) error {
-	if old == nil {
+	if ref == nil || old == nil {
 		return s.SetReference(ref)
 	}
 	var tag interface{ RowsAffected() int64 }
