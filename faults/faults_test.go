@@ -220,6 +220,7 @@ func TestFaults(t *testing.T) {
 	w := watch(t, "http://127.0.0.1:"+strconv.Itoa(s.rtPort), project)
 	var report []string
 	var late *watcher
+	root := t // the late client outlives the subtest that starts it
 
 	t.Run("kill -9 of the worker holding a running message", func(t *testing.T) {
 		s.ai.setDelay(func(string, string, int) time.Duration { return p.killModel })
@@ -333,7 +334,7 @@ func TestFaults(t *testing.T) {
 			s.db.ctl("stop")
 			// A client that subscribes now is refused with retry_after_ms
 			// and gets in, with the whole history, once the database is back.
-			late = watch(t, "http://127.0.0.1:"+strconv.Itoa(s.rtPort), project)
+			late = watch(root, "http://127.0.0.1:"+strconv.Itoa(s.rtPort), project)
 			time.Sleep(p.stopFor)
 			s.db.ctl("start")
 		})
@@ -538,8 +539,20 @@ func (s *stack) checkSameEvents(t *testing.T, w, late *watcher) {
 		b = late.snapshot()
 	}
 	if retries == 0 || len(a) != len(b) {
-		t.Errorf("the client that subscribed during the outage was refused with retry_after_ms %d times and received %d events, the first client %d",
-			retries, len(b), len(a))
+		have := map[int64]bool{}
+		for _, ev := range b {
+			have[ev.Seq()] = true
+		}
+		var missing []int64
+		for _, ev := range a {
+			if !have[ev.Seq()] && len(missing) < 20 {
+				missing = append(missing, ev.Seq())
+			}
+		}
+		late.mu.Lock()
+		t.Errorf("the client that subscribed during the outage was refused with retry_after_ms %d times and received %d events (%d repeated, refusals %q), the first client %d; missing seqs %v",
+			retries, len(b), late.repeated, late.refusedFor, len(a), missing)
+		late.mu.Unlock()
 		return
 	}
 	t.Logf("the client that subscribed during the outage followed retry_after_ms %d times, then received all %d events", retries, len(b))
