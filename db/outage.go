@@ -153,6 +153,7 @@ var lostConnection = []string{
 	"connection refused", "failed to connect", "conn closed", "connection reset", "broken pipe",
 	"unexpected eof", "terminating connection", "the database system is", "database is unavailable",
 	"server closed the connection", "57p01", "57p03", "no connection to the server", "closed pool",
+	"too many errors; giving up", // River's completer, after retrying a write through the outage
 }
 
 func looksLikeLostConnection(r slog.Record) bool {
