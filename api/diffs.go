@@ -34,6 +34,14 @@ type RefineRequest struct {
 	CurrentMessage string `json:"current_message,omitempty" description:"The message to start from; the diff's when omitted"`
 }
 
+// RefinedDiff is the answer of refine-message: the Diff with its new commit
+// message, which is also given as refined_message (the field the frontend
+// reads, as the Python backend answered).
+type RefinedDiff struct {
+	domain.Diff
+	RefinedMessage string `json:"refined_message" description:"The new commit message, also stored as the diff's commit_message"`
+}
+
 func (s *Server) registerDiffs() {
 	f := s.fuego
 	tags := option.Tags("diffs")
@@ -72,7 +80,7 @@ func (s *Server) previewDiff(c fuego.ContextNoBody) (db.DiffPreview, error) {
 }
 
 func (s *Server) reviewDiff(c fuego.ContextWithBody[ReviewRequest]) (db.ReviewResult, error) {
-	in, err := c.Body()
+	in, err := readBody(s, c)
 	if err != nil {
 		return db.ReviewResult{}, err
 	}
@@ -94,7 +102,7 @@ func (s *Server) enqueueVibecode(r *http.Request) db.Enqueue {
 }
 
 func (s *Server) commitDiff(c fuego.ContextWithBody[CommitRequest]) (db.CommitResult, error) {
-	in, err := c.Body()
+	in, err := readBody(s, c)
 	if err != nil {
 		return db.CommitResult{}, err
 	}
@@ -106,17 +114,17 @@ func (s *Server) commitDiff(c fuego.ContextWithBody[CommitRequest]) (db.CommitRe
 
 const refineInstructions = `You write git commit messages. Given a unified diff and the request behind it, answer with one commit message only: an imperative summary line of at most 72 characters, optionally followed by a blank line and a short body. No quotes, no code fences.`
 
-func (s *Server) refineMessage(c fuego.ContextWithBody[RefineRequest]) (domain.Diff, error) {
-	in, err := c.Body()
+func (s *Server) refineMessage(c fuego.ContextWithBody[RefineRequest]) (RefinedDiff, error) {
+	in, err := readBody(s, c)
 	if err != nil {
-		return domain.Diff{}, err
+		return RefinedDiff{}, err
 	}
 	if len([]rune(in.Prompt)) > 2000 {
-		return domain.Diff{}, domain.Invalid("prompt", "must be at most 2000 characters")
+		return RefinedDiff{}, domain.Invalid("prompt", "must be at most 2000 characters")
 	}
 	d, err := s.opts.Store.GetDiff(c.Context(), c.PathParam("id"))
 	if err != nil {
-		return d, err
+		return RefinedDiff{}, err
 	}
 	current := in.CurrentMessage
 	if current == "" {
@@ -137,13 +145,14 @@ func (s *Server) refineMessage(c fuego.ContextWithBody[RefineRequest]) (domain.D
 		if !llm.IsTransient(err) {
 			status = domain.EINVALID
 		}
-		return d, &domain.Error{Code: status, Message: "the small model could not write a message: " + llm.ErrorMessage(err)}
+		return RefinedDiff{}, &domain.Error{Code: status, Message: "the small model could not write a message: " + llm.ErrorMessage(err)}
 	}
 	msg := strings.Trim(strings.TrimSpace(resp.OutputText()), "`\"")
 	if msg == "" {
-		return d, domain.Errorf(domain.EUNAVAILABLE, "the small model answered with an empty message; try again")
+		return RefinedDiff{}, domain.Errorf(domain.EUNAVAILABLE, "the small model answered with an empty message; try again")
 	}
-	return s.opts.Store.SetCommitMessage(c.Context(), d.ID, msg)
+	d, err = s.opts.Store.SetCommitMessage(c.Context(), d.ID, msg)
+	return RefinedDiff{Diff: d, RefinedMessage: d.CommitMessage}, err
 }
 
 func (s *Server) projectNodes(c fuego.ContextNoBody) ([]pyast.AgentNode, error) {

@@ -8,6 +8,7 @@ import (
 	"github.com/go-fuego/fuego"
 	"github.com/go-fuego/fuego/option"
 
+	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/domain"
 )
 
@@ -30,10 +31,17 @@ func (s *Server) registerHealth() {
 func (s *Server) ready(c fuego.ContextNoBody) (Health, error) {
 	ctx, cancel := context.WithTimeout(c.Context(), 3*time.Second)
 	defer cancel()
+	// The probe is public: the answer names the failing check, and the log
+	// keeps the detail (hosts, users, database names stay out of it).
 	if err := s.opts.Store.Pool.Ping(ctx); err != nil {
-		return Health{}, domain.Errorf(domain.EUNAVAILABLE, "database unreachable: %v", err)
+		s.opts.Log.WarnContext(ctx, "readyz: database unavailable", "error", err)
+		return Health{}, domain.Errorf(domain.EUNAVAILABLE, "database unavailable")
 	}
 	if err := s.opts.Schema.Check(ctx); err != nil {
+		s.opts.Log.WarnContext(ctx, "readyz: database not migrated", "error", err)
+		if db.IsUnavailable(err) {
+			return Health{}, domain.Errorf(domain.EUNAVAILABLE, "database unavailable")
+		}
 		return Health{}, domain.Errorf(domain.EUNAVAILABLE, "database not migrated: %v", err)
 	}
 	return Health{Status: "ready", Version: s.opts.Version}, nil

@@ -17,6 +17,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/go-fuego/fuego"
+	"github.com/go-fuego/fuego/option"
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/domain"
@@ -38,8 +39,10 @@ type Options struct {
 	Schema         *db.Schema
 	Log            *slog.Logger
 	CORSOrigins    []string // "*" allows any origin
-	APIToken       string   // when set, REST calls need it as a bearer token
-	Version        string
+	APIToken       string   // when set, REST calls and River UI need it as a bearer token
+	// RiverUIPassword, when set, also opens River UI to the user admin.
+	RiverUIPassword string
+	Version         string
 }
 
 // Server serves the REST API. Extra handlers (Socket.IO, River UI) are
@@ -61,6 +64,12 @@ func New(opts Options) *Server {
 		fuego.WithoutStartupMessages(),
 		fuego.WithMaxBodySize(MaxBodyBytes),
 		fuego.WithLoggingMiddleware(fuego.LoggingConfig{DisableRequest: true, DisableResponse: true}),
+		// Bodies are read by readBody, which ignores unknown fields; this
+		// keeps Fuego's own decoder, were it ever used, to the same rule.
+		fuego.WithDisallowUnknownFields(false),
+		fuego.WithSerializer(sendJSON),
+		fuego.WithErrorSerializer(sendProblem),
+		fuego.WithRouteOptions(option.Middleware(jsonByDefault)),
 		fuego.WithEngineOptions(
 			fuego.WithOpenAPIConfig(fuego.OpenAPIConfig{
 				DisableLocalSave:     true,
@@ -73,6 +82,8 @@ func New(opts Options) *Server {
 				},
 			}),
 			fuego.WithErrorHandler(problem(opts.Log)),
+			fuego.WithRequestContentType(jsonType),
+			fuego.WithResponseContentType(jsonType),
 		),
 	)
 	s := &Server{opts: opts, fuego: f}
@@ -96,8 +107,8 @@ func (s *Server) Mount(pattern string, h http.Handler) {
 func (s *Server) Handler() http.Handler {
 	s.fuego.OutputOpenAPISpec()
 	s.fuego.RegisterOpenAPIRoutes(s.fuego)
-	var h http.Handler = s.fuego.Mux
-	h = s.requireToken(h)
+	h := routeProblems(s.fuego.Mux)
+	h = s.authenticate(h)
 	h = cors(s.opts.CORSOrigins, h)
 	h = limitBody(h)
 	h = recoverPanics(s.opts.Log, h)
@@ -109,7 +120,10 @@ func (s *Server) Handler() http.Handler {
 func problem(log *slog.Logger) func(context.Context, error) error {
 	return func(ctx context.Context, err error) error {
 		status, detail, field := classify(err)
-		if status >= 500 && status != http.StatusServiceUnavailable {
+		switch {
+		case status == http.StatusServiceUnavailable:
+			log.WarnContext(ctx, "request failed: unavailable", "error", err)
+		case status >= 500:
 			log.ErrorContext(ctx, "request failed", "error", err)
 			detail = "internal error; the server logged the details"
 		}
@@ -151,9 +165,6 @@ func classify(err error) (status int, detail, field string) {
 		if errors.As(err, &he) && he.Detail != "" {
 			detail = he.Detail
 		}
-		if i := strings.Index(detail, "json: unknown field "); i >= 0 {
-			detail = "request body has an " + detail[i+len("json: "):]
-		}
 		return ws.StatusCode(), detail, ""
 	}
 	return http.StatusInternalServerError, "", ""
@@ -187,11 +198,4 @@ func jsonKind(goType string) string {
 		return "array"
 	}
 	return "object"
-}
-
-// writeProblem answers outside Fuego's handlers (middlewares).
-func writeProblem(w http.ResponseWriter, status int, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(fuego.HTTPError{Title: http.StatusText(status), Status: status, Detail: detail})
 }

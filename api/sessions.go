@@ -35,7 +35,7 @@ func (s *Server) registerSessions() {
 }
 
 func (s *Server) createSession(c fuego.ContextWithBody[domain.NewSession]) (domain.VibecodeSession, error) {
-	in, err := c.Body()
+	in, err := readBody(s, c)
 	if err != nil {
 		return domain.VibecodeSession{}, err
 	}
@@ -81,7 +81,7 @@ func (s *Server) clearSession(c fuego.ContextNoBody) (any, error) {
 }
 
 func (s *Server) postMessage(c fuego.ContextWithBody[domain.NewMessage]) (domain.MessageAccepted, error) {
-	in, err := c.Body()
+	in, err := readBody(s, c)
 	if err != nil {
 		return domain.MessageAccepted{}, err
 	}

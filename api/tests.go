@@ -46,7 +46,7 @@ func (s *Server) registerTests() {
 }
 
 func (s *Server) createProjectTest(c fuego.ContextWithBody[domain.NewTestCase]) (domain.TestCase, error) {
-	in, err := c.Body()
+	in, err := readBody(s, c)
 	if err != nil {
 		return domain.TestCase{}, err
 	}
@@ -54,7 +54,7 @@ func (s *Server) createProjectTest(c fuego.ContextWithBody[domain.NewTestCase]) 
 }
 
 func (s *Server) createTest(c fuego.ContextWithBody[domain.NewTestCase]) (domain.TestCase, error) {
-	in, err := c.Body()
+	in, err := readBody(s, c)
 	if err != nil {
 		return domain.TestCase{}, err
 	}
@@ -90,7 +90,11 @@ func (s *Server) enqueueRun(r *http.Request) db.EnqueueRun {
 }
 
 func (s *Server) runTest(c fuego.ContextWithBody[RunRequest]) (RunAnswer, error) {
-	in, err := c.Body()
+	in, err := readBody(s, c)
+	if err != nil {
+		return RunAnswer{}, err
+	}
+	wait, err := queryBool(c, "wait")
 	if err != nil {
 		return RunAnswer{}, err
 	}
@@ -99,7 +103,7 @@ func (s *Server) runTest(c fuego.ContextWithBody[RunRequest]) (RunAnswer, error)
 		return RunAnswer{}, err
 	}
 	out := RunAnswer{TestRunAccepted: acc}
-	if c.QueryParam("wait") != "true" {
+	if !wait {
 		c.SetStatus(http.StatusAccepted)
 		return out, nil
 	}

@@ -79,10 +79,10 @@ func serve(ctx context.Context, e env, r roles) error {
 
 	srv := api.New(api.Options{
 		Store: e.store, Schema: e.schema, Jobs: client, LLM: model, Log: e.log, SandboxTimeout: e.cfg.SandboxTimeout,
-		CORSOrigins: e.cfg.CORSOrigins, APIToken: e.cfg.APIToken, Version: version,
+		CORSOrigins: e.cfg.CORSOrigins, APIToken: e.cfg.APIToken, RiverUIPassword: e.cfg.RiverUIPassword, Version: version,
 	})
 	if r.api {
-		ui, err := api.NewRiverUI(ctx, client, e.log, e.cfg.RiverUIPassword)
+		ui, err := api.NewRiverUI(ctx, client, e.log)
 		if err != nil {
 			return fmt.Errorf("River UI: %w", err)
 		}
