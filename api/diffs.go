@@ -50,13 +50,20 @@ func (s *Server) registerDiffs() {
 	fuego.Get(f, "/sessions/{id}/diffs", s.sessionDiffs, tags, option.Summary("A session's diffs, newest first"))
 	fuego.Get(f, "/sessions/{id}/diffs/pending", s.pendingDiffs, tags, option.Summary("A session's diffs waiting for a commit"))
 	fuego.Get(f, "/diffs/{id}", s.getDiff, tags, option.Summary("One diff"))
-	fuego.Get(f, "/diffs/{id}/preview", s.previewDiff, tags, option.Summary("The code before and after the diff"))
+	fuego.Get(f, "/diffs/{id}/preview", s.previewDiff, tags, option.Summary("The code before and after the diff"),
+		conflict("the diff does not apply to its base commit"))
 	fuego.Post(f, "/diffs/{id}/review", s.reviewDiff, tags, option.Summary("A person's verdict"),
-		option.Description("Approve (human_approved) or reject (human_rejected). Rejection feedback goes to the VibeCoder as the next message of the session, with its own job and events."))
+		option.Description("Approve (human_approved) or reject (human_rejected). Rejection feedback goes to the VibeCoder as the next message of the session, with its own job and events."),
+		conflict("the diff is not waiting for a review (already reviewed, committed or rejected)"))
 	fuego.Post(f, "/diffs/{id}/commit", s.commitDiff, tags, option.Summary("Commit the diff onto the branch head"),
-		option.Description("If the head moved since the diff's base commit and the diff still applies, it is committed on the new head; otherwise 409 with the failing hunk and nothing changes."))
-	fuego.Post(f, "/diffs/{id}/refine-message", s.refineMessage, tags, option.Summary("A new commit message from the small model"))
-	fuego.Get(f, "/projects/{id}/nodes", s.projectNodes, option.Tags("projects"), option.Summary("The agents of the current code"))
+		option.Description("If the head moved since the diff's base commit and the diff still applies, it is committed on the new head; otherwise 409 with the failing hunk and nothing changes."),
+		conflict("the diff no longer applies to the moved head, or is committed or rejected"))
+	fuego.Post(f, "/diffs/{id}/refine-message", s.refineMessage, tags, option.Summary("A new commit message from the small model"),
+		option.Description("Stores the new message as the diff's commit_message and answers the Diff with it also as refined_message."),
+		conflict("the diff is already committed"),
+		problemResponse(http.StatusServiceUnavailable, "Service Unavailable: the database or the small model is unavailable; retry shortly"))
+	fuego.Get(f, "/projects/{id}/nodes", s.projectNodes, option.Tags("projects"), option.Summary("The agents of the current code"),
+		conflict("the current code does not parse"))
 }
 
 func (s *Server) projectDiffs(c fuego.ContextNoBody) ([]domain.Diff, error) {

@@ -25,7 +25,7 @@ func (s *Server) registerHealth() {
 	}, tags, option.Summary("Liveness: the process serves HTTP"))
 	fuego.Get(s.fuego, "/readyz", s.ready, tags,
 		option.Summary("Readiness: the database answers and every migration is applied"),
-		option.AddError(http.StatusServiceUnavailable, "Not ready"))
+		problemResponse(http.StatusServiceUnavailable, "Not ready: the database is unavailable or not migrated"))
 }
 
 func (s *Server) ready(c fuego.ContextNoBody) (Health, error) {

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -50,6 +51,12 @@ type Options struct {
 type Server struct {
 	opts  Options
 	fuego *fuego.Server
+
+	describeOnce sync.Once
+	openapiJSON  []byte
+	openapiErr   error
+	handlerOnce  sync.Once
+	handler      http.Handler
 }
 
 // New registers every route of the REST API.
@@ -75,12 +82,10 @@ func New(opts Options) *Server {
 				DisableLocalSave:     true,
 				DisableMessages:      true,
 				DisableDefaultServer: true,
-				Info: &openapi3.Info{
-					Title:       "Vibegrapher API",
-					Version:     opts.Version,
-					Description: "Change an OpenAI Agents SDK workflow by talking to it. Realtime events are on Socket.IO at /socket.io/.",
-				},
+				DisableSwaggerUI:     true, // ours, offline: serveDocuments
+				Info:                 &openapi3.Info{Title: "Vibegrapher API", Version: APIVersion},
 			}),
+			fuego.WithOpenAPIGeneratorSchemaCustomizer(schemaCustomizer),
 			fuego.WithErrorHandler(problem(opts.Log)),
 			fuego.WithRequestContentType(jsonType),
 			fuego.WithResponseContentType(jsonType),
@@ -101,18 +106,22 @@ func (s *Server) Mount(pattern string, h http.Handler) {
 	s.fuego.Mux.Handle(pattern, h)
 }
 
-// Handler returns the complete HTTP handler: routes, the OpenAPI spec and UI
-// under /swagger/, wrapped in the middlewares. Tests serve the same handler
-// as production.
+// Handler returns the complete HTTP handler: routes, the OpenAPI and
+// AsyncAPI documents and the docs page, wrapped in the middlewares. Tests
+// serve the same handler as production.
 func (s *Server) Handler() http.Handler {
-	s.fuego.OutputOpenAPISpec()
-	s.fuego.RegisterOpenAPIRoutes(s.fuego)
-	h := routeProblems(s.fuego.Mux)
-	h = s.authenticate(h)
-	h = cors(s.opts.CORSOrigins, h)
-	h = limitBody(h)
-	h = recoverPanics(s.opts.Log, h)
-	return h
+	s.handlerOnce.Do(func() {
+		if err := s.serveDocuments(); err != nil {
+			panic(fmt.Sprintf("api: the API documents: %v", err)) // a bug in the types, caught by the tests
+		}
+		h := routeProblems(s.fuego.Mux)
+		h = s.authenticate(h)
+		h = cors(s.opts.CORSOrigins, h)
+		h = limitBody(h)
+		h = recoverPanics(s.opts.Log, h)
+		s.handler = h
+	})
+	return s.handler
 }
 
 // problem maps every error a handler returns to an RFC 9457 problem. It is

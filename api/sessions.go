@@ -27,7 +27,8 @@ func (s *Server) registerSessions() {
 	fuego.Post(f, "/sessions/{id}/messages", s.postMessage, mtags,
 		option.Summary("Send a prompt to the VibeCoder"),
 		option.Description("Stores the message and enqueues a VibecodeJob in one transaction; progress arrives as Socket.IO events. Sending the same message_id again returns the first answer."),
-		option.DefaultStatusCode(http.StatusAccepted))
+		option.DefaultStatusCode(http.StatusAccepted),
+		conflict("message_id was used before for another prompt or session"))
 	fuego.Get(f, "/sessions/{id}/messages", s.listMessages, mtags, option.Summary("The conversation, oldest first"))
 	fuego.Get(f, "/messages/{id}/full", s.getFullMessage, mtags, option.Summary("A message with the raw OpenAI responses behind it"))
 

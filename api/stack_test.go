@@ -101,6 +101,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	s.seen = map[string][]event{}
 	s.clients = map[string]*sockettest.Client{}
 	s.testServer = &testServer{t: t, URL: srv.URL, Pool: pool}
+	s.checkEventsAtEnd()
 	return s
 }
 
@@ -216,6 +217,7 @@ func (s *stack) events(projectID string) []event {
 		if e.Payload["project_id"] != projectID {
 			s.t.Fatalf("event %s for project %v on project %s's room", e.Name, e.Payload["project_id"], projectID)
 		}
+		checkEvent(s.t, e.Name, e.Payload)
 		s.seen[projectID] = append(s.seen[projectID], e)
 	}
 	return append([]event(nil), s.seen[projectID]...)

@@ -31,7 +31,7 @@ func (s *Server) registerTests() {
 	fuego.Post(f, "/projects/{id}/tests", s.createProjectTest, tags, option.Summary("Create a test case"),
 		option.DefaultStatusCode(http.StatusCreated))
 	fuego.Post(f, "/tests", s.createTest, tags, option.Summary("Create a test case (project_id in the body)"),
-		option.DefaultStatusCode(http.StatusCreated))
+		option.DefaultStatusCode(http.StatusCreated), problemResponse(http.StatusNotFound, "Not Found: no project with that project_id"))
 	fuego.Get(f, "/projects/{id}/tests", s.listTests, tags, option.Summary("A project's test cases"))
 	fuego.Get(f, "/tests/{id}", s.getTest, tags, option.Summary("One test case"))
 	fuego.Delete(f, "/tests/{id}", s.deleteTest, tags, option.Summary("Delete a test case and its runs"),
@@ -40,7 +40,7 @@ func (s *Server) registerTests() {
 		option.QueryBool("wait", "wait for the result (up to the test's timeout plus a margin) and answer 200 with the TestRun"),
 		option.AddResponse(http.StatusAccepted, "Queued", fuego.Response{Type: RunAnswer{}}))
 	fuego.Post(f, "/diffs/{id}/test", s.testDiff, option.Tags("diffs"), option.Summary("Run every test of the project on the diff"),
-		option.DefaultStatusCode(http.StatusAccepted))
+		option.DefaultStatusCode(http.StatusAccepted), conflict("the project has no test cases"))
 	fuego.Get(f, "/test-runs/{id}", s.getRun, tags, option.Summary("One test run"))
 	fuego.Get(f, "/tests/{id}/runs", s.listRuns, tags, option.Summary("A test's runs, newest first"))
 }
