@@ -33,7 +33,7 @@ func (s *Server) ready(c fuego.ContextNoBody) (Health, error) {
 	defer cancel()
 	// The probe is public: the answer names the failing check, and the log
 	// keeps the detail (hosts, users, database names stay out of it).
-	if err := s.opts.Store.Pool.Ping(ctx); err != nil {
+	if _, err := s.opts.Store.Pool.Exec(ctx, "SELECT 1"); err != nil {
 		s.opts.Log.WarnContext(ctx, "readyz: database unavailable", "error", err)
 		return Health{}, domain.Errorf(domain.EUNAVAILABLE, "database unavailable")
 	}

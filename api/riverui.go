@@ -7,7 +7,7 @@ import (
 
 	"riverqueue.com/riverui"
 
-	"github.com/vibegrapher/vibegrapher/jobs"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 )
 
 // RiverUIUser is the basic-auth user that goes with RIVER_UI_PASSWORD.
@@ -16,7 +16,7 @@ const RiverUIUser = "admin"
 // NewRiverUI returns River UI's handler for /riverui/, started under ctx.
 // Mount it on a Server, whose authenticate guards it: the UI can read job
 // arguments and cancel and delete jobs.
-func NewRiverUI(ctx context.Context, client *jobs.Client, log *slog.Logger) (http.Handler, error) {
+func NewRiverUI(ctx context.Context, client *jobargs.Client, log *slog.Logger) (http.Handler, error) {
 	h, err := riverui.NewHandler(&riverui.HandlerOpts{
 		Endpoints: riverui.NewEndpoints(client, nil),
 		Logger:    log,

@@ -12,15 +12,15 @@ import (
 	"github.com/vibegrapher/vibegrapher/api"
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
-	"github.com/vibegrapher/vibegrapher/jobs"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 )
 
 // riverUIServer is the API with River UI mounted, as the api role serves it.
-func riverUIServer(t *testing.T, token, password string) (*testServer, *jobs.Client) {
+func riverUIServer(t *testing.T, token, password string) (*testServer, *jobargs.Client) {
 	t.Helper()
 	pool := dbtest.New(t)
 	log := slog.New(slog.DiscardHandler)
-	client, err := jobs.NewInsertOnlyClient(pool, log)
+	client, err := jobargs.NewInsertOnlyClient(pool, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestRiverUIIsNeverOpenUnderAPIToken(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			s, client := riverUIServer(t, c.token, c.password)
-			job, err := client.Insert(context.Background(), jobs.PruneEventsArgs{}, nil)
+			job, err := client.Insert(context.Background(), jobargs.PruneEventsArgs{}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

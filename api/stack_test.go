@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/vibegrapher/vibegrapher/api"
 	"github.com/vibegrapher/vibegrapher/api/realtime"
 	"github.com/vibegrapher/vibegrapher/db"
@@ -18,6 +20,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/internal/openaitest"
 	"github.com/vibegrapher/vibegrapher/internal/sockettest"
 	"github.com/vibegrapher/vibegrapher/jobs"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 	"github.com/vibegrapher/vibegrapher/llm"
 	"github.com/vibegrapher/vibegrapher/sandbox"
 )
@@ -27,8 +30,9 @@ import (
 type stack struct {
 	*testServer
 	AI     *openaitest.Server
-	Worker *jobs.Client
+	Worker *jobargs.Client
 	deps   *jobs.Deps
+	pool   *pgxpool.Pool
 
 	// A Socket.IO client per project, subscribed from the project's first
 	// event on: what a frontend would see.
@@ -66,11 +70,11 @@ func newStack(t testing.TB, o stackOptions) *stack {
 		Log:           log,
 		DeltaInterval: 20 * time.Millisecond,
 	}
-	s := &stack{AI: ai, deps: deps}
-	var client *jobs.Client
+	s := &stack{AI: ai, deps: deps, pool: pool}
+	var client *jobargs.Client
 	var err error
 	if o.noWorker {
-		client, err = jobs.NewInsertOnlyClient(pool, log)
+		client, err = jobargs.NewInsertOnlyClient(pool, log)
 		s.Worker = client
 	} else {
 		client = s.startWorker(t)
@@ -106,9 +110,9 @@ func newStack(t testing.TB, o stackOptions) *stack {
 }
 
 // startWorker starts a River worker client on the stack's database.
-func (s *stack) startWorker(t testing.TB) *jobs.Client {
+func (s *stack) startWorker(t testing.TB) *jobargs.Client {
 	t.Helper()
-	pool := s.deps.Store.Pool
+	pool := s.pool
 	tests := &jobs.RunTestWorker{Sandbox: testSandbox(t), MaxTimeout: 30 * time.Second}
 	c, err := jobs.NewWorkerClient(pool, s.deps.Log, jobs.NewWorkers(s.deps, tests, &jobs.PruneEventsWorker{Retention: time.Hour}), jobs.WorkerConfig{VibecodeWorkers: 4, EvaluateWorkers: 4, TestWorkers: 2})
 	if err != nil {

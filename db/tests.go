@@ -308,8 +308,9 @@ type RunResult struct {
 
 // FinishRun stores a run's result, emits test_completed and, for a run on a
 // diff, updates the diff's test summary, in one transaction. A run that has
-// its result already is left alone.
-func (s *Store) FinishRun(ctx context.Context, w RunWork, r RunResult) (domain.TestRun, error) {
+// its result already is left alone. complete, when set, runs last in the
+// transaction: the worker completes its job there with its job_status.
+func (s *Store) FinishRun(ctx context.Context, w RunWork, r RunResult, complete func(pgx.Tx) error) (domain.TestRun, error) {
 	var out domain.TestRun
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
 		ms := r.Duration.Milliseconds()
@@ -319,8 +320,10 @@ func (s *Store) FinishRun(ctx context.Context, w RunWork, r RunResult) (domain.T
 			WHERE id = $1 AND status IN ('queued', 'running') RETURNING `+runColumns,
 			w.Run.ID, r.Status, r.Stdout, r.Stderr, r.ExitCode, ms, r.Error))
 		if errors.Is(err, pgx.ErrNoRows) {
-			out, err = s.GetRun(ctx, w.Run.ID)
-			return err
+			if out, err = s.GetRun(ctx, w.Run.ID); err != nil {
+				return err
+			}
+			return runComplete(tx, complete)
 		}
 		if err != nil {
 			return wrap(err, "store test result")
@@ -338,11 +341,20 @@ func (s *Store) FinishRun(ctx context.Context, w RunWork, r RunResult) (domain.T
 			return err
 		}
 		if w.batchID != nil && out.DiffID != nil {
-			return summariseBatch(ctx, tx, *out.DiffID, *w.batchID)
+			if err := summariseBatch(ctx, tx, *out.DiffID, *w.batchID); err != nil {
+				return err
+			}
 		}
-		return nil
+		return runComplete(tx, complete)
 	})
 	return out, err
+}
+
+func runComplete(tx pgx.Tx, complete func(pgx.Tx) error) error {
+	if complete == nil {
+		return nil
+	}
+	return complete(tx)
 }
 
 // summariseBatch writes the diff's test_results from its latest batch of

@@ -136,7 +136,7 @@ func (s *Store) EarlierMessagePending(ctx context.Context, messageID string) (bo
 		if err != nil {
 			return false, err
 		}
-		if err := s.FailTurn(ctx, &t, "its job was "+e.state+" before the message was answered"); err != nil {
+		if err := s.FailTurn(ctx, &t, "its job was "+e.state+" before the message was answered", nil); err != nil {
 			return false, err
 		}
 	}
@@ -213,17 +213,6 @@ func (s *Store) RecordReply(ctx context.Context, a AssistantMessage) (domain.Con
 	return m, err
 }
 
-// AgentMemory returns the stored input items of an agent in a session, in
-// order, as JSON arrays (one per turn).
-func (s *Store) AgentMemory(ctx context.Context, sessionKey, agent string) ([]json.RawMessage, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT items FROM agent_memory WHERE session_key = $1 AND agent = $2 ORDER BY position`, sessionKey, agent)
-	if err != nil {
-		return nil, wrap(err, "read memory")
-	}
-	list, err := pgx.CollectRows(rows, pgx.RowTo[json.RawMessage])
-	return list, wrap(err, "read memory")
-}
-
 // TurnEnd is how a step of the loop ends, written in one transaction: the
 // items the turn adds to an agent's memory, and then either the next job
 // (Enqueue), or the end of the user message (Status and Outcome, plus a Diff
@@ -238,6 +227,9 @@ type TurnEnd struct {
 	Outcome  event.VibecodeResponse
 	Diff     *domain.Diff
 	DiffStep string
+	// Complete, when set, runs last in the transaction: the worker
+	// completes its job there (River's JobCompleteTx) with its job_status.
+	Complete func(tx pgx.Tx) error
 }
 
 // EndTurn writes e. It is idempotent: memory and diffs are keyed, and the
@@ -249,7 +241,7 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 			return err
 		}
 		if cur.Message.Status != nil && domain.IsFinal(*cur.Message.Status) {
-			return nil
+			return complete(tx, e)
 		}
 		if e.Items != nil {
 			if _, err := tx.Exec(ctx, `INSERT INTO agent_memory (session_key, agent, turn_key, items) VALUES ($1, $2, $3, $4)
@@ -269,7 +261,7 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 			}
 		}
 		if e.Status == "" {
-			return nil
+			return complete(tx, e)
 		}
 		outcome := e.Outcome
 		outcome.SessionID, outcome.MessageID, outcome.TraceID, outcome.Status = t.Session.ID, t.Message.ID, t.Message.TraceID, e.Status
@@ -293,9 +285,18 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 		if _, err := tx.Exec(ctx, `UPDATE messages SET status = $2, outcome = $3 WHERE id = $1`, t.Message.ID, e.Status, raw); err != nil {
 			return wrap(err, "finish message")
 		}
-		_, err = Emit(ctx, tx, t.Session.ProjectID, outcome)
-		return err
+		if _, err = Emit(ctx, tx, t.Session.ProjectID, outcome); err != nil {
+			return err
+		}
+		return complete(tx, e)
 	})
+}
+
+func complete(tx pgx.Tx, e TurnEnd) error {
+	if e.Complete == nil {
+		return nil
+	}
+	return e.Complete(tx)
 }
 
 // TurnUsage sums the token usage of every reply to a user message.
@@ -330,27 +331,9 @@ func (s *Store) Reply(ctx context.Context, messageID, agent string, iteration in
 	return m, wrap(err, "read reply")
 }
 
-// FailTurn ends a user message as failed with a message a person can act on.
-func (s *Store) FailTurn(ctx context.Context, t *Turn, reason string) error {
+// FailTurn ends a user message as failed with a message a person can act on;
+// complete, when set, runs in the same transaction (see TurnEnd.Complete).
+func (s *Store) FailTurn(ctx context.Context, t *Turn, reason string, complete func(pgx.Tx) error) error {
 	usage, _ := s.TurnUsage(ctx, t.Message.ID)
-	return s.EndTurn(ctx, t, TurnEnd{Status: domain.StatusFailed, Outcome: event.VibecodeResponse{Error: &reason, TokenUsage: usage}})
-}
-
-// EmitJobStatus emits job_status for a project.
-func (s *Store) EmitJobStatus(ctx context.Context, projectID string, e event.JobStatus) error {
-	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		_, err := Emit(ctx, tx, projectID, e)
-		return err
-	})
-}
-
-// EmitDelta emits a vibecode_delta.
-func (s *Store) EmitDelta(ctx context.Context, t *Turn, agent string, iteration int, delta string) error {
-	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		_, err := Emit(ctx, tx, t.Session.ProjectID, event.VibecodeDelta{
-			SessionID: t.Session.ID, MessageID: t.Message.ID, TraceID: t.Message.TraceID,
-			Agent: agent, Iteration: iteration, Delta: delta,
-		})
-		return err
-	})
+	return s.EndTurn(ctx, t, TurnEnd{Status: domain.StatusFailed, Outcome: event.VibecodeResponse{Error: &reason, TokenUsage: usage}, Complete: complete})
 }
