@@ -218,11 +218,10 @@ func buildAsyncAPI() ([]byte, error) {
 		"servers": jsonObject{
 			"vibegrapher": jsonObject{
 				"host": "localhost:8000", "protocol": "ws", "pathname": "/socket.io/",
-				"description":       "Socket.IO v4 (Engine.IO v4); also HTTP long-polling on the same path. The host is the REST API's.",
-				"security":          []any{ref("#/components/securitySchemes/handshakeToken")},
-				"x-socketio-auth":   handshakeAuth,
-				"x-socketio-query":  handshakeQuery,
-				"x-socketio-events": "Socket.IO event names are the message names.",
+				"description":      "Socket.IO v4 (Engine.IO v4); also HTTP long-polling on the same path. The host is the REST API's.",
+				"security":         []any{ref("#/components/securitySchemes/handshakeToken")},
+				"x-socketio-auth":  handshakeAuth,
+				"x-socketio-query": handshakeQuery,
 			},
 		},
 		"channels": jsonObject{

@@ -1,8 +1,10 @@
 package api_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/vibegrapher/vibegrapher/api"
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/internal/openaitest"
 )
@@ -265,6 +268,45 @@ func TestMalformedInputIsRefusedAndStoresNothing(t *testing.T) {
 	for _, tbl := range tables {
 		if n := s.count(tbl); n != before[tbl] {
 			t.Errorf("refused requests changed %s: %d rows, was %d", tbl, n, before[tbl])
+		}
+	}
+}
+
+// TestUnknownFieldsAreLoggedAtDebug: ignored, but not silently.
+func TestUnknownFieldsAreLoggedAtDebug(t *testing.T) {
+	t.Parallel()
+	var logged bytes.Buffer
+	lw := &syncWriter{w: &logged}
+	s := newTestServer(t, func(o *api.Options) {
+		o.Log = slog.New(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	if res := s.do("POST", "/projects", `{"name":"x","type":"vibecode","Colour":1}`); res.Status != 201 {
+		t.Fatalf("create = %d %s", res.Status, res.Body)
+	}
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	if !strings.Contains(logged.String(), "unknown fields ignored") || !strings.Contains(logged.String(), "[Colour type]") {
+		t.Fatalf("log: %s", logged.String())
+	}
+}
+
+// TestAnswersAreJSONWhateverTheAcceptHeader: a browser's Accept does not
+// turn answers or errors into HTML or text.
+func TestAnswersAreJSONWhateverTheAcceptHeader(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	for _, accept := range []string{"text/html", "application/xml", "text/plain", "*/*"} {
+		for _, c := range []struct {
+			method, path string
+			body         any
+		}{
+			{"POST", "/projects", map[string]any{"name": "A"}},
+			{"GET", "/projects", nil},
+			{"GET", "/projects/" + uuid.NewString(), nil},
+			{"POST", "/projects", `{"name":`},
+		} {
+			res := s.do(c.method, c.path, c.body, "Accept", accept)
+			checkContentType(t, accept+" "+c.method+" "+c.path, res)
 		}
 	}
 }

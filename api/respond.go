@@ -92,7 +92,7 @@ func routeProblems(mux *http.ServeMux) http.Handler {
 			w.Header().Set("Allow", allow)
 			writeProblemf(w, http.StatusMethodNotAllowed, "%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, strings.ReplaceAll(allow, ",", ", "))
 		case http.StatusNotFound:
-			writeProblemf(w, http.StatusNotFound, "no route %s %s; the routes are listed at /swagger/", r.Method, r.URL.Path)
+			NotFound(w, r)
 		default:
 			for k, v := range rec.header {
 				w.Header()[k] = v
@@ -101,6 +101,12 @@ func routeProblems(mux *http.ServeMux) http.Handler {
 			_, _ = w.Write(rec.body.Bytes())
 		}
 	})
+}
+
+// NotFound answers a request for a route that does not exist here, as
+// problem JSON.
+func NotFound(w http.ResponseWriter, r *http.Request) {
+	writeProblemf(w, http.StatusNotFound, "no route %s %s; the routes are listed at /swagger/", r.Method, r.URL.Path)
 }
 
 // headerRecorder keeps what the mux's fallback handler writes.

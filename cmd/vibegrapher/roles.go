@@ -122,7 +122,7 @@ func serve(ctx context.Context, e env, r roles) error {
 			case strings.HasPrefix(req.URL.Path, "/socket.io/"), req.URL.Path == "/healthz", req.URL.Path == "/readyz":
 				full.ServeHTTP(w, req)
 			default:
-				http.NotFound(w, req)
+				api.NotFound(w, req)
 			}
 		})
 	}
