@@ -104,6 +104,9 @@ func publicOperation(path string) bool { return path == "/healthz" || path == "/
 // without what does not apply here (XML, the Accept header parameter,
 // Fuego's controller names).
 func describe(t *openapi3.T) {
+	// Fuego says 3.1.0, but its schemas are kin-openapi's 3.0 model
+	// (nullable, not type: [x, "null"]): say what they are.
+	t.OpenAPI = "3.0.3"
 	t.Info.Description = apiDescription
 	if t.Components.SecuritySchemes == nil {
 		t.Components.SecuritySchemes = openapi3.SecuritySchemes{}
@@ -133,6 +136,7 @@ func describe(t *openapi3.T) {
 			}
 			hasBody := op.RequestBody != nil
 			if hasBody {
+				op.RequestBody.Value.Description = "" // Fuego's names the Go type
 				// A body whose fields are all optional may be omitted.
 				for _, c := range op.RequestBody.Value.Content {
 					if c.Schema != nil && c.Schema.Value != nil && len(c.Schema.Value.Required) == 0 {
