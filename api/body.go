@@ -44,6 +44,9 @@ func readBody[B any](s *Server, c fuego.ContextWithBody[B]) (B, error) {
 		at := int(end) + len(raw[end:]) - len(bytes.TrimLeft(raw[end:], " \t\r\n"))
 		return out, domain.Errorf(domain.EINVALID, "request body has data after the JSON value (at offset %d); send exactly one JSON object", at)
 	}
+	if at := loneSurrogateAt(raw); at >= 0 {
+		return out, domain.Errorf(domain.EINVALID, "request body has a \\u escape of a lone UTF-16 surrogate at offset %d, which is not a character", at)
+	}
 	if unknown := unknownFields(reflect.TypeFor[B](), raw); len(unknown) > 0 {
 		s.opts.Log.DebugContext(r.Context(), "request body: unknown fields ignored",
 			"method", r.Method, "path", r.URL.Path, "fields", unknown)
@@ -60,6 +63,46 @@ func invalidUTF8At(b []byte) int {
 		i += n
 	}
 	return -1
+}
+
+// loneSurrogateAt finds a \uD800-\uDFFF escape that is not half of a
+// surrogate pair (encoding/json would turn it into U+FFFD silently), or -1.
+// raw is valid JSON: the decoder read it.
+func loneSurrogateAt(b []byte) int {
+	inString := false
+	for i := 0; i < len(b); i++ {
+		switch {
+		case b[i] == '"':
+			inString = !inString
+		case inString && b[i] == '\\' && i+1 < len(b):
+			if b[i+1] != 'u' {
+				i++ // \" and \\ among others
+				continue
+			}
+			r, ok := hex4(b, i+2)
+			switch {
+			case !ok || r < 0xD800 || r > 0xDFFF:
+			case r <= 0xDBFF && i+11 < len(b) && b[i+6] == '\\' && b[i+7] == 'u':
+				if lo, ok := hex4(b, i+8); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+					i += 6 // the pair's low half
+					break
+				}
+				return i
+			default:
+				return i
+			}
+			i += 5
+		}
+	}
+	return -1
+}
+
+func hex4(b []byte, at int) (rune, bool) {
+	if at+4 > len(b) {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(b[at:at+4]), 16, 32)
+	return rune(v), err == nil
 }
 
 // unknownFields returns the top-level keys of a JSON object that t, a

@@ -239,6 +239,8 @@ func TestMalformedInputIsRefusedAndStoresNothing(t *testing.T) {
 		{"trailing brace", "POST", "/sessions/" + sess.ID + "/messages", `{"prompt":"hi"}}`, "", "data after the JSON value"},
 		{"invalid UTF-8 in a string", "POST", "/projects", "{\"name\":\"caf\xe9\"}", "", "not valid UTF-8"},
 		{"invalid UTF-8 in a prompt", "POST", "/sessions/" + sess.ID + "/messages", "{\"prompt\":\"\xff\xfe\"}", "", "not valid UTF-8"},
+		{"lone surrogate escape", "POST", "/projects", `{"name":"a\ud800b"}`, "", "lone UTF-16 surrogate"},
+		{"low surrogate first", "POST", "/projects", `{"name":"\udc00\ud800"}`, "", "lone UTF-16 surrogate"},
 		{"invalid JSON", "POST", "/projects/" + p.ID + "/tests", `{"name":`, "", "not valid JSON"},
 		{"wrong type", "POST", "/sessions/" + sess.ID + "/messages", `{"prompt":42}`, "prompt", "must be a string"},
 		{"missing required field", "POST", "/sessions/" + sess.ID + "/messages", `{"message":"hi"}`, "prompt", "required"},
@@ -269,6 +271,18 @@ func TestMalformedInputIsRefusedAndStoresNothing(t *testing.T) {
 		if n := s.count(tbl); n != before[tbl] {
 			t.Errorf("refused requests changed %s: %d rows, was %d", tbl, n, before[tbl])
 		}
+	}
+}
+
+// TestEscapedCharactersAreKept: a surrogate pair is one character, kept.
+func TestEscapedCharactersAreKept(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	var p domain.Project
+	res := s.do("POST", "/projects", `{"name":"smile \ud83d\ude00 \"quoted\\"}`)
+	res.json(t, &p)
+	if res.Status != 201 || p.Name != "smile \U0001F600 \"quoted\\" {
+		t.Fatalf("create = %d %s", res.Status, res.Body)
 	}
 }
 
