@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
-	"strings"
 
 	"github.com/go-fuego/fuego"
 )
@@ -21,7 +21,7 @@ const (
 // sendJSON is Fuego's serializer for every answer of a handler.
 func sendJSON(w http.ResponseWriter, _ *http.Request, ans any) error {
 	w.Header().Set("Content-Type", jsonType)
-	return json.NewEncoder(w).Encode(ans)
+	return encodeJSON(w, ans)
 }
 
 // sendProblem is Fuego's serializer for every error of a handler; the error
@@ -34,6 +34,14 @@ func sendProblem(w http.ResponseWriter, _ *http.Request, err error) {
 	writeProblem(w, p)
 }
 
+// encodeJSON writes v without HTML escaping: answers carry code, where
+// \u003c for < only hinders a person reading them.
+func encodeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
 // writeProblem writes p as the whole answer. Middlewares use it directly.
 func writeProblem(w http.ResponseWriter, p fuego.HTTPError) {
 	if p.Status == 0 {
@@ -44,7 +52,7 @@ func writeProblem(w http.ResponseWriter, p fuego.HTTPError) {
 	}
 	w.Header().Set("Content-Type", problemType)
 	w.WriteHeader(p.Status)
-	_ = json.NewEncoder(w).Encode(p)
+	_ = encodeJSON(w, p)
 }
 
 // writeProblemf answers status with detail.
@@ -90,7 +98,7 @@ func routeProblems(mux *http.ServeMux) http.Handler {
 		case http.StatusMethodNotAllowed:
 			allow := rec.header.Get("Allow")
 			w.Header().Set("Allow", allow)
-			writeProblemf(w, http.StatusMethodNotAllowed, "%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, strings.ReplaceAll(allow, ",", ", "))
+			writeProblemf(w, http.StatusMethodNotAllowed, "%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow)
 		case http.StatusNotFound:
 			NotFound(w, r)
 		default:
