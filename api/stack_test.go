@@ -114,8 +114,11 @@ func (s *stack) startWorker(t testing.TB) *jobargs.Client {
 	t.Helper()
 	pool := s.pool
 	tests := &jobs.RunTestWorker{Sandbox: testSandbox(t), MaxTimeout: 30 * time.Second}
-	c, err := jobs.NewWorkerClient(pool, s.deps.Log, jobs.NewWorkers(s.deps, tests, &jobs.PruneEventsWorker{Retention: time.Hour}), jobs.WorkerConfig{VibecodeWorkers: 4, EvaluateWorkers: 4, TestWorkers: 2})
+	c, live, err := jobs.NewLiveWorkerClient(pool, s.deps.Log, jobs.NewWorkers(s.deps, tests, &jobs.PruneEventsWorker{Retention: time.Hour}), jobs.WorkerConfig{VibecodeWorkers: 4, EvaluateWorkers: 4, TestWorkers: 2})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := live.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Start(context.Background()); err != nil {
@@ -125,6 +128,7 @@ func (s *stack) startWorker(t testing.TB) *jobargs.Client {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = c.StopAndCancel(ctx)
+		live.Stop()
 	})
 	s.Worker = c
 	return c

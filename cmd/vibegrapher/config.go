@@ -37,6 +37,10 @@ type Config struct {
 	LogFormat         string        `env:"LOG_FORMAT, default=text"`
 	EventRetention    time.Duration `env:"EVENT_RETENTION, default=168h"`
 	AutoMigrate       bool          `env:"AUTO_MIGRATE, default=true"`
+	// ShutdownGrace is how long a stopping worker lets running jobs finish
+	// before it cancels them and hands them over (docs/reliability.md). It
+	// must fit, with ShutdownCancel, in the platform's kill timeout (30 s).
+	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE, default=20s"`
 }
 
 // loadConfig reads .env (if present) without overriding the environment, then
@@ -62,6 +66,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("HEARTBEAT_INTERVAL must be positive, got %s", c.HeartbeatInterval)
 	case c.SandboxTimeout <= 0:
 		return fmt.Errorf("SANDBOX_TIMEOUT must be positive, got %s", c.SandboxTimeout)
+	case c.ShutdownGrace <= 0:
+		return fmt.Errorf("SHUTDOWN_GRACE must be positive, got %s", c.ShutdownGrace)
 	case c.SandboxMemoryMB < 32:
 		return fmt.Errorf("SANDBOX_MEMORY_MB must be at least 32, got %d", c.SandboxMemoryMB)
 	}
