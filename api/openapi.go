@@ -15,6 +15,8 @@ import (
 	"github.com/go-fuego/fuego/option"
 )
 
+//go:generate go test -run ^TestCommittedDocsAreCurrent$ -count=1 -update .
+
 // APIVersion is the version of the API contract the OpenAPI and AsyncAPI
 // documents describe (the binary's version is GET /healthz's).
 const APIVersion = "1.0.0"
