@@ -125,7 +125,7 @@ func describe(t *openapi3.T) {
 	delete(t.Components.Schemas, "unknown-interface")
 
 	for path, item := range t.Paths.Map() {
-		for method, op := range item.Operations() {
+		for _, op := range item.Operations() {
 			if i := strings.Index(op.Description, "---\n\n"); strings.HasPrefix(op.Description, "#### Controller") && i >= 0 {
 				op.Description = op.Description[i+len("---\n\n"):]
 			}
@@ -177,7 +177,6 @@ func describe(t *openapi3.T) {
 			if path != "/healthz" {
 				add(http.StatusServiceUnavailable, "Service Unavailable: the database is unavailable; retry shortly")
 			}
-			_ = method
 		}
 	}
 	if get := t.Paths.Value("/projects/{id}"); get != nil && get.Get != nil {
