@@ -22,6 +22,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/jobs"
 	"github.com/vibegrapher/vibegrapher/llm"
+	"github.com/vibegrapher/vibegrapher/telemetry"
 )
 
 // MaxBodyBytes bounds every request body. Code fields have their own, smaller
@@ -40,6 +41,9 @@ type Options struct {
 	CORSOrigins    []string // "*" allows any origin
 	APIToken       string   // when set, REST calls need it as a bearer token
 	Version        string
+	// Telemetry, when set, serves /metrics and /debug/pprof/ (behind
+	// APIToken) and measures and traces every request.
+	Telemetry *telemetry.Telemetry
 }
 
 // Server serves the REST API. Extra handlers (Socket.IO, River UI) are
@@ -96,12 +100,15 @@ func (s *Server) Mount(pattern string, h http.Handler) {
 func (s *Server) Handler() http.Handler {
 	s.fuego.OutputOpenAPISpec()
 	s.fuego.RegisterOpenAPIRoutes(s.fuego)
+	s.opts.Telemetry.Mount(s.fuego.Mux.Handle)
 	var h http.Handler = s.fuego.Mux
 	h = s.requireToken(h)
 	h = cors(s.opts.CORSOrigins, h)
 	h = limitBody(h)
 	h = recoverPanics(s.opts.Log, h)
-	return h
+	// Outermost, and the wrappers above pass the request on unchanged, so it
+	// reads the route the mux matched (r.Pattern).
+	return s.opts.Telemetry.Middleware(h)
 }
 
 // problem maps every error a handler returns to an RFC 9457 problem. It is

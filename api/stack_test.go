@@ -20,6 +20,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/jobs"
 	"github.com/vibegrapher/vibegrapher/llm"
 	"github.com/vibegrapher/vibegrapher/sandbox"
+	"github.com/vibegrapher/vibegrapher/telemetry"
 )
 
 // stack is the whole service on a fresh database: the REST API, a River
@@ -29,6 +30,7 @@ type stack struct {
 	AI     *openaitest.Server
 	Worker *jobs.Client
 	deps   *jobs.Deps
+	tel    *telemetry.Telemetry
 
 	// A Socket.IO client per project, subscribed from the project's first
 	// event on: what a frontend would see.
@@ -41,6 +43,7 @@ type stackOptions struct {
 	apiKey        string // default "test-key"; "-" for none
 	maxIterations int
 	noWorker      bool
+	telemetry     *telemetry.Telemetry // nil: none
 }
 
 func newStack(t testing.TB, o stackOptions) *stack {
@@ -66,11 +69,11 @@ func newStack(t testing.TB, o stackOptions) *stack {
 		Log:           log,
 		DeltaInterval: 20 * time.Millisecond,
 	}
-	s := &stack{AI: ai, deps: deps}
+	s := &stack{AI: ai, deps: deps, tel: o.telemetry}
 	var client *jobs.Client
 	var err error
 	if o.noWorker {
-		client, err = jobs.NewInsertOnlyClient(pool, log)
+		client, err = jobs.NewInsertOnlyClient(pool, log, o.telemetry.RiverPlugins()...)
 		s.Worker = client
 	} else {
 		client = s.startWorker(t)
@@ -86,7 +89,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := api.New(api.Options{Store: store, Schema: schema, Jobs: client, LLM: deps.LLM, Log: log, CORSOrigins: []string{"*"}})
+	a := api.New(api.Options{Store: store, Schema: schema, Jobs: client, LLM: deps.LLM, Log: log, CORSOrigins: []string{"*"}, Telemetry: o.telemetry})
 	a.Mount("/socket.io/", rt.Handler())
 	srv := httptest.NewServer(a.Handler())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -109,10 +112,11 @@ func (s *stack) startWorker(t testing.TB) *jobs.Client {
 	t.Helper()
 	pool := s.deps.Store.Pool
 	tests := &jobs.RunTestWorker{Sandbox: testSandbox(t), MaxTimeout: 30 * time.Second}
-	c, err := jobs.NewWorkerClient(pool, s.deps.Log, jobs.NewWorkers(s.deps, tests, &jobs.PruneEventsWorker{Retention: time.Hour}), jobs.WorkerConfig{VibecodeWorkers: 4, EvaluateWorkers: 4, TestWorkers: 2})
+	c, err := jobs.NewWorkerClient(pool, s.deps.Log, jobs.NewWorkers(s.deps, tests, &jobs.PruneEventsWorker{Retention: time.Hour}), jobs.WorkerConfig{VibecodeWorkers: 4, EvaluateWorkers: 4, TestWorkers: 2, Plugins: s.tel.RiverPlugins()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.tel.ObserveJobs(c)
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

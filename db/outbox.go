@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // EventsChannel is the LISTEN/NOTIFY channel that carries the seq of every new
@@ -54,5 +57,7 @@ func Emit(ctx context.Context, q Querier, projectID, name string, payload any) (
 	if _, err := q.Exec(ctx, `SELECT pg_notify($1, $2)`, EventsChannel, strconv.FormatInt(seq, 10)); err != nil {
 		return 0, wrap(err, "notify "+name+" event")
 	}
+	// The trace of the request or job that emits it shows each event.
+	trace.SpanFromContext(ctx).AddEvent(name, trace.WithAttributes(attribute.Int64("seq", seq)))
 	return seq, nil
 }

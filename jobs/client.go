@@ -9,15 +9,16 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // Client is the River client type of the service.
 type Client = river.Client[pgx.Tx]
 
 // NewInsertOnlyClient returns a client that inserts and reads jobs but works
-// none: what the api role needs.
-func NewInsertOnlyClient(pool *pgxpool.Pool, log *slog.Logger) (*Client, error) {
-	return river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: riverLogger(log)})
+// none: what the api role needs. Plugins are telemetry's.
+func NewInsertOnlyClient(pool *pgxpool.Pool, log *slog.Logger, plugins ...rivertype.Plugin) (*Client, error) {
+	return river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: riverLogger(log), Plugins: plugins})
 }
 
 // Timeouts. A vibecode job makes several calls to a reasoning model; the
@@ -34,6 +35,7 @@ type WorkerConfig struct {
 	EvaluateWorkers int
 	TestWorkers     int
 	PeriodicJobs    []*river.PeriodicJob
+	Plugins         []rivertype.Plugin // telemetry's
 }
 
 // NewWorkerClient returns a client that works the service's queues with
@@ -55,6 +57,7 @@ func NewWorkerClient(pool *pgxpool.Pool, log *slog.Logger, workers *river.Worker
 		JobTimeout:           JobTimeout,
 		RescueStuckJobsAfter: RescueStuckJobsAfter,
 		PeriodicJobs:         cfg.PeriodicJobs,
+		Plugins:              cfg.Plugins,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create River client: %w", err)

@@ -37,6 +37,10 @@ type Config struct {
 	LogFormat         string        `env:"LOG_FORMAT, default=text"`
 	EventRetention    time.Duration `env:"EVENT_RETENTION, default=168h"`
 	AutoMigrate       bool          `env:"AUTO_MIGRATE, default=true"`
+	// MetricsAddr is where a worker-only process serves /metrics and
+	// /debug/pprof/ (e.g. ":9464"); empty serves nothing. Roles with HTTP serve
+	// them on PORT.
+	MetricsAddr string `env:"METRICS_ADDR"`
 }
 
 // loadConfig reads .env (if present) without overriding the environment, then

@@ -21,6 +21,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/jobs"
 	"github.com/vibegrapher/vibegrapher/llm"
 	"github.com/vibegrapher/vibegrapher/sandbox"
+	"github.com/vibegrapher/vibegrapher/telemetry"
 )
 
 // roles says what one process runs.
@@ -49,18 +50,24 @@ type env struct {
 	pool   *pgxpool.Pool
 	schema *db.Schema
 	store  *db.Store
+	tel    *telemetry.Telemetry
 }
 
 // serve runs the roles until ctx ends, then shuts them down: the HTTP server
 // stops taking requests, and the worker lets running jobs finish (up to a
 // deadline) before cancelling them, so River hands them to another worker.
 func serve(ctx context.Context, e env, r roles) error {
+	tel, err := startTelemetry(ctx, e, r)
+	if err != nil {
+		return err
+	}
+	defer stopTelemetry(e.log, tel)
+	e.tel = tel
 	model := llm.New(llm.Config{
 		APIKey: e.cfg.OpenAIAPIKey, BaseURL: e.cfg.OpenAIBaseURL,
 		ThinkingModel: e.cfg.ThinkingModel, SmallModel: e.cfg.SmallModel,
 	})
 	var client *jobs.Client
-	var err error
 	if r.worker {
 		client, err = startWorker(ctx, e, model)
 		if err != nil {
@@ -68,18 +75,17 @@ func serve(ctx context.Context, e env, r roles) error {
 		}
 		defer stopWorker(e.log, client)
 	} else if r.api {
-		if client, err = jobs.NewInsertOnlyClient(e.pool, e.log); err != nil {
+		if client, err = jobs.NewInsertOnlyClient(e.pool, e.log, tel.RiverPlugins()...); err != nil {
 			return err
 		}
 	}
 	if !r.api && !r.realtime {
-		<-ctx.Done()
-		return nil
+		return serveMetrics(ctx, e)
 	}
 
 	srv := api.New(api.Options{
 		Store: e.store, Schema: e.schema, Jobs: client, LLM: model, Log: e.log, SandboxTimeout: e.cfg.SandboxTimeout,
-		CORSOrigins: e.cfg.CORSOrigins, APIToken: e.cfg.APIToken, Version: version,
+		CORSOrigins: e.cfg.CORSOrigins, APIToken: e.cfg.APIToken, Version: version, Telemetry: tel,
 	})
 	if r.api {
 		ui, err := api.NewRiverUI(ctx, client, e.log, e.cfg.RiverUIPassword)
@@ -118,7 +124,7 @@ func serve(ctx context.Context, e env, r roles) error {
 		full := h
 		h = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			switch {
-			case strings.HasPrefix(req.URL.Path, "/socket.io/"), req.URL.Path == "/healthz", req.URL.Path == "/readyz":
+			case strings.HasPrefix(req.URL.Path, "/socket.io/"), req.URL.Path == "/healthz", req.URL.Path == "/readyz", telemetry.IsOwnPath(req.URL.Path):
 				full.ServeHTTP(w, req)
 			default:
 				http.NotFound(w, req)
@@ -181,9 +187,12 @@ func startWorker(ctx context.Context, e env, model *llm.Client) (*jobs.Client, e
 		periodic = append(periodic, jobs.PruneEventsPeriodically())
 	}
 	client, err := jobs.NewWorkerClient(e.pool, e.log, jobs.NewWorkers(deps, tests, prune), jobs.WorkerConfig{
-		VibecodeWorkers: 8, EvaluateWorkers: 8, TestWorkers: 2, PeriodicJobs: periodic,
+		VibecodeWorkers: 8, EvaluateWorkers: 8, TestWorkers: 2, PeriodicJobs: periodic, Plugins: e.tel.RiverPlugins(),
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := observeWorker(e, client); err != nil {
 		return nil, err
 	}
 	// Not ctx: cancelling Start's context cancels running jobs at once.
