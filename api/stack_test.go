@@ -18,6 +18,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/internal/openaitest"
 	"github.com/vibegrapher/vibegrapher/internal/sockettest"
 	"github.com/vibegrapher/vibegrapher/jobs"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 	"github.com/vibegrapher/vibegrapher/llm"
 	"github.com/vibegrapher/vibegrapher/sandbox"
 	"github.com/vibegrapher/vibegrapher/telemetry"
@@ -28,7 +29,7 @@ import (
 type stack struct {
 	*testServer
 	AI     *openaitest.Server
-	Worker *jobs.Client
+	Worker *jobargs.Client
 	deps   *jobs.Deps
 	tel    *telemetry.Telemetry
 
@@ -70,10 +71,10 @@ func newStack(t testing.TB, o stackOptions) *stack {
 		DeltaInterval: 20 * time.Millisecond,
 	}
 	s := &stack{AI: ai, deps: deps, tel: o.telemetry}
-	var client *jobs.Client
+	var client *jobargs.Client
 	var err error
 	if o.noWorker {
-		client, err = jobs.NewInsertOnlyClient(pool, log, o.telemetry.RiverPlugins()...)
+		client, err = jobargs.NewInsertOnlyClient(pool, log, o.telemetry.RiverPlugins()...)
 		s.Worker = client
 	} else {
 		client = s.startWorker(t)
@@ -108,7 +109,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 }
 
 // startWorker starts a River worker client on the stack's database.
-func (s *stack) startWorker(t testing.TB) *jobs.Client {
+func (s *stack) startWorker(t testing.TB) *jobargs.Client {
 	t.Helper()
 	pool := s.deps.Store.Pool
 	tests := &jobs.RunTestWorker{Sandbox: testSandbox(t), MaxTimeout: 30 * time.Second}

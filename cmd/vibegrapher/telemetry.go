@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/vibegrapher/vibegrapher/api"
-	"github.com/vibegrapher/vibegrapher/jobs"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 	"github.com/vibegrapher/vibegrapher/telemetry"
 )
 
@@ -56,7 +56,7 @@ func stopTelemetry(log *slog.Logger, tel *telemetry.Telemetry) {
 }
 
 // observeWorker adds the job outcomes and queue depths of a working client.
-func observeWorker(e env, client *jobs.Client) error {
+func observeWorker(e env, client *jobargs.Client) error {
 	e.tel.ObserveJobs(client)
 	return e.tel.ObserveQueues(e.pool)
 }
