@@ -65,7 +65,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	store := &db.Store{Pool: pool}
 	deps := &jobs.Deps{
 		Store:         store,
-		LLM:           llm.New(llm.Config{APIKey: key, BaseURL: ai.URL(), ThinkingModel: "gpt-5", SmallModel: "gpt-5-mini"}),
+		LLM:           llm.New(llm.Config{APIKey: key, BaseURL: ai.URL(), ThinkingModel: "gpt-5", SmallModel: "gpt-5-mini", Meter: o.telemetry.Meter(), Tracer: o.telemetry.Tracer()}),
 		MaxIterations: o.maxIterations,
 		Log:           log,
 		DeltaInterval: 20 * time.Millisecond,
@@ -86,7 +86,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := realtime.New(realtime.Options{Pool: pool, Log: log, CORSOrigins: []string{"*"}, HeartbeatInterval: time.Hour})
+	rt, err := realtime.New(realtime.Options{Pool: pool, Log: log, CORSOrigins: []string{"*"}, HeartbeatInterval: time.Hour, Meter: o.telemetry.Meter()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,11 @@ func newStack(t testing.TB, o stackOptions) *stack {
 func (s *stack) startWorker(t testing.TB) *jobargs.Client {
 	t.Helper()
 	pool := s.deps.Store.Pool
-	tests := &jobs.RunTestWorker{Sandbox: testSandbox(t), MaxTimeout: 30 * time.Second}
+	box := testSandbox(t)
+	if s.tel != nil {
+		box = observedSandbox(t, s.tel)
+	}
+	tests := &jobs.RunTestWorker{Sandbox: box, MaxTimeout: 30 * time.Second}
 	c, err := jobs.NewWorkerClient(pool, s.deps.Log, jobs.NewWorkers(s.deps, tests, &jobs.PruneEventsWorker{Retention: time.Hour}), jobs.WorkerConfig{VibecodeWorkers: 4, EvaluateWorkers: 4, TestWorkers: 2, Plugins: s.tel.RiverPlugins()})
 	if err != nil {
 		t.Fatal(err)
@@ -283,6 +287,17 @@ var (
 	sandboxRunner *sandbox.Runner
 	sandboxErr    error
 )
+
+// observedSandbox is a sandbox runner whose runs tel measures.
+func observedSandbox(t testing.TB, tel *telemetry.Telemetry) *sandbox.Runner {
+	t.Helper()
+	r, err := sandbox.New(sandbox.Config{ScratchRoot: t.TempDir(), Timeout: 30 * time.Second, Logger: slog.New(slog.DiscardHandler),
+		Meter: tel.Meter(), Tracer: tel.Tracer()})
+	if err != nil {
+		t.Fatalf("sandbox: %v", err)
+	}
+	return r
+}
 
 // testSandbox is one sandbox runner for the test binary, which acts as its
 // launcher (TestMain calls sandbox.Main).

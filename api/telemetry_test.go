@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,7 +13,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/vibegrapher/vibegrapher/api"
-	"github.com/vibegrapher/vibegrapher/internal/openaitest"
+	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/internal/sockettest"
 	"github.com/vibegrapher/vibegrapher/telemetry"
 )
 
@@ -190,28 +192,35 @@ func TestMetricsOfAMessageAndATestRun(t *testing.T) {
 	}
 	p, sess := s.project(baseCode)
 	tc := s.newTest(p.ID, "adds", "assert add(2, 3) == 5", 10)
+	sent := len(s.outboxEvents(p.ID))
 	before := s.scrape()
 
 	s.AI.Enqueue(submitPatch(greetPatch).WithUsage(1000, 200, 400, 50))
 	s.AI.Enqueue(verdict(true, "Fine.", "Say hi").WithUsage(500, 100, 0, 20))
 	acc := s.send(sess.ID, "Say hi instead of hello")
-	if resp := s.waitResponse(p.ID, acc.MessageID); resp["status"] != "diff_created" {
+	resp := s.waitResponse(p.ID, acc.MessageID)
+	if resp["status"] != "diff_created" {
 		t.Fatalf("vibecode_response = %v", resp)
 	}
 	if run := s.runWait(tc.ID, nil); run.Status != "passed" {
 		t.Fatalf("test run = %+v", run)
 	}
-	// Metrics of a job are recorded as its work returns, and its outcome a
-	// moment later; the test saw the results before.
+	s.waitEvent(p.ID, "test_completed", nil)
+	events := s.outboxEvents(p.ID)
+	// A job's metrics are recorded as its work returns and its outcome a
+	// moment later, and the last events reach the room after the client saw
+	// them: wait for all of that.
 	after := s.scrapeUntil(func(m metrics) bool {
 		return m.value("river_job_outcomes_total", "kind", "run_test")-before.value("river_job_outcomes_total", "kind", "run_test") >= 1 &&
-			m.value("river_job_outcomes_total", "kind", "evaluate")-before.value("river_job_outcomes_total", "kind", "evaluate") >= 1
+			m.value("river_job_outcomes_total", "kind", "evaluate")-before.value("river_job_outcomes_total", "kind", "evaluate") >= 1 &&
+			m.value("socketio_events_emitted_total")-before.value("socketio_events_emitted_total") >= float64(len(events)-sent)
 	})
 
 	// HTTP: per route and status.
 	delta(t, before, after, 1, "http_server_request_duration_seconds", "http_route", "/sessions/{id}/messages", "http_response_status_code", "202", "http_request_method", "POST")
 	delta(t, before, after, 1, "http_server_request_duration_seconds", "http_route", "/tests/{id}/run", "http_response_status_code", "200")
-	// River: one job of each kind worked and completed, each waited.
+
+	// River: one job of each kind inserted, worked, completed; each waited.
 	for _, kind := range []string{"vibecode", "evaluate", "run_test"} {
 		delta(t, before, after, 1, "river_work_count_total", "kind", kind, "status", "ok")
 		delta(t, before, after, 1, "river_job_outcomes_total", "kind", kind, "outcome", "completed")
@@ -219,6 +228,79 @@ func TestMetricsOfAMessageAndATestRun(t *testing.T) {
 		delta(t, before, after, 1, "river_work_duration_histogram_seconds", "kind", kind)
 	}
 	delta(t, before, after, 3, "river_insert_count_total", "status", "ok")
+
+	// Model calls: one per agent, their tokens by type, their cost.
+	for _, agent := range []string{"vibecoder", "evaluator"} {
+		delta(t, before, after, 1, "gen_ai_client_operation_duration_seconds", "gen_ai_agent_name", agent, "gen_ai_request_model", "gpt-5")
+	}
+	delta(t, before, after, 1, "gen_ai_client_time_to_first_token_seconds", "gen_ai_agent_name", "vibecoder")
+	delta(t, before, after, 0, "gen_ai_client_errors_total")
+	for _, c := range []struct {
+		agent, kind string
+		want        float64
+	}{
+		{"vibecoder", "input", 1000}, {"vibecoder", "output", 200}, {"vibecoder", "cached", 400}, {"vibecoder", "reasoning", 50},
+		{"evaluator", "input", 500}, {"evaluator", "output", 100}, {"evaluator", "cached", 0}, {"evaluator", "reasoning", 20},
+	} {
+		l := []string{"gen_ai_agent_name", c.agent, "gen_ai_token_type", c.kind}
+		if got := after.sum("gen_ai_client_token_usage", l...) - before.sum("gen_ai_client_token_usage", l...); got != c.want {
+			t.Errorf("gen_ai.client.token.usage{%s, %s} grew by %v, want %v", c.agent, c.kind, got, c.want)
+		}
+	}
+	// gpt-5: $1.25 per million input tokens, $0.125 cached, $10 output.
+	vibecoderCost := (600*1.25 + 400*0.125 + 200*10) / 1e6
+	evaluatorCost := (500*1.25 + 100*10) / 1e6
+	costDelta := after.value("gen_ai_client_cost_usd_total") - before.value("gen_ai_client_cost_usd_total")
+	if !near(costDelta, vibecoderCost+evaluatorCost) {
+		t.Errorf("gen_ai.client.cost.usd grew by %v, want %v", costDelta, vibecoderCost+evaluatorCost)
+	}
+	// … and the message says what it cost, in its token usage.
+	if u := resp["token_usage"].(map[string]any); !near(u["cost_usd"].(float64), vibecoderCost+evaluatorCost) {
+		t.Errorf("vibecode_response token_usage = %v, want cost_usd %v", u, vibecoderCost+evaluatorCost)
+	}
+	msgs := s.messages(sess.ID)
+	var m domain.ConversationMessage
+	if res := s.do("GET", "/messages/"+msgs[1].ID, nil); res.Status != http.StatusOK {
+		t.Fatalf("GET /messages/{id}: %d %s", res.Status, res.Body)
+	} else {
+		res.json(t, &m)
+	}
+	if m.Agent != "vibecoder" || m.TokenUsage == nil || !near(m.TokenUsage.CostUSD, vibecoderCost) {
+		t.Errorf("GET /messages/{id} = %+v, usage %+v; want the VibeCoder's reply costing %v", m, m.TokenUsage, vibecoderCost)
+	}
+	var stored float64
+	if err := s.Pool.QueryRow(context.Background(), `SELECT cost_usd FROM messages WHERE id = $1`, m.ID).Scan(&stored); err != nil || !near(stored, vibecoderCost) {
+		t.Errorf("messages.cost_usd = %v (%v), want %v", stored, err, vibecoderCost)
+	}
+
+	// Sandbox: one run, passed, no limit hit.
+	delta(t, before, after, 1, "sandbox_runs_total", "status", "passed")
+	delta(t, before, after, 1, "sandbox_run_duration_seconds", "status", "passed")
+	delta(t, before, after, 0, "sandbox_limits_hit_total")
+
+	// Socket.IO: the stack's client on a websocket, in the project's room,
+	// got every new event of the project live; nothing is left to deliver.
+	if got := after.value("socketio_connections", "transport", "websocket"); got != 1 {
+		t.Errorf("socketio.connections{websocket} = %v, want 1", got)
+	}
+	if got := after.value("socketio_rooms"); got != 1 {
+		t.Errorf("socketio.rooms = %v, want 1", got)
+	}
+	delta(t, before, after, float64(len(events)-sent), "socketio_events_emitted_total")
+	delta(t, before, after, 1, "socketio_events_emitted_total", "event", "vibecode_response")
+	delta(t, before, after, 1, "socketio_events_emitted_total", "event", "test_completed")
+	if got := after.value("socketio_outbox_lag"); got != 0 {
+		t.Errorf("socketio.outbox.lag = %v, want 0", got)
+	}
+	// A second client that subscribes from the start is replayed them all.
+	c := sockettest.Dial(t, s.URL)
+	c.Subscribe(p.ID, 0)
+	replayed := s.scrape()
+	delta(t, after, replayed, float64(len(events)), "socketio_events_replayed_total")
+	if got := replayed.value("socketio_connections", "transport", "websocket"); got != 2 {
+		t.Errorf("socketio.connections{websocket} = %v, want 2", got)
+	}
+
 	// The pool was used.
 	if after.value("db_client_connection_acquires_total") <= before.value("db_client_connection_acquires_total") {
 		t.Error("db.client.connection.acquires did not grow")
@@ -228,4 +310,4 @@ func TestMetricsOfAMessageAndATestRun(t *testing.T) {
 	}
 }
 
-var _ = openaitest.Text
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }

@@ -64,9 +64,11 @@ func serve(ctx context.Context, e env, r roles) error {
 	}
 	defer stopTelemetry(e.log, tel)
 	e.tel = tel
+	prices, _ := llm.ParsePrices(e.cfg.ModelPrices) // validated with the config
 	model := llm.New(llm.Config{
 		APIKey: e.cfg.OpenAIAPIKey, BaseURL: e.cfg.OpenAIBaseURL,
 		ThinkingModel: e.cfg.ThinkingModel, SmallModel: e.cfg.SmallModel,
+		Prices: prices, Meter: tel.Meter(), Tracer: tel.Tracer(),
 	})
 	var client *jobargs.Client
 	if r.worker {
@@ -101,7 +103,7 @@ func serve(ctx context.Context, e env, r roles) error {
 	if r.realtime {
 		rt, err := realtime.New(realtime.Options{
 			Pool: e.pool, Log: e.log, CORSOrigins: e.cfg.CORSOrigins, APIToken: e.cfg.APIToken,
-			HeartbeatInterval: e.cfg.HeartbeatInterval,
+			HeartbeatInterval: e.cfg.HeartbeatInterval, Meter: tel.Meter(),
 		})
 		if err != nil {
 			return err
@@ -177,6 +179,7 @@ func startWorker(ctx context.Context, e env, model *llm.Client) (*jobargs.Client
 	box, err := sandbox.New(sandbox.Config{
 		Python: e.cfg.SandboxPython, ScratchRoot: e.cfg.MediaPath, Timeout: e.cfg.SandboxTimeout,
 		MemoryMB: e.cfg.SandboxMemoryMB, AllowUnisolated: e.cfg.SandboxUnisolated, Logger: e.log,
+		Meter: e.tel.Meter(), Tracer: e.tel.Tracer(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
