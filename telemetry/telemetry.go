@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -66,6 +67,8 @@ type Telemetry struct {
 	log      *slog.Logger
 	inst     instruments
 	stops    []func()
+	shutdown sync.Once
+	err      error // Shutdown's
 }
 
 // Propagator is the W3C trace context, used for HTTP headers and job metadata.
@@ -144,18 +147,22 @@ func (t *Telemetry) Tracer() trace.TracerProvider {
 // Tracing reports whether spans are recorded and exported.
 func (t *Telemetry) Tracing() bool { return t != nil && t.tracers != nil }
 
-// Shutdown stops what Observe* started and flushes pending spans.
+// Shutdown stops what Observe* started and flushes pending spans. Later
+// calls return the first one's result.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
 	if t == nil {
 		return nil
 	}
-	for _, stop := range t.stops {
-		stop()
-	}
-	var errs []error
-	if t.tracers != nil {
-		errs = append(errs, t.tracers.Shutdown(ctx))
-	}
-	errs = append(errs, t.meters.Shutdown(ctx))
-	return errors.Join(errs...)
+	t.shutdown.Do(func() {
+		for _, stop := range t.stops {
+			stop()
+		}
+		var errs []error
+		if t.tracers != nil {
+			errs = append(errs, t.tracers.Shutdown(ctx))
+		}
+		errs = append(errs, t.meters.Shutdown(ctx))
+		t.err = errors.Join(errs...)
+	})
+	return t.err
 }
