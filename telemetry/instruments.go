@@ -1,10 +1,6 @@
 package telemetry
 
-import (
-	"encoding/json"
-
-	"go.opentelemetry.io/otel/metric"
-)
+import "go.opentelemetry.io/otel/metric"
 
 // scope names the meter of this package's own instruments.
 const scope = "github.com/vibegrapher/vibegrapher/telemetry"
@@ -29,5 +25,3 @@ func (i *instruments) init(mp metric.MeterProvider) error {
 		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
 	return err
 }
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"time"
 
@@ -67,7 +68,7 @@ func (m *jobTrace) Work(ctx context.Context, job *rivertype.JobRow, doInner func
 // jobSpanContext reads the traceparent otelriver stored in job metadata.
 func jobSpanContext(metadata []byte) trace.SpanContext {
 	var md map[string]any
-	if err := jsonUnmarshal(metadata, &md); err != nil {
+	if err := json.Unmarshal(metadata, &md); err != nil {
 		return trace.SpanContext{}
 	}
 	carrier := propagation.MapCarrier{}
