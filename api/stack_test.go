@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/vibegrapher/vibegrapher/api"
 	"github.com/vibegrapher/vibegrapher/api/realtime"
 	"github.com/vibegrapher/vibegrapher/db"
@@ -31,6 +33,7 @@ type stack struct {
 	AI     *openaitest.Server
 	Worker *jobargs.Client
 	deps   *jobs.Deps
+	pool   *pgxpool.Pool
 	tel    *telemetry.Telemetry
 
 	// A Socket.IO client per project, subscribed from the project's first
@@ -70,7 +73,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 		Log:           log,
 		DeltaInterval: 20 * time.Millisecond,
 	}
-	s := &stack{AI: ai, deps: deps, tel: o.telemetry}
+	s := &stack{AI: ai, deps: deps, pool: pool, tel: o.telemetry}
 	var client *jobargs.Client
 	var err error
 	if o.noWorker {
@@ -111,7 +114,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 // startWorker starts a River worker client on the stack's database.
 func (s *stack) startWorker(t testing.TB) *jobargs.Client {
 	t.Helper()
-	pool := s.deps.Store.Pool
+	pool := s.pool
 	box := testSandbox(t)
 	if s.tel != nil {
 		box = observedSandbox(t, s.tel)

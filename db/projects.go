@@ -13,28 +13,14 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/domain/event"
+	"github.com/vibegrapher/vibegrapher/domain/pyast"
 )
-
-// Store is the application's access to PostgreSQL.
-type Store struct {
-	Pool *pgxpool.Pool
-}
 
 // Committer signs the commits the service writes.
 var Committer = object.Signature{Name: "Vibegrapher", Email: "vibegrapher@localhost"}
-
-// ParseID parses a client-given id; a malformed one is simply not found.
-func ParseID(kind, id string) (uuid.UUID, error) {
-	u, err := uuid.Parse(id)
-	if err != nil {
-		return uuid.Nil, domain.NotFound(kind, strconv.Quote(id))
-	}
-	return u, nil
-}
 
 type projectRow struct {
 	id, repo         uuid.UUID
@@ -238,4 +224,20 @@ func (s *Store) ProjectCommits(ctx context.Context, id string, limit int) ([]dom
 		return nil, err
 	}
 	return Log(repo, head, limit)
+}
+
+// ProjectNodes returns the agents of a project's current code.
+func (s *Store) ProjectNodes(ctx context.Context, id string) ([]pyast.AgentNode, error) {
+	p, err := s.GetProject(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := pyast.ParseAgents(p.CurrentCode)
+	if err != nil {
+		return nil, domain.Errorf(domain.ECONFLICT, "the project's current code does not parse: %v", err)
+	}
+	if nodes == nil {
+		nodes = []pyast.AgentNode{}
+	}
+	return nodes, nil
 }
