@@ -156,6 +156,14 @@ func TestMetricsAndProfilesNeedTheToken(t *testing.T) {
 	if m.value("http_server_request_duration_seconds", "http_route", "/metrics") != 0 {
 		t.Fatal("scrapes are measured")
 	}
+	// The Host header, which any client chooses, is not a label.
+	for _, s := range m["http_server_request_duration_seconds"].Metric {
+		for _, l := range s.Label {
+			if l.GetName() == "server_address" || l.GetName() == "server_port" {
+				t.Fatalf("http.server.request.duration has a %s label", l.GetName())
+			}
+		}
+	}
 }
 
 // With no worker running, the job of a new message waits in the queue, and

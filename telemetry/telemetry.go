@@ -103,8 +103,12 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 	}
 	t := &Telemetry{
 		registry: reg,
-		meters:   sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res)),
-		log:      cfg.Log,
+		meters: sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res),
+			// The Host header a client sends is not a label: any client
+			// could mint series at will.
+			sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: "http.server.*"},
+				sdkmetric.Stream{AttributeFilter: attribute.NewDenyKeysFilter("server.address", "server.port")}))),
+		log: cfg.Log,
 	}
 
 	spans := cfg.SpanExporter
