@@ -200,8 +200,10 @@ func TestMetricsOfAMessageAndATestRun(t *testing.T) {
 	}
 	p, sess := s.project(baseCode)
 	tc := s.newTest(p.ID, "adds", "assert add(2, 3) == 5", 10)
+	// The hub sends events after they commit: start once it has sent the
+	// project's so far (nothing else runs meanwhile).
+	before := s.scrapeUntil(func(m metrics) bool { return m["socketio_outbox_lag"] != nil && m.value("socketio_outbox_lag") == 0 })
 	sent := len(s.outboxEvents(p.ID))
-	before := s.scrape()
 
 	s.AI.Enqueue(submitPatch(greetPatch).WithUsage(1000, 200, 400, 50))
 	s.AI.Enqueue(verdict(true, "Fine.", "Say hi").WithUsage(500, 100, 0, 20))
@@ -214,14 +216,16 @@ func TestMetricsOfAMessageAndATestRun(t *testing.T) {
 		t.Fatalf("test run = %+v", run)
 	}
 	s.waitEvent(p.ID, "test_completed", nil)
-	events := s.outboxEvents(p.ID)
 	// A job's metrics are recorded as its work returns and its outcome a
-	// moment later, and the last events reach the room after the client saw
-	// them: wait for all of that.
+	// moment later, and a job's last events are committed after the client
+	// saw the ones above: wait until that has settled, and every event in
+	// the outbox has gone to the room.
+	var events []event
 	after := s.scrapeUntil(func(m metrics) bool {
+		events = s.outboxEvents(p.ID)
 		return m.value("river_job_outcomes_total", "kind", "run_test")-before.value("river_job_outcomes_total", "kind", "run_test") >= 1 &&
 			m.value("river_job_outcomes_total", "kind", "evaluate")-before.value("river_job_outcomes_total", "kind", "evaluate") >= 1 &&
-			m.value("socketio_events_emitted_total")-before.value("socketio_events_emitted_total") >= float64(len(events)-sent)
+			m.value("socketio_events_emitted_total")-before.value("socketio_events_emitted_total") == float64(len(events)-sent)
 	})
 
 	// HTTP: per route and status.

@@ -128,6 +128,7 @@ func (h *hub) run(ctx context.Context) {
 		last, err := db.LatestSeq(ctx, h.pool)
 		if err == nil {
 			h.last = last
+			h.delivered.Store(last)
 			break
 		}
 		h.log.Warn("realtime: read the end of the outbox", "error", err, "retry_in", backoff)
