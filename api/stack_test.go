@@ -108,6 +108,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	s.seen = map[string][]event{}
 	s.clients = map[string]*sockettest.Client{}
 	s.testServer = &testServer{t: t, URL: srv.URL, Pool: pool}
+	s.checkEventsAtEnd()
 	return s
 }
 
@@ -120,8 +121,11 @@ func (s *stack) startWorker(t testing.TB) *jobargs.Client {
 		box = observedSandbox(t, s.tel)
 	}
 	tests := &jobs.RunTestWorker{Sandbox: box, MaxTimeout: 30 * time.Second}
-	c, err := jobs.NewWorkerClient(pool, s.deps.Log, jobs.NewWorkers(s.deps, tests, &jobs.PruneEventsWorker{Retention: time.Hour}), jobs.WorkerConfig{VibecodeWorkers: 4, EvaluateWorkers: 4, TestWorkers: 2, Plugins: s.tel.RiverPlugins()})
+	c, live, err := jobs.NewLiveWorkerClient(pool, s.deps.Log, jobs.NewWorkers(s.deps, tests, &jobs.PruneEventsWorker{Retention: time.Hour}), jobs.WorkerConfig{VibecodeWorkers: 4, EvaluateWorkers: 4, TestWorkers: 2, Plugins: s.tel.RiverPlugins()})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := live.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	s.tel.ObserveJobs(c)
@@ -132,6 +136,7 @@ func (s *stack) startWorker(t testing.TB) *jobargs.Client {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = c.StopAndCancel(ctx)
+		live.Stop()
 	})
 	s.Worker = c
 	return c
@@ -228,6 +233,7 @@ func (s *stack) events(projectID string) []event {
 		if e.Payload["project_id"] != projectID {
 			s.t.Fatalf("event %s for project %v on project %s's room", e.Name, e.Payload["project_id"], projectID)
 		}
+		checkEvent(s.t, e.Name, e.Payload)
 		s.seen[projectID] = append(s.seen[projectID], e)
 	}
 	return append([]event(nil), s.seen[projectID]...)

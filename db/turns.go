@@ -285,6 +285,9 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 		if _, err := tx.Exec(ctx, `UPDATE messages SET status = $2, outcome = $3 WHERE id = $1`, t.Message.ID, e.Status, raw); err != nil {
 			return wrap(err, "finish message")
 		}
+		if err := wakeNextMessage(ctx, tx, t.Session.ID, cur.Position); err != nil {
+			return err
+		}
 		if _, err = Emit(ctx, tx, t.Session.ProjectID, outcome); err != nil {
 			return err
 		}

@@ -345,6 +345,11 @@ func (h *hub) reject(sock *socket.Socket, ack socket.Ack, project, msg string) {
 	_ = sock.Emit("error", ev)
 	if ack != nil {
 		res := map[string]any{"ok": false, "error": msg}
+		if transient(msg) {
+			// The database is unreachable: the client subscribes again
+			// after this long (docs/reliability.md).
+			res["retry_after_ms"] = retryAfterMS
+		}
 		if project != "" {
 			res["project_id"] = project
 		}

@@ -39,6 +39,10 @@ type Config struct {
 	LogFormat         string        `env:"LOG_FORMAT, default=text"`
 	EventRetention    time.Duration `env:"EVENT_RETENTION, default=168h"`
 	AutoMigrate       bool          `env:"AUTO_MIGRATE, default=true"`
+	// ShutdownGrace is how long a stopping worker lets running jobs finish
+	// before it cancels them and hands them over (docs/reliability.md). It
+	// must fit, with ShutdownCancel, in the platform's kill timeout (30 s).
+	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE, default=20s"`
 	// MetricsAddr is where a worker-only process serves /metrics and
 	// /debug/pprof/ (e.g. ":9464"); empty serves nothing. Roles with HTTP serve
 	// them on PORT.
@@ -72,6 +76,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("HEARTBEAT_INTERVAL must be positive, got %s", c.HeartbeatInterval)
 	case c.SandboxTimeout <= 0:
 		return fmt.Errorf("SANDBOX_TIMEOUT must be positive, got %s", c.SandboxTimeout)
+	case c.ShutdownGrace <= 0:
+		return fmt.Errorf("SHUTDOWN_GRACE must be positive, got %s", c.ShutdownGrace)
 	case c.SandboxMemoryMB < 32:
 		return fmt.Errorf("SANDBOX_MEMORY_MB must be at least 32, got %d", c.SandboxMemoryMB)
 	}
