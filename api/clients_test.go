@@ -162,6 +162,7 @@ func TestEveryRouteAsTheFrontendCallsIt(t *testing.T) {
 	s.waitResponse(p.ID, acc.MessageID)
 	s.call(covered, "GET /sessions/{id}/messages", "/sessions/"+sess.ID+"/messages", nil, 200)
 	s.call(covered, "GET /messages/{id}/full", "/messages/"+acc.MessageID+"/full", nil, 200)
+	s.call(covered, "GET /messages/{id}", "/messages/"+acc.MessageID, nil, 200)
 	s.call(covered, "GET /jobs/{id}", fmt.Sprint("/jobs/", acc.JobID), nil, 200)
 
 	s.call(covered, "GET /projects/{id}/diffs", "/projects/"+p.ID+"/diffs?status=evaluator_approved", nil, 200)

@@ -150,3 +150,9 @@ func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// RequireToken puts h behind token the way the REST API is (no-op when
+// token is empty): what the worker's metrics listener uses.
+func RequireToken(token string, h http.Handler) http.Handler {
+	return (&Server{opts: Options{APIToken: token}}).authenticate(h)
+}

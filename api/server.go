@@ -24,6 +24,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 	"github.com/vibegrapher/vibegrapher/llm"
+	"github.com/vibegrapher/vibegrapher/telemetry"
 )
 
 // MaxBodyBytes bounds every request body. Code fields have their own, smaller
@@ -44,6 +45,9 @@ type Options struct {
 	// RiverUIPassword, when set, also opens River UI to the user admin.
 	RiverUIPassword string
 	Version         string
+	// Telemetry, when set, serves /metrics and /debug/pprof/ (behind
+	// APIToken) and measures and traces every request.
+	Telemetry *telemetry.Telemetry
 }
 
 // Server serves the REST API. Extra handlers (Socket.IO, River UI) are
@@ -114,12 +118,15 @@ func (s *Server) Handler() http.Handler {
 		if err := s.serveDocuments(); err != nil {
 			panic(fmt.Sprintf("api: the API documents: %v", err)) // a bug in the types, caught by the tests
 		}
+		s.opts.Telemetry.Mount(s.fuego.Mux.Handle)
 		h := routeProblems(s.fuego.Mux)
 		h = s.authenticate(h)
 		h = cors(s.opts.CORSOrigins, h)
 		h = limitBody(h)
 		h = recoverPanics(s.opts.Log, h)
-		s.handler = h
+		// Outermost, and the wrappers above pass the request on unchanged,
+		// so it reads the route the mux matched (r.Pattern).
+		s.handler = s.opts.Telemetry.Middleware(h)
 	})
 	return s.handler
 }

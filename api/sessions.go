@@ -29,6 +29,7 @@ func (s *Server) registerSessions() {
 		option.DefaultStatusCode(http.StatusAccepted),
 		conflict("message_id was used before for another prompt or session"))
 	fuego.Get(f, "/sessions/{id}/messages", s.listMessages, mtags, option.Summary("The conversation, oldest first"))
+	fuego.Get(f, "/messages/{id}", s.getMessage, mtags, option.Summary("One message, with its token usage and cost (token_usage.cost_usd)"))
 	fuego.Get(f, "/messages/{id}/full", s.getFullMessage, mtags, option.Summary("A message with the raw OpenAI responses behind it"))
 
 	fuego.Get(f, "/jobs/{id}", s.getJob, option.Tags("jobs"), option.Summary("An asynchronous job as River records it"))
@@ -68,6 +69,11 @@ func (s *Server) postMessage(c fuego.ContextWithBody[domain.NewMessage]) (domain
 
 func (s *Server) listMessages(c fuego.ContextNoBody) ([]domain.ConversationMessage, error) {
 	return s.opts.Store.ListMessages(c.Context(), c.PathParam("id"))
+}
+
+func (s *Server) getMessage(c fuego.ContextNoBody) (domain.ConversationMessage, error) {
+	m, err := s.opts.Store.GetMessage(c.Context(), c.PathParam("id"))
+	return m.ConversationMessage, err
 }
 
 func (s *Server) getFullMessage(c fuego.ContextNoBody) (domain.FullMessage, error) {
