@@ -32,6 +32,7 @@ type WorkerConfig struct {
 	// it (Liveness), so it is set, not left to River's default.
 	ID         string
 	Middleware []rivertype.Middleware
+	Plugins    []rivertype.Plugin // telemetry's
 }
 
 // NewWorkerClient returns a client that works the service's queues with
@@ -56,6 +57,7 @@ func NewWorkerClient(pool *pgxpool.Pool, log *slog.Logger, workers *river.Worker
 		RescueStuckJobsAfter: RescueStuckJobsAfter,
 		PeriodicJobs:         cfg.PeriodicJobs,
 		RetryPolicy:          retryPolicy{},
+		Plugins:              cfg.Plugins,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create River client: %w", err)

@@ -104,7 +104,7 @@ func (d *Deps) call(ctx context.Context, key string, model func() (*llm.Reply, e
 		return nil, err
 	}
 	if ok {
-		return llm.StoredReply(raw)
+		return d.LLM.StoredReply(raw)
 	}
 	return model()
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/joho/godotenv"
 	"github.com/sethvargo/go-envconfig"
+
+	"github.com/vibegrapher/vibegrapher/llm"
 )
 
 // Config is the service's configuration, read from the environment (and from
@@ -41,6 +43,14 @@ type Config struct {
 	// before it cancels them and hands them over (docs/reliability.md). It
 	// must fit, with ShutdownCancel, in the platform's kill timeout (30 s).
 	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE, default=20s"`
+	// MetricsAddr is where a worker-only process serves /metrics and
+	// /debug/pprof/ (e.g. ":9464"); empty serves nothing. Roles with HTTP serve
+	// them on PORT.
+	MetricsAddr string `env:"METRICS_ADDR"`
+	// ModelPrices adds to or overrides the price table of model calls:
+	// "model=input/cached_input/output" in USD per million tokens, comma
+	// separated (llm.ParsePrices).
+	ModelPrices string `env:"MODEL_PRICES"`
 }
 
 // loadConfig reads .env (if present) without overriding the environment, then
@@ -72,6 +82,9 @@ func (c Config) validate() error {
 		return fmt.Errorf("SANDBOX_MEMORY_MB must be at least 32, got %d", c.SandboxMemoryMB)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
+		return err
+	}
+	if _, err := llm.ParsePrices(c.ModelPrices); err != nil {
 		return err
 	}
 	return nil

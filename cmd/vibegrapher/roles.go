@@ -22,6 +22,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 	"github.com/vibegrapher/vibegrapher/llm"
 	"github.com/vibegrapher/vibegrapher/sandbox"
+	"github.com/vibegrapher/vibegrapher/telemetry"
 )
 
 // roles says what one process runs.
@@ -50,6 +51,7 @@ type env struct {
 	pool   *pgxpool.Pool
 	schema *db.Schema
 	store  *db.Store
+	tel    *telemetry.Telemetry
 }
 
 // serve runs the roles until ctx ends, then shuts them down: the HTTP server
@@ -61,12 +63,19 @@ func serve(ctx context.Context, e env, r roles) error {
 	watch := db.WatchOutages(ctx, e.pool, e.log, time.Second)
 	e.log = slog.New(watch.Handler(e.log.Handler()))
 	slog.SetDefault(e.log)
+	tel, err := startTelemetry(ctx, e, r)
+	if err != nil {
+		return err
+	}
+	defer stopTelemetry(e.log, tel)
+	e.tel = tel
+	prices, _ := llm.ParsePrices(e.cfg.ModelPrices) // validated with the config
 	model := llm.New(llm.Config{
 		APIKey: e.cfg.OpenAIAPIKey, BaseURL: e.cfg.OpenAIBaseURL,
 		ThinkingModel: e.cfg.ThinkingModel, SmallModel: e.cfg.SmallModel,
+		Prices: prices, Meter: tel.Meter(), Tracer: tel.Tracer(),
 	})
 	var client *jobargs.Client
-	var err error
 	if r.worker {
 		w, err := startWorker(ctx, e, model)
 		if err != nil {
@@ -85,21 +94,21 @@ func serve(ctx context.Context, e env, r roles) error {
 		defer func() { stopNow(); <-stopped }()
 		client = w.client
 	} else if r.api {
-		if client, err = jobargs.NewInsertOnlyClient(e.pool, e.log); err != nil {
+		if client, err = jobargs.NewInsertOnlyClient(e.pool, e.log, tel.RiverPlugins()...); err != nil {
 			return err
 		}
 	}
 	if !r.api && !r.realtime {
-		<-ctx.Done()
-		return nil
+		return serveMetrics(ctx, e)
 	}
 
 	srv := api.New(api.Options{
 		Store: e.store, Schema: e.schema, Jobs: client, LLM: model, Log: e.log, SandboxTimeout: e.cfg.SandboxTimeout,
-		CORSOrigins: e.cfg.CORSOrigins, APIToken: e.cfg.APIToken, Version: version,
+		CORSOrigins: e.cfg.CORSOrigins, APIToken: e.cfg.APIToken, RiverUIPassword: e.cfg.RiverUIPassword, Version: version,
+		Telemetry: tel,
 	})
 	if r.api {
-		ui, err := api.NewRiverUI(ctx, client, e.log, e.cfg.RiverUIPassword)
+		ui, err := api.NewRiverUI(ctx, client, e.log)
 		if err != nil {
 			return fmt.Errorf("River UI: %w", err)
 		}
@@ -111,7 +120,7 @@ func serve(ctx context.Context, e env, r roles) error {
 	if r.realtime {
 		rt, err := realtime.New(realtime.Options{
 			Pool: e.pool, Log: e.log, CORSOrigins: e.cfg.CORSOrigins, APIToken: e.cfg.APIToken,
-			HeartbeatInterval: e.cfg.HeartbeatInterval,
+			HeartbeatInterval: e.cfg.HeartbeatInterval, Meter: tel.Meter(),
 		})
 		if err != nil {
 			return err
@@ -135,10 +144,10 @@ func serve(ctx context.Context, e env, r roles) error {
 		full := h
 		h = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			switch {
-			case strings.HasPrefix(req.URL.Path, "/socket.io/"), req.URL.Path == "/healthz", req.URL.Path == "/readyz":
+			case strings.HasPrefix(req.URL.Path, "/socket.io/"), req.URL.Path == "/healthz", req.URL.Path == "/readyz", telemetry.IsOwnPath(req.URL.Path):
 				full.ServeHTTP(w, req)
 			default:
-				http.NotFound(w, req)
+				api.NotFound(w, req)
 			}
 		})
 	}
@@ -197,6 +206,7 @@ func startWorker(ctx context.Context, e env, model *llm.Client) (*worker, error)
 	box, err := sandbox.New(sandbox.Config{
 		Python: e.cfg.SandboxPython, ScratchRoot: e.cfg.MediaPath, Timeout: e.cfg.SandboxTimeout,
 		MemoryMB: e.cfg.SandboxMemoryMB, AllowUnisolated: e.cfg.SandboxUnisolated, Logger: e.log,
+		Meter: e.tel.Meter(), Tracer: e.tel.Tracer(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
@@ -209,8 +219,12 @@ func startWorker(ctx context.Context, e env, model *llm.Client) (*worker, error)
 	}
 	client, live, err := jobs.NewLiveWorkerClient(e.pool, e.log, jobs.NewWorkers(deps, tests, prune), jobs.WorkerConfig{
 		VibecodeWorkers: 8, EvaluateWorkers: 8, TestWorkers: 2, PeriodicJobs: periodic,
+		Plugins: e.tel.RiverPlugins(),
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := observeWorker(e, client); err != nil {
 		return nil, err
 	}
 	// The lock first: without it the other workers would take this one's
