@@ -3,7 +3,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run test test-short build vet bench js-deps
+.PHONY: run test test-short build vet bench js-deps docker-smoke test-testcontainers fly-deploy
 
 ## run: every role in one process on :8000 against DATABASE_URL (default: local PostgreSQL, database vibegrapher)
 run:
@@ -27,3 +27,15 @@ vet:
 ## bench: the benchmarks whose figures docs/benchmarks.md reports
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## docker-smoke: build the image and run the compose stack on a Docker engine (started if none runs), end to end through 127.0.0.1:28080 (not part of `make test`)
+docker-smoke: js-deps
+	deploy/smoke.sh
+
+## test-testcontainers: the database tests against PostgreSQL started by testcontainers on Docker, not the local server (docs/deployment.md)
+test-testcontainers:
+	deploy/testcontainers.sh $(GO) test -race -count=1 ./db/...
+
+## fly-deploy: fly deploy with VERSION from this checkout
+fly-deploy:
+	fly deploy --build-arg VERSION=$(VERSION)
