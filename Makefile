@@ -32,9 +32,10 @@ bench:
 docker-smoke: js-deps
 	deploy/smoke.sh
 
-## test-testcontainers: the database tests against PostgreSQL started by testcontainers on Docker, not the local server (docs/deployment.md)
+TC_PKGS ?= ./db/...
+## test-testcontainers: the database tests (TC_PKGS) against PostgreSQL started by testcontainers on Docker, not the local server (docs/deployment.md)
 test-testcontainers:
-	deploy/testcontainers.sh $(GO) test -race -count=1 ./db/...
+	deploy/testcontainers.sh $(GO) test -race -count=1 $(TC_PKGS)
 
 ## fly-deploy: fly deploy with VERSION from this checkout
 fly-deploy:

@@ -8,8 +8,10 @@
 #   TEST_POSTGRES_IMAGE            the image testcontainers' postgres module runs
 #   TESTCONTAINERS_RYUK_DISABLED   true: the reaper image cannot be pulled here,
 #                                  so this script removes the containers itself
-#   TESTCONTAINERS_HOST_OVERRIDE   only when the tests run inside a container:
-#                                  the address where the engine publishes ports
+#   TESTCONTAINERS_HOST_OVERRIDE   where the engine publishes ports, when
+#                                  testcontainers guesses wrong (it takes a
+#                                  host with /.dockerenv for a container):
+#                                  127.0.0.1 for a local engine (the default here)
 set -eu
 cd "$(dirname "$0")/.."
 say() { echo "test-testcontainers: $*" >&2; }
@@ -37,6 +39,13 @@ if [ -z "${TEST_POSTGRES_IMAGE:-}" ]; then
 fi
 export TEST_DATABASE=testcontainers TEST_POSTGRES_IMAGE
 export TESTCONTAINERS_RYUK_DISABLED=${TESTCONTAINERS_RYUK_DISABLED:-true}
+# testcontainers takes a machine with /.dockerenv (as this one, whose image was
+# built by Docker) for a container and dials the bridge gateway, where nothing
+# is published. With the engine on this machine (a unix socket) its ports are
+# on this machine's loopback.
+case "${DOCKER_HOST:-unix://}" in
+unix://*) [ -n "${TESTCONTAINERS_HOST_OVERRIDE:-}" ] || export TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1 ;;
+esac
 unset TEST_DATABASE_URL
 say "TEST_DATABASE=$TEST_DATABASE TEST_POSTGRES_IMAGE=$TEST_POSTGRES_IMAGE TESTCONTAINERS_RYUK_DISABLED=$TESTCONTAINERS_RYUK_DISABLED${TESTCONTAINERS_HOST_OVERRIDE:+ TESTCONTAINERS_HOST_OVERRIDE=$TESTCONTAINERS_HOST_OVERRIDE}"
 "$@"
