@@ -31,10 +31,13 @@ RUN apt-get update \
  && rm /tmp/sandbox-requirements.txt \
  && groupadd --system --gid 10001 vibegrapher \
  && useradd --system --create-home --uid 10001 --gid 10001 vibegrapher
-COPY --from=build /out/vibegrapher /usr/local/bin/vibegrapher
+# Outside /usr: the sandbox shows test code /usr (read-only), and the server's
+# own files are not for it to read.
+COPY --from=build /out/vibegrapher /opt/vibegrapher/bin/vibegrapher
 USER 10001:10001
 WORKDIR /home/vibegrapher
-ENV HOST=0.0.0.0 \
+ENV PATH=/opt/vibegrapher/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOST=0.0.0.0 \
     PORT=8000 \
     SANDBOX_PYTHON=/opt/sandbox-python/bin/python3 \
     MEDIA_PATH=/tmp/vibegrapher-media \
