@@ -63,6 +63,7 @@ type realtimeConfig struct {
 	payload           int
 	clientsPerProcess int
 	vibegrapher       string
+	binaries          map[string]string // label → another vibegrapher binary
 	benchDir          string
 	dbURL             string
 	timeout           time.Duration
@@ -109,7 +110,7 @@ func runRealtime(args []string) error {
 	clients := fs.String("clients", "", "older form: comma-separated client counts, each with -events at -rate (overrides -loads)")
 	events := fs.Int("events", 300, "older form: events per run (with -clients)")
 	rate := fs.Float64("rate", 50, "older form: events per second, 0 for all at once (with -clients)")
-	servers := fs.String("servers", "ours", "servers to measure side by side: ours, node, or ours,node")
+	servers := fs.String("servers", "ours", "servers to measure side by side: ours, node, and LABEL=PATH for another vibegrapher binary (a build before a change)")
 	runs := fs.Int("runs", 1, "repeat every load this many times; the summary gives medians")
 	payload := fs.Int("payload", 500, "bytes of each event's JSON payload as clients receive it")
 	perProc := fs.Int("clients-per-process", 500, "socket.io-client sockets per Node process")
@@ -142,11 +143,17 @@ func runRealtime(args []string) error {
 	if cfg.loads, err = parseLoads(*loads); err != nil {
 		return err
 	}
+	cfg.binaries = map[string]string{}
 	for _, s := range strings.Split(*servers, ",") {
-		if s = strings.TrimSpace(s); s != "ours" && s != "node" {
-			return fmt.Errorf("-servers: %q is neither ours nor node", s)
+		s = strings.TrimSpace(s)
+		label, path, other := strings.Cut(s, "=")
+		switch {
+		case other && label != "" && label != "node" && label != "ours" && path != "":
+			cfg.binaries[label] = path
+		case s != "ours" && s != "node":
+			return fmt.Errorf("-servers: %q is not ours, node or LABEL=PATH", s)
 		}
-		cfg.servers = append(cfg.servers, strings.TrimSpace(s))
+		cfg.servers = append(cfg.servers, label)
 	}
 	if cfg.runs < 1 || cfg.payload < 200 || cfg.clientsPerProcess < 1 {
 		return errors.New("-runs must be at least 1, -payload at least 200, -clients-per-process at least 1")
@@ -175,7 +182,7 @@ func runRealtime(args []string) error {
 		strings.Join(cfg.servers, ","), cfg.runs, cfg.payload, cfg.clientsPerProcess, runtime.Version(), runtime.NumCPU())
 	fmt.Println("latency: client receive time minus sent_at_us (before the INSERT / the emit); CPU: server utime+stime during delivery;")
 	fmt.Println("RSS: server VmRSS before clients, with clients connected, after delivery; per conn: (connected - before) / clients")
-	fmt.Printf("%-3s %-5s %-38s | %9s %9s %9s | %8s %5s | %8s | %7s %7s %7s | %8s\n", "run", "srv", "load",
+	fmt.Printf("%-3s %-6s %-38s | %9s %9s %9s | %8s %5s | %8s | %7s %7s %7s | %8s\n", "run", "srv", "load",
 		"p50", "p99", "max", "missing", "dups", "CPU", "RSS0", "RSSconn", "RSSend", "per conn")
 	var all []measurement
 	for run := 1; run <= cfg.runs; run++ {
@@ -186,7 +193,7 @@ func runRealtime(args []string) error {
 					return fmt.Errorf("run %d, %s, %s: %w", run, srv, l, err)
 				}
 				all = append(all, m)
-				fmt.Printf("%-3d %-5s %-38s | %9s %9s %9s | %8d %5d | %8s | %7s %7s %7s | %8s\n", run, srv, l,
+				fmt.Printf("%-3d %-6s %-38s | %9s %9s %9s | %8d %5d | %8s | %7s %7s %7s | %8s\n", run, srv, l,
 					ms(m.p50), ms(m.p99), ms(m.max), m.missing, m.dups, cpuMs(m.cpu),
 					mb(m.rssBefore), mb(m.rssConnected), mb(m.rssAfter), kb(m.perConn()))
 			}
@@ -273,10 +280,13 @@ func measureRealtime(ctx context.Context, cfg realtimeConfig, srv string, l load
 	m := measurement{server: srv, load: l}
 	var s *server
 	var err error
-	if srv == "ours" {
-		s, err = startOurs(ctx, cfg)
-	} else {
+	switch srv {
+	case "node":
 		s, err = startNode(ctx, cfg)
+	case "ours":
+		s, err = startOurs(ctx, cfg, cfg.vibegrapher)
+	default:
+		s, err = startOurs(ctx, cfg, cfg.binaries[srv])
 	}
 	if s != nil {
 		defer s.stop()
@@ -355,7 +365,7 @@ func measureRealtime(ctx context.Context, cfg realtimeConfig, srv string, l load
 
 // startOurs starts `vibegrapher api --realtime` on a fresh database with one
 // project; its events are committed by a DO block in PostgreSQL.
-func startOurs(ctx context.Context, cfg realtimeConfig) (*server, error) {
+func startOurs(ctx context.Context, cfg realtimeConfig, bin string) (*server, error) {
 	pool, dbURL, drop, err := freshDatabase(ctx, cfg.dbURL)
 	if err != nil {
 		return nil, err
@@ -370,7 +380,7 @@ func startOurs(ctx context.Context, cfg realtimeConfig) (*server, error) {
 	if err != nil {
 		return s, err
 	}
-	s.cmd = exec.Command(cfg.vibegrapher, "api", "--realtime")
+	s.cmd = exec.Command(bin, "api", "--realtime")
 	s.cmd.Dir = os.TempDir() // no .env from the working directory
 	s.cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "HOST=127.0.0.1", "PORT="+strconv.Itoa(port),
 		"LOG_LEVEL=warn", "API_TOKEN=", "CORS_ORIGINS=*")
