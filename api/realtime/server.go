@@ -106,7 +106,7 @@ func New(opts Options) (*Server, error) {
 			s.onConnection(sock)
 		}
 	})
-	s.handler = io.ServeHandler(so)
+	s.handler = releaseAfterHijack(io.ServeHandler(so))
 	return s, nil
 }
 
