@@ -1,7 +1,7 @@
-// A share of the load's clients: official socket.io-client 4.8 sockets over
-// websocket, one connection each, all subscribed to one project.
+// A share of the load's clients: official socket.io-client 4.8 sockets, one
+// connection each, all subscribed to one project.
 //
-//   node clients.js <url> <project_id> <clients> <events>
+//   TRANSPORT=websocket|polling node clients.js <url> <project_id> <clients> <events>
 //
 // Prints {"type":"ready"} once every socket is connected and subscribed, then
 // {"type":"done", lat_us: [...], missing, dups} once every socket has
@@ -14,6 +14,7 @@ const { io } = require("socket.io-client");
 const [url, project, n, events] = process.argv.slice(2);
 const clients = Number(n);
 const want = Number(events);
+const transport = process.env.TRANSPORT || "websocket";
 const nowMicros = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
 const print = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 const fail = (msg) => {
@@ -37,7 +38,7 @@ function finish() {
 
 function open(i) {
   return new Promise((resolve) => {
-    const socket = io(url, { transports: ["websocket"], forceNew: true, reconnection: false, timeout: 60000 });
+    const socket = io(url, { transports: [transport], forceNew: true, reconnection: false, timeout: 60000 });
     const entry = { socket, seen: new Set() };
     sockets[i] = entry;
     socket.on("load", (p) => {

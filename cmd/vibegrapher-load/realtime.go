@@ -60,6 +60,7 @@ type realtimeConfig struct {
 	loads             []loadSpec
 	servers           []string
 	runs              int
+	transport         string
 	payload           int
 	clientsPerProcess int
 	vibegrapher       string
@@ -113,6 +114,7 @@ func runRealtime(args []string) error {
 	servers := fs.String("servers", "ours", "servers to measure side by side: ours, node, and LABEL=PATH for another vibegrapher binary (a build before a change)")
 	runs := fs.Int("runs", 1, "repeat every load this many times; the summary gives medians")
 	payload := fs.Int("payload", 500, "bytes of each event's JSON payload as clients receive it")
+	transport := fs.String("transport", "websocket", "the clients' transport: websocket or polling")
 	perProc := fs.Int("clients-per-process", 500, "socket.io-client sockets per Node process")
 	bin := fs.String("vibegrapher", "", "the vibegrapher binary (default: go build ./cmd/vibegrapher into a temporary directory)")
 	benchDir := fs.String("bench-dir", "bench/realtime-node", "directory of server.js and clients.js, with node_modules (npm ci)")
@@ -123,7 +125,10 @@ func runRealtime(args []string) error {
 		return err
 	}
 
-	cfg := realtimeConfig{runs: *runs, payload: *payload, clientsPerProcess: *perProc, vibegrapher: *bin,
+	if *transport != "websocket" && *transport != "polling" {
+		return fmt.Errorf("-transport: %q is neither websocket nor polling", *transport)
+	}
+	cfg := realtimeConfig{transport: *transport, runs: *runs, payload: *payload, clientsPerProcess: *perProc, vibegrapher: *bin,
 		benchDir: *benchDir, dbURL: *dbURL, timeout: *timeout}
 	var err error
 	if *clients != "" {
@@ -158,6 +163,17 @@ func runRealtime(args []string) error {
 	if cfg.runs < 1 || cfg.payload < 200 || cfg.clientsPerProcess < 1 {
 		return errors.New("-runs must be at least 1, -payload at least 200, -clients-per-process at least 1")
 	}
+	// The server runs in a directory of its own (no .env): make paths absolute.
+	for label, path := range cfg.binaries {
+		if cfg.binaries[label], err = filepath.Abs(path); err != nil {
+			return err
+		}
+	}
+	if cfg.vibegrapher != "" {
+		if cfg.vibegrapher, err = filepath.Abs(cfg.vibegrapher); err != nil {
+			return err
+		}
+	}
 	if _, err := os.Stat(filepath.Join(cfg.benchDir, "node_modules", "socket.io-client")); err != nil {
 		return fmt.Errorf("%s has no node_modules: run `npm ci` there (needs Node.js 18+)", cfg.benchDir)
 	}
@@ -178,8 +194,8 @@ func runRealtime(args []string) error {
 		}
 	}
 
-	fmt.Printf("vibegrapher-load realtime: servers %s, %d run(s), payload %d bytes, %d clients per Node process; %s, %d CPUs\n",
-		strings.Join(cfg.servers, ","), cfg.runs, cfg.payload, cfg.clientsPerProcess, runtime.Version(), runtime.NumCPU())
+	fmt.Printf("vibegrapher-load realtime: servers %s, %d run(s), payload %d bytes, %s, %d clients per Node process; %s, %d CPUs\n",
+		strings.Join(cfg.servers, ","), cfg.runs, cfg.payload, cfg.transport, cfg.clientsPerProcess, runtime.Version(), runtime.NumCPU())
 	fmt.Println("latency: client receive time minus sent_at_us (before the INSERT / the emit); CPU: server utime+stime during delivery;")
 	fmt.Println("RSS: server VmRSS before clients, with clients connected, after delivery; per conn: (connected - before) / clients")
 	fmt.Printf("%-3s %-6s %-38s | %9s %9s %9s | %8s %5s | %8s | %7s %7s %7s | %8s\n", "run", "srv", "load",
@@ -309,7 +325,7 @@ func measureRealtime(ctx context.Context, cfg realtimeConfig, srv string, l load
 	}()
 	for start := 0; start < l.clients; start += cfg.clientsPerProcess {
 		n := min(cfg.clientsPerProcess, l.clients-start)
-		p, err := startClients(ctx, cfg.benchDir, s.url, s.project, n, l.events)
+		p, err := startClients(ctx, cfg, s.url, s.project, n, l.events)
 		if err != nil {
 			return m, err
 		}
@@ -549,10 +565,11 @@ type clientLine struct {
 	Dups    int     `json:"dups"`
 }
 
-func startClients(ctx context.Context, dir, url, project string, n, events int) (*clientProc, error) {
+func startClients(ctx context.Context, cfg realtimeConfig, url, project string, n, events int) (*clientProc, error) {
 	p := &clientProc{lines: make(chan clientLine, 2), stderr: &strings.Builder{}}
 	p.cmd = exec.Command("node", "clients.js", url, project, strconv.Itoa(n), strconv.Itoa(events))
-	p.cmd.Dir = dir
+	p.cmd.Dir = cfg.benchDir
+	p.cmd.Env = append(os.Environ(), "TRANSPORT="+cfg.transport)
 	p.cmd.Stderr = p.stderr
 	var err error
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
