@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,7 +27,20 @@ type rawClient struct {
 func dialRaw(t *testing.T, base string) *rawClient {
 	t.Helper()
 	u := "ws" + strings.TrimPrefix(base, "http") + "/socket.io/?EIO=4&transport=websocket"
-	conn, res, err := websocket.DefaultDialer.Dial(u, http.Header{})
+	// A small receive buffer, so that a client that stops reading fills the
+	// server's side after a few hundred kilobytes.
+	d := websocket.Dialer{HandshakeTimeout: wait, NetDialContext: (&net.Dialer{
+		Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+			}); err != nil {
+				return err
+			}
+			return serr
+		},
+	}).DialContext}
+	conn, res, err := d.Dial(u, http.Header{})
 	if err != nil {
 		t.Fatalf("dial %s: %v", u, err)
 	}
@@ -97,10 +112,10 @@ func TestSlowClientDoesNotHoldUpOthers(t *testing.T) {
 	fast := e.dial(t)
 	fast.Subscribe(p)
 
-	// About 20 MB for each client, in three transactions: more than
-	// loopback socket buffers hold, so writes to the client that does not
-	// read must wait, and later events queue behind them.
-	const batches, n, size = 3, 100, 64 << 10
+	// About 8 MB for each client, in three transactions: more than the
+	// socket buffers of the client that does not read hold, so writes to it
+	// must wait, and later events queue behind them.
+	const batches, n, size = 3, 40, 64 << 10
 	pad := strings.Repeat("x", size)
 	var seqs []int64
 	for b := range batches {
