@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
@@ -139,17 +140,21 @@ func (t *websocketTransport) tryWrite(b []byte) (int, error) {
 	var werr error
 	err := t.fd.Write(func(fd uintptr) bool {
 		for n < len(b) {
-			m, err := syscall.Write(int(fd), b[n:])
+			// A raw system call: the socket is non-blocking, so this returns
+			// at once, and the scheduler need not hand this goroutine's P to
+			// another thread for the duration (a thousand hand-offs per
+			// broadcast otherwise).
+			m, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[n])), uintptr(len(b)-n))
 			switch {
-			case err == syscall.EINTR:
+			case errno == syscall.EINTR:
 				continue
-			case err == syscall.EAGAIN:
+			case errno == syscall.EAGAIN:
 				return true // full: do not wait
-			case err != nil:
-				werr = err
+			case errno != 0:
+				werr = errno
 				return true
 			}
-			n += m
+			n += int(m)
 		}
 		return true
 	})
