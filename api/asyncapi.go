@@ -36,6 +36,9 @@ type SubscribeAck struct {
 	ProjectID string `json:"project_id,omitempty"`
 	Replayed  *int   `json:"replayed,omitempty" description:"subscribe with since: how many events were replayed"`
 	Error     string `json:"error,omitempty" description:"Why the request was refused"`
+	// RetryAfterMS comes with a refusal for a passing reason (the database
+	// is unreachable): subscribe again after this long.
+	RetryAfterMS *int `json:"retry_after_ms,omitempty" description:"A refusal for a passing reason (the database is unreachable): subscribe again after this many milliseconds"`
 }
 
 // Heartbeat is sent every HEARTBEAT_INTERVAL, once per room a socket is in

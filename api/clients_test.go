@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/uuid"
 
 	"github.com/vibegrapher/vibegrapher/api"
@@ -39,18 +41,55 @@ func (s *testServer) specRoutes() []route {
 }
 
 // call sends a request to a route with its path filled in, checks the
-// status and that the answer's Content-Type matches it, and records the
-// route as covered.
+// status, that the answer's Content-Type matches it and that its body
+// matches the route's documented schema, and records the route as covered.
 func (s *stack) call(covered map[route]bool, r route, path string, body any, want int) response {
 	s.t.Helper()
-	method, _, _ := strings.Cut(r, " ")
+	method, template, _ := strings.Cut(r, " ")
 	res := s.do(method, path, body)
 	if res.Status != want {
 		s.t.Fatalf("%s (%s) = %d, want %d: %s", r, path, res.Status, want, res.Body)
 	}
 	checkContentType(s.t, r, res)
+	checkAnswer(s.t, method, template, res)
 	covered[r] = true
 	return res
+}
+
+var openapiDoc = sync.OnceValues(func() (*openapi3.T, error) {
+	raw, err := api.New(api.Options{}).OpenAPIDocument()
+	if err != nil {
+		return nil, err
+	}
+	return openapi3.NewLoader().LoadFromData(raw)
+})
+
+// checkAnswer validates a JSON answer against the OpenAPI schema of its
+// route and status: what the description promises is what clients get.
+func checkAnswer(t testing.TB, method, template string, res response) {
+	t.Helper()
+	if res.Status == http.StatusNoContent {
+		return
+	}
+	doc, err := openapiDoc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := doc.Paths.Find(template).GetOperation(method)
+	r := op.Responses.Status(res.Status)
+	if r == nil || r.Value.Content.Get(strings.Split(res.Header.Get("Content-Type"), ";")[0]) == nil {
+		t.Errorf("%s %s answered %d %s, which the description does not list", method, template, res.Status, res.Header.Get("Content-Type"))
+		return
+	}
+	var v any
+	if err := json.Unmarshal(res.Body, &v); err != nil {
+		t.Errorf("%s %s: %v", method, template, err)
+		return
+	}
+	schema := r.Value.Content.Get(strings.Split(res.Header.Get("Content-Type"), ";")[0]).Schema.Value
+	if err := schema.VisitJSON(v, openapi3.MultiErrors()); err != nil {
+		t.Errorf("%s %s %d does not match its documented schema: %v\nbody: %s", method, template, res.Status, err, res.Body)
+	}
 }
 
 func checkContentType(t testing.TB, what string, res response) {
@@ -101,6 +140,13 @@ func TestEveryRouteAsTheFrontendCallsIt(t *testing.T) {
 	s.call(covered, "POST /projects/{id}/sessions", "/projects/"+p.ID+"/sessions", map[string]any{"type": "vibecode"}, 200)
 	s.call(covered, "GET /projects/{id}/sessions", "/projects/"+p.ID+"/sessions", nil, 200)
 	s.call(covered, "GET /sessions/{id}", "/sessions/"+sess.ID, nil, 200)
+	// Empty lists are [] (the schemas say arrays, not null).
+	for _, r := range []route{"GET /projects/{id}/diffs", "GET /projects/{id}/tests"} {
+		s.call(covered, r, strings.ReplaceAll(strings.TrimPrefix(r, "GET "), "{id}", p.ID), nil, 200)
+	}
+	for _, r := range []route{"GET /sessions/{id}/messages", "GET /sessions/{id}/diffs", "GET /sessions/{id}/diffs/pending"} {
+		s.call(covered, r, strings.ReplaceAll(strings.TrimPrefix(r, "GET "), "{id}", sess.ID), nil, 200)
+	}
 
 	// Row 2: diff_created carries diff_id, and GET /diffs/{diff_id} answers.
 	d := s.approvedDiff(p, sess, greetPatch, "Say Hi")
@@ -183,6 +229,7 @@ func TestEveryRouteAnswersProblemJSON(t *testing.T) {
 			t.Errorf("%s with an unknown id = %d %s", r, res.Status, res.Body)
 		}
 		checkContentType(t, r, res)
+		checkAnswer(t, method, path, res)
 		res.problem(t)
 	}
 }

@@ -27,7 +27,12 @@ var validated sync.Map
 // of domain/event was emitted by some test and checked against the AsyncAPI
 // document, so the check covers the whole document.
 func checkEveryEventWasValidated() int {
-	if f := flag.Lookup("test.run"); f == nil || f.Value.String() != "" || testing.Short() {
+	for _, name := range []string{"test.run", "test.skip"} {
+		if f := flag.Lookup(name); f == nil || f.Value.String() != "" {
+			return 0 // part of the package ran
+		}
+	}
+	if testing.Short() {
 		return 0
 	}
 	code := 0
