@@ -61,10 +61,12 @@ for img in golang:1.26-bookworm debian:bookworm-slim "$POSTGRES_IMAGE"; do
 	docker image inspect "$img" >/dev/null 2>&1 || missing="$missing $img"
 done
 if [ -n "$missing" ]; then
-	if reachable https://registry-1.docker.io/v2/; then
+	# Pull only when asked: the script sends nothing off this machine unless
+	# SMOKE_PULL=1 says a registry is reachable.
+	if [ -n "${SMOKE_PULL:-}" ]; then
 		for img in $missing; do say "pulling $img"; docker pull -q "$img" >/dev/null; done
 	else
-		say "no image registry reachable: using local STAND-INS for$missing"
+		say "base images missing and SMOKE_PULL unset: using local STAND-INS for$missing"
 		deploy/standins.sh
 		case " $missing " in *" $POSTGRES_IMAGE "*) POSTGRES_IMAGE=vibegrapher-standin/postgres:15 ;; esac
 	fi
@@ -75,8 +77,8 @@ for img in debian:bookworm-slim golang:1.26-bookworm "$POSTGRES_IMAGE"; do
 done
 
 # Python packages of the sandbox.
-if [ -z "${PIP_INDEX_URL:-}" ] && ! reachable https://pypi.org/simple/openai-agents/; then
-	say "PyPI unreachable: building with the STAND-IN openai-agents wheel (deploy/standin/agents) served on $bridge:$PYINDEX_PORT"
+if [ -z "${PIP_INDEX_URL:-}" ] && [ -z "${SMOKE_PYPI:-}" ]; then
+	say "PIP_INDEX_URL and SMOKE_PYPI unset: building with the STAND-IN openai-agents wheel (deploy/standin/agents) served on $bridge:$PYINDEX_PORT"
 	deploy/standin/pyindex.sh "$bridge:$PYINDEX_PORT" &
 	pyindex_pid=$!
 	export PIP_INDEX_URL="http://$bridge:$PYINDEX_PORT/simple/" PIP_TRUSTED_HOST="$bridge"

@@ -30,11 +30,11 @@ trap cleanup EXIT INT TERM
 
 if [ -z "${TEST_POSTGRES_IMAGE:-}" ]; then
 	TEST_POSTGRES_IMAGE=postgres:16-alpine
-	if ! docker image inspect "$TEST_POSTGRES_IMAGE" >/dev/null 2>&1 &&
-		! curl -sS -m 5 -o /dev/null https://registry-1.docker.io/v2/ 2>/dev/null; then
+	# Pull only when asked (TC_PULL=1): nothing leaves this machine otherwise.
+	if ! docker image inspect "$TEST_POSTGRES_IMAGE" >/dev/null 2>&1 && [ -z "${TC_PULL:-}" ]; then
 		TEST_POSTGRES_IMAGE=vibegrapher-standin/postgres:15
 		docker image inspect "$TEST_POSTGRES_IMAGE" >/dev/null 2>&1 || deploy/standins.sh
-		say "no registry reachable: testcontainers runs the local STAND-IN $TEST_POSTGRES_IMAGE"
+		say "$TEST_POSTGRES_IMAGE missing and TC_PULL unset: testcontainers runs the local STAND-IN $TEST_POSTGRES_IMAGE"
 	fi
 fi
 export TEST_DATABASE=testcontainers TEST_POSTGRES_IMAGE
