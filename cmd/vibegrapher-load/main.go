@@ -41,7 +41,19 @@ import (
 	"github.com/vibegrapher/vibegrapher/domain"
 )
 
+// subcommands are the measurements other than the default realtime one,
+// each registered from its own file's init: `vibegrapher-load NAME flags…`.
+var subcommands = map[string]func(args []string) error{}
+
 func main() {
+	if len(os.Args) > 1 {
+		if run, ok := subcommands[os.Args[1]]; ok {
+			if err := run(os.Args[2:]); err != nil {
+				fatal(err)
+			}
+			return
+		}
+	}
 	clients := flag.String("clients", "1,100,1000", "comma-separated client counts, one run each")
 	events := flag.Int("events", 300, "events to commit per run")
 	rate := flag.Float64("rate", 50, "events committed per second; 0: as fast as one writer can commit")
