@@ -37,6 +37,10 @@ type Config struct {
 	LogFormat         string        `env:"LOG_FORMAT, default=text"`
 	EventRetention    time.Duration `env:"EVENT_RETENTION, default=168h"`
 	AutoMigrate       bool          `env:"AUTO_MIGRATE, default=true"`
+	// Jobs worked at once by one worker process (see workers.go).
+	VibecodeWorkers int `env:"VIBECODE_WORKERS, default=500"`
+	EvaluateWorkers int `env:"EVALUATE_WORKERS, default=500"`
+	TestWorkers     int `env:"TEST_WORKERS, default=0"`
 }
 
 // loadConfig reads .env (if present) without overriding the environment, then
@@ -64,6 +68,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("SANDBOX_TIMEOUT must be positive, got %s", c.SandboxTimeout)
 	case c.SandboxMemoryMB < 32:
 		return fmt.Errorf("SANDBOX_MEMORY_MB must be at least 32, got %d", c.SandboxMemoryMB)
+	case c.VibecodeWorkers < 1 || c.VibecodeWorkers > maxQueueWorkers:
+		return fmt.Errorf("VIBECODE_WORKERS must be 1..%d, got %d", maxQueueWorkers, c.VibecodeWorkers)
+	case c.EvaluateWorkers < 1 || c.EvaluateWorkers > maxQueueWorkers:
+		return fmt.Errorf("EVALUATE_WORKERS must be 1..%d, got %d", maxQueueWorkers, c.EvaluateWorkers)
+	case c.TestWorkers < 0 || c.TestWorkers > maxQueueWorkers:
+		return fmt.Errorf("TEST_WORKERS must be 0 (from the cores and memory) or 1..%d, got %d", maxQueueWorkers, c.TestWorkers)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err

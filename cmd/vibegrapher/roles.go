@@ -181,7 +181,8 @@ func startWorker(ctx context.Context, e env, model *llm.Client) (*jobs.Client, e
 		periodic = append(periodic, jobs.PruneEventsPeriodically())
 	}
 	client, err := jobs.NewWorkerClient(e.pool, e.log, jobs.NewWorkers(deps, tests, prune), jobs.WorkerConfig{
-		VibecodeWorkers: 8, EvaluateWorkers: 8, TestWorkers: 2, PeriodicJobs: periodic,
+		VibecodeWorkers: e.cfg.VibecodeWorkers, EvaluateWorkers: e.cfg.EvaluateWorkers, TestWorkers: e.cfg.testWorkers(),
+		PeriodicJobs: periodic,
 	})
 	if err != nil {
 		return nil, err
@@ -190,7 +191,8 @@ func startWorker(ctx context.Context, e env, model *llm.Client) (*jobs.Client, e
 	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
 		return nil, fmt.Errorf("start River: %w", err)
 	}
-	e.log.Info("worker started")
+	e.log.Info("worker started", "vibecode_workers", e.cfg.VibecodeWorkers, "evaluate_workers", e.cfg.EvaluateWorkers,
+		"test_workers", e.cfg.testWorkers())
 	return client, nil
 }
 
