@@ -2,18 +2,15 @@ package api
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/go-fuego/fuego"
 	"github.com/go-fuego/fuego/option"
 	"github.com/jackc/pgx/v5"
-	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/responses"
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/domain/pyast"
-	"github.com/vibegrapher/vibegrapher/jobs"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 	"github.com/vibegrapher/vibegrapher/llm"
 )
 
@@ -85,7 +82,7 @@ func (s *Server) reviewDiff(c fuego.ContextWithBody[ReviewRequest]) (db.ReviewRe
 // enqueueVibecode inserts the first VibecodeJob of a new message in tx.
 func (s *Server) enqueueVibecode(r *http.Request) db.Enqueue {
 	return func(tx pgx.Tx, messageID string) (int64, error) {
-		res, err := s.opts.Jobs.InsertTx(r.Context(), tx, jobs.VibecodeArgs{MessageID: messageID, Iteration: 1}, nil)
+		res, err := s.opts.Jobs.InsertTx(r.Context(), tx, jobargs.VibecodeArgs{MessageID: messageID, Iteration: 1}, nil)
 		if err != nil {
 			return 0, err
 		}
@@ -104,8 +101,6 @@ func (s *Server) commitDiff(c fuego.ContextWithBody[CommitRequest]) (db.CommitRe
 	return s.opts.Store.CommitDiff(c.Context(), c.PathParam("id"), in.CommitMessage)
 }
 
-const refineInstructions = `You write git commit messages. Given a unified diff and the request behind it, answer with one commit message only: an imperative summary line of at most 72 characters, optionally followed by a blank line and a short body. No quotes, no code fences.`
-
 func (s *Server) refineMessage(c fuego.ContextWithBody[RefineRequest]) (domain.Diff, error) {
 	in, err := c.Body()
 	if err != nil {
@@ -122,26 +117,10 @@ func (s *Server) refineMessage(c fuego.ContextWithBody[RefineRequest]) (domain.D
 	if current == "" {
 		current = d.CommitMessage
 	}
-	ask := "Request behind the change:\n" + d.VibecoderPrompt + "\n\nDiff:\n```diff\n" + d.DiffContent + "```\n\nCurrent commit message:\n" + current
-	if in.Prompt != "" {
-		ask += "\n\nHow to change it: " + in.Prompt
-	}
-	resp, err := s.opts.LLM.Create(c.Context(), responses.ResponseNewParams{
-		Model:        s.opts.LLM.SmallModel(),
-		Instructions: openai.String(refineInstructions),
-		Input:        llm.Input([]responses.ResponseInputItemUnionParam{llm.UserMessage(ask)}),
-		Store:        openai.Bool(false),
-	})
+	msg, err := s.opts.LLM.CommitMessage(c.Context(), llm.CommitMessageRequest{
+		Request: d.VibecoderPrompt, Diff: d.DiffContent, Current: current, How: in.Prompt})
 	if err != nil {
-		status := domain.EUNAVAILABLE
-		if !llm.IsTransient(err) {
-			status = domain.EINVALID
-		}
-		return d, &domain.Error{Code: status, Message: "the small model could not write a message: " + llm.ErrorMessage(err)}
-	}
-	msg := strings.Trim(strings.TrimSpace(resp.OutputText()), "`\"")
-	if msg == "" {
-		return d, domain.Errorf(domain.EUNAVAILABLE, "the small model answered with an empty message; try again")
+		return d, err
 	}
 	return s.opts.Store.SetCommitMessage(c.Context(), d.ID, msg)
 }

@@ -8,7 +8,7 @@ import (
 
 	"riverqueue.com/riverui"
 
-	"github.com/vibegrapher/vibegrapher/jobs"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 )
 
 // RiverUIUser is the basic-auth user of /riverui/ when RIVER_UI_PASSWORD is set.
@@ -16,7 +16,7 @@ const RiverUIUser = "admin"
 
 // NewRiverUI returns River UI's handler for /riverui/, started under ctx, and
 // behind basic auth when password is set: the UI can cancel and delete jobs.
-func NewRiverUI(ctx context.Context, client *jobs.Client, log *slog.Logger, password string) (http.Handler, error) {
+func NewRiverUI(ctx context.Context, client *jobargs.Client, log *slog.Logger, password string) (http.Handler, error) {
 	h, err := riverui.NewHandler(&riverui.HandlerOpts{
 		Endpoints: riverui.NewEndpoints(client, nil),
 		Logger:    log,

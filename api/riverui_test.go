@@ -9,13 +9,13 @@ import (
 
 	"github.com/vibegrapher/vibegrapher/api"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
-	"github.com/vibegrapher/vibegrapher/jobs"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 )
 
 func TestRiverUIAsksForThePassword(t *testing.T) {
 	t.Parallel()
 	log := slog.New(slog.DiscardHandler)
-	client, err := jobs.NewInsertOnlyClient(dbtest.New(t), log)
+	client, err := jobargs.NewInsertOnlyClient(dbtest.New(t), log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/domain"
-	"github.com/vibegrapher/vibegrapher/jobs"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 	"github.com/vibegrapher/vibegrapher/llm"
 )
 
@@ -31,8 +31,8 @@ const MaxBodyBytes = 4 << 20
 // Options configure the HTTP server.
 type Options struct {
 	Store *db.Store
-	Jobs  *jobs.Client // inserts and reads River jobs
-	LLM   *llm.Client  // commit-message refinement
+	Jobs  *jobargs.Client // inserts and reads River jobs
+	LLM   *llm.Client     // commit-message refinement
 	// SandboxTimeout is SANDBOX_TIMEOUT, the longest a test case may ask for.
 	SandboxTimeout time.Duration
 	Schema         *db.Schema

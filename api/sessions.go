@@ -2,13 +2,12 @@ package api
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/go-fuego/fuego"
 	"github.com/go-fuego/fuego/option"
 
 	"github.com/vibegrapher/vibegrapher/domain"
-	"github.com/vibegrapher/vibegrapher/domain/pyast"
+	"github.com/vibegrapher/vibegrapher/domain/vibecode"
 )
 
 func (s *Server) registerSessions() {
@@ -39,33 +38,11 @@ func (s *Server) createSession(c fuego.ContextWithBody[domain.NewSession]) (doma
 	if err != nil {
 		return domain.VibecodeSession{}, err
 	}
-	sess, created, err := s.opts.Store.CreateSession(c.Context(), c.PathParam("id"), in, checkNode)
+	sess, created, err := s.opts.Store.CreateSession(c.Context(), c.PathParam("id"), in, vibecode.CheckNode)
 	if err == nil && created {
 		c.SetStatus(http.StatusCreated)
 	}
 	return sess, err
-}
-
-// checkNode accepts a node id only if it names an agent of the code.
-func checkNode(code, node string) error {
-	if !domain.IsIdentifier(node) {
-		return domain.Invalid("node_id", "must be a Python identifier naming an agent, got %q", node)
-	}
-	nodes, err := pyast.ParseAgents(code)
-	if err != nil {
-		return domain.Invalid("node_id", "the project's current code does not parse (%v), so it has no nodes to focus on", err)
-	}
-	var known []string
-	for _, n := range nodes {
-		if n.ID == node {
-			return nil
-		}
-		known = append(known, n.ID)
-	}
-	if len(known) == 0 {
-		return domain.Invalid("node_id", "%q is not an agent of the current code, which defines no agents", node)
-	}
-	return domain.Invalid("node_id", "%q is not an agent of the current code; known agents: %s", node, strings.Join(known, ", "))
 }
 
 func (s *Server) listSessions(c fuego.ContextNoBody) ([]domain.VibecodeSession, error) {

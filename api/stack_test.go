@@ -18,6 +18,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/internal/openaitest"
 	"github.com/vibegrapher/vibegrapher/internal/sockettest"
 	"github.com/vibegrapher/vibegrapher/jobs"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 	"github.com/vibegrapher/vibegrapher/llm"
 	"github.com/vibegrapher/vibegrapher/sandbox"
 )
@@ -27,7 +28,7 @@ import (
 type stack struct {
 	*testServer
 	AI     *openaitest.Server
-	Worker *jobs.Client
+	Worker *jobargs.Client
 	deps   *jobs.Deps
 
 	// A Socket.IO client per project, subscribed from the project's first
@@ -67,10 +68,10 @@ func newStack(t testing.TB, o stackOptions) *stack {
 		DeltaInterval: 20 * time.Millisecond,
 	}
 	s := &stack{AI: ai, deps: deps}
-	var client *jobs.Client
+	var client *jobargs.Client
 	var err error
 	if o.noWorker {
-		client, err = jobs.NewInsertOnlyClient(pool, log)
+		client, err = jobargs.NewInsertOnlyClient(pool, log)
 		s.Worker = client
 	} else {
 		client = s.startWorker(t)
@@ -105,7 +106,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 }
 
 // startWorker starts a River worker client on the stack's database.
-func (s *stack) startWorker(t testing.TB) *jobs.Client {
+func (s *stack) startWorker(t testing.TB) *jobargs.Client {
 	t.Helper()
 	pool := s.deps.Store.Pool
 	tests := &jobs.RunTestWorker{Sandbox: testSandbox(t), MaxTimeout: 30 * time.Second}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/domain"
-	"github.com/vibegrapher/vibegrapher/jobs"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 )
 
 // RunRequest is the optional body of POST /tests/{id}/run.
@@ -81,7 +81,7 @@ func (s *Server) deleteTest(c fuego.ContextNoBody) (any, error) {
 
 func (s *Server) enqueueRun(r *http.Request) db.EnqueueRun {
 	return func(tx pgx.Tx, runID string) (int64, error) {
-		res, err := s.opts.Jobs.InsertTx(r.Context(), tx, jobs.RunTestArgs{TestRunID: runID}, nil)
+		res, err := s.opts.Jobs.InsertTx(r.Context(), tx, jobargs.RunTestArgs{TestRunID: runID}, nil)
 		if err != nil {
 			return 0, err
 		}

@@ -2,7 +2,6 @@ package db
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 
 	"github.com/google/uuid"
@@ -47,14 +46,6 @@ func insertDiff(ctx context.Context, q Querier, d *domain.Diff, step string) (do
 		uuid.New(), d.ProjectID, d.SessionID, d.MessageID, d.BaseCommit, d.TargetBranch, d.DiffContent, d.Status,
 		d.VibecoderPrompt, d.EvaluatorReasoning, d.CommitMessage, step))
 	return out, wrap(err, "store diff")
-}
-
-// diffPayload is a diff as an event payload: the Diff's JSON as a map.
-func diffPayload(d domain.Diff) map[string]any {
-	raw, _ := json.Marshal(d)
-	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	return m
 }
 
 // GetDiff returns one diff.

@@ -29,7 +29,7 @@ func TestEventsReadBack(t *testing.T) {
 	var seqs []int64
 	err = db.InTx(ctx, pool, func(tx pgx.Tx) error {
 		for i, p := range []string{a, b, a} {
-			seq, err := db.Emit(ctx, tx, p, "test_event", map[string]any{"i": i, "trace_id": "t"})
+			seq, err := db.Emit(ctx, tx, p, dbtest.Event{Name: "test_event", Payload: map[string]any{"i": i, "trace_id": "t"}})
 			if err != nil {
 				return err
 			}
@@ -43,7 +43,7 @@ func TestEventsReadBack(t *testing.T) {
 	// A transaction that rolls back leaves no event behind.
 	rolledBack := errors.New("roll back")
 	err = db.InTx(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := db.Emit(ctx, tx, a, "never", map[string]any{}); err != nil {
+		if _, err := db.Emit(ctx, tx, a, dbtest.Event{Name: "never"}); err != nil {
 			return err
 		}
 		return rolledBack
@@ -87,7 +87,7 @@ func TestDeleteEventsBefore(t *testing.T) {
 	ctx := context.Background()
 	p := uuid.NewString()
 	for range 3 {
-		if _, err := db.Emit(ctx, pool, p, "e", map[string]any{}); err != nil {
+		if _, err := db.Emit(ctx, pool, p, dbtest.Event{Name: "e"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -144,7 +144,7 @@ func TestEventsAfterNeverSkips(t *testing.T) {
 		wg.Go(func() {
 			for range perWriter {
 				err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
-					if _, err := db.Emit(ctx, tx, p, "e", map[string]any{}); err != nil {
+					if _, err := db.Emit(ctx, tx, p, dbtest.Event{Name: "e"}); err != nil {
 						return err
 					}
 					// Hold the transaction open a little after taking a seq.

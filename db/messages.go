@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/event"
 )
 
 const messageColumns = `id, session_id, role, agent, iteration, content, patch, diff_id, token_usage, trace_id, status, reply_to, created_at`
@@ -113,13 +114,7 @@ func existingSubmission(ctx context.Context, q Querier, id uuid.UUID, sessionID,
 // EmitMessage emits conversation_message for a stored message: the message,
 // its id again as message_id, and the first lines of its patch.
 func EmitMessage(ctx context.Context, q Querier, projectID string, m domain.ConversationMessage) error {
-	payload := map[string]any{
-		"id": m.ID, "message_id": m.ID, "session_id": m.SessionID, "role": m.Role, "agent": m.Agent,
-		"iteration": m.Iteration, "content": m.Content, "patch": m.Patch, "diff_id": m.DiffID,
-		"token_usage": m.TokenUsage, "trace_id": m.TraceID, "created_at": m.CreatedAt, "status": m.Status,
-		"reply_to": m.ReplyTo, "patch_preview": patchPreview(m.Patch),
-	}
-	_, err := Emit(ctx, q, projectID, "conversation_message", payload)
+	_, err := Emit(ctx, q, projectID, event.ConversationMessage{ConversationMessage: m, MessageID: m.ID, PatchPreview: patchPreview(m.Patch)})
 	return err
 }
 

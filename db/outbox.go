@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/vibegrapher/vibegrapher/domain/event"
 )
 
 // EventsChannel is the LISTEN/NOTIFY channel that carries the seq of every new
@@ -29,12 +31,12 @@ type Event struct {
 	CreatedAt time.Time       `json:"created_at"`
 }
 
-// Emit writes event name with payload (a JSON object) for project in the
-// caller's transaction and notifies the realtime processes when it commits.
-// Every event in the product goes through here; nothing is sent to clients
-// that was not committed.
-func Emit(ctx context.Context, q Querier, projectID, name string, payload any) (int64, error) {
-	raw, err := json.Marshal(payload)
+// Emit writes an event for project in the caller's transaction and notifies
+// the realtime processes when it commits. Every event in the product goes
+// through here; nothing is sent to clients that was not committed.
+func Emit(ctx context.Context, q Querier, projectID string, e event.Event) (int64, error) {
+	name := e.EventName()
+	raw, err := json.Marshal(e)
 	if err != nil {
 		return 0, fmt.Errorf("encode %s event: %w", name, err)
 	}

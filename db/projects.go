@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/event"
 )
 
 // Store is the application's access to PostgreSQL.
@@ -78,7 +79,7 @@ func (s *Store) CreateProject(ctx context.Context, in domain.NewProject) (domain
 		if err != nil {
 			return err
 		}
-		_, err = Emit(ctx, tx, out.ID, "project_created", map[string]any{"project": out})
+		_, err = Emit(ctx, tx, out.ID, event.ProjectCreated{Project: out})
 		return err
 	})
 	return out, err
@@ -220,7 +221,7 @@ func (s *Store) DeleteProject(ctx context.Context, id string) error {
 		if err := DeleteRepository(ctx, tx, p.repo); err != nil {
 			return err
 		}
-		_, err = Emit(ctx, tx, p.id.String(), "project_deleted", map[string]any{"project_id": p.id.String()})
+		_, err = Emit(ctx, tx, p.id.String(), event.ProjectDeleted{ProjectID: p.id.String()})
 		return err
 	})
 }

@@ -10,8 +10,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/event"
 	"github.com/vibegrapher/vibegrapher/domain/patch"
 	"github.com/vibegrapher/vibegrapher/domain/pyast"
+	"github.com/vibegrapher/vibegrapher/domain/vibecode"
 )
 
 // Enqueue inserts the VibecodeJob of a new user message in tx and returns its
@@ -61,14 +63,13 @@ func (s *Store) ReviewDiff(ctx context.Context, id string, approved bool, feedba
 			if err != nil {
 				return err
 			}
-			prompt := "I rejected your last patch. My feedback:\n" + feedback
-			acc, err := submitMessage(ctx, tx, sess, uuid.New(), prompt, enqueue)
+			acc, err := submitMessage(ctx, tx, sess, uuid.New(), vibecode.RejectionPrompt(feedback), enqueue)
 			if err != nil {
 				return err
 			}
 			out.Message = &acc
 		}
-		_, err = Emit(ctx, tx, d.ProjectID, "diff_updated", diffPayload(d))
+		_, err = Emit(ctx, tx, d.ProjectID, event.DiffUpdated{Diff: d, DiffID: d.ID})
 		return err
 	})
 	return out, err
@@ -114,21 +115,11 @@ func (s *Store) CommitDiff(ctx context.Context, id string, message string) (Comm
 		if err != nil {
 			return err
 		}
-		patched, err := patch.Apply(code, d.DiffContent)
+		patched, err := vibecode.Rebase(code, d.DiffContent, d.TargetBranch, head.String(), d.BaseCommit)
 		if err != nil {
-			return domain.Errorf(domain.ECONFLICT, "the diff no longer applies to the head of %s (%s), which moved since its base %s: %v",
-				d.TargetBranch, short(head.String()), short(d.BaseCommit), err)
+			return err
 		}
-		if err := pyast.CheckSyntax(patched); err != nil {
-			return domain.Errorf(domain.ECONFLICT, "applied to the head of %s (%s) the diff gives invalid Python: %v", d.TargetBranch, short(head.String()), err)
-		}
-		msg := strings.TrimSpace(message)
-		if msg == "" {
-			msg = d.CommitMessage
-		}
-		if msg == "" {
-			msg = "Apply VibeCoder patch"
-		}
+		msg := vibecode.CommitMessage(message, d.CommitMessage)
 		sha, err := CommitFiles(repo, d.TargetBranch, head, map[string]string{domain.ScriptPath: patched}, msg, signature())
 		if err != nil {
 			return err
@@ -141,11 +132,9 @@ func (s *Store) CommitDiff(ctx context.Context, id string, message string) (Comm
 		if _, err := tx.Exec(ctx, `UPDATE projects SET updated_at = now() WHERE id = $1`, p.id); err != nil {
 			return wrap(err, "touch project")
 		}
-		// A fresh review for the next patch: the Evaluator forgets; the
-		// VibeCoder keeps its history.
 		if d.SessionID != nil {
-			if _, err := tx.Exec(ctx, `DELETE FROM agent_memory WHERE agent = 'evaluator'
-				AND session_key = (SELECT openai_session_key FROM sessions WHERE id = $1)`, *d.SessionID); err != nil {
+			if _, err := tx.Exec(ctx, `DELETE FROM agent_memory WHERE agent = ANY($2)
+				AND session_key = (SELECT openai_session_key FROM sessions WHERE id = $1)`, *d.SessionID, vibecode.ForgetsOnCommit); err != nil {
 				return wrap(err, "reset evaluator memory")
 			}
 		}
@@ -170,15 +159,14 @@ func emitCodeChanged(ctx context.Context, tx pgx.Tx, p domain.Project, parent pl
 	if err != nil {
 		nodes = []pyast.AgentNode{}
 	}
-	payload := map[string]any{
-		"project_id": p.ID, "new_code": p.CurrentCode, "commit": p.CurrentCommit, "parent": parent.String(),
-		"branch": p.CurrentBranch, "nodes": nodes, "timestamp": time.Now().UTC(),
+	e := event.CodeChanged{
+		ProjectID: p.ID, NewCode: p.CurrentCode, Commit: p.CurrentCommit, Parent: parent.String(),
+		Branch: p.CurrentBranch, Nodes: nodes, Timestamp: time.Now().UTC(),
 	}
 	if d != nil {
-		payload["diff_id"] = d.ID
-		payload["commit_message"] = d.CommitMessage
+		e.DiffID, e.CommitMessage = &d.ID, &d.CommitMessage
 	}
-	_, err = Emit(ctx, tx, p.ID, "code_changed", payload)
+	_, err = Emit(ctx, tx, p.ID, e)
 	return err
 }
 
@@ -226,7 +214,7 @@ func (s *Store) SetCommitMessage(ctx context.Context, id, message string) (domai
 		if err != nil {
 			return wrap(err, "store commit message")
 		}
-		_, err = Emit(ctx, tx, d.ProjectID, "diff_updated", diffPayload(d))
+		_, err = Emit(ctx, tx, d.ProjectID, event.DiffUpdated{Diff: d, DiffID: d.ID})
 		return err
 	})
 	return d, err
@@ -253,13 +241,6 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
-}
-
-func short(sha string) string {
-	if len(sha) > 10 {
-		return sha[:10]
-	}
-	return sha
 }
 
 // applyDiff applies a diff to the code of its base commit.

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/event"
 )
 
 const sessionColumns = `id, project_id, openai_session_key, session_type, node_id, created_at, updated_at`
@@ -46,7 +47,7 @@ func (s *Store) CreateSession(ctx context.Context, projectID string, in domain.N
 			RETURNING `+sessionColumns, uuid.New(), p.ID, key, typ, in.NodeID))
 		if err == nil {
 			created = true
-			_, err = Emit(ctx, tx, p.ID, "session_created", map[string]any{"session": sess})
+			_, err = Emit(ctx, tx, p.ID, event.SessionCreated{Session: sess, SessionID: sess.ID})
 			return err
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
@@ -110,7 +111,7 @@ func (s *Store) ClearSession(ctx context.Context, id string) error {
 		if _, err := tx.Exec(ctx, `UPDATE sessions SET updated_at = $2 WHERE id = $1`, sess.ID, time.Now()); err != nil {
 			return wrap(err, "touch session")
 		}
-		_, err = Emit(ctx, tx, sess.ProjectID, "session_cleared", map[string]any{"session_id": sess.ID})
+		_, err = Emit(ctx, tx, sess.ProjectID, event.SessionCleared{SessionID: sess.ID})
 		return err
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/event"
 )
 
 const testColumns = `id, project_id, name, code, timeout_seconds, created_at, updated_at`
@@ -40,7 +41,7 @@ func (s *Store) CreateTest(ctx context.Context, projectID string, in domain.NewT
 		if err != nil {
 			return wrap(err, "store test case")
 		}
-		_, err = Emit(ctx, tx, out.ProjectID, "test_created", map[string]any{"test": out})
+		_, err = Emit(ctx, tx, out.ProjectID, event.TestCreated{Test: out, TestID: out.ID})
 		return err
 	})
 	return out, err
@@ -87,7 +88,7 @@ func (s *Store) DeleteTest(ctx context.Context, id string) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM test_cases WHERE id = $1`, t.ID); err != nil {
 			return wrap(err, "delete test")
 		}
-		_, err = Emit(ctx, tx, t.ProjectID, "test_deleted", map[string]any{"test_id": t.ID})
+		_, err = Emit(ctx, tx, t.ProjectID, event.TestDeleted{TestID: t.ID})
 		return err
 	})
 }
@@ -307,8 +308,9 @@ type RunResult struct {
 
 // FinishRun stores a run's result, emits test_completed and, for a run on a
 // diff, updates the diff's test summary, in one transaction. A run that has
-// its result already is left alone.
-func (s *Store) FinishRun(ctx context.Context, w RunWork, r RunResult) (domain.TestRun, error) {
+// its result already is left alone. complete, when set, runs last in the
+// transaction: the worker completes its job there with its job_status.
+func (s *Store) FinishRun(ctx context.Context, w RunWork, r RunResult, complete func(pgx.Tx) error) (domain.TestRun, error) {
 	var out domain.TestRun
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
 		ms := r.Duration.Milliseconds()
@@ -318,8 +320,10 @@ func (s *Store) FinishRun(ctx context.Context, w RunWork, r RunResult) (domain.T
 			WHERE id = $1 AND status IN ('queued', 'running') RETURNING `+runColumns,
 			w.Run.ID, r.Status, r.Stdout, r.Stderr, r.ExitCode, ms, r.Error))
 		if errors.Is(err, pgx.ErrNoRows) {
-			out, err = s.GetRun(ctx, w.Run.ID)
-			return err
+			if out, err = s.GetRun(ctx, w.Run.ID); err != nil {
+				return err
+			}
+			return runComplete(tx, complete)
 		}
 		if err != nil {
 			return wrap(err, "store test result")
@@ -328,20 +332,29 @@ func (s *Store) FinishRun(ctx context.Context, w RunWork, r RunResult) (domain.T
 		if r.Stderr != "" {
 			output += r.Stderr
 		}
-		payload := map[string]any{
-			"test_id": out.TestID, "test_run_id": out.ID, "diff_id": out.DiffID, "status": out.Status,
-			"output": output, "stdout": r.Stdout, "stderr": r.Stderr, "exit_code": r.ExitCode,
-			"duration_ms": ms, "error": r.Error, "commit": out.Commit,
+		e := event.TestCompleted{
+			TestID: out.TestID, TestRunID: out.ID, DiffID: out.DiffID, Status: out.Status,
+			Output: output, Stdout: r.Stdout, Stderr: r.Stderr, ExitCode: r.ExitCode,
+			DurationMS: ms, Error: r.Error, Commit: out.Commit,
 		}
-		if _, err := Emit(ctx, tx, out.ProjectID, "test_completed", payload); err != nil {
+		if _, err := Emit(ctx, tx, out.ProjectID, e); err != nil {
 			return err
 		}
 		if w.batchID != nil && out.DiffID != nil {
-			return summariseBatch(ctx, tx, *out.DiffID, *w.batchID)
+			if err := summariseBatch(ctx, tx, *out.DiffID, *w.batchID); err != nil {
+				return err
+			}
 		}
-		return nil
+		return runComplete(tx, complete)
 	})
 	return out, err
+}
+
+func runComplete(tx pgx.Tx, complete func(pgx.Tx) error) error {
+	if complete == nil {
+		return nil
+	}
+	return complete(tx)
 }
 
 // summariseBatch writes the diff's test_results from its latest batch of

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/event"
 )
 
 // This file holds what the vibecode workers store. Every write is keyed so
@@ -135,7 +136,7 @@ func (s *Store) EarlierMessagePending(ctx context.Context, messageID string) (bo
 		if err != nil {
 			return false, err
 		}
-		if err := s.FailTurn(ctx, &t, "its job was "+e.state+" before the message was answered"); err != nil {
+		if err := s.FailTurn(ctx, &t, "its job was "+e.state+" before the message was answered", nil); err != nil {
 			return false, err
 		}
 	}
@@ -203,9 +204,9 @@ func (s *Store) RecordReply(ctx context.Context, a AssistantMessage) (domain.Con
 		if err := EmitMessage(ctx, tx, a.Turn.Session.ProjectID, m); err != nil {
 			return err
 		}
-		_, err = Emit(ctx, tx, a.Turn.Session.ProjectID, "token_usage", map[string]any{
-			"session_id": a.Turn.Session.ID, "message_id": m.ID, "reply_to": a.Turn.Message.ID,
-			"trace_id": a.Turn.Message.TraceID, "usage": a.Usage, "timestamp": time.Now().UTC(),
+		_, err = Emit(ctx, tx, a.Turn.Session.ProjectID, event.TokenUsage{
+			SessionID: a.Turn.Session.ID, MessageID: m.ID, ReplyTo: a.Turn.Message.ID,
+			TraceID: a.Turn.Message.TraceID, Usage: a.Usage, Timestamp: time.Now().UTC(),
 		})
 		return err
 	})
@@ -228,14 +229,18 @@ func (s *Store) AgentMemory(ctx context.Context, sessionKey, agent string) ([]js
 // (Enqueue), or the end of the user message (Status and Outcome, plus a Diff
 // when approved).
 type TurnEnd struct {
-	Agent    string
-	TurnKey  string
-	Items    json.RawMessage // JSON array of input items
-	Enqueue  func(tx pgx.Tx) (jobID int64, err error)
-	Status   string         // final status of the user message, or "" to go on
-	Outcome  map[string]any // the vibecode_response payload
+	Agent   string
+	TurnKey string
+	Items   json.RawMessage // JSON array of input items
+	Enqueue func(tx pgx.Tx) (jobID int64, err error)
+	Status  string // final status of the user message, or "" to go on
+	// Outcome is the vibecode_response; EndTurn fills in the ids and status.
+	Outcome  event.VibecodeResponse
 	Diff     *domain.Diff
 	DiffStep string
+	// Complete, when set, runs last in the transaction: the worker
+	// completes its job there (River's JobCompleteTx) with its job_status.
+	Complete func(tx pgx.Tx) error
 }
 
 // EndTurn writes e. It is idempotent: memory and diffs are keyed, and the
@@ -247,7 +252,7 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 			return err
 		}
 		if cur.Message.Status != nil && domain.IsFinal(*cur.Message.Status) {
-			return nil
+			return complete(tx, e)
 		}
 		if e.Items != nil {
 			if _, err := tx.Exec(ctx, `INSERT INTO agent_memory (session_key, agent, turn_key, items) VALUES ($1, $2, $3, $4)
@@ -267,24 +272,20 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 			}
 		}
 		if e.Status == "" {
-			return nil
+			return complete(tx, e)
 		}
-		outcome := map[string]any{"session_id": t.Session.ID, "message_id": t.Message.ID, "trace_id": t.Message.TraceID, "status": e.Status}
-		for k, v := range e.Outcome {
-			outcome[k] = v
-		}
+		outcome := e.Outcome
+		outcome.SessionID, outcome.MessageID, outcome.TraceID, outcome.Status = t.Session.ID, t.Message.ID, t.Message.TraceID, e.Status
 		if e.Diff != nil {
 			d, err := insertDiff(ctx, tx, e.Diff, e.DiffStep)
 			if err != nil {
 				return err
 			}
-			outcome["diff_id"] = d.ID
+			outcome.DiffID = &d.ID
 			if _, err := tx.Exec(ctx, `UPDATE messages SET diff_id = $2 WHERE id = $1`, t.Message.ID, d.ID); err != nil {
 				return wrap(err, "link diff")
 			}
-			payload := diffPayload(d)
-			payload["trace_id"] = t.Message.TraceID
-			if _, err := Emit(ctx, tx, t.Session.ProjectID, "diff_created", payload); err != nil {
+			if _, err := Emit(ctx, tx, t.Session.ProjectID, event.DiffCreated{Diff: d, DiffID: d.ID, TraceID: t.Message.TraceID}); err != nil {
 				return err
 			}
 		}
@@ -295,9 +296,18 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 		if _, err := tx.Exec(ctx, `UPDATE messages SET status = $2, outcome = $3 WHERE id = $1`, t.Message.ID, e.Status, raw); err != nil {
 			return wrap(err, "finish message")
 		}
-		_, err = Emit(ctx, tx, t.Session.ProjectID, "vibecode_response", outcome)
-		return err
+		if _, err = Emit(ctx, tx, t.Session.ProjectID, outcome); err != nil {
+			return err
+		}
+		return complete(tx, e)
 	})
+}
+
+func complete(tx pgx.Tx, e TurnEnd) error {
+	if e.Complete == nil {
+		return nil
+	}
+	return e.Complete(tx)
 }
 
 // TurnUsage sums the token usage of every reply to a user message.
@@ -332,16 +342,17 @@ func (s *Store) Reply(ctx context.Context, messageID, agent string, iteration in
 	return m, wrap(err, "read reply")
 }
 
-// FailTurn ends a user message as failed with a message a person can act on.
-func (s *Store) FailTurn(ctx context.Context, t *Turn, reason string) error {
+// FailTurn ends a user message as failed with a message a person can act on;
+// complete, when set, runs in the same transaction (see TurnEnd.Complete).
+func (s *Store) FailTurn(ctx context.Context, t *Turn, reason string, complete func(pgx.Tx) error) error {
 	usage, _ := s.TurnUsage(ctx, t.Message.ID)
-	return s.EndTurn(ctx, t, TurnEnd{Status: domain.StatusFailed, Outcome: map[string]any{"error": reason, "token_usage": usage}})
+	return s.EndTurn(ctx, t, TurnEnd{Status: domain.StatusFailed, Outcome: event.VibecodeResponse{Error: &reason, TokenUsage: usage}, Complete: complete})
 }
 
 // EmitJobStatus emits job_status for a project.
-func (s *Store) EmitJobStatus(ctx context.Context, projectID string, payload map[string]any) error {
+func (s *Store) EmitJobStatus(ctx context.Context, projectID string, e event.JobStatus) error {
 	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		_, err := Emit(ctx, tx, projectID, "job_status", payload)
+		_, err := Emit(ctx, tx, projectID, e)
 		return err
 	})
 }
@@ -349,9 +360,9 @@ func (s *Store) EmitJobStatus(ctx context.Context, projectID string, payload map
 // EmitDelta emits a vibecode_delta.
 func (s *Store) EmitDelta(ctx context.Context, t *Turn, agent string, iteration int, delta string) error {
 	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		_, err := Emit(ctx, tx, t.Session.ProjectID, "vibecode_delta", map[string]any{
-			"session_id": t.Session.ID, "message_id": t.Message.ID, "trace_id": t.Message.TraceID,
-			"agent": agent, "iteration": iteration, "delta": delta,
+		_, err := Emit(ctx, tx, t.Session.ProjectID, event.VibecodeDelta{
+			SessionID: t.Session.ID, MessageID: t.Message.ID, TraceID: t.Message.TraceID,
+			Agent: agent, Iteration: iteration, Delta: delta,
 		})
 		return err
 	})

@@ -5,20 +5,13 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 )
-
-// Client is the River client type of the service.
-type Client = river.Client[pgx.Tx]
-
-// NewInsertOnlyClient returns a client that inserts and reads jobs but works
-// none: what the api role needs.
-func NewInsertOnlyClient(pool *pgxpool.Pool, log *slog.Logger) (*Client, error) {
-	return river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: riverLogger(log)})
-}
 
 // Timeouts. A vibecode job makes several calls to a reasoning model; the
 // rescuer hands a job whose worker died to another worker a minute after its
@@ -38,14 +31,14 @@ type WorkerConfig struct {
 
 // NewWorkerClient returns a client that works the service's queues with
 // workers.
-func NewWorkerClient(pool *pgxpool.Pool, log *slog.Logger, workers *river.Workers, cfg WorkerConfig) (*Client, error) {
+func NewWorkerClient(pool *pgxpool.Pool, log *slog.Logger, workers *river.Workers, cfg WorkerConfig) (*jobargs.Client, error) {
 	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Logger: riverLogger(log),
+		Logger: jobargs.Logger(log),
 		Queues: map[string]river.QueueConfig{
-			QueueVibecode: {MaxWorkers: max(cfg.VibecodeWorkers, 1)},
-			QueueEvaluate: {MaxWorkers: max(cfg.EvaluateWorkers, 1)},
-			QueueTests:    {MaxWorkers: max(cfg.TestWorkers, 1)},
-			QueueMaint:    {MaxWorkers: 1},
+			jobargs.QueueVibecode: {MaxWorkers: max(cfg.VibecodeWorkers, 1)},
+			jobargs.QueueEvaluate: {MaxWorkers: max(cfg.EvaluateWorkers, 1)},
+			jobargs.QueueTests:    {MaxWorkers: max(cfg.TestWorkers, 1)},
+			jobargs.QueueMaint:    {MaxWorkers: 1},
 		},
 		Workers: workers,
 		// A person is waiting on every job: fetch soon after an insert's
@@ -55,6 +48,7 @@ func NewWorkerClient(pool *pgxpool.Pool, log *slog.Logger, workers *river.Worker
 		JobTimeout:           JobTimeout,
 		RescueStuckJobsAfter: RescueStuckJobsAfter,
 		PeriodicJobs:         cfg.PeriodicJobs,
+		RetryPolicy:          retryPolicy{},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create River client: %w", err)
@@ -62,11 +56,16 @@ func NewWorkerClient(pool *pgxpool.Pool, log *slog.Logger, workers *river.Worker
 	return c, nil
 }
 
-// riverLogger keeps River's own messages at warning and above: its info logs
-// are per job and drown the service's.
-func riverLogger(log *slog.Logger) *slog.Logger {
-	if log == nil {
-		log = slog.Default()
-	}
-	return slog.New(levelFloor{log.Handler(), slog.LevelWarn})
+// retryPolicy is River's wait before the next attempt of every job: quick at
+// first (a model endpoint blip), then backing off to a minute. River's own
+// default (attempt^4 seconds) would leave a person waiting far longer.
+type retryPolicy struct{}
+
+func (retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
+	return time.Now().Add(retryDelay(job.Attempt))
+}
+
+func retryDelay(attempt int) time.Duration {
+	delays := []time.Duration{2 * time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute}
+	return delays[min(max(attempt-1, 0), len(delays)-1)]
 }

@@ -3,16 +3,15 @@ package jobs
 import (
 	"context"
 	"fmt"
-	"strings"
-	"time"
 
-	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/responses"
 	"github.com/riverqueue/river"
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/event"
 	"github.com/vibegrapher/vibegrapher/domain/patch"
+	"github.com/vibegrapher/vibegrapher/domain/vibecode"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 	"github.com/vibegrapher/vibegrapher/llm"
 )
 
@@ -20,100 +19,71 @@ import (
 // rejection sends the feedback to the next VibeCoder iteration, up to
 // MaxIterations.
 type EvaluateWorker struct {
-	river.WorkerDefaults[EvaluateArgs]
+	river.WorkerDefaults[jobargs.EvaluateArgs]
 	*Deps
 }
 
-func (w *EvaluateWorker) NextRetry(job *river.Job[EvaluateArgs]) time.Time {
-	return time.Now().Add(retryDelay(job.Attempt))
+func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[jobargs.EvaluateArgs]) error {
+	return step(ctx, w.Deps, job, job.Args.MessageID, func(t *db.Turn) error { return w.evaluate(ctx, job, t) })
 }
 
-func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[EvaluateArgs]) error {
-	return w.step(ctx, job.JobRow, job.Args.MessageID, func(t *db.Turn) error { return w.evaluate(ctx, t, job.Args) })
-}
-
-func (w *EvaluateWorker) evaluate(ctx context.Context, t *db.Turn, args EvaluateArgs) error {
+func (w *EvaluateWorker) evaluate(ctx context.Context, job *river.Job[jobargs.EvaluateArgs], t *db.Turn) error {
+	args := job.Args
 	proposal, err := w.Store.GetMessage(ctx, args.PatchMessageID)
 	if err != nil {
 		return err
 	}
 	if proposal.Patch == nil {
-		return permanent("the VibeCoder message under review has no patch")
+		return vibecode.Permanent("the VibeCoder message under review has no patch")
 	}
 	diff := *proposal.Patch
 	patched, err := patch.Apply(t.BaseCode, diff)
 	if err != nil {
-		return permanent("the patch under review no longer applies to its base: " + err.Error())
+		return vibecode.Permanent("the patch under review no longer applies to its base: " + err.Error())
 	}
 	memory, err := w.memory(ctx, t, domain.AgentEvaluator)
 	if err != nil {
 		return err
 	}
-	turn := []responses.ResponseInputItemUnionParam{llm.UserMessage(
-		evaluatorRequest(t.Message.Content, proposal.Content, t.BaseCode, diff, patched, args.Iteration))}
-	params := reasoning(responses.ResponseNewParams{
-		Model:          w.LLM.ThinkingModel(),
-		Instructions:   openai.String(evaluatorInstructions),
-		Input:          llm.Input(append(append([]responses.ResponseInputItemUnionParam{}, memory...), turn...)),
-		Text:           llm.JSONSchemaFormat("patch_review", llm.EvaluatorSchema()),
-		PromptCacheKey: openai.String(t.Session.OpenAISessionKey + "_evaluator"),
-	}, "medium")
+	var turn llm.Items
+	turn.AddUser(llm.EvaluatorRequest(t.Message.Content, proposal.Content, t.BaseCode, diff, patched, args.Iteration))
 	key := fmt.Sprintf("%s/evaluator/%d", t.Message.ID, args.Iteration)
-	resp, raw, err := w.call(ctx, t, key, params, domain.AgentEvaluator, args.Iteration)
+	reply, err := w.call(ctx, key, func() (*llm.Reply, error) {
+		return w.LLM.Evaluator(ctx, llm.AgentCall{SessionKey: t.Session.OpenAISessionKey, Memory: memory, Turn: turn})
+	})
 	if err != nil {
 		return err
 	}
-	var v llm.EvaluatorVerdict
-	if derr := llm.DecodeOutput(resp, &v); derr != nil {
-		if _, err := w.record(ctx, t, key, raw, resp, domain.AgentEvaluator, args.Iteration, resp.OutputText(), nil); err != nil {
+	v, derr := reply.Verdict()
+	if derr != nil {
+		if _, err := w.record(ctx, t, key, reply, domain.AgentEvaluator, args.Iteration, reply.Text(), nil); err != nil {
 			return err
 		}
-		return permanent("the Evaluator's reply is not the verdict it was asked for: " + derr.Error())
+		return vibecode.Permanent("the Evaluator's reply is not the verdict it was asked for: " + derr.Error())
 	}
-	verdict := "Rejected: "
-	if v.Approved {
-		verdict = "Approved: "
-	}
-	if _, err := w.record(ctx, t, key, raw, resp, domain.AgentEvaluator, args.Iteration, verdict+v.Reasoning, nil); err != nil {
+	next := vibecode.AfterVerdict(v, args.Iteration, w.MaxIterations, proposal.Content)
+	if _, err := w.record(ctx, t, key, reply, domain.AgentEvaluator, args.Iteration, next.Content, nil); err != nil {
 		return err
 	}
-	turn = append(turn, llm.InputItemsOf(resp)...)
+	turn.AddReply(reply)
 
-	switch {
-	case v.Approved:
-		message := strings.TrimSpace(v.CommitMessage)
-		if message == "" {
-			message = firstLine(proposal.Content, "Apply VibeCoder patch")
-		}
-		return w.end(ctx, t, domain.AgentEvaluator, args.Iteration, turn, db.TurnEnd{
+	var e db.TurnEnd
+	switch next.Next {
+	case vibecode.Approve:
+		e = db.TurnEnd{
 			Status:  domain.StatusDiffCreated,
-			Outcome: map[string]any{"patch": diff, "commit_message": message, "response": v.Reasoning},
+			Outcome: event.VibecodeResponse{Patch: &diff, CommitMessage: &next.CommitMessage, Response: &v.Reasoning},
 			Diff: &domain.Diff{
 				ProjectID: t.Session.ProjectID, SessionID: &t.Session.ID, MessageID: &t.Message.ID,
 				BaseCommit: t.BaseCommit, TargetBranch: t.Branch, DiffContent: diff, Status: domain.DiffEvaluatorApproved,
-				VibecoderPrompt: t.Message.Content, EvaluatorReasoning: v.Reasoning, CommitMessage: message,
+				VibecoderPrompt: t.Message.Content, EvaluatorReasoning: v.Reasoning, CommitMessage: next.CommitMessage,
 			},
 			DiffStep: t.Message.ID + "/diff",
-		})
-	case args.Iteration < w.MaxIterations:
-		return w.end(ctx, t, domain.AgentEvaluator, args.Iteration, turn, db.TurnEnd{
-			Enqueue: enqueueNext(ctx, VibecodeArgs{MessageID: t.Message.ID, Iteration: args.Iteration + 1}),
-		})
-	default:
-		return w.end(ctx, t, domain.AgentEvaluator, args.Iteration, turn, db.TurnEnd{
-			Status:  domain.StatusMaxIterations,
-			Outcome: map[string]any{"patch": diff, "final_feedback": v.Reasoning},
-		})
+		}
+	case vibecode.Revise:
+		e = db.TurnEnd{Enqueue: enqueueNext(ctx, jobargs.VibecodeArgs{MessageID: t.Message.ID, Iteration: args.Iteration + 1})}
+	case vibecode.GiveUp:
+		e = db.TurnEnd{Status: domain.StatusMaxIterations, Outcome: event.VibecodeResponse{Patch: &diff, FinalFeedback: &v.Reasoning}}
 	}
-}
-
-func firstLine(s, fallback string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	if s == "" {
-		return fallback
-	}
-	return s
+	return end(ctx, w.Deps, job, t, domain.AgentEvaluator, args.Iteration, turn, e)
 }

@@ -8,18 +8,19 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 )
 
 // PruneEventsWorker deletes outbox events older than the retention period.
 // Clients that reconnect with an older `since` get what is left.
 type PruneEventsWorker struct {
-	river.WorkerDefaults[PruneEventsArgs]
+	river.WorkerDefaults[jobargs.PruneEventsArgs]
 	Store     *db.Store
 	Retention time.Duration
 	Log       *slog.Logger
 }
 
-func (w *PruneEventsWorker) Work(ctx context.Context, _ *river.Job[PruneEventsArgs]) error {
+func (w *PruneEventsWorker) Work(ctx context.Context, _ *river.Job[jobargs.PruneEventsArgs]) error {
 	n, err := db.DeleteEventsBefore(ctx, w.Store.Pool, time.Now().Add(-w.Retention))
 	if err != nil {
 		return err
@@ -33,6 +34,6 @@ func (w *PruneEventsWorker) Work(ctx context.Context, _ *river.Job[PruneEventsAr
 // PruneEventsPeriodically runs PruneEventsWorker every hour, and once at start.
 func PruneEventsPeriodically() *river.PeriodicJob {
 	return river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
-		func() (river.JobArgs, *river.InsertOpts) { return PruneEventsArgs{}, nil },
+		func() (river.JobArgs, *river.InsertOpts) { return jobargs.PruneEventsArgs{}, nil },
 		&river.PeriodicJobOpts{RunOnStart: true})
 }

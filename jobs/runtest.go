@@ -4,15 +4,19 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/domain/event"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 	"github.com/vibegrapher/vibegrapher/sandbox"
 )
 
 // RunTestWorker executes a test run in the sandbox and stores its result.
 type RunTestWorker struct {
-	river.WorkerDefaults[RunTestArgs]
+	river.WorkerDefaults[jobargs.RunTestArgs]
 	Store   *db.Store
 	Sandbox *sandbox.Runner
 	// MaxTimeout is SANDBOX_TIMEOUT, the longest run.
@@ -21,22 +25,21 @@ type RunTestWorker struct {
 
 // Timeout leaves the sandbox its own wall-clock limit plus room to start and
 // store.
-func (w *RunTestWorker) Timeout(*river.Job[RunTestArgs]) time.Duration {
+func (w *RunTestWorker) Timeout(*river.Job[jobargs.RunTestArgs]) time.Duration {
 	return w.MaxTimeout + time.Minute
 }
 
-func (w *RunTestWorker) Work(ctx context.Context, job *river.Job[RunTestArgs]) error {
+func (w *RunTestWorker) Work(ctx context.Context, job *river.Job[jobargs.RunTestArgs]) error {
 	work, ok, err := w.Store.BeginRun(ctx, job.Args.TestRunID)
 	if err != nil || !ok {
 		return err
 	}
+	statusEvent := func(state string, errText *string) event.JobStatus {
+		return event.JobStatus{JobID: job.ID, Kind: job.Kind, State: state, Attempt: job.Attempt, Error: errText,
+			TestRunID: work.Run.ID, TestID: work.Run.TestID}
+	}
 	status := func(state string, errText *string) {
-		payload := map[string]any{"job_id": job.ID, "kind": job.Kind, "state": state, "attempt": job.Attempt,
-			"test_run_id": work.Run.ID, "test_id": work.Run.TestID}
-		if errText != nil {
-			payload["error"] = *errText
-		}
-		_ = w.Store.EmitJobStatus(context.WithoutCancel(ctx), work.Run.ProjectID, payload)
+		_ = w.Store.EmitJobStatus(context.WithoutCancel(ctx), work.Run.ProjectID, statusEvent(state, errText))
 	}
 	status("running", nil)
 	res := w.Sandbox.Run(ctx, work.Code, work.Test.Code, time.Duration(work.Test.TimeoutSeconds)*time.Second)
@@ -49,11 +52,17 @@ func (w *RunTestWorker) Work(ctx context.Context, job *river.Job[RunTestArgs]) e
 		e := res.Error
 		rr.Error = &e
 	}
-	if _, err := w.Store.FinishRun(context.WithoutCancel(ctx), work, rr); err != nil {
+	complete := func(tx pgx.Tx) error {
+		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](context.WithoutCancel(ctx), tx, job); err != nil {
+			return err
+		}
+		_, err := db.Emit(context.WithoutCancel(ctx), tx, work.Run.ProjectID, statusEvent("completed", nil))
+		return err
+	}
+	if _, err := w.Store.FinishRun(context.WithoutCancel(ctx), work, rr, complete); err != nil {
 		msg := err.Error()
 		status("retryable", &msg)
 		return err
 	}
-	status("completed", nil)
 	return nil
 }

@@ -35,14 +35,7 @@ func FunctionTool(name, description string, parameters map[string]any) responses
 	}}
 }
 
-// EvaluatorVerdict is the Evaluator's structured answer (SPEC §5).
-type EvaluatorVerdict struct {
-	Approved      bool   `json:"approved"`
-	Reasoning     string `json:"reasoning"`
-	CommitMessage string `json:"commit_message"`
-}
-
-// EvaluatorSchema is the strict JSON schema of EvaluatorVerdict. Each call
+// EvaluatorSchema is the strict JSON schema of vibecode.Verdict. Each call
 // returns a new map.
 func EvaluatorSchema() map[string]any {
 	return map[string]any{

@@ -8,6 +8,7 @@ import (
 
 	"github.com/openai/openai-go/v3/responses"
 
+	"github.com/vibegrapher/vibegrapher/domain/vibecode"
 	"github.com/vibegrapher/vibegrapher/internal/openaitest"
 	"github.com/vibegrapher/vibegrapher/llm"
 )
@@ -22,11 +23,11 @@ func TestStructuredOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err) // the fake rejects a schema that breaks the strict rules
 	}
-	var v llm.EvaluatorVerdict
+	var v vibecode.Verdict
 	if err := llm.DecodeOutput(resp, &v); err != nil {
 		t.Fatal(err)
 	}
-	if v != (llm.EvaluatorVerdict{Approved: true, Reasoning: "correct and minimal", CommitMessage: "Add Spanish agent"}) {
+	if v != (vibecode.Verdict{Approved: true, Reasoning: "correct and minimal", CommitMessage: "Add Spanish agent"}) {
 		t.Errorf("verdict %+v", v)
 	}
 	var format struct {
@@ -61,7 +62,7 @@ func TestDecodeOutputErrors(t *testing.T) {
 	_ = json.Unmarshal([]byte(`{"id":"resp_1","output":[{"type":"message","id":"msg_1","role":"assistant","status":"completed","content":[{"type":"refusal","refusal":"I can't help with that."}]}]}`), &refusal)
 	_ = json.Unmarshal([]byte(`{"id":"resp_2","output":[]}`), &empty)
 	_ = json.Unmarshal([]byte(`{"id":"resp_3","output":[{"type":"message","id":"msg_1","role":"assistant","status":"completed","content":[{"type":"output_text","text":"sure!","annotations":[]}]}]}`), &notJSON)
-	var v llm.EvaluatorVerdict
+	var v vibecode.Verdict
 	for _, tc := range []struct {
 		r    *responses.Response
 		want string

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/db/dbtest"
 )
 
 func TestRoomDelivery(t *testing.T) {
@@ -58,7 +59,7 @@ func TestRolledBackTransactionEmitsNothing(t *testing.T) {
 
 	rollback := errors.New("roll back")
 	err := db.InTx(context.Background(), e.Pool, func(tx pgx.Tx) error {
-		if _, err := db.Emit(context.Background(), tx, p, "diff_created", map[string]any{"id": "never"}); err != nil {
+		if _, err := db.Emit(context.Background(), tx, p, dbtest.Event{Name: "diff_created", Payload: map[string]any{"id": "never"}}); err != nil {
 			return err
 		}
 		return rollback

@@ -86,7 +86,7 @@ func (e *env) emit(project, name string, payload map[string]any) int64 {
 	var seq int64
 	err := db.InTx(context.Background(), e.Pool, func(tx pgx.Tx) error {
 		var err error
-		seq, err = db.Emit(context.Background(), tx, project, name, payload)
+		seq, err = db.Emit(context.Background(), tx, project, dbtest.Event{Name: name, Payload: payload})
 		return err
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/db/dbtest"
 )
 
 // TestReplaySinceThenLive: a client that comes back with `since` gets every
@@ -31,7 +32,7 @@ func TestReplaySinceThenLive(t *testing.T) {
 			if i%5 == 4 {
 				project = other // interleaved events of another project are not replayed
 			}
-			if _, err := db.Emit(ctx, tx, project, "history", map[string]any{"i": i}); err != nil {
+			if _, err := db.Emit(ctx, tx, project, dbtest.Event{Name: "history", Payload: map[string]any{"i": i}}); err != nil {
 				return err
 			}
 		}

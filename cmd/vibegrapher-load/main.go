@@ -238,7 +238,7 @@ func emit(ctx context.Context, pool *pgxpool.Pool, project string, i int) (int64
 	var seq int64
 	err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
 		var err error
-		seq, err = db.Emit(ctx, tx, project, "load", map[string]any{"i": i, "sent_at_us": sent.UnixMicro(), "trace_id": "load"})
+		seq, err = db.Emit(ctx, tx, project, loadEvent{I: i, SentAtUS: sent.UnixMicro(), TraceID: "load"})
 		return err
 	})
 	return seq, err
@@ -319,3 +319,12 @@ func connectAll(ctx context.Context, base, project string, n, events int) ([]*lo
 	}
 	return live, nil
 }
+
+// loadEvent is the event the load command commits: its index and send time.
+type loadEvent struct {
+	I        int    `json:"i"`
+	SentAtUS int64  `json:"sent_at_us"`
+	TraceID  string `json:"trace_id"`
+}
+
+func (loadEvent) EventName() string { return "load" }

@@ -19,6 +19,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/api/realtime"
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/jobs"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 	"github.com/vibegrapher/vibegrapher/llm"
 	"github.com/vibegrapher/vibegrapher/sandbox"
 )
@@ -59,7 +60,7 @@ func serve(ctx context.Context, e env, r roles) error {
 		APIKey: e.cfg.OpenAIAPIKey, BaseURL: e.cfg.OpenAIBaseURL,
 		ThinkingModel: e.cfg.ThinkingModel, SmallModel: e.cfg.SmallModel,
 	})
-	var client *jobs.Client
+	var client *jobargs.Client
 	var err error
 	if r.worker {
 		client, err = startWorker(ctx, e, model)
@@ -68,7 +69,7 @@ func serve(ctx context.Context, e env, r roles) error {
 		}
 		defer stopWorker(e.log, client)
 	} else if r.api {
-		if client, err = jobs.NewInsertOnlyClient(e.pool, e.log); err != nil {
+		if client, err = jobargs.NewInsertOnlyClient(e.pool, e.log); err != nil {
 			return err
 		}
 	}
@@ -156,7 +157,7 @@ func listen(ctx context.Context, e env, h http.Handler) error {
 	return nil
 }
 
-func startWorker(ctx context.Context, e env, model *llm.Client) (*jobs.Client, error) {
+func startWorker(ctx context.Context, e env, model *llm.Client) (*jobargs.Client, error) {
 	if e.cfg.OpenAIAPIKey == "" {
 		e.log.Warn("OPENAI_API_KEY is not set: vibecode messages will fail until it is")
 	}
@@ -198,7 +199,7 @@ func startWorker(ctx context.Context, e env, model *llm.Client) (*jobs.Client, e
 
 // stopWorker lets running jobs finish for a while, then cancels them; a
 // cancelled job is retried by River on another worker.
-func stopWorker(log *slog.Logger, client *jobs.Client) {
+func stopWorker(log *slog.Logger, client *jobargs.Client) {
 	soft, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	defer cancel()
 	if err := client.Stop(soft); err == nil {

@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -252,4 +253,20 @@ func randomHex(n int) string {
 func isCode(err error, code string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == code
+}
+
+// Event is an outbox event of any name and payload, for tests of the outbox
+// and the realtime delivery that do not care about the product's events.
+type Event struct {
+	Name    string
+	Payload any // marshals to a JSON object
+}
+
+func (e Event) EventName() string { return e.Name }
+
+func (e Event) MarshalJSON() ([]byte, error) {
+	if e.Payload == nil {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(e.Payload)
 }

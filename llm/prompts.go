@@ -1,4 +1,4 @@
-package jobs
+package llm
 
 import (
 	"fmt"
@@ -53,16 +53,21 @@ func focusText(node *pyast.AgentNode, code string) string {
 		node.Name, node.ID, node.LineStart, node.LineEnd, def)
 }
 
-func vibecoderRequest(prompt, code string, node *pyast.AgentNode) string {
+// VibeCoderRequest is the first request of a user message to the VibeCoder:
+// the code with line numbers, the node to focus on, and the person's prompt.
+func VibeCoderRequest(prompt, code string, node *pyast.AgentNode) string {
 	return fmt.Sprintf("Current script.py:\n```\n%s```\n%s\nRequest:\n%s", numbered(code), focusText(node, code), prompt)
 }
 
-func vibecoderFeedback(feedback, code string, node *pyast.AgentNode) string {
+// VibeCoderFeedback is the request of a later iteration: the Evaluator's
+// feedback on the previous patch and the unchanged code.
+func VibeCoderFeedback(feedback, code string, node *pyast.AgentNode) string {
 	return fmt.Sprintf("The reviewer rejected your patch:\n%s\n\nThe code is unchanged; here it is again:\n```\n%s```\n%s\nSubmit a corrected patch.",
 		feedback, numbered(code), focusText(node, code))
 }
 
-func evaluatorRequest(prompt, description, code, diff, patched string, iteration int) string {
+// EvaluatorRequest asks the Evaluator to review a patch.
+func EvaluatorRequest(prompt, description, code, diff, patched string, iteration int) string {
 	return fmt.Sprintf("Review round %d.\n\nThe user asked:\n%s\n\nThe VibeCoder says: %s\n\nCurrent script.py:\n```\n%s```\n\nProposed patch:\n```diff\n%s```\n\nscript.py after the patch:\n```\n%s```",
 		iteration, prompt, description, numbered(code), diff, numbered(patched))
 }
@@ -78,4 +83,16 @@ func submitPatchSchema() map[string]any {
 		"required":             []string{"patch", "description"},
 		"additionalProperties": false,
 	}
+}
+
+// commitMessageInstructions are the small model's instructions for
+// refine-message.
+const commitMessageInstructions = `You write git commit messages. Given a unified diff and the request behind it, answer with one commit message only: an imperative summary line of at most 72 characters, optionally followed by a blank line and a short body. No quotes, no code fences.`
+
+func commitMessageRequest(r CommitMessageRequest) string {
+	ask := "Request behind the change:\n" + r.Request + "\n\nDiff:\n```diff\n" + r.Diff + "```\n\nCurrent commit message:\n" + r.Current
+	if r.How != "" {
+		ask += "\n\nHow to change it: " + r.How
+	}
+	return ask
 }

@@ -1,9 +1,18 @@
-package jobs
+package jobargs
 
 import (
 	"context"
 	"log/slog"
 )
+
+// Logger keeps River's own messages at warning and above: its info logs are
+// per job and drown the service's.
+func Logger(log *slog.Logger) *slog.Logger {
+	if log == nil {
+		log = slog.Default()
+	}
+	return slog.New(levelFloor{log.Handler(), slog.LevelWarn})
+}
 
 // levelFloor drops records below a minimum level.
 type levelFloor struct {

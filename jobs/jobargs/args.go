@@ -1,11 +1,31 @@
-// Package jobs holds River's job arguments and workers. A worker loads what
-// it needs, calls domain logic, stores the result and enqueues the next job in
-// the same transaction.
-package jobs
+// Package jobargs is the insert side of the service's River jobs: their
+// arguments, queues and the insert-only client. The api role inserts jobs
+// through it without linking the workers (and their sandbox); jobs/ holds the
+// workers.
+package jobargs
 
 import (
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 )
+
+// Client is the River client type of the service.
+type Client = river.Client[pgx.Tx]
+
+// NewInsertOnlyClient returns a client that inserts and reads jobs but works
+// none: what the api role needs.
+func NewInsertOnlyClient(pool *pgxpool.Pool, log *slog.Logger) (*Client, error) {
+	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: Logger(log)})
+	if err != nil {
+		return nil, fmt.Errorf("create River client: %w", err)
+	}
+	return c, nil
+}
 
 // Queues, each with its own concurrency (see Config).
 const (

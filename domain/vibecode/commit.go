@@ -1,0 +1,58 @@
+package vibecode
+
+import (
+	"strings"
+
+	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/patch"
+	"github.com/vibegrapher/vibegrapher/domain/pyast"
+)
+
+// DefaultCommitMessage is used when neither the person nor the Evaluator
+// gave one.
+const DefaultCommitMessage = "Apply VibeCoder patch"
+
+// Rebase applies an approved diff to the code at the head of branch. When
+// the head moved since the diff's base and the diff no longer applies, or
+// applies but gives invalid Python, the answer is a conflict that says why.
+func Rebase(headCode, diff, branch, head, base string) (string, error) {
+	patched, err := patch.Apply(headCode, diff)
+	if err != nil {
+		return "", domain.Errorf(domain.ECONFLICT, "the diff no longer applies to the head of %s (%s), which moved since its base %s: %v",
+			branch, short(head), short(base), err)
+	}
+	if err := pyast.CheckSyntax(patched); err != nil {
+		return "", domain.Errorf(domain.ECONFLICT, "applied to the head of %s (%s) the diff gives invalid Python: %v", branch, short(head), err)
+	}
+	return patched, nil
+}
+
+func short(sha string) string {
+	if len(sha) > 10 {
+		return sha[:10]
+	}
+	return sha
+}
+
+// CommitMessage is the message a commit gets: the person's, else the diff's,
+// else DefaultCommitMessage.
+func CommitMessage(requested, diffs string) string {
+	if msg := strings.TrimSpace(requested); msg != "" {
+		return msg
+	}
+	if diffs != "" {
+		return diffs
+	}
+	return DefaultCommitMessage
+}
+
+// ForgetsOnCommit are the agents whose memory of a session is cleared when a
+// diff of it is committed: the Evaluator reviews the next patch afresh, while
+// the VibeCoder keeps its history and sees the new code.
+var ForgetsOnCommit = []string{domain.AgentEvaluator}
+
+// RejectionPrompt is the message that carries a person's rejection feedback
+// back to the VibeCoder.
+func RejectionPrompt(feedback string) string {
+	return "I rejected your last patch. My feedback:\n" + feedback
+}

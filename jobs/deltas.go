@@ -1,0 +1,53 @@
+package jobs
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vibegrapher/vibegrapher/db"
+)
+
+// deltaBatcher turns streamed text into vibecode_delta events, at most one
+// per interval, so a client is not flooded with one event per token.
+type deltaBatcher struct {
+	ctx       context.Context
+	d         *Deps
+	t         *db.Turn
+	agent     string
+	iteration int
+	mu        sync.Mutex
+	buf       strings.Builder
+	last      time.Time
+}
+
+func newDeltaBatcher(ctx context.Context, d *Deps, t *db.Turn, agent string, iteration int) *deltaBatcher {
+	return &deltaBatcher{ctx: ctx, d: d, t: t, agent: agent, iteration: iteration, last: time.Now()}
+}
+
+func (b *deltaBatcher) add(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(s)
+	if time.Since(b.last) >= b.d.DeltaInterval {
+		b.flushLocked()
+	}
+}
+
+func (b *deltaBatcher) flush() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flushLocked()
+}
+
+func (b *deltaBatcher) flushLocked() {
+	if b.buf.Len() == 0 {
+		return
+	}
+	if err := b.d.Store.EmitDelta(b.ctx, b.t, b.agent, b.iteration, b.buf.String()); err != nil {
+		b.d.Log.Warn("emit vibecode_delta", "error", err)
+	}
+	b.buf.Reset()
+	b.last = time.Now()
+}

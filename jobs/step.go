@@ -1,0 +1,156 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/event"
+	"github.com/vibegrapher/vibegrapher/domain/vibecode"
+	"github.com/vibegrapher/vibegrapher/llm"
+)
+
+// Deps are what the vibecode workers share.
+type Deps struct {
+	Store         *db.Store
+	LLM           *llm.Client
+	MaxIterations int
+	Log           *slog.Logger
+	// DeltaInterval batches streamed text into vibecode_delta events.
+	DeltaInterval time.Duration
+}
+
+// step runs one step of the loop for a user message: it loads the message
+// (nothing to do when it is gone or already ended), reports the job running,
+// runs work, and ends the job as vibecode.AfterError decides. work ends its
+// step with end, which completes the job in the same transaction.
+func step[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], messageID string, work func(*db.Turn) error) error {
+	t, err := d.Store.StartTurn(ctx, messageID)
+	if errors.Is(err, db.ErrTurnGone) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if domain.IsFinal(*t.Message.Status) {
+		return nil
+	}
+	d.jobStatus(ctx, &t, job.JobRow, "running", nil)
+	err = work(&t)
+	if errors.Is(err, db.ErrTurnGone) {
+		d.jobStatus(ctx, &t, job.JobRow, "completed", nil)
+		return nil
+	}
+	if err == nil {
+		return nil
+	}
+	f := vibecode.AfterError(err, job.Attempt, job.MaxAttempts)
+	if f.Retry {
+		d.jobStatus(ctx, &t, job.JobRow, "retryable", &f.Reason)
+		return err
+	}
+	// The failure is the message's, not River's: the job completes with it.
+	return d.Store.FailTurn(context.WithoutCancel(ctx), &t, f.Reason, completeJob(ctx, job, &t, "failed", &f.Reason))
+}
+
+// completeJob completes job in the transaction that ends its step, and emits
+// its job_status there, so the event and River's state cannot disagree.
+func completeJob[T river.JobArgs](ctx context.Context, job *river.Job[T], t *db.Turn, state string, errText *string) func(pgx.Tx) error {
+	return func(tx pgx.Tx) error {
+		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](context.WithoutCancel(ctx), tx, job); err != nil {
+			return fmt.Errorf("complete job %d: %w", job.ID, err)
+		}
+		_, err := db.Emit(context.WithoutCancel(ctx), tx, t.Session.ProjectID, jobStatusEvent(t, job.JobRow, state, errText))
+		return err
+	}
+}
+
+func jobStatusEvent(t *db.Turn, job *rivertype.JobRow, state string, errText *string) event.JobStatus {
+	return event.JobStatus{
+		JobID: job.ID, Kind: job.Kind, State: state, Attempt: job.Attempt, Error: errText,
+		MessageID: t.Message.ID, SessionID: t.Session.ID, TraceID: t.Message.TraceID,
+	}
+}
+
+// jobStatus emits job_status for the project of t. It is best effort: the
+// event is progress information, not state.
+func (d *Deps) jobStatus(ctx context.Context, t *db.Turn, job *rivertype.JobRow, state string, errText *string) {
+	if err := d.Store.EmitJobStatus(context.WithoutCancel(ctx), t.Session.ProjectID, jobStatusEvent(t, job, state, errText)); err != nil {
+		d.Log.Warn("emit job_status", "job", job.ID, "error", err)
+	}
+}
+
+// call makes one model call, or returns the reply stored under key by an
+// earlier attempt of the job: a step retried after a crash acts on what the
+// model already answered.
+func (d *Deps) call(ctx context.Context, key string, model func() (*llm.Reply, error)) (*llm.Reply, error) {
+	raw, ok, err := d.Store.StoredCall(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		return llm.StoredReply(raw)
+	}
+	return model()
+}
+
+// record stores a reply with its usage and emits its events.
+func (d *Deps) record(ctx context.Context, t *db.Turn, key string, r *llm.Reply, agent string, iteration int, content string, diff *string) (domain.ConversationMessage, error) {
+	return d.Store.RecordReply(ctx, db.AssistantMessage{
+		Turn: t, CallKey: key, Response: r.Raw(), ResponseID: r.ID(), Agent: agent, Iteration: iteration,
+		Content: content, Patch: diff, Usage: r.Usage(agent, iteration),
+	})
+}
+
+// memory loads an agent's conversation memory.
+func (d *Deps) memory(ctx context.Context, t *db.Turn, agent string) (llm.Items, error) {
+	turns, err := d.Store.AgentMemory(ctx, t.Session.OpenAISessionKey, agent)
+	if err != nil {
+		return llm.Items{}, err
+	}
+	return llm.MemoryOf(turns)
+}
+
+// end writes the end of a step: the turn's memory items and e, and completes
+// the job, in one transaction.
+func end[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], t *db.Turn, agent string, iteration int, turn llm.Items, e db.TurnEnd) error {
+	items, err := turn.Marshal()
+	if err != nil {
+		return err
+	}
+	e.Agent, e.TurnKey, e.Items = agent, fmt.Sprintf("%s/%d", t.Message.ID, iteration), items
+	if e.Status != "" {
+		usage, err := d.Store.TurnUsage(ctx, t.Message.ID)
+		if err != nil {
+			return err
+		}
+		e.Outcome.TokenUsage = usage
+	}
+	e.Complete = completeJob(ctx, job, t, "completed", nil)
+	return d.Store.EndTurn(ctx, t, e)
+}
+
+// enqueueNext inserts the next job of the loop in the transaction that ends
+// this step, with the River client of the running worker.
+func enqueueNext(ctx context.Context, args river.JobArgs) func(pgx.Tx) (int64, error) {
+	return func(tx pgx.Tx) (int64, error) {
+		client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+		if err != nil {
+			return 0, err
+		}
+		res, err := client.InsertTx(ctx, tx, args, nil)
+		if err != nil {
+			return 0, err
+		}
+		return res.Job.ID, nil
+	}
+}
