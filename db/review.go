@@ -220,22 +220,6 @@ func (s *Store) SetCommitMessage(ctx context.Context, id, message string) (domai
 	return d, err
 }
 
-// ProjectNodes returns the agents of a project's current code.
-func (s *Store) ProjectNodes(ctx context.Context, id string) ([]pyast.AgentNode, error) {
-	p, err := s.GetProject(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	nodes, err := pyast.ParseAgents(p.CurrentCode)
-	if err != nil {
-		return nil, domain.Errorf(domain.ECONFLICT, "the project's current code does not parse: %v", err)
-	}
-	if nodes == nil {
-		nodes = []pyast.AgentNode{}
-	}
-	return nodes, nil
-}
-
 func deref(s *string) string {
 	if s == nil {
 		return ""
