@@ -10,6 +10,8 @@ require (
 	golang.org/x/text v0.44.0
 )
 
+require go.uber.org/goleak v1.3.0 // indirect
+
 require (
 	dario.cat/mergo v1.0.2 // indirect
 	github.com/Azure/go-ansiterm v0.0.0-20261006220739-8c912ac31dd4 // indirect

@@ -30,7 +30,7 @@ func (s *Server) registerHealth() {
 func (s *Server) ready(c fuego.ContextNoBody) (Health, error) {
 	ctx, cancel := context.WithTimeout(c.Context(), 3*time.Second)
 	defer cancel()
-	if err := s.opts.Store.Pool.Ping(ctx); err != nil {
+	if _, err := s.opts.Store.Pool.Exec(ctx, "SELECT 1"); err != nil {
 		return Health{}, domain.Errorf(domain.EUNAVAILABLE, "database unreachable: %v", err)
 	}
 	if err := s.opts.Schema.Check(ctx); err != nil {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/vibegrapher/vibegrapher/api"
 	"github.com/vibegrapher/vibegrapher/api/realtime"
 	"github.com/vibegrapher/vibegrapher/db"
@@ -30,6 +32,7 @@ type stack struct {
 	AI     *openaitest.Server
 	Worker *jobargs.Client
 	deps   *jobs.Deps
+	pool   *pgxpool.Pool
 
 	// A Socket.IO client per project, subscribed from the project's first
 	// event on: what a frontend would see.
@@ -67,7 +70,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 		Log:           log,
 		DeltaInterval: 20 * time.Millisecond,
 	}
-	s := &stack{AI: ai, deps: deps}
+	s := &stack{AI: ai, deps: deps, pool: pool}
 	var client *jobargs.Client
 	var err error
 	if o.noWorker {
@@ -108,7 +111,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 // startWorker starts a River worker client on the stack's database.
 func (s *stack) startWorker(t testing.TB) *jobargs.Client {
 	t.Helper()
-	pool := s.deps.Store.Pool
+	pool := s.pool
 	tests := &jobs.RunTestWorker{Sandbox: testSandbox(t), MaxTimeout: 30 * time.Second}
 	c, err := jobs.NewWorkerClient(pool, s.deps.Log, jobs.NewWorkers(s.deps, tests, &jobs.PruneEventsWorker{Retention: time.Hour}), jobs.WorkerConfig{VibecodeWorkers: 4, EvaluateWorkers: 4, TestWorkers: 2})
 	if err != nil {

@@ -119,9 +119,16 @@ func wrap(err error, what string) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
+// DB is what the store runs on: the pool, or (in worker tests) a
+// transaction, in which the store's own transactions become savepoints.
+type DB interface {
+	Querier
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
 // InTx runs fn in a transaction, committing when it returns nil.
-func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
-	tx, err := pool.Begin(ctx)
+func InTx(ctx context.Context, db DB, fn func(pgx.Tx) error) error {
+	tx, err := db.Begin(ctx)
 	if err != nil {
 		return wrap(err, "begin transaction")
 	}

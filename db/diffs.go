@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/event"
+	"github.com/vibegrapher/vibegrapher/domain/patch"
 )
 
 const diffColumns = `id, project_id, session_id, message_id, base_commit, target_branch, diff_content, status,
@@ -109,4 +112,70 @@ func (s *Store) ListDiffs(ctx context.Context, f DiffFilter) ([]domain.Diff, err
 	}
 	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Diff, error) { return scanDiff(r) })
 	return list, wrap(err, "list diffs")
+}
+
+// DiffPreview is a diff with the code before and after it.
+type DiffPreview struct {
+	OriginalCode string `json:"original_code"`
+	PatchedCode  string `json:"patched_code"`
+	DiffContent  string `json:"diff_content"`
+}
+
+// PreviewDiff returns the code at the diff's base commit and with the diff
+// applied to it.
+func (s *Store) PreviewDiff(ctx context.Context, id string) (DiffPreview, error) {
+	d, err := getDiff(ctx, s.Pool, id, false)
+	if err != nil {
+		return DiffPreview{}, err
+	}
+	p, err := loadProjectRow(ctx, s.Pool, d.ProjectID, false)
+	if err != nil {
+		return DiffPreview{}, err
+	}
+	code, err := ReadFile(NewGitStorage(ctx, s.Pool, p.repo), plumbing.NewHash(d.BaseCommit), domain.ScriptPath)
+	if err != nil {
+		return DiffPreview{}, err
+	}
+	patched, err := applyDiff(code, d)
+	if err != nil {
+		return DiffPreview{}, err
+	}
+	return DiffPreview{OriginalCode: code, PatchedCode: patched, DiffContent: d.DiffContent}, nil
+}
+
+// SetCommitMessage stores a new commit message on a diff not yet committed.
+func (s *Store) SetCommitMessage(ctx context.Context, id, message string) (domain.Diff, error) {
+	var d domain.Diff
+	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		cur, err := getDiff(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if cur.Status == domain.DiffCommitted {
+			return domain.Errorf(domain.ECONFLICT, "diff %s is already committed; its message cannot change", cur.ID)
+		}
+		d, err = scanDiff(tx.QueryRow(ctx, `UPDATE diffs SET commit_message = $2, updated_at = now() WHERE id = $1 RETURNING `+diffColumns, cur.ID, message))
+		if err != nil {
+			return wrap(err, "store commit message")
+		}
+		_, err = Emit(ctx, tx, d.ProjectID, event.DiffUpdated{Diff: d, DiffID: d.ID})
+		return err
+	})
+	return d, err
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// applyDiff applies a diff to the code of its base commit.
+func applyDiff(base string, d domain.Diff) (string, error) {
+	patched, err := patch.Apply(base, d.DiffContent)
+	if err != nil {
+		return "", domain.Errorf(domain.ECONFLICT, "diff %s does not apply to its base commit: %v", d.ID, err)
+	}
+	return patched, nil
 }

@@ -167,3 +167,7 @@ func (s *Store) GetMessage(ctx context.Context, id string) (domain.FullMessage, 
 	}
 	return full, nil
 }
+
+// Enqueue inserts the VibecodeJob of a new user message in tx and returns its
+// id; the api passes River's InsertTx.
+type Enqueue func(tx pgx.Tx, messageID string) (int64, error)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/vibegrapher/vibegrapher/domain/event"
 )
 
@@ -61,4 +63,23 @@ func Emit(ctx context.Context, q Querier, projectID string, e event.Event) (int6
 		return 0, wrap(err, "write "+name+" event")
 	}
 	return seq, nil
+}
+
+// EmitJobStatus emits job_status for a project.
+func (s *Store) EmitJobStatus(ctx context.Context, projectID string, e event.JobStatus) error {
+	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		_, err := Emit(ctx, tx, projectID, e)
+		return err
+	})
+}
+
+// EmitDelta emits a vibecode_delta.
+func (s *Store) EmitDelta(ctx context.Context, t *Turn, agent string, iteration int, delta string) error {
+	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		_, err := Emit(ctx, tx, t.Session.ProjectID, event.VibecodeDelta{
+			SessionID: t.Session.ID, MessageID: t.Message.ID, TraceID: t.Message.TraceID,
+			Agent: agent, Iteration: iteration, Delta: delta,
+		})
+		return err
+	})
 }

@@ -13,28 +13,13 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/domain/event"
 )
 
-// Store is the application's access to PostgreSQL.
-type Store struct {
-	Pool *pgxpool.Pool
-}
-
 // Committer signs the commits the service writes.
 var Committer = object.Signature{Name: "Vibegrapher", Email: "vibegrapher@localhost"}
-
-// ParseID parses a client-given id; a malformed one is simply not found.
-func ParseID(kind, id string) (uuid.UUID, error) {
-	u, err := uuid.Parse(id)
-	if err != nil {
-		return uuid.Nil, domain.NotFound(kind, strconv.Quote(id))
-	}
-	return u, nil
-}
 
 type projectRow struct {
 	id, repo         uuid.UUID

@@ -11,14 +11,9 @@ import (
 
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/domain/event"
-	"github.com/vibegrapher/vibegrapher/domain/patch"
 	"github.com/vibegrapher/vibegrapher/domain/pyast"
 	"github.com/vibegrapher/vibegrapher/domain/vibecode"
 )
-
-// Enqueue inserts the VibecodeJob of a new user message in tx and returns its
-// id; the api passes River's InsertTx.
-type Enqueue func(tx pgx.Tx, messageID string) (int64, error)
 
 // ReviewResult is a person's verdict applied: the diff, and the message that
 // carries rejection feedback back to the VibeCoder, when there is one.
@@ -168,70 +163,4 @@ func emitCodeChanged(ctx context.Context, tx pgx.Tx, p domain.Project, parent pl
 	}
 	_, err = Emit(ctx, tx, p.ID, e)
 	return err
-}
-
-// DiffPreview is a diff with the code before and after it.
-type DiffPreview struct {
-	OriginalCode string `json:"original_code"`
-	PatchedCode  string `json:"patched_code"`
-	DiffContent  string `json:"diff_content"`
-}
-
-// PreviewDiff returns the code at the diff's base commit and with the diff
-// applied to it.
-func (s *Store) PreviewDiff(ctx context.Context, id string) (DiffPreview, error) {
-	d, err := getDiff(ctx, s.Pool, id, false)
-	if err != nil {
-		return DiffPreview{}, err
-	}
-	p, err := loadProjectRow(ctx, s.Pool, d.ProjectID, false)
-	if err != nil {
-		return DiffPreview{}, err
-	}
-	code, err := ReadFile(NewGitStorage(ctx, s.Pool, p.repo), plumbing.NewHash(d.BaseCommit), domain.ScriptPath)
-	if err != nil {
-		return DiffPreview{}, err
-	}
-	patched, err := applyDiff(code, d)
-	if err != nil {
-		return DiffPreview{}, err
-	}
-	return DiffPreview{OriginalCode: code, PatchedCode: patched, DiffContent: d.DiffContent}, nil
-}
-
-// SetCommitMessage stores a new commit message on a diff not yet committed.
-func (s *Store) SetCommitMessage(ctx context.Context, id, message string) (domain.Diff, error) {
-	var d domain.Diff
-	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		cur, err := getDiff(ctx, tx, id, true)
-		if err != nil {
-			return err
-		}
-		if cur.Status == domain.DiffCommitted {
-			return domain.Errorf(domain.ECONFLICT, "diff %s is already committed; its message cannot change", cur.ID)
-		}
-		d, err = scanDiff(tx.QueryRow(ctx, `UPDATE diffs SET commit_message = $2, updated_at = now() WHERE id = $1 RETURNING `+diffColumns, cur.ID, message))
-		if err != nil {
-			return wrap(err, "store commit message")
-		}
-		_, err = Emit(ctx, tx, d.ProjectID, event.DiffUpdated{Diff: d, DiffID: d.ID})
-		return err
-	})
-	return d, err
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
-// applyDiff applies a diff to the code of its base commit.
-func applyDiff(base string, d domain.Diff) (string, error) {
-	patched, err := patch.Apply(base, d.DiffContent)
-	if err != nil {
-		return "", domain.Errorf(domain.ECONFLICT, "diff %s does not apply to its base commit: %v", d.ID, err)
-	}
-	return patched, nil
 }

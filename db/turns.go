@@ -213,17 +213,6 @@ func (s *Store) RecordReply(ctx context.Context, a AssistantMessage) (domain.Con
 	return m, err
 }
 
-// AgentMemory returns the stored input items of an agent in a session, in
-// order, as JSON arrays (one per turn).
-func (s *Store) AgentMemory(ctx context.Context, sessionKey, agent string) ([]json.RawMessage, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT items FROM agent_memory WHERE session_key = $1 AND agent = $2 ORDER BY position`, sessionKey, agent)
-	if err != nil {
-		return nil, wrap(err, "read memory")
-	}
-	list, err := pgx.CollectRows(rows, pgx.RowTo[json.RawMessage])
-	return list, wrap(err, "read memory")
-}
-
 // TurnEnd is how a step of the loop ends, written in one transaction: the
 // items the turn adds to an agent's memory, and then either the next job
 // (Enqueue), or the end of the user message (Status and Outcome, plus a Diff
@@ -347,23 +336,4 @@ func (s *Store) Reply(ctx context.Context, messageID, agent string, iteration in
 func (s *Store) FailTurn(ctx context.Context, t *Turn, reason string, complete func(pgx.Tx) error) error {
 	usage, _ := s.TurnUsage(ctx, t.Message.ID)
 	return s.EndTurn(ctx, t, TurnEnd{Status: domain.StatusFailed, Outcome: event.VibecodeResponse{Error: &reason, TokenUsage: usage}, Complete: complete})
-}
-
-// EmitJobStatus emits job_status for a project.
-func (s *Store) EmitJobStatus(ctx context.Context, projectID string, e event.JobStatus) error {
-	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		_, err := Emit(ctx, tx, projectID, e)
-		return err
-	})
-}
-
-// EmitDelta emits a vibecode_delta.
-func (s *Store) EmitDelta(ctx context.Context, t *Turn, agent string, iteration int, delta string) error {
-	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		_, err := Emit(ctx, tx, t.Session.ProjectID, event.VibecodeDelta{
-			SessionID: t.Session.ID, MessageID: t.Message.ID, TraceID: t.Message.TraceID,
-			Agent: agent, Iteration: iteration, Delta: delta,
-		})
-		return err
-	})
 }
