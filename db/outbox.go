@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -50,17 +51,23 @@ func Emit(ctx context.Context, q Querier, projectID string, e event.Event) (int6
 	if len(raw) == 0 || raw[0] != '{' {
 		return 0, fmt.Errorf("%s event payload must be a JSON object", name)
 	}
-	// One round trip: the row, the lock on its seq (before the statement
-	// ends, so a reader that finds no Emit running and no lock knows the
-	// writer has finished), and the notification sent at COMMIT.
+	// One round trip: the row and the lock on its seq (taken before the
+	// statement ends, so a reader that finds no Emit running and no lock
+	// knows the writer has finished). In a transaction of InTx the
+	// notification is sent after COMMIT; elsewhere it is queued in the
+	// transaction, as PostgreSQL does, at the cost of its commit lock.
+	et, deferred := q.(*eventTx)
 	var seq int64
 	err = q.QueryRow(ctx, emitMarker+`
 		WITH ins AS (
 			INSERT INTO events (project_id, name, payload, created_at) VALUES ($1, $2, $3, clock_timestamp()) RETURNING seq)
-		SELECT seq, pg_advisory_xact_lock($4 + seq)::text, pg_notify($5, seq::text) FROM ins`,
-		projectID, name, raw, seqLockBase, EventsChannel).Scan(&seq, nil, nil)
+		SELECT seq, pg_advisory_xact_lock($4 + seq)::text, CASE WHEN $6 THEN '' ELSE pg_notify($5, seq::text)::text END FROM ins`,
+		projectID, name, raw, seqLockBase, EventsChannel, deferred).Scan(&seq, nil, nil)
 	if err != nil {
 		return 0, wrap(err, "write "+name+" event")
+	}
+	if deferred {
+		et.lastSeq = max(et.lastSeq, seq)
 	}
 	return seq, nil
 }
@@ -82,4 +89,23 @@ func (s *Store) EmitDelta(ctx context.Context, t *Turn, agent string, iteration 
 		})
 		return err
 	})
+}
+
+// eventTx is a transaction of InTx: it remembers the events written in it,
+// to announce them after COMMIT.
+type eventTx struct {
+	pgx.Tx
+	lastSeq int64
+}
+
+// notifyAfterCommit tells the realtime processes that events up to seq are
+// committed. A NOTIFY queued inside the writing transaction would take
+// PostgreSQL's notify lock (one for the whole cluster) before its COMMIT and
+// hold it through the WAL flush, so every event-writing transaction would
+// commit one after the other; sent on its own, the NOTIFY writes no WAL that
+// must be flushed and the lock is held for microseconds. If this process
+// dies between the commit and the notification, the realtime role's poll
+// (every 2 s) delivers the events instead.
+func notifyAfterCommit(ctx context.Context, q Querier, seq int64) {
+	_, _ = q.Exec(ctx, `SELECT pg_notify($1, $2)`, EventsChannel, strconv.FormatInt(seq, 10))
 }
