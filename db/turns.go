@@ -65,20 +65,24 @@ func (s *Store) StartTurn(ctx context.Context, messageID string) (Turn, error) {
 	if err != nil {
 		return t, err
 	}
-	t.BaseCode, err = ReadFile(NewGitStorage(ctx, s.Pool, t.repo), plumbing.NewHash(t.BaseCommit), domain.ScriptPath)
+	t.BaseCode, err = scriptAt(ctx, s.Pool, t.repo, plumbing.NewHash(t.BaseCommit))
 	return t, err
 }
 
 func loadTurn(ctx context.Context, q Querier, messageID string, forUpdate bool) (Turn, error) {
 	var t Turn
 	var base *string
-	sql := `SELECT ` + prefixed("m", messageColumns) + `, m.position, m.base_commit, p.branch, p.repository_id
-		FROM messages m JOIN projects p ON p.id = m.project_id
+	var sid, sproject uuid.UUID
+	sql := `SELECT ` + prefixed("m", messageColumns) + `, m.position, m.base_commit, p.branch, p.repository_id,
+			s.id, s.project_id, s.openai_session_key, s.session_type, s.node_id, s.created_at, s.updated_at
+		FROM messages m JOIN projects p ON p.id = m.project_id JOIN sessions s ON s.id = m.session_id
 		WHERE m.id = $1 AND m.role = 'user'`
 	if forUpdate {
 		sql += ` FOR UPDATE OF m`
 	}
-	msg, err := scanMessage(q.QueryRow(ctx, sql, messageID), &t.Position, &base, &t.Branch, &t.repo)
+	sess := &t.Session
+	msg, err := scanMessage(q.QueryRow(ctx, sql, messageID), &t.Position, &base, &t.Branch, &t.repo,
+		&sid, &sproject, &sess.OpenAISessionKey, &sess.SessionType, &sess.NodeID, &sess.CreatedAt, &sess.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, ErrTurnGone
 	}
@@ -89,8 +93,20 @@ func loadTurn(ctx context.Context, q Querier, messageID string, forUpdate bool) 
 	if base != nil {
 		t.BaseCommit = *base
 	}
-	t.Session, err = getSession(ctx, q, msg.SessionID, false)
-	return t, err
+	sess.ID, sess.ProjectID = sid.String(), sproject.String()
+	sess.CreatedAt, sess.UpdatedAt = sess.CreatedAt.UTC(), sess.UpdatedAt.UTC()
+	return t, nil
+}
+
+// lockTurn locks a user message until the transaction ends and returns its
+// status: what a step's writes need to stay idempotent, in one query.
+func lockTurn(ctx context.Context, tx pgx.Tx, messageID string) (*string, error) {
+	var status *string
+	err := tx.QueryRow(ctx, `SELECT status FROM messages WHERE id = $1 AND role = 'user' FOR UPDATE`, messageID).Scan(&status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrTurnGone
+	}
+	return status, wrap(err, "lock message")
 }
 
 // prefixed qualifies a column list with a table alias.
@@ -173,7 +189,7 @@ type AssistantMessage struct {
 func (s *Store) RecordReply(ctx context.Context, a AssistantMessage) (domain.ConversationMessage, error) {
 	var m domain.ConversationMessage
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		if _, err := loadTurn(ctx, tx, a.Turn.Message.ID, true); err != nil {
+		if _, err := lockTurn(ctx, tx, a.Turn.Message.ID); err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO model_calls (call_key, message_id, response) VALUES ($1, $2, $3)
@@ -236,11 +252,11 @@ type TurnEnd struct {
 // final status and vibecode_response are written only by the first caller.
 func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		cur, err := loadTurn(ctx, tx, t.Message.ID, true)
+		status, err := lockTurn(ctx, tx, t.Message.ID)
 		if err != nil {
 			return err
 		}
-		if cur.Message.Status != nil && domain.IsFinal(*cur.Message.Status) {
+		if status != nil && domain.IsFinal(*status) {
 			return complete(tx, e)
 		}
 		if e.Items != nil {

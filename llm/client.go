@@ -78,6 +78,10 @@ func New(cfg Config) *Client {
 	if t, ok := http.DefaultTransport.(*http.Transport); ok {
 		t = t.Clone()
 		t.ResponseHeaderTimeout = responseHeaderTimeout
+		// Hundreds of calls run at once (VIBECODE_WORKERS): keep their
+		// connections for the next call instead of the default two, so a
+		// call does not pay a new TCP and TLS handshake.
+		t.MaxIdleConnsPerHost = 256
 		transport = t
 	}
 	opts := []option.RequestOption{
