@@ -38,8 +38,9 @@ type Turn struct {
 
 // StartTurn loads a user message for processing. The first time, it marks the
 // message running and pins the branch head as the base every patch of this
-// message applies to.
-func (s *Store) StartTurn(ctx context.Context, messageID string) (Turn, error) {
+// message applies to. Each of also runs in the same transaction (the step's
+// job_status, for one commit instead of two).
+func (s *Store) StartTurn(ctx context.Context, messageID string, also ...func(pgx.Tx, *Turn) error) (Turn, error) {
 	var t Turn
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
 		var err error
@@ -60,7 +61,15 @@ func (s *Store) StartTurn(ctx context.Context, messageID string) (Turn, error) {
 		}
 		_, err = tx.Exec(ctx, `UPDATE messages SET status = $2, base_commit = $3 WHERE id = $1`,
 			t.Message.ID, *t.Message.Status, t.BaseCommit)
-		return wrap(err, "start message")
+		if err != nil {
+			return wrap(err, "start message")
+		}
+		for _, f := range also {
+			if err := f(tx, &t); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return t, err
@@ -181,6 +190,9 @@ type AssistantMessage struct {
 	Content    string
 	Patch      *string
 	Usage      domain.TokenUsage
+	// Delta is streamed text not yet sent as vibecode_delta: it is emitted
+	// here, before conversation_message, instead of in a transaction of its own.
+	Delta string
 }
 
 // RecordReply stores a model reply and the assistant message made of it, and
@@ -216,6 +228,14 @@ func (s *Store) RecordReply(ctx context.Context, a AssistantMessage) (domain.Con
 		}
 		if !inserted {
 			return nil
+		}
+		if a.Delta != "" {
+			if _, err := Emit(ctx, tx, a.Turn.Session.ProjectID, event.VibecodeDelta{
+				SessionID: a.Turn.Session.ID, MessageID: a.Turn.Message.ID, TraceID: a.Turn.Message.TraceID,
+				Agent: a.Agent, Iteration: a.Iteration, Delta: a.Delta,
+			}); err != nil {
+				return err
+			}
 		}
 		if err := EmitMessage(ctx, tx, a.Turn.Session.ProjectID, m); err != nil {
 			return err
