@@ -122,9 +122,5 @@ func (s *testServer) do(method, path string, body any, headers ...string) respon
 // count returns the number of rows of a table.
 func (s *testServer) count(table string) int {
 	s.t.Helper()
-	var n int
-	if err := s.Pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
-		s.t.Fatal(err)
-	}
-	return n
+	return dbtest.Count(s.t, s.Pool, "SELECT count(*) FROM "+table)
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/vibegrapher/vibegrapher/db/dbtest"
 	"github.com/vibegrapher/vibegrapher/domain"
 )
 
@@ -214,9 +215,7 @@ func TestListAndDeleteProjects(t *testing.T) {
 	if n := s.count("git_repositories"); n != 1 {
 		t.Fatalf("%d repositories left, want 1", n)
 	}
-	var objects int
-	_ = s.Pool.QueryRow(t.Context(), `SELECT count(*) FROM git_objects WHERE repository_id::text = $1`, ids[0]).Scan(&objects)
-	if objects != 0 {
+	if objects := dbtest.Count(t, s.Pool, `SELECT count(*) FROM git_objects WHERE repository_id::text = $1`, ids[0]); objects != 0 {
 		t.Fatalf("%d git objects of the deleted project remain", objects)
 	}
 	s.do("GET", "/projects", nil).json(t, &list)

@@ -12,14 +12,23 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage"
 	"github.com/google/uuid"
 
 	"github.com/vibegrapher/vibegrapher/domain"
 )
 
-// This file is the porcelain over GitStorage: the few repository operations
-// the application needs, written with go-git's plumbing.
+// This file is the porcelain: the few repository operations the application
+// needs, written with go-git's plumbing on go-git's storer interfaces, so they
+// run on GitStorage and on any other go-git storage alike.
+
+// GitStorer is what committing needs of a storage: objects and references.
+// Every go-git storage.Storer is one.
+type GitStorer interface {
+	storer.EncodedObjectStorer
+	storer.ReferenceStorer
+}
 
 // ErrBranchMoved is returned by CommitFiles when the branch no longer points
 // at the parent the commit was built on: another writer committed first.
@@ -28,7 +37,7 @@ var ErrBranchMoved = &domain.Error{Code: domain.ECONFLICT, Message: "the branch 
 // CommitFiles writes a commit whose tree holds exactly files (path → content)
 // on top of parent, and moves branch from parent to it with a compare-and-swap.
 // A zero parent makes a root commit and requires that branch does not exist.
-func CommitFiles(s *GitStorage, branch string, parent plumbing.Hash, files map[string]string, message string, sig object.Signature) (plumbing.Hash, error) {
+func CommitFiles(s GitStorer, branch string, parent plumbing.Hash, files map[string]string, message string, sig object.Signature) (plumbing.Hash, error) {
 	tree, err := writeTree(s, files)
 	if err != nil {
 		return plumbing.ZeroHash, err
@@ -56,7 +65,7 @@ type encoder interface {
 	Encode(plumbing.EncodedObject) error
 }
 
-func storeObject(s *GitStorage, e encoder) (plumbing.Hash, error) {
+func storeObject(s storer.EncodedObjectStorer, e encoder) (plumbing.Hash, error) {
 	o := s.NewEncodedObject()
 	if err := e.Encode(o); err != nil {
 		return plumbing.ZeroHash, err
@@ -64,7 +73,7 @@ func storeObject(s *GitStorage, e encoder) (plumbing.Hash, error) {
 	return s.SetEncodedObject(o)
 }
 
-func storeBlob(s *GitStorage, content string) (plumbing.Hash, error) {
+func storeBlob(s storer.EncodedObjectStorer, content string) (plumbing.Hash, error) {
 	o := s.NewEncodedObject()
 	o.SetType(plumbing.BlobObject)
 	w, err := o.Writer()
@@ -83,7 +92,7 @@ func storeBlob(s *GitStorage, content string) (plumbing.Hash, error) {
 // writeTree stores the blobs and the (nested) trees of files and returns the
 // root tree. go-git's encoder checks almost nothing about names, so the paths
 // are validated here.
-func writeTree(s *GitStorage, files map[string]string) (plumbing.Hash, error) {
+func writeTree(s storer.EncodedObjectStorer, files map[string]string) (plumbing.Hash, error) {
 	type dir struct {
 		files map[string]string
 		dirs  map[string]*dir
@@ -143,7 +152,7 @@ func validPath(p string) error {
 
 // BranchHead returns the commit branch points at, or a zero hash when the
 // branch does not exist yet.
-func BranchHead(s *GitStorage, branch string) (plumbing.Hash, error) {
+func BranchHead(s storer.ReferenceStorer, branch string) (plumbing.Hash, error) {
 	ref, err := s.Reference(plumbing.NewBranchReferenceName(branch))
 	if errors.Is(err, plumbing.ErrReferenceNotFound) {
 		return plumbing.ZeroHash, nil
@@ -155,7 +164,7 @@ func BranchHead(s *GitStorage, branch string) (plumbing.Hash, error) {
 }
 
 // ReadFile returns the content of file p in commit c.
-func ReadFile(s *GitStorage, c plumbing.Hash, p string) (string, error) {
+func ReadFile(s storer.EncodedObjectStorer, c plumbing.Hash, p string) (string, error) {
 	commit, err := object.GetCommit(s, c)
 	if err != nil {
 		return "", fmt.Errorf("read commit %s: %w", c, err)
@@ -173,7 +182,7 @@ func ReadFile(s *GitStorage, c plumbing.Hash, p string) (string, error) {
 
 // Log returns up to limit commits reachable from head, newest first, following
 // first parents.
-func Log(s *GitStorage, head plumbing.Hash, limit int) ([]domain.Commit, error) {
+func Log(s storer.EncodedObjectStorer, head plumbing.Hash, limit int) ([]domain.Commit, error) {
 	var out []domain.Commit
 	for h := head; !h.IsZero() && len(out) < limit; {
 		c, err := object.GetCommit(s, h)

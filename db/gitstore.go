@@ -1,14 +1,18 @@
 package db
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"time"
 
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/format/index"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage"
 	"github.com/google/uuid"
@@ -28,7 +32,10 @@ type GitStorage struct {
 	repo uuid.UUID
 }
 
-var _ storage.Storer = (*GitStorage)(nil)
+var (
+	_ storage.Storer        = (*GitStorage)(nil)
+	_ storer.PackfileWriter = (*GitStorage)(nil)
+)
 
 // NewGitStorage returns the storage of repository repo, reached through q.
 func NewGitStorage(ctx context.Context, q Querier, repo uuid.UUID) *GitStorage {
@@ -113,9 +120,13 @@ func memoryObject(t plumbing.ObjectType, content []byte) (plumbing.EncodedObject
 }
 
 func (s *GitStorage) IterEncodedObjects(t plumbing.ObjectType) (storer.EncodedObjectIter, error) {
+	var typ *int16 // NULL: any type
+	if t != plumbing.AnyObject {
+		typ = new(int16(t))
+	}
 	rows, err := s.q.Query(s.ctx, `
 		SELECT type, content FROM git_objects
-		WHERE repository_id = $1 AND ($2 = 0 OR type = $2)`, s.repo, int16(t))
+		WHERE repository_id = $1 AND ($2::smallint IS NULL OR type = $2)`, s.repo, typ)
 	if err != nil {
 		return nil, wrap(err, "list git objects")
 	}
@@ -155,6 +166,44 @@ func (s *GitStorage) EncodedObjectSize(h plumbing.Hash) (int64, error) {
 	return size, wrap(err, "read git object size")
 }
 
+// PackfileWriter returns a writer for a packfile, as a fetch or a push
+// brings one: it is spooled to a temporary file, and on Close its objects
+// are stored one by one, deltas resolved (git_objects holds objects whole).
+func (s *GitStorage) PackfileWriter() (io.WriteCloser, error) {
+	f, err := os.CreateTemp("", "vibegrapher-packfile-")
+	if err != nil {
+		return nil, fmt.Errorf("spool git packfile: %w", err)
+	}
+	return &packfileWriter{s: s, f: f}, nil
+}
+
+type packfileWriter struct {
+	s *GitStorage
+	f *os.File
+}
+
+func (w *packfileWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
+
+func (w *packfileWriter) Close() error {
+	defer os.Remove(w.f.Name())
+	defer w.f.Close()
+	size, err := w.f.Seek(0, io.SeekCurrent)
+	if err != nil || size == 0 { // nothing was written: nothing to store
+		return err
+	}
+	if _, err := w.f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	p, err := packfile.NewParserWithStorage(packfile.NewScanner(w.f), w.s)
+	if err != nil {
+		return fmt.Errorf("read git packfile: %w", err)
+	}
+	if _, err := p.Parse(); err != nil {
+		return fmt.Errorf("store git packfile: %w", err)
+	}
+	return nil
+}
+
 func (s *GitStorage) AddAlternate(string) error {
 	return errors.New("git storage in PostgreSQL does not support alternates")
 }
@@ -162,6 +211,9 @@ func (s *GitStorage) AddAlternate(string) error {
 // --- references
 
 func (s *GitStorage) SetReference(ref *plumbing.Reference) error {
+	if ref == nil { // as go-git's storages: nothing to set
+		return nil
+	}
 	_, err := s.q.Exec(s.ctx, `
 		INSERT INTO git_references (repository_id, name, target) VALUES ($1, $2, $3)
 		ON CONFLICT (repository_id, name) DO UPDATE SET target = EXCLUDED.target`,
@@ -173,9 +225,11 @@ func (s *GitStorage) SetReference(ref *plumbing.Reference) error {
 // a compare-and-swap in one UPDATE, so of two writers racing from the same
 // old value exactly one wins and the other gets
 // storage.ErrReferenceHasChanged. A nil old sets ref unconditionally; an old
-// with a zero hash means "only if ref does not exist yet".
+// with a zero hash means "only if ref does not exist yet". As with git
+// update-ref, a reference that does not exist has changed from any other old
+// (go-git's memory storage would create it).
 func (s *GitStorage) CheckAndSetReference(ref, old *plumbing.Reference) error {
-	if old == nil {
+	if ref == nil || old == nil {
 		return s.SetReference(ref)
 	}
 	var tag interface{ RowsAffected() int64 }
@@ -277,29 +331,98 @@ func (s *GitStorage) SetConfig(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.q.Exec(s.ctx, `UPDATE git_repositories SET config = $2 WHERE id = $1`, s.repo, raw)
-	return wrap(err, "write git config")
+	return s.updateRepository("write git config", `UPDATE git_repositories SET config = $2 WHERE id = $1`, raw)
 }
 
-// --- parts of a repository a bare one does not have
+// --- shallow commits, index and submodules
 
-// SetShallow is refused: repositories here always hold their full history.
+// SetShallow records the commits whose parents the repository does not hold.
 func (s *GitStorage) SetShallow(commits []plumbing.Hash) error {
-	if len(commits) == 0 {
-		return nil
+	var hashes [][]byte // NULL when there are none
+	for i := range commits {
+		hashes = append(hashes, commits[i][:])
 	}
-	return errors.New("git storage in PostgreSQL keeps full history; shallow repositories are not supported")
+	return s.updateRepository("write shallow commits", `UPDATE git_repositories SET shallow = $2 WHERE id = $1`, hashes)
 }
 
-func (s *GitStorage) Shallow() ([]plumbing.Hash, error) { return nil, nil }
-
-// SetIndex is refused: the repositories are bare, there is no work tree.
-func (s *GitStorage) SetIndex(*index.Index) error {
-	return errors.New("git storage in PostgreSQL holds bare repositories: no index")
+func (s *GitStorage) Shallow() ([]plumbing.Hash, error) {
+	var hashes [][]byte
+	err := s.q.QueryRow(s.ctx, `SELECT shallow FROM git_repositories WHERE id = $1`, s.repo).Scan(&hashes)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, wrap(err, "read shallow commits")
+	}
+	var out []plumbing.Hash
+	for _, b := range hashes {
+		var h plumbing.Hash
+		if len(b) != len(h) {
+			return nil, fmt.Errorf("shallow commit of %d bytes in git repository %s", len(b), s.repo)
+		}
+		copy(h[:], b)
+		out = append(out, h)
+	}
+	return out, nil
 }
 
-func (s *GitStorage) Index() (*index.Index, error) { return &index.Index{Version: 2}, nil }
+// SetIndex keeps idx in git's own index file format. Like go-git's storages
+// it sets idx.ModTime, which go-git's racy-git check compares file times with.
+func (s *GitStorage) SetIndex(idx *index.Index) error {
+	var buf bytes.Buffer
+	if err := index.NewEncoder(&buf).Encode(idx); err != nil {
+		return fmt.Errorf("encode git index: %w", err)
+	}
+	// PostgreSQL keeps microseconds: the time read back is the time set.
+	idx.ModTime = time.Now().Truncate(time.Microsecond)
+	return s.updateRepository("write git index",
+		`UPDATE git_repositories SET index_file = $2, index_written_at = $3 WHERE id = $1`, buf.Bytes(), idx.ModTime)
+}
 
+// Index returns the stored index, or an empty one (version 2) when none was
+// ever stored, as go-git's memory storage does.
+func (s *GitStorage) Index() (*index.Index, error) {
+	var raw []byte
+	var written *time.Time
+	err := s.q.QueryRow(s.ctx, `SELECT index_file, index_written_at FROM git_repositories WHERE id = $1`, s.repo).Scan(&raw, &written)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, wrap(err, "read git index")
+	}
+	idx := &index.Index{Version: 2}
+	if len(raw) == 0 {
+		return idx, nil
+	}
+	if err := index.NewDecoder(bytes.NewReader(raw)).Decode(idx); err != nil {
+		return nil, fmt.Errorf("decode git index: %w", err)
+	}
+	if written != nil {
+		idx.ModTime = *written
+	}
+	return idx, nil
+}
+
+// Module returns the storage of submodule name: a repository of its own,
+// created on first use, that goes when this one is deleted.
 func (s *GitStorage) Module(name string) (storage.Storer, error) {
-	return nil, fmt.Errorf("git storage in PostgreSQL does not support submodules (%q)", name)
+	_, err := s.q.Exec(s.ctx, `
+		INSERT INTO git_repositories (id, parent_id, module_name) VALUES ($1, $2, $3)
+		ON CONFLICT (parent_id, module_name) DO NOTHING`, uuid.New(), s.repo, name)
+	if err != nil {
+		return nil, wrap(err, "create git submodule")
+	}
+	var id uuid.UUID
+	err = s.q.QueryRow(s.ctx, `SELECT id FROM git_repositories WHERE parent_id = $1 AND module_name = $2`, s.repo, name).Scan(&id)
+	if err != nil {
+		return nil, wrap(err, "read git submodule")
+	}
+	return NewGitStorage(s.ctx, s.q, id), nil
+}
+
+// updateRepository runs an UPDATE of this repository's row ($1 is its id).
+func (s *GitStorage) updateRepository(what, sql string, args ...any) error {
+	tag, err := s.q.Exec(s.ctx, sql, append([]any{s.repo}, args...)...)
+	if err != nil {
+		return wrap(err, what)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%s: git repository %s does not exist", what, s.repo)
+	}
+	return nil
 }

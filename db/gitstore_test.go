@@ -10,6 +10,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -89,8 +90,8 @@ func TestGitStorageCommitReadLogDelete(t *testing.T) {
 	if err := db.DeleteRepository(ctx, pool, id); err != nil {
 		t.Fatal(err)
 	}
-	var objects, refs int
-	_ = pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM git_objects), (SELECT count(*) FROM git_references)`).Scan(&objects, &refs)
+	objects := dbtest.Count(t, pool, `SELECT count(*) FROM git_objects`)
+	refs := dbtest.Count(t, pool, `SELECT count(*) FROM git_references`)
 	if objects != 0 || refs != 0 {
 		t.Fatalf("after delete: %d objects, %d refs remain", objects, refs)
 	}
@@ -154,5 +155,88 @@ func TestGitStorageCompareAndSwapRace(t *testing.T) {
 	}
 	if objects != 3*(rounds+1) {
 		t.Fatalf("%d objects stored, want %d", objects, 3*(rounds+1))
+	}
+}
+
+// Beyond go-git's suite: CheckAndSetReference follows git update-ref's
+// <new> <old> rule, so a reference that is missing has changed too, and a
+// zero old hash means "only if it does not exist yet".
+func TestGitStorageCheckAndSetReference(t *testing.T) {
+	t.Parallel()
+	repo, err := db.InitRepository(context.Background(), dbtest.New(t), uuid.New(), "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := plumbing.NewHash("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+	b := plumbing.NewHash("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")
+	name := plumbing.ReferenceName("refs/heads/topic")
+	ref := func(h plumbing.Hash) *plumbing.Reference { return plumbing.NewHashReference(name, h) }
+	onMain := plumbing.NewSymbolicReference(plumbing.HEAD, "refs/heads/main")
+	onOther := plumbing.NewSymbolicReference(plumbing.HEAD, "refs/heads/other")
+	for _, c := range []struct {
+		what     string
+		set, old *plumbing.Reference
+		want     error
+		after    string // the reference's target afterwards
+	}{
+		{"moving a missing reference", ref(b), ref(a), storage.ErrReferenceHasChanged, ""},
+		{"creating it", ref(a), ref(plumbing.ZeroHash), nil, a.String()},
+		{"creating it again", ref(b), ref(plumbing.ZeroHash), storage.ErrReferenceHasChanged, a.String()},
+		{"moving it from a stale hash", ref(b), ref(b), storage.ErrReferenceHasChanged, a.String()},
+		{"moving it", ref(b), ref(a), nil, b.String()},
+		{"setting it unconditionally", ref(a), nil, nil, a.String()},
+	} {
+		if err := repo.CheckAndSetReference(c.set, c.old); err != c.want {
+			t.Errorf("%s: %v, want %v", c.what, err, c.want)
+		}
+		got, err := repo.Reference(name)
+		switch {
+		case c.after == "" && err != plumbing.ErrReferenceNotFound:
+			t.Errorf("after %s: %v, %v; want no reference", c.what, got, err)
+		case c.after != "" && (err != nil || got.Hash().String() != c.after):
+			t.Errorf("after %s: %v, %v; want %s", c.what, got, err, c.after)
+		}
+	}
+	// A symbolic reference is compared by its target.
+	if err := repo.CheckAndSetReference(onOther, onOther); err != storage.ErrReferenceHasChanged {
+		t.Errorf("HEAD moved from a target it did not have: %v", err)
+	}
+	if err := repo.CheckAndSetReference(onOther, onMain); err != nil {
+		t.Errorf("HEAD did not move from main: %v", err)
+	}
+	if head, err := repo.Reference(plumbing.HEAD); err != nil || head.Target() != onOther.Target() {
+		t.Errorf("HEAD = %v, %v; want %s", head, err, onOther.Target())
+	}
+}
+
+// A submodule is a repository of its own that goes with its superproject.
+func TestGitStorageModuleGoesWithItsRepository(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, id, repo, _ := newRepository(t, "x = 1\n")
+	mod, err := repo.Module("lib")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CommitFiles(mod, "main", plumbing.ZeroHash, map[string]string{"lib.py": "y = 1\n"}, "lib", sig); err != nil {
+		t.Fatal(err)
+	}
+	again, err := repo.Module("lib")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head, err := db.BranchHead(again, "main"); err != nil || head.IsZero() {
+		t.Fatalf("the submodule's head, opened again = %s, %v", head, err)
+	}
+	if n := dbtest.Count(t, pool, `SELECT count(*) FROM git_repositories`); n != 2 {
+		t.Fatalf("%d repositories, want the project's and its submodule's", n)
+	}
+	if err := db.DeleteRepository(ctx, pool, id); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"git_repositories", "git_objects", "git_references"} {
+		if n := dbtest.Count(t, pool, `SELECT count(*) FROM `+table); n != 0 {
+			t.Errorf("after delete: %d rows in %s", n, table)
+		}
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -434,19 +433,21 @@ for pattern in [%q, %q, "/proc/*/root/work/*", "/proc/*/cwd/*", "/proc/*/root/tm
 print(found)
 print(sorted(os.listdir("/proc")))
 `, sharedScratch+"/*/*", sharedScratch+"/**")
-	var wg sync.WaitGroup
 	var resA, resB sandbox.Result
 	var endA, startB, endB time.Time
-	wg.Add(2)
-	go func() { defer wg.Done(); resA = r.Run(context.Background(), "", a, 0); endA = time.Now() }()
-	go func() {
-		defer wg.Done()
-		time.Sleep(time.Second) // A has written its files and sleeps
-		startB = time.Now()
-		resB = r.Run(context.Background(), "", b, 0)
-		endB = time.Now()
-	}()
-	wg.Wait()
+	doneA := make(chan struct{})
+	startA := time.Now()
+	go func() { defer close(doneA); resA = r.Run(context.Background(), "", a, 0); endA = time.Now() }()
+	// B starts once A has written its last file and sleeps.
+	if !waitUntil(doneA, 10*time.Second, func() bool { return sandboxedFileHolds("/dev/shm/secret.txt", secret) }) {
+		<-doneA
+		t.Fatalf("run A did not write its files: %s %q %q", resA.Status, resA.Stdout, resA.Stderr)
+	}
+	startB = time.Now()
+	resB = r.Run(context.Background(), "", b, 0)
+	endB = time.Now()
+	<-doneA
+	t.Logf("B ran from %s to %s after A started; A ended after %s", startB.Sub(startA), endB.Sub(startA), endA.Sub(startA))
 	t.Logf("A: %s %q %q", resA.Status, resA.Stdout, resA.Stderr)
 	t.Logf("B: %s %q %q", resB.Status, resB.Stdout, resB.Stderr)
 	if resA.Status != sandbox.StatusPassed || resA.Stdout != secret+"\n" {
@@ -461,6 +462,40 @@ print(sorted(os.listdir("/proc")))
 	if !endB.Before(endA) {
 		t.Errorf("run B (%s to %s) did not end while A ran (until %s)", startB.Format(time.StampMilli), endB.Format(time.StampMilli), endA.Format(time.StampMilli))
 	}
+}
+
+// waitUntil polls cond until it holds (true), done is closed or the deadline
+// passes (false).
+func waitUntil(done <-chan struct{}, deadline time.Duration, cond func() bool) bool {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(deadline)
+	for !cond() {
+		select {
+		case <-done:
+			return cond()
+		case <-timeout:
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
+}
+
+// sandboxedFileHolds reports whether some process sees file (a path in its own
+// mount namespace) with exactly content: the host reads a run's private
+// tmpfs through /proc/PID/root.
+func sandboxedFileHolds(file, content string) bool {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "root", file)); err == nil && string(b) == content {
+			return true
+		}
+	}
+	return false
 }
 
 func TestPrivileges(t *testing.T) {

@@ -43,7 +43,9 @@ func TestResetDBSeedsTheSampleProject(t *testing.T) {
 		t.Fatalf("after reset-db: %d projects (%q, %q), %d repositories", n, name, slug, repos)
 	}
 	var id string
-	_ = conn.QueryRow(ctx, `SELECT id FROM projects`).Scan(&id)
+	if err := conn.QueryRow(ctx, `SELECT id FROM projects`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
 	p, err := (&db.Store{Pool: mustPool(t, url)}).GetProject(ctx, id)
 	if err != nil || p.CurrentCode != domain.SampleWorkflow {
 		t.Fatalf("seeded project code: %v\n%s", err, p.CurrentCode)
@@ -56,8 +58,7 @@ func TestResetDBSeedsTheSampleProject(t *testing.T) {
 	if err := run([]string{"reset-db", "--no-seed"}); err != nil {
 		t.Fatal(err)
 	}
-	_ = conn.QueryRow(ctx, `SELECT count(*) FROM projects`).Scan(&n)
-	if n != 0 {
+	if n := dbtest.Count(t, conn, `SELECT count(*) FROM projects`); n != 0 {
 		t.Fatalf("reset-db --no-seed left %d projects", n)
 	}
 }
