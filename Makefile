@@ -3,7 +3,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run test test-short build vet bench js-deps
+.PHONY: run test test-short build vet bench js-deps docs swagger-ui faults
 
 ## run: every role in one process on :8000 against DATABASE_URL (default: local PostgreSQL, database vibegrapher)
 run:
@@ -27,3 +27,18 @@ vet:
 ## bench: the benchmarks whose figures docs/benchmarks.md reports
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## docs: rewrite docs/openapi.json and docs/asyncapi.json from the code (a test fails while they are stale)
+docs:
+	$(GO) generate ./api
+
+## swagger-ui: refresh the docs page's Swagger UI (api/docsui) from npm; set SWAGGER_UI_VERSION
+SWAGGER_UI_VERSION ?= 5.35.0
+swagger-ui:
+	tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) >/dev/null && tar xzf swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz && \
+	cp package/swagger-ui-bundle.js package/swagger-ui-bundle.js.LICENSE.txt package/swagger-ui.css package/favicon-32x32.png package/LICENSE package/NOTICE $(CURDIR)/api/docsui/ && \
+	rm -rf $$tmp && sed -i 's/^swagger-ui-dist [0-9.]*/swagger-ui-dist $(SWAGGER_UI_VERSION)/' $(CURDIR)/api/docsui/VERSION
+
+## faults: the full fault-injection suite (docs/reliability.md): 20 kill -9, SIGTERM during a 40 s model call, database restart and 10 s stop, listener and realtime kills; needs root and pg_createcluster
+faults:
+	$(GO) test -count=1 -v -timeout 45m -run TestFaults ./faults -faults.full

@@ -31,6 +31,14 @@ type RefineRequest struct {
 	CurrentMessage string `json:"current_message,omitempty" description:"The message to start from; the diff's when omitted"`
 }
 
+// RefinedDiff is the answer of refine-message: the Diff with its new commit
+// message, which is also given as refined_message (the field the frontend
+// reads, as the Python backend answered).
+type RefinedDiff struct {
+	domain.Diff
+	RefinedMessage string `json:"refined_message" description:"The new commit message, also stored as the diff's commit_message"`
+}
+
 func (s *Server) registerDiffs() {
 	f := s.fuego
 	tags := option.Tags("diffs")
@@ -39,13 +47,20 @@ func (s *Server) registerDiffs() {
 	fuego.Get(f, "/sessions/{id}/diffs", s.sessionDiffs, tags, option.Summary("A session's diffs, newest first"))
 	fuego.Get(f, "/sessions/{id}/diffs/pending", s.pendingDiffs, tags, option.Summary("A session's diffs waiting for a commit"))
 	fuego.Get(f, "/diffs/{id}", s.getDiff, tags, option.Summary("One diff"))
-	fuego.Get(f, "/diffs/{id}/preview", s.previewDiff, tags, option.Summary("The code before and after the diff"))
+	fuego.Get(f, "/diffs/{id}/preview", s.previewDiff, tags, option.Summary("The code before and after the diff"),
+		conflict("the diff does not apply to its base commit"))
 	fuego.Post(f, "/diffs/{id}/review", s.reviewDiff, tags, option.Summary("A person's verdict"),
-		option.Description("Approve (human_approved) or reject (human_rejected). Rejection feedback goes to the VibeCoder as the next message of the session, with its own job and events."))
+		option.Description("Approve (human_approved) or reject (human_rejected). Rejection feedback goes to the VibeCoder as the next message of the session, with its own job and events."),
+		conflict("the diff is not waiting for a review (already reviewed, committed or rejected)"))
 	fuego.Post(f, "/diffs/{id}/commit", s.commitDiff, tags, option.Summary("Commit the diff onto the branch head"),
-		option.Description("If the head moved since the diff's base commit and the diff still applies, it is committed on the new head; otherwise 409 with the failing hunk and nothing changes."))
-	fuego.Post(f, "/diffs/{id}/refine-message", s.refineMessage, tags, option.Summary("A new commit message from the small model"))
-	fuego.Get(f, "/projects/{id}/nodes", s.projectNodes, option.Tags("projects"), option.Summary("The agents of the current code"))
+		option.Description("If the head moved since the diff's base commit and the diff still applies, it is committed on the new head; otherwise 409 with the failing hunk and nothing changes."),
+		conflict("the diff no longer applies to the moved head, or is committed or rejected"))
+	fuego.Post(f, "/diffs/{id}/refine-message", s.refineMessage, tags, option.Summary("A new commit message from the small model"),
+		option.Description("Stores the new message as the diff's commit_message and answers the Diff with it also as refined_message."),
+		conflict("the diff is already committed"),
+		problemResponse(http.StatusServiceUnavailable, "Service Unavailable: the database or the small model is unavailable; retry shortly"))
+	fuego.Get(f, "/projects/{id}/nodes", s.projectNodes, option.Tags("projects"), option.Summary("The agents of the current code"),
+		conflict("the current code does not parse"))
 }
 
 func (s *Server) projectDiffs(c fuego.ContextNoBody) ([]domain.Diff, error) {
@@ -69,7 +84,7 @@ func (s *Server) previewDiff(c fuego.ContextNoBody) (db.DiffPreview, error) {
 }
 
 func (s *Server) reviewDiff(c fuego.ContextWithBody[ReviewRequest]) (db.ReviewResult, error) {
-	in, err := c.Body()
+	in, err := readBody(s, c)
 	if err != nil {
 		return db.ReviewResult{}, err
 	}
@@ -91,7 +106,7 @@ func (s *Server) enqueueVibecode(r *http.Request) db.Enqueue {
 }
 
 func (s *Server) commitDiff(c fuego.ContextWithBody[CommitRequest]) (db.CommitResult, error) {
-	in, err := c.Body()
+	in, err := readBody(s, c)
 	if err != nil {
 		return db.CommitResult{}, err
 	}
@@ -101,17 +116,17 @@ func (s *Server) commitDiff(c fuego.ContextWithBody[CommitRequest]) (db.CommitRe
 	return s.opts.Store.CommitDiff(c.Context(), c.PathParam("id"), in.CommitMessage)
 }
 
-func (s *Server) refineMessage(c fuego.ContextWithBody[RefineRequest]) (domain.Diff, error) {
-	in, err := c.Body()
+func (s *Server) refineMessage(c fuego.ContextWithBody[RefineRequest]) (RefinedDiff, error) {
+	in, err := readBody(s, c)
 	if err != nil {
-		return domain.Diff{}, err
+		return RefinedDiff{}, err
 	}
 	if len([]rune(in.Prompt)) > 2000 {
-		return domain.Diff{}, domain.Invalid("prompt", "must be at most 2000 characters")
+		return RefinedDiff{}, domain.Invalid("prompt", "must be at most 2000 characters")
 	}
 	d, err := s.opts.Store.GetDiff(c.Context(), c.PathParam("id"))
 	if err != nil {
-		return d, err
+		return RefinedDiff{}, err
 	}
 	current := in.CurrentMessage
 	if current == "" {
@@ -120,9 +135,10 @@ func (s *Server) refineMessage(c fuego.ContextWithBody[RefineRequest]) (domain.D
 	msg, err := s.opts.LLM.CommitMessage(c.Context(), llm.CommitMessageRequest{
 		Request: d.VibecoderPrompt, Diff: d.DiffContent, Current: current, How: in.Prompt})
 	if err != nil {
-		return d, err
+		return RefinedDiff{}, err
 	}
-	return s.opts.Store.SetCommitMessage(c.Context(), d.ID, msg)
+	d, err = s.opts.Store.SetCommitMessage(c.Context(), d.ID, msg)
+	return RefinedDiff{Diff: d, RefinedMessage: d.CommitMessage}, err
 }
 
 func (s *Server) projectNodes(c fuego.ContextNoBody) ([]pyast.AgentNode, error) {

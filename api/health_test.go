@@ -1,12 +1,22 @@
 package api_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/vibegrapher/vibegrapher/api"
+	"github.com/vibegrapher/vibegrapher/db"
 )
 
 func TestHealthAndReadiness(t *testing.T) {
@@ -27,10 +37,72 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Fatalf("readyz with a pending migration = %d %s", res.Status, res.Body)
 	}
 	// The database gone: not ready either.
+	s.noEventCheck = true
 	s.Pool.Close()
 	if res := s.do("GET", "/readyz", nil); res.Status != http.StatusServiceUnavailable {
 		t.Fatalf("readyz without a database = %d %s", res.Status, res.Body)
 	}
+}
+
+// TestReadyzSaysNothingAboutTheConnection: the probe is public, so with the
+// database down it says "database unavailable" and the log, not the answer,
+// has the host, port, user and database.
+func TestReadyzSaysNothingAboutTheConnection(t *testing.T) {
+	t.Parallel()
+	// A port nothing listens on: taken, then closed.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	pool, err := pgxpool.New(context.Background(), "postgres://vguser@"+addr+"/vgsecretdb?sslmode=disable&connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	schema, err := db.NewSchema(pool, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	lw := &syncWriter{w: &logged}
+	log := slog.New(slog.NewTextHandler(lw, nil))
+	srv := httptest.NewServer(api.New(api.Options{Store: &db.Store{Pool: pool}, Schema: schema, Log: log}).Handler())
+	defer srv.Close()
+	s := &testServer{t: t, URL: srv.URL}
+	for _, path := range []string{"/readyz", "/projects"} {
+		res := s.do("GET", path, nil)
+		if res.Status != http.StatusServiceUnavailable {
+			t.Fatalf("%s = %d %s", path, res.Status, res.Body)
+		}
+		p := res.problem(t)
+		for _, secret := range []string{port, "127.0.0.1", "vguser", "vgsecretdb", "connect"} {
+			if strings.Contains(string(res.Body), secret) {
+				t.Errorf("%s answers %q, which names %q", path, res.Body, secret)
+			}
+		}
+		if path == "/readyz" && p.Detail != "database unavailable" {
+			t.Errorf("readyz detail %q", p.Detail)
+		}
+	}
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	if !strings.Contains(logged.String(), port) {
+		t.Errorf("the log lacks the detail: %s", logged.String())
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }
 
 func TestOpenAPIDescribesTheRoutes(t *testing.T) {

@@ -23,6 +23,20 @@ type testServer struct {
 	t    testing.TB
 	URL  string
 	Pool *pgxpool.Pool
+
+	// noEventCheck skips checking the outbox against the AsyncAPI document
+	// at the end (a test that closes the pool).
+	noEventCheck bool
+}
+
+// checkEventsAtEnd validates, when the test ends, every event the test
+// emitted against the AsyncAPI document.
+func (s *testServer) checkEventsAtEnd() {
+	s.t.Cleanup(func() {
+		if !s.noEventCheck {
+			checkEmittedEvents(s.t, s.Pool)
+		}
+	})
 }
 
 func newTestServer(t testing.TB, opts ...func(*api.Options)) *testServer {
@@ -38,7 +52,9 @@ func newTestServer(t testing.TB, opts ...func(*api.Options)) *testServer {
 	}
 	srv := httptest.NewServer(api.New(o).Handler())
 	t.Cleanup(srv.Close)
-	return &testServer{t: t, URL: srv.URL, Pool: pool}
+	s := &testServer{t: t, URL: srv.URL, Pool: pool}
+	s.checkEventsAtEnd()
+	return s
 }
 
 // response is what a client got back.

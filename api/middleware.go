@@ -2,7 +2,6 @@ package api
 
 import (
 	"crypto/subtle"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -14,14 +13,14 @@ import (
 func limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > MaxBodyBytes {
-			writeProblem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", MaxBodyBytes))
+			writeProblemf(w, http.StatusRequestEntityTooLarge, "request body is over the limit of %d bytes", MaxBodyBytes)
 			return
 		}
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		}
 		if ct := r.Header.Get("Content-Type"); r.ContentLength != 0 && ct != "" && !isJSON(ct) && !strings.HasPrefix(r.URL.Path, "/socket.io/") {
-			writeProblem(w, http.StatusUnsupportedMediaType, "request bodies must be JSON (Content-Type: application/json), got "+ct)
+			writeProblemf(w, http.StatusUnsupportedMediaType, "request bodies must be JSON (Content-Type: application/json), got %s", ct)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -34,36 +33,71 @@ func isJSON(contentType string) bool {
 	return mt == "application/json" || strings.HasSuffix(mt, "+json")
 }
 
-// publicPaths need no API token: probes, the API description, and Socket.IO,
-// whose handshake checks the token itself.
+// publicPath needs no API token: probes, the API description, and
+// Socket.IO, whose handshake checks the token itself.
 func publicPath(p string) bool {
-	return p == "/healthz" || p == "/readyz" || strings.HasPrefix(p, "/swagger/") ||
-		strings.HasPrefix(p, "/socket.io/") || strings.HasPrefix(p, "/riverui/")
+	return p == "/healthz" || p == "/readyz" || p == "/asyncapi.json" || strings.HasPrefix(p, "/swagger/") ||
+		strings.HasPrefix(p, "/socket.io/")
 }
 
-// requireToken checks the API token on REST calls when one is configured,
-// taken from "Authorization: Bearer <token>" or "X-API-Token".
-func (s *Server) requireToken(next http.Handler) http.Handler {
-	if s.opts.APIToken == "" {
+func riverUIPath(p string) bool { return p == "/riverui" || strings.HasPrefix(p, "/riverui/") }
+
+// authenticate checks credentials when API_TOKEN or RIVER_UI_PASSWORD is
+// set. REST calls need the token, as "Authorization: Bearer <token>" or
+// "X-API-Token". River UI can read job arguments (users' prompts) and delete
+// jobs, so it is never open while either is set: it takes the token (bearer,
+// or as the basic-auth password a browser prompts for) or the user admin
+// with RIVER_UI_PASSWORD.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	token, password := s.opts.APIToken, s.opts.RiverUIPassword
+	if token == "" && password == "" {
 		return next
 	}
-	want := []byte(s.opts.APIToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodOptions || publicPath(r.URL.Path) {
+		switch {
+		case r.Method == http.MethodOptions || publicPath(r.URL.Path):
 			next.ServeHTTP(w, r)
-			return
-		}
-		got := r.Header.Get("X-API-Token")
-		if auth := r.Header.Get("Authorization"); strings.HasPrefix(auth, "Bearer ") {
-			got = strings.TrimPrefix(auth, "Bearer ")
-		}
-		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+		case riverUIPath(r.URL.Path):
+			if riverUIAllowed(r, token, password) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("WWW-Authenticate", `Basic realm="River UI", charset="UTF-8"`)
+			writeProblemf(w, http.StatusUnauthorized, "River UI needs credentials: the API token (as a bearer token or the basic-auth password) or the user %s with RIVER_UI_PASSWORD", RiverUIUser)
+		case token == "" || equal(bearer(r), token):
+			next.ServeHTTP(w, r)
+		default:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="vibegrapher"`)
-			writeProblem(w, http.StatusUnauthorized, "a valid API token is required: send Authorization: Bearer <API_TOKEN>")
-			return
+			writeProblemf(w, http.StatusUnauthorized, "a valid API token is required: send Authorization: Bearer <API_TOKEN>")
 		}
-		next.ServeHTTP(w, r)
 	})
+}
+
+// bearer is the token a request carries: "Authorization: Bearer" or
+// X-API-Token.
+func bearer(r *http.Request) string {
+	if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "Bearer ") {
+		return auth[7:]
+	}
+	return r.Header.Get("X-API-Token")
+}
+
+func riverUIAllowed(r *http.Request, token, password string) bool {
+	user, pass, basic := r.BasicAuth()
+	switch {
+	case token != "" && equal(bearer(r), token):
+		return true
+	case basic && token != "" && equal(pass, token):
+		return true
+	case basic && password != "" && equal(user, RiverUIUser) && equal(pass, password):
+		return true
+	}
+	return false
+}
+
+// equal compares secrets in constant time; an empty secret never matches.
+func equal(got, want string) bool {
+	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
 // cors answers preflights and sets the CORS headers for the allowed origins.
@@ -78,7 +112,7 @@ func cors(origins []string, next http.Handler) http.Handler {
 		}
 		if !any && !slices.Contains(origins, origin) {
 			if r.Method == http.MethodOptions {
-				writeProblem(w, http.StatusForbidden, "origin "+origin+" is not allowed (CORS_ORIGINS)")
+				writeProblemf(w, http.StatusForbidden, "origin %s is not allowed (CORS_ORIGINS)", origin)
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -110,9 +144,15 @@ func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
 					panic(v)
 				}
 				log.ErrorContext(r.Context(), "handler panicked", "panic", v, "path", r.URL.Path)
-				writeProblem(w, http.StatusInternalServerError, "internal error; the server logged the details")
+				writeProblemf(w, http.StatusInternalServerError, "internal error; the server logged the details")
 			}
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// RequireToken puts h behind token the way the REST API is (no-op when
+// token is empty): what the worker's metrics listener uses.
+func RequireToken(token string, h http.Handler) http.Handler {
+	return (&Server{opts: Options{APIToken: token}}).authenticate(h)
 }

@@ -33,7 +33,7 @@ func (s *Server) listProjects(c fuego.ContextNoBody) ([]domain.Project, error) {
 }
 
 func (s *Server) createProject(c fuego.ContextWithBody[domain.NewProject]) (domain.Project, error) {
-	in, err := c.Body()
+	in, err := readBody(s, c)
 	if err != nil {
 		return domain.Project{}, err
 	}

@@ -134,7 +134,6 @@ func TestCreateProjectRejectsBadInput(t *testing.T) {
 		{"name of wrong type", `{"name": 42}`, "", 400, "name", "must be a string"},
 		{"code of wrong type", `{"name": "x", "code": ["a"]}`, "", 400, "code", "must be a string"},
 		{"array body", `[{"name": "x"}]`, "", 400, "", "JSON object"},
-		{"unknown field", `{"name": "x", "nmae": "y"}`, "", 400, "", "unknown field \"nmae\""},
 		{"code over 1 MiB", map[string]any{"name": "big", "code": strings.Repeat("x", domain.MaxCodeBytes+1)}, "", 413, "code", "1 MiB"},
 		{"body over the limit", `{"name":"big","code":"` + strings.Repeat("x", 5<<20) + `"}`, "", 413, "", "limit"},
 		{"form content type", `name=x`, "application/x-www-form-urlencoded", 415, "", "must be JSON"},

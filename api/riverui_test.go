@@ -5,47 +5,117 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/vibegrapher/vibegrapher/api"
+	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
 	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 )
 
-func TestRiverUIAsksForThePassword(t *testing.T) {
-	t.Parallel()
+// riverUIServer is the API with River UI mounted, as the api role serves it.
+func riverUIServer(t *testing.T, token, password string) (*testServer, *jobargs.Client) {
+	t.Helper()
+	pool := dbtest.New(t)
 	log := slog.New(slog.DiscardHandler)
-	client, err := jobargs.NewInsertOnlyClient(dbtest.New(t), log)
+	client, err := jobargs.NewInsertOnlyClient(pool, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ui, err := api.NewRiverUI(ctx, client, log, "pw")
+	ui, err := api.NewRiverUI(t.Context(), client, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(ui)
-	defer srv.Close()
-	get := func(user, pass string) int {
-		req, _ := http.NewRequest("GET", srv.URL+"/riverui/api/jobs?state=completed", nil)
-		if user != "" {
-			req.SetBasicAuth(user, pass)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		return res.StatusCode
+	a := api.New(api.Options{Store: &db.Store{Pool: pool}, Jobs: client, Log: log, CORSOrigins: []string{"*"}, APIToken: token, RiverUIPassword: password})
+	a.Mount("/riverui/", ui)
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	return &testServer{t: t, URL: srv.URL, Pool: pool}, client
+}
+
+// TestRiverUIIsNeverOpenUnderAPIToken: River UI shows job arguments (users'
+// prompts) and deletes jobs, so with API_TOKEN set its page and its API need
+// the token or RIVER_UI_PASSWORD; without credentials nothing is read or
+// deleted.
+func TestRiverUIIsNeverOpenUnderAPIToken(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, token, password string
+		allowed, refused      [][]string // header pairs
+	}{
+		{
+			name: "API_TOKEN only", token: "tok",
+			allowed: [][]string{{"Authorization", "Bearer tok"}, {"Authorization", basic("anyone", "tok")}, {"X-API-Token", "tok"}},
+			refused: [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", basic("admin", "")}, {"Authorization", basic("admin", "wrong")}},
+		},
+		{
+			name: "API_TOKEN and RIVER_UI_PASSWORD", token: "tok", password: "pw",
+			allowed: [][]string{{"Authorization", "Bearer tok"}, {"Authorization", basic("admin", "pw")}, {"Authorization", basic("x", "tok")}},
+			refused: [][]string{nil, {"Authorization", basic("someone", "pw")}, {"Authorization", "Bearer pw"}},
+		},
+		{
+			name: "RIVER_UI_PASSWORD only", password: "pw",
+			allowed: [][]string{{"Authorization", basic("admin", "pw")}},
+			refused: [][]string{nil, {"Authorization", basic("admin", "nope")}},
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s, client := riverUIServer(t, c.token, c.password)
+			job, err := client.Insert(context.Background(), jobargs.PruneEventsArgs{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := strconv.FormatInt(job.Job.ID, 10)
+			exists := func() bool {
+				return s.count("river_job WHERE id = "+id) == 1
+			}
+			del := `{"ids":["` + id + `"]}`
+			for _, h := range c.refused {
+				for _, req := range [][2]string{{"GET", "/riverui/"}, {"GET", "/riverui/api/jobs?state=available"}, {"GET", "/riverui/api/jobs/" + id}, {"POST", "/riverui/api/jobs/delete"}} {
+					var body any
+					if req[0] == "POST" {
+						body = del
+					}
+					res := s.do(req[0], req[1], body, append([]string{"Accept", "text/html"}, h...)...)
+					if res.Status != http.StatusUnauthorized {
+						t.Fatalf("%s %s with %v = %d, want 401", req[0], req[1], h, res.Status)
+					}
+					if strings.Contains(string(res.Body), "prune") || !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Basic") {
+						t.Fatalf("refusal leaks or asks for nothing: %v %s", res.Header, res.Body)
+					}
+					res.problem(t)
+				}
+				if !exists() {
+					t.Fatalf("a refused delete deleted the job")
+				}
+			}
+			for _, h := range c.allowed {
+				if res := s.do("GET", "/riverui/", nil, append([]string{"Accept", "text/html"}, h...)...); res.Status != 200 || !strings.Contains(string(res.Body), "<html") {
+					t.Fatalf("page with %v = %d", h, res.Status)
+				}
+				if res := s.do("GET", "/riverui/api/jobs?state=available", nil, h...); res.Status != 200 || !strings.Contains(string(res.Body), id) {
+					t.Fatalf("job list with %v = %d %s", h, res.Status, res.Body)
+				}
+			}
+			res := s.do("POST", "/riverui/api/jobs/delete", del, c.allowed[0]...)
+			if res.Status != 200 || exists() {
+				t.Fatalf("delete with %v = %d %s; job still there: %v", c.allowed[0], res.Status, res.Body, exists())
+			}
+			if c.token != "" {
+				// The rest of the API keeps its own rule: the token only.
+				if res := s.do("GET", "/projects", nil); res.Status != http.StatusUnauthorized {
+					t.Fatalf("GET /projects without the token = %d", res.Status)
+				}
+			}
+		})
 	}
-	if code := get("", ""); code != http.StatusUnauthorized {
-		t.Errorf("no credentials: %d", code)
-	}
-	if code := get(api.RiverUIUser, "wrong"); code != http.StatusUnauthorized {
-		t.Errorf("wrong password: %d", code)
-	}
-	if code := get(api.RiverUIUser, "pw"); code != http.StatusOK {
-		t.Errorf("right password: %d", code)
-	}
+}
+
+func basic(user, pass string) string {
+	r, _ := http.NewRequest("GET", "/", nil)
+	r.SetBasicAuth(user, pass)
+	return r.Header.Get("Authorization")
 }

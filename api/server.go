@@ -13,15 +13,18 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/go-fuego/fuego"
+	"github.com/go-fuego/fuego/option"
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 	"github.com/vibegrapher/vibegrapher/llm"
+	"github.com/vibegrapher/vibegrapher/telemetry"
 )
 
 // MaxBodyBytes bounds every request body. Code fields have their own, smaller
@@ -38,8 +41,13 @@ type Options struct {
 	Schema         *db.Schema
 	Log            *slog.Logger
 	CORSOrigins    []string // "*" allows any origin
-	APIToken       string   // when set, REST calls need it as a bearer token
-	Version        string
+	APIToken       string   // when set, REST calls and River UI need it as a bearer token
+	// RiverUIPassword, when set, also opens River UI to the user admin.
+	RiverUIPassword string
+	Version         string
+	// Telemetry, when set, serves /metrics and /debug/pprof/ (behind
+	// APIToken) and measures and traces every request.
+	Telemetry *telemetry.Telemetry
 }
 
 // Server serves the REST API. Extra handlers (Socket.IO, River UI) are
@@ -47,6 +55,12 @@ type Options struct {
 type Server struct {
 	opts  Options
 	fuego *fuego.Server
+
+	describeOnce sync.Once
+	openapiJSON  []byte
+	openapiErr   error
+	handlerOnce  sync.Once
+	handler      http.Handler
 }
 
 // New registers every route of the REST API.
@@ -61,18 +75,24 @@ func New(opts Options) *Server {
 		fuego.WithoutStartupMessages(),
 		fuego.WithMaxBodySize(MaxBodyBytes),
 		fuego.WithLoggingMiddleware(fuego.LoggingConfig{DisableRequest: true, DisableResponse: true}),
+		// Bodies are read by readBody, which ignores unknown fields; this
+		// keeps Fuego's own decoder, were it ever used, to the same rule.
+		fuego.WithDisallowUnknownFields(false),
+		fuego.WithSerializer(sendJSON),
+		fuego.WithErrorSerializer(sendProblem),
+		fuego.WithRouteOptions(option.Middleware(jsonByDefault)),
 		fuego.WithEngineOptions(
 			fuego.WithOpenAPIConfig(fuego.OpenAPIConfig{
 				DisableLocalSave:     true,
 				DisableMessages:      true,
 				DisableDefaultServer: true,
-				Info: &openapi3.Info{
-					Title:       "Vibegrapher API",
-					Version:     opts.Version,
-					Description: "Change an OpenAI Agents SDK workflow by talking to it. Realtime events are on Socket.IO at /socket.io/.",
-				},
+				DisableSwaggerUI:     true, // ours, offline: serveDocuments
+				Info:                 &openapi3.Info{Title: "Vibegrapher API", Version: APIVersion},
 			}),
+			fuego.WithOpenAPIGeneratorSchemaCustomizer(schemaCustomizer),
 			fuego.WithErrorHandler(problem(opts.Log)),
+			fuego.WithRequestContentType(jsonType),
+			fuego.WithResponseContentType(jsonType),
 		),
 	)
 	s := &Server{opts: opts, fuego: f}
@@ -90,18 +110,25 @@ func (s *Server) Mount(pattern string, h http.Handler) {
 	s.fuego.Mux.Handle(pattern, h)
 }
 
-// Handler returns the complete HTTP handler: routes, the OpenAPI spec and UI
-// under /swagger/, wrapped in the middlewares. Tests serve the same handler
-// as production.
+// Handler returns the complete HTTP handler: routes, the OpenAPI and
+// AsyncAPI documents and the docs page, wrapped in the middlewares. Tests
+// serve the same handler as production.
 func (s *Server) Handler() http.Handler {
-	s.fuego.OutputOpenAPISpec()
-	s.fuego.RegisterOpenAPIRoutes(s.fuego)
-	var h http.Handler = s.fuego.Mux
-	h = s.requireToken(h)
-	h = cors(s.opts.CORSOrigins, h)
-	h = limitBody(h)
-	h = recoverPanics(s.opts.Log, h)
-	return h
+	s.handlerOnce.Do(func() {
+		if err := s.serveDocuments(); err != nil {
+			panic(fmt.Sprintf("api: the API documents: %v", err)) // a bug in the types, caught by the tests
+		}
+		s.opts.Telemetry.Mount(s.fuego.Mux.Handle)
+		h := routeProblems(s.fuego.Mux)
+		h = s.authenticate(h)
+		h = cors(s.opts.CORSOrigins, h)
+		h = limitBody(h)
+		h = recoverPanics(s.opts.Log, h)
+		// Outermost, and the wrappers above pass the request on unchanged,
+		// so it reads the route the mux matched (r.Pattern).
+		s.handler = s.opts.Telemetry.Middleware(h)
+	})
+	return s.handler
 }
 
 // problem maps every error a handler returns to an RFC 9457 problem. It is
@@ -109,7 +136,10 @@ func (s *Server) Handler() http.Handler {
 func problem(log *slog.Logger) func(context.Context, error) error {
 	return func(ctx context.Context, err error) error {
 		status, detail, field := classify(err)
-		if status >= 500 && status != http.StatusServiceUnavailable {
+		switch {
+		case status == http.StatusServiceUnavailable:
+			log.WarnContext(ctx, "request failed: unavailable", "error", err)
+		case status >= 500:
 			log.ErrorContext(ctx, "request failed", "error", err)
 			detail = "internal error; the server logged the details"
 		}
@@ -151,9 +181,6 @@ func classify(err error) (status int, detail, field string) {
 		if errors.As(err, &he) && he.Detail != "" {
 			detail = he.Detail
 		}
-		if i := strings.Index(detail, "json: unknown field "); i >= 0 {
-			detail = "request body has an " + detail[i+len("json: "):]
-		}
 		return ws.StatusCode(), detail, ""
 	}
 	return http.StatusInternalServerError, "", ""
@@ -187,11 +214,4 @@ func jsonKind(goType string) string {
 		return "array"
 	}
 	return "object"
-}
-
-// writeProblem answers outside Fuego's handlers (middlewares).
-func writeProblem(w http.ResponseWriter, status int, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(fuego.HTTPError{Title: http.StatusText(status), Status: status, Detail: detail})
 }

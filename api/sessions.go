@@ -26,15 +26,17 @@ func (s *Server) registerSessions() {
 	fuego.Post(f, "/sessions/{id}/messages", s.postMessage, mtags,
 		option.Summary("Send a prompt to the VibeCoder"),
 		option.Description("Stores the message and enqueues a VibecodeJob in one transaction; progress arrives as Socket.IO events. Sending the same message_id again returns the first answer."),
-		option.DefaultStatusCode(http.StatusAccepted))
+		option.DefaultStatusCode(http.StatusAccepted),
+		conflict("message_id was used before for another prompt or session"))
 	fuego.Get(f, "/sessions/{id}/messages", s.listMessages, mtags, option.Summary("The conversation, oldest first"))
+	fuego.Get(f, "/messages/{id}", s.getMessage, mtags, option.Summary("One message, with its token usage and cost (token_usage.cost_usd)"))
 	fuego.Get(f, "/messages/{id}/full", s.getFullMessage, mtags, option.Summary("A message with the raw OpenAI responses behind it"))
 
 	fuego.Get(f, "/jobs/{id}", s.getJob, option.Tags("jobs"), option.Summary("An asynchronous job as River records it"))
 }
 
 func (s *Server) createSession(c fuego.ContextWithBody[domain.NewSession]) (domain.VibecodeSession, error) {
-	in, err := c.Body()
+	in, err := readBody(s, c)
 	if err != nil {
 		return domain.VibecodeSession{}, err
 	}
@@ -58,7 +60,7 @@ func (s *Server) clearSession(c fuego.ContextNoBody) (any, error) {
 }
 
 func (s *Server) postMessage(c fuego.ContextWithBody[domain.NewMessage]) (domain.MessageAccepted, error) {
-	in, err := c.Body()
+	in, err := readBody(s, c)
 	if err != nil {
 		return domain.MessageAccepted{}, err
 	}
@@ -67,6 +69,11 @@ func (s *Server) postMessage(c fuego.ContextWithBody[domain.NewMessage]) (domain
 
 func (s *Server) listMessages(c fuego.ContextNoBody) ([]domain.ConversationMessage, error) {
 	return s.opts.Store.ListMessages(c.Context(), c.PathParam("id"))
+}
+
+func (s *Server) getMessage(c fuego.ContextNoBody) (domain.ConversationMessage, error) {
+	m, err := s.opts.Store.GetMessage(c.Context(), c.PathParam("id"))
+	return m.ConversationMessage, err
 }
 
 func (s *Server) getFullMessage(c fuego.ContextNoBody) (domain.FullMessage, error) {

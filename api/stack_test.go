@@ -23,6 +23,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 	"github.com/vibegrapher/vibegrapher/llm"
 	"github.com/vibegrapher/vibegrapher/sandbox"
+	"github.com/vibegrapher/vibegrapher/telemetry"
 )
 
 // stack is the whole service on a fresh database: the REST API, a River
@@ -33,6 +34,7 @@ type stack struct {
 	Worker *jobargs.Client
 	deps   *jobs.Deps
 	pool   *pgxpool.Pool
+	tel    *telemetry.Telemetry
 
 	// A Socket.IO client per project, subscribed from the project's first
 	// event on: what a frontend would see.
@@ -45,6 +47,7 @@ type stackOptions struct {
 	apiKey        string // default "test-key"; "-" for none
 	maxIterations int
 	noWorker      bool
+	telemetry     *telemetry.Telemetry // nil: none
 }
 
 func newStack(t testing.TB, o stackOptions) *stack {
@@ -65,16 +68,16 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	store := &db.Store{Pool: pool}
 	deps := &jobs.Deps{
 		Store:         store,
-		LLM:           llm.New(llm.Config{APIKey: key, BaseURL: ai.URL(), ThinkingModel: "gpt-5", SmallModel: "gpt-5-mini"}),
+		LLM:           llm.New(llm.Config{APIKey: key, BaseURL: ai.URL(), ThinkingModel: "gpt-5", SmallModel: "gpt-5-mini", Meter: o.telemetry.Meter(), Tracer: o.telemetry.Tracer()}),
 		MaxIterations: o.maxIterations,
 		Log:           log,
 		DeltaInterval: 20 * time.Millisecond,
 	}
-	s := &stack{AI: ai, deps: deps, pool: pool}
+	s := &stack{AI: ai, deps: deps, pool: pool, tel: o.telemetry}
 	var client *jobargs.Client
 	var err error
 	if o.noWorker {
-		client, err = jobargs.NewInsertOnlyClient(pool, log)
+		client, err = jobargs.NewInsertOnlyClient(pool, log, o.telemetry.RiverPlugins()...)
 		s.Worker = client
 	} else {
 		client = s.startWorker(t)
@@ -86,11 +89,11 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := realtime.New(realtime.Options{Pool: pool, Log: log, CORSOrigins: []string{"*"}, HeartbeatInterval: time.Hour})
+	rt, err := realtime.New(realtime.Options{Pool: pool, Log: log, CORSOrigins: []string{"*"}, HeartbeatInterval: time.Hour, Meter: o.telemetry.Meter()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := api.New(api.Options{Store: store, Schema: schema, Jobs: client, LLM: deps.LLM, Log: log, CORSOrigins: []string{"*"}})
+	a := api.New(api.Options{Store: store, Schema: schema, Jobs: client, LLM: deps.LLM, Log: log, CORSOrigins: []string{"*"}, Telemetry: o.telemetry})
 	a.Mount("/socket.io/", rt.Handler())
 	srv := httptest.NewServer(a.Handler())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -105,6 +108,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	s.seen = map[string][]event{}
 	s.clients = map[string]*sockettest.Client{}
 	s.testServer = &testServer{t: t, URL: srv.URL, Pool: pool}
+	s.checkEventsAtEnd()
 	return s
 }
 
@@ -112,11 +116,19 @@ func newStack(t testing.TB, o stackOptions) *stack {
 func (s *stack) startWorker(t testing.TB) *jobargs.Client {
 	t.Helper()
 	pool := s.pool
-	tests := &jobs.RunTestWorker{Sandbox: testSandbox(t), MaxTimeout: 30 * time.Second}
-	c, err := jobs.NewWorkerClient(pool, s.deps.Log, jobs.NewWorkers(s.deps, tests, &jobs.PruneEventsWorker{Retention: time.Hour}), jobs.WorkerConfig{VibecodeWorkers: 4, EvaluateWorkers: 4, TestWorkers: 2})
+	box := testSandbox(t)
+	if s.tel != nil {
+		box = observedSandbox(t, s.tel)
+	}
+	tests := &jobs.RunTestWorker{Sandbox: box, MaxTimeout: 30 * time.Second}
+	c, live, err := jobs.NewLiveWorkerClient(pool, s.deps.Log, jobs.NewWorkers(s.deps, tests, &jobs.PruneEventsWorker{Retention: time.Hour}), jobs.WorkerConfig{VibecodeWorkers: 4, EvaluateWorkers: 4, TestWorkers: 2, Plugins: s.tel.RiverPlugins()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := live.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s.tel.ObserveJobs(c)
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +136,7 @@ func (s *stack) startWorker(t testing.TB) *jobargs.Client {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = c.StopAndCancel(ctx)
+		live.Stop()
 	})
 	s.Worker = c
 	return c
@@ -220,6 +233,7 @@ func (s *stack) events(projectID string) []event {
 		if e.Payload["project_id"] != projectID {
 			s.t.Fatalf("event %s for project %v on project %s's room", e.Name, e.Payload["project_id"], projectID)
 		}
+		checkEvent(s.t, e.Name, e.Payload)
 		s.seen[projectID] = append(s.seen[projectID], e)
 	}
 	return append([]event(nil), s.seen[projectID]...)
@@ -282,6 +296,17 @@ var (
 	sandboxRunner *sandbox.Runner
 	sandboxErr    error
 )
+
+// observedSandbox is a sandbox runner whose runs tel measures.
+func observedSandbox(t testing.TB, tel *telemetry.Telemetry) *sandbox.Runner {
+	t.Helper()
+	r, err := sandbox.New(sandbox.Config{ScratchRoot: t.TempDir(), Timeout: 30 * time.Second, Logger: slog.New(slog.DiscardHandler),
+		Meter: tel.Meter(), Tracer: tel.Tracer()})
+	if err != nil {
+		t.Fatalf("sandbox: %v", err)
+	}
+	return r
+}
 
 // testSandbox is one sandbox runner for the test binary, which acts as its
 // launcher (TestMain calls sandbox.Main).

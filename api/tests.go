@@ -31,7 +31,7 @@ func (s *Server) registerTests() {
 	fuego.Post(f, "/projects/{id}/tests", s.createProjectTest, tags, option.Summary("Create a test case"),
 		option.DefaultStatusCode(http.StatusCreated))
 	fuego.Post(f, "/tests", s.createTest, tags, option.Summary("Create a test case (project_id in the body)"),
-		option.DefaultStatusCode(http.StatusCreated))
+		option.DefaultStatusCode(http.StatusCreated), problemResponse(http.StatusNotFound, "Not Found: no project with that project_id"))
 	fuego.Get(f, "/projects/{id}/tests", s.listTests, tags, option.Summary("A project's test cases"))
 	fuego.Get(f, "/tests/{id}", s.getTest, tags, option.Summary("One test case"))
 	fuego.Delete(f, "/tests/{id}", s.deleteTest, tags, option.Summary("Delete a test case and its runs"),
@@ -40,13 +40,13 @@ func (s *Server) registerTests() {
 		option.QueryBool("wait", "wait for the result (up to the test's timeout plus a margin) and answer 200 with the TestRun"),
 		option.AddResponse(http.StatusAccepted, "Queued", fuego.Response{Type: RunAnswer{}}))
 	fuego.Post(f, "/diffs/{id}/test", s.testDiff, option.Tags("diffs"), option.Summary("Run every test of the project on the diff"),
-		option.DefaultStatusCode(http.StatusAccepted))
+		option.DefaultStatusCode(http.StatusAccepted), conflict("the project has no test cases"))
 	fuego.Get(f, "/test-runs/{id}", s.getRun, tags, option.Summary("One test run"))
 	fuego.Get(f, "/tests/{id}/runs", s.listRuns, tags, option.Summary("A test's runs, newest first"))
 }
 
 func (s *Server) createProjectTest(c fuego.ContextWithBody[domain.NewTestCase]) (domain.TestCase, error) {
-	in, err := c.Body()
+	in, err := readBody(s, c)
 	if err != nil {
 		return domain.TestCase{}, err
 	}
@@ -54,7 +54,7 @@ func (s *Server) createProjectTest(c fuego.ContextWithBody[domain.NewTestCase]) 
 }
 
 func (s *Server) createTest(c fuego.ContextWithBody[domain.NewTestCase]) (domain.TestCase, error) {
-	in, err := c.Body()
+	in, err := readBody(s, c)
 	if err != nil {
 		return domain.TestCase{}, err
 	}
@@ -90,7 +90,11 @@ func (s *Server) enqueueRun(r *http.Request) db.EnqueueRun {
 }
 
 func (s *Server) runTest(c fuego.ContextWithBody[RunRequest]) (RunAnswer, error) {
-	in, err := c.Body()
+	in, err := readBody(s, c)
+	if err != nil {
+		return RunAnswer{}, err
+	}
+	wait, err := queryBool(c, "wait")
 	if err != nil {
 		return RunAnswer{}, err
 	}
@@ -99,7 +103,7 @@ func (s *Server) runTest(c fuego.ContextWithBody[RunRequest]) (RunAnswer, error)
 		return RunAnswer{}, err
 	}
 	out := RunAnswer{TestRunAccepted: acc}
-	if c.QueryParam("wait") != "true" {
+	if !wait {
 		c.SetStatus(http.StatusAccepted)
 		return out, nil
 	}

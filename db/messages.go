@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/domain/event"
@@ -65,7 +66,7 @@ func (s *Store) SubmitMessage(ctx context.Context, sessionID string, in domain.N
 
 // submitMessage is SubmitMessage inside the caller's transaction.
 func submitMessage(ctx context.Context, tx pgx.Tx, sess domain.VibecodeSession, id uuid.UUID, prompt string, enqueue Enqueue) (domain.MessageAccepted, error) {
-	trace := "trace_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	trace := traceID(ctx)
 	m, err := scanMessage(tx.QueryRow(ctx, `
 		INSERT INTO messages (id, session_id, project_id, role, agent, content, trace_id, status)
 		VALUES ($1, $2, $3, 'user', 'user', $4, $5, 'queued')
@@ -88,6 +89,17 @@ func submitMessage(ctx context.Context, tx pgx.Tx, sess domain.VibecodeSession, 
 		return domain.MessageAccepted{}, err
 	}
 	return domain.MessageAccepted{SessionID: sess.ID, MessageID: m.ID, JobID: jobID, TraceID: trace, Status: domain.StatusQueued}, nil
+}
+
+// traceID is "trace_" (the OpenAI Agents SDK's form of a trace id) and the
+// OpenTelemetry trace id of the request that submits a message, 32 hex
+// digits, so the trace_id the API returns finds the message's trace; random
+// hex digits when tracing is off.
+func traceID(ctx context.Context) string {
+	if sc := oteltrace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		return "trace_" + sc.TraceID().String()
+	}
+	return "trace_" + strings.ReplaceAll(uuid.NewString(), "-", "")
 }
 
 // existingSubmission answers a repeated message id with the first answer.

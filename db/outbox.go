@@ -10,6 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vibegrapher/vibegrapher/domain/event"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // EventsChannel is the LISTEN/NOTIFY channel that carries the seq of every new
@@ -69,6 +71,8 @@ func Emit(ctx context.Context, q Querier, projectID string, e event.Event) (int6
 	if deferred {
 		et.lastSeq = max(et.lastSeq, seq)
 	}
+	// The trace of the request or job that emits it shows each event.
+	trace.SpanFromContext(ctx).AddEvent(name, trace.WithAttributes(attribute.Int64("seq", seq)))
 	return seq, nil
 }
 

@@ -108,14 +108,14 @@ func loadTurn(ctx context.Context, q Querier, messageID string, forUpdate bool) 
 }
 
 // lockTurn locks a user message until the transaction ends and returns its
-// status: what a step's writes need to stay idempotent, in one query.
-func lockTurn(ctx context.Context, tx pgx.Tx, messageID string) (*string, error) {
-	var status *string
-	err := tx.QueryRow(ctx, `SELECT status FROM messages WHERE id = $1 AND role = 'user' FOR UPDATE`, messageID).Scan(&status)
+// status and position: what a step's writes need to stay idempotent, in one
+// query.
+func lockTurn(ctx context.Context, tx pgx.Tx, messageID string) (status *string, position int64, err error) {
+	err = tx.QueryRow(ctx, `SELECT status, position FROM messages WHERE id = $1 AND role = 'user' FOR UPDATE`, messageID).Scan(&status, &position)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrTurnGone
+		return nil, 0, ErrTurnGone
 	}
-	return status, wrap(err, "lock message")
+	return status, position, wrap(err, "lock message")
 }
 
 // prefixed qualifies a column list with a table alias.
@@ -201,7 +201,7 @@ type AssistantMessage struct {
 func (s *Store) RecordReply(ctx context.Context, a AssistantMessage) (domain.ConversationMessage, error) {
 	var m domain.ConversationMessage
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		if _, err := lockTurn(ctx, tx, a.Turn.Message.ID); err != nil {
+		if _, _, err := lockTurn(ctx, tx, a.Turn.Message.ID); err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO model_calls (call_key, message_id, response) VALUES ($1, $2, $3)
@@ -272,7 +272,7 @@ type TurnEnd struct {
 // final status and vibecode_response are written only by the first caller.
 func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		status, err := lockTurn(ctx, tx, t.Message.ID)
+		status, position, err := lockTurn(ctx, tx, t.Message.ID)
 		if err != nil {
 			return err
 		}
@@ -320,6 +320,9 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 		}
 		if _, err := tx.Exec(ctx, `UPDATE messages SET status = $2, outcome = $3 WHERE id = $1`, t.Message.ID, e.Status, raw); err != nil {
 			return wrap(err, "finish message")
+		}
+		if err := wakeNextMessage(ctx, tx, t.Session.ID, position); err != nil {
+			return err
 		}
 		if _, err = Emit(ctx, tx, t.Session.ProjectID, outcome); err != nil {
 			return err

@@ -86,6 +86,9 @@ type TokenUsage struct {
 	Model            string `json:"model"`
 	Agent            string `json:"agent"`
 	Iteration        int    `json:"iteration"`
+	// CostUSD is what the call cost in US dollars, from the server's price
+	// table (MODEL_PRICES); 0 for a model without a price.
+	CostUSD float64 `json:"cost_usd"`
 }
 
 // Add sums the counts of two usages, e.g. the calls behind one message; the
@@ -96,6 +99,7 @@ func (u TokenUsage) Add(o TokenUsage) TokenUsage {
 	u.TotalTokens += o.TotalTokens
 	u.CachedTokens += o.CachedTokens
 	u.ReasoningTokens += o.ReasoningTokens
+	u.CostUSD += o.CostUSD
 	if u.Model == "" {
 		u.Model = o.Model
 	}

@@ -13,9 +13,10 @@ import (
 	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 )
 
-// Timeouts. A vibecode job makes several calls to a reasoning model; the
-// rescuer hands a job whose worker died to another worker a minute after its
-// timeout, so a crash costs minutes, not River's default hour.
+// Timeouts. A vibecode job makes several calls to a reasoning model. A job
+// whose worker died is handed over within seconds by Liveness; River's
+// rescuer, a minute after the timeout, is only the last resort (a worker
+// that hangs while its process and lock connection live on).
 const (
 	JobTimeout           = 10 * time.Minute
 	RescueStuckJobsAfter = JobTimeout + time.Minute
@@ -27,13 +28,20 @@ type WorkerConfig struct {
 	EvaluateWorkers int
 	TestWorkers     int
 	PeriodicJobs    []*river.PeriodicJob
+	// ID is the River client id; the worker's liveness lock is named after
+	// it (Liveness), so it is set, not left to River's default.
+	ID         string
+	Middleware []rivertype.Middleware
+	Plugins    []rivertype.Plugin // telemetry's
 }
 
 // NewWorkerClient returns a client that works the service's queues with
 // workers.
 func NewWorkerClient(pool *pgxpool.Pool, log *slog.Logger, workers *river.Workers, cfg WorkerConfig) (*jobargs.Client, error) {
 	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Logger: jobargs.Logger(log),
+		ID:         cfg.ID,
+		Middleware: cfg.Middleware,
+		Logger:     jobargs.Logger(log),
 		Queues: map[string]river.QueueConfig{
 			jobargs.QueueVibecode: {MaxWorkers: max(cfg.VibecodeWorkers, 1)},
 			jobargs.QueueEvaluate: {MaxWorkers: max(cfg.EvaluateWorkers, 1)},
@@ -49,6 +57,7 @@ func NewWorkerClient(pool *pgxpool.Pool, log *slog.Logger, workers *river.Worker
 		RescueStuckJobsAfter: RescueStuckJobsAfter,
 		PeriodicJobs:         cfg.PeriodicJobs,
 		RetryPolicy:          retryPolicy{},
+		Plugins:              cfg.Plugins,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create River client: %w", err)

@@ -58,6 +58,12 @@ func step[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], mess
 	if err == nil {
 		return nil
 	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		// The worker is stopping or was fenced (Liveness): the step is
+		// handed over as it is, to resume on another worker from what is
+		// stored; it is neither a failure of the message nor a retry.
+		return err
+	}
 	f := vibecode.AfterError(err, job.Attempt, job.MaxAttempts)
 	if f.Retry {
 		d.jobStatus(ctx, &t, job.JobRow, "retryable", &f.Reason)
@@ -103,7 +109,7 @@ func (d *Deps) call(ctx context.Context, key string, model func() (*llm.Reply, e
 		return nil, err
 	}
 	if ok {
-		return llm.StoredReply(raw)
+		return d.LLM.StoredReply(raw)
 	}
 	return model()
 }

@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/riverqueue/river"
 
@@ -30,7 +29,11 @@ func (w *VibecodeWorker) Work(ctx context.Context, job *river.Job[jobargs.Vibeco
 			return err
 		}
 		if pending {
-			return river.JobSnooze(500 * time.Millisecond)
+			// The transaction that ends the earlier message wakes this
+			// job (db.EndTurn, and the liveness sweep for a wake-up that
+			// came while this job was running); the snooze is only a
+			// safety net.
+			return river.JobSnooze(SessionOrderSnooze)
 		}
 	}
 	return step(ctx, w.Deps, job, job.Args.MessageID, func(t *db.Turn) error { return w.vibecode(ctx, job, t) })

@@ -73,22 +73,23 @@ func join(memory, turn Items) []responses.ResponseInputItemUnionParam {
 
 // Reply is one model response and its raw JSON, as stored in model_calls.
 type Reply struct {
-	resp *responses.Response
-	raw  json.RawMessage
+	resp   *responses.Response
+	raw    json.RawMessage
+	prices Prices
 }
 
 // StoredReply reads a reply stored from Raw, so a retried step acts on it
 // instead of calling the model again.
-func StoredReply(raw json.RawMessage) (*Reply, error) {
+func (c *Client) StoredReply(raw json.RawMessage) (*Reply, error) {
 	var r responses.Response
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return nil, fmt.Errorf("read stored model reply: %w", err)
 	}
-	return &Reply{resp: &r, raw: raw}, nil
+	return &Reply{resp: &r, raw: raw, prices: c.prices}, nil
 }
 
-func newReply(r *responses.Response) *Reply {
-	return &Reply{resp: r, raw: json.RawMessage(r.RawJSON())}
+func (c *Client) newReply(r *responses.Response) *Reply {
+	return &Reply{resp: r, raw: json.RawMessage(r.RawJSON()), prices: c.prices}
 }
 
 // Raw is the response's JSON as OpenAI sent it.
@@ -109,10 +110,12 @@ func (r *Reply) ToolCalls() []vibecode.ToolCall {
 	return out
 }
 
-// Usage is the reply's token usage, attributed to agent and iteration.
+// Usage is the reply's token usage and cost, attributed to agent and
+// iteration.
 func (r *Reply) Usage(agent string, iteration int) domain.TokenUsage {
 	u := UsageOf(r.resp)
 	u.Agent, u.Iteration = agent, iteration
+	u.CostUSD = r.prices.Cost(u)
 	return u
 }
 
@@ -159,11 +162,14 @@ func (c *Client) VibeCoder(ctx context.Context, call AgentCall, onDelta func(str
 		ParallelToolCalls: openai.Bool(false),
 		PromptCacheKey:    openai.String(call.SessionKey),
 	}
-	resp, err := c.Stream(ctx, reasoning(p, "high"), onDelta)
+	p = reasoning(p, "high")
+	resp, err := c.observe(ctx, domain.AgentVibeCoder, p, func(ctx context.Context) (*responses.Response, error) {
+		return c.Stream(ctx, p, onDelta)
+	})
 	if err != nil {
 		return nil, callError(err)
 	}
-	return newReply(resp), nil
+	return c.newReply(resp), nil
 }
 
 // Evaluator runs one Evaluator call, whose answer is a vibecode.Verdict
@@ -176,11 +182,14 @@ func (c *Client) Evaluator(ctx context.Context, call AgentCall) (*Reply, error) 
 		Text:           JSONSchemaFormat("patch_review", EvaluatorSchema()),
 		PromptCacheKey: openai.String(call.SessionKey + "_evaluator"),
 	}
-	resp, err := c.Create(ctx, reasoning(p, "medium"))
+	p = reasoning(p, "medium")
+	resp, err := c.observe(ctx, domain.AgentEvaluator, p, func(ctx context.Context) (*responses.Response, error) {
+		return c.Create(ctx, p)
+	})
 	if err != nil {
 		return nil, callError(err)
 	}
-	return newReply(resp), nil
+	return c.newReply(resp), nil
 }
 
 // CommitMessageRequest asks for a new commit message for a diff.
@@ -194,11 +203,14 @@ type CommitMessageRequest struct {
 // CommitMessage asks the small model for a commit message. Errors are
 // domain errors: unavailable when trying again may help, invalid otherwise.
 func (c *Client) CommitMessage(ctx context.Context, r CommitMessageRequest) (string, error) {
-	resp, err := c.Create(ctx, responses.ResponseNewParams{
+	p := responses.ResponseNewParams{
 		Model:        c.SmallModel(),
 		Instructions: openai.String(commitMessageInstructions),
 		Input:        Input([]responses.ResponseInputItemUnionParam{UserMessage(commitMessageRequest(r))}),
 		Store:        openai.Bool(false),
+	}
+	resp, err := c.observe(ctx, "commit_message", p, func(ctx context.Context) (*responses.Response, error) {
+		return c.Create(ctx, p)
 	})
 	if err != nil {
 		code := domain.EUNAVAILABLE

@@ -18,6 +18,8 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/packages/ssestream"
 	"github.com/openai/openai-go/v3/responses"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Default models, per SPEC §5.
@@ -46,12 +48,20 @@ type Config struct {
 	// RequestTimeout bounds each attempt, including the reading of a stream.
 	// 0 means no limit besides the context's.
 	RequestTimeout time.Duration
+	// Prices turn token usage into US dollars; DefaultPrices when nil.
+	Prices Prices
+	// Meter and Tracer receive the calls' metrics and spans (telemetry.go);
+	// nil records nothing.
+	Meter  metric.MeterProvider
+	Tracer trace.TracerProvider
 }
 
 // Client calls the Responses API. It is safe for concurrent use.
 type Client struct {
-	cfg Config
-	svc responses.ResponseService
+	cfg    Config
+	svc    responses.ResponseService
+	prices Prices
+	inst   *instruments
 }
 
 // responseHeaderTimeout is openai-go's own default: a server that accepts the
@@ -89,6 +99,7 @@ func New(cfg Config) *Client {
 		option.WithEnvironmentProduction(),
 		option.WithAPIKey(cfg.APIKey),
 		option.WithMaxRetries(cfg.MaxRetries),
+		option.WithMiddleware(countAttempts),
 	}
 	if cfg.BaseURL != "" {
 		opts = append(opts, option.WithBaseURL(cfg.BaseURL))
@@ -98,7 +109,11 @@ func New(cfg Config) *Client {
 	}
 	// responses.NewResponseService, not openai.NewClient: the latter adds the
 	// environment's OPENAI_BASE_URL, OPENAI_ORG_ID, OPENAI_CUSTOM_HEADERS, ….
-	return &Client{cfg: cfg, svc: responses.NewResponseService(opts...)}
+	prices := cfg.Prices
+	if prices == nil {
+		prices = DefaultPrices()
+	}
+	return &Client{cfg: cfg, svc: responses.NewResponseService(opts...), prices: prices, inst: newInstruments(cfg.Meter, cfg.Tracer)}
 }
 
 // ThinkingModel is the model for the VibeCoder and the Evaluator.
@@ -142,7 +157,11 @@ func (c *Client) Stream(ctx context.Context, params responses.ResponseNewParams,
 	for stream.Next() {
 		ev := stream.Current()
 		switch ev.Type {
-		case "response.output_text.delta":
+		case "response.output_text.delta", "response.function_call_arguments.delta", "response.refusal.delta":
+			stateOf(ctx).firstToken()
+			if ev.Type != "response.output_text.delta" {
+				continue
+			}
 			var delta string
 			if onDelta != nil && json.Unmarshal(ev.Delta, &delta) == nil && delta != "" {
 				onDelta(delta)

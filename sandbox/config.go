@@ -3,6 +3,9 @@ package sandbox
 import (
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of SPEC.md §6/§7.
@@ -46,6 +49,10 @@ type Config struct {
 	AllowUnisolated bool
 	// Logger receives the feature probe's findings; slog.Default() if nil.
 	Logger *slog.Logger
+	// Meter and Tracer receive the runs' metrics and spans (telemetry.go);
+	// nil records nothing.
+	Meter  metric.MeterProvider
+	Tracer trace.TracerProvider
 }
 
 func (c Config) withDefaults() Config {

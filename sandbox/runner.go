@@ -31,6 +31,7 @@ type Runner struct {
 	hostGID     int
 
 	withoutNamespaces bool // tests: probe as if the host had no user namespaces
+	inst              *instruments
 }
 
 // tier selects how a run is confined.
@@ -84,7 +85,8 @@ func newRunner(cfg Config, withoutNamespaces bool) (*Runner, error) {
 	if len(refused) > 0 {
 		log.Warn("sandbox: interpreter directories not shown to test code (they would expose the scratch root or the whole file system)", "dirs", refused)
 	}
-	r := &Runner{cfg: cfg, python: python, binds: binds, scratchRoot: scratch, withoutNamespaces: withoutNamespaces}
+	r := &Runner{cfg: cfg, python: python, binds: binds, scratchRoot: scratch, withoutNamespaces: withoutNamespaces,
+		inst: newInstruments(cfg.Meter, cfg.Tracer)}
 	r.hostUID, r.hostGID = os.Getuid(), os.Getgid()
 	if r.hostUID == 0 {
 		// Never run test code as host root: RLIMIT_NPROC does not apply to
@@ -116,7 +118,9 @@ func (r *Runner) Python() string { return r.python }
 // Run executes testCode against projectCode (see the package documentation)
 // and waits for it. timeout <= 0 or above Config.Timeout means Config.Timeout.
 // ctx cancels the run (status error "canceled").
-func (r *Runner) Run(ctx context.Context, projectCode, testCode string, timeout time.Duration) Result {
+func (r *Runner) Run(ctx context.Context, projectCode, testCode string, timeout time.Duration) (res Result) {
+	ctx, observed := r.inst.observe(ctx)
+	defer func() { observed(res) }()
 	if timeout <= 0 || timeout > r.cfg.Timeout {
 		timeout = r.cfg.Timeout
 	}

@@ -39,6 +39,9 @@ type hub struct {
 	halted   chan struct{} // closed when run returns
 	haltOnce sync.Once
 
+	metrics   *metrics     // nil: none (metrics.go)
+	delivered atomic.Int64 // last, for the outbox lag metric
+
 	// Owned by run's goroutine.
 	last    int64                                         // every event up to here went to the rooms
 	live    map[string]map[socket.SocketId]*socket.Socket // project → sockets in its room
@@ -125,6 +128,7 @@ func (h *hub) run(ctx context.Context) {
 		last, err := db.LatestSeq(ctx, h.pool)
 		if err == nil {
 			h.last = last
+			h.delivered.Store(last)
 			break
 		}
 		h.log.Warn("realtime: read the end of the outbox", "error", err, "retry_in", backoff)
@@ -183,9 +187,11 @@ func (h *hub) deliver(ctx context.Context) error {
 				if err := h.io.To(room(ev.ProjectID)).Emit(ev.Name, outgoing(ev)); err != nil {
 					h.log.Error("realtime: emit event", "seq", ev.Seq, "name", ev.Name, "error", err)
 				}
+				h.metrics.emit(ev.Name)
 			}
 			h.last = ev.Seq
 		}
+		h.delivered.Store(h.last)
 		if len(events) < pageSize {
 			return nil
 		}
@@ -267,6 +273,7 @@ func (h *hub) replayPage(ctx context.Context) {
 		if err := r.sock.Emit(ev.Name, outgoing(ev)); err != nil {
 			h.log.Error("realtime: emit replayed event", "seq", ev.Seq, "name", ev.Name, "error", err)
 		}
+		h.metrics.replay(ev.Name)
 		r.cursor = ev.Seq
 		r.replayed++
 	}
@@ -338,6 +345,11 @@ func (h *hub) reject(sock *socket.Socket, ack socket.Ack, project, msg string) {
 	_ = sock.Emit("error", ev)
 	if ack != nil {
 		res := map[string]any{"ok": false, "error": msg}
+		if transient(msg) {
+			// The database is unreachable: the client subscribes again
+			// after this long (docs/reliability.md).
+			res["retry_after_ms"] = retryAfterMS
+		}
 		if project != "" {
 			res["project_id"] = project
 		}

@@ -130,3 +130,13 @@ func queryValue(q map[string]any, key string) string {
 	}
 	return ""
 }
+
+// retryAfterMS is what a subscribe refused for a passing reason (the
+// database is unreachable) tells the client to wait before it tries again.
+const retryAfterMS = 1000
+
+// transient reports whether a refusal is worth retrying as it is: the ones
+// that end in "retry shortly" or "subscribe again".
+func transient(msg string) bool {
+	return strings.HasSuffix(msg, "retry shortly") || strings.HasSuffix(msg, "subscribe again")
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/vibegrapher/vibegrapher/db"
 )
@@ -47,6 +48,8 @@ type Options struct {
 	// PollInterval is how often the outbox is read even without a
 	// notification, in case one was lost; default 2s.
 	PollInterval time.Duration
+	// Meter receives the Socket.IO metrics (metrics.go); nil records none.
+	Meter metric.MeterProvider
 }
 
 // Server is a Socket.IO server fed by the outbox.
@@ -56,6 +59,7 @@ type Server struct {
 	io      *socket.Server
 	handler http.Handler
 	hub     *hub
+	metrics *metrics
 
 	started   atomic.Bool
 	closeOnce sync.Once
@@ -96,6 +100,13 @@ func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, log: opts.Log, io: io, stopped: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.hub = newHub(io, opts.Pool, opts.Log, opts.PollInterval, opts.HeartbeatInterval, s.stopped)
+	if opts.Meter != nil {
+		m, err := newMetrics(opts.Meter, s)
+		if err != nil {
+			return nil, err
+		}
+		s.metrics, s.hub.metrics = m, m
+	}
 	if opts.APIToken != "" {
 		io.Use(s.requireToken)
 	}
@@ -143,6 +154,7 @@ func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		close(s.stopped)
 		s.cancel()
+		s.metrics.close()
 		s.io.Close(nil)
 	})
 }

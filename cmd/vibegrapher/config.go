@@ -10,6 +10,8 @@ import (
 
 	"github.com/joho/godotenv"
 	"github.com/sethvargo/go-envconfig"
+
+	"github.com/vibegrapher/vibegrapher/llm"
 )
 
 // Config is the service's configuration, read from the environment (and from
@@ -41,6 +43,18 @@ type Config struct {
 	VibecodeWorkers int `env:"VIBECODE_WORKERS, default=500"`
 	EvaluateWorkers int `env:"EVALUATE_WORKERS, default=500"`
 	TestWorkers     int `env:"TEST_WORKERS, default=0"`
+	// ShutdownGrace is how long a stopping worker lets running jobs finish
+	// before it cancels them and hands them over (docs/reliability.md). It
+	// must fit, with ShutdownCancel, in the platform's kill timeout (30 s).
+	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE, default=20s"`
+	// MetricsAddr is where a worker-only process serves /metrics and
+	// /debug/pprof/ (e.g. ":9464"); empty serves nothing. Roles with HTTP serve
+	// them on PORT.
+	MetricsAddr string `env:"METRICS_ADDR"`
+	// ModelPrices adds to or overrides the price table of model calls:
+	// "model=input/cached_input/output" in USD per million tokens, comma
+	// separated (llm.ParsePrices).
+	ModelPrices string `env:"MODEL_PRICES"`
 }
 
 // loadConfig reads .env (if present) without overriding the environment, then
@@ -66,6 +80,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("HEARTBEAT_INTERVAL must be positive, got %s", c.HeartbeatInterval)
 	case c.SandboxTimeout <= 0:
 		return fmt.Errorf("SANDBOX_TIMEOUT must be positive, got %s", c.SandboxTimeout)
+	case c.ShutdownGrace <= 0:
+		return fmt.Errorf("SHUTDOWN_GRACE must be positive, got %s", c.ShutdownGrace)
 	case c.SandboxMemoryMB < 32:
 		return fmt.Errorf("SANDBOX_MEMORY_MB must be at least 32, got %d", c.SandboxMemoryMB)
 	case c.VibecodeWorkers < 1 || c.VibecodeWorkers > maxQueueWorkers:
@@ -76,6 +92,9 @@ func (c Config) validate() error {
 		return fmt.Errorf("TEST_WORKERS must be 0 (from the cores and memory) or 1..%d, got %d", maxQueueWorkers, c.TestWorkers)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
+		return err
+	}
+	if _, err := llm.ParsePrices(c.ModelPrices); err != nil {
 		return err
 	}
 	return nil

@@ -22,6 +22,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 	"github.com/vibegrapher/vibegrapher/llm"
 	"github.com/vibegrapher/vibegrapher/sandbox"
+	"github.com/vibegrapher/vibegrapher/telemetry"
 )
 
 // roles says what one process runs.
@@ -50,40 +51,64 @@ type env struct {
 	pool   *pgxpool.Pool
 	schema *db.Schema
 	store  *db.Store
+	tel    *telemetry.Telemetry
 }
 
 // serve runs the roles until ctx ends, then shuts them down: the HTTP server
 // stops taking requests, and the worker lets running jobs finish (up to a
 // deadline) before cancelling them, so River hands them to another worker.
 func serve(ctx context.Context, e env, r roles) error {
+	// One WARN when the database goes away and one INFO when it is back,
+	// instead of a line per retry of every component.
+	watch := db.WatchOutages(ctx, e.pool, e.log, time.Second)
+	e.log = slog.New(watch.Handler(e.log.Handler()))
+	slog.SetDefault(e.log)
+	tel, err := startTelemetry(ctx, e, r)
+	if err != nil {
+		return err
+	}
+	defer stopTelemetry(e.log, tel)
+	e.tel = tel
+	prices, _ := llm.ParsePrices(e.cfg.ModelPrices) // validated with the config
 	model := llm.New(llm.Config{
 		APIKey: e.cfg.OpenAIAPIKey, BaseURL: e.cfg.OpenAIBaseURL,
 		ThinkingModel: e.cfg.ThinkingModel, SmallModel: e.cfg.SmallModel,
+		Prices: prices, Meter: tel.Meter(), Tracer: tel.Tracer(),
 	})
 	var client *jobargs.Client
-	var err error
 	if r.worker {
-		client, err = startWorker(ctx, e, model)
+		w, err := startWorker(ctx, e, model)
 		if err != nil {
 			return err
 		}
-		defer stopWorker(e.log, client)
+		// The worker stops as soon as ctx ends, alongside the HTTP
+		// server's shutdown, not after it: both must fit in the platform's
+		// kill timeout.
+		wctx, stopNow := context.WithCancel(ctx)
+		stopped := make(chan struct{})
+		go func() {
+			<-wctx.Done()
+			w.stop(e.log, e.cfg.ShutdownGrace)
+			close(stopped)
+		}()
+		defer func() { stopNow(); <-stopped }()
+		client = w.client
 	} else if r.api {
-		if client, err = jobargs.NewInsertOnlyClient(e.pool, e.log); err != nil {
+		if client, err = jobargs.NewInsertOnlyClient(e.pool, e.log, tel.RiverPlugins()...); err != nil {
 			return err
 		}
 	}
 	if !r.api && !r.realtime {
-		<-ctx.Done()
-		return nil
+		return serveMetrics(ctx, e)
 	}
 
 	srv := api.New(api.Options{
 		Store: e.store, Schema: e.schema, Jobs: client, LLM: model, Log: e.log, SandboxTimeout: e.cfg.SandboxTimeout,
-		CORSOrigins: e.cfg.CORSOrigins, APIToken: e.cfg.APIToken, Version: version,
+		CORSOrigins: e.cfg.CORSOrigins, APIToken: e.cfg.APIToken, RiverUIPassword: e.cfg.RiverUIPassword, Version: version,
+		Telemetry: tel,
 	})
 	if r.api {
-		ui, err := api.NewRiverUI(ctx, client, e.log, e.cfg.RiverUIPassword)
+		ui, err := api.NewRiverUI(ctx, client, e.log)
 		if err != nil {
 			return fmt.Errorf("River UI: %w", err)
 		}
@@ -95,7 +120,7 @@ func serve(ctx context.Context, e env, r roles) error {
 	if r.realtime {
 		rt, err := realtime.New(realtime.Options{
 			Pool: e.pool, Log: e.log, CORSOrigins: e.cfg.CORSOrigins, APIToken: e.cfg.APIToken,
-			HeartbeatInterval: e.cfg.HeartbeatInterval,
+			HeartbeatInterval: e.cfg.HeartbeatInterval, Meter: tel.Meter(),
 		})
 		if err != nil {
 			return err
@@ -119,10 +144,10 @@ func serve(ctx context.Context, e env, r roles) error {
 		full := h
 		h = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			switch {
-			case strings.HasPrefix(req.URL.Path, "/socket.io/"), req.URL.Path == "/healthz", req.URL.Path == "/readyz":
+			case strings.HasPrefix(req.URL.Path, "/socket.io/"), req.URL.Path == "/healthz", req.URL.Path == "/readyz", telemetry.IsOwnPath(req.URL.Path):
 				full.ServeHTTP(w, req)
 			default:
-				http.NotFound(w, req)
+				api.NotFound(w, req)
 			}
 		})
 	}
@@ -149,7 +174,7 @@ func listen(ctx context.Context, e env, h http.Handler) error {
 	case <-ctx.Done():
 	}
 	e.log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), e.cfg.ShutdownGrace)
 	defer cancel()
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -157,7 +182,17 @@ func listen(ctx context.Context, e env, h http.Handler) error {
 	return nil
 }
 
-func startWorker(ctx context.Context, e env, model *llm.Client) (*jobargs.Client, error) {
+// worker is a running worker role: its River client and its liveness.
+type worker struct {
+	client *jobargs.Client
+	live   *jobs.Liveness
+}
+
+// shutdownCancel bounds the hand-over after the grace period: cancelled
+// jobs return at once and River makes them available to the other workers.
+const shutdownCancel = 5 * time.Second
+
+func startWorker(ctx context.Context, e env, model *llm.Client) (*worker, error) {
 	if e.cfg.OpenAIAPIKey == "" {
 		e.log.Warn("OPENAI_API_KEY is not set: vibecode messages will fail until it is")
 	}
@@ -171,6 +206,7 @@ func startWorker(ctx context.Context, e env, model *llm.Client) (*jobargs.Client
 	box, err := sandbox.New(sandbox.Config{
 		Python: e.cfg.SandboxPython, ScratchRoot: e.cfg.MediaPath, Timeout: e.cfg.SandboxTimeout,
 		MemoryMB: e.cfg.SandboxMemoryMB, AllowUnisolated: e.cfg.SandboxUnisolated, Logger: e.log,
+		Meter: e.tel.Meter(), Tracer: e.tel.Tracer(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
@@ -181,32 +217,45 @@ func startWorker(ctx context.Context, e env, model *llm.Client) (*jobargs.Client
 	if e.cfg.EventRetention > 0 {
 		periodic = append(periodic, jobs.PruneEventsPeriodically())
 	}
-	client, err := jobs.NewWorkerClient(e.pool, e.log, jobs.NewWorkers(deps, tests, prune), jobs.WorkerConfig{
+	client, live, err := jobs.NewLiveWorkerClient(e.pool, e.log, jobs.NewWorkers(deps, tests, prune), jobs.WorkerConfig{
 		VibecodeWorkers: e.cfg.VibecodeWorkers, EvaluateWorkers: e.cfg.EvaluateWorkers, TestWorkers: e.cfg.testWorkers(),
 		PeriodicJobs: periodic,
+		Plugins:      e.tel.RiverPlugins(),
 	})
 	if err != nil {
 		return nil, err
 	}
+	if err := observeWorker(e, client); err != nil {
+		return nil, err
+	}
+	// The lock first: without it the other workers would take this one's
+	// jobs for a dead worker's.
+	if err := live.Start(ctx); err != nil {
+		return nil, err
+	}
 	// Not ctx: cancelling Start's context cancels running jobs at once.
 	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
+		live.Stop()
 		return nil, fmt.Errorf("start River: %w", err)
 	}
-	e.log.Info("worker started", "vibecode_workers", e.cfg.VibecodeWorkers, "evaluate_workers", e.cfg.EvaluateWorkers,
-		"test_workers", e.cfg.testWorkers())
-	return client, nil
+	e.log.Info("worker started", "client_id", live.ClientID, "vibecode_workers", e.cfg.VibecodeWorkers,
+		"evaluate_workers", e.cfg.EvaluateWorkers, "test_workers", e.cfg.testWorkers())
+	return &worker{client: client, live: live}, nil
 }
 
-// stopWorker lets running jobs finish for a while, then cancels them; a
-// cancelled job is retried by River on another worker.
-func stopWorker(log *slog.Logger, client *jobargs.Client) {
-	soft, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+// stop stops fetching, lets running jobs finish for grace, then cancels
+// them: River makes a job cancelled this way available again at once, with
+// its attempt given back, and another worker resumes it from what is stored.
+// The liveness lock is released last.
+func (w *worker) stop(log *slog.Logger, grace time.Duration) {
+	defer w.live.Stop()
+	soft, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := client.Stop(soft); err == nil {
+	if err := w.client.Stop(soft); err == nil {
 		return
 	}
-	log.Warn("jobs still running after 25s; cancelling them")
-	hard, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	log.Warn("jobs still running after the shutdown grace; handing them over to the other workers", "grace", grace)
+	hard, cancel2 := context.WithTimeout(context.Background(), shutdownCancel)
 	defer cancel2()
-	_ = client.StopAndCancel(hard)
+	_ = w.client.StopAndCancel(hard)
 }

@@ -12,15 +12,16 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // Client is the River client type of the service.
 type Client = river.Client[pgx.Tx]
 
 // NewInsertOnlyClient returns a client that inserts and reads jobs but works
-// none: what the api role needs.
-func NewInsertOnlyClient(pool *pgxpool.Pool, log *slog.Logger) (*Client, error) {
-	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: Logger(log)})
+// none: what the api role needs. Plugins are telemetry's.
+func NewInsertOnlyClient(pool *pgxpool.Pool, log *slog.Logger, plugins ...rivertype.Plugin) (*Client, error) {
+	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: Logger(log), Plugins: plugins})
 	if err != nil {
 		return nil, fmt.Errorf("create River client: %w", err)
 	}

@@ -1,0 +1,167 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/go-fuego/fuego"
+
+	"github.com/vibegrapher/vibegrapher/domain"
+)
+
+// readBody is the one decoder of JSON request bodies. Unknown fields are
+// ignored and logged at debug, as FastAPI does (the frontend was written
+// against it); everything else a lenient parser would let through is a 400:
+// bytes that are not UTF-8 (encoding/json would replace them silently) and
+// data after the JSON value (encoding/json's Decoder stops at the first
+// value). An empty body decodes to B's zero value: every body of the API is
+// optional or has required fields that its Validate checks.
+func readBody[B any](s *Server, c fuego.ContextWithBody[B]) (B, error) {
+	var out B
+	r := c.Request()
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		return out, err // over MaxBodyBytes: 413
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return out, nil
+	}
+	if !utf8.Valid(raw) {
+		return out, domain.Errorf(domain.EINVALID, "request body is not valid UTF-8 (first bad byte at offset %d)", invalidUTF8At(raw))
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&out); err != nil {
+		return out, err // syntax and type errors: 400, mapped by classify
+	}
+	if end := dec.InputOffset(); len(bytes.TrimSpace(raw[end:])) > 0 {
+		at := int(end) + len(raw[end:]) - len(bytes.TrimLeft(raw[end:], " \t\r\n"))
+		return out, domain.Errorf(domain.EINVALID, "request body has data after the JSON value (at offset %d); send exactly one JSON object", at)
+	}
+	if at := loneSurrogateAt(raw); at >= 0 {
+		return out, domain.Errorf(domain.EINVALID, "request body has a \\u escape of a lone UTF-16 surrogate at offset %d, which is not a character", at)
+	}
+	if unknown := unknownFields(reflect.TypeFor[B](), raw); len(unknown) > 0 {
+		s.opts.Log.DebugContext(r.Context(), "request body: unknown fields ignored",
+			"method", r.Method, "path", r.URL.Path, "fields", unknown)
+	}
+	return out, nil
+}
+
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// loneSurrogateAt finds a \uD800-\uDFFF escape that is not half of a
+// surrogate pair (encoding/json would turn it into U+FFFD silently), or -1.
+// raw is valid JSON: the decoder read it.
+func loneSurrogateAt(b []byte) int {
+	inString := false
+	for i := 0; i < len(b); i++ {
+		switch {
+		case b[i] == '"':
+			inString = !inString
+		case inString && b[i] == '\\' && i+1 < len(b):
+			if b[i+1] != 'u' {
+				i++ // \" and \\ among others
+				continue
+			}
+			r, ok := hex4(b, i+2)
+			switch {
+			case !ok || r < 0xD800 || r > 0xDFFF:
+			case r <= 0xDBFF && i+11 < len(b) && b[i+6] == '\\' && b[i+7] == 'u':
+				if lo, ok := hex4(b, i+8); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+					i += 6 // the pair's low half
+					break
+				}
+				return i
+			default:
+				return i
+			}
+			i += 5
+		}
+	}
+	return -1
+}
+
+func hex4(b []byte, at int) (rune, bool) {
+	if at+4 > len(b) {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(b[at:at+4]), 16, 32)
+	return rune(v), err == nil
+}
+
+// unknownFields returns the top-level keys of a JSON object that t, a
+// struct, does not decode.
+func unknownFields(t reflect.Type, raw []byte) []string {
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) != nil {
+		return nil
+	}
+	known := jsonFields(t)
+	var out []string
+	for k := range obj {
+		if !slices.ContainsFunc(known, func(f string) bool { return strings.EqualFold(f, k) }) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+var fieldCache sync.Map // reflect.Type → []string
+
+// jsonFields lists the JSON names of a struct's fields, embedded structs'
+// included, as encoding/json decodes them.
+func jsonFields(t reflect.Type) []string {
+	if v, ok := fieldCache.Load(t); ok {
+		return v.([]string)
+	}
+	var names []string
+	for _, f := range reflect.VisibleFields(t) {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if !f.IsExported() || (f.Anonymous && f.Type.Kind() == reflect.Struct && name == "") {
+			continue
+		}
+		switch name {
+		case "-":
+			continue
+		case "":
+			name = f.Name
+		}
+		names = append(names, name)
+	}
+	fieldCache.Store(t, names)
+	return names
+}
+
+// queryBool reads an optional boolean query parameter: absent is false, and
+// anything strconv.ParseBool does not read is a 400 naming the parameter.
+func queryBool(c interface{ QueryParam(string) string }, name string) (bool, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, domain.Invalid(name, "must be true or false, got %q", v)
+	}
+	return b, nil
+}

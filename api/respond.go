@@ -1,0 +1,139 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/go-fuego/fuego"
+)
+
+// The API speaks JSON only, whatever the Accept header says: answers are
+// application/json, errors application/problem+json (RFC 9457).
+const (
+	jsonType    = "application/json"
+	problemType = "application/problem+json"
+)
+
+// sendJSON is Fuego's serializer for every answer of a handler.
+func sendJSON(w http.ResponseWriter, _ *http.Request, ans any) error {
+	w.Header().Set("Content-Type", jsonType)
+	return encodeJSON(w, ans)
+}
+
+// sendProblem is Fuego's serializer for every error of a handler; the error
+// handler (problem) has already made it a fuego.HTTPError.
+func sendProblem(w http.ResponseWriter, _ *http.Request, err error) {
+	var p fuego.HTTPError
+	if !errors.As(err, &p) {
+		p = fuego.HTTPError{Status: http.StatusInternalServerError, Detail: "internal error; the server logged the details"}
+	}
+	writeProblem(w, p)
+}
+
+// encodeJSON writes v without HTML escaping: answers carry code, where
+// \u003c for < only hinders a person reading them.
+func encodeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// writeProblem writes p as the whole answer. Middlewares use it directly.
+func writeProblem(w http.ResponseWriter, p fuego.HTTPError) {
+	if p.Status == 0 {
+		p.Status = http.StatusInternalServerError
+	}
+	if p.Title == "" {
+		p.Title = http.StatusText(p.Status)
+	}
+	w.Header().Set("Content-Type", problemType)
+	w.WriteHeader(p.Status)
+	_ = encodeJSON(w, p)
+}
+
+// writeProblemf answers status with detail.
+func writeProblemf(w http.ResponseWriter, status int, format string, args ...any) {
+	writeProblem(w, fuego.HTTPError{Status: status, Detail: fmt.Sprintf(format, args...)})
+}
+
+// jsonByDefault wraps every Fuego route. Fuego writes the status (SetStatus,
+// and the DefaultStatusCode of 201/202 routes) before its serializer sets
+// the Content-Type, so without this every 201 and 202 went out as the
+// sniffed text/plain. A handler that sets its own type keeps it.
+func jsonByDefault(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(jsonWriter{w}, r)
+	})
+}
+
+type jsonWriter struct{ http.ResponseWriter }
+
+func (w jsonWriter) WriteHeader(code int) {
+	if h := w.Header(); h.Get("Content-Type") == "" && code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified {
+		h.Set("Content-Type", jsonType)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w jsonWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// routeProblems answers requests that match no route as problem JSON: 404
+// for an unknown path, 405 with Allow for a known path and a wrong method.
+// Everything else goes to the mux as it is.
+func routeProblems(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// The mux's own 404/405 handler, run to learn which and the Allow list.
+		rec := &headerRecorder{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		switch rec.code {
+		case http.StatusMethodNotAllowed:
+			allow := rec.header.Get("Allow")
+			w.Header().Set("Allow", allow)
+			writeProblemf(w, http.StatusMethodNotAllowed, "%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow)
+		case http.StatusNotFound:
+			NotFound(w, r)
+		default:
+			for k, v := range rec.header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.code)
+			_, _ = w.Write(rec.body.Bytes())
+		}
+	})
+}
+
+// NotFound answers a request for a route that does not exist here, as
+// problem JSON.
+func NotFound(w http.ResponseWriter, r *http.Request) {
+	writeProblemf(w, http.StatusNotFound, "no route %s %s; the routes are listed at /swagger/", r.Method, r.URL.Path)
+}
+
+// headerRecorder keeps what the mux's fallback handler writes.
+type headerRecorder struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (h *headerRecorder) Header() http.Header { return h.header }
+func (h *headerRecorder) WriteHeader(code int) {
+	if h.code == 0 {
+		h.code = code
+	}
+}
+
+func (h *headerRecorder) Write(b []byte) (int, error) {
+	if h.code == 0 {
+		h.code = http.StatusOK
+	}
+	return h.body.Write(b)
+}

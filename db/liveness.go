@@ -1,0 +1,198 @@
+package db
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Worker liveness (see jobs/liveness.go and docs/reliability.md): every
+// worker process holds a session-level advisory lock named after its River
+// client id for as long as it lives. PostgreSQL releases the lock the moment
+// the process's connection ends, so a free lock is the database's own word
+// that the worker is gone.
+
+// LivenessLockClass is the first key of every worker's advisory lock; the
+// second is hashtext(client id).
+const LivenessLockClass int32 = 0x76676c76 // "vglv"
+
+// TryLockWorker takes the liveness lock of clientID on conn, which must be a
+// connection of its own: the lock lives as long as the connection. It
+// reports false when another session holds it.
+func TryLockWorker(ctx context.Context, conn *pgx.Conn, clientID string) (bool, error) {
+	var ok bool
+	err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, LivenessLockClass, clientID).Scan(&ok)
+	return ok, wrap(err, "take worker liveness lock")
+}
+
+// UnlockWorker releases the liveness lock of clientID held by conn.
+func UnlockWorker(ctx context.Context, conn *pgx.Conn, clientID string) error {
+	_, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1, hashtext($2))`, LivenessLockClass, clientID)
+	return wrap(err, "release worker liveness lock")
+}
+
+// UnheldWorkers returns the River client ids that hold a running job but not
+// their liveness lock.
+func UnheldWorkers(ctx context.Context, q Querier) ([]string, error) {
+	rows, err := q.Query(ctx, `
+		SELECT DISTINCT j.attempted_by[array_upper(j.attempted_by, 1)]
+		FROM river_job j
+		WHERE j.state = 'running' AND array_upper(j.attempted_by, 1) IS NOT NULL
+		  AND NOT EXISTS (
+			SELECT 1 FROM pg_locks l
+			WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+			  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+			  AND l.classid = $1::int4::oid
+			  AND l.objid = hashtext(j.attempted_by[array_upper(j.attempted_by, 1)])::oid)`, LivenessLockClass)
+	if err != nil {
+		return nil, wrap(err, "find dead workers")
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return ids, wrap(err, "find dead workers")
+}
+
+// ReapedJob is a running job made available again because its worker died.
+type ReapedJob struct {
+	ID       int64
+	Kind     string
+	Queue    string
+	ClientID string
+}
+
+// ReapJobsOf makes the running jobs of dead workers available at once, the
+// way River's own hand-over on shutdown does: the attempt the dead worker
+// used is given back (up to maxGiveBack times per job, so that a job that
+// kills its worker still runs out of attempts) and the death is recorded in
+// the job's errors for River UI. A job whose lock is held again, or that
+// another worker fetched in between, is left alone. The queues of the
+// reaped jobs are notified so that idle workers fetch them now rather than at
+// their next poll.
+func ReapJobsOf(ctx context.Context, pool Beginner, clientIDs []string, maxGiveBack int) ([]ReapedJob, error) {
+	var out []ReapedJob
+	err := inTx(ctx, pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			UPDATE river_job j SET
+				state = 'available',
+				scheduled_at = now(),
+				attempt = CASE WHEN coalesce((j.metadata->>'vibegrapher:reaped')::int, 0) < $3 THEN greatest(j.attempt - 1, 0) ELSE j.attempt END,
+				errors = array_append(j.errors, jsonb_build_object(
+					'at', now(), 'attempt', j.attempt, 'trace', '',
+					'error', 'worker ' || j.attempted_by[array_upper(j.attempted_by, 1)] || ' died (its liveness lock is free); the job was made available again')),
+				metadata = j.metadata || jsonb_build_object('vibegrapher:reaped', coalesce((j.metadata->>'vibegrapher:reaped')::int, 0) + 1)
+			WHERE j.state = 'running' AND j.attempted_by[array_upper(j.attempted_by, 1)] = ANY($1)
+			  AND NOT EXISTS (
+				SELECT 1 FROM pg_locks l
+				WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+				  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+				  AND l.classid = $2::int4::oid
+				  AND l.objid = hashtext(j.attempted_by[array_upper(j.attempted_by, 1)])::oid)
+			RETURNING j.id, j.kind, j.queue, j.attempted_by[array_upper(j.attempted_by, 1)]`,
+			clientIDs, LivenessLockClass, maxGiveBack)
+		if err != nil {
+			return wrap(err, "reap jobs")
+		}
+		out, err = pgx.CollectRows(rows, pgx.RowToStructByPos[ReapedJob])
+		if err != nil {
+			return wrap(err, "reap jobs")
+		}
+		return notifyQueues(ctx, tx, queuesOf(out))
+	})
+	return out, err
+}
+
+// WakeWaitingMessages makes available the snoozed first job of every queued
+// user message whose earlier messages have all ended: the safety net behind
+// the wake-up EndTurn does, for a message whose job was running (about to
+// snooze) at the moment its predecessor ended. It returns how many it woke.
+func WakeWaitingMessages(ctx context.Context, pool Beginner) (int, error) {
+	var n int
+	err := inTx(ctx, pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			UPDATE river_job j SET state = 'available', scheduled_at = now()
+			FROM messages m
+			WHERE j.state = 'scheduled' AND j.kind = 'vibecode' AND (j.args->>'iteration')::int = 1
+			  AND m.id = (j.args->>'message_id')::uuid AND m.role = 'user' AND m.status = 'queued'
+			  AND NOT EXISTS (`+earlierBlocking+`)`)
+		if err != nil {
+			return wrap(err, "wake waiting messages")
+		}
+		n = int(tag.RowsAffected())
+		if n == 0 {
+			return nil
+		}
+		return notifyQueues(ctx, tx, []string{"vibecode"})
+	})
+	return n, err
+}
+
+// earlierBlocking selects the messages of m's session that m must wait for:
+// sent before it and not ended, with a job that can still end them (a
+// cancelled, discarded or missing job is noticed and failed by
+// EarlierMessagePending when m's job runs).
+const earlierBlocking = `SELECT 1 FROM messages e JOIN river_job ej ON ej.id = e.job_id
+	WHERE e.session_id = m.session_id AND e.role = 'user' AND e.position < m.position
+	  AND e.status IN ('queued', 'running') AND ej.state NOT IN ('cancelled', 'discarded')`
+
+// wakeNextMessage makes the snoozed job of the next queued message of the
+// session available, in the transaction that ends the message before it, so
+// that the session's next message starts as soon as this one has ended. It
+// runs after the ending message's final status is written.
+func wakeNextMessage(ctx context.Context, tx pgx.Tx, sessionID string, position int64) error {
+	tag, err := tx.Exec(ctx, `
+		UPDATE river_job j SET state = 'available', scheduled_at = now()
+		FROM messages m
+		WHERE m.session_id = $1 AND m.role = 'user' AND m.status = 'queued' AND m.position > $2
+		  AND j.id = m.job_id AND j.state = 'scheduled'
+		  AND NOT EXISTS (`+earlierBlocking+`)`, sessionID, position)
+	if err != nil {
+		return wrap(err, "wake the next message")
+	}
+	if tag.RowsAffected() == 0 {
+		return nil
+	}
+	return notifyQueues(ctx, tx, []string{"vibecode"})
+}
+
+// notifyQueues sends River's insert notification for queues, the one its
+// producers listen to, so that a job made available by SQL is fetched now.
+func notifyQueues(ctx context.Context, tx pgx.Tx, queues []string) error {
+	if len(queues) == 0 {
+		return nil
+	}
+	payloads := make([]string, len(queues))
+	for i, q := range queues {
+		payloads[i] = fmt.Sprintf(`{"queue": %q}`, q)
+	}
+	_, err := tx.Exec(ctx, `SELECT pg_notify(current_schema() || '.river_insert', p) FROM unnest($1::text[]) p`, payloads)
+	return wrap(err, "notify River")
+}
+
+func queuesOf(jobs []ReapedJob) []string {
+	seen := map[string]bool{}
+	var qs []string
+	for _, j := range jobs {
+		if !seen[j.Queue] {
+			seen[j.Queue] = true
+			qs = append(qs, j.Queue)
+		}
+	}
+	return qs
+}
+
+// Beginner starts transactions: a pool, or a connection.
+type Beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+func inTx(ctx context.Context, b Beginner, fn func(pgx.Tx) error) error {
+	tx, err := b.Begin(ctx)
+	if err != nil {
+		return wrap(err, "begin transaction")
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return wrap(tx.Commit(ctx), "commit")
+}

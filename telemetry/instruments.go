@@ -1,0 +1,27 @@
+package telemetry
+
+import "go.opentelemetry.io/otel/metric"
+
+// scope names the meter of this package's own instruments.
+const scope = "github.com/vibegrapher/vibegrapher/telemetry"
+
+// instruments are the ones this package records itself.
+type instruments struct {
+	jobOutcomes metric.Int64Counter
+	jobWait     metric.Float64Histogram
+}
+
+func (i *instruments) init(mp metric.MeterProvider) error {
+	m := mp.Meter(scope)
+	var err error
+	if i.jobOutcomes, err = m.Int64Counter("river.job.outcomes",
+		metric.WithDescription("Jobs by how their attempt ended: completed, retried, discarded, cancelled, snoozed, interrupted, or rescued (handed back by the rescuer)"),
+		metric.WithUnit("{job}")); err != nil {
+		return err
+	}
+	i.jobWait, err = m.Float64Histogram("river.job.queue_wait",
+		metric.WithDescription("Time from available to started"),
+		metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+	return err
+}
