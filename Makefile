@@ -3,7 +3,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run test test-short build vet bench js-deps docs swagger-ui faults
+.PHONY: run test test-short build vet bench js-deps docs swagger-ui faults docker-smoke test-testcontainers fly-deploy
 
 ## run: every role in one process on :8000 against DATABASE_URL (default: local PostgreSQL, database vibegrapher)
 run:
@@ -42,3 +42,16 @@ swagger-ui:
 ## faults: the full fault-injection suite (docs/reliability.md): 20 kill -9, SIGTERM during a 40 s model call, database restart and 10 s stop, listener and realtime kills; needs root and pg_createcluster
 faults:
 	$(GO) test -count=1 -v -timeout 45m -run TestFaults ./faults -faults.full
+
+## docker-smoke: build the image and run the compose stack on a Docker engine (started if none runs), end to end through 127.0.0.1:28080 (not part of `make test`)
+docker-smoke: js-deps
+	deploy/smoke.sh
+
+TC_PKGS ?= ./db/...
+## test-testcontainers: the database tests (TC_PKGS) against PostgreSQL started by testcontainers on Docker, not the local server (docs/deployment.md)
+test-testcontainers:
+	deploy/testcontainers.sh $(GO) test -race -count=1 $(TC_PKGS)
+
+## fly-deploy: fly deploy with VERSION from this checkout
+fly-deploy:
+	fly deploy --build-arg VERSION=$(VERSION)

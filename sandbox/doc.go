@@ -41,8 +41,11 @@
 //     the new root remounted read-only. Nothing of the host's files, the
 //     scratch root, other runs or the server's environment is reachable,
 //     and writes land in memory that vanishes with the run;
-//   - sets the hostname, forbids nested user namespaces (through the new
-//     procfs), raises oom_score_adj to 1000 (the kernel kills the run before
+//   - sets the hostname, forbids nested user namespaces (max_user_namespaces
+//     0 through the new procfs where there is one, and always a seccomp filter
+//     of its own: clone and unshare with CLONE_NEWUSER fail with EPERM,
+//     clone3 with ENOSYS, other ABIs' system calls with EPERM), raises
+//     oom_score_adj to 1000 (the kernel kills the run before
 //     the server or the database), sets no_new_privs and the limits
 //     RLIMIT_CPU, NPROC (64), FSIZE (16 MiB), NOFILE (256), CORE, MEMLOCK and
 //     MSGQUEUE, switches to the run's user, drops every capability (bounding
@@ -55,7 +58,9 @@
 // New probes this once: it starts the launcher in each namespace, then runs a
 // probe program and checks from the outside what it could not do (reach a
 // TCP listener of the server, read or write a canary beside the run
-// directories, see other processes) and which limits it saw. Features
+// directories, see other processes) and which limits it saw; its
+// capabilities it reads from /proc/self/status, or with capget(2) where the
+// run has no procfs. Features
 // reports the findings; the server logs Features.String at start.
 //
 // # Choices
@@ -71,6 +76,11 @@
 // already shows nothing but what Landlock rules would allow, and the network
 // and signal scopes duplicate the network and pid namespaces.
 //
+// In a Docker container the isolated tier needs a seccomp profile allowing
+// clone, mount, umount2, pivot_root, sethostname and mount_setattr without
+// CAP_SYS_ADMIN (deploy/seccomp.json, used by docker-compose.yml); it runs
+// there without a fresh /proc, which Docker's masked /proc forbids (the pid
+// namespace still hides every other process: the run sees no /proc at all).
 // Where user namespaces are unavailable (a Docker container under the
 // default seccomp profile) New reports "sandbox unavailable" unless
 // Config.AllowUnisolated, in which case runs get the unisolated tier, logged

@@ -548,22 +548,59 @@ print("devices work")
 
 func TestHostileNestedNamespaces(t *testing.T) {
 	res := run(t, "", `
-import ctypes, os
+import ctypes, os, platform
 libc = ctypes.CDLL(None, use_errno=True)
 for name, flag in [("user", 0x10000000), ("mount", 0x20000), ("net", 0x40000000), ("pid", 0x20000000)]:
     if libc.unshare(flag) == 0:
         print(name, "CREATED")
     else:
         print(name, "denied", os.strerror(ctypes.get_errno()))
-print(open("/proc/sys/user/max_user_namespaces").read().strip())
-try:
-    open("/proc/sys/user/max_user_namespaces", "w").write("10")
-    print("LIMIT RAISED")
-except OSError as e:
-    print("limit fixed", e.strerror)
+# clone(2) itself, as fork does it but in a new user namespace (SIGCHLD = 17),
+# and clone3(2), whose flags live in memory.
+nr = {"x86_64": (56, 435), "aarch64": (220, 435)}[platform.machine()]
+pid = libc.syscall(nr[0], 0x10000000 | 17, 0, 0, 0, 0)
+if pid == 0:
+    os._exit(0)
+if pid > 0:
+    os.waitpid(pid, 0)
+    print("clone CREATED")
+else:
+    print("clone denied", os.strerror(ctypes.get_errno()))
+args = (ctypes.c_uint64 * 11)(0x10000000, 0, 0, 0, 17)
+pid = libc.syscall(nr[1], args, ctypes.sizeof(args))
+if pid == 0:
+    os._exit(0)
+if pid > 0:
+    os.waitpid(pid, 0)
+    print("clone3 CREATED")
+else:
+    print("clone3 denied", os.strerror(ctypes.get_errno()))
+# Where the sandbox has its own /proc, the namespace's limit is 0 too.
+if os.path.exists("/proc/sys/user/max_user_namespaces"):
+    print(open("/proc/sys/user/max_user_namespaces").read().strip())
+    try:
+        open("/proc/sys/user/max_user_namespaces", "w").write("10")
+        print("LIMIT RAISED")
+    except OSError as e:
+        print("limit fixed", e.strerror)
+# Ordinary processes and threads still start (glibc falls back from clone3).
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+import threading
+th = threading.Thread(target=lambda: print("thread ok"))
+th.start()
+th.join()
+print("forked ok")
 `, 0)
 	if res.Status != sandbox.StatusPassed || strings.Contains(res.Stdout, "CREATED") || strings.Contains(res.Stdout, "RAISED") {
-		t.Fatalf("status %s: %s", res.Status, res.Stdout)
+		t.Fatalf("status %s: %s %s", res.Status, res.Stdout, res.Stderr)
+	}
+	for _, w := range []string{"user denied", "clone denied Operation not permitted", "clone3 denied Function not implemented", "thread ok", "forked ok"} {
+		if !strings.Contains(res.Stdout, w) {
+			t.Errorf("stdout lacks %q: %s", w, res.Stdout)
+		}
 	}
 }
 

@@ -132,6 +132,9 @@ func launch(arg string) error {
 	if err := dropCapabilities(); err != nil {
 		return err
 	}
+	if err := denyNewUserNamespaces(); err != nil {
+		return err
+	}
 	// A change of credentials clears the parent-death signal; arm it again.
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return fmt.Errorf("parent-death signal: %w", err)

@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/zishang520/socket.io/servers/socket/v3"
@@ -48,6 +50,8 @@ type hub struct {
 	rooms   map[socket.SocketId]map[string]bool           // socket → projects it receives live
 	replays []*replay                                     // round robin, one page per turn
 	failing bool                                          // the last outbox read failed (log once)
+	scratch encoded                                       // reused by encode
+	packet  []byte                                        // reused by encode
 }
 
 type cmdKind int
@@ -182,14 +186,20 @@ func (h *hub) deliver(ctx context.Context) error {
 			h.log.Info("realtime: reading the outbox again", "after_seq", h.last)
 			h.failing = false
 		}
-		for _, ev := range events {
-			if len(h.live[ev.ProjectID]) > 0 {
-				if err := h.io.To(room(ev.ProjectID)).Emit(ev.Name, outgoing(ev)); err != nil {
-					h.log.Error("realtime: emit event", "seq", ev.Seq, "name", ev.Name, "error", err)
-				}
-				h.metrics.emit(ev.Name)
+		// Each run of one project's events goes to its room together.
+		for i := 0; i < len(events); {
+			j := i + 1
+			for j < len(events) && events[j].ProjectID == events[i].ProjectID {
+				j++
 			}
-			h.last = ev.Seq
+			if room := h.live[events[i].ProjectID]; len(room) > 0 {
+				h.fanOut(room, events[i:j])
+				for _, ev := range events[i:j] {
+					h.metrics.emit(ev.Name)
+				}
+			}
+			h.last = events[j-1].Seq
+			i = j
 		}
 		h.delivered.Store(h.last)
 		if len(events) < pageSize {
@@ -266,16 +276,17 @@ func (h *hub) replayPage(ctx context.Context) {
 		}
 		return
 	}
-	for _, ev := range events {
-		if ev.Seq > h.last {
-			break // live delivery will bring it
+	n := 0
+	for n < len(events) && events[n].Seq <= h.last { // later ones: live delivery will bring them
+		n++
+	}
+	if n > 0 {
+		h.write(r.sock, h.encode(events[:n]))
+		r.cursor = events[n-1].Seq
+		r.replayed += n
+		for _, ev := range events[:n] {
+			h.metrics.replay(ev.Name)
 		}
-		if err := r.sock.Emit(ev.Name, outgoing(ev)); err != nil {
-			h.log.Error("realtime: emit replayed event", "seq", ev.Seq, "name", ev.Name, "error", err)
-		}
-		h.metrics.replay(ev.Name)
-		r.cursor = ev.Seq
-		r.replayed++
 	}
 	if len(events) == pageSize && r.cursor < h.last {
 		h.replays = append(h.replays, r)
@@ -383,17 +394,74 @@ func (h *hub) heartbeat() {
 	})
 }
 
+// encoded is a run of events ready to send: as websocket frames for sockets
+// on the websocket transport (frames), and as arguments for the others.
+type encoded struct {
+	events   []db.Event
+	payloads []json.RawMessage
+	frames   []byte
+}
+
+func (h *hub) encode(events []db.Event) *encoded {
+	e := &h.scratch
+	e.events, e.payloads, e.frames = events, e.payloads[:0], e.frames[:0]
+	for _, ev := range events {
+		raw := outgoing(ev)
+		e.payloads = append(e.payloads, raw)
+		h.packet = appendEventPacket(h.packet[:0], ev.Name, raw)
+		e.frames = appendTextFrame(e.frames, h.packet)
+	}
+	return e
+}
+
+// fanOut sends a run of one project's events to the sockets in its room:
+// the same bytes to each, one write per socket.
+func (h *hub) fanOut(room map[socket.SocketId]*socket.Socket, events []db.Event) {
+	e := h.encode(events)
+	for _, sock := range room {
+		h.write(sock, e)
+	}
+}
+
+// write sends the events to one socket: straight to its connection when it
+// is on the websocket transport with nothing queued, otherwise through the
+// engine, behind what the engine holds for it.
+func (h *hub) write(sock *socket.Socket, e *encoded) {
+	if !sock.Connected() {
+		return
+	}
+	if t, ok := sock.Conn().Transport().(*websocketTransport); ok && t.writeDirect(e.frames) {
+		return
+	}
+	for i, ev := range e.events {
+		if err := sock.Emit(ev.Name, e.payloads[i]); err != nil {
+			h.log.Error("realtime: emit event", "seq", ev.Seq, "name", ev.Name, "error", err)
+		}
+	}
+}
+
 func room(project string) socket.Room { return socket.Room("project_" + project) }
 
-// outgoing is an event as clients get it: its payload with seq and
-// project_id added.
+// outgoing is an event as clients get it: its stored payload with seq and
+// project_id added. The payload's bytes are passed through: the two fields
+// are appended before its closing brace (db.Emit stores only objects), and
+// since a JSON parser keeps the last of repeated keys, they win over any seq
+// or project_id the payload itself carries.
 func outgoing(ev db.Event) json.RawMessage {
-	fields := map[string]json.RawMessage{}
-	if err := json.Unmarshal(ev.Payload, &fields); err != nil || fields == nil {
-		fields = map[string]json.RawMessage{} // db.Emit only stores objects
+	body := bytes.TrimSpace(ev.Payload)
+	if len(body) < 2 || body[0] != '{' || body[len(body)-1] != '}' {
+		body = []byte("{}")
 	}
-	fields["seq"] = json.RawMessage(strconv.FormatInt(ev.Seq, 10))
-	fields["project_id"], _ = json.Marshal(ev.ProjectID)
-	raw, _ := json.Marshal(fields)
-	return raw
+	body = bytes.TrimRightFunc(body[:len(body)-1], unicode.IsSpace) // up to the closing brace
+	out := make([]byte, 0, len(body)+len(ev.ProjectID)+48)
+	out = append(out, body...)
+	if len(body) > 1 { // not an empty object
+		out = append(out, ',')
+	}
+	out = append(out, `"seq":`...)
+	out = strconv.AppendInt(out, ev.Seq, 10)
+	out = append(out, `,"project_id":`...)
+	out = strconv.AppendQuote(out, ev.ProjectID) // a UUID: nothing to escape
+	out = append(out, '}')
+	return out
 }

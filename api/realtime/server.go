@@ -21,6 +21,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
+	engine "github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 	"go.opentelemetry.io/otel/metric"
@@ -87,7 +88,8 @@ func New(opts Options) (*Server, error) {
 	so := socket.DefaultServerOptions()
 	so.SetServeClient(false)
 	so.SetMaxHttpBufferSize(MaxMessageBytes)
-	so.SetParser(gatedParser{parser.NewParser()}) // see connect_gate.go
+	so.SetParser(gatedParser{parser.NewParser()})                                          // see connect_gate.go and encoder.go
+	so.SetTransports(types.NewSet[engine.TransportCtor](engine.Polling, &websocketCtor{})) // see transport.go
 	// Without CORS, engine.io refuses cross-origin websocket upgrades.
 	switch {
 	case slices.Contains(opts.CORSOrigins, "*"):
@@ -115,7 +117,7 @@ func New(opts Options) (*Server, error) {
 			s.onConnection(sock)
 		}
 	})
-	s.handler = io.ServeHandler(so)
+	s.handler = releaseAfterHijack(io.ServeHandler(so))
 	return s, nil
 }
 

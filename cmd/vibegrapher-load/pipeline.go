@@ -56,7 +56,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/internal/openaitest"
 )
 
-func init() { subcommands["pipeline"] = runPipeline }
+func init() { commands["pipeline"] = runPipeline }
 
 type pipelineFlags struct {
 	sessions, messages, runs int
@@ -162,7 +162,7 @@ func runPipeline(args []string) error {
 		model.setPatch(code)
 	}
 	connected, _ := readRSS(f.pid)
-	fmt.Printf("server RSS: idle %s, with %d subscribed sessions %s\n", mb(idle), f.sessions, mb(connected))
+	fmt.Printf("server RSS: idle %s, with %d subscribed sessions %s\n", mib(idle), f.sessions, mib(connected))
 	fmt.Println("latency: POST /sessions/{id}/messages → its vibecode_response on the session's client; cpu/msg: server utime+stime over the run / messages")
 	fmt.Printf("%4s %8s %6s | %9s %9s %9s %9s | %9s | %8s %10s\n", "run", "messages", "failed", "p50", "p90", "p99", "max", "msg/s", "cpu/msg", "rss-peak")
 	var rows []runResult
@@ -460,8 +460,19 @@ func (w *responseWatch) onEvent(args ...any) {
 	}
 }
 
-// watchResponses connects a client and subscribes it to project. The Go
-// client's races on a fast loopback connect are handled as in client.go.
+// openTimeout bounds opening the engine connection. The Go client
+// (clients/socket/v3 v3.0.6) races on a fast loopback connect: its manager
+// can miss the engine's "open" (dial starts over after openTimeout), its
+// connect timer can outlive a successful open and close the connection when
+// it fires (so the manager's own timeout is set out of reach), and
+// Socket.Connect can send CONNECT twice (so the socket is made only once the
+// manager is open). See internal/sockettest.
+const openTimeout = 2 * time.Second
+
+var errMissedOpen = errors.New("the client missed its engine's open")
+
+// watchResponses connects a client and subscribes it to project, working
+// around the Go client's races on a fast loopback connect (openTimeout).
 func watchResponses(ctx context.Context, base, project string) (*responseWatch, error) {
 	for attempt := 1; ; attempt++ {
 		w, err := watchOnce(ctx, base, project)
@@ -626,7 +637,7 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 
 func printRow(label string, r runResult) {
 	fmt.Printf("%4s %8d %6d | %9s %9s %9s %9s | %9.1f | %8s %10s\n", label, r.messages, r.failed,
-		ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max), r.perSecond, ms(r.cpuPerMessage), mb(r.rssPeak))
+		ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max), r.perSecond, ms(r.cpuPerMessage), mib(r.rssPeak))
 }
 
 // medianRow is the median of each column over the runs.
@@ -696,4 +707,4 @@ func readRSS(pid int) (int64, error) {
 	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
 }
 
-func mb(b int64) string { return fmt.Sprintf("%.1fMB", float64(b)/(1<<20)) }
+func mib(b int64) string { return fmt.Sprintf("%.1fMB", float64(b)/(1<<20)) }

@@ -1,7 +1,14 @@
 // Package dbtest gives each test its own migrated PostgreSQL database.
 //
 // The server is TEST_DATABASE_URL when set, else the local server on
-// 127.0.0.1:5432, else a testcontainers PostgreSQL where Docker runs. Each
+// 127.0.0.1:5432, else a testcontainers PostgreSQL where Docker runs;
+// TEST_DATABASE=testcontainers goes straight to the container (image
+// TEST_POSTGRES_IMAGE, default postgres:16-alpine). On hosts where
+// testcontainers' reaper image cannot be pulled, set
+// TESTCONTAINERS_RYUK_DISABLED=true and remove the containers afterwards
+// (label org.testcontainers=true; `make test-testcontainers` does); inside a
+// container, TESTCONTAINERS_HOST_OVERRIDE names the address where the engine
+// publishes ports (docs/deployment.md). Each
 // test's database is cloned from a template that is migrated once per schema
 // version, so a fresh database costs one CREATE DATABASE, and tests can run in
 // parallel, in one package or many, without seeing each other's rows.
@@ -116,6 +123,9 @@ func server(t testing.TB) string {
 func findServer() (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if os.Getenv("TEST_DATABASE") == "testcontainers" {
+		return startContainer()
+	}
 	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
 		return u, ping(ctx, u)
 	}
@@ -134,7 +144,7 @@ func ping(ctx context.Context, u string) error {
 }
 
 // startContainer runs PostgreSQL in Docker for the rest of the test process;
-// the testcontainers reaper removes it afterwards.
+// the testcontainers reaper removes it afterwards (when it runs).
 func startContainer() (u string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -149,7 +159,11 @@ func startContainer() (u string, err error) {
 	if err := p.Health(ctx); err != nil {
 		return "", fmt.Errorf("no server on 127.0.0.1:5432, TEST_DATABASE_URL unset, and Docker unhealthy: %w", err)
 	}
-	ctr, err := tcpostgres.Run(ctx, "postgres:16-alpine", tcpostgres.WithDatabase("postgres"),
+	image := os.Getenv("TEST_POSTGRES_IMAGE")
+	if image == "" {
+		image = "postgres:16-alpine"
+	}
+	ctr, err := tcpostgres.Run(ctx, image, tcpostgres.WithDatabase("postgres"),
 		tcpostgres.WithUsername("postgres"), tcpostgres.WithPassword("postgres"), tcpostgres.BasicWaitStrategies())
 	if err != nil {
 		return "", fmt.Errorf("start PostgreSQL container: %w", err)

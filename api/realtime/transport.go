@@ -1,0 +1,256 @@
+package realtime
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"github.com/gorilla/websocket"
+	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	engine "github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+// The write side of engine.io's websocket transport, replaced.
+//
+// In servers/engine/v3 v3.0.6 every packet to every socket went through a
+// queue that started a goroutine when idle, and a room broadcast built a
+// gorilla PreparedMessage (a fake connection, a 4 KB buffer, a copy of the
+// frame) per socket, used once. Under fan-out to 1,000 sockets that was a
+// fifth of the server's CPU plus most of its garbage, and the hub spent its
+// time handing work to a thousand new goroutines that then competed with it.
+//
+// websocketTransport frames packets itself and writes them straight to the
+// socket's file descriptor without blocking, on the caller's goroutine, as
+// Node's socket.io does; only when the kernel's send buffer is full does the
+// rest wait in a per-connection buffer that one goroutine drains. The hub
+// uses the same path to write a run of events to a socket in one system call
+// (writeDirect). Reading, handshakes, upgrades from polling, pings and close
+// stay the library's. Per-message deflate is not configured, so frames are
+// never compressed.
+
+// websocketCtor builds the websocket transport (registered in New).
+type websocketCtor struct{ engine.WebSocketBuilder }
+
+func (*websocketCtor) New(ctx *types.HttpContext) transports.Transport {
+	inner := transports.NewWebSocket(ctx)
+	sc, ok := ctx.Websocket.NetConn().(syscall.Conn)
+	if !ok {
+		return inner // not a plain socket (TLS terminated here): the library's writes
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return inner
+	}
+	t := &websocketTransport{Websocket: inner, conn: ctx.Websocket, net: ctx.Websocket.NetConn(), fd: rc}
+	return t
+}
+
+type websocketTransport struct {
+	transports.Websocket
+	conn *types.WebSocketConn
+	net  net.Conn
+	fd   syscall.RawConn
+
+	mu       sync.Mutex
+	pending  []byte // frames waiting for the kernel's send buffer, in order
+	draining bool   // a goroutine is writing pending
+	owed     int    // engine Sends whose "drain" is due when pending is written
+	failed   bool
+}
+
+// Send is the engine's: its packets, in order. The engine does not call it
+// again until the transport is writable, so while frames wait it is not.
+func (t *websocketTransport) Send(packets []*packet.Packet) {
+	var frames []byte
+	for _, p := range packets {
+		var err error
+		if frames, err = t.appendPacket(frames, p); err != nil {
+			go t.conn.Emit("error", err)
+			return
+		}
+	}
+	t.mu.Lock()
+	if t.failed {
+		t.mu.Unlock()
+		return
+	}
+	if t.draining {
+		t.pending = append(t.pending, frames...)
+		t.owed++
+		t.mu.Unlock()
+		return
+	}
+	if t.writeNow(frames) {
+		t.mu.Unlock()
+		// Written: the engine's batch is done. (Not "ready": the transport
+		// never stopped being writable, and the engine is inside its flush.)
+		t.Emit("drain")
+		return
+	}
+	t.owed++
+	t.mu.Unlock()
+}
+
+// writeDirect writes frames (whole websocket frames, see appendTextFrame)
+// when nothing else is waiting to be written to this socket, and reports
+// whether it took them. When it does not, the caller goes through the
+// engine, which keeps them behind what the engine holds.
+func (t *websocketTransport) writeDirect(frames []byte) bool {
+	if !t.Writable() {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.failed {
+		return true // the socket is closing; nothing more reaches it
+	}
+	if t.draining {
+		return false
+	}
+	t.writeNow(frames)
+	return true
+}
+
+// writeNow writes what the kernel takes without waiting and hands the rest
+// to a draining goroutine; it reports whether all of it was written. t.mu is
+// held and nothing is pending.
+func (t *websocketTransport) writeNow(frames []byte) bool {
+	n, err := t.tryWrite(frames)
+	if err != nil {
+		t.fail(err)
+		return true
+	}
+	if n == len(frames) {
+		return true
+	}
+	t.pending = append(t.pending[:0], frames[n:]...)
+	t.draining = true
+	t.SetWritable(false)
+	go t.drain()
+	return false
+}
+
+// tryWrite writes as much of b as the socket takes now.
+func (t *websocketTransport) tryWrite(b []byte) (int, error) {
+	n := 0
+	var werr error
+	err := t.fd.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			// A raw system call: the socket is non-blocking, so this returns
+			// at once, and the scheduler need not hand this goroutine's P to
+			// another thread for the duration (a thousand hand-offs per
+			// broadcast otherwise).
+			m, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[n])), uintptr(len(b)-n))
+			switch {
+			case errno == syscall.EINTR:
+				continue
+			case errno == syscall.EAGAIN:
+				return true // full: do not wait
+			case errno != 0:
+				werr = errno
+				return true
+			}
+			n += int(m)
+		}
+		return true
+	})
+	return n, cmpErr(werr, err)
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// drain writes pending, waiting for the socket, until nothing is left.
+func (t *websocketTransport) drain() {
+	for {
+		t.mu.Lock()
+		b := t.pending
+		t.pending = nil
+		if len(b) == 0 || t.failed {
+			t.draining = false
+			owed := t.owed
+			t.owed = 0
+			t.mu.Unlock()
+			for range owed {
+				t.Emit("drain")
+			}
+			t.SetWritable(true)
+			t.Emit("ready")
+			return
+		}
+		t.mu.Unlock()
+		if _, err := t.net.Write(b); err != nil {
+			t.mu.Lock()
+			t.fail(err)
+			t.mu.Unlock()
+		}
+	}
+}
+
+// fail stops writing and lets the library close the connection (on another
+// goroutine: the caller may be the hub, which the close reports back to).
+func (t *websocketTransport) fail(err error) {
+	if t.failed {
+		return
+	}
+	t.failed = true
+	t.pending = nil
+	if websocket.IsUnexpectedCloseError(err) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+		go t.conn.Emit("close")
+	} else {
+		go t.conn.Emit("error", err)
+	}
+}
+
+// appendPacket frames an engine.io packet. A room broadcast carries its
+// engine.io encoding, made once for every socket.
+func (t *websocketTransport) appendPacket(b []byte, p *packet.Packet) ([]byte, error) {
+	var data types.BufferInterface
+	if p.Options != nil && p.Options.WsPreEncodedFrame != nil {
+		data = p.Options.WsPreEncodedFrame
+	} else {
+		var err error
+		if data, err = t.Parser().EncodePacket(p, t.SupportsBinary()); err != nil {
+			return b, err
+		}
+	}
+	opcode := byte(websocket.BinaryMessage)
+	if _, ok := data.(*types.StringBuffer); ok {
+		opcode = websocket.TextMessage
+	}
+	return appendFrame(b, opcode, data.Bytes()), nil
+}
+
+// appendTextFrame appends a Socket.IO packet as the websocket text frame of
+// an engine.io message ("4" + packet).
+func appendTextFrame(b []byte, sioPacket []byte) []byte {
+	b = appendFrameHeader(b, websocket.TextMessage, len(sioPacket)+1)
+	b = append(b, '4')
+	return append(b, sioPacket...)
+}
+
+// appendFrame appends one final, unmasked websocket frame (RFC 6455 5.2).
+func appendFrame(b []byte, opcode byte, payload []byte) []byte {
+	return append(appendFrameHeader(b, opcode, len(payload)), payload...)
+}
+
+func appendFrameHeader(b []byte, opcode byte, n int) []byte {
+	b = append(b, 0x80|opcode)
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xFFFF:
+		return append(b, 126, byte(n>>8), byte(n))
+	default:
+		return append(b, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+}
