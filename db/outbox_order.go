@@ -120,33 +120,36 @@ func lockedSeqs(ctx context.Context, q Querier, lo, hi int64) ([]int64, error) {
 
 // settledSeq is the highest seq up to which the outbox is settled.
 func settledSeq(ctx context.Context, q Querier) (int64, error) {
+	var top int64
+	var readAt time.Time
+	if err := q.QueryRow(ctx, `SELECT coalesce(max(seq), 0), clock_timestamp() FROM events`).Scan(&top, &readAt); err != nil {
+		return 0, wrap(err, "read latest event seq")
+	}
+	// A writer inside Emit (for microseconds) holds a seq that is not known
+	// yet: wait for the statements that began before the read to end. Later
+	// ones take seqs above top. A statement still running after giveUp is
+	// stuck, and its seq is left to the readers' checks.
+	giveUp := time.Now().Add(2 * time.Second)
 	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
-		var top int64
-		var readAt time.Time
-		if err := q.QueryRow(ctx, `SELECT coalesce(max(seq), 0), clock_timestamp() FROM events`).Scan(&top, &readAt); err != nil {
-			return 0, wrap(err, "read latest event seq")
-		}
 		running, err := emitsRunning(ctx, q, readAt)
 		if err != nil {
 			return 0, err
 		}
-		if running {
-			// A writer is inside Emit, for microseconds: its seq is not
-			// known yet.
-			select {
-			case <-ctx.Done():
-				return 0, ctx.Err()
-			case <-time.After(wait):
-			}
-			continue
+		if !running || time.Now().After(giveUp) {
+			break
 		}
-		locked, err := lockedSeqs(ctx, q, 1, top)
-		if err != nil {
-			return 0, err
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(wait):
 		}
-		for _, s := range locked {
-			top = min(top, s-1)
-		}
-		return top, nil
 	}
+	locked, err := lockedSeqs(ctx, q, 1, top)
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range locked {
+		top = min(top, s-1)
+	}
+	return top, nil
 }
