@@ -115,7 +115,7 @@ func TestDocsPageWorksOffline(t *testing.T) {
 	if strings.Contains(html, "https://") || strings.Contains(html, "http://") {
 		t.Errorf("the page loads something from another origin: %s", html)
 	}
-	for _, asset := range []string{"swagger-ui-bundle.js", "swagger-ui.css", "init.js", "openapi.json", "../asyncapi.json"} {
+	for _, asset := range []string{"swagger-ui-bundle.js", "swagger-ui.css", "init.js", "openapi.json", "../asyncapi.json", "asyncapi.html"} {
 		if !strings.Contains(html, asset) {
 			t.Errorf("the page does not reference %s", asset)
 		}
@@ -127,9 +127,10 @@ func TestDocsPageWorksOffline(t *testing.T) {
 	if res := s.do("GET", "/swagger/index.html", nil); res.Status != 200 || !strings.Contains(string(res.Body), "swagger-ui-bundle.js") {
 		t.Errorf("/swagger/index.html = %d", res.Status)
 	}
-	init := s.do("GET", "/swagger/init.js", nil)
-	if strings.Contains(string(init.Body), "http") {
-		t.Errorf("init.js reaches out: %s", init.Body)
+	for _, script := range []string{"init.js", "asyncapi.html", "asyncapi.js"} {
+		if res := s.do("GET", "/swagger/"+script, nil); res.Status != 200 || strings.Contains(string(res.Body), "http") {
+			t.Errorf("%s = %d, or reaches out: %s", script, res.Status, res.Body)
+		}
 	}
 	var async struct {
 		AsyncAPI string `json:"asyncapi"`

@@ -33,8 +33,7 @@ type OutageWatch struct {
 	probeMu    sync.Mutex
 }
 
-// WatchOutages probes the database every interval (a new connection, so
-// keep it about a second) until ctx ends; records
+// WatchOutages probes the database every interval until ctx ends; records
 // that look like a lost connection trigger a probe at once.
 func WatchOutages(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, interval time.Duration) *OutageWatch {
 	w := &OutageWatch{pool: pool, log: log, Settle: 30 * time.Second}
@@ -46,7 +45,9 @@ func WatchOutages(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, int
 			case <-ctx.Done():
 				return
 			case now := <-t.C:
-				w.probe(ctx, now)
+				// While up, a ping on the pool is enough (and costs no
+				// new backend); a lost connection's record probes anew.
+				w.probe(ctx, now, w.Down())
 			}
 		}
 	}()
@@ -66,9 +67,10 @@ func (w *OutageWatch) quiet() bool {
 	return w.down || time.Now().Before(w.quietUntil)
 }
 
-// probe connects to the database and logs a change, unless a probe started
-// after since already has: the records of one failure share one probe.
-func (w *OutageWatch) probe(ctx context.Context, since time.Time) {
+// probe asks the database and logs a change, unless a probe started after
+// since already has: the records of one failure share one probe. fresh
+// probes on a connection of its own.
+func (w *OutageWatch) probe(ctx context.Context, since time.Time, fresh bool) {
 	w.probeMu.Lock()
 	defer w.probeMu.Unlock()
 	if w.probedAt.After(since) {
@@ -79,10 +81,16 @@ func (w *OutageWatch) probe(ctx context.Context, since time.Time) {
 	// connection still answers for a moment while the server shuts down
 	// and refuses new ones.
 	pctx, cancel := context.WithTimeout(ctx, time.Second)
-	conn, err := pgx.ConnectConfig(pctx, w.pool.Config().ConnConfig)
-	if err == nil {
-		err = conn.Ping(pctx)
-		_ = conn.Close(context.WithoutCancel(pctx))
+	var err error
+	if fresh {
+		var conn *pgx.Conn
+		conn, err = pgx.ConnectConfig(pctx, w.pool.Config().ConnConfig)
+		if err == nil {
+			err = conn.Ping(pctx)
+			_ = conn.Close(context.WithoutCancel(pctx))
+		}
+	} else {
+		err = w.pool.Ping(pctx)
 	}
 	cancel()
 	if ctx.Err() != nil {
@@ -117,7 +125,7 @@ func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
 		if !quiet && looksLikeLostConnection(r) {
 			// The first sign of an outage, or a straggler of the last one
 			// (a retry loop that gives up after the database came back).
-			h.w.probe(context.WithoutCancel(ctx), r.Time)
+			h.w.probe(context.WithoutCancel(ctx), r.Time, true)
 			quiet = h.w.quiet()
 		}
 		if quiet {
@@ -145,6 +153,7 @@ var lostConnection = []string{
 	"connection refused", "failed to connect", "conn closed", "connection reset", "broken pipe",
 	"unexpected eof", "terminating connection", "the database system is", "database is unavailable",
 	"server closed the connection", "57p01", "57p03", "no connection to the server", "closed pool",
+	"too many errors; giving up", // River's completer, after retrying a write through the outage
 }
 
 func looksLikeLostConnection(r slog.Record) bool {

@@ -3,6 +3,7 @@ package faults
 import (
 	"bufio"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -172,4 +173,14 @@ func (r *role) tail(n int) string {
 		b.WriteString(r.name + ": " + l.raw + "\n")
 	}
 	return b.String()
+}
+
+// TestMain removes the binary the suite built.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
 }

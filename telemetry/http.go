@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
 // MetricsPath and PprofPath are where Mount puts the handlers.
@@ -48,17 +50,32 @@ func IsOwnPath(p string) bool {
 // span of each request, continuing a trace whose traceparent header the
 // client sent. It must wrap the http.ServeMux directly, or wrap only
 // handlers that pass the same *http.Request on, because it reads the route
-// from the Pattern the mux sets on it. Scrapes and profiles are left out.
+// from the Pattern the mux sets on it. Scrapes and profiles are left out;
+// Socket.IO requests (long polls, websocket upgrades that last as long as
+// the connection) are measured but get no span, which would only be noise
+// in the traces.
 func (t *Telemetry) Middleware(next http.Handler) http.Handler {
 	if t == nil {
 		return next
 	}
-	return otelhttp.NewHandler(next, "http.server",
-		otelhttp.WithMeterProvider(t.Meter()),
-		otelhttp.WithTracerProvider(t.Tracer()),
-		otelhttp.WithPropagators(Propagator),
-		otelhttp.WithFilter(func(r *http.Request) bool { return !IsOwnPath(r.URL.Path) }),
-	)
+	handler := func(tracer trace.TracerProvider) http.Handler {
+		return otelhttp.NewHandler(next, "http.server",
+			otelhttp.WithMeterProvider(t.Meter()),
+			otelhttp.WithTracerProvider(tracer),
+			otelhttp.WithPropagators(Propagator),
+		)
+	}
+	traced, untraced := handler(t.Tracer()), handler(tracenoop.NewTracerProvider())
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case IsOwnPath(r.URL.Path):
+			next.ServeHTTP(w, r)
+		case strings.HasPrefix(r.URL.Path, "/socket.io/"):
+			untraced.ServeHTTP(w, r)
+		default:
+			traced.ServeHTTP(w, r)
+		}
+	})
 }
 
 type promLogger struct{ t *Telemetry }
