@@ -126,15 +126,24 @@ type DB interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
-// InTx runs fn in a transaction, committing when it returns nil.
+// InTx runs fn in a transaction, committing when it returns nil. The events
+// fn emits are announced to the realtime processes right after the commit
+// (see notifyAfterCommit).
 func InTx(ctx context.Context, db DB, fn func(pgx.Tx) error) error {
-	tx, err := db.Begin(ctx)
+	begun, err := db.Begin(ctx)
 	if err != nil {
 		return wrap(err, "begin transaction")
 	}
+	tx := &eventTx{Tx: begun}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
 	if err := fn(tx); err != nil {
 		return err
 	}
-	return wrap(tx.Commit(ctx), "commit")
+	if err := tx.Commit(ctx); err != nil {
+		return wrap(err, "commit")
+	}
+	if tx.lastSeq > 0 {
+		notifyAfterCommit(context.WithoutCancel(ctx), db, tx.lastSeq)
+	}
+	return nil
 }

@@ -9,20 +9,39 @@ import (
 )
 
 // The outbox's read side: the realtime role follows the events table by seq
-// (see Emit for why seq order is commit order) and replays a project's history
-// to clients that reconnect.
+// (only its settled prefix: see Emit and outbox_order.go) and replays a
+// project's history to clients that reconnect.
 
 // EventsAfter returns up to limit events with seq > afterSeq, oldest first.
-// Every event it returns is committed, and so is every event with a smaller
-// seq, so a reader that remembers the last seq it saw misses nothing.
+// Every event it returns is committed, and every event with a smaller seq is
+// committed or will never be (its transaction rolled back), so a reader that
+// remembers the last seq it saw misses nothing. It stops before a seq whose
+// writer is still running.
 func EventsAfter(ctx context.Context, q Querier, afterSeq int64, limit int) ([]Event, error) {
+	events, readAt, err := eventsAfter(ctx, q, afterSeq, limit)
+	if err != nil || contiguous(afterSeq, events) {
+		return events, err
+	}
+	return settledEvents(ctx, q, afterSeq, limit, events, readAt)
+}
+
+func eventsAfter(ctx context.Context, q Querier, afterSeq int64, limit int) ([]Event, time.Time, error) {
 	rows, err := q.Query(ctx, `
-		SELECT seq, project_id::text, name, payload, created_at
+		SELECT seq, project_id::text, name, payload, created_at, clock_timestamp()
 		FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`, afterSeq, limit)
 	if err != nil {
-		return nil, wrap(err, "read events")
+		return nil, time.Time{}, wrap(err, "read events")
 	}
-	return collectEvents(rows)
+	var readAt time.Time
+	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) {
+		var e Event
+		err := r.Scan(&e.Seq, &e.ProjectID, &e.Name, &e.Payload, &e.CreatedAt, &readAt)
+		return e, err
+	})
+	if err != nil {
+		return nil, readAt, wrap(err, "read events")
+	}
+	return events, readAt, nil
 }
 
 // ProjectEventsAfter returns up to limit events of one project with
@@ -53,14 +72,11 @@ func collectEvents(rows pgx.Rows) ([]Event, error) {
 	return events, nil
 }
 
-// LatestSeq returns the highest committed seq, 0 when there are no events.
-// Because commits happen in seq order, everything up to it is visible too.
+// LatestSeq returns the highest settled seq, 0 when there are no events:
+// every event up to it is committed or never will be, so a client that asks
+// for the events after it misses nothing that commits later.
 func LatestSeq(ctx context.Context, q Querier) (int64, error) {
-	var seq int64
-	if err := q.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM events`).Scan(&seq); err != nil {
-		return 0, wrap(err, "read latest event seq")
-	}
-	return seq, nil
+	return settledSeq(ctx, q)
 }
 
 // DeleteEventsBefore deletes the events created before cutoff and returns how

@@ -130,16 +130,20 @@ func TestProjectExists(t *testing.T) {
 }
 
 // TestEventsAfterNeverSkips is the property the realtime role relies on:
-// concurrent writers commit in seq order, so a reader that follows "seq >
-// last seen" never passes over an event that commits later.
+// concurrent writers commit out of seq order, and some roll back, yet a
+// reader that follows "seq > last seen" never passes over an event that
+// commits later, and is not held up by one that rolled back.
 func TestEventsAfterNeverSkips(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
 	ctx := context.Background()
 	p := uuid.NewString()
-	const writers, perWriter = 4, 25
+	const writers, perWriter = 6, 25
+	rolledBack := errors.New("roll back")
 
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	committed := 0
 	for range writers {
 		wg.Go(func() {
 			for range perWriter {
@@ -149,12 +153,21 @@ func TestEventsAfterNeverSkips(t *testing.T) {
 					}
 					// Hold the transaction open a little after taking a seq.
 					time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+					if rand.IntN(5) == 0 {
+						return rolledBack
+					}
 					return nil
 				})
+				if errors.Is(err, rolledBack) {
+					continue
+				}
 				if err != nil {
 					t.Error(err)
 					return
 				}
+				mu.Lock()
+				committed++
+				mu.Unlock()
 			}
 		})
 	}
@@ -182,12 +195,71 @@ func TestEventsAfterNeverSkips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != writers*perWriter || len(seen) != len(all) {
-		t.Fatalf("reader saw %d events, outbox has %d, want %d", len(seen), len(all), writers*perWriter)
+	if len(all) != committed || len(seen) != len(all) {
+		t.Fatalf("reader saw %d events, outbox has %d, want %d", len(seen), len(all), committed)
 	}
 	for i := range all {
 		if seen[i] != all[i].Seq {
 			t.Fatalf("reader saw seq %d at %d, outbox has %d", seen[i], i, all[i].Seq)
 		}
+	}
+}
+
+// TestReadersWaitForAWriterInFlight: an event committed after an earlier
+// seq's transaction is not delivered, nor counted in LatestSeq, until that
+// transaction ends; a rollback then releases it at once.
+func TestReadersWaitForAWriterInFlight(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	p := uuid.NewString()
+	emit := func(tx pgx.Tx) int64 {
+		t.Helper()
+		seq, err := db.Emit(ctx, tx, p, dbtest.Event{Name: "e"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	commitOne := func() int64 {
+		t.Helper()
+		var seq int64
+		if err := db.InTx(ctx, pool, func(tx pgx.Tx) error { seq = emit(tx); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	first := commitOne()
+
+	for _, end := range []string{"commit", "rollback"} {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slow := emit(tx)
+		fast := commitOne()
+		if got, _ := db.EventsAfter(ctx, pool, first, 10); len(got) != 0 {
+			t.Fatalf("%s: EventsAfter delivered %d events past seq %d, whose writer still runs", end, len(got), slow)
+		}
+		if latest, err := db.LatestSeq(ctx, pool); err != nil || latest >= slow {
+			t.Fatalf("%s: LatestSeq = %d, %v while seq %d is in flight", end, latest, err, slow)
+		}
+		want := []int64{slow, fast}
+		if end == "commit" {
+			err = tx.Commit(ctx)
+		} else {
+			err, want = tx.Rollback(ctx), []int64{fast}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.EventsAfter(ctx, pool, first, 10)
+		if err != nil || len(got) != len(want) || got[0].Seq != want[0] || got[len(got)-1].Seq != fast {
+			t.Fatalf("%s: EventsAfter = %+v, %v; want seqs %v", end, got, err, want)
+		}
+		if latest, err := db.LatestSeq(ctx, pool); err != nil || latest != fast {
+			t.Fatalf("%s: LatestSeq = %d, %v; want %d", end, latest, err, fast)
+		}
+		first = fast
 	}
 }

@@ -1,17 +1,20 @@
 package db
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage"
+	"github.com/google/uuid"
 
 	"github.com/vibegrapher/vibegrapher/domain"
 )
@@ -200,4 +203,41 @@ func Log(s storer.EncodedObjectStorer, head plumbing.Hash, limit int) ([]domain.
 		}
 	}
 	return out, nil
+}
+
+// scripts caches script.py by commit for the vibecode steps, which read
+// their base commit's code at every step. A commit never changes, so an entry
+// is never stale; the cache is emptied when it holds maxScripts commits.
+var scripts = struct {
+	sync.Mutex
+	byCommit map[scriptKey]string
+}{byCommit: map[scriptKey]string{}}
+
+type scriptKey struct {
+	repo   uuid.UUID
+	commit plumbing.Hash
+}
+
+const maxScripts = 256
+
+// scriptAt returns script.py at commit c of repository repo.
+func scriptAt(ctx context.Context, q Querier, repo uuid.UUID, c plumbing.Hash) (string, error) {
+	k := scriptKey{repo, c}
+	scripts.Lock()
+	code, ok := scripts.byCommit[k]
+	scripts.Unlock()
+	if ok {
+		return code, nil
+	}
+	code, err := ReadFile(NewGitStorage(ctx, q, repo), c, domain.ScriptPath)
+	if err != nil {
+		return "", err
+	}
+	scripts.Lock()
+	if len(scripts.byCommit) >= maxScripts {
+		clear(scripts.byCommit)
+	}
+	scripts.byCommit[k] = code
+	scripts.Unlock()
+	return code, nil
 }

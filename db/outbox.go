@@ -18,13 +18,19 @@ import (
 // event to the realtime processes.
 const EventsChannel = "vibegrapher_events"
 
-// outboxLockID orders event writers. Sequence numbers are taken at INSERT but
-// rows become visible at COMMIT; without this lock a transaction holding seq 7
-// could commit after one holding seq 8, and a reader that already moved past 8
-// would never see 7. The lock is held until the writer's transaction ends, so
-// commits happen in seq order. Write events last in a transaction to keep the
-// lock short.
-const outboxLockID = 7_146_201_991
+// Writers take no common lock: seq is taken at INSERT and the row becomes
+// visible at COMMIT, so transactions may commit out of seq order, and a
+// reader can see seq 8 while 7 is still in flight. Each writer therefore
+// holds a transaction-scoped advisory lock on its own seq (seqLockBase+seq),
+// taken in the statement that inserts the row, and readers deliver only the
+// settled prefix of the outbox: they stop at a missing seq while its writer
+// runs (outbox_order.go). Before, one global lock held until COMMIT made
+// every event-writing transaction in the service wait for the previous one's
+// commit: it was the limit on messages per second.
+const seqLockBase int64 = 0x5647 << 48
+
+// emitMarker names the Emit statement in pg_stat_activity (see emitsRunning).
+const emitMarker = "/* vibegrapher:emit */"
 
 // Event is one row of the outbox, as the realtime role delivers it.
 type Event struct {
@@ -47,18 +53,23 @@ func Emit(ctx context.Context, q Querier, projectID string, e event.Event) (int6
 	if len(raw) == 0 || raw[0] != '{' {
 		return 0, fmt.Errorf("%s event payload must be a JSON object", name)
 	}
-	if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, outboxLockID); err != nil {
-		return 0, wrap(err, "lock outbox")
-	}
+	// One round trip: the row and the lock on its seq (taken before the
+	// statement ends, so a reader that finds no Emit running and no lock
+	// knows the writer has finished). In a transaction of InTx the
+	// notification is sent after COMMIT; elsewhere it is queued in the
+	// transaction, as PostgreSQL does, at the cost of its commit lock.
+	et, deferred := q.(*eventTx)
 	var seq int64
-	err = q.QueryRow(ctx, `
-		INSERT INTO events (project_id, name, payload) VALUES ($1, $2, $3) RETURNING seq`,
-		projectID, name, raw).Scan(&seq)
+	err = q.QueryRow(ctx, emitMarker+`
+		WITH ins AS (
+			INSERT INTO events (project_id, name, payload, created_at) VALUES ($1, $2, $3, clock_timestamp()) RETURNING seq)
+		SELECT seq, pg_advisory_xact_lock($4 + seq)::text, CASE WHEN $6 THEN '' ELSE pg_notify($5, seq::text)::text END FROM ins`,
+		projectID, name, raw, seqLockBase, EventsChannel, deferred).Scan(&seq, nil, nil)
 	if err != nil {
 		return 0, wrap(err, "write "+name+" event")
 	}
-	if _, err := q.Exec(ctx, `SELECT pg_notify($1, $2)`, EventsChannel, strconv.FormatInt(seq, 10)); err != nil {
-		return 0, wrap(err, "notify "+name+" event")
+	if deferred {
+		et.lastSeq = max(et.lastSeq, seq)
 	}
 	// The trace of the request or job that emits it shows each event.
 	trace.SpanFromContext(ctx).AddEvent(name, trace.WithAttributes(attribute.Int64("seq", seq)))
@@ -82,4 +93,23 @@ func (s *Store) EmitDelta(ctx context.Context, t *Turn, agent string, iteration 
 		})
 		return err
 	})
+}
+
+// eventTx is a transaction of InTx: it remembers the events written in it,
+// to announce them after COMMIT.
+type eventTx struct {
+	pgx.Tx
+	lastSeq int64
+}
+
+// notifyAfterCommit tells the realtime processes that events up to seq are
+// committed. A NOTIFY queued inside the writing transaction would take
+// PostgreSQL's notify lock (one for the whole cluster) before its COMMIT and
+// hold it through the WAL flush, so every event-writing transaction would
+// commit one after the other; sent on its own, the NOTIFY writes no WAL that
+// must be flushed and the lock is held for microseconds. If this process
+// dies between the commit and the notification, the realtime role's poll
+// (every 2 s) delivers the events instead.
+func notifyAfterCommit(ctx context.Context, q Querier, seq int64) {
+	_, _ = q.Exec(ctx, `SELECT pg_notify($1, $2)`, EventsChannel, strconv.FormatInt(seq, 10))
 }

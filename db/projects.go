@@ -16,7 +16,6 @@ import (
 
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/domain/event"
-	"github.com/vibegrapher/vibegrapher/domain/pyast"
 )
 
 // Committer signs the commits the service writes.
@@ -224,20 +223,4 @@ func (s *Store) ProjectCommits(ctx context.Context, id string, limit int) ([]dom
 		return nil, err
 	}
 	return Log(repo, head, limit)
-}
-
-// ProjectNodes returns the agents of a project's current code.
-func (s *Store) ProjectNodes(ctx context.Context, id string) ([]pyast.AgentNode, error) {
-	p, err := s.GetProject(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	nodes, err := pyast.ParseAgents(p.CurrentCode)
-	if err != nil {
-		return nil, domain.Errorf(domain.ECONFLICT, "the project's current code does not parse: %v", err)
-	}
-	if nodes == nil {
-		nodes = []pyast.AgentNode{}
-	}
-	return nodes, nil
 }

@@ -38,8 +38,9 @@ type Turn struct {
 
 // StartTurn loads a user message for processing. The first time, it marks the
 // message running and pins the branch head as the base every patch of this
-// message applies to.
-func (s *Store) StartTurn(ctx context.Context, messageID string) (Turn, error) {
+// message applies to. Each of also runs in the same transaction (the step's
+// job_status, for one commit instead of two).
+func (s *Store) StartTurn(ctx context.Context, messageID string, also ...func(pgx.Tx, *Turn) error) (Turn, error) {
 	var t Turn
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
 		var err error
@@ -60,25 +61,37 @@ func (s *Store) StartTurn(ctx context.Context, messageID string) (Turn, error) {
 		}
 		_, err = tx.Exec(ctx, `UPDATE messages SET status = $2, base_commit = $3 WHERE id = $1`,
 			t.Message.ID, *t.Message.Status, t.BaseCommit)
-		return wrap(err, "start message")
+		if err != nil {
+			return wrap(err, "start message")
+		}
+		for _, f := range also {
+			if err := f(tx, &t); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return t, err
 	}
-	t.BaseCode, err = ReadFile(NewGitStorage(ctx, s.Pool, t.repo), plumbing.NewHash(t.BaseCommit), domain.ScriptPath)
+	t.BaseCode, err = scriptAt(ctx, s.Pool, t.repo, plumbing.NewHash(t.BaseCommit))
 	return t, err
 }
 
 func loadTurn(ctx context.Context, q Querier, messageID string, forUpdate bool) (Turn, error) {
 	var t Turn
 	var base *string
-	sql := `SELECT ` + prefixed("m", messageColumns) + `, m.position, m.base_commit, p.branch, p.repository_id
-		FROM messages m JOIN projects p ON p.id = m.project_id
+	var sid, sproject uuid.UUID
+	sql := `SELECT ` + prefixed("m", messageColumns) + `, m.position, m.base_commit, p.branch, p.repository_id,
+			s.id, s.project_id, s.openai_session_key, s.session_type, s.node_id, s.created_at, s.updated_at
+		FROM messages m JOIN projects p ON p.id = m.project_id JOIN sessions s ON s.id = m.session_id
 		WHERE m.id = $1 AND m.role = 'user'`
 	if forUpdate {
 		sql += ` FOR UPDATE OF m`
 	}
-	msg, err := scanMessage(q.QueryRow(ctx, sql, messageID), &t.Position, &base, &t.Branch, &t.repo)
+	sess := &t.Session
+	msg, err := scanMessage(q.QueryRow(ctx, sql, messageID), &t.Position, &base, &t.Branch, &t.repo,
+		&sid, &sproject, &sess.OpenAISessionKey, &sess.SessionType, &sess.NodeID, &sess.CreatedAt, &sess.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, ErrTurnGone
 	}
@@ -89,8 +102,20 @@ func loadTurn(ctx context.Context, q Querier, messageID string, forUpdate bool) 
 	if base != nil {
 		t.BaseCommit = *base
 	}
-	t.Session, err = getSession(ctx, q, msg.SessionID, false)
-	return t, err
+	sess.ID, sess.ProjectID = sid.String(), sproject.String()
+	sess.CreatedAt, sess.UpdatedAt = sess.CreatedAt.UTC(), sess.UpdatedAt.UTC()
+	return t, nil
+}
+
+// lockTurn locks a user message until the transaction ends and returns its
+// status and position: what a step's writes need to stay idempotent, in one
+// query.
+func lockTurn(ctx context.Context, tx pgx.Tx, messageID string) (status *string, position int64, err error) {
+	err = tx.QueryRow(ctx, `SELECT status, position FROM messages WHERE id = $1 AND role = 'user' FOR UPDATE`, messageID).Scan(&status, &position)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, 0, ErrTurnGone
+	}
+	return status, position, wrap(err, "lock message")
 }
 
 // prefixed qualifies a column list with a table alias.
@@ -165,6 +190,9 @@ type AssistantMessage struct {
 	Content    string
 	Patch      *string
 	Usage      domain.TokenUsage
+	// Delta is streamed text not yet sent as vibecode_delta: it is emitted
+	// here, before conversation_message, instead of in a transaction of its own.
+	Delta string
 }
 
 // RecordReply stores a model reply and the assistant message made of it, and
@@ -173,7 +201,7 @@ type AssistantMessage struct {
 func (s *Store) RecordReply(ctx context.Context, a AssistantMessage) (domain.ConversationMessage, error) {
 	var m domain.ConversationMessage
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		if _, err := loadTurn(ctx, tx, a.Turn.Message.ID, true); err != nil {
+		if _, _, err := lockTurn(ctx, tx, a.Turn.Message.ID); err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO model_calls (call_key, message_id, response) VALUES ($1, $2, $3)
@@ -200,6 +228,14 @@ func (s *Store) RecordReply(ctx context.Context, a AssistantMessage) (domain.Con
 		}
 		if !inserted {
 			return nil
+		}
+		if a.Delta != "" {
+			if _, err := Emit(ctx, tx, a.Turn.Session.ProjectID, event.VibecodeDelta{
+				SessionID: a.Turn.Session.ID, MessageID: a.Turn.Message.ID, TraceID: a.Turn.Message.TraceID,
+				Agent: a.Agent, Iteration: a.Iteration, Delta: a.Delta,
+			}); err != nil {
+				return err
+			}
 		}
 		if err := EmitMessage(ctx, tx, a.Turn.Session.ProjectID, m); err != nil {
 			return err
@@ -236,11 +272,11 @@ type TurnEnd struct {
 // final status and vibecode_response are written only by the first caller.
 func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		cur, err := loadTurn(ctx, tx, t.Message.ID, true)
+		status, position, err := lockTurn(ctx, tx, t.Message.ID)
 		if err != nil {
 			return err
 		}
-		if cur.Message.Status != nil && domain.IsFinal(*cur.Message.Status) {
+		if status != nil && domain.IsFinal(*status) {
 			return complete(tx, e)
 		}
 		if e.Items != nil {
@@ -285,7 +321,7 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 		if _, err := tx.Exec(ctx, `UPDATE messages SET status = $2, outcome = $3 WHERE id = $1`, t.Message.ID, e.Status, raw); err != nil {
 			return wrap(err, "finish message")
 		}
-		if err := wakeNextMessage(ctx, tx, t.Session.ID, cur.Position); err != nil {
+		if err := wakeNextMessage(ctx, tx, t.Session.ID, position); err != nil {
 			return err
 		}
 		if _, err = Emit(ctx, tx, t.Session.ProjectID, outcome); err != nil {

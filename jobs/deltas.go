@@ -51,3 +51,13 @@ func (b *deltaBatcher) flushLocked() {
 	b.buf.Reset()
 	b.last = time.Now()
 }
+
+// take returns the text not emitted yet and forgets it: the caller emits it
+// with the reply, in one transaction.
+func (b *deltaBatcher) take() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.buf.String()
+	b.buf.Reset()
+	return s
+}

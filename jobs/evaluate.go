@@ -56,13 +56,13 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, job *river.Job[jobargs.Ev
 	}
 	v, derr := reply.Verdict()
 	if derr != nil {
-		if _, err := w.record(ctx, t, key, reply, domain.AgentEvaluator, args.Iteration, reply.Text(), nil); err != nil {
+		if _, err := w.record(ctx, t, key, reply, domain.AgentEvaluator, args.Iteration, reply.Text(), nil, ""); err != nil {
 			return err
 		}
 		return vibecode.Permanent("the Evaluator's reply is not the verdict it was asked for: " + derr.Error())
 	}
 	next := vibecode.AfterVerdict(v, args.Iteration, w.MaxIterations, proposal.Content)
-	if _, err := w.record(ctx, t, key, reply, domain.AgentEvaluator, args.Iteration, next.Content, nil); err != nil {
+	if _, err := w.record(ctx, t, key, reply, domain.AgentEvaluator, args.Iteration, next.Content, nil, ""); err != nil {
 		return err
 	}
 	turn.AddReply(reply)

@@ -34,7 +34,13 @@ type Deps struct {
 // runs work, and ends the job as vibecode.AfterError decides. work ends its
 // step with end, which completes the job in the same transaction.
 func step[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], messageID string, work func(*db.Turn) error) error {
-	t, err := d.Store.StartTurn(ctx, messageID)
+	t, err := d.Store.StartTurn(ctx, messageID, func(tx pgx.Tx, t *db.Turn) error {
+		if domain.IsFinal(*t.Message.Status) {
+			return nil
+		}
+		_, err := db.Emit(ctx, tx, t.Session.ProjectID, jobStatusEvent(t, job.JobRow, "running", nil))
+		return err
+	})
 	if errors.Is(err, db.ErrTurnGone) {
 		return nil
 	}
@@ -44,7 +50,6 @@ func step[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], mess
 	if domain.IsFinal(*t.Message.Status) {
 		return nil
 	}
-	d.jobStatus(ctx, &t, job.JobRow, "running", nil)
 	err = work(&t)
 	if errors.Is(err, db.ErrTurnGone) {
 		d.jobStatus(ctx, &t, job.JobRow, "completed", nil)
@@ -110,10 +115,11 @@ func (d *Deps) call(ctx context.Context, key string, model func() (*llm.Reply, e
 }
 
 // record stores a reply with its usage and emits its events.
-func (d *Deps) record(ctx context.Context, t *db.Turn, key string, r *llm.Reply, agent string, iteration int, content string, diff *string) (domain.ConversationMessage, error) {
+// delta is streamed text not emitted yet (see deltaBatcher.take).
+func (d *Deps) record(ctx context.Context, t *db.Turn, key string, r *llm.Reply, agent string, iteration int, content string, diff *string, delta string) (domain.ConversationMessage, error) {
 	return d.Store.RecordReply(ctx, db.AssistantMessage{
 		Turn: t, CallKey: key, Response: r.Raw(), ResponseID: r.ID(), Agent: agent, Iteration: iteration,
-		Content: content, Patch: diff, Usage: r.Usage(agent, iteration),
+		Content: content, Patch: diff, Usage: r.Usage(agent, iteration), Delta: delta,
 	})
 }
 

@@ -62,10 +62,16 @@ func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.Vi
 	var problem string
 	for round := 1; round <= vibecode.MaxPatchRounds; round++ {
 		key := fmt.Sprintf("%s/vibecoder/%d/%d", t.Message.ID, iteration, round)
+		var lastDelta string // sent with the reply, in its transaction
 		reply, err := w.call(ctx, key, func() (*llm.Reply, error) {
 			deltas := newDeltaBatcher(ctx, w.Deps, t, domain.AgentVibeCoder, iteration)
-			defer deltas.flush()
-			return w.LLM.VibeCoder(ctx, llm.AgentCall{SessionKey: t.Session.OpenAISessionKey, Memory: memory, Turn: turn}, deltas.add)
+			r, err := w.LLM.VibeCoder(ctx, llm.AgentCall{SessionKey: t.Session.OpenAISessionKey, Memory: memory, Turn: turn}, deltas.add)
+			if err != nil {
+				deltas.flush()
+			} else {
+				lastDelta = deltas.take()
+			}
+			return r, err
 		})
 		if err != nil {
 			return err
@@ -77,7 +83,7 @@ func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.Vi
 		if next.Accepted != nil {
 			diff = &next.Accepted.Diff
 		}
-		m, err := w.record(ctx, t, key, reply, domain.AgentVibeCoder, iteration, next.Content, diff)
+		m, err := w.record(ctx, t, key, reply, domain.AgentVibeCoder, iteration, next.Content, diff, lastDelta)
 		if err != nil {
 			return err
 		}

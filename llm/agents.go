@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/packages/param"
 	"github.com/openai/openai-go/v3/responses"
 	"github.com/openai/openai-go/v3/shared"
 
@@ -26,14 +27,21 @@ type Items struct {
 
 // MemoryOf reads an agent's stored memory: one JSON array of items per turn,
 // in order, as Items.Marshal wrote them.
+//
+// The items were checked when they were made and are passed on as the JSON
+// they were stored as: a conversation grows by a turn per message, and
+// probing every item of it again (UnmarshalItems) was a third of a long
+// session's CPU per message.
 func MemoryOf(turns []json.RawMessage) (Items, error) {
 	var it Items
 	for _, raw := range turns {
-		list, err := UnmarshalItems(raw)
-		if err != nil {
-			return Items{}, err
+		var items []json.RawMessage
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return Items{}, fmt.Errorf("conversation items: want a JSON array of items: %w", err)
 		}
-		it.list = append(it.list, list...)
+		for _, item := range items {
+			it.list = append(it.list, param.Override[responses.ResponseInputItemUnionParam](item))
+		}
 	}
 	return it, nil
 }

@@ -419,11 +419,12 @@ func startOurs(ctx context.Context, cfg realtimeConfig, bin string) (*server, er
 }
 
 // commitEvents is a DO block that commits l.events events of project, each
-// in its own transaction the way db.Emit writes them (outbox lock, INSERT,
-// pg_notify), the i-th at start + i*l.every. It runs in PostgreSQL so the
-// pacing does not depend on a client's round trips.
+// in its own transaction (INSERT and pg_notify, as db.Emit writes them), the
+// i-th at start + i*l.every. It runs in PostgreSQL so the pacing does not
+// depend on a client's round trips. It is the only writer, so its seqs commit
+// in order and need no lock of their own (db.Emit's per-seq lock is for
+// concurrent writers).
 func commitEvents(project string, l loadSpec, pad int) string {
-	const outboxLockID = 7_146_201_991 // db.outboxLockID
 	return fmt.Sprintf(`DO $load$
 DECLARE
   s bigint;
@@ -434,7 +435,6 @@ BEGIN
     IF %d > 0 THEN
       PERFORM pg_sleep(greatest(0, extract(epoch FROM t0 + i * interval '%d microseconds' - clock_timestamp())));
     END IF;
-    PERFORM pg_advisory_xact_lock(%d);
     INSERT INTO events (project_id, name, payload)
     VALUES ('%s', 'load', jsonb_build_object('i', i, 'pad', pad, 'trace_id', 'load',
       'sent_at_us', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint))
@@ -443,7 +443,7 @@ BEGIN
     COMMIT;
   END LOOP;
 END
-$load$`, pad, l.events-1, l.every.Microseconds(), l.every.Microseconds(), outboxLockID,
+$load$`, pad, l.events-1, l.every.Microseconds(), l.every.Microseconds(),
 		uuid.MustParse(project).String(), quoteLiteral(db.EventsChannel))
 }
 

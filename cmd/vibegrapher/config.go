@@ -39,6 +39,10 @@ type Config struct {
 	LogFormat         string        `env:"LOG_FORMAT, default=text"`
 	EventRetention    time.Duration `env:"EVENT_RETENTION, default=168h"`
 	AutoMigrate       bool          `env:"AUTO_MIGRATE, default=true"`
+	// Jobs worked at once by one worker process (see workers.go).
+	VibecodeWorkers int `env:"VIBECODE_WORKERS, default=500"`
+	EvaluateWorkers int `env:"EVALUATE_WORKERS, default=500"`
+	TestWorkers     int `env:"TEST_WORKERS, default=0"`
 	// ShutdownGrace is how long a stopping worker lets running jobs finish
 	// before it cancels them and hands them over (docs/reliability.md). It
 	// must fit, with ShutdownCancel, in the platform's kill timeout (30 s).
@@ -80,6 +84,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("SHUTDOWN_GRACE must be positive, got %s", c.ShutdownGrace)
 	case c.SandboxMemoryMB < 32:
 		return fmt.Errorf("SANDBOX_MEMORY_MB must be at least 32, got %d", c.SandboxMemoryMB)
+	case c.VibecodeWorkers < 1 || c.VibecodeWorkers > maxQueueWorkers:
+		return fmt.Errorf("VIBECODE_WORKERS must be 1..%d, got %d", maxQueueWorkers, c.VibecodeWorkers)
+	case c.EvaluateWorkers < 1 || c.EvaluateWorkers > maxQueueWorkers:
+		return fmt.Errorf("EVALUATE_WORKERS must be 1..%d, got %d", maxQueueWorkers, c.EvaluateWorkers)
+	case c.TestWorkers < 0 || c.TestWorkers > maxQueueWorkers:
+		return fmt.Errorf("TEST_WORKERS must be 0 (from the cores and memory) or 1..%d, got %d", maxQueueWorkers, c.TestWorkers)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err

@@ -218,8 +218,9 @@ func startWorker(ctx context.Context, e env, model *llm.Client) (*worker, error)
 		periodic = append(periodic, jobs.PruneEventsPeriodically())
 	}
 	client, live, err := jobs.NewLiveWorkerClient(e.pool, e.log, jobs.NewWorkers(deps, tests, prune), jobs.WorkerConfig{
-		VibecodeWorkers: 8, EvaluateWorkers: 8, TestWorkers: 2, PeriodicJobs: periodic,
-		Plugins: e.tel.RiverPlugins(),
+		VibecodeWorkers: e.cfg.VibecodeWorkers, EvaluateWorkers: e.cfg.EvaluateWorkers, TestWorkers: e.cfg.testWorkers(),
+		PeriodicJobs: periodic,
+		Plugins:      e.tel.RiverPlugins(),
 	})
 	if err != nil {
 		return nil, err
@@ -237,7 +238,8 @@ func startWorker(ctx context.Context, e env, model *llm.Client) (*worker, error)
 		live.Stop()
 		return nil, fmt.Errorf("start River: %w", err)
 	}
-	e.log.Info("worker started", "client_id", live.ClientID)
+	e.log.Info("worker started", "client_id", live.ClientID, "vibecode_workers", e.cfg.VibecodeWorkers,
+		"evaluate_workers", e.cfg.EvaluateWorkers, "test_workers", e.cfg.testWorkers())
 	return &worker{client: client, live: live}, nil
 }
 

@@ -3,6 +3,8 @@ package pyast
 import (
 	"os"
 	"testing"
+
+	sitter "github.com/tree-sitter/go-tree-sitter"
 )
 
 // TestWriteBenchFile writes the file the 5,000-line benchmarks parse, to
@@ -66,5 +68,32 @@ func BenchmarkCheckSyntaxInvalid(b *testing.B) {
 		if err := CheckSyntax(code); err == nil {
 			b.Fatal("no error")
 		}
+	}
+}
+
+// BenchmarkParseAgents5000Allocator runs BenchmarkParseAgents5000's parse
+// with go-tree-sitter's Go allocation callbacks and with libc's allocator
+// (what the package uses, c_allocator.go), side by side: run it with -count
+// so the two alternate.
+func BenchmarkParseAgents5000Allocator(b *testing.B) {
+	code := generateAgentsFile(5000)
+	defer useCAllocator()
+	for _, alloc := range []struct {
+		name string
+		use  func()
+	}{
+		{"go-callbacks", func() { sitter.SetAllocator(nil, nil, nil, nil) }},
+		{"libc", useCAllocator},
+	} {
+		b.Run(alloc.name, func(b *testing.B) {
+			alloc.use()
+			b.SetBytes(int64(len(code)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ParseAgents(code); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -19,6 +19,7 @@ package openaitest
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -28,8 +29,8 @@ import (
 
 // Server is a running fake. It is safe for concurrent use.
 type Server struct {
-	t   testing.TB
-	srv *httptest.Server
+	errorf func(format string, args ...any) // fails the test, or reports
+	srv    *httptest.Server
 
 	mu       sync.Mutex
 	queue    []Reply
@@ -40,11 +41,25 @@ type Server struct {
 // New starts a fake server; it is closed when the test ends.
 func New(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t}
+	s := &Server{errorf: t.Errorf}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	t.Cleanup(s.srv.Close)
 	return s
 }
+
+// Serve starts a fake on ln outside a test (the load command): what would
+// fail a test is passed to errorf instead. Close stops it.
+func Serve(ln net.Listener, errorf func(format string, args ...any)) *Server {
+	s := &Server{errorf: errorf}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
+	s.srv.Listener.Close()
+	s.srv.Listener = ln
+	s.srv.Start()
+	return s
+}
+
+// Close stops a fake started with Serve.
+func (s *Server) Close() { s.srv.Close() }
 
 // URL is the base URL to give the client: it ends in /v1, as openai-go needs.
 func (s *Server) URL() string { return s.srv.URL + "/v1" }
@@ -89,7 +104,7 @@ func (s *Server) Pending() int {
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-request-id", newID("req_"))
 	if r.Method != http.MethodPost || r.URL.Path != "/v1/responses" {
-		s.t.Errorf("openaitest: unexpected request %s %s (the base URL must end in /v1)", r.Method, r.URL.Path)
+		s.errorf("openaitest: unexpected request %s %s (the base URL must end in /v1)", r.Method, r.URL.Path)
 		writeError(w, &apiError{status: http.StatusNotFound, typ: "invalid_request_error",
 			message: fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path)})
 		return
@@ -130,7 +145,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !scripted {
 		msg := fmt.Sprintf("openaitest: no reply scripted for request #%d (model %q, stream %v): Enqueue more replies or set Handle", n, req.Model, req.Stream)
-		s.t.Errorf("%s", msg)
+		s.errorf("%s", msg)
 		// The client must not retry a script mismatch.
 		w.Header().Set("x-should-retry", "false")
 		writeError(w, &apiError{status: http.StatusInternalServerError, typ: "server_error", message: msg})

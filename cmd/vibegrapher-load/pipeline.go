@@ -1,0 +1,710 @@
+package main
+
+// vibegrapher-load pipeline measures the whole vibecode path from outside, as
+// users feel it: POST /sessions/{id}/messages → that message's
+// vibecode_response on a subscribed Socket.IO client.
+//
+//	go build -o /tmp/vg ./cmd/vibegrapher
+//	go run ./cmd/vibegrapher-load pipeline -exec /tmp/vg -sessions 50 -messages 4 -runs 3
+//	go run ./cmd/vibegrapher-load pipeline -exec /tmp/vg -sessions 500 -messages 2 -latency 2s
+//	go run ./cmd/vibegrapher-load pipeline -exec /tmp/vg -sessions 50 -mode patch
+//
+// It runs the fake Responses API (internal/openaitest) in this process, so
+// its CPU is not the server's. With -exec it starts `BINARY all` itself on a
+// fresh database (dropped at the end) with OPENAI_BASE_URL pointing at the
+// fake; with -server and -pid it loads a service that is already running,
+// which must have been started with OPENAI_BASE_URL=http://<-fake>/v1
+// (-serve-fake runs only the fake, until interrupted).
+//
+// Each of -sessions sessions has its own project and its own subscribed
+// client (websocket) and sends -messages messages one after another; all
+// sessions start together. -runs repeats that on the same sessions. Per run
+// it prints p50/p90/p99 latency, messages/s, the server's CPU per message
+// (utime+stime from /proc/PID/stat, over the run) and its RSS.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	sio "github.com/zishang520/socket.io/clients/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/patch"
+	"github.com/vibegrapher/vibegrapher/internal/openaitest"
+)
+
+func init() { commands["pipeline"] = runPipeline }
+
+type pipelineFlags struct {
+	sessions, messages, runs int
+	mode                     string
+	latency                  time.Duration
+	server                   string
+	pid                      int
+	exe                      string
+	port                     int
+	fake                     string
+	serveFake                bool
+	databaseURL              string
+	env                      string
+	serverLog                string
+	timeout                  time.Duration
+}
+
+func runPipeline(args []string) error {
+	var f pipelineFlags
+	fs := flag.NewFlagSet("pipeline", flag.ContinueOnError)
+	fs.IntVar(&f.sessions, "sessions", 50, "sessions, each with its own project and subscribed client")
+	fs.IntVar(&f.messages, "messages", 2, "messages each session sends, one after another, per run")
+	fs.IntVar(&f.runs, "runs", 1, "runs on the same sessions; the last line is the median of the runs")
+	fs.StringVar(&f.mode, "mode", "text", "text: the model answers with text; patch: a valid patch, then the Evaluator approves it (a Diff)")
+	fs.DurationVar(&f.latency, "latency", 0, "how long the fake model takes before it answers each call")
+	fs.StringVar(&f.server, "server", "", "base URL of a running service (with -pid); empty with -exec")
+	fs.IntVar(&f.pid, "pid", 0, "the running service's process id, for CPU and RSS")
+	fs.StringVar(&f.exe, "exec", "", "a built vibegrapher binary: start `BINARY all` on a fresh database")
+	fs.IntVar(&f.port, "port", 20080, "with -exec: the service's port on 127.0.0.1")
+	fs.StringVar(&f.fake, "fake", "127.0.0.1:0", "where the fake Responses API listens")
+	fs.BoolVar(&f.serveFake, "serve-fake", false, "only run the fake model (at -fake) until interrupted")
+	fs.StringVar(&f.databaseURL, "database-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+		"with -exec: the PostgreSQL server; a database of its own is created and dropped")
+	fs.StringVar(&f.env, "env", "", "with -exec: extra environment, comma-separated KEY=VALUE")
+	fs.StringVar(&f.serverLog, "server-log", "", "with -exec: file for the service's log (default: discarded)")
+	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "upper bound of the whole command")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch {
+	case f.mode != "text" && f.mode != "patch":
+		return fmt.Errorf("-mode must be text or patch, got %q", f.mode)
+	case f.sessions < 1 || f.sessions > 5000 || f.messages < 1 || f.runs < 1:
+		return errors.New("-sessions must be 1..5000, -messages and -runs at least 1")
+	case !f.serveFake && f.exe == "" && (f.server == "" || f.pid == 0):
+		return errors.New("give -exec BINARY, or -server URL with -pid PID (or -serve-fake)")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+
+	model := &fakeModel{latency: f.latency, mode: f.mode}
+	ln, err := net.Listen("tcp", f.fake)
+	if err != nil {
+		return fmt.Errorf("fake model: %w", err)
+	}
+	fake := openaitest.Serve(ln, func(format string, args ...any) {
+		model.errors.Add(1)
+		fmt.Fprintf(os.Stderr, "fake model: "+format+"\n", args...)
+	})
+	defer fake.Close()
+	fake.Handle(model.reply)
+	fakeURL := "http://" + ln.Addr().String() + "/v1"
+	if f.serveFake {
+		fmt.Printf("fake Responses API: OPENAI_BASE_URL=%s (model latency %s, %s mode); Ctrl-C ends it\n", fakeURL, f.latency, f.mode)
+		<-ctx.Done()
+		return nil
+	}
+
+	if f.exe != "" {
+		svc, err := startService(ctx, f, fakeURL)
+		if err != nil {
+			return err
+		}
+		defer svc.stop()
+		f.server, f.pid = svc.base, svc.cmd.Process.Pid
+	}
+	f.server = strings.TrimRight(f.server, "/")
+	if err := waitReady(ctx, f.server); err != nil {
+		return err
+	}
+	idle, _ := readRSS(f.pid)
+
+	fmt.Printf("vibegrapher-load pipeline: %d sessions × %d messages, %s, model latency %s; server pid %d; %s, %d CPUs\n",
+		f.sessions, f.messages, f.mode, f.latency, f.pid, runtime.Version(), runtime.NumCPU())
+	lc := newLoadHTTP(f.server, f.sessions)
+	sessions, err := setUp(ctx, lc, f.server, f.sessions)
+	defer func() {
+		for _, s := range sessions {
+			s.watch.close()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	if f.mode == "patch" {
+		code, err := lc.currentCode(ctx, sessions[0].project)
+		if err != nil {
+			return err
+		}
+		model.setPatch(code)
+	}
+	connected, _ := readRSS(f.pid)
+	fmt.Printf("server RSS: idle %s, with %d subscribed sessions %s\n", mib(idle), f.sessions, mib(connected))
+	fmt.Println("latency: POST /sessions/{id}/messages → its vibecode_response on the session's client; cpu/msg: server utime+stime over the run / messages")
+	fmt.Printf("%4s %8s %6s | %9s %9s %9s %9s | %9s | %8s %10s\n", "run", "messages", "failed", "p50", "p90", "p99", "max", "msg/s", "cpu/msg", "rss-peak")
+	var rows []runResult
+	for run := 1; run <= f.runs; run++ {
+		r, err := measurePipeline(ctx, lc, sessions, f.messages, f.pid)
+		if err != nil {
+			return fmt.Errorf("run %d: %w", run, err)
+		}
+		rows = append(rows, r)
+		printRow(strconv.Itoa(run), r)
+	}
+	if f.runs > 1 {
+		printRow("med", medianRow(rows))
+	}
+	if n := model.errors.Load(); n > 0 {
+		return fmt.Errorf("the fake model refused %d requests (see above)", n)
+	}
+	return nil
+}
+
+// fakeModel answers every Responses API call after the configured latency:
+// text mode with a short answer, patch mode with submit_patch for the
+// VibeCoder and an approval for the Evaluator (its request has a JSON
+// schema text format).
+type fakeModel struct {
+	latency time.Duration
+	mode    string
+	mu      sync.Mutex
+	patch   string
+	errors  atomic.Int64
+}
+
+func (m *fakeModel) setPatch(code string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.patch = patch.Unified(code, code+"# reviewed by the load test\n", domain.ScriptPath)
+}
+
+func (m *fakeModel) reply(req openaitest.Request) openaitest.Reply {
+	if m.latency > 0 {
+		time.Sleep(m.latency)
+	}
+	if m.mode == "patch" {
+		if req.TextFormat != nil {
+			return openaitest.JSON(map[string]any{"approved": true, "reasoning": "The change is safe.", "commit_message": "Note the review"})
+		}
+		if len(req.FunctionOutputs()) == 0 {
+			m.mu.Lock()
+			p := m.patch
+			m.mu.Unlock()
+			args, _ := json.Marshal(map[string]string{"patch": p, "description": "Add a note at the end."})
+			return openaitest.FunctionCall("submit_patch", string(args))
+		}
+	}
+	return openaitest.Text("Done. The triage agent hands Spanish requests to the Spanish agent.")
+}
+
+// service is a `vibegrapher all` this command started.
+type service struct {
+	cmd     *exec.Cmd
+	base    string
+	dropDB  func()
+	stopped chan struct{}
+}
+
+func startService(ctx context.Context, f pipelineFlags, fakeURL string) (*service, error) {
+	u, err := url.Parse(f.databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("-database-url: %w", err)
+	}
+	if h := u.Hostname(); h != "127.0.0.1" && h != "localhost" && h != "::1" {
+		return nil, errors.New("-database-url must be a loopback server: this command creates and drops a database")
+	}
+	name := fmt.Sprintf("vgpipe_%d_%d", os.Getpid(), time.Now().UnixNano())
+	u.Path = "/" + name
+	env := append(os.Environ(),
+		"DATABASE_URL="+u.String(), "HOST=127.0.0.1", "PORT="+strconv.Itoa(f.port),
+		"OPENAI_API_KEY=load-test", "OPENAI_BASE_URL="+fakeURL, "LOG_LEVEL=warn", "AUTO_MIGRATE=true")
+	for _, kv := range strings.Split(f.env, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			env = append(env, kv)
+		}
+	}
+	cmd := exec.Command(f.exe, "all")
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if f.serverLog != "" {
+		logf, err := os.Create(f.serverLog)
+		if err != nil {
+			return nil, err
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", f.exe, err)
+	}
+	s := &service{cmd: cmd, base: fmt.Sprintf("http://127.0.0.1:%d", f.port), stopped: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(s.stopped) }()
+	admin := f.databaseURL
+	s.dropDB = func() {
+		c, err := pgx.Connect(context.Background(), admin)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "vibegrapher-load: drop", name+":", err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			fmt.Fprintln(os.Stderr, "vibegrapher-load: drop", name+":", err)
+		}
+	}
+	select {
+	case <-s.stopped:
+		s.dropDB()
+		return nil, fmt.Errorf("%s all exited at once (see -server-log)", f.exe)
+	case <-time.After(200 * time.Millisecond):
+	case <-ctx.Done():
+	}
+	return s, nil
+}
+
+// stop ends the service as an operator would (SIGTERM), then drops its
+// database.
+func (s *service) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.stopped:
+	case <-time.After(40 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.stopped
+	}
+	s.dropDB()
+}
+
+func waitReady(ctx context.Context, base string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := http.Get(base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s/readyz not ready after 60s: %v", base, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// loadHTTP is the REST side of the clients.
+type loadHTTP struct {
+	base string
+	c    *http.Client
+}
+
+func newLoadHTTP(base string, sessions int) *loadHTTP {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = sessions+8, sessions+8
+	return &loadHTTP{base: base, c: &http.Client{Transport: tr, Timeout: 2 * time.Minute}}
+}
+
+func (l *loadHTTP) do(ctx context.Context, method, path string, body, out any) error {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, l.base+path, r)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := l.c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, bytes.TrimSpace(raw))
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
+
+func (l *loadHTTP) currentCode(ctx context.Context, project string) (string, error) {
+	var p struct {
+		CurrentCode string `json:"current_code"`
+	}
+	err := l.do(ctx, http.MethodGet, "/projects/"+project, nil, &p)
+	return p.CurrentCode, err
+}
+
+// loadSession is one user: a project, a session and a subscribed client.
+type loadSession struct {
+	project, session string
+	watch            *responseWatch
+}
+
+func setUp(ctx context.Context, lc *loadHTTP, base string, n int) ([]*loadSession, error) {
+	out := make([]*loadSession, n)
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			var p struct {
+				ID string `json:"id"`
+			}
+			if err := lc.do(ctx, http.MethodPost, "/projects", map[string]any{"name": fmt.Sprintf("load %s %d", run, i)}, &p); err != nil {
+				errs <- err
+				return
+			}
+			var s struct {
+				ID string `json:"id"`
+			}
+			if err := lc.do(ctx, http.MethodPost, "/projects/"+p.ID+"/sessions", nil, &s); err != nil {
+				errs <- err
+				return
+			}
+			w, err := watchResponses(ctx, base, p.ID)
+			if err != nil {
+				errs <- fmt.Errorf("client of project %s: %w", p.ID, err)
+				return
+			}
+			out[i] = &loadSession{project: p.ID, session: s.ID, watch: w}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	live := slices.DeleteFunc(out, func(s *loadSession) bool { return s == nil })
+	if err := <-errs; err != nil {
+		return live, err
+	}
+	return live, nil
+}
+
+// arrival is a vibecode_response as the client got it.
+type arrival struct {
+	at     time.Time
+	status string
+	err    string
+}
+
+// responseWatch is one Socket.IO client subscribed to a project; it hands
+// each vibecode_response to whoever waits for that message.
+type responseWatch struct {
+	sock    *sio.Socket
+	mu      sync.Mutex
+	waiting map[string]chan arrival
+}
+
+func (w *responseWatch) expect(messageID string) chan arrival {
+	ch := make(chan arrival, 1)
+	w.mu.Lock()
+	w.waiting[messageID] = ch
+	w.mu.Unlock()
+	return ch
+}
+
+func (w *responseWatch) close() { w.sock.Disconnect() }
+
+func (w *responseWatch) onEvent(args ...any) {
+	at := time.Now()
+	if len(args) < 2 || args[0] != "vibecode_response" {
+		return
+	}
+	p, _ := args[1].(map[string]any)
+	id, _ := p["message_id"].(string)
+	w.mu.Lock()
+	ch := w.waiting[id]
+	delete(w.waiting, id)
+	w.mu.Unlock()
+	if ch != nil {
+		status, _ := p["status"].(string)
+		msg, _ := p["error"].(string)
+		ch <- arrival{at: at, status: status, err: msg}
+	}
+}
+
+// openTimeout bounds opening the engine connection. The Go client
+// (clients/socket/v3 v3.0.6) races on a fast loopback connect: its manager
+// can miss the engine's "open" (dial starts over after openTimeout), its
+// connect timer can outlive a successful open and close the connection when
+// it fires (so the manager's own timeout is set out of reach), and
+// Socket.Connect can send CONNECT twice (so the socket is made only once the
+// manager is open). See internal/sockettest.
+const openTimeout = 2 * time.Second
+
+var errMissedOpen = errors.New("the client missed its engine's open")
+
+// watchResponses connects a client and subscribes it to project, working
+// around the Go client's races on a fast loopback connect (openTimeout).
+func watchResponses(ctx context.Context, base, project string) (*responseWatch, error) {
+	for attempt := 1; ; attempt++ {
+		w, err := watchOnce(ctx, base, project)
+		if errors.Is(err, errMissedOpen) && attempt < 5 {
+			continue
+		}
+		return w, err
+	}
+}
+
+func watchOnce(ctx context.Context, base, project string) (*responseWatch, error) {
+	o := sio.DefaultOptions()
+	o.SetReconnection(false)
+	o.SetAutoConnect(false)
+	o.SetTimeout(24 * time.Hour)
+	o.SetTransports(types.NewSet(sio.WebSocket))
+	m := sio.NewManager(base, o)
+	opened := make(chan error, 1)
+	m.Open(func(err error) { opened <- err })
+	select {
+	case err := <-opened:
+		if err != nil {
+			return nil, err
+		}
+	case <-time.After(openTimeout):
+		if eng := m.Engine(); eng != nil {
+			eng.Close()
+		}
+		return nil, errMissedOpen
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	w := &responseWatch{waiting: map[string]chan arrival{}}
+	w.sock = m.Socket("/", o)
+	subscribed := make(chan error, 1)
+	_ = w.sock.On("connect", func(...any) {
+		w.sock.Timeout(30*time.Second).EmitWithAck("subscribe", map[string]any{"project_id": project})(func(a []any, err error) {
+			if err == nil && len(a) > 0 {
+				if ack, _ := a[0].(map[string]any); ack["ok"] != true {
+					err = fmt.Errorf("subscribe refused: %v", ack)
+				}
+			}
+			subscribed <- err
+		})
+	})
+	_ = w.sock.On("connect_error", func(args ...any) { subscribed <- fmt.Errorf("connect: %v", args) })
+	w.sock.OnAny(w.onEvent)
+	w.sock.Connect()
+	select {
+	case err := <-subscribed:
+		if err != nil {
+			w.close()
+			return nil, err
+		}
+		return w, nil
+	case <-ctx.Done():
+		w.close()
+		return nil, ctx.Err()
+	}
+}
+
+type runResult struct {
+	messages, failed int
+	p50, p90, p99    time.Duration
+	max              time.Duration
+	perSecond        float64
+	cpuPerMessage    time.Duration
+	rssPeak          int64
+}
+
+func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession, messages, pid int) (runResult, error) {
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		failed    int
+		firstErr  error
+	)
+	rssPeak := atomic.Int64{}
+	sampling, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if rss, err := readRSS(pid); err == nil && rss > rssPeak.Load() {
+				rssPeak.Store(rss)
+			}
+			select {
+			case <-sampling.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	cpu0, err := readCPU(pid)
+	if err != nil {
+		stopSampling()
+		return runResult{}, err
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, s := range sessions {
+		wg.Go(func() {
+			for range messages {
+				id := uuid.NewString()
+				got := s.watch.expect(id)
+				t0 := time.Now()
+				err := lc.do(ctx, http.MethodPost, "/sessions/"+s.session+"/messages", map[string]any{"prompt": "Say which agent answers Spanish.", "message_id": id}, nil)
+				var a arrival
+				if err == nil {
+					select {
+					case a = <-got:
+						if a.status == domain.StatusFailed {
+							err = fmt.Errorf("message %s failed: %s", id, a.err)
+						}
+					case <-ctx.Done():
+						err = fmt.Errorf("no vibecode_response for %s: %w", id, ctx.Err())
+					}
+				}
+				mu.Lock()
+				if err != nil {
+					failed++
+					if firstErr == nil {
+						firstErr = err
+					}
+				} else {
+					latencies = append(latencies, a.at.Sub(t0))
+				}
+				mu.Unlock()
+				if ctx.Err() != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu1, err := readCPU(pid)
+	stopSampling()
+	<-sampled
+	if err != nil {
+		return runResult{}, err
+	}
+	if len(latencies) == 0 {
+		return runResult{}, fmt.Errorf("no message was answered: %v", firstErr)
+	}
+	if firstErr != nil {
+		fmt.Fprintln(os.Stderr, "vibegrapher-load: first failure:", firstErr)
+	}
+	slices.Sort(latencies)
+	at := func(p int) time.Duration { return latencies[min(len(latencies)-1, len(latencies)*p/100)] }
+	n := len(latencies) + failed
+	return runResult{
+		messages: n, failed: failed,
+		p50: at(50), p90: at(90), p99: at(99), max: latencies[len(latencies)-1],
+		perSecond:     float64(len(latencies)) / elapsed.Seconds(),
+		cpuPerMessage: (cpu1 - cpu0) / time.Duration(n),
+		rssPeak:       rssPeak.Load(),
+	}, nil
+}
+
+func printRow(label string, r runResult) {
+	fmt.Printf("%4s %8d %6d | %9s %9s %9s %9s | %9.1f | %8s %10s\n", label, r.messages, r.failed,
+		ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max), r.perSecond, ms(r.cpuPerMessage), mib(r.rssPeak))
+}
+
+// medianRow is the median of each column over the runs.
+func medianRow(rows []runResult) runResult {
+	med := func(get func(runResult) float64) float64 {
+		v := make([]float64, len(rows))
+		for i, r := range rows {
+			v[i] = get(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	d := func(get func(runResult) time.Duration) time.Duration {
+		return time.Duration(med(func(r runResult) float64 { return float64(get(r)) }))
+	}
+	return runResult{
+		messages:      int(med(func(r runResult) float64 { return float64(r.messages) })),
+		failed:        int(med(func(r runResult) float64 { return float64(r.failed) })),
+		p50:           d(func(r runResult) time.Duration { return r.p50 }),
+		p90:           d(func(r runResult) time.Duration { return r.p90 }),
+		p99:           d(func(r runResult) time.Duration { return r.p99 }),
+		max:           d(func(r runResult) time.Duration { return r.max }),
+		perSecond:     med(func(r runResult) float64 { return r.perSecond }),
+		cpuPerMessage: d(func(r runResult) time.Duration { return r.cpuPerMessage }),
+		rssPeak:       int64(med(func(r runResult) float64 { return float64(r.rssPeak) })),
+	}
+}
+
+// clockTick is USER_HZ, the unit of /proc/PID/stat's times: 100 on Linux
+// for every architecture Go supports.
+const clockTick = 10 * time.Millisecond
+
+// readCPU returns the process's user + system CPU time so far.
+func readCPU(pid int) (time.Duration, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces: count from its ')'.
+	s := string(raw)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64) // field 15
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return time.Duration(utime+stime) * clockTick, nil
+}
+
+// readRSS returns the process's resident set size in bytes.
+func readRSS(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1fMB", float64(b)/(1<<20)) }
