@@ -23,7 +23,6 @@ package main
 // (utime+stime from /proc/PID/stat, over the run) and its RSS.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -33,7 +32,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -47,7 +45,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	sio "github.com/zishang520/socket.io/clients/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
@@ -229,15 +226,10 @@ type service struct {
 }
 
 func startService(ctx context.Context, f pipelineFlags, fakeURL string) (*service, error) {
-	u, err := url.Parse(f.databaseURL)
+	u, _, dropDB, err := scratchDatabase(f.databaseURL, "vgpipe")
 	if err != nil {
-		return nil, fmt.Errorf("-database-url: %w", err)
+		return nil, err
 	}
-	if h := u.Hostname(); h != "127.0.0.1" && h != "localhost" && h != "::1" {
-		return nil, errors.New("-database-url must be a loopback server: this command creates and drops a database")
-	}
-	name := fmt.Sprintf("vgpipe_%d_%d", os.Getpid(), time.Now().UnixNano())
-	u.Path = "/" + name
 	env := append(os.Environ(),
 		"DATABASE_URL="+u.String(), "HOST=127.0.0.1", "PORT="+strconv.Itoa(f.port),
 		"OPENAI_API_KEY=load-test", "OPENAI_BASE_URL="+fakeURL, "LOG_LEVEL=warn", "AUTO_MIGRATE=true")
@@ -262,18 +254,7 @@ func startService(ctx context.Context, f pipelineFlags, fakeURL string) (*servic
 	}
 	s := &service{cmd: cmd, base: fmt.Sprintf("http://127.0.0.1:%d", f.port), stopped: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(s.stopped) }()
-	admin := f.databaseURL
-	s.dropDB = func() {
-		c, err := pgx.Connect(context.Background(), admin)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "vibegrapher-load: drop", name+":", err)
-			return
-		}
-		defer c.Close(context.Background())
-		if _, err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			fmt.Fprintln(os.Stderr, "vibegrapher-load: drop", name+":", err)
-		}
-	}
+	s.dropDB = dropDB
 	select {
 	case <-s.stopped:
 		s.dropDB()
@@ -667,44 +648,4 @@ func medianRow(rows []runResult) runResult {
 }
 
 // clockTick is USER_HZ, the unit of /proc/PID/stat's times: 100 on Linux
-// for every architecture Go supports.
-const clockTick = 10 * time.Millisecond
-
-// readCPU returns the process's user + system CPU time so far.
-func readCPU(pid int) (time.Duration, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may hold spaces: count from its ')'.
-	s := string(raw)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
-	}
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64) // field 14
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64) // field 15
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-	}
-	return time.Duration(utime+stime) * clockTick, nil
-}
-
-// readRSS returns the process's resident set size in bytes.
-func readRSS(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb * 1024, err
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
-}
-
 func mib(b int64) string { return fmt.Sprintf("%.1fMB", float64(b)/(1<<20)) }

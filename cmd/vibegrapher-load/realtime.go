@@ -519,35 +519,6 @@ func waitHealthy(ctx context.Context, base string) error {
 	}
 }
 
-// procUsage is a process's CPU time so far (utime+stime) and resident set.
-func procUsage(pid int) (time.Duration, int64, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	i := strings.LastIndexByte(string(stat), ')')
-	fields := strings.Fields(string(stat[i+1:])) // fields[0] is field 3, state
-	if i < 0 || len(fields) < 13 {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	const clkTck = 100 // USER_HZ, 100 on Linux
-	cpu := time.Duration(utime+stime) * time.Second / clkTck
-
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	for line := range strings.Lines(string(status)) {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return cpu, kb << 10, nil
-		}
-	}
-	return 0, 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
-}
-
 // clientProc is one Node process of clients.js.
 type clientProc struct {
 	cmd    *exec.Cmd
@@ -639,34 +610,18 @@ func (p *clientProc) close() {
 // freshDatabase creates and migrates a database of its own on the server;
 // it returns a pool on it, its URL, and a function that drops it.
 func freshDatabase(ctx context.Context, serverURL string) (*pgxpool.Pool, string, func(), error) {
-	u, err := url.Parse(serverURL)
+	u, name, drop, err := scratchDatabase(serverURL, "vgload")
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("-database-url: %w", err)
-	}
-	if u.Hostname() != "127.0.0.1" && u.Hostname() != "localhost" && u.Hostname() != "::1" {
-		return nil, "", nil, errors.New("-database-url must be a loopback server: this command creates and drops databases")
+		return nil, "", nil, err
 	}
 	admin, err := pgx.Connect(ctx, serverURL)
 	if err != nil {
 		return nil, "", nil, err
 	}
 	defer admin.Close(ctx)
-	name := fmt.Sprintf("vgload_%d_%d", os.Getpid(), time.Now().UnixNano())
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		return nil, "", nil, err
 	}
-	drop := func() {
-		c, err := pgx.Connect(context.Background(), serverURL)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "vibegrapher-load: drop", name+":", err)
-			return
-		}
-		defer c.Close(context.Background())
-		if _, err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			fmt.Fprintln(os.Stderr, "vibegrapher-load: drop", name+":", err)
-		}
-	}
-	u.Path = "/" + name
 	dbURL := u.String()
 	q := u.Query()
 	q.Set("pool_max_conns", "4")

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// What both load commands measure of a server process, and the scratch
+// databases they run it on.
+
+// clockTick is USER_HZ, the unit of /proc/PID/stat's times: 100 on Linux for
+// every architecture Go supports.
+const clockTick = 10 * time.Millisecond
+
+// readCPU returns the process's user + system CPU time so far.
+func readCPU(pid int) (time.Duration, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces: count from its ')'.
+	s := string(raw)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64) // field 15
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return time.Duration(utime+stime) * clockTick, nil
+}
+
+// readRSS returns the process's resident set size in bytes.
+func readRSS(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+}
+
+// procUsage is a process's CPU time so far and its resident set.
+func procUsage(pid int) (time.Duration, int64, error) {
+	cpu, err := readCPU(pid)
+	if err != nil {
+		return 0, 0, err
+	}
+	rss, err := readRSS(pid)
+	return cpu, rss, err
+}
+
+// scratchDatabase names a database of its own on the loopback server at
+// serverURL (prefix, the process id and the time) and returns its URL and a
+// function that drops it. Creating it is the caller's (or the service's).
+func scratchDatabase(serverURL, prefix string) (*url.URL, string, func(), error) {
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("-database-url: %w", err)
+	}
+	if h := u.Hostname(); h != "127.0.0.1" && h != "localhost" && h != "::1" {
+		return nil, "", nil, errors.New("-database-url must be a loopback server: this command creates and drops databases")
+	}
+	name := fmt.Sprintf("%s_%d_%d", prefix, os.Getpid(), time.Now().UnixNano())
+	drop := func() {
+		c, err := pgx.Connect(context.Background(), serverURL)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "vibegrapher-load: drop", name+":", err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			fmt.Fprintln(os.Stderr, "vibegrapher-load: drop", name+":", err)
+		}
+	}
+	u.Path = "/" + name
+	return u, name, drop, nil
+}
