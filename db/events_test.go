@@ -98,9 +98,9 @@ func TestDeleteEventsBefore(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("DeleteEventsBefore = %d, %v; want 2", n, err)
 	}
-	left, _ := db.EventsAfter(ctx, pool, 0, 10)
-	if len(left) != 1 {
-		t.Fatalf("left %+v", left)
+	left, err := db.EventsAfter(ctx, pool, 0, 10)
+	if err != nil || len(left) != 1 {
+		t.Fatalf("left %+v, %v", left, err)
 	}
 }
 
@@ -238,8 +238,8 @@ func TestReadersWaitForAWriterInFlight(t *testing.T) {
 		}
 		slow := emit(tx)
 		fast := commitOne()
-		if got, _ := db.EventsAfter(ctx, pool, first, 10); len(got) != 0 {
-			t.Fatalf("%s: EventsAfter delivered %d events past seq %d, whose writer still runs", end, len(got), slow)
+		if got, err := db.EventsAfter(ctx, pool, first, 10); err != nil || len(got) != 0 {
+			t.Fatalf("%s: EventsAfter delivered %d events past seq %d, whose writer still runs (err %v)", end, len(got), slow, err)
 		}
 		if latest, err := db.LatestSeq(ctx, pool); err != nil || latest >= slow {
 			t.Fatalf("%s: LatestSeq = %d, %v while seq %d is in flight", end, latest, err, slow)
