@@ -26,7 +26,9 @@ func TestOutgoing(t *testing.T) {
 		if err := json.Unmarshal(raw, &got); err != nil {
 			t.Fatalf("%q → %s: %v", stored, raw, err)
 		}
-		_ = json.Unmarshal([]byte(stored), &want)
+		if err := json.Unmarshal([]byte(stored), &want); err != nil {
+			t.Fatalf("test case %q: %v", stored, err)
+		}
 		want["seq"], want["project_id"] = float64(42), project
 		if mustMarshal(t, got) != mustMarshal(t, want) {
 			t.Errorf("%q → %s, want %v", stored, raw, want)
