@@ -214,7 +214,10 @@ func (s *Store) RecordReply(ctx context.Context, a AssistantMessage) (domain.Con
 		if err != nil {
 			return err
 		}
-		responses, _ := json.Marshal([]json.RawMessage{a.Response})
+		responses, err := json.Marshal([]json.RawMessage{a.Response})
+		if err != nil {
+			return wrap(err, "store assistant message: encode the model's response")
+		}
 		m, err = scanMessage(tx.QueryRow(ctx, `
 			INSERT INTO messages (id, session_id, project_id, role, agent, iteration, content, patch, token_usage,
 				trace_id, reply_to, openai_response, last_response_id, step_key)
