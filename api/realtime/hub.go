@@ -288,7 +288,10 @@ func (h *hub) replayPage(ctx context.Context) {
 			h.metrics.replay(ev.Name)
 		}
 	}
-	if len(events) == pageSize && r.cursor < h.last {
+	// More to replay only when the whole page was at or below h.last: a page
+	// that reached past it has sent all that live delivery will not bring,
+	// and reading it again would only fetch the same events above h.last.
+	if n == pageSize && r.cursor < h.last {
 		h.replays = append(h.replays, r)
 		return
 	}
