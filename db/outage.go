@@ -109,7 +109,7 @@ func (w *OutageWatch) probe(ctx context.Context, since time.Time, fresh bool) {
 }
 
 // Handler wraps h: while the database is unreachable, warnings and errors go
-// out at DEBUG. A warning or error that looks like a lost connection makes
+// out at DEBUG, except panics. A warning or error that looks like a lost connection makes
 // the watch probe the database first, so the first one of an outage is
 // already quiet.
 func (w *OutageWatch) Handler(h slog.Handler) slog.Handler { return quietHandler{h, w} }
@@ -120,7 +120,8 @@ type quietHandler struct {
 }
 
 func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level >= slog.LevelWarn {
+	// A panic is a bug, not the outage: it is never quieted.
+	if r.Level >= slog.LevelWarn && !strings.Contains(strings.ToLower(r.Message), "panic") {
 		quiet := h.w.Down()
 		if !quiet && looksLikeLostConnection(r) {
 			// The first sign of an outage, or a straggler of the last one
