@@ -1,9 +1,7 @@
 package api_test
 
 import (
-	"context"
 	"log/slog"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -27,17 +25,7 @@ func TestSocketProtocolMatchesAsyncAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := api.New(api.Options{Store: &db.Store{Pool: pool}, Log: log, CORSOrigins: []string{"*"}})
-	a.Mount("/socket.io/", rt.Handler())
-	srv := httptest.NewServer(a.Handler())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(ctx) }()
-	t.Cleanup(func() {
-		rt.Close()
-		cancel()
-		<-done
-		srv.Close()
-	})
+	srv := serveWithRealtime(t, a, rt)
 	s := &testServer{t: t, URL: srv.URL, Pool: pool}
 	s.checkEventsAtEnd()
 	var p domain.Project

@@ -94,17 +94,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 		t.Fatal(err)
 	}
 	a := api.New(api.Options{Store: store, Schema: schema, Jobs: client, LLM: deps.LLM, Log: log, CORSOrigins: []string{"*"}, Telemetry: o.telemetry})
-	a.Mount("/socket.io/", rt.Handler())
-	srv := httptest.NewServer(a.Handler())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(ctx) }()
-	t.Cleanup(func() {
-		rt.Close()
-		cancel()
-		<-done
-		srv.Close()
-	})
+	srv := serveWithRealtime(t, a, rt)
 	s.seen = map[string][]event{}
 	s.clients = map[string]*sockettest.Client{}
 	s.testServer = &testServer{t: t, URL: srv.URL, Pool: pool}
@@ -324,4 +314,22 @@ func testSandbox(t testing.TB) *sandbox.Runner {
 		t.Fatalf("sandbox: %v", sandboxErr)
 	}
 	return sandboxRunner
+}
+
+// serveWithRealtime serves a on a test server with rt mounted at
+// /socket.io/ and running, both stopped when the test ends.
+func serveWithRealtime(t testing.TB, a *api.Server, rt *realtime.Server) *httptest.Server {
+	t.Helper()
+	a.Mount("/socket.io/", rt.Handler())
+	srv := httptest.NewServer(a.Handler())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	t.Cleanup(func() {
+		rt.Close()
+		cancel()
+		<-done
+		srv.Close()
+	})
+	return srv
 }

@@ -59,14 +59,14 @@ func (s *testServer) scrapeUntil(ok func(metrics) bool, headers ...string) metri
 	}
 }
 
-// value sums the series of a family whose labels include all of labels
-// ("name", "value", …): a counter's or gauge's value, a histogram's count.
-func (m metrics) value(name string, labels ...string) float64 {
+// series returns the series of a family whose labels include all of labels
+// ("name", "value", …).
+func (m metrics) series(name string, labels ...string) []*dto.Metric {
 	f := m[name]
 	if f == nil {
-		return 0
+		return nil
 	}
-	var sum float64
+	var out []*dto.Metric
 next:
 	for _, s := range f.Metric {
 		for i := 0; i+1 < len(labels); i += 2 {
@@ -80,6 +80,16 @@ next:
 				continue next
 			}
 		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// value sums the matching series: a counter's or gauge's value, a
+// histogram's count.
+func (m metrics) value(name string, labels ...string) float64 {
+	var sum float64
+	for _, s := range m.series(name, labels...) {
 		switch {
 		case s.Counter != nil:
 			sum += s.Counter.GetValue()
@@ -94,24 +104,8 @@ next:
 
 // sum is a histogram's sum of observations over the matching series.
 func (m metrics) sum(name string, labels ...string) float64 {
-	f := m[name]
-	if f == nil {
-		return 0
-	}
 	var sum float64
-next:
-	for _, s := range f.Metric {
-		for i := 0; i+1 < len(labels); i += 2 {
-			found := false
-			for _, l := range s.Label {
-				if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
-					found = true
-				}
-			}
-			if !found {
-				continue next
-			}
-		}
+	for _, s := range m.series(name, labels...) {
 		if s.Histogram != nil {
 			sum += s.Histogram.GetSampleSum()
 		}
