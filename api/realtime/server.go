@@ -61,6 +61,7 @@ type Server struct {
 	handler http.Handler
 	hub     *hub
 	metrics *metrics
+	beats   *heartbeats
 
 	started   atomic.Bool
 	closeOnce sync.Once
@@ -118,6 +119,14 @@ func New(opts Options) (*Server, error) {
 		}
 	})
 	s.handler = releaseAfterHijack(io.ServeHandler(so))
+	// engine.io's pings for websocket connections, from one timer (heartbeat.go).
+	eo := io.Engine().Opts() // with engine.io's defaults applied
+	s.beats = newHeartbeats(eo.PingInterval(), eo.PingTimeout())
+	_ = io.Engine().On("connection", func(args ...any) {
+		if conn, ok := args[0].(engine.Socket); ok {
+			s.beats.takeOver(conn)
+		}
+	})
 	return s, nil
 }
 
@@ -158,6 +167,7 @@ func (s *Server) Close() {
 		s.cancel()
 		s.metrics.close()
 		s.io.Close(nil)
+		s.beats.stop()
 	})
 }
 

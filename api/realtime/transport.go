@@ -60,6 +60,8 @@ type websocketTransport struct {
 	draining bool   // a goroutine is writing pending
 	owed     int    // engine Sends whose "drain" is due when pending is written
 	failed   bool
+
+	hb heartbeatState // guarded by heartbeats.mu
 }
 
 // Send is the engine's: its packets, in order. The engine does not call it
@@ -113,6 +115,23 @@ func (t *websocketTransport) writeDirect(frames []byte) bool {
 	}
 	t.writeNow(frames)
 	return true
+}
+
+// pingFrame is engine.io's PING packet ("2") as a websocket text frame.
+var pingFrame = []byte{0x80 | websocket.TextMessage, 1, '2'}
+
+// ping sends engine.io's PING (heartbeats). Its place among the other
+// frames does not matter, so it goes behind whatever waits for the socket.
+func (t *websocketTransport) ping() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.failed:
+	case t.draining:
+		t.pending = append(t.pending, pingFrame...)
+	default:
+		t.writeNow(pingFrame)
+	}
 }
 
 // writeNow writes what the kernel takes without waiting and hands the rest
