@@ -49,6 +49,10 @@ type Options struct {
 	// PollInterval is how often the outbox is read even without a
 	// notification, in case one was lost; default 2s.
 	PollInterval time.Duration
+	// PingInterval and PingTimeout are engine.io's heartbeat: a PING every
+	// PingInterval, and a connection whose PONG takes longer than PingTimeout
+	// is closed. Defaults 25s and 20s (engine.io's).
+	PingInterval, PingTimeout time.Duration
 	// Meter receives the Socket.IO metrics (metrics.go); nil records none.
 	Meter metric.MeterProvider
 }
@@ -89,6 +93,12 @@ func New(opts Options) (*Server, error) {
 	so := socket.DefaultServerOptions()
 	so.SetServeClient(false)
 	so.SetMaxHttpBufferSize(MaxMessageBytes)
+	if opts.PingInterval > 0 {
+		so.SetPingInterval(opts.PingInterval)
+	}
+	if opts.PingTimeout > 0 {
+		so.SetPingTimeout(opts.PingTimeout)
+	}
 	so.SetParser(gatedParser{parser.NewParser()})                                          // see connect_gate.go and encoder.go
 	so.SetTransports(types.NewSet[engine.TransportCtor](engine.Polling, &websocketCtor{})) // see transport.go
 	// Without CORS, engine.io refuses cross-origin websocket upgrades.

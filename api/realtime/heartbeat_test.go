@@ -1,0 +1,134 @@
+package realtime_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/vibegrapher/vibegrapher/api/realtime"
+)
+
+// A websocket connection is pinged every PingInterval while it answers, and
+// closed when a PONG is late; the pings come from one timer, not a goroutine
+// per connection.
+func TestHeartbeat(t *testing.T) {
+	const interval, timeout = 50 * time.Millisecond, time.Second
+	e := newEnv(t, func(o *realtime.Options) { o.PingInterval, o.PingTimeout = interval, timeout })
+	url := "ws" + strings.TrimPrefix(e.URL, "http") + "/socket.io/?EIO=4&transport=websocket"
+
+	base := runtime.NumGoroutine()
+	const n = 20
+	conns := make([]*websocket.Conn, n)
+	for i := range conns {
+		c, _, err := websocket.DefaultDialer.Dial(url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+		_ = c.SetReadDeadline(time.Now().Add(wait))
+		_, msg, err := c.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var open struct{ PingInterval, PingTimeout int64 }
+		if !strings.HasPrefix(string(msg), "0") || json.Unmarshal(msg[1:], &open) != nil ||
+			open.PingInterval != interval.Milliseconds() || open.PingTimeout != timeout.Milliseconds() {
+			t.Fatalf("OPEN packet %q", msg)
+		}
+		// Socket.IO's CONNECT, else the server waits for it on a timer of its own.
+		if err := c.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
+			t.Fatal(err)
+		}
+		if _, msg, err = c.ReadMessage(); err != nil || !strings.HasPrefix(string(msg), "40") {
+			t.Fatalf("CONNECT: %q, %v", msg, err)
+		}
+	}
+	// Every connection is pinged, again and again, while it answers.
+	var lastPong time.Time // of conns[0]
+	for round := range 4 {
+		for i, c := range conns {
+			_ = c.SetReadDeadline(time.Now().Add(wait))
+			_, msg, err := c.ReadMessage()
+			if err != nil {
+				t.Fatalf("round %d, connection %d: %v", round, i, err)
+			}
+			if string(msg) != "2" {
+				t.Fatalf("round %d, connection %d: got %q, want a PING", round, i, msg)
+			}
+			if err := c.WriteMessage(websocket.TextMessage, []byte("3")); err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 {
+				lastPong = time.Now()
+			}
+		}
+	}
+
+	// The server side of a connection is its reader goroutine (this
+	// test reads on its own goroutine): no goroutine per connection for its pings.
+	deadline := time.Now().Add(wait)
+	for runtime.NumGoroutine()-base > n+2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // handshakes finishing
+	}
+	if g := runtime.NumGoroutine() - base; g > n+2 {
+		buf := make([]byte, 1<<20)
+		t.Logf("%s", buf[:runtime.Stack(buf, true)])
+		t.Errorf("%d connections added %d goroutines", n, g)
+	}
+
+	// A connection that stops answering is closed after the timeout; the
+	// others, answering meanwhile, are not.
+	done := make(chan struct{})
+	errs := make(chan error, n)
+	for _, c := range conns[1:] {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				_ = c.SetReadDeadline(time.Now().Add(wait))
+				_, msg, err := c.ReadMessage()
+				if err == nil && string(msg) != "2" {
+					err = fmt.Errorf("got %q, want a PING", msg)
+				}
+				if err == nil {
+					err = c.WriteMessage(websocket.TextMessage, []byte("3"))
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	quiet := conns[0]
+	_ = quiet.SetReadDeadline(time.Now().Add(wait))
+	for {
+		_, msg, err := quiet.ReadMessage()
+		if err != nil {
+			break
+		}
+		if string(msg) != "2" {
+			t.Fatalf("got %q, want a PING", msg)
+		}
+	}
+	if d := time.Since(lastPong); d < timeout {
+		t.Errorf("closed %v after the last PONG, before the %v timeout", d, timeout)
+	}
+	time.Sleep(2 * timeout) // the others keep answering
+	close(done)
+	for range n - 1 {
+		if err := <-errs; err != nil {
+			t.Errorf("an answering connection: %v", err)
+		}
+	}
+}
