@@ -40,8 +40,8 @@ func benchTurns(b *testing.B, n int) []json.RawMessage {
 
 // BenchmarkAgentRequest is the work of one model call on the memory of a
 // session of 10 and 50 turns, from the rows read from PostgreSQL to the
-// request body: what pgx does with each jsonb value, MemoryOf, and the
-// encoding of the request.
+// request body: what db.Store.AgentMemory does with the rows (joins their
+// items as they are), MemoryOf, and the encoding of the request.
 func BenchmarkAgentRequest(b *testing.B) {
 	for _, n := range []int{10, 50} {
 		turns := benchTurns(b, n)
@@ -50,19 +50,20 @@ func BenchmarkAgentRequest(b *testing.B) {
 		b.Run(fmt.Sprintf("turns=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				// pgx scans jsonb into json.RawMessage with json.Unmarshal.
-				rows := make([]json.RawMessage, len(turns))
-				for i, t := range turns {
-					if err := json.Unmarshal(t, &rows[i]); err != nil {
-						b.Fatal(err)
+				stored := []byte{'['}
+				for _, t := range turns {
+					items, _ := arrayElements(t)
+					if len(stored) > 1 {
+						stored = append(stored, ',')
 					}
+					stored = append(stored, items...)
 				}
-				memory, err := MemoryOf(rows)
+				memory, err := MemoryOf(append(stored, ']'))
 				if err != nil {
 					b.Fatal(err)
 				}
-				p := responses.ResponseNewParams{Model: "gpt-5", Instructions: openai.String(vibecoderInstructions), Input: Input(join(memory, turn))}
-				if _, err := p.MarshalJSON(); err != nil {
+				p := responses.ResponseNewParams{Model: "gpt-5", Instructions: openai.String(vibecoderInstructions)}
+				if _, err := requestBody(p, memory, turn, true); err != nil {
 					b.Fatal(err)
 				}
 			}
