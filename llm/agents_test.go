@@ -138,3 +138,33 @@ func TestMemoryOf(t *testing.T) {
 		t.Errorf("memory %s", data)
 	}
 }
+
+// A retried agent call sends the same body again, memory included.
+func TestAgentCallsRetryWithTheWholeBody(t *testing.T) {
+	s := openaitest.New(t)
+	s.Enqueue(openaitest.Status(500, "boom"), openaitest.Text("hi"),
+		openaitest.Status(503, "busy"), openaitest.JSON(map[string]any{"approved": true, "reasoning": "ok", "commit_message": "m"}))
+	c := newClient(s, 1)
+	memory, err := llm.MemoryOf(json.RawMessage(`[{"role": "user", "content": "before"}, {"id": "msg_1", "role": "assistant", "type": "message", "status": "completed", "content": [{"text": "ok", "type": "output_text", "annotations": []}]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var turn llm.Items
+	turn.AddUser("now")
+	call := llm.AgentCall{SessionKey: "s", Memory: memory, Turn: turn}
+	if _, err := c.VibeCoder(context.Background(), call, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Evaluator(context.Background(), call); err != nil {
+		t.Fatal(err)
+	}
+	reqs := s.Requests()
+	if len(reqs) != 4 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	for i := 0; i < 4; i += 2 {
+		if string(reqs[i].Body) != string(reqs[i+1].Body) || len(reqs[i+1].InputItems()) != 3 {
+			t.Errorf("retry %d sent\n%s\nafter\n%s", i/2, reqs[i+1].Body, reqs[i].Body)
+		}
+	}
+}
