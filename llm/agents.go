@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/packages/param"
 	"github.com/openai/openai-go/v3/responses"
 	"github.com/openai/openai-go/v3/shared"
 
@@ -109,27 +111,57 @@ func (it *Items) AddToolOutputs(outs []vibecode.ToolOutput) {
 	}
 }
 
-// requestBody is the JSON of a request: p, encoded by openai-go, with memory
-// followed by turn as its input, spliced in as they are held, and
-// "stream":true when stream is set.
-func requestBody(p responses.ResponseNewParams, memory, turn Items, stream bool) ([]byte, error) {
-	for _, it := range []Items{memory, turn} {
-		if it.err != nil {
-			return nil, it.err
+// agentParams are an agent's request params without input and prompt cache
+// key, and their JSON, made once per client: the instructions and the
+// schemas of the tools and of the output are the same for every call, and
+// encoding them was as much of a call's CPU as the memory.
+type agentParams struct {
+	once   sync.Once
+	params responses.ResponseNewParams
+	head   []byte // the JSON object without its closing brace
+	err    error
+}
+
+// get makes the params with params() on the first call.
+func (a *agentParams) get(params func() responses.ResponseNewParams) *agentParams {
+	a.once.Do(func() {
+		a.params = params()
+		a.params.Input, a.params.PromptCacheKey = responses.ResponseNewParamsInputUnion{}, param.Opt[string]{}
+		head, err := a.params.MarshalJSON()
+		head = bytes.TrimSpace(head)
+		switch {
+		case err != nil:
+			a.err = fmt.Errorf("encode the request: %w", err)
+		case len(head) < 2 || head[0] != '{' || head[len(head)-1] != '}':
+			a.err = fmt.Errorf("encode the request: want a JSON object, got %.40q", head)
+		default:
+			a.head = head[:len(head)-1]
+		}
+	})
+	return a
+}
+
+// body is the JSON of a request: the params with cacheKey as their
+// prompt_cache_key (unless empty) and memory followed by turn as their
+// input, spliced in as they are held, and "stream":true when stream is set.
+func (a *agentParams) body(cacheKey string, memory, turn Items, stream bool) ([]byte, error) {
+	for _, err := range []error{a.err, memory.err, turn.err} {
+		if err != nil {
+			return nil, err
 		}
 	}
-	p.Input = responses.ResponseNewParamsInputUnion{}
-	head, err := p.MarshalJSON()
+	key, err := json.Marshal(cacheKey)
 	if err != nil {
-		return nil, fmt.Errorf("encode the request: %w", err)
+		return nil, err
 	}
-	head = bytes.TrimSpace(head)
-	if len(head) < 2 || head[0] != '{' || head[len(head)-1] != '}' {
-		return nil, fmt.Errorf("encode the request: want a JSON object, got %.40q", head)
+	body := make([]byte, 0, len(a.head)+len(key)+len(memory.raw)+len(turn.raw)+64)
+	body = append(body, a.head...)
+	if len(a.head) > 1 {
+		body = append(body, ',')
 	}
-	body := make([]byte, 0, len(head)+len(memory.raw)+len(turn.raw)+32)
-	body = append(body, head[:len(head)-1]...)
-	if len(head) > 2 {
+	if cacheKey != "" {
+		body = append(body, `"prompt_cache_key":`...)
+		body = append(body, key...)
 		body = append(body, ',')
 	}
 	body = append(body, `"input":[`...)
@@ -228,19 +260,12 @@ type AgentCall struct {
 // VibeCoder streams one VibeCoder call with the submit_patch tool, passing
 // text to onDelta as it arrives.
 func (c *Client) VibeCoder(ctx context.Context, call AgentCall, onDelta func(string)) (*Reply, error) {
-	p := responses.ResponseNewParams{
-		Model:             c.ThinkingModel(),
-		Instructions:      openai.String(vibecoderInstructions),
-		Tools:             []responses.ToolUnionParam{FunctionTool(vibecode.SubmitPatchTool, "Submit a unified diff that changes script.py. Answers whether it applies and is valid Python.", submitPatchSchema())},
-		ParallelToolCalls: openai.Bool(false),
-		PromptCacheKey:    openai.String(call.SessionKey),
-	}
-	p = reasoning(p, "high")
-	body, err := requestBody(p, call.Memory, call.Turn, true)
+	a := c.vibecoder.get(c.vibecoderParams)
+	body, err := a.body(call.SessionKey, call.Memory, call.Turn, true)
 	if err != nil {
 		return nil, callError(err)
 	}
-	resp, err := c.observe(ctx, domain.AgentVibeCoder, p, func(ctx context.Context) (*responses.Response, error) {
+	resp, err := c.observe(ctx, domain.AgentVibeCoder, a.params, func(ctx context.Context) (*responses.Response, error) {
 		return c.stream(ctx, responses.ResponseNewParams{}, onDelta, withBody(body))
 	})
 	if err != nil {
@@ -252,24 +277,39 @@ func (c *Client) VibeCoder(ctx context.Context, call AgentCall, onDelta func(str
 // Evaluator runs one Evaluator call, whose answer is a vibecode.Verdict
 // (Reply.Verdict).
 func (c *Client) Evaluator(ctx context.Context, call AgentCall) (*Reply, error) {
-	p := responses.ResponseNewParams{
-		Model:          c.ThinkingModel(),
-		Instructions:   openai.String(evaluatorInstructions),
-		Text:           JSONSchemaFormat("patch_review", EvaluatorSchema()),
-		PromptCacheKey: openai.String(call.SessionKey + "_evaluator"),
-	}
-	p = reasoning(p, "medium")
-	body, err := requestBody(p, call.Memory, call.Turn, false)
+	a := c.evaluator.get(c.evaluatorParams)
+	body, err := a.body(call.SessionKey+"_evaluator", call.Memory, call.Turn, false)
 	if err != nil {
 		return nil, callError(err)
 	}
-	resp, err := c.observe(ctx, domain.AgentEvaluator, p, func(ctx context.Context) (*responses.Response, error) {
+	resp, err := c.observe(ctx, domain.AgentEvaluator, a.params, func(ctx context.Context) (*responses.Response, error) {
 		return c.create(ctx, responses.ResponseNewParams{}, withBody(body))
 	})
 	if err != nil {
 		return nil, callError(err)
 	}
 	return c.newReply(resp), nil
+}
+
+// vibecoderParams are the params of every VibeCoder call, without input and
+// prompt cache key.
+func (c *Client) vibecoderParams() responses.ResponseNewParams {
+	return reasoning(responses.ResponseNewParams{
+		Model:             c.ThinkingModel(),
+		Instructions:      openai.String(vibecoderInstructions),
+		Tools:             []responses.ToolUnionParam{FunctionTool(vibecode.SubmitPatchTool, "Submit a unified diff that changes script.py. Answers whether it applies and is valid Python.", submitPatchSchema())},
+		ParallelToolCalls: openai.Bool(false),
+	}, "high")
+}
+
+// evaluatorParams are the params of every Evaluator call, without input and
+// prompt cache key.
+func (c *Client) evaluatorParams() responses.ResponseNewParams {
+	return reasoning(responses.ResponseNewParams{
+		Model:        c.ThinkingModel(),
+		Instructions: openai.String(evaluatorInstructions),
+		Text:         JSONSchemaFormat("patch_review", EvaluatorSchema()),
+	}, "medium")
 }
 
 // CommitMessageRequest asks for a new commit message for a diff.

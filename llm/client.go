@@ -62,6 +62,9 @@ type Client struct {
 	svc    responses.ResponseService
 	prices Prices
 	inst   *instruments
+
+	// The agents' params, encoded on their first call.
+	vibecoder, evaluator agentParams
 }
 
 // responseHeaderTimeout is openai-go's own default: a server that accepts the

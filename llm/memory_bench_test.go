@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/packages/param"
 	"github.com/openai/openai-go/v3/responses"
 )
@@ -41,8 +40,9 @@ func benchTurns(b *testing.B, n int) []json.RawMessage {
 // BenchmarkAgentRequest is the work of one model call on the memory of a
 // session of 10 and 50 turns, from the rows read from PostgreSQL to the
 // request body: what db.Store.AgentMemory does with the rows (joins their
-// items as they are), MemoryOf, and the encoding of the request.
+// items as they are), MemoryOf, and the VibeCoder's request body.
 func BenchmarkAgentRequest(b *testing.B) {
+	c := New(Config{})
 	for _, n := range []int{10, 50} {
 		turns := benchTurns(b, n)
 		var turn Items
@@ -62,8 +62,7 @@ func BenchmarkAgentRequest(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				p := responses.ResponseNewParams{Model: "gpt-5", Instructions: openai.String(vibecoderInstructions)}
-				if _, err := requestBody(p, memory, turn, true); err != nil {
+				if _, err := c.vibecoder.get(c.vibecoderParams).body("session", memory, turn, true); err != nil {
 					b.Fatal(err)
 				}
 			}
