@@ -143,6 +143,10 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}()
 
+	// This process's commits wake the hub directly (db.OnCommit), the
+	// other processes' through LISTEN.
+	stopLocal := db.OnCommit(s.opts.Pool, func(seq int64) { s.hub.notify(seq, false) })
+	defer stopLocal()
 	var wg sync.WaitGroup
 	wg.Go(func() { listen(ctx, s.opts.Pool, s.log, s.hub.notify) })
 	s.hub.run(ctx)
