@@ -85,5 +85,18 @@ func (d *gatedDecoder) Add(data any) error {
 		t.Stop()
 		d.pending.CompareAndSwap(g, nil)
 	}
-	return d.Decoder.Add(data)
+	return decodeAside(d.Decoder, data)
+}
+
+// decodeAside decodes a message on a goroutine of its own and waits for it.
+// A Socket.IO packet is handled while it is decoded, and a CONNECT goes deep
+// (namespace, middlewares, the answer's encoding and write): on the
+// connection's reader goroutine that would grow its stack to 8–16 KB, which
+// it keeps while it waits for the next message, for the connection's whole
+// life. Clients send few Socket.IO packets (their PONGs stay in engine.io),
+// so a short-lived goroutine each costs little.
+func decodeAside(d parser.Decoder, data any) error {
+	done := make(chan error, 1)
+	go func() { done <- d.Add(data) }()
+	return <-done
 }
