@@ -32,11 +32,12 @@ import (
 type heartbeats struct {
 	interval, timeout time.Duration
 
-	mu    sync.Mutex
-	pings beatQueue // connections due a PING
-	pongs beatQueue // connections that must have answered by then
-	timer *time.Timer
-	armed time.Time // when timer fires; zero when it is not set
+	mu      sync.Mutex
+	pings   beatQueue // connections due a PING
+	pongs   beatQueue // connections that must have answered by then
+	timer   *time.Timer
+	armed   time.Time // when timer fires; zero when it is not set
+	stopped bool
 }
 
 // beat is one connection's next heartbeat step.
@@ -158,7 +159,7 @@ func (h *heartbeats) armLocked() {
 	if b, ok := h.pongs.peek(); ok && (next.IsZero() || b.due.Before(next)) {
 		next = b.due
 	}
-	if next.IsZero() || (!h.armed.IsZero() && !next.Before(h.armed)) {
+	if h.stopped || next.IsZero() || (!h.armed.IsZero() && !next.Before(h.armed)) {
 		return
 	}
 	h.armed = next
@@ -169,6 +170,7 @@ func (h *heartbeats) armLocked() {
 func (h *heartbeats) stop() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.stopped = true
 	h.timer.Stop()
 	h.pings, h.pongs = beatQueue{}, beatQueue{}
 	h.armed = time.Time{}
