@@ -63,7 +63,7 @@ func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.Vi
 	for round := 1; round <= vibecode.MaxPatchRounds; round++ {
 		key := fmt.Sprintf("%s/vibecoder/%d/%d", t.Message.ID, iteration, round)
 		var lastDelta string // sent with the reply, in its transaction
-		reply, err := w.call(ctx, key, func() (*llm.Reply, error) {
+		reply, err := w.call(ctx, t, key, func() (*llm.Reply, error) {
 			deltas := newDeltaBatcher(ctx, w.Deps, t, domain.AgentVibeCoder, iteration)
 			r, err := w.LLM.VibeCoder(ctx, llm.AgentCall{SessionKey: t.Session.OpenAISessionKey, Memory: memory, Turn: turn}, deltas.add)
 			if err != nil {
@@ -83,18 +83,21 @@ func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.Vi
 		if next.Accepted != nil {
 			diff = &next.Accepted.Diff
 		}
-		m, err := w.record(ctx, t, key, reply, domain.AgentVibeCoder, iteration, next.Content, diff, lastDelta)
-		if err != nil {
-			return err
-		}
+		stored := replyMessage(t, key, reply, domain.AgentVibeCoder, iteration, next.Content, diff, lastDelta)
 		switch {
 		case next.Answered:
 			return end(ctx, w.Deps, job, t, domain.AgentVibeCoder, iteration, turn, db.TurnEnd{
-				Status: domain.StatusAnswered, Outcome: event.VibecodeResponse{Response: &next.Content}})
+				Reply: stored, Status: domain.StatusAnswered, Outcome: event.VibecodeResponse{Response: &next.Content}})
 		case next.Accepted != nil:
 			return end(ctx, w.Deps, job, t, domain.AgentVibeCoder, iteration, turn, db.TurnEnd{
-				Enqueue: enqueueNext(ctx, jobargs.EvaluateArgs{MessageID: t.Message.ID, Iteration: iteration, PatchMessageID: m.ID}),
+				Reply: stored,
+				Enqueue: enqueueNext(ctx, func(m *domain.ConversationMessage) river.JobArgs {
+					return jobargs.EvaluateArgs{MessageID: t.Message.ID, Iteration: iteration, PatchMessageID: m.ID}
+				}),
 			})
+		}
+		if err := w.record(ctx, stored); err != nil {
+			return err
 		}
 		problem = next.Problem
 	}

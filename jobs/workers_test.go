@@ -175,14 +175,14 @@ func TestVibecodeWorkerAnswers(t *testing.T) {
 	}
 }
 
-// A step that fails after the model's reply was stored is retried on the
-// stored reply: no second model call, nothing stored or emitted twice.
+// A step whose ending transaction fails keeps the model's reply (it is stored
+// on its own then) and is retried on it: no second model call, nothing
+// stored or emitted twice.
 func TestVibecodeRetryActsOnTheStoredReply(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	// The first write of the agents' memory fails once: the failure comes
-	// after model_calls holds the reply, as a crash or a lost connection
-	// there would.
+	// The first write of the agents' memory fails once, in the transaction
+	// that stores the reply and ends the step.
 	if _, err := f.tx.Exec(f.ctx, `
 		CREATE SEQUENCE memory_writes;
 		CREATE FUNCTION fail_first_memory_write() RETURNS trigger LANGUAGE plpgsql AS $$
