@@ -82,7 +82,7 @@ func submitMessage(ctx context.Context, tx pgx.Tx, sess domain.VibecodeSession, 
 	if err != nil {
 		return domain.MessageAccepted{}, err
 	}
-	if _, err := tx.Exec(ctx, `UPDATE messages SET job_id = $2 WHERE id = $1`, id, jobID); err != nil {
+	if err := later(ctx, tx, `UPDATE messages SET job_id = $2 WHERE id = $1`, id, jobID); err != nil {
 		return domain.MessageAccepted{}, wrap(err, "store job id")
 	}
 	if err := EmitMessage(ctx, tx, sess.ProjectID, m); err != nil {
@@ -126,8 +126,7 @@ func existingSubmission(ctx context.Context, q Querier, id uuid.UUID, sessionID,
 // EmitMessage emits conversation_message for a stored message: the message,
 // its id again as message_id, and the first lines of its patch.
 func EmitMessage(ctx context.Context, q Querier, projectID string, m domain.ConversationMessage) error {
-	_, err := Emit(ctx, q, projectID, event.ConversationMessage{ConversationMessage: m, MessageID: m.ID, PatchPreview: patchPreview(m.Patch)})
-	return err
+	return QueueEvent(ctx, q, projectID, event.ConversationMessage{ConversationMessage: m, MessageID: m.ID, PatchPreview: patchPreview(m.Patch)})
 }
 
 func patchPreview(patch *string) *string {

@@ -298,7 +298,7 @@ func recordReply(ctx context.Context, tx pgx.Tx, a AssistantMessage) (domain.Con
 		return m, false, nil
 	}
 	if a.Delta != "" {
-		if _, err := Emit(ctx, tx, a.Turn.Session.ProjectID, event.VibecodeDelta{
+		if err := QueueEvent(ctx, tx, a.Turn.Session.ProjectID, event.VibecodeDelta{
 			SessionID: a.Turn.Session.ID, MessageID: a.Turn.Message.ID, TraceID: a.Turn.Message.TraceID,
 			Agent: a.Agent, Iteration: a.Iteration, Delta: a.Delta,
 		}); err != nil {
@@ -308,7 +308,7 @@ func recordReply(ctx context.Context, tx pgx.Tx, a AssistantMessage) (domain.Con
 	if err := EmitMessage(ctx, tx, a.Turn.Session.ProjectID, m); err != nil {
 		return m, true, err
 	}
-	_, err = Emit(ctx, tx, a.Turn.Session.ProjectID, event.TokenUsage{
+	err = QueueEvent(ctx, tx, a.Turn.Session.ProjectID, event.TokenUsage{
 		SessionID: a.Turn.Session.ID, MessageID: m.ID, ReplyTo: a.Turn.Message.ID,
 		TraceID: a.Turn.Message.TraceID, Usage: a.Usage, Timestamp: time.Now().UTC(),
 	})
@@ -364,7 +364,7 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 			return complete(tx, e)
 		}
 		if e.Items != nil {
-			if _, err := tx.Exec(ctx, `INSERT INTO agent_memory (session_key, agent, turn_key, items) VALUES ($1, $2, $3, $4)
+			if err := later(ctx, tx, `INSERT INTO agent_memory (session_key, agent, turn_key, items) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (session_key, agent, turn_key) DO NOTHING`, t.Session.OpenAISessionKey, e.Agent, e.TurnKey, e.Items); err != nil {
 				return wrap(err, "store memory")
 			}
@@ -376,7 +376,7 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 			}
 			// The message follows its current job, so that a job cancelled
 			// or discarded outside the loop can be noticed (EarlierMessagePending).
-			if _, err := tx.Exec(ctx, `UPDATE messages SET job_id = $2 WHERE id = $1`, t.Message.ID, jobID); err != nil {
+			if err := later(ctx, tx, `UPDATE messages SET job_id = $2 WHERE id = $1`, t.Message.ID, jobID); err != nil {
 				return wrap(err, "record job")
 			}
 		}
@@ -392,10 +392,10 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 				return err
 			}
 			outcome.DiffID = &d.ID
-			if _, err := tx.Exec(ctx, `UPDATE messages SET diff_id = $2 WHERE id = $1`, t.Message.ID, d.ID); err != nil {
+			if err := later(ctx, tx, `UPDATE messages SET diff_id = $2 WHERE id = $1`, t.Message.ID, d.ID); err != nil {
 				return wrap(err, "link diff")
 			}
-			if _, err := Emit(ctx, tx, t.Session.ProjectID, event.DiffCreated{Diff: d, DiffID: d.ID, TraceID: t.Message.TraceID}); err != nil {
+			if err := QueueEvent(ctx, tx, t.Session.ProjectID, event.DiffCreated{Diff: d, DiffID: d.ID, TraceID: t.Message.TraceID}); err != nil {
 				return err
 			}
 		}
@@ -403,13 +403,13 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE messages SET status = $2, outcome = $3 WHERE id = $1`, t.Message.ID, e.Status, raw); err != nil {
+		if err := later(ctx, tx, `UPDATE messages SET status = $2, outcome = $3 WHERE id = $1`, t.Message.ID, e.Status, raw); err != nil {
 			return wrap(err, "finish message")
 		}
 		if err := wakeNextMessage(ctx, tx, t.Session.ID, l.position); err != nil {
 			return err
 		}
-		if _, err = Emit(ctx, tx, t.Session.ProjectID, outcome); err != nil {
+		if err := QueueEvent(ctx, tx, t.Session.ProjectID, outcome); err != nil {
 			return err
 		}
 		return complete(tx, e)

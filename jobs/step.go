@@ -38,8 +38,7 @@ func step[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], mess
 		if domain.IsFinal(*t.Message.Status) {
 			return nil
 		}
-		_, err := db.Emit(ctx, tx, t.Session.ProjectID, jobStatusEvent(t, job.JobRow, "running", nil))
-		return err
+		return db.QueueEvent(ctx, tx, t.Session.ProjectID, jobStatusEvent(t, job.JobRow, "running", nil))
 	})
 	if errors.Is(err, db.ErrTurnGone) {
 		return nil
@@ -74,14 +73,17 @@ func step[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], mess
 }
 
 // completeJob completes job in the transaction that ends its step, and emits
-// its job_status there, so the event and River's state cannot disagree.
+// its job_status there, so the event and River's state cannot disagree. The
+// event is queued first, to go with River's statement.
 func completeJob[T river.JobArgs](ctx context.Context, job *river.Job[T], t *db.Turn, state string, errText *string) func(pgx.Tx) error {
 	return func(tx pgx.Tx) error {
+		if err := db.QueueEvent(context.WithoutCancel(ctx), tx, t.Session.ProjectID, jobStatusEvent(t, job.JobRow, state, errText)); err != nil {
+			return err
+		}
 		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](context.WithoutCancel(ctx), tx, job); err != nil {
 			return fmt.Errorf("complete job %d: %w", job.ID, err)
 		}
-		_, err := db.Emit(context.WithoutCancel(ctx), tx, t.Session.ProjectID, jobStatusEvent(t, job.JobRow, state, errText))
-		return err
+		return nil
 	}
 }
 
