@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vibegrapher/vibegrapher/domain/event"
 	"go.opentelemetry.io/otel/attribute"
@@ -142,7 +143,8 @@ func (s *Store) EmitDelta(ctx context.Context, t *Turn, agent string, iteration 
 // to announce them after COMMIT, and holds the writes queued to go with its
 // next statement (txqueue.go).
 type eventTx struct {
-	pgx.Tx
+	pgx.Tx  // nil until a lazy transaction has begun
+	pool    *pgxpool.Pool
 	lastSeq int64
 	queued  []*pgx.QueuedQuery
 }

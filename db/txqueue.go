@@ -5,6 +5,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // A transaction of InTx (eventTx) can hold writes whose result nothing waits
@@ -14,6 +15,40 @@ import (
 // writes about ten such rows; queued, they cost none of their own. A queued
 // write that fails fails the statement it was sent with, and so the
 // transaction, as it would have on its own.
+//
+// On a pool, the transaction begins the same way: BEGIN goes in the batch of
+// its first statement (pgx's Batch.BeginTx) rather than in a round trip of
+// its own. Until then the transaction holds no connection, and Conn is nil.
+
+// lazyTx returns a transaction of InTx on pool that begins with its first
+// statement.
+func lazyTx(pool *pgxpool.Pool) *eventTx { return &eventTx{pool: pool} }
+
+// send sends b in the transaction, beginning it first when it has not begun.
+func (tx *eventTx) send(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if tx.Tx != nil {
+		return tx.Tx.SendBatch(ctx, b)
+	}
+	all := &pgx.Batch{}
+	all.BeginTx(pgx.TxOptions{})
+	all.QueuedQueries = append(all.QueuedQueries, b.QueuedQueries...)
+	br := tx.pool.SendBatch(ctx, all)
+	tx.Tx = br.Tx()
+	_, _ = br.Exec() // BEGIN; its error stays in br
+	return br
+}
+
+// begin makes sure the transaction has begun and sent its queued writes.
+func (tx *eventTx) begin(ctx context.Context) error {
+	if tx.Tx != nil && len(tx.queued) == 0 {
+		return nil
+	}
+	return tx.send(ctx, tx.take()).Close()
+}
+
+// direct reports whether a statement can go on its own: nothing is queued
+// and the transaction has begun.
+func (tx *eventTx) direct() bool { return tx.Tx != nil && len(tx.queued) == 0 }
 
 // later queues a write in tx when tx is a transaction of InTx, and runs it at
 // once otherwise.
@@ -33,14 +68,6 @@ func (tx *eventTx) take() *pgx.Batch {
 	return b
 }
 
-// flush sends the queued writes on their own.
-func (tx *eventTx) flush(ctx context.Context) error {
-	if len(tx.queued) == 0 {
-		return nil
-	}
-	return tx.Tx.SendBatch(ctx, tx.take()).Close()
-}
-
 // readQueued reads the results of the first n queries of br's batch b.
 func readQueued(br pgx.BatchResults, b *pgx.Batch, n int) error {
 	for _, qq := range b.QueuedQueries[:n] {
@@ -58,11 +85,11 @@ func readQueued(br pgx.BatchResults, b *pgx.Batch, n int) error {
 }
 
 // A statement without arguments may hold several statements, which a batch
-// (the extended protocol) does not take: the queue is sent before it.
+// (the extended protocol) does not take: it goes on its own, after the queue.
 
 func (tx *eventTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	if len(tx.queued) == 0 || len(args) == 0 {
-		if err := tx.flush(ctx); err != nil {
+	if tx.direct() || len(args) == 0 {
+		if err := tx.begin(ctx); err != nil {
 			return pgconn.CommandTag{}, err
 		}
 		return tx.Tx.Exec(ctx, sql, args...)
@@ -73,12 +100,12 @@ func (tx *eventTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.Co
 		tag = t
 		return nil
 	})
-	return tag, tx.Tx.SendBatch(ctx, b).Close()
+	return tag, tx.send(ctx, b).Close()
 }
 
 func (tx *eventTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	if len(tx.queued) == 0 || len(args) == 0 {
-		if err := tx.flush(ctx); err != nil {
+	if tx.direct() || len(args) == 0 {
+		if err := tx.begin(ctx); err != nil {
 			return errRow{err}
 		}
 		return tx.Tx.QueryRow(ctx, sql, args...)
@@ -87,13 +114,13 @@ func (tx *eventTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Ro
 	// Sent when scanned: the batch needs the row's destinations.
 	return rowFunc(func(dest ...any) error {
 		b.Queue(sql, args...).QueryRow(func(r pgx.Row) error { return r.Scan(dest...) })
-		return tx.Tx.SendBatch(ctx, b).Close()
+		return tx.send(ctx, b).Close()
 	})
 }
 
 func (tx *eventTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	if len(tx.queued) == 0 || len(args) == 0 {
-		if err := tx.flush(ctx); err != nil {
+	if tx.direct() || len(args) == 0 {
+		if err := tx.begin(ctx); err != nil {
 			return nil, err
 		}
 		return tx.Tx.Query(ctx, sql, args...)
@@ -101,7 +128,7 @@ func (tx *eventTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows
 	b := tx.take()
 	n := len(b.QueuedQueries)
 	b.Queue(sql, args...)
-	br := tx.Tx.SendBatch(ctx, b)
+	br := tx.send(ctx, b)
 	if err := readQueued(br, b, n); err != nil {
 		_ = br.Close()
 		return nil, err
@@ -115,34 +142,59 @@ func (tx *eventTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows
 }
 
 func (tx *eventTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	if len(tx.queued) == 0 {
+	if tx.direct() {
 		return tx.Tx.SendBatch(ctx, b)
 	}
 	all := tx.take()
 	n := len(all.QueuedQueries)
 	all.QueuedQueries = append(all.QueuedQueries, b.QueuedQueries...)
-	br := tx.Tx.SendBatch(ctx, all)
+	br := tx.send(ctx, all)
 	// An error here stays in br: the caller's reads and Close return it.
 	_ = readQueued(br, all, n)
 	return br
 }
 
 func (tx *eventTx) Begin(ctx context.Context) (pgx.Tx, error) {
-	if err := tx.flush(ctx); err != nil {
+	if err := tx.begin(ctx); err != nil {
 		return nil, err
 	}
 	return tx.Tx.Begin(ctx)
 }
 
 func (tx *eventTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
-	if err := tx.flush(ctx); err != nil {
+	if err := tx.begin(ctx); err != nil {
 		return 0, err
 	}
 	return tx.Tx.CopyFrom(ctx, table, columns, src)
 }
 
+func (tx *eventTx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
+	if err := tx.begin(ctx); err != nil {
+		return nil, err
+	}
+	return tx.Tx.Prepare(ctx, name, sql)
+}
+
+func (tx *eventTx) LargeObjects() pgx.LargeObjects {
+	_ = tx.begin(context.Background()) // an error shows on first use
+	return tx.Tx.LargeObjects()
+}
+
+// Conn is nil until the transaction has begun.
+func (tx *eventTx) Conn() *pgx.Conn {
+	if tx.Tx == nil {
+		return nil
+	}
+	return tx.Tx.Conn()
+}
+
+// Commit sends the queued writes and commits. A transaction that sent
+// nothing has nothing to commit.
 func (tx *eventTx) Commit(ctx context.Context) error {
-	if err := tx.flush(ctx); err != nil {
+	if tx.Tx == nil && len(tx.queued) == 0 {
+		return nil
+	}
+	if err := tx.begin(ctx); err != nil {
 		return err
 	}
 	return tx.Tx.Commit(ctx)
@@ -150,6 +202,9 @@ func (tx *eventTx) Commit(ctx context.Context) error {
 
 func (tx *eventTx) Rollback(ctx context.Context) error {
 	tx.queued = nil
+	if tx.Tx == nil {
+		return nil
+	}
 	return tx.Tx.Rollback(ctx)
 }
 
