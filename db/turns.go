@@ -42,15 +42,22 @@ type Turn struct {
 	calls []string
 }
 
+// ErrEarlierMessage means StartTurn found a message of the session sent before
+// this one still queued or running, and started nothing: see
+// EarlierMessagePending.
+var ErrEarlierMessage = errors.New("an earlier message of the session has not ended")
+
 // StartTurn loads a user message for processing. The first time, it marks the
 // message running and pins the branch head as the base every patch of this
-// message applies to. Each of also runs in the same transaction (the step's
-// job_status, for one commit instead of two).
-func (s *Store) StartTurn(ctx context.Context, messageID string, also ...func(pgx.Tx, *Turn) error) (Turn, error) {
+// message applies to. With inOrder, it starts nothing while an earlier message
+// of the session is queued or running (ErrEarlierMessage). Each of also runs
+// in the same transaction (the step's job_status, for one commit instead of
+// two).
+func (s *Store) StartTurn(ctx context.Context, messageID string, inOrder bool, also ...func(pgx.Tx, *Turn) error) (Turn, error) {
 	var t Turn
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
 		var err error
-		if t, err = startTurn(ctx, tx, messageID); err != nil {
+		if t, err = startTurn(ctx, tx, messageID, inOrder); err != nil {
 			return err
 		}
 		for _, f := range also {
@@ -71,7 +78,7 @@ func (s *Store) StartTurn(ctx context.Context, messageID string, also ...func(pg
 // running, pins its base commit (the branch head, or the zero hash on a
 // branch without commits, as BranchHead) and returns the turn with the keys
 // of the replies stored for it.
-func startTurn(ctx context.Context, tx pgx.Tx, messageID string) (Turn, error) {
+func startTurn(ctx context.Context, tx pgx.Tx, messageID string, inOrder bool) (Turn, error) {
 	var t Turn
 	var sid, sproject uuid.UUID
 	sess := &t.Session
@@ -82,12 +89,17 @@ func startTurn(ctx context.Context, tx pgx.Tx, messageID string) (Turn, error) {
 				WHERE r.repository_id = p.repository_id AND r.name = 'refs/heads/' || p.branch), $2)
 		FROM projects p, sessions s
 		WHERE m.id = $1 AND m.role = 'user' AND p.id = m.project_id AND s.id = m.session_id
+			AND NOT ($3 AND EXISTS (SELECT 1 FROM messages e WHERE e.session_id = m.session_id AND e.role = 'user'
+				AND e.position < m.position AND e.status IN ('queued', 'running')))
 		RETURNING `+prefixed("m", messageColumns)+`, m.position, m.base_commit, p.branch, p.repository_id,
 			s.id, s.project_id, s.openai_session_key, s.session_type, s.node_id, s.created_at, s.updated_at,
 			(SELECT coalesce(array_agg(c.call_key), '{}') FROM model_calls c WHERE c.message_id = m.id)`,
-		messageID, plumbing.ZeroHash.String()),
+		messageID, plumbing.ZeroHash.String(), inOrder),
 		&t.Position, &t.BaseCommit, &t.Branch, &t.repo,
 		&sid, &sproject, &sess.OpenAISessionKey, &sess.SessionType, &sess.NodeID, &sess.CreatedAt, &sess.UpdatedAt, &t.calls)
+	if errors.Is(err, pgx.ErrNoRows) && inOrder {
+		return t, ErrEarlierMessage // or gone: EarlierMessagePending tells
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, ErrTurnGone
 	}

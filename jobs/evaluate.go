@@ -24,7 +24,7 @@ type EvaluateWorker struct {
 }
 
 func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[jobargs.EvaluateArgs]) error {
-	return step(ctx, w.Deps, job, job.Args.MessageID, func(t *db.Turn) error { return w.evaluate(ctx, job, t) })
+	return step(ctx, w.Deps, job, job.Args.MessageID, false, func(t *db.Turn) error { return w.evaluate(ctx, job, t) })
 }
 
 func (w *EvaluateWorker) evaluate(ctx context.Context, job *river.Job[jobargs.EvaluateArgs], t *db.Turn) error {

@@ -32,9 +32,11 @@ type Deps struct {
 // step runs one step of the loop for a user message: it loads the message
 // (nothing to do when it is gone or already ended), reports the job running,
 // runs work, and ends the job as vibecode.AfterError decides. work ends its
-// step with end, which completes the job in the same transaction.
-func step[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], messageID string, work func(*db.Turn) error) error {
-	t, err := d.Store.StartTurn(ctx, messageID, func(tx pgx.Tx, t *db.Turn) error {
+// step with end, which completes the job in the same transaction. With
+// inOrder, a message whose session has an earlier one queued or running is
+// not started (db.ErrEarlierMessage).
+func step[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], messageID string, inOrder bool, work func(*db.Turn) error) error {
+	t, err := d.Store.StartTurn(ctx, messageID, inOrder, func(tx pgx.Tx, t *db.Turn) error {
 		if domain.IsFinal(*t.Message.Status) {
 			return nil
 		}

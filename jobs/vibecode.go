@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/riverqueue/river"
@@ -23,20 +24,26 @@ type VibecodeWorker struct {
 }
 
 func (w *VibecodeWorker) Work(ctx context.Context, job *river.Job[jobargs.VibecodeArgs]) error {
-	if job.Args.Iteration == 1 {
-		pending, err := w.Store.EarlierMessagePending(ctx, job.Args.MessageID)
-		if err != nil {
-			return err
-		}
-		if pending {
-			// The transaction that ends the earlier message wakes this
-			// job (db.EndTurn, and the liveness sweep for a wake-up that
-			// came while this job was running); the snooze is only a
-			// safety net.
-			return river.JobSnooze(SessionOrderSnooze)
-		}
+	// A message's first step waits for the earlier messages of its session:
+	// StartTurn checks in the statement that starts it.
+	work := func(t *db.Turn) error { return w.vibecode(ctx, job, t) }
+	err := step(ctx, w.Deps, job, job.Args.MessageID, job.Args.Iteration == 1, work)
+	if !errors.Is(err, db.ErrEarlierMessage) {
+		return err
 	}
-	return step(ctx, w.Deps, job, job.Args.MessageID, func(t *db.Turn) error { return w.vibecode(ctx, job, t) })
+	pending, err := w.Store.EarlierMessagePending(ctx, job.Args.MessageID)
+	if err != nil {
+		return err
+	}
+	if pending {
+		// The transaction that ends the earlier message wakes this
+		// job (db.EndTurn, and the liveness sweep for a wake-up that
+		// came while this job was running); the snooze is only a
+		// safety net.
+		return river.JobSnooze(SessionOrderSnooze)
+	}
+	// The earlier messages had lost their jobs and are failed now.
+	return step(ctx, w.Deps, job, job.Args.MessageID, false, work)
 }
 
 func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.VibecodeArgs], t *db.Turn) error {

@@ -339,3 +339,40 @@ func deref(s *string) string {
 	}
 	return *s
 }
+
+// A message's first step waits while an earlier message of its session is
+// queued or running, without starting; an earlier message whose job was
+// cancelled outside the loop is failed and the later one runs.
+func TestVibecodeWaitsForTheEarlierMessage(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	first := f.send(t, "First question")
+	second := f.send(t, "Second question")
+	w := &jobs.VibecodeWorker{Deps: f.deps}
+
+	res := work(t, f, w, f.job(t, second.JobID))
+	if res.EventKind != river.EventKindJobSnoozed {
+		t.Fatalf("the second message's job ended %s, want snoozed", res.EventKind)
+	}
+	if n := f.count(t, `SELECT count(*) FROM messages WHERE id = $1 AND status = 'queued' AND base_commit IS NULL`, second.MessageID); n != 1 {
+		t.Fatal("the second message started while the first was queued")
+	}
+	if n := f.count(t, `SELECT count(*) FROM events WHERE name = 'job_status'`); n != 0 {
+		t.Fatalf("%d job_status events for a step that did not start", n)
+	}
+
+	if _, err := f.tx.Exec(f.ctx, `UPDATE river_job SET state = 'cancelled', finalized_at = now() WHERE id = $1`, first.JobID); err != nil {
+		t.Fatal(err)
+	}
+	f.ai.Enqueue(openaitest.Text("The second answer."))
+	res = work(t, f, w, f.job(t, second.JobID))
+	if res.Job.State != rivertype.JobStateCompleted {
+		t.Fatalf("the second message's job ended in state %s, want completed", res.Job.State)
+	}
+	if out := f.outcome(t, first.MessageID); out["status"] != domain.StatusFailed {
+		t.Fatalf("the first message (job cancelled) ended %v, want failed", out)
+	}
+	if out := f.outcome(t, second.MessageID); out["status"] != domain.StatusAnswered {
+		t.Fatalf("the second message ended %v, want answered", out)
+	}
+}
