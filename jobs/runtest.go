@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,6 +20,9 @@ type RunTestWorker struct {
 	river.WorkerDefaults[jobargs.RunTestArgs]
 	Store   *db.Store
 	Sandbox *sandbox.Runner
+	// Log gets the job_status events that could not be written (NewWorkers
+	// sets it from Deps).
+	Log *slog.Logger
 	// MaxTimeout is SANDBOX_TIMEOUT, the longest run.
 	MaxTimeout time.Duration
 }
@@ -39,7 +43,11 @@ func (w *RunTestWorker) Work(ctx context.Context, job *river.Job[jobargs.RunTest
 			TestRunID: work.Run.ID, TestID: work.Run.TestID}
 	}
 	status := func(state string, errText *string) {
-		_ = w.Store.EmitJobStatus(context.WithoutCancel(ctx), work.Run.ProjectID, statusEvent(state, errText))
+		// The run goes on without it: clients see the final test_completed,
+		// written with the result.
+		if err := w.Store.EmitJobStatus(context.WithoutCancel(ctx), work.Run.ProjectID, statusEvent(state, errText)); err != nil && w.Log != nil {
+			w.Log.WarnContext(ctx, "test run: job_status not written", "job_id", job.ID, "test_run_id", work.Run.ID, "state", state, "error", err)
+		}
 	}
 	status("running", nil)
 	res := w.Sandbox.Run(ctx, work.Code, work.Test.Code, time.Duration(work.Test.TimeoutSeconds)*time.Second)

@@ -11,7 +11,7 @@ func NewWorkers(d *Deps, tests *RunTestWorker, prune *PruneEventsWorker) *river.
 	river.AddWorker(w, prune)
 	river.AddWorker(w, &VibecodeWorker{Deps: d})
 	river.AddWorker(w, &EvaluateWorker{Deps: d})
-	tests.Store = d.Store
+	tests.Store, tests.Log = d.Store, d.Log
 	river.AddWorker(w, tests)
 	return w
 }

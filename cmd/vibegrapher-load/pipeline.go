@@ -238,6 +238,9 @@ func startService(ctx context.Context, f pipelineFlags, fakeURL string) (*servic
 			env = append(env, kv)
 		}
 	}
+	if err := coldBinary(f.exe); err != nil {
+		return nil, err
+	}
 	cmd := exec.Command(f.exe, "all")
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sys/unix"
 )
 
 // What both load commands measure of a server process, and the scratch
@@ -56,6 +57,30 @@ func readRSS(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+}
+
+// coldBinary drops the page cache of the executable at path before it is
+// started, so its RSS is measured as a deployment sees it. On this kernel
+// (6.18, ext4) the pages that `go build` just wrote stay in the page cache as
+// large folios, and a process maps a large folio whole when it touches any
+// byte of it: an idle `vibegrapher all` started from a fresh build showed
+// 73.8 MB VmRSS (62.4 MB of it the binary's file pages), the same binary after
+// its cached pages were dropped 49.4 MB (39.0 MB file). Read back from disk,
+// as after a reboot or a `cp`, only the pages the process touches are mapped.
+// Pages that another running process maps are not dropped.
+func coldBinary(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		return fmt.Errorf("fdatasync %s: %w", path, err)
+	}
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		return fmt.Errorf("fadvise %s: %w", path, err)
+	}
+	return nil
 }
 
 // procUsage is a process's CPU time so far and its resident set.
