@@ -127,7 +127,8 @@ type DB interface {
 }
 
 // InTx runs fn in a transaction, committing when it returns nil. The events
-// fn emits are announced to the realtime processes right after the commit
+// fn emits are announced to the realtime processes right after the commit:
+// without waiting when db is a pool (announce.go), else by a NOTIFY on db
 // (see notifyAfterCommit).
 func InTx(ctx context.Context, db DB, fn func(pgx.Tx) error) error {
 	var tx *eventTx
@@ -147,7 +148,11 @@ func InTx(ctx context.Context, db DB, fn func(pgx.Tx) error) error {
 	if err := tx.Commit(ctx); err != nil {
 		return wrap(err, "commit")
 	}
-	if tx.lastSeq > 0 {
+	switch pool, ok := db.(*pgxpool.Pool); {
+	case tx.lastSeq == 0:
+	case ok:
+		announcerOf(pool).committed(tx.lastSeq)
+	default:
 		notifyAfterCommit(context.WithoutCancel(ctx), db, tx.lastSeq)
 	}
 	return nil

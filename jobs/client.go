@@ -51,7 +51,7 @@ func NewWorkerClient(pool *pgxpool.Pool, log *slog.Logger, workers *river.Worker
 		Workers: workers,
 		// A person is waiting on every job: fetch soon after an insert's
 		// notification, and poll often enough that a lost one costs little.
-		FetchCooldown:        10 * time.Millisecond,
+		FetchCooldown:        jobargs.FetchCooldown,
 		FetchPollInterval:    200 * time.Millisecond,
 		JobTimeout:           JobTimeout,
 		RescueStuckJobsAfter: RescueStuckJobsAfter,

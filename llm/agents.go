@@ -1,10 +1,12 @@
 package llm
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/packages/param"
@@ -21,54 +23,158 @@ import (
 
 // Items is an agent's conversation as Responses API input items, kept by the
 // server (store=false): the stored memory plus what a step adds.
+//
+// Items hold the items' JSON, comma-separated, as it is stored and sent: the
+// memory read back from PostgreSQL goes into the request body as it came,
+// without being decoded, checked or encoded again. A conversation grows by a
+// turn per message, and decoding and re-encoding all of it for every call
+// (pgx's json.Unmarshal of each jsonb turn, MemoryOf, openai-go compacting
+// every item of the request) was a fifth of a long session's CPU per
+// message. The items were checked when they were made: by openai-go's
+// encoder for the items built here, by the decoding of the response for the
+// items a reply adds, and by PostgreSQL when they were stored as jsonb.
 type Items struct {
-	list []responses.ResponseInputItemUnionParam
+	raw []byte // items' JSON separated by commas, without brackets
+	err error  // the first item that could not be encoded
 }
 
-// MemoryOf reads an agent's stored memory: one JSON array of items per turn,
-// in order, as Items.Marshal wrote them.
-//
-// The items were checked when they were made and are passed on as the JSON
-// they were stored as: a conversation grows by a turn per message, and
-// probing every item of it again (UnmarshalItems) was a third of a long
-// session's CPU per message.
-func MemoryOf(turns []json.RawMessage) (Items, error) {
-	var it Items
-	for _, raw := range turns {
-		var items []json.RawMessage
-		if err := json.Unmarshal(raw, &items); err != nil {
-			return Items{}, fmt.Errorf("conversation items: want a JSON array of items: %w", err)
-		}
-		for _, item := range items {
-			it.list = append(it.list, param.Override[responses.ResponseInputItemUnionParam](item))
-		}
+// MemoryOf reads an agent's stored memory: one JSON array of all its items,
+// in order, as db.Store.AgentMemory returns them. Only the brackets are
+// checked: the items are passed on as they were stored.
+func MemoryOf(stored json.RawMessage) (Items, error) {
+	inner, ok := arrayElements(stored)
+	if !ok {
+		return Items{}, fmt.Errorf("conversation items: want a JSON array of items, got %.40q", stored)
 	}
-	return it, nil
+	// Cap the slice so that appending to these Items copies instead of
+	// writing over the caller's closing bracket.
+	return Items{raw: inner[:len(inner):len(inner)]}, nil
+}
+
+// arrayElements returns what is between the brackets of a JSON array, without
+// surrounding space.
+func arrayElements(data []byte) ([]byte, bool) {
+	data = bytes.TrimSpace(data)
+	if len(data) < 2 || data[0] != '[' || data[len(data)-1] != ']' {
+		return nil, false
+	}
+	return bytes.TrimSpace(data[1 : len(data)-1]), true
 }
 
 // Marshal encodes the items as one JSON array, exactly as they are sent.
-func (it Items) Marshal() (json.RawMessage, error) { return MarshalItems(it.list) }
+func (it Items) Marshal() (json.RawMessage, error) {
+	if it.err != nil {
+		return nil, it.err
+	}
+	out := make([]byte, 0, len(it.raw)+2)
+	out = append(out, '[')
+	out = append(out, it.raw...)
+	return append(out, ']'), nil
+}
 
-// Len is the number of items.
-func (it Items) Len() int { return len(it.list) }
+// add appends one item's JSON.
+func (it *Items) add(item []byte) {
+	if len(it.raw) > 0 {
+		it.raw = append(it.raw, ',')
+	}
+	it.raw = append(it.raw, item...)
+}
+
+// addParam appends an item built here, encoded by openai-go.
+func (it *Items) addParam(item responses.ResponseInputItemUnionParam) {
+	data, err := item.MarshalJSON()
+	if err != nil {
+		if it.err == nil {
+			it.err = fmt.Errorf("encode a conversation item: %w", err)
+		}
+		return
+	}
+	it.add(data)
+}
 
 // AddUser appends a user message.
-func (it *Items) AddUser(text string) { it.list = append(it.list, UserMessage(text)) }
+func (it *Items) AddUser(text string) { it.addParam(UserMessage(text)) }
 
-// AddReply appends a reply's output items, so the next request continues the
+// AddReply appends a reply's output items, each as the exact JSON OpenAI
+// returned (see InputItemsOf), so the next request continues the
 // conversation.
-func (it *Items) AddReply(r *Reply) { it.list = append(it.list, InputItemsOf(r.resp)...) }
+func (it *Items) AddReply(r *Reply) {
+	for _, raw := range replayable(r.resp) {
+		it.add([]byte(raw))
+	}
+}
 
 // AddToolOutputs appends the answers to a reply's tool calls.
 func (it *Items) AddToolOutputs(outs []vibecode.ToolOutput) {
 	for _, o := range outs {
-		it.list = append(it.list, ToolOutput(o.CallID, o.Output))
+		it.addParam(ToolOutput(o.CallID, o.Output))
 	}
 }
 
-// join returns memory followed by turn, in a new slice.
-func join(memory, turn Items) []responses.ResponseInputItemUnionParam {
-	return append(append(make([]responses.ResponseInputItemUnionParam, 0, memory.Len()+turn.Len()), memory.list...), turn.list...)
+// agentParams are an agent's request params without input and prompt cache
+// key, and their JSON, made once per client: the instructions and the
+// schemas of the tools and of the output are the same for every call, and
+// encoding them was as much of a call's CPU as the memory.
+type agentParams struct {
+	once   sync.Once
+	params responses.ResponseNewParams
+	head   []byte // the JSON object without its closing brace
+	err    error
+}
+
+// get makes the params with params() on the first call.
+func (a *agentParams) get(params func() responses.ResponseNewParams) *agentParams {
+	a.once.Do(func() {
+		a.params = params()
+		a.params.Input, a.params.PromptCacheKey = responses.ResponseNewParamsInputUnion{}, param.Opt[string]{}
+		head, err := a.params.MarshalJSON()
+		head = bytes.TrimSpace(head)
+		switch {
+		case err != nil:
+			a.err = fmt.Errorf("encode the request: %w", err)
+		case len(head) < 2 || head[0] != '{' || head[len(head)-1] != '}':
+			a.err = fmt.Errorf("encode the request: want a JSON object, got %.40q", head)
+		default:
+			a.head = head[:len(head)-1]
+		}
+	})
+	return a
+}
+
+// body is the JSON of a request: the params with cacheKey as their
+// prompt_cache_key (unless empty) and memory followed by turn as their
+// input, spliced in as they are held, and "stream":true when stream is set.
+func (a *agentParams) body(cacheKey string, memory, turn Items, stream bool) ([]byte, error) {
+	for _, err := range []error{a.err, memory.err, turn.err} {
+		if err != nil {
+			return nil, err
+		}
+	}
+	key, err := json.Marshal(cacheKey)
+	if err != nil {
+		return nil, err
+	}
+	body := make([]byte, 0, len(a.head)+len(key)+len(memory.raw)+len(turn.raw)+64)
+	body = append(body, a.head...)
+	if len(a.head) > 1 {
+		body = append(body, ',')
+	}
+	if cacheKey != "" {
+		body = append(body, `"prompt_cache_key":`...)
+		body = append(body, key...)
+		body = append(body, ',')
+	}
+	body = append(body, `"input":[`...)
+	body = append(body, memory.raw...)
+	if len(memory.raw) > 0 && len(turn.raw) > 0 {
+		body = append(body, ',')
+	}
+	body = append(body, turn.raw...)
+	body = append(body, ']')
+	if stream {
+		body = append(body, `,"stream":true`...)
+	}
+	return append(body, '}'), nil
 }
 
 // Reply is one model response and its raw JSON, as stored in model_calls.
@@ -154,17 +260,13 @@ type AgentCall struct {
 // VibeCoder streams one VibeCoder call with the submit_patch tool, passing
 // text to onDelta as it arrives.
 func (c *Client) VibeCoder(ctx context.Context, call AgentCall, onDelta func(string)) (*Reply, error) {
-	p := responses.ResponseNewParams{
-		Model:             c.ThinkingModel(),
-		Instructions:      openai.String(vibecoderInstructions),
-		Input:             Input(join(call.Memory, call.Turn)),
-		Tools:             []responses.ToolUnionParam{FunctionTool(vibecode.SubmitPatchTool, "Submit a unified diff that changes script.py. Answers whether it applies and is valid Python.", submitPatchSchema())},
-		ParallelToolCalls: openai.Bool(false),
-		PromptCacheKey:    openai.String(call.SessionKey),
+	a := c.vibecoder.get(c.vibecoderParams)
+	body, err := a.body(call.SessionKey, call.Memory, call.Turn, true)
+	if err != nil {
+		return nil, callError(err)
 	}
-	p = reasoning(p, "high")
-	resp, err := c.observe(ctx, domain.AgentVibeCoder, p, func(ctx context.Context) (*responses.Response, error) {
-		return c.Stream(ctx, p, onDelta)
+	resp, err := c.observe(ctx, domain.AgentVibeCoder, a.params, func(ctx context.Context) (*responses.Response, error) {
+		return c.stream(ctx, responses.ResponseNewParams{}, onDelta, withBody(body))
 	})
 	if err != nil {
 		return nil, callError(err)
@@ -175,21 +277,39 @@ func (c *Client) VibeCoder(ctx context.Context, call AgentCall, onDelta func(str
 // Evaluator runs one Evaluator call, whose answer is a vibecode.Verdict
 // (Reply.Verdict).
 func (c *Client) Evaluator(ctx context.Context, call AgentCall) (*Reply, error) {
-	p := responses.ResponseNewParams{
-		Model:          c.ThinkingModel(),
-		Instructions:   openai.String(evaluatorInstructions),
-		Input:          Input(join(call.Memory, call.Turn)),
-		Text:           JSONSchemaFormat("patch_review", EvaluatorSchema()),
-		PromptCacheKey: openai.String(call.SessionKey + "_evaluator"),
+	a := c.evaluator.get(c.evaluatorParams)
+	body, err := a.body(call.SessionKey+"_evaluator", call.Memory, call.Turn, false)
+	if err != nil {
+		return nil, callError(err)
 	}
-	p = reasoning(p, "medium")
-	resp, err := c.observe(ctx, domain.AgentEvaluator, p, func(ctx context.Context) (*responses.Response, error) {
-		return c.Create(ctx, p)
+	resp, err := c.observe(ctx, domain.AgentEvaluator, a.params, func(ctx context.Context) (*responses.Response, error) {
+		return c.create(ctx, responses.ResponseNewParams{}, withBody(body))
 	})
 	if err != nil {
 		return nil, callError(err)
 	}
 	return c.newReply(resp), nil
+}
+
+// vibecoderParams are the params of every VibeCoder call, without input and
+// prompt cache key.
+func (c *Client) vibecoderParams() responses.ResponseNewParams {
+	return reasoning(responses.ResponseNewParams{
+		Model:             c.ThinkingModel(),
+		Instructions:      openai.String(vibecoderInstructions),
+		Tools:             []responses.ToolUnionParam{FunctionTool(vibecode.SubmitPatchTool, "Submit a unified diff that changes script.py. Answers whether it applies and is valid Python.", submitPatchSchema())},
+		ParallelToolCalls: openai.Bool(false),
+	}, "high")
+}
+
+// evaluatorParams are the params of every Evaluator call, without input and
+// prompt cache key.
+func (c *Client) evaluatorParams() responses.ResponseNewParams {
+	return reasoning(responses.ResponseNewParams{
+		Model:        c.ThinkingModel(),
+		Instructions: openai.String(evaluatorInstructions),
+		Text:         JSONSchemaFormat("patch_review", EvaluatorSchema()),
+	}, "medium")
 }
 
 // CommitMessageRequest asks for a new commit message for a diff.

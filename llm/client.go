@@ -62,6 +62,9 @@ type Client struct {
 	svc    responses.ResponseService
 	prices Prices
 	inst   *instruments
+
+	// The agents' params, encoded on their first call.
+	vibecoder, evaluator agentParams
 }
 
 // responseHeaderTimeout is openai-go's own default: a server that accepts the
@@ -126,10 +129,21 @@ func (c *Client) SmallModel() string { return c.cfg.SmallModel }
 // "incomplete" or "failed" is returned together with a *ResponseError, so its
 // usage and raw JSON can still be recorded.
 func (c *Client) Create(ctx context.Context, params responses.ResponseNewParams) (*responses.Response, error) {
+	return c.create(ctx, params)
+}
+
+// withBody sends body, a whole request's JSON (requestBody), instead of the
+// encoding of the params passed with it, which should be empty.
+func withBody(body []byte) option.RequestOption {
+	return option.WithRequestBody("application/json", body)
+}
+
+// create is Create with request options, e.g. withBody.
+func (c *Client) create(ctx context.Context, params responses.ResponseNewParams, opts ...option.RequestOption) (*responses.Response, error) {
 	if c.cfg.APIKey == "" {
 		return nil, ErrNoAPIKey
 	}
-	resp, err := c.svc.New(ctx, params)
+	resp, err := c.svc.New(ctx, params, opts...)
 	if err != nil {
 		return nil, interrupted(ctx, err)
 	}
@@ -143,6 +157,12 @@ func (c *Client) Create(ctx context.Context, params responses.ResponseNewParams)
 // together with a *ResponseError; an "error" event, a broken connection or a
 // stream that ends without a final response return an error and no response.
 func (c *Client) Stream(ctx context.Context, params responses.ResponseNewParams, onDelta func(string)) (*responses.Response, error) {
+	return c.stream(ctx, params, onDelta, option.WithJSONSet("stream", true))
+}
+
+// stream is Stream with request options, which must ask for a stream: either
+// option.WithJSONSet("stream", true) or withBody of a body with "stream":true.
+func (c *Client) stream(ctx context.Context, params responses.ResponseNewParams, onDelta func(string), opts ...option.RequestOption) (*responses.Response, error) {
 	if c.cfg.APIKey == "" {
 		return nil, ErrNoAPIKey
 	}
@@ -151,7 +171,7 @@ func (c *Client) Stream(ctx context.Context, params responses.ResponseNewParams,
 	// response.created/in_progress carrying the whole response) by
 	// reflection, which was a fifth of the server's CPU per message.
 	var raw *http.Response
-	_, err := c.svc.New(ctx, params, option.WithJSONSet("stream", true), option.WithResponseBodyInto(&raw))
+	_, err := c.svc.New(ctx, params, append(opts[:len(opts):len(opts)], option.WithResponseBodyInto(&raw))...)
 	stream := ssestream.NewStream[streamEvent](ssestream.NewDecoder(raw), err)
 	defer stream.Close()
 	for stream.Next() {

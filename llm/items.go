@@ -21,7 +21,8 @@ import (
 // message without "type" and turns an assistant output message into an input
 // message, dropping its id, status and phase. With Override the JSON is
 // re-sent byte for byte; the typed fields (OfMessage, GetType, …) of such an
-// item are empty.
+// item are empty. The agents' Items (agents.go) do not even wrap them: they
+// splice the stored JSON into the request body as it is.
 
 // UserMessage is a user message item.
 func UserMessage(text string) responses.ResponseInputItemUnionParam {
@@ -62,10 +63,20 @@ func ToolOutput(callID, output string) responses.ResponseInputItemUnionParam {
 // are left out: with store=false OpenAI cannot resolve them by id and rejects
 // the request. Ask for that content with Stateless.
 func InputItemsOf(r *responses.Response) []responses.ResponseInputItemUnionParam {
+	raws := replayable(r)
+	items := make([]responses.ResponseInputItemUnionParam, 0, len(raws))
+	for _, raw := range raws {
+		items = append(items, param.Override[responses.ResponseInputItemUnionParam](json.RawMessage(raw)))
+	}
+	return items
+}
+
+// replayable is the JSON of the output items of r that InputItemsOf replays.
+func replayable(r *responses.Response) []string {
 	if r == nil {
 		return nil
 	}
-	items := make([]responses.ResponseInputItemUnionParam, 0, len(r.Output))
+	raws := make([]string, 0, len(r.Output))
 	for _, it := range r.Output {
 		raw := it.RawJSON()
 		if raw == "" {
@@ -74,9 +85,9 @@ func InputItemsOf(r *responses.Response) []responses.ResponseInputItemUnionParam
 		if it.Type == "reasoning" && it.AsReasoning().EncryptedContent == "" {
 			continue
 		}
-		items = append(items, param.Override[responses.ResponseInputItemUnionParam](json.RawMessage(raw)))
+		raws = append(raws, raw)
 	}
-	return items
+	return raws
 }
 
 // Input makes a request's input from a list of items.

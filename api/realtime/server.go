@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -143,12 +144,45 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}()
 
+	reads, err := readPool(ctx, s.opts.Pool)
+	if err != nil {
+		return err
+	}
+	defer reads.Close()
+	s.hub.pool = reads
+	// This process's commits wake the hub directly (db.OnCommit), the
+	// other processes' through LISTEN.
+	stopLocal := db.OnCommit(s.opts.Pool, func(seq int64) { s.hub.notify(seq, false) })
+	defer stopLocal()
 	var wg sync.WaitGroup
 	wg.Go(func() { listen(ctx, s.opts.Pool, s.log, s.hub.notify) })
 	s.hub.run(ctx)
 	cancel()
 	wg.Wait()
 	return nil
+}
+
+// ReadApplicationName is the application_name of the hub's connection to
+// the outbox.
+const ReadApplicationName = "vibegrapher-realtime-read"
+
+// readPool is the hub's own connection for reading the outbox, beside pool
+// (like the LISTEN connection). In the shared pool every delivery queued
+// for a connection behind the jobs' transactions: under load, tens of
+// milliseconds added to every event, and the hub waits with every client's.
+// A pool of one connects when first used and again after a failure.
+func readPool(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Pool, error) {
+	cfg := pool.Config()
+	cfg.MaxConns, cfg.MinConns, cfg.MinIdleConns = 1, 0, 0
+	if cfg.ConnConfig.RuntimeParams == nil {
+		cfg.ConnConfig.RuntimeParams = map[string]string{}
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = ReadApplicationName
+	reads, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("realtime: outbox read pool: %w", err)
+	}
+	return reads, nil
 }
 
 // Close disconnects every client and stops Run.

@@ -7,6 +7,7 @@ package jobargs
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -18,10 +19,20 @@ import (
 // Client is the River client type of the service.
 type Client = river.Client[pgx.Tx]
 
+// FetchCooldown is River's FetchCooldown for every client of the service. A
+// person waits on every job, and with a fast model sends the next message
+// within milliseconds of the last answer. River uses the value twice: a
+// worker fetches at most once per cooldown, so a job inserted less than that
+// after the last fetch waits out the rest of it; and a client sends at most
+// one insert notification per queue per cooldown, so a job inserted sooner
+// after the last notified one waits for the next fetch, which may be the
+// poll (jobs.NewWorkerClient: 200 ms). River's default is 100 ms.
+const FetchCooldown = 2 * time.Millisecond
+
 // NewInsertOnlyClient returns a client that inserts and reads jobs but works
 // none: what the api role needs. Plugins are telemetry's.
 func NewInsertOnlyClient(pool *pgxpool.Pool, log *slog.Logger, plugins ...rivertype.Plugin) (*Client, error) {
-	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: Logger(log), Plugins: plugins})
+	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: Logger(log), Plugins: plugins, FetchCooldown: FetchCooldown})
 	if err != nil {
 		return nil, fmt.Errorf("create River client: %w", err)
 	}

@@ -1,0 +1,95 @@
+package jobs_test
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/vibegrapher/vibegrapher/db/dbtest"
+	"github.com/vibegrapher/vibegrapher/jobs"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
+)
+
+type pickupArgs struct {
+	N int `json:"n"`
+}
+
+func (pickupArgs) Kind() string { return "pickup_probe" }
+
+func (pickupArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: jobargs.QueueVibecode}
+}
+
+type pickupWorker struct {
+	river.WorkerDefaults[pickupArgs]
+	started chan time.Time
+}
+
+func (w *pickupWorker) Work(context.Context, *river.Job[pickupArgs]) error {
+	w.started <- time.Now()
+	return nil
+}
+
+// A person sends the next message as soon as the last one is answered, and
+// with a fast model that is within milliseconds. Each job must start on its
+// insert's notification: River sends at most one per FetchCooldown from each
+// client, and a job whose notification was left out waits for the worker's
+// poll (FetchPollInterval, 200 ms). Inserted both by the worker's own client
+// (role all) and by the api role's.
+func TestJobsInsertedInQuickSuccessionStartAtOnce(t *testing.T) {
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	workers := river.NewWorkers()
+	w := &pickupWorker{started: make(chan time.Time, 1)}
+	river.AddWorker(workers, w)
+	worker, err := jobs.NewWorkerClient(pool, slog.New(slog.DiscardHandler), workers, jobs.WorkerConfig{ID: "pickup"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := worker.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = worker.Stop(context.Background()) })
+	api, err := jobargs.NewInsertOnlyClient(pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		client *jobargs.Client
+	}{{"worker's client", worker}, {"api's client", api}} {
+		t.Run(c.name, func(t *testing.T) {
+			const n = 12
+			waits := make([]time.Duration, 0, n)
+			for i := range n {
+				inserted := time.Now()
+				err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+					_, err := c.client.InsertTx(ctx, tx, pickupArgs{N: i}, nil)
+					return err
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case started := <-w.started:
+					waits = append(waits, started.Sub(inserted))
+				case <-time.After(5 * time.Second):
+					t.Fatalf("job %d not started after 5s", i)
+				}
+			}
+			// The machine is shared and noisy: judge the typical wait, not
+			// the worst. Without a notification it is about 100 ms (half
+			// the poll).
+			t.Log(waits)
+			slices.Sort(waits)
+			if med := waits[n/2]; med > 40*time.Millisecond {
+				t.Errorf("median wait from insert to start %s, want the notification's (ms); all: %v", med, waits)
+			}
+		})
+	}
+}

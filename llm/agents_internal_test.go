@@ -1,0 +1,80 @@
+package llm
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/responses"
+
+	"github.com/vibegrapher/vibegrapher/domain/vibecode"
+)
+
+// An agent's request is what openai-go would encode from its params with the
+// same prompt cache key and items as input.
+func TestAgentRequestIsWhatOpenAIGoEncodes(t *testing.T) {
+	c := New(Config{APIKey: "sk-test"})
+	memory, err := MemoryOf(json.RawMessage(`[{"role": "user", "content": "a"}, {"id": "fc_1", "name": "submit_patch", "type": "function_call", "call_id": "call_1", "arguments": "{}"}, {"type": "function_call_output", "output": "ok", "call_id": "call_1"}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var turn Items
+	turn.AddUser("b <c> \"d\"")
+	turn.AddToolOutputs([]vibecode.ToolOutput{{CallID: "call_2", Output: "fine"}})
+
+	for _, agent := range []struct {
+		name   string
+		a      *agentParams
+		params func() responses.ResponseNewParams
+	}{{"vibecoder", &c.vibecoder, c.vibecoderParams}, {"evaluator", &c.evaluator, c.evaluatorParams}} {
+		for _, tc := range []struct {
+			name         string
+			key          string
+			memory, turn Items
+			stream       bool
+		}{
+			{"memory and turn", "sess_1", memory, turn, true},
+			{"turn only", "sess <1>", Items{}, turn, false},
+			{"memory only", "sess_1", memory, Items{}, false},
+			{"nothing, no key", "", Items{}, Items{}, true},
+		} {
+			body, err := agent.a.get(agent.params).body(tc.key, tc.memory, tc.turn, tc.stream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, _ := tc.memory.Marshal()
+			tu, _ := tc.turn.Marshal()
+			a, err := UnmarshalItems(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := UnmarshalItems(tu)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := agent.params()
+			if tc.key != "" {
+				want.PromptCacheKey = openai.String(tc.key)
+			}
+			want.Input = Input(append(append([]responses.ResponseInputItemUnionParam{}, a...), b...))
+			wantBody, err := want.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got, exp map[string]any
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatalf("%s, %s: %v: %s", agent.name, tc.name, err, body)
+			}
+			if err := json.Unmarshal(wantBody, &exp); err != nil {
+				t.Fatal(err)
+			}
+			if tc.stream {
+				exp["stream"] = true
+			}
+			if !reflect.DeepEqual(got, exp) {
+				t.Errorf("%s, %s:\n got %s\nwant %s", agent.name, tc.name, body, wantBody)
+			}
+		}
+	}
+}
