@@ -131,11 +131,16 @@ type DB interface {
 // without waiting when db is a pool (announce.go), else by a NOTIFY on db
 // (see notifyAfterCommit).
 func InTx(ctx context.Context, db DB, fn func(pgx.Tx) error) error {
-	begun, err := db.Begin(ctx)
-	if err != nil {
-		return wrap(err, "begin transaction")
+	var tx *eventTx
+	if pool, ok := db.(*pgxpool.Pool); ok {
+		tx = lazyTx(pool) // BEGIN goes with the first statement (txqueue.go)
+	} else {
+		begun, err := db.Begin(ctx)
+		if err != nil {
+			return wrap(err, "begin transaction")
+		}
+		tx = &eventTx{Tx: begun}
 	}
-	tx := &eventTx{Tx: begun}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
 	if err := fn(tx); err != nil {
 		return err

@@ -35,7 +35,7 @@ func eventsAfter(ctx context.Context, q Querier, afterSeq int64, limit int) ([]E
 	var readAt time.Time
 	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) {
 		var e Event
-		err := r.Scan(&e.Seq, &e.ProjectID, &e.Name, &e.Payload, &e.CreatedAt, &readAt)
+		err := r.Scan(&e.Seq, &e.ProjectID, &e.Name, payloadBytes(&e), &e.CreatedAt, &readAt)
 		return e, err
 	})
 	if err != nil {
@@ -60,10 +60,16 @@ func ProjectEventsAfter(ctx context.Context, q Querier, projectID string, afterS
 	return collectEvents(rows)
 }
 
+// payloadBytes scans an event's jsonb payload as the bytes PostgreSQL sends:
+// pgx runs json.Unmarshal (a full validation and a copy) for a
+// *json.RawMessage target but copies the bytes for a *[]byte. The payload was
+// validated when it was written, and the realtime hub passes it on as bytes.
+func payloadBytes(e *Event) *[]byte { return (*[]byte)(&e.Payload) }
+
 func collectEvents(rows pgx.Rows) ([]Event, error) {
 	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) {
 		var e Event
-		err := r.Scan(&e.Seq, &e.ProjectID, &e.Name, &e.Payload, &e.CreatedAt)
+		err := r.Scan(&e.Seq, &e.ProjectID, &e.Name, payloadBytes(&e), &e.CreatedAt)
 		return e, err
 	})
 	if err != nil {

@@ -139,19 +139,19 @@ const earlierBlocking = `SELECT 1 FROM messages e JOIN river_job ej ON ej.id = e
 // that the session's next message starts as soon as this one has ended. It
 // runs after the ending message's final status is written.
 func wakeNextMessage(ctx context.Context, tx pgx.Tx, sessionID string, position int64) error {
-	tag, err := tx.Exec(ctx, `
-		UPDATE river_job j SET state = 'available', scheduled_at = now()
-		FROM messages m
-		WHERE m.session_id = $1 AND m.role = 'user' AND m.status = 'queued' AND m.position > $2
-		  AND j.id = m.job_id AND j.state = 'scheduled'
-		  AND NOT EXISTS (`+earlierBlocking+`)`, sessionID, position)
-	if err != nil {
-		return wrap(err, "wake the next message")
-	}
-	if tag.RowsAffected() == 0 {
-		return nil
-	}
-	return notifyQueues(ctx, tx, []string{"vibecode"})
+	// One statement, with River's insert notification when a job was woken
+	// (see notifyQueues), so that it can go with the transaction's next one.
+	err := later(ctx, tx, `
+		WITH woken AS (
+			UPDATE river_job j SET state = 'available', scheduled_at = now()
+			FROM messages m
+			WHERE m.session_id = $1 AND m.role = 'user' AND m.status = 'queued' AND m.position > $2
+			  AND j.id = m.job_id AND j.state = 'scheduled'
+			  AND NOT EXISTS (`+earlierBlocking+`)
+			RETURNING 1)
+		SELECT pg_notify(current_schema() || '.river_insert', $3) WHERE EXISTS (SELECT 1 FROM woken)`,
+		sessionID, position, `{"queue": "vibecode"}`)
+	return wrap(err, "wake the next message")
 }
 
 // notifyQueues sends River's insert notification for queues, the one its

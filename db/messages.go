@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -54,41 +55,54 @@ func (s *Store) SubmitMessage(ctx context.Context, sessionID string, in domain.N
 	}
 	var out domain.MessageAccepted
 	err = InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		sess, err := getSession(ctx, tx, sessionID, false)
-		if err != nil {
-			return err
-		}
-		out, err = submitMessage(ctx, tx, sess, id, in.Prompt, enqueue)
+		out, err = submitMessage(ctx, tx, sessionID, id, in.Prompt, enqueue)
 		return err
 	})
 	return out, err
 }
 
-// submitMessage is SubmitMessage inside the caller's transaction.
-func submitMessage(ctx context.Context, tx pgx.Tx, sess domain.VibecodeSession, id uuid.UUID, prompt string, enqueue Enqueue) (domain.MessageAccepted, error) {
+// submitMessage is SubmitMessage inside the caller's transaction. One
+// statement finds the session and stores the message; the rest of the
+// message is what this code wrote.
+func submitMessage(ctx context.Context, tx pgx.Tx, sessionID string, id uuid.UUID, prompt string, enqueue Enqueue) (domain.MessageAccepted, error) {
+	sid, err := ParseID("session", sessionID)
+	if err != nil {
+		return domain.MessageAccepted{}, err
+	}
 	trace := traceID(ctx)
-	m, err := scanMessage(tx.QueryRow(ctx, `
-		INSERT INTO messages (id, session_id, project_id, role, agent, content, trace_id, status)
-		VALUES ($1, $2, $3, 'user', 'user', $4, $5, 'queued')
-		ON CONFLICT (id) DO NOTHING
-		RETURNING `+messageColumns, id, sess.ID, sess.ProjectID, prompt, trace))
+	var project uuid.UUID
+	var created *time.Time
+	err = tx.QueryRow(ctx, `
+		WITH s AS (SELECT id, project_id FROM sessions WHERE id = $2),
+		ins AS (
+			INSERT INTO messages (id, session_id, project_id, role, agent, content, trace_id, status)
+			SELECT $1, s.id, s.project_id, 'user', 'user', $3, $4, 'queued' FROM s
+			ON CONFLICT (id) DO NOTHING
+			RETURNING created_at)
+		SELECT s.project_id, (SELECT created_at FROM ins) FROM s`, id, sid, prompt, trace).Scan(&project, &created)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return existingSubmission(ctx, tx, id, sess.ID, prompt)
+		return domain.MessageAccepted{}, domain.NotFound("session", sessionID)
 	}
 	if err != nil {
 		return domain.MessageAccepted{}, wrap(err, "store message")
 	}
+	if created == nil {
+		return existingSubmission(ctx, tx, id, sid.String(), prompt)
+	}
+	queued := domain.StatusQueued
+	m := domain.ConversationMessage{ID: id.String(), SessionID: sid.String(), Role: domain.RoleUser, Agent: domain.AgentUser,
+		Content: prompt, TraceID: trace, Status: &queued, CreatedAt: created.UTC()}
 	jobID, err := enqueue(tx, m.ID)
 	if err != nil {
 		return domain.MessageAccepted{}, err
 	}
-	if _, err := tx.Exec(ctx, `UPDATE messages SET job_id = $2 WHERE id = $1`, id, jobID); err != nil {
+	if err := later(ctx, tx, `UPDATE messages SET job_id = $2 WHERE id = $1`, id, jobID); err != nil {
 		return domain.MessageAccepted{}, wrap(err, "store job id")
 	}
-	if err := EmitMessage(ctx, tx, sess.ProjectID, m); err != nil {
+	if err := EmitMessage(ctx, tx, project.String(), m); err != nil {
 		return domain.MessageAccepted{}, err
 	}
-	return domain.MessageAccepted{SessionID: sess.ID, MessageID: m.ID, JobID: jobID, TraceID: trace, Status: domain.StatusQueued}, nil
+	return domain.MessageAccepted{SessionID: m.SessionID, MessageID: m.ID, JobID: jobID, TraceID: trace, Status: domain.StatusQueued}, nil
 }
 
 // traceID is "trace_" (the OpenAI Agents SDK's form of a trace id) and the
@@ -126,8 +140,7 @@ func existingSubmission(ctx context.Context, q Querier, id uuid.UUID, sessionID,
 // EmitMessage emits conversation_message for a stored message: the message,
 // its id again as message_id, and the first lines of its patch.
 func EmitMessage(ctx context.Context, q Querier, projectID string, m domain.ConversationMessage) error {
-	_, err := Emit(ctx, q, projectID, event.ConversationMessage{ConversationMessage: m, MessageID: m.ID, PatchPreview: patchPreview(m.Patch)})
-	return err
+	return QueueEvent(ctx, q, projectID, event.ConversationMessage{ConversationMessage: m, MessageID: m.ID, PatchPreview: patchPreview(m.Patch)})
 }
 
 func patchPreview(patch *string) *string {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vibegrapher/vibegrapher/domain/event"
 	"go.opentelemetry.io/otel/attribute"
@@ -43,15 +44,12 @@ type Event struct {
 
 // Emit writes an event for project in the caller's transaction and notifies
 // the realtime processes when it commits. Every event in the product goes
-// through here; nothing is sent to clients that was not committed.
+// through here (or QueueEvent); nothing is sent to clients that was not
+// committed.
 func Emit(ctx context.Context, q Querier, projectID string, e event.Event) (int64, error) {
-	name := e.EventName()
-	raw, err := json.Marshal(e)
+	name, raw, err := encodeEvent(e)
 	if err != nil {
-		return 0, fmt.Errorf("encode %s event: %w", name, err)
-	}
-	if len(raw) == 0 || raw[0] != '{' {
-		return 0, fmt.Errorf("%s event payload must be a JSON object", name)
+		return 0, err
 	}
 	// One round trip: the row and the lock on its seq (taken before the
 	// statement ends, so a reader that finds no Emit running and no lock
@@ -60,20 +58,66 @@ func Emit(ctx context.Context, q Querier, projectID string, e event.Event) (int6
 	// transaction, as PostgreSQL does, at the cost of its commit lock.
 	et, deferred := q.(*eventTx)
 	var seq int64
-	err = q.QueryRow(ctx, emitMarker+`
-		WITH ins AS (
-			INSERT INTO events (project_id, name, payload, created_at) VALUES ($1, $2, $3, clock_timestamp()) RETURNING seq)
-		SELECT seq, pg_advisory_xact_lock($4 + seq)::text, CASE WHEN $6 THEN '' ELSE pg_notify($5, seq::text)::text END FROM ins`,
-		projectID, name, raw, seqLockBase, EventsChannel, deferred).Scan(&seq, nil, nil)
+	err = q.QueryRow(ctx, emitSQL, projectID, name, raw, seqLockBase, EventsChannel, deferred).Scan(&seq, nil, nil)
 	if err != nil {
 		return 0, wrap(err, "write "+name+" event")
 	}
 	if deferred {
 		et.lastSeq = max(et.lastSeq, seq)
 	}
-	// The trace of the request or job that emits it shows each event.
-	trace.SpanFromContext(ctx).AddEvent(name, trace.WithAttributes(attribute.Int64("seq", seq)))
+	traceEvent(ctx, name, seq)
 	return seq, nil
+}
+
+// QueueEvent is Emit for a caller that needs no seq: in a transaction of InTx
+// the event is written with the transaction's next statement or its COMMIT,
+// in the order of the writes (txqueue.go), and its error is that statement's.
+func QueueEvent(ctx context.Context, q Querier, projectID string, e event.Event) error {
+	et, ok := q.(*eventTx)
+	if !ok {
+		_, err := Emit(ctx, q, projectID, e)
+		return err
+	}
+	name, raw, err := encodeEvent(e)
+	if err != nil {
+		return err
+	}
+	qq := &pgx.QueuedQuery{SQL: emitSQL, Arguments: []any{projectID, name, raw, seqLockBase, EventsChannel, true}}
+	qq.QueryRow(func(r pgx.Row) error {
+		var seq int64
+		if err := r.Scan(&seq, nil, nil); err != nil {
+			return wrap(err, "write "+name+" event")
+		}
+		et.lastSeq = max(et.lastSeq, seq)
+		traceEvent(ctx, name, seq)
+		return nil
+	})
+	et.queued = append(et.queued, qq)
+	return nil
+}
+
+// emitSQL writes an event: the row, the lock on its seq and, unless $6, the
+// notification.
+const emitSQL = emitMarker + `
+		WITH ins AS (
+			INSERT INTO events (project_id, name, payload, created_at) VALUES ($1, $2, $3, clock_timestamp()) RETURNING seq)
+		SELECT seq, pg_advisory_xact_lock($4 + seq)::text, CASE WHEN $6 THEN '' ELSE pg_notify($5, seq::text)::text END FROM ins`
+
+func encodeEvent(e event.Event) (string, []byte, error) {
+	name := e.EventName()
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return name, nil, fmt.Errorf("encode %s event: %w", name, err)
+	}
+	if len(raw) == 0 || raw[0] != '{' {
+		return name, nil, fmt.Errorf("%s event payload must be a JSON object", name)
+	}
+	return name, raw, nil
+}
+
+// traceEvent shows an event in the trace of the request or job that emits it.
+func traceEvent(ctx context.Context, name string, seq int64) {
+	trace.SpanFromContext(ctx).AddEvent(name, trace.WithAttributes(attribute.Int64("seq", seq)))
 }
 
 // EmitJobStatus emits job_status for a project.
@@ -96,10 +140,13 @@ func (s *Store) EmitDelta(ctx context.Context, t *Turn, agent string, iteration 
 }
 
 // eventTx is a transaction of InTx: it remembers the events written in it,
-// to announce them after COMMIT.
+// to announce them after COMMIT, and holds the writes queued to go with its
+// next statement (txqueue.go).
 type eventTx struct {
-	pgx.Tx
+	pgx.Tx  // nil until a lazy transaction has begun
+	pool    *pgxpool.Pool
 	lastSeq int64
+	queued  []*pgx.QueuedQuery
 }
 
 // notifyAfterCommit tells the realtime processes that events up to seq are

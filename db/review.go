@@ -54,11 +54,7 @@ func (s *Store) ReviewDiff(ctx context.Context, id string, approved bool, feedba
 		}
 		out.Diff = d
 		if fb != nil && d.SessionID != nil {
-			sess, err := getSession(ctx, tx, *d.SessionID, false)
-			if err != nil {
-				return err
-			}
-			acc, err := submitMessage(ctx, tx, sess, uuid.New(), vibecode.RejectionPrompt(feedback), enqueue)
+			acc, err := submitMessage(ctx, tx, *d.SessionID, uuid.New(), vibecode.RejectionPrompt(feedback), enqueue)
 			if err != nil {
 				return err
 			}

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/domain/event"
@@ -34,35 +37,28 @@ type Turn struct {
 	// BaseCode is the project's code at BaseCommit: what patches apply to.
 	BaseCode string
 	repo     uuid.UUID
+	// calls are the keys of the model replies stored for the message when
+	// the step started (see StoredCall).
+	calls []string
 }
+
+// ErrEarlierMessage means StartTurn found a message of the session sent before
+// this one still queued or running, and started nothing: see
+// EarlierMessagePending.
+var ErrEarlierMessage = errors.New("an earlier message of the session has not ended")
 
 // StartTurn loads a user message for processing. The first time, it marks the
 // message running and pins the branch head as the base every patch of this
-// message applies to. Each of also runs in the same transaction (the step's
-// job_status, for one commit instead of two).
-func (s *Store) StartTurn(ctx context.Context, messageID string, also ...func(pgx.Tx, *Turn) error) (Turn, error) {
+// message applies to. With inOrder, it starts nothing while an earlier message
+// of the session is queued or running (ErrEarlierMessage). Each of also runs
+// in the same transaction (the step's job_status, for one commit instead of
+// two).
+func (s *Store) StartTurn(ctx context.Context, messageID string, inOrder bool, also ...func(pgx.Tx, *Turn) error) (Turn, error) {
 	var t Turn
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
 		var err error
-		t, err = loadTurn(ctx, tx, messageID, true)
-		if err != nil {
+		if t, err = startTurn(ctx, tx, messageID, inOrder); err != nil {
 			return err
-		}
-		if t.BaseCommit == "" {
-			head, err := BranchHead(NewGitStorage(ctx, tx, t.repo), t.Branch)
-			if err != nil {
-				return err
-			}
-			t.BaseCommit = head.String()
-		}
-		if t.Message.Status != nil && *t.Message.Status == domain.StatusQueued {
-			running := domain.StatusRunning
-			t.Message.Status = &running
-		}
-		_, err = tx.Exec(ctx, `UPDATE messages SET status = $2, base_commit = $3 WHERE id = $1`,
-			t.Message.ID, *t.Message.Status, t.BaseCommit)
-		if err != nil {
-			return wrap(err, "start message")
 		}
 		for _, f := range also {
 			if err := f(tx, &t); err != nil {
@@ -78,19 +74,53 @@ func (s *Store) StartTurn(ctx context.Context, messageID string, also ...func(pg
 	return t, err
 }
 
-func loadTurn(ctx context.Context, q Querier, messageID string, forUpdate bool) (Turn, error) {
+// startTurn is StartTurn's one statement: it locks the message, marks it
+// running, pins its base commit (the branch head, or the zero hash on a
+// branch without commits, as BranchHead) and returns the turn with the keys
+// of the replies stored for it.
+func startTurn(ctx context.Context, tx pgx.Tx, messageID string, inOrder bool) (Turn, error) {
+	var t Turn
+	var sid, sproject uuid.UUID
+	sess := &t.Session
+	msg, err := scanMessage(tx.QueryRow(ctx, `
+		UPDATE messages m SET
+			status = CASE m.status WHEN 'queued' THEN 'running' ELSE m.status END,
+			base_commit = coalesce(m.base_commit, (SELECT r.target FROM git_references r
+				WHERE r.repository_id = p.repository_id AND r.name = 'refs/heads/' || p.branch), $2)
+		FROM projects p, sessions s
+		WHERE m.id = $1 AND m.role = 'user' AND p.id = m.project_id AND s.id = m.session_id
+			AND NOT ($3 AND EXISTS (SELECT 1 FROM messages e WHERE e.session_id = m.session_id AND e.role = 'user'
+				AND e.position < m.position AND e.status IN ('queued', 'running')))
+		RETURNING `+prefixed("m", messageColumns)+`, m.position, m.base_commit, p.branch, p.repository_id,
+			s.id, s.project_id, s.openai_session_key, s.session_type, s.node_id, s.created_at, s.updated_at,
+			(SELECT coalesce(array_agg(c.call_key), '{}') FROM model_calls c WHERE c.message_id = m.id)`,
+		messageID, plumbing.ZeroHash.String(), inOrder),
+		&t.Position, &t.BaseCommit, &t.Branch, &t.repo,
+		&sid, &sproject, &sess.OpenAISessionKey, &sess.SessionType, &sess.NodeID, &sess.CreatedAt, &sess.UpdatedAt, &t.calls)
+	if errors.Is(err, pgx.ErrNoRows) && inOrder {
+		return t, ErrEarlierMessage // or gone: EarlierMessagePending tells
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, ErrTurnGone
+	}
+	if err != nil {
+		return t, wrap(err, "start message")
+	}
+	t.Message = msg
+	sess.ID, sess.ProjectID = sid.String(), sproject.String()
+	sess.CreatedAt, sess.UpdatedAt = sess.CreatedAt.UTC(), sess.UpdatedAt.UTC()
+	return t, nil
+}
+
+func loadTurn(ctx context.Context, q Querier, messageID string) (Turn, error) {
 	var t Turn
 	var base *string
 	var sid, sproject uuid.UUID
-	sql := `SELECT ` + prefixed("m", messageColumns) + `, m.position, m.base_commit, p.branch, p.repository_id,
+	sess := &t.Session
+	msg, err := scanMessage(q.QueryRow(ctx, `SELECT `+prefixed("m", messageColumns)+`, m.position, m.base_commit, p.branch, p.repository_id,
 			s.id, s.project_id, s.openai_session_key, s.session_type, s.node_id, s.created_at, s.updated_at
 		FROM messages m JOIN projects p ON p.id = m.project_id JOIN sessions s ON s.id = m.session_id
-		WHERE m.id = $1 AND m.role = 'user'`
-	if forUpdate {
-		sql += ` FOR UPDATE OF m`
-	}
-	sess := &t.Session
-	msg, err := scanMessage(q.QueryRow(ctx, sql, messageID), &t.Position, &base, &t.Branch, &t.repo,
+		WHERE m.id = $1 AND m.role = 'user'`, messageID), &t.Position, &base, &t.Branch, &t.repo,
 		&sid, &sproject, &sess.OpenAISessionKey, &sess.SessionType, &sess.NodeID, &sess.CreatedAt, &sess.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, ErrTurnGone
@@ -107,15 +137,39 @@ func loadTurn(ctx context.Context, q Querier, messageID string, forUpdate bool) 
 	return t, nil
 }
 
+// lockedTurn is what a step's writes need of the user message to stay
+// idempotent, read under its row lock.
+type lockedTurn struct {
+	status   *string
+	position int64
+	// usage is the sum of the token usage of the replies stored before the
+	// lock was taken, when asked for.
+	usage domain.TokenUsage
+}
+
 // lockTurn locks a user message until the transaction ends and returns its
-// status and position: what a step's writes need to stay idempotent, in one
-// query.
-func lockTurn(ctx context.Context, tx pgx.Tx, messageID string) (status *string, position int64, err error) {
-	err = tx.QueryRow(ctx, `SELECT status, position FROM messages WHERE id = $1 AND role = 'user' FOR UPDATE`, messageID).Scan(&status, &position)
+// status and position, and with usage the sum of its replies' token usage:
+// in one query.
+func lockTurn(ctx context.Context, tx pgx.Tx, messageID string, usage bool) (lockedTurn, error) {
+	var l lockedTurn
+	var usages [][]byte
+	err := tx.QueryRow(ctx, `SELECT status, position, CASE WHEN $2 THEN ARRAY(SELECT r.token_usage::text FROM messages r
+			WHERE r.reply_to = $1 AND r.token_usage IS NOT NULL ORDER BY r.position) END
+		FROM messages WHERE id = $1 AND role = 'user' FOR UPDATE`, messageID, usage).Scan(&l.status, &l.position, &usages)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, 0, ErrTurnGone
+		return l, ErrTurnGone
 	}
-	return status, position, wrap(err, "lock message")
+	if err != nil {
+		return l, wrap(err, "lock message")
+	}
+	for _, raw := range usages {
+		var u domain.TokenUsage
+		if err := json.Unmarshal(raw, &u); err != nil {
+			return l, fmt.Errorf("read usage: %w", err)
+		}
+		l.usage = l.usage.Add(u)
+	}
+	return l, nil
 }
 
 // prefixed qualifies a column list with a table alias.
@@ -154,7 +208,7 @@ func (s *Store) EarlierMessagePending(ctx context.Context, messageID string) (bo
 		if e.state != "cancelled" && e.state != "discarded" && e.state != "missing" {
 			return true, nil
 		}
-		t, err := loadTurn(ctx, s.Pool, e.id, false)
+		t, err := loadTurn(ctx, s.Pool, e.id)
 		if errors.Is(err, ErrTurnGone) {
 			continue
 		}
@@ -168,8 +222,13 @@ func (s *Store) EarlierMessagePending(ctx context.Context, messageID string) (bo
 	return false, nil
 }
 
-// StoredCall returns the model reply stored under key, if any.
-func (s *Store) StoredCall(ctx context.Context, key string) (json.RawMessage, bool, error) {
+// StoredCall returns the model reply stored under key, if any. A key the
+// message had no reply under when its step started (Turn.calls) is not
+// looked up: only this step could have stored it since.
+func (s *Store) StoredCall(ctx context.Context, t *Turn, key string) (json.RawMessage, bool, error) {
+	if !slices.Contains(t.calls, key) {
+		return nil, false, nil
+	}
 	var raw []byte
 	err := s.Pool.QueryRow(ctx, `SELECT response FROM model_calls WHERE call_key = $1`, key).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -201,68 +260,90 @@ type AssistantMessage struct {
 func (s *Store) RecordReply(ctx context.Context, a AssistantMessage) (domain.ConversationMessage, error) {
 	var m domain.ConversationMessage
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		if _, _, err := lockTurn(ctx, tx, a.Turn.Message.ID); err != nil {
+		if _, err := lockTurn(ctx, tx, a.Turn.Message.ID, false); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `INSERT INTO model_calls (call_key, message_id, response) VALUES ($1, $2, $3)
-			ON CONFLICT (call_key) DO NOTHING`, a.CallKey, a.Turn.Message.ID, a.Response)
-		if err != nil {
-			return wrap(err, "store model call")
-		}
-		inserted := tag.RowsAffected() == 1
-		usage, err := json.Marshal(a.Usage)
-		if err != nil {
-			return err
-		}
-		responses, err := json.Marshal([]json.RawMessage{a.Response})
-		if err != nil {
-			return wrap(err, "store assistant message: encode the model's response")
-		}
-		m, err = scanMessage(tx.QueryRow(ctx, `
-			INSERT INTO messages (id, session_id, project_id, role, agent, iteration, content, patch, token_usage,
-				trace_id, reply_to, openai_response, last_response_id, step_key)
-			VALUES ($1, $2, $3, 'assistant', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-			ON CONFLICT (step_key) DO UPDATE SET step_key = EXCLUDED.step_key
-			RETURNING `+messageColumns,
-			uuid.New(), a.Turn.Session.ID, a.Turn.Session.ProjectID, a.Agent, a.Iteration, a.Content, a.Patch, usage,
-			a.Turn.Message.TraceID, a.Turn.Message.ID, responses, a.ResponseID, a.CallKey))
-		if err != nil {
-			return wrap(err, "store assistant message")
-		}
-		if !inserted {
-			return nil
-		}
-		if a.Delta != "" {
-			if _, err := Emit(ctx, tx, a.Turn.Session.ProjectID, event.VibecodeDelta{
-				SessionID: a.Turn.Session.ID, MessageID: a.Turn.Message.ID, TraceID: a.Turn.Message.TraceID,
-				Agent: a.Agent, Iteration: a.Iteration, Delta: a.Delta,
-			}); err != nil {
-				return err
-			}
-		}
-		if err := EmitMessage(ctx, tx, a.Turn.Session.ProjectID, m); err != nil {
-			return err
-		}
-		_, err = Emit(ctx, tx, a.Turn.Session.ProjectID, event.TokenUsage{
-			SessionID: a.Turn.Session.ID, MessageID: m.ID, ReplyTo: a.Turn.Message.ID,
-			TraceID: a.Turn.Message.TraceID, Usage: a.Usage, Timestamp: time.Now().UTC(),
-		})
+		var err error
+		m, _, err = recordReply(ctx, tx, a)
 		return err
 	})
 	return m, err
 }
 
+// recordReply is RecordReply in the caller's transaction, which holds the
+// lock of the user message. It reports whether the reply is new.
+func recordReply(ctx context.Context, tx pgx.Tx, a AssistantMessage) (domain.ConversationMessage, bool, error) {
+	usage, err := json.Marshal(a.Usage)
+	if err != nil {
+		return domain.ConversationMessage{}, false, err
+	}
+	responses, err := json.Marshal([]json.RawMessage{a.Response})
+	if err != nil {
+		return domain.ConversationMessage{}, false, wrap(err, "store assistant message: encode the model's response")
+	}
+	// One round trip for both rows: the message's INSERT runs after the
+	// model call's in the batch, so it can tell whether the call is new.
+	b := &pgx.Batch{}
+	var inserted bool
+	b.Queue(`INSERT INTO model_calls (call_key, message_id, response) VALUES ($1, $2, $3)
+		ON CONFLICT (call_key) DO NOTHING`, a.CallKey, a.Turn.Message.ID, a.Response).Exec(func(tag pgconn.CommandTag) error {
+		inserted = tag.RowsAffected() == 1
+		return nil
+	})
+	var m domain.ConversationMessage
+	b.Queue(`
+		INSERT INTO messages (id, session_id, project_id, role, agent, iteration, content, patch, token_usage,
+			trace_id, reply_to, openai_response, last_response_id, step_key)
+		VALUES ($1, $2, $3, 'assistant', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		ON CONFLICT (step_key) DO UPDATE SET step_key = EXCLUDED.step_key
+		RETURNING `+messageColumns,
+		uuid.New(), a.Turn.Session.ID, a.Turn.Session.ProjectID, a.Agent, a.Iteration, a.Content, a.Patch, usage,
+		a.Turn.Message.TraceID, a.Turn.Message.ID, responses, a.ResponseID, a.CallKey).QueryRow(func(r pgx.Row) error {
+		var err error
+		m, err = scanMessage(r)
+		return err
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return m, false, wrap(err, "store model reply")
+	}
+	if !inserted {
+		return m, false, nil
+	}
+	if a.Delta != "" {
+		if err := QueueEvent(ctx, tx, a.Turn.Session.ProjectID, event.VibecodeDelta{
+			SessionID: a.Turn.Session.ID, MessageID: a.Turn.Message.ID, TraceID: a.Turn.Message.TraceID,
+			Agent: a.Agent, Iteration: a.Iteration, Delta: a.Delta,
+		}); err != nil {
+			return m, true, err
+		}
+	}
+	if err := EmitMessage(ctx, tx, a.Turn.Session.ProjectID, m); err != nil {
+		return m, true, err
+	}
+	err = QueueEvent(ctx, tx, a.Turn.Session.ProjectID, event.TokenUsage{
+		SessionID: a.Turn.Session.ID, MessageID: m.ID, ReplyTo: a.Turn.Message.ID,
+		TraceID: a.Turn.Message.TraceID, Usage: a.Usage, Timestamp: time.Now().UTC(),
+	})
+	return m, true, err
+}
+
 // TurnEnd is how a step of the loop ends, written in one transaction: the
-// items the turn adds to an agent's memory, and then either the next job
-// (Enqueue), or the end of the user message (Status and Outcome, plus a Diff
-// when approved).
+// model reply the step acts on, the items the turn adds to an agent's memory,
+// and then either the next job (Enqueue), or the end of the user message
+// (Status and Outcome, plus a Diff when approved).
 type TurnEnd struct {
+	// Reply, when set, is stored first (as RecordReply): the reply and what
+	// is done with it commit together, so nothing acts on a reply that is
+	// not stored.
+	Reply   *AssistantMessage
 	Agent   string
 	TurnKey string
 	Items   json.RawMessage // JSON array of input items
-	Enqueue func(tx pgx.Tx) (jobID int64, err error)
+	// Enqueue inserts the next job; reply is the stored Reply, or nil.
+	Enqueue func(tx pgx.Tx, reply *domain.ConversationMessage) (jobID int64, err error)
 	Status  string // final status of the user message, or "" to go on
-	// Outcome is the vibecode_response; EndTurn fills in the ids and status.
+	// Outcome is the vibecode_response; EndTurn fills in the ids, the
+	// status and the token usage of the message's replies.
 	Outcome  event.VibecodeResponse
 	Diff     *domain.Diff
 	DiffStep string
@@ -271,31 +352,43 @@ type TurnEnd struct {
 	Complete func(tx pgx.Tx) error
 }
 
-// EndTurn writes e. It is idempotent: memory and diffs are keyed, and the
-// final status and vibecode_response are written only by the first caller.
+// EndTurn writes e. It is idempotent: replies, memory and diffs are keyed,
+// and the final status and vibecode_response are written only by the first
+// caller.
 func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		status, position, err := lockTurn(ctx, tx, t.Message.ID)
+		l, err := lockTurn(ctx, tx, t.Message.ID, e.Status != "")
 		if err != nil {
 			return err
 		}
-		if status != nil && domain.IsFinal(*status) {
+		var reply *domain.ConversationMessage
+		if e.Reply != nil {
+			m, inserted, err := recordReply(ctx, tx, *e.Reply)
+			if err != nil {
+				return err
+			}
+			if inserted { // else it was stored before the lock and is in l.usage
+				l.usage = l.usage.Add(e.Reply.Usage)
+			}
+			reply = &m
+		}
+		if l.status != nil && domain.IsFinal(*l.status) {
 			return complete(tx, e)
 		}
 		if e.Items != nil {
-			if _, err := tx.Exec(ctx, `INSERT INTO agent_memory (session_key, agent, turn_key, items) VALUES ($1, $2, $3, $4)
+			if err := later(ctx, tx, `INSERT INTO agent_memory (session_key, agent, turn_key, items) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (session_key, agent, turn_key) DO NOTHING`, t.Session.OpenAISessionKey, e.Agent, e.TurnKey, e.Items); err != nil {
 				return wrap(err, "store memory")
 			}
 		}
 		if e.Enqueue != nil {
-			jobID, err := e.Enqueue(tx)
+			jobID, err := e.Enqueue(tx, reply)
 			if err != nil {
 				return err
 			}
 			// The message follows its current job, so that a job cancelled
 			// or discarded outside the loop can be noticed (EarlierMessagePending).
-			if _, err := tx.Exec(ctx, `UPDATE messages SET job_id = $2 WHERE id = $1`, t.Message.ID, jobID); err != nil {
+			if err := later(ctx, tx, `UPDATE messages SET job_id = $2 WHERE id = $1`, t.Message.ID, jobID); err != nil {
 				return wrap(err, "record job")
 			}
 		}
@@ -304,16 +397,17 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 		}
 		outcome := e.Outcome
 		outcome.SessionID, outcome.MessageID, outcome.TraceID, outcome.Status = t.Session.ID, t.Message.ID, t.Message.TraceID, e.Status
+		outcome.TokenUsage = l.usage
 		if e.Diff != nil {
 			d, err := insertDiff(ctx, tx, e.Diff, e.DiffStep)
 			if err != nil {
 				return err
 			}
 			outcome.DiffID = &d.ID
-			if _, err := tx.Exec(ctx, `UPDATE messages SET diff_id = $2 WHERE id = $1`, t.Message.ID, d.ID); err != nil {
+			if err := later(ctx, tx, `UPDATE messages SET diff_id = $2 WHERE id = $1`, t.Message.ID, d.ID); err != nil {
 				return wrap(err, "link diff")
 			}
-			if _, err := Emit(ctx, tx, t.Session.ProjectID, event.DiffCreated{Diff: d, DiffID: d.ID, TraceID: t.Message.TraceID}); err != nil {
+			if err := QueueEvent(ctx, tx, t.Session.ProjectID, event.DiffCreated{Diff: d, DiffID: d.ID, TraceID: t.Message.TraceID}); err != nil {
 				return err
 			}
 		}
@@ -321,13 +415,13 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE messages SET status = $2, outcome = $3 WHERE id = $1`, t.Message.ID, e.Status, raw); err != nil {
+		if err := later(ctx, tx, `UPDATE messages SET status = $2, outcome = $3 WHERE id = $1`, t.Message.ID, e.Status, raw); err != nil {
 			return wrap(err, "finish message")
 		}
-		if err := wakeNextMessage(ctx, tx, t.Session.ID, position); err != nil {
+		if err := wakeNextMessage(ctx, tx, t.Session.ID, l.position); err != nil {
 			return err
 		}
-		if _, err = Emit(ctx, tx, t.Session.ProjectID, outcome); err != nil {
+		if err := QueueEvent(ctx, tx, t.Session.ProjectID, outcome); err != nil {
 			return err
 		}
 		return complete(tx, e)
@@ -339,27 +433,6 @@ func complete(tx pgx.Tx, e TurnEnd) error {
 		return nil
 	}
 	return e.Complete(tx)
-}
-
-// TurnUsage sums the token usage of every reply to a user message.
-func (s *Store) TurnUsage(ctx context.Context, messageID string) (domain.TokenUsage, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT token_usage FROM messages WHERE reply_to = $1 AND token_usage IS NOT NULL ORDER BY position`, messageID)
-	if err != nil {
-		return domain.TokenUsage{}, wrap(err, "read usage")
-	}
-	list, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-	if err != nil {
-		return domain.TokenUsage{}, wrap(err, "read usage")
-	}
-	var sum domain.TokenUsage
-	for _, raw := range list {
-		var u domain.TokenUsage
-		if err := json.Unmarshal(raw, &u); err != nil {
-			return sum, err
-		}
-		sum = sum.Add(u)
-	}
-	return sum, nil
 }
 
 // Reply returns the assistant message an agent stored for a user message in
@@ -376,6 +449,5 @@ func (s *Store) Reply(ctx context.Context, messageID, agent string, iteration in
 // FailTurn ends a user message as failed with a message a person can act on;
 // complete, when set, runs in the same transaction (see TurnEnd.Complete).
 func (s *Store) FailTurn(ctx context.Context, t *Turn, reason string, complete func(pgx.Tx) error) error {
-	usage, _ := s.TurnUsage(ctx, t.Message.ID)
-	return s.EndTurn(ctx, t, TurnEnd{Status: domain.StatusFailed, Outcome: event.VibecodeResponse{Error: &reason, TokenUsage: usage}, Complete: complete})
+	return s.EndTurn(ctx, t, TurnEnd{Status: domain.StatusFailed, Outcome: event.VibecodeResponse{Error: &reason}, Complete: complete})
 }

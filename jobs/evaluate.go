@@ -24,7 +24,7 @@ type EvaluateWorker struct {
 }
 
 func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[jobargs.EvaluateArgs]) error {
-	return step(ctx, w.Deps, job, job.Args.MessageID, func(t *db.Turn) error { return w.evaluate(ctx, job, t) })
+	return step(ctx, w.Deps, job, job.Args.MessageID, false, func(t *db.Turn) error { return w.evaluate(ctx, job, t) })
 }
 
 func (w *EvaluateWorker) evaluate(ctx context.Context, job *river.Job[jobargs.EvaluateArgs], t *db.Turn) error {
@@ -48,7 +48,7 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, job *river.Job[jobargs.Ev
 	var turn llm.Items
 	turn.AddUser(llm.EvaluatorRequest(t.Message.Content, proposal.Content, t.BaseCode, diff, patched, args.Iteration))
 	key := fmt.Sprintf("%s/evaluator/%d", t.Message.ID, args.Iteration)
-	reply, err := w.call(ctx, key, func() (*llm.Reply, error) {
+	reply, err := w.call(ctx, t, key, func() (*llm.Reply, error) {
 		return w.LLM.Evaluator(ctx, llm.AgentCall{SessionKey: t.Session.OpenAISessionKey, Memory: memory, Turn: turn})
 	})
 	if err != nil {
@@ -56,15 +56,12 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, job *river.Job[jobargs.Ev
 	}
 	v, derr := reply.Verdict()
 	if derr != nil {
-		if _, err := w.record(ctx, t, key, reply, domain.AgentEvaluator, args.Iteration, reply.Text(), nil, ""); err != nil {
+		if err := w.record(ctx, replyMessage(t, key, reply, domain.AgentEvaluator, args.Iteration, reply.Text(), nil, "")); err != nil {
 			return err
 		}
 		return vibecode.Permanent("the Evaluator's reply is not the verdict it was asked for: " + derr.Error())
 	}
 	next := vibecode.AfterVerdict(v, args.Iteration, w.MaxIterations, proposal.Content)
-	if _, err := w.record(ctx, t, key, reply, domain.AgentEvaluator, args.Iteration, next.Content, nil, ""); err != nil {
-		return err
-	}
 	turn.AddReply(reply)
 
 	var e db.TurnEnd
@@ -81,9 +78,12 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, job *river.Job[jobargs.Ev
 			DiffStep: t.Message.ID + "/diff",
 		}
 	case vibecode.Revise:
-		e = db.TurnEnd{Enqueue: enqueueNext(ctx, jobargs.VibecodeArgs{MessageID: t.Message.ID, Iteration: args.Iteration + 1})}
+		e = db.TurnEnd{Enqueue: enqueueNext(ctx, func(*domain.ConversationMessage) river.JobArgs {
+			return jobargs.VibecodeArgs{MessageID: t.Message.ID, Iteration: args.Iteration + 1}
+		})}
 	case vibecode.GiveUp:
 		e = db.TurnEnd{Status: domain.StatusMaxIterations, Outcome: event.VibecodeResponse{Patch: &diff, FinalFeedback: &v.Reasoning}}
 	}
+	e.Reply = replyMessage(t, key, reply, domain.AgentEvaluator, args.Iteration, next.Content, nil, "")
 	return end(ctx, w.Deps, job, t, domain.AgentEvaluator, args.Iteration, turn, e)
 }

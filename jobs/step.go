@@ -32,14 +32,15 @@ type Deps struct {
 // step runs one step of the loop for a user message: it loads the message
 // (nothing to do when it is gone or already ended), reports the job running,
 // runs work, and ends the job as vibecode.AfterError decides. work ends its
-// step with end, which completes the job in the same transaction.
-func step[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], messageID string, work func(*db.Turn) error) error {
-	t, err := d.Store.StartTurn(ctx, messageID, func(tx pgx.Tx, t *db.Turn) error {
+// step with end, which completes the job in the same transaction. With
+// inOrder, a message whose session has an earlier one queued or running is
+// not started (db.ErrEarlierMessage).
+func step[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], messageID string, inOrder bool, work func(*db.Turn) error) error {
+	t, err := d.Store.StartTurn(ctx, messageID, inOrder, func(tx pgx.Tx, t *db.Turn) error {
 		if domain.IsFinal(*t.Message.Status) {
 			return nil
 		}
-		_, err := db.Emit(ctx, tx, t.Session.ProjectID, jobStatusEvent(t, job.JobRow, "running", nil))
-		return err
+		return db.QueueEvent(ctx, tx, t.Session.ProjectID, jobStatusEvent(t, job.JobRow, "running", nil))
 	})
 	if errors.Is(err, db.ErrTurnGone) {
 		return nil
@@ -74,14 +75,17 @@ func step[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], mess
 }
 
 // completeJob completes job in the transaction that ends its step, and emits
-// its job_status there, so the event and River's state cannot disagree.
+// its job_status there, so the event and River's state cannot disagree. The
+// event is queued first, to go with River's statement.
 func completeJob[T river.JobArgs](ctx context.Context, job *river.Job[T], t *db.Turn, state string, errText *string) func(pgx.Tx) error {
 	return func(tx pgx.Tx) error {
+		if err := db.QueueEvent(context.WithoutCancel(ctx), tx, t.Session.ProjectID, jobStatusEvent(t, job.JobRow, state, errText)); err != nil {
+			return err
+		}
 		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](context.WithoutCancel(ctx), tx, job); err != nil {
 			return fmt.Errorf("complete job %d: %w", job.ID, err)
 		}
-		_, err := db.Emit(context.WithoutCancel(ctx), tx, t.Session.ProjectID, jobStatusEvent(t, job.JobRow, state, errText))
-		return err
+		return nil
 	}
 }
 
@@ -103,8 +107,8 @@ func (d *Deps) jobStatus(ctx context.Context, t *db.Turn, job *rivertype.JobRow,
 // call makes one model call, or returns the reply stored under key by an
 // earlier attempt of the job: a step retried after a crash acts on what the
 // model already answered.
-func (d *Deps) call(ctx context.Context, key string, model func() (*llm.Reply, error)) (*llm.Reply, error) {
-	raw, ok, err := d.Store.StoredCall(ctx, key)
+func (d *Deps) call(ctx context.Context, t *db.Turn, key string, model func() (*llm.Reply, error)) (*llm.Reply, error) {
+	raw, ok, err := d.Store.StoredCall(ctx, t, key)
 	if err != nil {
 		return nil, err
 	}
@@ -114,13 +118,20 @@ func (d *Deps) call(ctx context.Context, key string, model func() (*llm.Reply, e
 	return model()
 }
 
-// record stores a reply with its usage and emits its events.
+// replyMessage is a model reply as the store keeps it, with its usage.
 // delta is streamed text not emitted yet (see deltaBatcher.take).
-func (d *Deps) record(ctx context.Context, t *db.Turn, key string, r *llm.Reply, agent string, iteration int, content string, diff *string, delta string) (domain.ConversationMessage, error) {
-	return d.Store.RecordReply(ctx, db.AssistantMessage{
+func replyMessage(t *db.Turn, key string, r *llm.Reply, agent string, iteration int, content string, diff *string, delta string) *db.AssistantMessage {
+	return &db.AssistantMessage{
 		Turn: t, CallKey: key, Response: r.Raw(), ResponseID: r.ID(), Agent: agent, Iteration: iteration,
 		Content: content, Patch: diff, Usage: r.Usage(agent, iteration), Delta: delta,
-	})
+	}
+}
+
+// record stores a reply that the step does not act on in its ending
+// transaction, with its events.
+func (d *Deps) record(ctx context.Context, a *db.AssistantMessage) error {
+	_, err := d.Store.RecordReply(ctx, *a)
+	return err
 }
 
 // memory loads an agent's conversation memory.
@@ -132,34 +143,36 @@ func (d *Deps) memory(ctx context.Context, t *db.Turn, agent string) (llm.Items,
 	return llm.MemoryOf(turns)
 }
 
-// end writes the end of a step: the turn's memory items and e, and completes
-// the job, in one transaction.
+// end writes the end of a step: the reply it acts on (e.Reply), the turn's
+// memory items and e, and completes the job, in one transaction. When that
+// transaction fails, the reply is stored on its own, so that the retry acts on
+// it rather than paying for the call again.
 func end[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], t *db.Turn, agent string, iteration int, turn llm.Items, e db.TurnEnd) error {
 	items, err := turn.Marshal()
 	if err != nil {
 		return err
 	}
 	e.Agent, e.TurnKey, e.Items = agent, fmt.Sprintf("%s/%d", t.Message.ID, iteration), items
-	if e.Status != "" {
-		usage, err := d.Store.TurnUsage(ctx, t.Message.ID)
-		if err != nil {
-			return err
-		}
-		e.Outcome.TokenUsage = usage
-	}
 	e.Complete = completeJob(ctx, job, t, "completed", nil)
-	return d.Store.EndTurn(ctx, t, e)
+	err = d.Store.EndTurn(ctx, t, e)
+	if err != nil && e.Reply != nil && ctx.Err() == nil {
+		if rerr := d.record(ctx, e.Reply); rerr != nil && !errors.Is(rerr, db.ErrTurnGone) {
+			d.Log.Warn("store the model reply after the step failed", "key", e.Reply.CallKey, "error", rerr)
+		}
+	}
+	return err
 }
 
 // enqueueNext inserts the next job of the loop in the transaction that ends
-// this step, with the River client of the running worker.
-func enqueueNext(ctx context.Context, args river.JobArgs) func(pgx.Tx) (int64, error) {
-	return func(tx pgx.Tx) (int64, error) {
+// this step, with the River client of the running worker; args is made from
+// the reply stored in that transaction (nil when there is none).
+func enqueueNext(ctx context.Context, args func(reply *domain.ConversationMessage) river.JobArgs) func(pgx.Tx, *domain.ConversationMessage) (int64, error) {
+	return func(tx pgx.Tx, reply *domain.ConversationMessage) (int64, error) {
 		client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
 		if err != nil {
 			return 0, err
 		}
-		res, err := client.InsertTx(ctx, tx, args, nil)
+		res, err := client.InsertTx(ctx, tx, args(reply), nil)
 		if err != nil {
 			return 0, err
 		}

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/riverqueue/river"
@@ -23,20 +24,26 @@ type VibecodeWorker struct {
 }
 
 func (w *VibecodeWorker) Work(ctx context.Context, job *river.Job[jobargs.VibecodeArgs]) error {
-	if job.Args.Iteration == 1 {
-		pending, err := w.Store.EarlierMessagePending(ctx, job.Args.MessageID)
-		if err != nil {
-			return err
-		}
-		if pending {
-			// The transaction that ends the earlier message wakes this
-			// job (db.EndTurn, and the liveness sweep for a wake-up that
-			// came while this job was running); the snooze is only a
-			// safety net.
-			return river.JobSnooze(SessionOrderSnooze)
-		}
+	// A message's first step waits for the earlier messages of its session:
+	// StartTurn checks in the statement that starts it.
+	work := func(t *db.Turn) error { return w.vibecode(ctx, job, t) }
+	err := step(ctx, w.Deps, job, job.Args.MessageID, job.Args.Iteration == 1, work)
+	if !errors.Is(err, db.ErrEarlierMessage) {
+		return err
 	}
-	return step(ctx, w.Deps, job, job.Args.MessageID, func(t *db.Turn) error { return w.vibecode(ctx, job, t) })
+	pending, err := w.Store.EarlierMessagePending(ctx, job.Args.MessageID)
+	if err != nil {
+		return err
+	}
+	if pending {
+		// The transaction that ends the earlier message wakes this
+		// job (db.EndTurn, and the liveness sweep for a wake-up that
+		// came while this job was running); the snooze is only a
+		// safety net.
+		return river.JobSnooze(SessionOrderSnooze)
+	}
+	// The earlier messages had lost their jobs and are failed now.
+	return step(ctx, w.Deps, job, job.Args.MessageID, false, work)
 }
 
 func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.VibecodeArgs], t *db.Turn) error {
@@ -63,7 +70,7 @@ func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.Vi
 	for round := 1; round <= vibecode.MaxPatchRounds; round++ {
 		key := fmt.Sprintf("%s/vibecoder/%d/%d", t.Message.ID, iteration, round)
 		var lastDelta string // sent with the reply, in its transaction
-		reply, err := w.call(ctx, key, func() (*llm.Reply, error) {
+		reply, err := w.call(ctx, t, key, func() (*llm.Reply, error) {
 			deltas := newDeltaBatcher(ctx, w.Deps, t, domain.AgentVibeCoder, iteration)
 			r, err := w.LLM.VibeCoder(ctx, llm.AgentCall{SessionKey: t.Session.OpenAISessionKey, Memory: memory, Turn: turn}, deltas.add)
 			if err != nil {
@@ -83,18 +90,21 @@ func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.Vi
 		if next.Accepted != nil {
 			diff = &next.Accepted.Diff
 		}
-		m, err := w.record(ctx, t, key, reply, domain.AgentVibeCoder, iteration, next.Content, diff, lastDelta)
-		if err != nil {
-			return err
-		}
+		stored := replyMessage(t, key, reply, domain.AgentVibeCoder, iteration, next.Content, diff, lastDelta)
 		switch {
 		case next.Answered:
 			return end(ctx, w.Deps, job, t, domain.AgentVibeCoder, iteration, turn, db.TurnEnd{
-				Status: domain.StatusAnswered, Outcome: event.VibecodeResponse{Response: &next.Content}})
+				Reply: stored, Status: domain.StatusAnswered, Outcome: event.VibecodeResponse{Response: &next.Content}})
 		case next.Accepted != nil:
 			return end(ctx, w.Deps, job, t, domain.AgentVibeCoder, iteration, turn, db.TurnEnd{
-				Enqueue: enqueueNext(ctx, jobargs.EvaluateArgs{MessageID: t.Message.ID, Iteration: iteration, PatchMessageID: m.ID}),
+				Reply: stored,
+				Enqueue: enqueueNext(ctx, func(m *domain.ConversationMessage) river.JobArgs {
+					return jobargs.EvaluateArgs{MessageID: t.Message.ID, Iteration: iteration, PatchMessageID: m.ID}
+				}),
 			})
+		}
+		if err := w.record(ctx, stored); err != nil {
+			return err
 		}
 		problem = next.Problem
 	}

@@ -175,14 +175,14 @@ func TestVibecodeWorkerAnswers(t *testing.T) {
 	}
 }
 
-// A step that fails after the model's reply was stored is retried on the
-// stored reply: no second model call, nothing stored or emitted twice.
+// A step whose ending transaction fails keeps the model's reply (it is stored
+// on its own then) and is retried on it: no second model call, nothing
+// stored or emitted twice.
 func TestVibecodeRetryActsOnTheStoredReply(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	// The first write of the agents' memory fails once: the failure comes
-	// after model_calls holds the reply, as a crash or a lost connection
-	// there would.
+	// The first write of the agents' memory fails once, in the transaction
+	// that stores the reply and ends the step.
 	if _, err := f.tx.Exec(f.ctx, `
 		CREATE SEQUENCE memory_writes;
 		CREATE FUNCTION fail_first_memory_write() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -338,4 +338,41 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// A message's first step waits while an earlier message of its session is
+// queued or running, without starting; an earlier message whose job was
+// cancelled outside the loop is failed and the later one runs.
+func TestVibecodeWaitsForTheEarlierMessage(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	first := f.send(t, "First question")
+	second := f.send(t, "Second question")
+	w := &jobs.VibecodeWorker{Deps: f.deps}
+
+	res := work(t, f, w, f.job(t, second.JobID))
+	if res.EventKind != river.EventKindJobSnoozed {
+		t.Fatalf("the second message's job ended %s, want snoozed", res.EventKind)
+	}
+	if n := f.count(t, `SELECT count(*) FROM messages WHERE id = $1 AND status = 'queued' AND base_commit IS NULL`, second.MessageID); n != 1 {
+		t.Fatal("the second message started while the first was queued")
+	}
+	if n := f.count(t, `SELECT count(*) FROM events WHERE name = 'job_status'`); n != 0 {
+		t.Fatalf("%d job_status events for a step that did not start", n)
+	}
+
+	if _, err := f.tx.Exec(f.ctx, `UPDATE river_job SET state = 'cancelled', finalized_at = now() WHERE id = $1`, first.JobID); err != nil {
+		t.Fatal(err)
+	}
+	f.ai.Enqueue(openaitest.Text("The second answer."))
+	res = work(t, f, w, f.job(t, second.JobID))
+	if res.Job.State != rivertype.JobStateCompleted {
+		t.Fatalf("the second message's job ended in state %s, want completed", res.Job.State)
+	}
+	if out := f.outcome(t, first.MessageID); out["status"] != domain.StatusFailed {
+		t.Fatalf("the first message (job cancelled) ended %v, want failed", out)
+	}
+	if out := f.outcome(t, second.MessageID); out["status"] != domain.StatusAnswered {
+		t.Fatalf("the second message ended %v, want answered", out)
+	}
 }

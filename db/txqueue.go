@@ -1,0 +1,248 @@
+package db
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// A transaction of InTx (eventTx) can hold writes whose result nothing waits
+// for (events, memory items, status updates): they are sent in one pgx batch
+// with the transaction's next statement, or before COMMIT, in order. Every
+// statement costs the worker a write and a read on its connection, and a step
+// writes about ten such rows; queued, they cost none of their own. A queued
+// write that fails fails the statement it was sent with, and so the
+// transaction, as it would have on its own.
+//
+// On a pool, the transaction begins the same way: BEGIN goes in the batch of
+// its first statement (pgx's Batch.BeginTx) rather than in a round trip of
+// its own. Until then the transaction holds no connection, and Conn is nil.
+
+// lazyTx returns a transaction of InTx on pool that begins with its first
+// statement.
+func lazyTx(pool *pgxpool.Pool) *eventTx { return &eventTx{pool: pool} }
+
+// send sends b in the transaction, beginning it first when it has not begun.
+func (tx *eventTx) send(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if tx.Tx != nil {
+		return tx.Tx.SendBatch(ctx, b)
+	}
+	all := &pgx.Batch{}
+	all.BeginTx(pgx.TxOptions{})
+	all.QueuedQueries = append(all.QueuedQueries, b.QueuedQueries...)
+	br := tx.pool.SendBatch(ctx, all)
+	tx.Tx = br.Tx()
+	_, _ = br.Exec() // BEGIN; its error stays in br
+	return br
+}
+
+// begin makes sure the transaction has begun and sent its queued writes.
+func (tx *eventTx) begin(ctx context.Context) error {
+	if tx.Tx != nil && len(tx.queued) == 0 {
+		return nil
+	}
+	return tx.send(ctx, tx.take()).Close()
+}
+
+// direct reports whether a statement can go on its own: nothing is queued
+// and the transaction has begun.
+func (tx *eventTx) direct() bool { return tx.Tx != nil && len(tx.queued) == 0 }
+
+// later queues a write in tx when tx is a transaction of InTx, and runs it at
+// once otherwise.
+func later(ctx context.Context, q Querier, sql string, args ...any) error {
+	if tx, ok := q.(*eventTx); ok && len(args) > 0 {
+		tx.queued = append(tx.queued, &pgx.QueuedQuery{SQL: sql, Arguments: args})
+		return nil
+	}
+	_, err := q.Exec(ctx, sql, args...)
+	return err
+}
+
+// take returns a batch of the queued writes and forgets them.
+func (tx *eventTx) take() *pgx.Batch {
+	b := &pgx.Batch{QueuedQueries: tx.queued}
+	tx.queued = nil
+	return b
+}
+
+// readQueued reads the results of the first n queries of br's batch b.
+func readQueued(br pgx.BatchResults, b *pgx.Batch, n int) error {
+	for _, qq := range b.QueuedQueries[:n] {
+		var err error
+		if qq.Fn != nil {
+			err = qq.Fn(br)
+		} else {
+			_, err = br.Exec()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// A statement without arguments may hold several statements, which a batch
+// (the extended protocol) does not take: it goes on its own, after the queue.
+
+func (tx *eventTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if tx.direct() || len(args) == 0 {
+		if err := tx.begin(ctx); err != nil {
+			return pgconn.CommandTag{}, err
+		}
+		return tx.Tx.Exec(ctx, sql, args...)
+	}
+	b := tx.take()
+	var tag pgconn.CommandTag
+	b.Queue(sql, args...).Exec(func(t pgconn.CommandTag) error {
+		tag = t
+		return nil
+	})
+	return tag, tx.send(ctx, b).Close()
+}
+
+func (tx *eventTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if tx.direct() || len(args) == 0 {
+		if err := tx.begin(ctx); err != nil {
+			return errRow{err}
+		}
+		return tx.Tx.QueryRow(ctx, sql, args...)
+	}
+	b := tx.take()
+	// Sent when scanned: the batch needs the row's destinations.
+	return rowFunc(func(dest ...any) error {
+		b.Queue(sql, args...).QueryRow(func(r pgx.Row) error { return r.Scan(dest...) })
+		return tx.send(ctx, b).Close()
+	})
+}
+
+func (tx *eventTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if tx.direct() || len(args) == 0 {
+		if err := tx.begin(ctx); err != nil {
+			return nil, err
+		}
+		return tx.Tx.Query(ctx, sql, args...)
+	}
+	b := tx.take()
+	n := len(b.QueuedQueries)
+	b.Queue(sql, args...)
+	br := tx.send(ctx, b)
+	if err := readQueued(br, b, n); err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
+}
+
+func (tx *eventTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if tx.direct() {
+		return tx.Tx.SendBatch(ctx, b)
+	}
+	all := tx.take()
+	n := len(all.QueuedQueries)
+	all.QueuedQueries = append(all.QueuedQueries, b.QueuedQueries...)
+	br := tx.send(ctx, all)
+	// An error here stays in br: the caller's reads and Close return it.
+	_ = readQueued(br, all, n)
+	return br
+}
+
+func (tx *eventTx) Begin(ctx context.Context) (pgx.Tx, error) {
+	if err := tx.begin(ctx); err != nil {
+		return nil, err
+	}
+	return tx.Tx.Begin(ctx)
+}
+
+func (tx *eventTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	if err := tx.begin(ctx); err != nil {
+		return 0, err
+	}
+	return tx.Tx.CopyFrom(ctx, table, columns, src)
+}
+
+func (tx *eventTx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
+	if err := tx.begin(ctx); err != nil {
+		return nil, err
+	}
+	return tx.Tx.Prepare(ctx, name, sql)
+}
+
+func (tx *eventTx) LargeObjects() pgx.LargeObjects {
+	_ = tx.begin(context.Background()) // an error shows on first use
+	return tx.Tx.LargeObjects()
+}
+
+// Conn is nil until the transaction has begun.
+func (tx *eventTx) Conn() *pgx.Conn {
+	if tx.Tx == nil {
+		return nil
+	}
+	return tx.Tx.Conn()
+}
+
+// Commit sends the queued writes and commits. A transaction that sent
+// nothing has nothing to commit.
+func (tx *eventTx) Commit(ctx context.Context) error {
+	if tx.Tx == nil && len(tx.queued) == 0 {
+		return nil
+	}
+	if err := tx.begin(ctx); err != nil {
+		return err
+	}
+	return tx.Tx.Commit(ctx)
+}
+
+func (tx *eventTx) Rollback(ctx context.Context) error {
+	tx.queued = nil
+	if tx.Tx == nil {
+		return nil
+	}
+	return tx.Tx.Rollback(ctx)
+}
+
+type rowFunc func(dest ...any) error
+
+func (f rowFunc) Scan(dest ...any) error { return f(dest...) }
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// batchRows are the rows of the last query of a batch: the batch is closed
+// with them, which frees the connection.
+type batchRows struct {
+	pgx.Rows
+	br  pgx.BatchResults
+	err error
+}
+
+func (r *batchRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.Close()
+	return false
+}
+
+func (r *batchRows) Close() {
+	r.Rows.Close()
+	if r.br != nil {
+		r.err = r.br.Close()
+		r.br = nil
+	}
+}
+
+func (r *batchRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.err
+}

@@ -1,0 +1,142 @@
+package db_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/db/dbtest"
+)
+
+// Queued events go with the transaction's next statement, in order, and a
+// statement after them sees them; Query, QueryRow, Exec and SendBatch all
+// carry them; the transaction begins with its first statement.
+func TestQueuedWritesGoWithTheNextStatement(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	p := uuid.NewString()
+	queue := func(tx pgx.Tx, name string) {
+		t.Helper()
+		if err := db.QueueEvent(ctx, tx, p, dbtest.Event{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+		var first, xid int64
+		queue(tx, "a")
+		if err := tx.QueryRow(ctx, `SELECT count(*), txid_current() FROM events WHERE project_id = $1`, p).Scan(&first, &xid); err != nil {
+			return err
+		}
+		if first != 1 {
+			t.Errorf("QueryRow saw %d queued events, want 1", first)
+		}
+		queue(tx, "b")
+		rows, err := tx.Query(ctx, `SELECT name FROM events WHERE project_id = $1 ORDER BY seq`, p)
+		if err != nil {
+			return err
+		}
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		if len(names) != 2 || names[1] != "b" {
+			t.Errorf("Query saw %v, want [a b]", names)
+		}
+		queue(tx, "c")
+		if _, err := tx.Exec(ctx, `SELECT pg_sleep(0) FROM events WHERE project_id = $1`, p); err != nil {
+			return err
+		}
+		queue(tx, "d")
+		b := &pgx.Batch{}
+		var n, again int64
+		b.Queue(`SELECT count(*), txid_current() FROM events WHERE project_id = $1`, p).QueryRow(func(r pgx.Row) error { return r.Scan(&n, &again) })
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		if n != 4 || again != xid {
+			t.Errorf("SendBatch saw %d events in transaction %d, want 4 in %d", n, again, xid)
+		}
+		if _, err := db.Emit(ctx, tx, p, dbtest.Event{Name: "e"}); err != nil {
+			return err
+		}
+		queue(tx, "f") // sent before COMMIT
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := db.EventsAfter(ctx, pool, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names string
+	for _, e := range all {
+		names += e.Name
+	}
+	if names != "abcdef" {
+		t.Fatalf("committed events %q, want abcdef in order", names)
+	}
+	noConnHeld(t, pool)
+}
+
+// noConnHeld fails when a connection of pool stays acquired (the NOTIFY after
+// a commit takes one for a moment).
+func noConnHeld(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Second); pool.Stat().AcquiredConns() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still acquired", pool.Stat().AcquiredConns())
+		}
+	}
+}
+
+// A queued write that fails fails the transaction: nothing of it commits.
+func TestAFailedQueuedWriteRollsBack(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	p := uuid.NewString()
+	for _, next := range []string{"statement", "commit"} {
+		err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+			if _, err := db.Emit(ctx, tx, p, dbtest.Event{Name: "before"}); err != nil {
+				return err
+			}
+			if err := db.QueueEvent(ctx, tx, "not a uuid", dbtest.Event{Name: "bad"}); err != nil {
+				return err
+			}
+			if next == "statement" {
+				var one int
+				return tx.QueryRow(ctx, `SELECT $1::int`, 1).Scan(&one)
+			}
+			return nil
+		})
+		if err == nil {
+			t.Fatalf("a bad queued event before the %s: no error", next)
+		}
+		if n := dbtest.Count(t, pool, `SELECT count(*) FROM events`); n != 0 {
+			t.Fatalf("a bad queued event before the %s: %d events committed", next, n)
+		}
+	}
+	// A transaction that ran nothing commits nothing and holds no connection.
+	if err := db.InTx(ctx, pool, func(pgx.Tx) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	rolledBack := errors.New("roll back")
+	if err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+		_ = db.QueueEvent(ctx, tx, p, dbtest.Event{Name: "dropped"})
+		return rolledBack
+	}); !errors.Is(err, rolledBack) {
+		t.Fatal(err)
+	}
+	if n := dbtest.Count(t, pool, `SELECT count(*) FROM events`); n != 0 {
+		t.Fatalf("%d events after a rollback", n)
+	}
+	noConnHeld(t, pool)
+}
