@@ -107,3 +107,24 @@ func (a *announcer) send() {
 		cancel()
 	}
 }
+
+// FlushAnnouncements waits until the NOTIFYs of pool's commits so far are
+// sent, or ctx ends: a process that stops calls it before it closes the pool,
+// so the other processes hear of its last events at once rather than from
+// their poll.
+func FlushAnnouncements(ctx context.Context, pool *pgxpool.Pool) {
+	a := announcerOf(pool)
+	for {
+		a.mu.Lock()
+		busy := a.sending
+		a.mu.Unlock()
+		if !busy {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}

@@ -88,3 +88,40 @@ func TestInTxAnnouncesCommittedEvents(t *testing.T) {
 	default:
 	}
 }
+
+// A process that stops closes its pool right after its last commit; with
+// FlushAnnouncements first, the NOTIFY of that commit is still sent.
+func TestFlushAnnouncementsBeforeClose(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	listener, err := pgx.Connect(ctx, pool.Config().ConnConfig.ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close(ctx)
+	if _, err := listener.Exec(ctx, "LISTEN "+pgx.Identifier{db.EventsChannel}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	var seq int64
+	err = db.InTx(ctx, pool, func(tx pgx.Tx) error {
+		seq, err = db.Emit(ctx, tx, uuid.NewString(), dbtest.Event{Name: "test_event", Payload: map[string]any{"last": true}})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flushCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	db.FlushAnnouncements(flushCtx, pool)
+	pool.Close()
+	waitCtx, cancel2 := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel2()
+	n, err := listener.WaitForNotification(waitCtx)
+	if err != nil {
+		t.Fatalf("no NOTIFY after the pool closed: %v", err)
+	}
+	if n.Payload != strconv.FormatInt(seq, 10) {
+		t.Fatalf("NOTIFY payload %q, want %d", n.Payload, seq)
+	}
+}

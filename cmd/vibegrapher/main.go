@@ -96,6 +96,11 @@ func run(args []string) error {
 		return err
 	}
 	defer pool.Close()
+	defer func() { // runs before pool.Close
+		flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		db.FlushAnnouncements(flush, pool)
+	}()
 	schema, err := db.NewSchema(pool, log)
 	if err != nil {
 		return err
