@@ -143,6 +143,10 @@ func (d *Deps) memory(ctx context.Context, t *db.Turn, agent string) (llm.Items,
 	return llm.MemoryOf(turns)
 }
 
+// replyStoreTimeout bounds storing a reply after its step's transaction
+// failed, which may happen after the job's own context has ended.
+const replyStoreTimeout = 5 * time.Second
+
 // end writes the end of a step: the reply it acts on (e.Reply), the turn's
 // memory items and e, and completes the job, in one transaction. When that
 // transaction fails, the reply is stored on its own, so that the retry acts on
@@ -155,8 +159,14 @@ func end[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], t *db
 	e.Agent, e.TurnKey, e.Items = agent, fmt.Sprintf("%s/%d", t.Message.ID, iteration), items
 	e.Complete = completeJob(ctx, job, t, "completed", nil)
 	err = d.Store.EndTurn(ctx, t, e)
-	if err != nil && e.Reply != nil && ctx.Err() == nil {
-		if rerr := d.record(ctx, e.Reply); rerr != nil && !errors.Is(rerr, db.ErrTurnGone) {
+	if err != nil && e.Reply != nil {
+		// Also when the job's context has ended (its timeout, a hand-over at
+		// shutdown): the reply was paid for, and the retry should stream
+		// nothing again. The write is keyed by the call, so a late one from a
+		// worker that lost the job changes nothing.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), replyStoreTimeout)
+		defer cancel()
+		if rerr := d.record(rctx, e.Reply); rerr != nil && !errors.Is(rerr, db.ErrTurnGone) {
 			d.Log.Warn("store the model reply after the step failed", "key", e.Reply.CallKey, "error", rerr)
 		}
 	}
