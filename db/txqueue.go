@@ -100,7 +100,8 @@ func (tx *eventTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.Co
 		tag = t
 		return nil
 	})
-	return tag, tx.send(ctx, b).Close()
+	err := tx.send(ctx, b).Close() // runs the Exec callback that sets tag
+	return tag, err
 }
 
 func (tx *eventTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
@@ -110,9 +111,11 @@ func (tx *eventTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Ro
 		}
 		return tx.Tx.QueryRow(ctx, sql, args...)
 	}
-	b := tx.take()
-	// Sent when scanned: the batch needs the row's destinations.
+	// Sent when scanned (the batch needs the row's destinations), with the
+	// writes queued by then, so they keep their order with any statement run
+	// between this call and Scan.
 	return rowFunc(func(dest ...any) error {
+		b := tx.take()
 		b.Queue(sql, args...).QueryRow(func(r pgx.Row) error { return r.Scan(dest...) })
 		return tx.send(ctx, b).Close()
 	})
