@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,6 +98,15 @@ func (d *gatedDecoder) Add(data any) error {
 // so a short-lived goroutine each costs little.
 func decodeAside(d parser.Decoder, data any) error {
 	done := make(chan error, 1)
-	go func() { done <- d.Add(data) }()
+	go func() {
+		// On the reader goroutine the emitter recovered a panic in the
+		// decoder; here it would end the process.
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("socket.io: decoding a packet panicked: %v", r)
+			}
+		}()
+		done <- d.Add(data)
+	}()
 	return <-done
 }

@@ -3,6 +3,7 @@ package realtime_test
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -112,17 +113,27 @@ func TestHeartbeat(t *testing.T) {
 
 	quiet := conns[0]
 	_ = quiet.SetReadDeadline(time.Now().Add(wait))
+	var closeErr error
 	for {
 		_, msg, err := quiet.ReadMessage()
 		if err != nil {
+			closeErr = err
 			break
 		}
 		if string(msg) != "2" {
 			t.Fatalf("got %q, want a PING", msg)
 		}
 	}
-	if d := time.Since(lastPong); d < timeout {
+	// The server closed it: not this test's own read deadline.
+	if ne, ok := closeErr.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("the quiet connection was not closed within %v: %v", wait, closeErr)
+	}
+	d := time.Since(lastPong)
+	if d < timeout {
 		t.Errorf("closed %v after the last PONG, before the %v timeout", d, timeout)
+	}
+	if limit := interval + timeout + 3*time.Second; d > limit { // slack for a loaded machine
+		t.Errorf("closed %v after the last PONG, later than %v", d, limit)
 	}
 	time.Sleep(time.Second) // the others keep answering
 	close(done)
