@@ -99,7 +99,7 @@ func (it *Items) AddUser(text string) { it.addParam(UserMessage(text)) }
 // returned (see InputItemsOf), so the next request continues the
 // conversation.
 func (it *Items) AddReply(r *Reply) {
-	for _, raw := range replayable(r.resp) {
+	for _, raw := range r.resp.replayable() {
 		it.add([]byte(raw))
 	}
 }
@@ -179,7 +179,7 @@ func (a *agentParams) body(cacheKey string, memory, turn Items, stream bool) ([]
 
 // Reply is one model response and its raw JSON, as stored in model_calls.
 type Reply struct {
-	resp   *responses.Response
+	resp   *response
 	raw    json.RawMessage
 	prices Prices
 }
@@ -187,15 +187,15 @@ type Reply struct {
 // StoredReply reads a reply stored from Raw, so a retried step acts on it
 // instead of calling the model again.
 func (c *Client) StoredReply(raw json.RawMessage) (*Reply, error) {
-	var r responses.Response
-	if err := json.Unmarshal(raw, &r); err != nil {
+	r, err := decodeResponse(raw)
+	if err != nil {
 		return nil, fmt.Errorf("read stored model reply: %w", err)
 	}
-	return &Reply{resp: &r, raw: raw, prices: c.prices}, nil
+	return &Reply{resp: r, raw: raw, prices: c.prices}, nil
 }
 
-func (c *Client) newReply(r *responses.Response) *Reply {
-	return &Reply{resp: r, raw: json.RawMessage(r.RawJSON()), prices: c.prices}
+func (c *Client) newReply(r *response) *Reply {
+	return &Reply{resp: r, raw: r.raw, prices: c.prices}
 }
 
 // Raw is the response's JSON as OpenAI sent it.
@@ -205,12 +205,12 @@ func (r *Reply) Raw() json.RawMessage { return r.raw }
 func (r *Reply) ID() string { return r.resp.ID }
 
 // Text is the reply's output text.
-func (r *Reply) Text() string { return r.resp.OutputText() }
+func (r *Reply) Text() string { return r.resp.outputText() }
 
 // ToolCalls are the reply's function calls, in order.
 func (r *Reply) ToolCalls() []vibecode.ToolCall {
 	var out []vibecode.ToolCall
-	for _, fc := range FunctionCalls(r.resp) {
+	for _, fc := range r.resp.functionCalls() {
 		out = append(out, vibecode.ToolCall{CallID: fc.CallID, Name: fc.Name, Arguments: fc.Arguments})
 	}
 	return out
@@ -219,7 +219,7 @@ func (r *Reply) ToolCalls() []vibecode.ToolCall {
 // Usage is the reply's token usage and cost, attributed to agent and
 // iteration.
 func (r *Reply) Usage(agent string, iteration int) domain.TokenUsage {
-	u := UsageOf(r.resp)
+	u := r.resp.usage()
 	u.Agent, u.Iteration = agent, iteration
 	u.CostUSD = r.prices.Cost(u)
 	return u
@@ -228,7 +228,7 @@ func (r *Reply) Usage(agent string, iteration int) domain.TokenUsage {
 // Verdict decodes an Evaluator reply.
 func (r *Reply) Verdict() (vibecode.Verdict, error) {
 	var v vibecode.Verdict
-	err := DecodeOutput(r.resp, &v)
+	err := r.resp.decodeOutput(&v)
 	return v, err
 }
 
@@ -265,7 +265,7 @@ func (c *Client) VibeCoder(ctx context.Context, call AgentCall, onDelta func(str
 	if err != nil {
 		return nil, callError(err)
 	}
-	resp, err := c.observe(ctx, domain.AgentVibeCoder, a.params, func(ctx context.Context) (*responses.Response, error) {
+	resp, err := c.observe(ctx, domain.AgentVibeCoder, a.params, func(ctx context.Context) (*response, error) {
 		return c.stream(ctx, responses.ResponseNewParams{}, onDelta, withBody(body))
 	})
 	if err != nil {
@@ -282,7 +282,7 @@ func (c *Client) Evaluator(ctx context.Context, call AgentCall) (*Reply, error) 
 	if err != nil {
 		return nil, callError(err)
 	}
-	resp, err := c.observe(ctx, domain.AgentEvaluator, a.params, func(ctx context.Context) (*responses.Response, error) {
+	resp, err := c.observe(ctx, domain.AgentEvaluator, a.params, func(ctx context.Context) (*response, error) {
 		return c.create(ctx, responses.ResponseNewParams{}, withBody(body))
 	})
 	if err != nil {
@@ -329,8 +329,8 @@ func (c *Client) CommitMessage(ctx context.Context, r CommitMessageRequest) (str
 		Input:        Input([]responses.ResponseInputItemUnionParam{UserMessage(commitMessageRequest(r))}),
 		Store:        openai.Bool(false),
 	}
-	resp, err := c.observe(ctx, "commit_message", p, func(ctx context.Context) (*responses.Response, error) {
-		return c.Create(ctx, p)
+	resp, err := c.observe(ctx, "commit_message", p, func(ctx context.Context) (*response, error) {
+		return c.create(ctx, p)
 	})
 	if err != nil {
 		code := domain.EUNAVAILABLE
@@ -339,7 +339,7 @@ func (c *Client) CommitMessage(ctx context.Context, r CommitMessageRequest) (str
 		}
 		return "", &domain.Error{Code: code, Message: "the small model could not write a message: " + ErrorMessage(err)}
 	}
-	msg := strings.Trim(strings.TrimSpace(resp.OutputText()), "`\"")
+	msg := strings.Trim(strings.TrimSpace(resp.outputText()), "`\"")
 	if msg == "" {
 		return "", domain.Errorf(domain.EUNAVAILABLE, "the small model answered with an empty message; try again")
 	}

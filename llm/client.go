@@ -8,12 +8,15 @@
 package llm
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/packages/ssestream"
@@ -129,7 +132,7 @@ func (c *Client) SmallModel() string { return c.cfg.SmallModel }
 // "incomplete" or "failed" is returned together with a *ResponseError, so its
 // usage and raw JSON can still be recorded.
 func (c *Client) Create(ctx context.Context, params responses.ResponseNewParams) (*responses.Response, error) {
-	return c.create(ctx, params)
+	return sdkOf(c.create(ctx, params))
 }
 
 // withBody sends body, a whole request's JSON (requestBody), instead of the
@@ -139,15 +142,19 @@ func withBody(body []byte) option.RequestOption {
 }
 
 // create is Create with request options, e.g. withBody.
-func (c *Client) create(ctx context.Context, params responses.ResponseNewParams, opts ...option.RequestOption) (*responses.Response, error) {
+func (c *Client) create(ctx context.Context, params responses.ResponseNewParams, opts ...option.RequestOption) (*response, error) {
 	if c.cfg.APIKey == "" {
 		return nil, ErrNoAPIKey
 	}
-	resp, err := c.svc.New(ctx, params, opts...)
-	if err != nil {
+	var body []byte
+	if _, err := c.svc.New(ctx, params, append(opts[:len(opts):len(opts)], option.WithResponseBodyInto(&body))...); err != nil {
 		return nil, interrupted(ctx, err)
 	}
-	return resp, statusError(resp)
+	resp, err := decodeResponse(body)
+	if err != nil {
+		return nil, fmt.Errorf("decode the response: %w", err)
+	}
+	return resp, resp.statusError()
 }
 
 // Stream runs one streaming Responses call, calling onDelta (if not nil) with
@@ -157,50 +164,99 @@ func (c *Client) create(ctx context.Context, params responses.ResponseNewParams,
 // together with a *ResponseError; an "error" event, a broken connection or a
 // stream that ends without a final response return an error and no response.
 func (c *Client) Stream(ctx context.Context, params responses.ResponseNewParams, onDelta func(string)) (*responses.Response, error) {
-	return c.stream(ctx, params, onDelta, option.WithJSONSet("stream", true))
+	r, err := c.stream(ctx, params, onDelta, option.WithJSONSet("stream", true))
+	return sdkOf(r, err)
+}
+
+// sdkOf is a response decoded by openai-go, for the exported calls.
+func sdkOf(r *response, err error) (*responses.Response, error) {
+	if r == nil {
+		return nil, err
+	}
+	s, decErr := sdkResponse(r)
+	if decErr != nil {
+		return nil, decErr
+	}
+	return s, err
 }
 
 // stream is Stream with request options, which must ask for a stream: either
 // option.WithJSONSet("stream", true) or withBody of a body with "stream":true.
-func (c *Client) stream(ctx context.Context, params responses.ResponseNewParams, onDelta func(string), opts ...option.RequestOption) (*responses.Response, error) {
+//
+// It reads the events from openai-go's SSE decoder itself instead of through
+// ssestream.Stream, which decodes every event with encoding/json (after
+// gjson looks for a top-level "error"): a reply is dozens of events, and
+// response.created and in_progress carry the whole response. Here one pass
+// over each event finds its type and whether it has an "error" key
+// (scanEvent); only deltas, the final response and "error" events are
+// decoded.
+func (c *Client) stream(ctx context.Context, params responses.ResponseNewParams, onDelta func(string), opts ...option.RequestOption) (*response, error) {
 	if c.cfg.APIKey == "" {
 		return nil, ErrNoAPIKey
 	}
-	// What NewStreaming does, but each event is decoded into streamEvent:
-	// the SDK's union type decodes every event (dozens per reply, each
-	// response.created/in_progress carrying the whole response) by
-	// reflection, which was a fifth of the server's CPU per message.
 	var raw *http.Response
 	_, err := c.svc.New(ctx, params, append(opts[:len(opts):len(opts)], option.WithResponseBodyInto(&raw))...)
-	stream := ssestream.NewStream[streamEvent](ssestream.NewDecoder(raw), err)
-	defer stream.Close()
-	for stream.Next() {
-		ev := stream.Current()
-		switch ev.Type {
+	dec := ssestream.NewDecoder(raw)
+	if dec != nil {
+		defer dec.Close()
+	}
+	if err != nil {
+		return nil, interrupted(ctx, err)
+	}
+	if dec == nil {
+		return nil, ErrStreamEnded
+	}
+	return readStream(ctx, dec, onDelta)
+}
+
+// readStream reads a Responses stream's events up to the final response.
+func readStream(ctx context.Context, dec ssestream.Decoder, onDelta func(string)) (*response, error) {
+	for dec.Next() {
+		ev := dec.Event()
+		if bytes.HasPrefix(ev.Data, []byte("[DONE]")) {
+			break
+		}
+		e, ok := scanEvent(ev.Data)
+		if !ok {
+			// Not the plain JSON object scanEvent reads: decode it as
+			// ssestream.Stream would.
+			var m map[string]json.RawMessage
+			if err := json.Unmarshal(ev.Data, &m); err != nil {
+				return nil, interrupted(ctx, err)
+			}
+			_, e.hasError = m["error"]
+			if err := json.Unmarshal(m["type"], &e.typ); m["type"] != nil && err != nil {
+				return nil, interrupted(ctx, err)
+			}
+			e.delta, e.response = m["delta"], m["response"]
+		}
+		if e.hasError {
+			return nil, streamErrorEvent(&ssestream.StreamError{Message: "received error while streaming", Event: ev})
+		}
+		switch e.typ {
 		case "response.output_text.delta", "response.function_call_arguments.delta", "response.refusal.delta":
 			stateOf(ctx).firstToken()
-			if ev.Type != "response.output_text.delta" {
+			if e.typ != "response.output_text.delta" || onDelta == nil {
 				continue
 			}
-			var delta string
-			if onDelta != nil && json.Unmarshal(ev.Delta, &delta) == nil && delta != "" {
+			if delta := deltaText(e.delta); delta != "" {
 				onDelta(delta)
 			}
 		case "response.completed", "response.incomplete", "response.failed":
-			var resp responses.Response
-			if err := resp.UnmarshalJSON(ev.Response); err != nil {
+			resp, err := decodeResponse(e.response)
+			if err != nil {
 				return nil, fmt.Errorf("decode the final response: %w", err)
 			}
-			return &resp, statusError(&resp)
+			return resp, resp.statusError()
 		case "error":
-			return nil, &ResponseError{Status: "error", Code: ev.Code, Message: ev.Message}
+			var se streamEvent
+			if err := json.Unmarshal(ev.Data, &se); err != nil {
+				return nil, interrupted(ctx, err)
+			}
+			return nil, &ResponseError{Status: "error", Code: se.Code, Message: se.Message}
 		}
 	}
-	if err := stream.Err(); err != nil {
-		var se *ssestream.StreamError
-		if errors.As(err, &se) {
-			return nil, streamErrorEvent(se)
-		}
+	if err := dec.Err(); err != nil {
 		return nil, interrupted(ctx, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -209,13 +265,210 @@ func (c *Client) stream(ctx context.Context, params responses.ResponseNewParams,
 	return nil, ErrStreamEnded
 }
 
-// streamEvent is the part of a Responses stream event Stream reads.
+// deltaText is the text of a delta's JSON, or "" when it is not a string.
+func deltaText(raw []byte) string {
+	if len(raw) < 2 || raw[0] != '"' {
+		return ""
+	}
+	if end, esc := stringEnd(raw, 0); end == len(raw) && !esc && plain(raw[1:end-1]) {
+		return string(raw[1 : end-1])
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// plain reports whether s is valid UTF-8 without control characters: a JSON
+// string's content that needs no decoding.
+func plain(s []byte) bool {
+	for _, c := range s {
+		if c < 0x20 {
+			return false
+		}
+	}
+	return utf8.Valid(s)
+}
+
+// streamEvent is the part of an "error" event stream reads.
 type streamEvent struct {
-	Type     string          `json:"type"`
-	Delta    json.RawMessage `json:"delta"` // a string here; other events' deltas may not be
-	Code     string          `json:"code"`
-	Message  string          `json:"message"`
-	Response json.RawMessage `json:"response"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// scannedEvent is what scanEvent reads of an event.
+type scannedEvent struct {
+	typ      string
+	hasError bool   // a top-level "error" key, on which ssestream.Stream ends the stream, even for "error":null
+	delta    []byte // the JSON of "delta"
+	response []byte // the JSON of "response"
+}
+
+// scanEvent reads an event's JSON object in one pass (eachField). ok is
+// false when the data is not an object of that simple form (a malformed
+// object, a key or type with escapes); the caller then decodes it with
+// encoding/json. Values are skipped, not validated: the final response is
+// validated when it is decoded, and a delta when it has escapes.
+func scanEvent(data []byte) (ev scannedEvent, ok bool) {
+	ok = eachField(data, func(key, value []byte) bool {
+		switch string(key) {
+		case "type":
+			if value[0] != '"' {
+				return false
+			}
+			if _, esc := stringEnd(value, 0); esc {
+				return false
+			}
+			ev.typ = string(value[1 : len(value)-1])
+		case "error":
+			ev.hasError = true
+		case "delta":
+			ev.delta = value
+		case "response":
+			ev.response = value
+		}
+		return true
+	})
+	return ev, ok
+}
+
+// eachField calls f with each top-level key (without quotes) and value of
+// the JSON object data, in one pass, until f returns false. It is false when
+// f did or when data is not an object whose keys have no escapes.
+func eachField(data []byte, f func(key, value []byte) bool) bool {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return false
+	}
+	i = skipSpace(data, i+1)
+	if i < len(data) && data[i] == '}' {
+		return skipSpace(data, i+1) == len(data)
+	}
+	for {
+		if i >= len(data) || data[i] != '"' {
+			return false
+		}
+		end, escaped := stringEnd(data, i)
+		if end < 0 || escaped {
+			return false
+		}
+		key := data[i+1 : end-1]
+		i = skipSpace(data, end)
+		if i >= len(data) || data[i] != ':' {
+			return false
+		}
+		i = skipSpace(data, i+1)
+		start := i
+		if i = skipValue(data, i); i < 0 || !f(key, data[start:i]) {
+			return false
+		}
+		i = skipSpace(data, i)
+		if i >= len(data) {
+			return false
+		}
+		switch data[i] {
+		case ',':
+			i = skipSpace(data, i+1)
+		case '}':
+			return skipSpace(data, i+1) == len(data)
+		default:
+			return false
+		}
+	}
+}
+
+// eachElement calls f with each element of the JSON array data.
+func eachElement(data []byte, f func(value []byte)) bool {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '[' {
+		return false
+	}
+	i = skipSpace(data, i+1)
+	if i < len(data) && data[i] == ']' {
+		return skipSpace(data, i+1) == len(data)
+	}
+	for {
+		start := i
+		if i = skipValue(data, i); i < 0 {
+			return false
+		}
+		f(data[start:i])
+		i = skipSpace(data, i)
+		if i >= len(data) {
+			return false
+		}
+		switch data[i] {
+		case ',':
+			i = skipSpace(data, i+1)
+		case ']':
+			return skipSpace(data, i+1) == len(data)
+		default:
+			return false
+		}
+	}
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd is the index after the closing quote of the string starting at
+// data[i], or -1, and whether the string has escapes.
+func stringEnd(data []byte, i int) (int, bool) {
+	escaped := false
+	for j := i + 1; j < len(data); j++ {
+		switch data[j] {
+		case '\\':
+			escaped = true
+			j++
+		case '"':
+			return j + 1, escaped
+		}
+	}
+	return -1, escaped
+}
+
+// skipValue is the index after the JSON value starting at data[i], or -1.
+func skipValue(data []byte, i int) int {
+	if i >= len(data) {
+		return -1
+	}
+	switch data[i] {
+	case '"':
+		end, _ := stringEnd(data, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(data); j++ {
+			switch data[j] {
+			case '"':
+				end, _ := stringEnd(data, j)
+				if end < 0 {
+					return -1
+				}
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	}
+	j := i
+	for j < len(data) && !strings.ContainsRune(",}] \t\r\n", rune(data[j])) {
+		j++
+	}
+	if j == i {
+		return -1
+	}
+	return j
 }
 
 // interrupted makes a cancelled or expired context the reported cause, since

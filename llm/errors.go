@@ -76,16 +76,7 @@ func (e *ResponseError) transient() bool {
 }
 
 // statusError is the error of a response that did not complete, or nil.
-func statusError(r *responses.Response) error {
-	switch r.Status {
-	case responses.ResponseStatusFailed:
-		return &ResponseError{ResponseID: r.ID, Status: "failed", Code: string(r.Error.Code), Message: r.Error.Message}
-	case responses.ResponseStatusIncomplete:
-		return &ResponseError{ResponseID: r.ID, Status: "incomplete", Code: string(r.IncompleteDetails.Reason),
-			Message: "the model stopped before it finished its answer"}
-	}
-	return nil
-}
+func statusError(r *responses.Response) error { return fromSDK(r).statusError() }
 
 // streamErrorEvent turns an event with a top-level "error" key, which
 // openai-go ends the stream on, into a ResponseError.

@@ -72,23 +72,7 @@ func InputItemsOf(r *responses.Response) []responses.ResponseInputItemUnionParam
 }
 
 // replayable is the JSON of the output items of r that InputItemsOf replays.
-func replayable(r *responses.Response) []string {
-	if r == nil {
-		return nil
-	}
-	raws := make([]string, 0, len(r.Output))
-	for _, it := range r.Output {
-		raw := it.RawJSON()
-		if raw == "" {
-			continue
-		}
-		if it.Type == "reasoning" && it.AsReasoning().EncryptedContent == "" {
-			continue
-		}
-		raws = append(raws, raw)
-	}
-	return raws
-}
+func replayable(r *responses.Response) []string { return fromSDK(r).replayable() }
 
 // Input makes a request's input from a list of items.
 func Input(items []responses.ResponseInputItemUnionParam) responses.ResponseNewParamsInputUnion {

@@ -1,11 +1,6 @@
 package llm
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"strings"
-
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/responses"
 )
@@ -62,25 +57,5 @@ func EvaluatorSchema() map[string]any {
 // DecodeOutput decodes the response's output text, produced under a JSON
 // schema format, into v. A refusal or an empty answer is an error.
 func DecodeOutput(r *responses.Response, v any) error {
-	if r == nil {
-		return errors.New("no response to decode")
-	}
-	for _, it := range r.Output {
-		if it.Type != "message" {
-			continue
-		}
-		for _, c := range it.AsMessage().Content {
-			if c.Type == "refusal" {
-				return fmt.Errorf("the model refused to answer: %s", c.Refusal)
-			}
-		}
-	}
-	text := strings.TrimSpace(r.OutputText())
-	if text == "" {
-		return errors.New("the model returned no output text to decode")
-	}
-	if err := json.Unmarshal([]byte(text), v); err != nil {
-		return fmt.Errorf("the model's output is not the expected JSON: %w", err)
-	}
-	return nil
+	return fromSDK(r).decodeOutput(v)
 }

@@ -109,7 +109,7 @@ func countAttempts(req *http.Request, next option.MiddlewareNext) (*http.Respons
 }
 
 // observe runs one model call for agent in a span and records its metrics.
-func (c *Client) observe(ctx context.Context, agent string, p responses.ResponseNewParams, call func(context.Context) (*responses.Response, error)) (*responses.Response, error) {
+func (c *Client) observe(ctx context.Context, agent string, p responses.ResponseNewParams, call func(context.Context) (*response, error)) (*response, error) {
 	model := string(p.Model)
 	attrs := []attribute.KeyValue{
 		attribute.String("gen_ai.operation.name", "chat"),
@@ -125,7 +125,7 @@ func (c *Client) observe(ctx context.Context, agent string, p responses.Response
 	elapsed := time.Since(start)
 
 	if resp != nil {
-		u := UsageOf(resp)
+		u := resp.usage()
 		tokens := func(kind string, n int64) {
 			c.inst.tokens.Record(ctx, n, metric.WithAttributes(append(attrs, attribute.String("gen_ai.token.type", kind))...))
 		}
@@ -136,7 +136,7 @@ func (c *Client) observe(ctx context.Context, agent string, p responses.Response
 		cost := c.prices.Cost(u)
 		c.inst.cost.Add(ctx, cost, metric.WithAttributes(attrs...))
 		span.SetAttributes(
-			attribute.String("gen_ai.response.model", string(resp.Model)),
+			attribute.String("gen_ai.response.model", resp.Model),
 			attribute.String("gen_ai.response.id", resp.ID),
 			attribute.Int64("gen_ai.usage.input_tokens", u.PromptTokens),
 			attribute.Int64("gen_ai.usage.output_tokens", u.CompletionTokens),
