@@ -24,6 +24,19 @@ const fail = (msg) => {
 
 const sockets = [];
 const lat = [];
+// With RT_TRACE_DIR set (bench/realtime-node/tail.py): every receive as
+// "seq socket sent_at_us received_us", and this process's GCs as
+// "gc start_us duration_us kind", written there at the end.
+const traceDir = process.env.RT_TRACE_DIR;
+const trace = [];
+const gcs = [];
+if (traceDir) {
+  const { PerformanceObserver } = require("perf_hooks");
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries())
+      gcs.push(`gc ${Math.round((performance.timeOrigin + e.startTime) * 1000)} ${Math.round(e.duration * 1000)} ${e.detail ? e.detail.kind : e.kind}`);
+  }).observe({ entryTypes: ["gc"] });
+}
 let dups = 0;
 let complete = 0;
 let finished = false;
@@ -33,6 +46,11 @@ function finish() {
   finished = true;
   let missing = 0;
   for (const s of sockets) missing += want - s.seen.size;
+  if (traceDir) {
+    const fs = require("fs");
+    fs.writeFileSync(`${traceDir}/client-${Date.now()}-${process.pid}.txt`, trace.join("\n") + "\n");
+    fs.writeFileSync(`${traceDir}/gc-${Date.now()}-${process.pid}.txt`, gcs.join("\n") + "\n");
+  }
   print({ type: "done", lat_us: lat, missing, dups });
 }
 
@@ -49,6 +67,7 @@ function open(i) {
       }
       entry.seen.add(p.seq);
       lat.push(at - p.sent_at_us);
+      if (traceDir) trace.push(`${p.seq} ${i} ${p.sent_at_us} ${at}`);
       if (entry.seen.size === want && ++complete === clients) finish();
     });
     socket.on("connect_error", (err) => fail("connect_error: " + err.message));

@@ -415,6 +415,9 @@ func startOurs(ctx context.Context, cfg realtimeConfig, bin string) (*server, er
 			return err
 		}
 		defer conn.Release()
+		if dir := os.Getenv("RT_TRACE_DIR"); dir != "" {
+			return commitTraced(ctx, conn.Conn(), commitEvents(project.ID, l, pad), dir)
+		}
 		_, err = conn.Exec(ctx, commitEvents(project.ID, l, pad))
 		return err
 	}
@@ -448,6 +451,33 @@ BEGIN
 END
 $load$`, pad, l.events-1, l.every.Microseconds(), l.every.Microseconds(),
 		uuid.MustParse(project).String(), quoteLiteral(db.EventsChannel))
+}
+
+// commitTraced runs the DO block of commitEvents and also records when each
+// event's COMMIT returned (an unlogged table, one more INSERT per event, in
+// the next event's transaction), into dir/commits-*.txt as "seq at_us": with
+// the traces of bench/realtime-node/tail-trace.patch and clients.js it splits
+// an event's latency into commit, NOTIFY, read, fan-out and client
+// (bench/realtime-node/tail.py).
+func commitTraced(ctx context.Context, conn *pgx.Conn, do, dir string) error {
+	if _, err := conn.Exec(ctx, "CREATE UNLOGGED TABLE commit_times (seq bigint, at_us bigint)"); err != nil {
+		return err
+	}
+	do = strings.Replace(do, "    COMMIT;\n",
+		"    COMMIT;\n    INSERT INTO commit_times VALUES (s, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);\n", 1)
+	if _, err := conn.Exec(ctx, do); err != nil {
+		return err
+	}
+	rows, _ := conn.Query(ctx, "SELECT seq, at_us FROM commit_times ORDER BY seq")
+	var b strings.Builder
+	var seq, at int64
+	if _, err := pgx.ForEachRow(rows, []any{&seq, &at}, func() error {
+		fmt.Fprintf(&b, "%d %d\n", seq, at)
+		return nil
+	}); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, fmt.Sprintf("commits-%d.txt", time.Now().UnixMicro())), []byte(b.String()), 0o644)
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
