@@ -55,7 +55,7 @@ var (
 func New(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	u := NewURL(t)
-	pool, err := pgxpool.New(context.Background(), u)
+	pool, err := newPool(context.Background(), u)
 	if err != nil {
 		t.Fatalf("dbtest: connect: %v", err)
 	}
@@ -219,8 +219,18 @@ func template(ctx context.Context, base string) (string, error) {
 	return name, nil
 }
 
+// newPool is a pool on u configured as the service's (db.Configure).
+func newPool(ctx context.Context, u string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(u)
+	if err != nil {
+		return nil, err
+	}
+	db.Configure(cfg)
+	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
 func migrate(ctx context.Context, u string) error {
-	pool, err := pgxpool.New(ctx, u)
+	pool, err := newPool(ctx, u)
 	if err != nil {
 		return err
 	}
