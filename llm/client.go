@@ -363,17 +363,9 @@ func eachField(data []byte, f func(key, value []byte) bool) bool {
 		if i = skipValue(data, i); i < 0 || !f(key, data[start:i]) {
 			return false
 		}
-		i = skipSpace(data, i)
-		if i >= len(data) {
-			return false
-		}
-		switch data[i] {
-		case ',':
-			i = skipSpace(data, i+1)
-		case '}':
-			return skipSpace(data, i+1) == len(data)
-		default:
-			return false
+		var done, ok bool
+		if i, done, ok = afterValue(data, i, '}'); done || !ok {
+			return ok
 		}
 	}
 }
@@ -394,19 +386,27 @@ func eachElement(data []byte, f func(value []byte)) bool {
 			return false
 		}
 		f(data[start:i])
-		i = skipSpace(data, i)
-		if i >= len(data) {
-			return false
-		}
-		switch data[i] {
-		case ',':
-			i = skipSpace(data, i+1)
-		case ']':
-			return skipSpace(data, i+1) == len(data)
-		default:
-			return false
+		var done, ok bool
+		if i, done, ok = afterValue(data, i, ']'); done || !ok {
+			return ok
 		}
 	}
+}
+
+// afterValue reads what follows a value at i inside an object or array that
+// closes with end: a ',' (next is where the next member starts), or end,
+// which must close data (done; ok tells whether only space follows).
+func afterValue(data []byte, i int, end byte) (next int, done, ok bool) {
+	i = skipSpace(data, i)
+	switch {
+	case i >= len(data):
+		return 0, false, false
+	case data[i] == ',':
+		return skipSpace(data, i+1), false, true
+	case data[i] == end:
+		return 0, true, skipSpace(data, i+1) == len(data)
+	}
+	return 0, false, false
 }
 
 func skipSpace(data []byte, i int) int {
