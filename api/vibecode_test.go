@@ -10,32 +10,17 @@ import (
 	"time"
 
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/internal/fixtures"
 	"github.com/vibegrapher/vibegrapher/internal/openaitest"
 )
 
-const baseCode = `def greet(name):
-    return "Hello, " + name
-
-
-def add(a, b):
-    return a + b
-`
-
-const greetPatch = `--- a/script.py
-+++ b/script.py
-@@ -1,2 +1,2 @@
- def greet(name):
--    return "Hello, " + name
-+    return "Hi, " + name
-`
-
-const greetPatched = `def greet(name):
-    return "Hi, " + name
-
-
-def add(a, b):
-    return a + b
-`
+// The script every project starts with, the patch the fake model proposes,
+// and the script after it.
+const (
+	baseCode     = fixtures.GreetScript
+	greetPatch   = fixtures.GreetPatch
+	greetPatched = fixtures.GreetPatched
+)
 
 func TestVibecodeTextAnswer(t *testing.T) {
 	t.Parallel()

@@ -14,26 +14,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vibegrapher/vibegrapher/internal/fixtures"
 	"github.com/vibegrapher/vibegrapher/internal/openaitest"
 )
 
 // baseCode is every project's script; patchPrompt messages change it with
 // greetPatch.
-const baseCode = `def greet(name):
-    return "Hello, " + name
-
-
-def add(a, b):
-    return a + b
-`
-
-const greetPatch = `--- a/script.py
-+++ b/script.py
-@@ -1,2 +1,2 @@
- def greet(name):
--    return "Hello, " + name
-+    return "Hi, " + name
-`
+const (
+	baseCode   = fixtures.GreetScript
+	greetPatch = fixtures.GreetPatch
+)
 
 // marker tags every prompt so the model can tell messages apart:
 // "[m:<name>]"; a name that starts with "patch" asks for a patch (two model
