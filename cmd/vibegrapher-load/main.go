@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 )
@@ -39,6 +40,18 @@ func main() {
 			msg = "pipeline: not built in"
 		}
 		fatal(errors.New(msg))
+	}
+	// VGLOAD_CPUPROFILE=FILE profiles this process (the clients and the
+	// fake model), to see what the load itself costs the shared CPUs.
+	if path := os.Getenv("VGLOAD_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fatal(err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	if err := run(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -160,8 +160,10 @@ func runPipeline(args []string) error {
 	}
 	connected, _ := readRSS(f.pid)
 	fmt.Printf("server RSS: idle %s, with %d subscribed sessions %s\n", mib(idle), f.sessions, mib(connected))
-	fmt.Println("latency: POST /sessions/{id}/messages → its vibecode_response on the session's client; cpu/msg: server utime+stime over the run / messages")
-	fmt.Printf("%4s %8s %6s | %9s %9s %9s %9s | %9s | %8s %10s\n", "run", "messages", "failed", "p50", "p90", "p99", "max", "msg/s", "cpu/msg", "rss-peak")
+	fmt.Println("latency: POST /sessions/{id}/messages → its vibecode_response on the session's client; cpu/msg: server utime+stime over the run / messages;")
+	fmt.Println("pg/msg: the same for every postgres process on this machine (meaningful when the service's PostgreSQL is local and otherwise idle);")
+	fmt.Println("phases (medians): POST → 202, POST → the message's job_status running, running → vibecode_response")
+	fmt.Printf("%4s %8s %6s | %9s %9s %9s %9s | %9s | %8s %10s %6s | %s\n", "run", "messages", "failed", "p50", "p90", "p99", "max", "msg/s", "cpu/msg", "rss-peak", "pg/msg", "202 running response")
 	var rows []runResult
 	for run := 1; run <= f.runs; run++ {
 		r, err := measurePipeline(ctx, lc, sessions, f.messages, f.pid)
@@ -401,11 +403,13 @@ func setUp(ctx context.Context, lc *loadHTTP, base string, n int) ([]*loadSessio
 	return live, nil
 }
 
-// arrival is a vibecode_response as the client got it.
+// arrival is a vibecode_response as the client got it, with when the
+// message's first job_status "running" came (zero if it did not).
 type arrival struct {
-	at     time.Time
-	status string
-	err    string
+	at      time.Time
+	running time.Time
+	status  string
+	err     string
 }
 
 // responseWatch is one Socket.IO client subscribed to a project; it hands
@@ -414,6 +418,7 @@ type responseWatch struct {
 	sock    *sio.Socket
 	mu      sync.Mutex
 	waiting map[string]chan arrival
+	running map[string]time.Time
 }
 
 func (w *responseWatch) expect(messageID string) chan arrival {
@@ -428,19 +433,32 @@ func (w *responseWatch) close() { w.sock.Disconnect() }
 
 func (w *responseWatch) onEvent(args ...any) {
 	at := time.Now()
-	if len(args) < 2 || args[0] != "vibecode_response" {
+	if len(args) < 2 {
 		return
 	}
 	p, _ := args[1].(map[string]any)
 	id, _ := p["message_id"].(string)
-	w.mu.Lock()
-	ch := w.waiting[id]
-	delete(w.waiting, id)
-	w.mu.Unlock()
-	if ch != nil {
-		status, _ := p["status"].(string)
-		msg, _ := p["error"].(string)
-		ch <- arrival{at: at, status: status, err: msg}
+	switch args[0] {
+	case "job_status":
+		if p["state"] == "running" {
+			w.mu.Lock()
+			if _, ok := w.waiting[id]; ok && w.running[id].IsZero() {
+				w.running[id] = at
+			}
+			w.mu.Unlock()
+		}
+	case "vibecode_response":
+		w.mu.Lock()
+		ch := w.waiting[id]
+		started := w.running[id]
+		delete(w.waiting, id)
+		delete(w.running, id)
+		w.mu.Unlock()
+		if ch != nil {
+			status, _ := p["status"].(string)
+			msg, _ := p["error"].(string)
+			ch <- arrival{at: at, running: started, status: status, err: msg}
+		}
 	}
 }
 
@@ -489,7 +507,7 @@ func watchOnce(ctx context.Context, base, project string) (*responseWatch, error
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	w := &responseWatch{waiting: map[string]chan arrival{}}
+	w := &responseWatch{waiting: map[string]chan arrival{}, running: map[string]time.Time{}}
 	w.sock = m.Socket("/", o)
 	subscribed := make(chan error, 1)
 	_ = w.sock.On("connect", func(...any) {
@@ -519,18 +537,25 @@ func watchOnce(ctx context.Context, base, project string) (*responseWatch, error
 }
 
 type runResult struct {
-	messages, failed int
-	p50, p90, p99    time.Duration
-	max              time.Duration
-	perSecond        float64
-	cpuPerMessage    time.Duration
-	rssPeak          int64
+	// phases are the medians of POST → its 202, POST → the message's first
+	// job_status "running" (its job started), and that → vibecode_response.
+	accepted, started, worked time.Duration
+	messages, failed          int
+	p50, p90, p99             time.Duration
+	max                       time.Duration
+	perSecond                 float64
+	cpuPerMessage             time.Duration
+	pgPerMessage              time.Duration // PostgreSQL's CPU, when it runs on this machine
+	rssPeak                   int64
 }
 
 func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession, messages, pid int) (runResult, error) {
 	var (
 		mu        sync.Mutex
 		latencies []time.Duration
+		accepted  []time.Duration
+		started   []time.Duration
+		worked    []time.Duration
 		failed    int
 		firstErr  error
 	)
@@ -557,6 +582,7 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 		stopSampling()
 		return runResult{}, err
 	}
+	pg0 := postgresCPU()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for _, s := range sessions {
@@ -566,6 +592,7 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 				got := s.watch.expect(id)
 				t0 := time.Now()
 				err := lc.do(ctx, http.MethodPost, "/sessions/"+s.session+"/messages", map[string]any{"prompt": "Say which agent answers Spanish.", "message_id": id}, nil)
+				t202 := time.Now()
 				var a arrival
 				if err == nil {
 					select {
@@ -585,6 +612,11 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 					}
 				} else {
 					latencies = append(latencies, a.at.Sub(t0))
+					accepted = append(accepted, t202.Sub(t0))
+					if !a.running.IsZero() {
+						started = append(started, a.running.Sub(t0))
+						worked = append(worked, a.at.Sub(a.running))
+					}
 				}
 				mu.Unlock()
 				if ctx.Err() != nil {
@@ -595,6 +627,7 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	pg1 := postgresCPU()
 	cpu1, err := readCPU(pid)
 	stopSampling()
 	<-sampled
@@ -610,18 +643,28 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 	slices.Sort(latencies)
 	at := func(p int) time.Duration { return latencies[min(len(latencies)-1, len(latencies)*p/100)] }
 	n := len(latencies) + failed
+	median := func(d []time.Duration) time.Duration {
+		if len(d) == 0 {
+			return 0
+		}
+		slices.Sort(d)
+		return d[len(d)/2]
+	}
 	return runResult{
+		accepted: median(accepted), started: median(started), worked: median(worked),
 		messages: n, failed: failed,
 		p50: at(50), p90: at(90), p99: at(99), max: latencies[len(latencies)-1],
 		perSecond:     float64(len(latencies)) / elapsed.Seconds(),
 		cpuPerMessage: (cpu1 - cpu0) / time.Duration(n),
+		pgPerMessage:  (pg1 - pg0) / time.Duration(n),
 		rssPeak:       rssPeak.Load(),
 	}, nil
 }
 
 func printRow(label string, r runResult) {
-	fmt.Printf("%4s %8d %6d | %9s %9s %9s %9s | %9.1f | %8s %10s\n", label, r.messages, r.failed,
-		ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max), r.perSecond, ms(r.cpuPerMessage), mib(r.rssPeak))
+	fmt.Printf("%4s %8d %6d | %9s %9s %9s %9s | %9.1f | %8s %10s %6s | %s %s %s\n", label, r.messages, r.failed,
+		ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max), r.perSecond, ms(r.cpuPerMessage), mib(r.rssPeak), ms(r.pgPerMessage),
+		ms(r.accepted), ms(r.started), ms(r.worked))
 }
 
 // medianRow is the median of each column over the runs.
@@ -646,7 +689,11 @@ func medianRow(rows []runResult) runResult {
 		max:           d(func(r runResult) time.Duration { return r.max }),
 		perSecond:     med(func(r runResult) float64 { return r.perSecond }),
 		cpuPerMessage: d(func(r runResult) time.Duration { return r.cpuPerMessage }),
+		pgPerMessage:  d(func(r runResult) time.Duration { return r.pgPerMessage }),
 		rssPeak:       int64(med(func(r runResult) float64 { return float64(r.rssPeak) })),
+		accepted:      d(func(r runResult) time.Duration { return r.accepted }),
+		started:       d(func(r runResult) time.Duration { return r.started }),
+		worked:        d(func(r runResult) time.Duration { return r.worked }),
 	}
 }
 
