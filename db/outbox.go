@@ -145,6 +145,7 @@ func (s *Store) EmitDelta(ctx context.Context, t *Turn, agent string, iteration 
 type eventTx struct {
 	pgx.Tx  // nil until a lazy transaction has begun
 	pool    *pgxpool.Pool
+	held    *connTx // == Tx on a pool, once begun (txqueue.go)
 	lastSeq int64
 	queued  []*pgx.QueuedQuery
 }

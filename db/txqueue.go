@@ -2,6 +2,8 @@ package db
 
 import (
 	"context"
+	"errors"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -10,15 +12,17 @@ import (
 
 // A transaction of InTx (eventTx) can hold writes whose result nothing waits
 // for (events, memory items, status updates): they are sent in one pgx batch
-// with the transaction's next statement, or before COMMIT, in order. Every
+// with the transaction's next statement, or with COMMIT, in order. Every
 // statement costs the worker a write and a read on its connection, and a step
 // writes about ten such rows; queued, they cost none of their own. A queued
 // write that fails fails the statement it was sent with, and so the
 // transaction, as it would have on its own.
 //
-// On a pool, the transaction begins the same way: BEGIN goes in the batch of
-// its first statement (pgx's Batch.BeginTx) rather than in a round trip of
-// its own. Until then the transaction holds no connection, and Conn is nil.
+// On a pool, the transaction is run on a connection it holds (connTx) rather
+// than by pgx's Tx, so that both of its ends go in batches: BEGIN with its
+// first statement, and COMMIT with the writes still queued. pgx's Tx sends
+// COMMIT on its own, one more round trip per transaction. Until its first
+// statement the transaction holds no connection, and Conn is nil.
 
 // lazyTx returns a transaction of InTx on pool that begins with its first
 // statement.
@@ -29,11 +33,16 @@ func (tx *eventTx) send(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if tx.Tx != nil {
 		return tx.Tx.SendBatch(ctx, b)
 	}
-	all := &pgx.Batch{}
-	all.BeginTx(pgx.TxOptions{})
+	c, err := tx.pool.Acquire(ctx)
+	if err != nil {
+		return pgx.FailedBatchResults(b, err)
+	}
+	tx.held = &connTx{c: c}
+	tx.Tx = tx.held
+	all := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(b.QueuedQueries)+1)}
+	all.Queue("begin")
 	all.QueuedQueries = append(all.QueuedQueries, b.QueuedQueries...)
-	br := tx.pool.SendBatch(ctx, all)
-	tx.Tx = br.Tx()
+	br := c.Conn().SendBatch(ctx, all)
 	_, _ = br.Exec() // BEGIN; its error stays in br
 	return br
 }
@@ -157,7 +166,7 @@ func (tx *eventTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 	return br
 }
 
-func (tx *eventTx) Begin(ctx context.Context) (pgx.Tx, error) {
+func (tx *eventTx) Begin(ctx context.Context) (pgx.Tx, error) { // a savepoint
 	if err := tx.begin(ctx); err != nil {
 		return nil, err
 	}
@@ -192,24 +201,225 @@ func (tx *eventTx) Conn() *pgx.Conn {
 }
 
 // Commit sends the queued writes and commits. A transaction that sent
-// nothing has nothing to commit.
+// nothing has nothing to commit. On a pool, COMMIT goes in the batch of the
+// writes still queued (and of BEGIN, when nothing was sent before): a write
+// that fails there makes PostgreSQL skip the COMMIT, and the transaction is
+// rolled back by Rollback, as InTx does after a failed Commit.
 func (tx *eventTx) Commit(ctx context.Context) error {
 	if tx.Tx == nil && len(tx.queued) == 0 {
 		return nil
 	}
-	if err := tx.begin(ctx); err != nil {
+	if tx.Tx != nil && tx.held == nil { // on a caller's transaction (tests): a savepoint
+		if err := tx.begin(ctx); err != nil {
+			return err
+		}
+		return tx.Tx.Commit(ctx)
+	}
+	b := tx.take()
+	var tag pgconn.CommandTag
+	b.Queue("commit").Exec(func(t pgconn.CommandTag) error {
+		tag = t
+		return nil
+	})
+	if err := tx.send(ctx, b).Close(); err != nil {
 		return err
 	}
-	return tx.Tx.Commit(ctx)
+	tx.held.release()
+	if tag.String() == "ROLLBACK" {
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
 }
 
 func (tx *eventTx) Rollback(ctx context.Context) error {
 	tx.queued = nil
-	if tx.Tx == nil {
+	switch {
+	case tx.Tx == nil:
+		return nil
+	case tx.held != nil:
+		return tx.held.Rollback(ctx)
+	default:
+		return tx.Tx.Rollback(ctx)
+	}
+}
+
+// connTx is a transaction of InTx on a connection it holds from the pool.
+// eventTx begins and commits it in its batches; Rollback ends it otherwise.
+// When a statement leaves the connection anywhere but idle outside a
+// transaction (a failed COMMIT, a cancelled read), the pool closes it on
+// release instead of reusing it.
+type connTx struct {
+	c *pgxpool.Conn // nil once released
+}
+
+func (t *connTx) release() {
+	if t.c != nil {
+		t.c.Release()
+		t.c = nil
+	}
+}
+
+func (t *connTx) conn() (*pgx.Conn, error) {
+	if t.c == nil {
+		return nil, pgx.ErrTxClosed
+	}
+	return t.c.Conn(), nil
+}
+
+func (t *connTx) Commit(ctx context.Context) error {
+	c, err := t.conn()
+	if err != nil {
+		return err
+	}
+	defer t.release()
+	tag, err := c.Exec(ctx, "commit")
+	if err == nil && tag.String() == "ROLLBACK" {
+		err = pgx.ErrTxCommitRollback
+	}
+	return err
+}
+
+// Rollback rolls back what is open on the connection, if anything, and
+// releases it.
+func (t *connTx) Rollback(ctx context.Context) error {
+	c, err := t.conn()
+	if err != nil {
+		return err
+	}
+	defer t.release()
+	if c.PgConn().TxStatus() == 'I' || c.IsClosed() {
 		return nil
 	}
-	return tx.Tx.Rollback(ctx)
+	_, err = c.Exec(ctx, "rollback")
+	return err
 }
+
+func (t *connTx) Begin(ctx context.Context) (pgx.Tx, error) {
+	c, err := t.conn()
+	if err != nil {
+		return nil, err
+	}
+	return newSavepoint(ctx, c, 1)
+}
+
+func (t *connTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	c, err := t.conn()
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return c.Exec(ctx, sql, args...)
+}
+
+func (t *connTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	c, err := t.conn()
+	if err != nil {
+		return nil, err
+	}
+	return c.Query(ctx, sql, args...)
+}
+
+func (t *connTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	c, err := t.conn()
+	if err != nil {
+		return errRow{err}
+	}
+	return c.QueryRow(ctx, sql, args...)
+}
+
+func (t *connTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	c, err := t.conn()
+	if err != nil {
+		return pgx.FailedBatchResults(b, err)
+	}
+	return c.SendBatch(ctx, b)
+}
+
+func (t *connTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	c, err := t.conn()
+	if err != nil {
+		return 0, err
+	}
+	return c.CopyFrom(ctx, table, columns, src)
+}
+
+func (t *connTx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
+	c, err := t.conn()
+	if err != nil {
+		return nil, err
+	}
+	return c.Prepare(ctx, name, sql)
+}
+
+// LargeObjects is not available in a transaction of InTx (pgx builds them
+// only on its own Tx); nothing here uses them.
+func (t *connTx) LargeObjects() pgx.LargeObjects { return pgx.LargeObjects{} }
+
+func (t *connTx) Conn() *pgx.Conn {
+	if t.c == nil {
+		return nil
+	}
+	return t.c.Conn()
+}
+
+// savepoint is a nested transaction of a connTx (its Begin).
+type savepoint struct {
+	c      *pgx.Conn
+	depth  int
+	name   string
+	closed bool
+}
+
+// newSavepoint opens a savepoint named after its depth: a name used again
+// refers to the latest savepoint of that name, which is the open one.
+func newSavepoint(ctx context.Context, c *pgx.Conn, depth int) (*savepoint, error) {
+	sp := &savepoint{c: c, depth: depth, name: "vg_sp_" + strconv.Itoa(depth)}
+	if _, err := c.Exec(ctx, "savepoint "+sp.name); err != nil {
+		return nil, err
+	}
+	return sp, nil
+}
+
+var errSavepointClosed = errors.New("savepoint already released or rolled back")
+
+func (sp *savepoint) end(ctx context.Context, sql string) error {
+	if sp.closed {
+		return pgx.ErrTxClosed
+	}
+	sp.closed = true
+	_, err := sp.c.Exec(ctx, sql+sp.name)
+	return err
+}
+
+func (sp *savepoint) Commit(ctx context.Context) error { return sp.end(ctx, "release savepoint ") }
+func (sp *savepoint) Rollback(ctx context.Context) error {
+	return sp.end(ctx, "rollback to savepoint ")
+}
+func (sp *savepoint) Begin(ctx context.Context) (pgx.Tx, error) {
+	if sp.closed {
+		return nil, errSavepointClosed
+	}
+	return newSavepoint(ctx, sp.c, sp.depth+1)
+}
+func (sp *savepoint) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return sp.c.Exec(ctx, sql, args...)
+}
+func (sp *savepoint) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return sp.c.Query(ctx, sql, args...)
+}
+func (sp *savepoint) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return sp.c.QueryRow(ctx, sql, args...)
+}
+func (sp *savepoint) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	return sp.c.SendBatch(ctx, b)
+}
+func (sp *savepoint) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	return sp.c.CopyFrom(ctx, table, columns, src)
+}
+func (sp *savepoint) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
+	return sp.c.Prepare(ctx, name, sql)
+}
+func (sp *savepoint) LargeObjects() pgx.LargeObjects { return pgx.LargeObjects{} }
+func (sp *savepoint) Conn() *pgx.Conn                { return sp.c }
 
 type rowFunc func(dest ...any) error
 

@@ -140,3 +140,66 @@ func TestAFailedQueuedWriteRollsBack(t *testing.T) {
 	}
 	noConnHeld(t, pool)
 }
+
+// A transaction that only queued writes sends BEGIN, the writes and COMMIT
+// together; its savepoints (Begin) commit and roll back their own part; and
+// a connection is reusable after a transaction whose COMMIT batch failed.
+func TestQueuedWritesCommitWithTheirBatch(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	p := uuid.NewString()
+	if err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+		if tx.Conn() != nil {
+			t.Error("a transaction that sent nothing holds a connection")
+		}
+		return db.QueueEvent(ctx, tx, p, dbtest.Event{Name: "only"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := dbtest.Count(t, pool, `SELECT count(*) FROM events WHERE name = 'only'`); n != 1 {
+		t.Fatalf("%d events committed, want 1", n)
+	}
+	if err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+		for _, name := range []string{"kept", "undone"} {
+			sp, err := tx.Begin(ctx)
+			if err != nil {
+				return err
+			}
+			if _, err := db.Emit(ctx, sp, p, dbtest.Event{Name: name}); err != nil {
+				return err
+			}
+			end := sp.Commit
+			if name == "undone" {
+				end = sp.Rollback
+			}
+			if err := end(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	rows, err := pool.Query(ctx, `SELECT name FROM events WHERE name <> 'only' ORDER BY seq`)
+	if err == nil {
+		names, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil || len(names) != 1 || names[0] != "kept" {
+		t.Fatalf("after a committed and a rolled-back savepoint: %v %v, want [kept]", names, err)
+	}
+	for range 3 {
+		err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+			return db.QueueEvent(ctx, tx, "not a uuid", dbtest.Event{Name: "bad"})
+		})
+		if err == nil {
+			t.Fatal("a bad queued write at COMMIT: no error")
+		}
+	}
+	var one int
+	if err := pool.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil {
+		t.Fatalf("the pool after failed commits: %v", err)
+	}
+	noConnHeld(t, pool)
+}
