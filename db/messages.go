@@ -58,28 +58,47 @@ func (s *Store) SubmitMessage(ctx context.Context, sessionID string, in domain.N
 		out, err = submitMessage(ctx, tx, sessionID, id, in.Prompt, enqueue)
 		return err
 	})
+	var repeated *repeatedMessage
+	if errors.As(err, &repeated) {
+		return existingSubmission(ctx, s.Pool, id, repeated.sessionID, in.Prompt)
+	}
 	return out, err
 }
 
-// submitMessage is SubmitMessage inside the caller's transaction. One
-// statement finds the session and stores the message; the rest of the
-// message is what this code wrote.
+// repeatedMessage is submitMessage's answer for a message id that exists
+// already: the caller's transaction rolls back (with the job enqueued for
+// it) and the first answer is read after.
+type repeatedMessage struct{ sessionID string }
+
+func (*repeatedMessage) Error() string { return "the message exists already" }
+
+// submitMessage is SubmitMessage inside the caller's transaction. The job is
+// enqueued first, so that one statement can find the session and store the
+// message with its job id (an UPDATE of the new row after the insert was the
+// costliest statement of a message for PostgreSQL: a second version of the
+// row in every index of messages). The rest of the message is what this code
+// wrote. When the session is missing or the message exists already, it
+// returns an error, and the transaction rolls the job back.
 func submitMessage(ctx context.Context, tx pgx.Tx, sessionID string, id uuid.UUID, prompt string, enqueue Enqueue) (domain.MessageAccepted, error) {
 	sid, err := ParseID("session", sessionID)
 	if err != nil {
 		return domain.MessageAccepted{}, err
 	}
 	trace := traceID(ctx)
+	jobID, err := enqueue(tx, id.String())
+	if err != nil {
+		return domain.MessageAccepted{}, err
+	}
 	var project uuid.UUID
 	var created *time.Time
 	err = tx.QueryRow(ctx, `
 		WITH s AS (SELECT id, project_id FROM sessions WHERE id = $2),
 		ins AS (
-			INSERT INTO messages (id, session_id, project_id, role, agent, content, trace_id, status)
-			SELECT $1, s.id, s.project_id, 'user', 'user', $3, $4, 'queued' FROM s
+			INSERT INTO messages (id, session_id, project_id, role, agent, content, trace_id, status, job_id)
+			SELECT $1, s.id, s.project_id, 'user', 'user', $3, $4, 'queued', $5 FROM s
 			ON CONFLICT (id) DO NOTHING
 			RETURNING created_at)
-		SELECT s.project_id, (SELECT created_at FROM ins) FROM s`, id, sid, prompt, trace).Scan(&project, &created)
+		SELECT s.project_id, (SELECT created_at FROM ins) FROM s`, id, sid, prompt, trace, jobID).Scan(&project, &created)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return domain.MessageAccepted{}, domain.NotFound("session", sessionID)
 	}
@@ -87,18 +106,11 @@ func submitMessage(ctx context.Context, tx pgx.Tx, sessionID string, id uuid.UUI
 		return domain.MessageAccepted{}, wrap(err, "store message")
 	}
 	if created == nil {
-		return existingSubmission(ctx, tx, id, sid.String(), prompt)
+		return domain.MessageAccepted{}, &repeatedMessage{sessionID: sid.String()}
 	}
 	queued := domain.StatusQueued
 	m := domain.ConversationMessage{ID: id.String(), SessionID: sid.String(), Role: domain.RoleUser, Agent: domain.AgentUser,
 		Content: prompt, TraceID: trace, Status: &queued, CreatedAt: created.UTC()}
-	jobID, err := enqueue(tx, m.ID)
-	if err != nil {
-		return domain.MessageAccepted{}, err
-	}
-	if err := later(ctx, tx, `UPDATE messages SET job_id = $2 WHERE id = $1`, id, jobID); err != nil {
-		return domain.MessageAccepted{}, wrap(err, "store job id")
-	}
 	if err := EmitMessage(ctx, tx, project.String(), m); err != nil {
 		return domain.MessageAccepted{}, err
 	}
