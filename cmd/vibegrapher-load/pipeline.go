@@ -240,26 +240,32 @@ func startService(ctx context.Context, f pipelineFlags, fakeURL string) (*servic
 			env = append(env, kv)
 		}
 	}
-	if err := coldBinary(f.exe); err != nil {
+	staged, unstage, err := stagedBinary(f.exe)
+	if err != nil {
+		dropDB()
 		return nil, err
 	}
-	cmd := exec.Command(f.exe, "all")
+	cmd := exec.Command(staged, "all")
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if f.serverLog != "" {
 		logf, err := os.Create(f.serverLog)
 		if err != nil {
+			dropDB()
+			unstage()
 			return nil, err
 		}
 		cmd.Stdout, cmd.Stderr = logf, logf
 	}
 	if err := cmd.Start(); err != nil {
+		dropDB()
+		unstage()
 		return nil, fmt.Errorf("start %s: %w", f.exe, err)
 	}
 	s := &service{cmd: cmd, base: fmt.Sprintf("http://127.0.0.1:%d", f.port), stopped: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(s.stopped) }()
-	s.dropDB = dropDB
+	s.dropDB = func() { dropDB(); unstage() }
 	select {
 	case <-s.stopped:
 		s.dropDB()

@@ -396,10 +396,12 @@ func startOurs(ctx context.Context, cfg realtimeConfig, bin string) (*server, er
 	if err != nil {
 		return s, err
 	}
-	if err := coldBinary(bin); err != nil {
+	staged, unstage, err := stagedBinary(bin)
+	if err != nil {
 		return s, err
 	}
-	s.cmd = exec.Command(bin, "api", "--realtime")
+	s.cleanup = func() { pool.Close(); drop(); unstage() }
+	s.cmd = exec.Command(staged, "api", "--realtime")
 	s.cmd.Dir = os.TempDir() // no .env from the working directory
 	s.cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "HOST=127.0.0.1", "PORT="+strconv.Itoa(port),
 		"LOG_LEVEL=warn", "API_TOKEN=", "CORS_ORIGINS=*")
