@@ -133,6 +133,10 @@ func (h *hub) run(ctx context.Context) {
 		if err == nil {
 			h.last = last
 			h.delivered.Store(last)
+			// Read once now: it delivers what committed meanwhile, and
+			// prepares the read on the hub's connection, which the
+			// first event would otherwise wait for.
+			_ = h.deliver(ctx)
 			break
 		}
 		h.log.Warn("realtime: read the end of the outbox", "error", err, "retry_in", backoff)
