@@ -1,6 +1,7 @@
 package openaitest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -22,6 +23,8 @@ type Request struct {
 	Tools              []Tool
 	TextFormat         json.RawMessage // the "text.format" object; nil when not sent
 	PreviousResponseID string
+
+	rawTools json.RawMessage // "tools" as sent
 }
 
 // Tool is one entry of the request's "tools".
@@ -98,7 +101,7 @@ func parseRequest(h http.Header, body []byte) (Request, *apiError) {
 	if err := json.Unmarshal(body, &w); err != nil {
 		return req, invalid("", "We could not parse the JSON body of your request. (%v)", err)
 	}
-	req.Model, req.Input, req.Stream, req.Store, req.Include = w.Model, w.Input, w.Stream, w.Store, w.Include
+	req.Model, req.Input, req.Stream, req.Store, req.Include, req.rawTools = w.Model, w.Input, w.Stream, w.Store, w.Include, w.Tools
 	if w.Instructions != nil {
 		req.Instructions = *w.Instructions
 	}
@@ -159,11 +162,19 @@ func checkInput(req Request) *apiError {
 	if len(req.Input) == 0 {
 		return nil
 	}
-	var s string
-	if json.Unmarshal(req.Input, &s) == nil {
-		return nil
+	if in := bytes.TrimSpace(req.Input); len(in) > 0 && in[0] == '"' {
+		return nil // a plain string
 	}
-	var items []map[string]any
+	// Only the fields checked here are decoded: the fake reads every
+	// request of the load commands, whose inputs carry a whole conversation.
+	var items []struct {
+		Type             string          `json:"type"`
+		Role             json.RawMessage `json:"role"`
+		Content          json.RawMessage `json:"content"`
+		CallID           string          `json:"call_id"`
+		ID               string          `json:"id"`
+		EncryptedContent string          `json:"encrypted_content"`
+	}
 	if err := json.Unmarshal(req.Input, &items); err != nil {
 		return invalid("input", "Invalid 'input': expected a string or an array of items.")
 	}
@@ -171,38 +182,32 @@ func checkInput(req Request) *apiError {
 	stored := req.Store == nil || *req.Store
 	calls, outputs := map[string]bool{}, map[string]bool{}
 	for i, it := range items {
-		typ, _ := it["type"].(string)
-		if typ == "" {
-			if _, ok := it["role"]; ok {
-				typ = "message"
-			}
+		typ := it.Type
+		if typ == "" && it.Role != nil {
+			typ = "message"
 		}
 		switch typ {
 		case "message":
-			if _, ok := it["content"]; !ok {
+			if it.Content == nil {
 				return invalid(fmt.Sprintf("input[%d].content", i), "Missing required parameter: 'input[%d].content'.", i)
 			}
 		case "function_call":
-			id, _ := it["call_id"].(string)
-			if id == "" {
+			if it.CallID == "" {
 				return invalid(fmt.Sprintf("input[%d].call_id", i), "Missing required parameter: 'input[%d].call_id'.", i)
 			}
-			calls[id] = true
+			calls[it.CallID] = true
 		case "function_call_output":
-			id, _ := it["call_id"].(string)
-			if id == "" {
+			if it.CallID == "" {
 				return invalid(fmt.Sprintf("input[%d].call_id", i), "Missing required parameter: 'input[%d].call_id'.", i)
 			}
-			if stateless && !calls[id] {
-				return invalid("input", "No tool call found for function call output with call_id %s.", id)
+			if stateless && !calls[it.CallID] {
+				return invalid("input", "No tool call found for function call output with call_id %s.", it.CallID)
 			}
-			outputs[id] = true
+			outputs[it.CallID] = true
 		case "reasoning":
-			id, _ := it["id"].(string)
-			enc, _ := it["encrypted_content"].(string)
-			if !stored && enc == "" {
+			if !stored && it.EncryptedContent == "" {
 				return &apiError{status: http.StatusNotFound, typ: "invalid_request_error", param: "input",
-					message: fmt.Sprintf("Item with id '%s' not found. Items are not persisted when `store` is set to false. Try again with `store` set to true, or remove this item from your input.", id)}
+					message: fmt.Sprintf("Item with id '%s' not found. Items are not persisted when `store` is set to false. Try again with `store` set to true, or remove this item from your input.", it.ID)}
 			}
 		case "":
 			return invalid(fmt.Sprintf("input[%d]", i), "Invalid 'input[%d]': an item needs a 'type'.", i)

@@ -21,6 +21,7 @@ type response struct {
 	usage     Usage
 	status    string // completed, incomplete, failed
 	reply     Reply
+	tools     []any // the request's tools as sent, echoed in every Response object
 }
 
 func build(req Request, reply Reply) *response {
@@ -28,6 +29,13 @@ func build(req Request, reply Reply) *response {
 		status: "completed", encrypted: map[int]string{}}
 	if reply.ResponseStatus != "" {
 		r.status = reply.ResponseStatus
+	}
+	r.tools = []any{}
+	var tools []json.RawMessage
+	if json.Unmarshal(req.rawTools, &tools) == nil {
+		for _, t := range tools {
+			r.tools = append(r.tools, t)
+		}
 	}
 	var outChars, reasoning int64
 	for i, it := range reply.Items {
@@ -116,15 +124,6 @@ func (r *response) object(status string, output []any, withUsage bool) map[strin
 	if len(r.req.TextFormat) > 0 {
 		text["format"] = json.RawMessage(r.req.TextFormat)
 	}
-	tools := []any{}
-	var raw struct {
-		Tools []json.RawMessage `json:"tools"`
-	}
-	if json.Unmarshal(r.req.Body, &raw) == nil {
-		for _, t := range raw.Tools {
-			tools = append(tools, t)
-		}
-	}
 	store := r.req.Store == nil || *r.req.Store
 	obj := map[string]any{
 		"id":                   r.id,
@@ -149,7 +148,7 @@ func (r *response) object(status string, output []any, withUsage bool) map[strin
 		"temperature":          1.0,
 		"text":                 text,
 		"tool_choice":          "auto",
-		"tools":                tools,
+		"tools":                r.tools,
 		"top_logprobs":         0,
 		"top_p":                1.0,
 		"truncation":           "disabled",
