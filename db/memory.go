@@ -21,7 +21,8 @@ func (s *Store) AgentMemory(ctx context.Context, sessionKey, agent string) (json
 		return nil, wrap(err, "read memory")
 	}
 	defer rows.Close()
-	out := []byte{'['}
+	out := make([]byte, 1, 8<<10)
+	out[0] = '['
 	for rows.Next() {
 		// The row's bytes, valid until the next row: copied into out.
 		items := bytes.TrimSpace(rows.RawValues()[0])
@@ -31,6 +32,13 @@ func (s *Store) AgentMemory(ctx context.Context, sessionKey, agent string) (json
 		items = bytes.TrimSpace(items[1 : len(items)-1])
 		if len(items) == 0 {
 			continue
+		}
+		if need := len(out) + len(items) + 2; need > cap(out) {
+			// Doubling: append grows a large slice by a quarter, which
+			// copied a long memory four or five times over.
+			grown := make([]byte, len(out), max(2*cap(out), need))
+			copy(grown, out)
+			out = grown
 		}
 		if len(out) > 1 {
 			out = append(out, ',')

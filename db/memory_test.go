@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/vibegrapher/vibegrapher/db"
@@ -47,5 +49,28 @@ func TestAgentMemoryJoinsTheTurns(t *testing.T) {
 		{"role":"user","content":"three"}]`), &want)
 	if !reflect.DeepEqual(items, want) {
 		t.Errorf("memory %s", got)
+	}
+}
+
+// BenchmarkAgentMemory reads a session's memory of 12 turns, each with a
+// request that carries a 5 KB script, as the VibeCoder's 12th message does.
+//
+//	go test -run '^$' -bench AgentMemory -benchmem ./db/
+func BenchmarkAgentMemory(b *testing.B) {
+	ctx := context.Background()
+	pool := dbtest.New(b)
+	store := &db.Store{Pool: pool}
+	script, _ := json.Marshal(strings.Repeat("agent = Agent(name='triage', instructions='...')\n", 100))
+	for i := range 12 {
+		items := `[{"type":"message","role":"user","content":` + string(script) + `},{"type":"message","role":"assistant","content":[{"type":"output_text","text":"Done."}]}]`
+		if _, err := pool.Exec(ctx, `INSERT INTO agent_memory (session_key, agent, turn_key, items) VALUES ('s', 'vibecoder', $1, $2)`,
+			strconv.Itoa(i), json.RawMessage(items)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		if _, err := store.AgentMemory(ctx, "s", "vibecoder"); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
