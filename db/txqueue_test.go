@@ -203,3 +203,25 @@ func TestQueuedWritesCommitWithTheirBatch(t *testing.T) {
 	}
 	noConnHeld(t, pool)
 }
+
+// BenchmarkQueuedEvents is a step's ending transaction as far as the outbox
+// goes: five events queued, then COMMIT.
+//
+//	go test -run '^$' -bench QueuedEvents -benchmem ./db/
+func BenchmarkQueuedEvents(b *testing.B) {
+	pool := dbtest.New(b)
+	ctx := context.Background()
+	p := uuid.NewString()
+	for b.Loop() {
+		if err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+			for _, name := range []string{"vibecode_delta", "conversation_message", "token_usage", "vibecode_response", "job_status"} {
+				if err := db.QueueEvent(ctx, tx, p, dbtest.Event{Name: name}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
