@@ -2,7 +2,6 @@ package db
 
 import (
 	"context"
-	"errors"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -249,7 +248,8 @@ func (tx *eventTx) Rollback(ctx context.Context) error {
 // transaction (a failed COMMIT, a cancelled read), the pool closes it on
 // release instead of reusing it.
 type connTx struct {
-	c *pgxpool.Conn // nil once released
+	c          *pgxpool.Conn // nil once released
+	savepoints int           // opened so far, for their names
 }
 
 func (t *connTx) release() {
@@ -294,13 +294,7 @@ func (t *connTx) Rollback(ctx context.Context) error {
 	return err
 }
 
-func (t *connTx) Begin(ctx context.Context) (pgx.Tx, error) {
-	c, err := t.conn()
-	if err != nil {
-		return nil, err
-	}
-	return newSavepoint(ctx, c, 1)
-}
+func (t *connTx) Begin(ctx context.Context) (pgx.Tx, error) { return newSavepoint(ctx, t) }
 
 func (t *connTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	c, err := t.conn()
@@ -350,8 +344,9 @@ func (t *connTx) Prepare(ctx context.Context, name, sql string) (*pgconn.Stateme
 	return c.Prepare(ctx, name, sql)
 }
 
-// LargeObjects is not available in a transaction of InTx (pgx builds them
-// only on its own Tx); nothing here uses them.
+// LargeObjects are not available in a transaction of InTx (pgx builds them
+// only on its own Tx, and the zero value must not be used); nothing here
+// uses them.
 func (t *connTx) LargeObjects() pgx.LargeObjects { return pgx.LargeObjects{} }
 
 func (t *connTx) Conn() *pgx.Conn {
@@ -361,32 +356,42 @@ func (t *connTx) Conn() *pgx.Conn {
 	return t.c.Conn()
 }
 
-// savepoint is a nested transaction of a connTx (its Begin).
+// savepoint is a nested transaction of a connTx (its Begin). Each has a
+// name of its own in the transaction; it runs nothing once it or its
+// transaction has ended.
 type savepoint struct {
-	c      *pgx.Conn
-	depth  int
+	tx     *connTx
 	name   string
 	closed bool
 }
 
-// newSavepoint opens a savepoint named after its depth: a name used again
-// refers to the latest savepoint of that name, which is the open one.
-func newSavepoint(ctx context.Context, c *pgx.Conn, depth int) (*savepoint, error) {
-	sp := &savepoint{c: c, depth: depth, name: "vg_sp_" + strconv.Itoa(depth)}
+func newSavepoint(ctx context.Context, t *connTx) (*savepoint, error) {
+	c, err := t.conn()
+	if err != nil {
+		return nil, err
+	}
+	t.savepoints++
+	sp := &savepoint{tx: t, name: "vg_sp_" + strconv.Itoa(t.savepoints)}
 	if _, err := c.Exec(ctx, "savepoint "+sp.name); err != nil {
 		return nil, err
 	}
 	return sp, nil
 }
 
-var errSavepointClosed = errors.New("savepoint already released or rolled back")
+func (sp *savepoint) conn() (*pgx.Conn, error) {
+	if sp.closed {
+		return nil, pgx.ErrTxClosed
+	}
+	return sp.tx.conn()
+}
 
 func (sp *savepoint) end(ctx context.Context, sql string) error {
-	if sp.closed {
-		return pgx.ErrTxClosed
+	c, err := sp.conn()
+	if err != nil {
+		return err
 	}
 	sp.closed = true
-	_, err := sp.c.Exec(ctx, sql+sp.name)
+	_, err = c.Exec(ctx, sql+sp.name)
 	return err
 }
 
@@ -394,32 +399,69 @@ func (sp *savepoint) Commit(ctx context.Context) error { return sp.end(ctx, "rel
 func (sp *savepoint) Rollback(ctx context.Context) error {
 	return sp.end(ctx, "rollback to savepoint ")
 }
+
 func (sp *savepoint) Begin(ctx context.Context) (pgx.Tx, error) {
-	if sp.closed {
-		return nil, errSavepointClosed
+	if _, err := sp.conn(); err != nil {
+		return nil, err
 	}
-	return newSavepoint(ctx, sp.c, sp.depth+1)
+	return newSavepoint(ctx, sp.tx)
 }
+
 func (sp *savepoint) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	return sp.c.Exec(ctx, sql, args...)
+	c, err := sp.conn()
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return c.Exec(ctx, sql, args...)
 }
+
 func (sp *savepoint) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return sp.c.Query(ctx, sql, args...)
+	c, err := sp.conn()
+	if err != nil {
+		return nil, err
+	}
+	return c.Query(ctx, sql, args...)
 }
+
 func (sp *savepoint) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return sp.c.QueryRow(ctx, sql, args...)
+	c, err := sp.conn()
+	if err != nil {
+		return errRow{err}
+	}
+	return c.QueryRow(ctx, sql, args...)
 }
+
 func (sp *savepoint) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	return sp.c.SendBatch(ctx, b)
+	c, err := sp.conn()
+	if err != nil {
+		return pgx.FailedBatchResults(b, err)
+	}
+	return c.SendBatch(ctx, b)
 }
+
 func (sp *savepoint) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
-	return sp.c.CopyFrom(ctx, table, columns, src)
+	c, err := sp.conn()
+	if err != nil {
+		return 0, err
+	}
+	return c.CopyFrom(ctx, table, columns, src)
 }
+
 func (sp *savepoint) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
-	return sp.c.Prepare(ctx, name, sql)
+	c, err := sp.conn()
+	if err != nil {
+		return nil, err
+	}
+	return c.Prepare(ctx, name, sql)
 }
+
+// LargeObjects: see connTx's.
 func (sp *savepoint) LargeObjects() pgx.LargeObjects { return pgx.LargeObjects{} }
-func (sp *savepoint) Conn() *pgx.Conn                { return sp.c }
+
+func (sp *savepoint) Conn() *pgx.Conn {
+	c, _ := sp.conn()
+	return c
+}
 
 type rowFunc func(dest ...any) error
 

@@ -181,6 +181,36 @@ func TestQueuedWritesCommitWithTheirBatch(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// Two savepoints side by side: rolling back the first, while the
+	// second is open, undoes both.
+	if err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+		first, err := tx.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := db.Emit(ctx, first, p, dbtest.Event{Name: "first"}); err != nil {
+			return err
+		}
+		second, err := tx.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := db.Emit(ctx, second, p, dbtest.Event{Name: "second"}); err != nil {
+			return err
+		}
+		if err := first.Rollback(ctx); err != nil {
+			return err
+		}
+		if _, err := second.Exec(ctx, `SELECT 1`); err != nil {
+			return err // the connection is still the transaction's
+		}
+		if err := first.Commit(ctx); err == nil {
+			t.Error("a savepoint committed after its rollback")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	var names []string
 	rows, err := pool.Query(ctx, `SELECT name FROM events WHERE name <> 'only' ORDER BY seq`)
 	if err == nil {
