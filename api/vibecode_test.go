@@ -290,6 +290,30 @@ func TestMessageIDIsIdempotent(t *testing.T) {
 	if other.Status != 409 {
 		t.Fatalf("reused id with another prompt = %d %s", other.Status, other.Body)
 	}
+	// The same new id sent several times at once (a client retrying before
+	// its first answer): one message, one job, the same answer for all.
+	again := "6a1c0f0e-2b7d-4c55-8e0b-9d4f3a2b1c0d"
+	answers := make([]string, 6)
+	var wg sync.WaitGroup
+	for i := range answers {
+		wg.Go(func() {
+			r := s.do("POST", "/sessions/"+sess.ID+"/messages", map[string]any{"prompt": "Say Hi again", "message_id": again})
+			answers[i] = fmt.Sprint(r.Status, " ", string(r.Body))
+		})
+	}
+	wg.Wait()
+	for _, a := range answers[1:] {
+		if a != answers[0] || !strings.HasPrefix(a, "202 ") {
+			t.Fatalf("answers to one id sent at once differ: %q", answers)
+		}
+	}
+	if n := len(s.messages(sess.ID)); n != 2 {
+		t.Fatalf("%d messages after the concurrent repeats, want 2", n)
+	}
+	_ = s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job`).Scan(&jobs)
+	if jobs != 2 {
+		t.Fatalf("%d jobs after the concurrent repeats, want 2", jobs)
+	}
 	_ = p
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/vibegrapher/vibegrapher/domain"
@@ -59,58 +60,69 @@ func (s *Store) SubmitMessage(ctx context.Context, sessionID string, in domain.N
 		return err
 	})
 	var repeated *repeatedMessage
-	if errors.As(err, &repeated) {
-		return existingSubmission(ctx, s.Pool, id, repeated.sessionID, in.Prompt)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &repeated):
+	case errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "messages_pkey":
+		// The same id sent twice at once: the other one stored it.
+	case errors.As(err, &pgErr) && pgErr.Code == "23503" && pgErr.ConstraintName == "messages_session_id_fkey":
+		return out, domain.NotFound("session", sessionID) // deleted meanwhile
+	default:
+		return out, err
 	}
-	return out, err
+	sid, _ := uuid.Parse(sessionID) // parsed by submitMessage already
+	return existingSubmission(ctx, s.Pool, id, sid.String(), in.Prompt)
 }
 
 // repeatedMessage is submitMessage's answer for a message id that exists
-// already: the caller's transaction rolls back (with the job enqueued for
-// it) and the first answer is read after.
-type repeatedMessage struct{ sessionID string }
+// already: the caller's transaction rolls back and the first answer is read
+// after it.
+type repeatedMessage struct{}
 
 func (*repeatedMessage) Error() string { return "the message exists already" }
 
-// submitMessage is SubmitMessage inside the caller's transaction. The job is
-// enqueued first, so that one statement can find the session and store the
-// message with its job id (an UPDATE of the new row after the insert was the
-// costliest statement of a message for PostgreSQL: a second version of the
-// row in every index of messages). The rest of the message is what this code
-// wrote. When the session is missing or the message exists already, it
-// returns an error, and the transaction rolls the job back.
+// submitMessage is SubmitMessage inside the caller's transaction: one
+// statement (with BEGIN) finds the session, whether the message exists and
+// the transaction's time; then the job is enqueued, and the message is
+// inserted with its job id and that time (as its column's default would),
+// queued with its event to go with COMMIT. Nothing is locked before the job's
+// insert, so a repeated id cannot wait on the job of the first one while that
+// job's worker waits on the message. (An UPDATE that set job_id on the new
+// row after the insert was, before, the costliest statement of a message for
+// PostgreSQL: a second version of the row in every index of messages.) Two
+// submissions of one id at once both pass the check; the second fails on the
+// primary key at COMMIT, and SubmitMessage answers it as a repeat.
 func submitMessage(ctx context.Context, tx pgx.Tx, sessionID string, id uuid.UUID, prompt string, enqueue Enqueue) (domain.MessageAccepted, error) {
 	sid, err := ParseID("session", sessionID)
 	if err != nil {
 		return domain.MessageAccepted{}, err
 	}
 	trace := traceID(ctx)
-	jobID, err := enqueue(tx, id.String())
-	if err != nil {
-		return domain.MessageAccepted{}, err
-	}
 	var project uuid.UUID
-	var created *time.Time
-	err = tx.QueryRow(ctx, `
-		WITH s AS (SELECT id, project_id FROM sessions WHERE id = $2),
-		ins AS (
-			INSERT INTO messages (id, session_id, project_id, role, agent, content, trace_id, status, job_id)
-			SELECT $1, s.id, s.project_id, 'user', 'user', $3, $4, 'queued', $5 FROM s
-			ON CONFLICT (id) DO NOTHING
-			RETURNING created_at)
-		SELECT s.project_id, (SELECT created_at FROM ins) FROM s`, id, sid, prompt, trace, jobID).Scan(&project, &created)
+	var exists bool
+	var now time.Time
+	err = tx.QueryRow(ctx, `SELECT s.project_id, EXISTS (SELECT 1 FROM messages WHERE id = $1), now() FROM sessions s WHERE s.id = $2`,
+		id, sid).Scan(&project, &exists, &now)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return domain.MessageAccepted{}, domain.NotFound("session", sessionID)
 	}
 	if err != nil {
 		return domain.MessageAccepted{}, wrap(err, "store message")
 	}
-	if created == nil {
-		return domain.MessageAccepted{}, &repeatedMessage{sessionID: sid.String()}
+	if exists {
+		return domain.MessageAccepted{}, &repeatedMessage{}
+	}
+	jobID, err := enqueue(tx, id.String())
+	if err != nil {
+		return domain.MessageAccepted{}, err
+	}
+	if err := later(ctx, tx, `INSERT INTO messages (id, session_id, project_id, role, agent, content, trace_id, status, job_id, created_at)
+		VALUES ($1, $2, $3, 'user', 'user', $4, $5, 'queued', $6, $7)`, id, sid, project, prompt, trace, jobID, now); err != nil {
+		return domain.MessageAccepted{}, wrap(err, "store message")
 	}
 	queued := domain.StatusQueued
 	m := domain.ConversationMessage{ID: id.String(), SessionID: sid.String(), Role: domain.RoleUser, Agent: domain.AgentUser,
-		Content: prompt, TraceID: trace, Status: &queued, CreatedAt: created.UTC()}
+		Content: prompt, TraceID: trace, Status: &queued, CreatedAt: now.UTC()}
 	if err := EmitMessage(ctx, tx, project.String(), m); err != nil {
 		return domain.MessageAccepted{}, err
 	}
