@@ -27,8 +27,15 @@ type Querier interface {
 
 // DefaultMaxConns is the pool size unless the URL sets pool_max_conns. pgxpool's
 // own default is max(4, NumCPU), which River's producers and the HTTP handlers
-// would exhaust on a 2-core machine.
-const DefaultMaxConns = 20
+// would exhaust on a 2-core machine; a pool much larger than PostgreSQL's cores
+// costs PostgreSQL CPU instead (more backends contending for the same locks
+// and buffers). Measured with 50 sessions sending text messages against a
+// 2-core PostgreSQL (docs/benchmarks.md, third round): PostgreSQL's CPU per
+// message with 8, 12, 20 and 40 connections 2.6–2.7, 2.6–2.7, 3.0–3.1 and
+// 3.5–3.8 ms; messages/s 325–357, 346–354, 330–331 and 286–301. Jobs do not
+// hold a connection while they wait on the model, so this bounds statements
+// in parallel, not jobs; a larger database wants a larger pool_max_conns.
+const DefaultMaxConns = 10
 
 // Open connects to the database at url, creating the database first when it
 // does not exist.
