@@ -121,7 +121,7 @@ func scratchDatabase(serverURL, prefix string) (*url.URL, string, func(), error)
 	}
 	name := fmt.Sprintf("%s_%d_%d", prefix, os.Getpid(), time.Now().UnixNano())
 	drop := func() {
-		c, err := pgx.Connect(context.Background(), serverURL)
+		c, err := connectAdmin(context.Background(), serverURL)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "vibegrapher-load: drop", name+":", err)
 			return
@@ -165,4 +165,22 @@ func postgresCPU() time.Duration {
 		}
 	}
 	return time.Duration(ticks) * clockTick
+}
+
+// connectAdmin connects to the server of a -database-url for this command's
+// own statements: without the pool settings (pool_max_conns, …) that the URL
+// may carry for the service, which a single connection does not take.
+func connectAdmin(ctx context.Context, serverURL string) (*pgx.Conn, error) {
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		return nil, err
+	}
+	q := u.Query()
+	for k := range q {
+		if strings.HasPrefix(k, "pool_") {
+			q.Del(k)
+		}
+	}
+	u.RawQuery = q.Encode()
+	return pgx.Connect(ctx, u.String())
 }

@@ -649,7 +649,7 @@ func freshDatabase(ctx context.Context, serverURL string) (*pgxpool.Pool, string
 	if err != nil {
 		return nil, "", nil, err
 	}
-	admin, err := pgx.Connect(ctx, serverURL)
+	admin, err := connectAdmin(ctx, serverURL)
 	if err != nil {
 		return nil, "", nil, err
 	}
