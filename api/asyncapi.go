@@ -5,56 +5,12 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3gen"
 
 	"github.com/vibegrapher/vibegrapher/domain/event"
 )
-
-// The Socket.IO protocol's own messages, besides the events of domain/event:
-// what a client sends, what the server acknowledges, and the connection-level
-// heartbeat and error. The realtime role writes the same fields.
-
-// SubscribeRequest is the argument of subscribe and join_project (a bare
-// project id string is accepted too).
-type SubscribeRequest struct {
-	ProjectID string `json:"project_id" description:"The project whose room to join"`
-	Since     *int64 `json:"since,omitempty" description:"The last seq the client saw: every later event of the project is replayed, in order, before live delivery starts"`
-}
-
-// UnsubscribeRequest is the argument of unsubscribe and leave_project (a
-// bare project id string is accepted too).
-type UnsubscribeRequest struct {
-	ProjectID string `json:"project_id" description:"The project whose room to leave"`
-}
-
-// SubscribeAck answers a request that carried an ack callback.
-type SubscribeAck struct {
-	OK        bool   `json:"ok"`
-	ProjectID string `json:"project_id,omitempty"`
-	Replayed  *int   `json:"replayed,omitempty" description:"subscribe with since: how many events were replayed"`
-	Error     string `json:"error,omitempty" description:"Why the request was refused"`
-	// RetryAfterMS comes with a refusal for a passing reason (the database
-	// is unreachable): subscribe again after this long.
-	RetryAfterMS *int `json:"retry_after_ms,omitempty" description:"A refusal for a passing reason (the database is unreachable): subscribe again after this many milliseconds"`
-}
-
-// Heartbeat is sent every HEARTBEAT_INTERVAL, once per room a socket is in
-// (with its project_id), or once without project_id to a socket in none.
-type Heartbeat struct {
-	ServerTime  time.Time `json:"server_time"`
-	ProjectID   string    `json:"project_id,omitempty"`
-	Status      string    `json:"status" enum:"alive"`
-	Connections int       `json:"connections" description:"Sockets connected to this process"`
-}
-
-// SocketError tells a client its request was refused.
-type SocketError struct {
-	Message   string `json:"message"`
-	ProjectID string `json:"project_id,omitempty"`
-}
 
 // openapiSchemaFormat is the schema format of every payload: the OpenAPI 3.0
 // Schema Object the REST description uses, generated from the same Go types.
@@ -87,7 +43,7 @@ var eventSchemas = sync.OnceValues(func() (map[string]*openapi3.Schema, error) {
 		}
 		out[ev.EventName()] = s
 	}
-	for name, v := range map[string]any{"heartbeat": Heartbeat{}, "error": SocketError{}, "subscribe_ack": SubscribeAck{}} {
+	for name, v := range map[string]any{"heartbeat": event.Heartbeat{}, "error": event.SocketError{}, "subscribe_ack": event.SubscribeAck{}} {
 		s, err := payloadSchema(v, false)
 		if err != nil {
 			return nil, err
@@ -145,11 +101,11 @@ func buildAsyncAPI() ([]byte, error) {
 	messages["heartbeat"] = jsonObject{"name": "heartbeat", "summary": "The server is alive: every HEARTBEAT_INTERVAL (30 s), once per room the socket is in, with that project_id; once without project_id to a socket in no room.", "payload": payload(schemas["heartbeat"])}
 	messages["error"] = jsonObject{"name": "error", "summary": "A request of this socket was refused (bad project id, unknown project, outbox unreadable).", "payload": payload(schemas["error"])}
 	clientSchema := func(v any) (*openapi3.Schema, error) { return payloadSchema(v, false) }
-	sub, err := clientSchema(SubscribeRequest{})
+	sub, err := clientSchema(event.SubscribeRequest{})
 	if err != nil {
 		return nil, err
 	}
-	unsub, err := clientSchema(UnsubscribeRequest{})
+	unsub, err := clientSchema(event.UnsubscribeRequest{})
 	if err != nil {
 		return nil, err
 	}

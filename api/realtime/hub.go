@@ -15,6 +15,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/domain/event"
 )
 
 // pageSize is how many events one read of the outbox takes.
@@ -240,7 +241,7 @@ func (h *hub) handle(ctx context.Context, c command) {
 		h.dropReplay(c.sock, c.project, "unsubscribed")
 		h.leave(c.sock, c.project)
 		if c.ack != nil {
-			c.ack([]any{map[string]any{"ok": true, "project_id": c.project}}, nil)
+			c.ack([]any{event.SubscribeAck{OK: true, ProjectID: c.project}}, nil)
 		}
 	case cmdGone:
 		id := c.sock.Id()
@@ -308,7 +309,7 @@ func (h *hub) dropReplay(sock *socket.Socket, project, why string) {
 		if r.sock == sock && r.project == project {
 			h.replays = append(h.replays[:i], h.replays[i+1:]...)
 			if r.ack != nil {
-				r.ack([]any{map[string]any{"ok": false, "project_id": project, "error": why}}, nil)
+				r.ack([]any{event.SubscribeAck{ProjectID: project, Error: why}}, nil)
 			}
 			return
 		}
@@ -349,27 +350,21 @@ func (h *hub) leave(sock *socket.Socket, project string) {
 
 func (h *hub) subscribed(ack socket.Ack, project string, replayed int) {
 	if ack != nil {
-		ack([]any{map[string]any{"ok": true, "project_id": project, "replayed": replayed}}, nil)
+		ack([]any{event.SubscribeAck{OK: true, ProjectID: project, Replayed: &replayed}}, nil)
 	}
 }
 
 // reject answers a request that failed: an `error` event, and the ack when
 // the client asked for one.
 func (h *hub) reject(sock *socket.Socket, ack socket.Ack, project, msg string) {
-	ev := map[string]any{"message": msg}
-	if project != "" {
-		ev["project_id"] = project
-	}
-	_ = sock.Emit("error", ev)
+	_ = sock.Emit("error", event.SocketError{Message: msg, ProjectID: project})
 	if ack != nil {
-		res := map[string]any{"ok": false, "error": msg}
+		res := event.SubscribeAck{ProjectID: project, Error: msg}
 		if transient(msg) {
 			// The database is unreachable: the client subscribes again
 			// after this long (docs/reliability.md).
-			res["retry_after_ms"] = retryAfterMS
-		}
-		if project != "" {
-			res["project_id"] = project
+			after := retryAfterMS
+			res.RetryAfterMS = &after
 		}
 		ack([]any{res}, nil)
 	}
@@ -380,19 +375,12 @@ func (h *hub) reject(sock *socket.Socket, ack socket.Ack, project, msg string) {
 // none.
 func (h *hub) heartbeat() {
 	sockets := h.io.Sockets().Sockets()
-	base := func() map[string]any {
-		return map[string]any{
-			"server_time": time.Now().UTC().Format(time.RFC3339),
-			"status":      "alive",
-			"connections": sockets.Len(),
-		}
-	}
+	hb := event.Heartbeat{ServerTime: time.Now().UTC().Truncate(time.Second), Status: "alive", Connections: sockets.Len()}
 	for p := range h.live {
-		hb := base()
-		hb["project_id"] = p
-		_ = h.io.To(room(p)).Emit("heartbeat", hb)
+		beat := hb
+		beat.ProjectID = p
+		_ = h.io.To(room(p)).Emit("heartbeat", beat)
 	}
-	hb := base()
 	sockets.Range(func(id socket.SocketId, sock *socket.Socket) bool {
 		if len(h.rooms[id]) == 0 {
 			_ = sock.Emit("heartbeat", hb)
