@@ -193,7 +193,10 @@ func (s *Store) ListMessages(ctx context.Context, sessionID string) ([]domain.Co
 	return list, wrap(err, "list messages")
 }
 
-// GetMessage returns one message with the raw OpenAI responses behind it.
+// GetMessage returns one message with the raw OpenAI responses behind it: the
+// model call an assistant message was made of (model_calls, under the
+// message's step key), or, for rows written before replies were stored once,
+// the copy in messages.openai_response.
 func (s *Store) GetMessage(ctx context.Context, id string) (domain.FullMessage, error) {
 	u, err := ParseID("message", id)
 	if err != nil {
@@ -202,7 +205,10 @@ func (s *Store) GetMessage(ctx context.Context, id string) (domain.FullMessage, 
 	var full domain.FullMessage
 	var raw []byte
 	full.ConversationMessage, err = scanMessage(s.Pool.QueryRow(ctx,
-		`SELECT `+messageColumns+`, openai_response, last_response_id FROM messages WHERE id = $1`, u),
+		`SELECT `+prefixed("m", messageColumns)+`,
+			coalesce(m.openai_response, (SELECT jsonb_build_array(c.response) FROM model_calls c WHERE c.call_key = m.step_key)),
+			m.last_response_id
+		FROM messages m WHERE m.id = $1`, u),
 		&raw, &full.LastResponseID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return full, domain.NotFound("message", id)

@@ -277,12 +277,10 @@ func recordReply(ctx context.Context, tx pgx.Tx, a AssistantMessage) (domain.Con
 	if err != nil {
 		return domain.ConversationMessage{}, false, err
 	}
-	responses, err := json.Marshal([]json.RawMessage{a.Response})
-	if err != nil {
-		return domain.ConversationMessage{}, false, wrap(err, "store assistant message: encode the model's response")
-	}
 	// One round trip for both rows: the message's INSERT runs after the
-	// model call's in the batch, so it can tell whether the call is new.
+	// model call's in the batch, so it can tell whether the call is new. The
+	// raw response is stored once, in model_calls; GetMessage reads it there
+	// by the message's step key, which is the call's key.
 	b := &pgx.Batch{}
 	var inserted bool
 	b.Queue(`INSERT INTO model_calls (call_key, message_id, response) VALUES ($1, $2, $3)
@@ -293,12 +291,12 @@ func recordReply(ctx context.Context, tx pgx.Tx, a AssistantMessage) (domain.Con
 	var m domain.ConversationMessage
 	b.Queue(`
 		INSERT INTO messages (id, session_id, project_id, role, agent, iteration, content, patch, token_usage,
-			trace_id, reply_to, openai_response, last_response_id, step_key)
-		VALUES ($1, $2, $3, 'assistant', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+			trace_id, reply_to, last_response_id, step_key)
+		VALUES ($1, $2, $3, 'assistant', $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		ON CONFLICT (step_key) DO UPDATE SET step_key = EXCLUDED.step_key
 		RETURNING `+messageColumns,
 		uuid.New(), a.Turn.Session.ID, a.Turn.Session.ProjectID, a.Agent, a.Iteration, a.Content, a.Patch, usage,
-		a.Turn.Message.TraceID, a.Turn.Message.ID, responses, a.ResponseID, a.CallKey).QueryRow(func(r pgx.Row) error {
+		a.Turn.Message.TraceID, a.Turn.Message.ID, a.ResponseID, a.CallKey).QueryRow(func(r pgx.Row) error {
 		var err error
 		m, err = scanMessage(r)
 		return err
