@@ -445,3 +445,29 @@ func TestCancelledJobDoesNotBlockTheSession(t *testing.T) {
 		t.Fatalf("first message: %v", resp)
 	}
 }
+
+// A message id sent again after its session was cleared is a new message:
+// it gets a job of its own and an answer, though the first message's job
+// still stands completed in River.
+func TestMessageIDAfterTheSessionWasCleared(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	id := "2c9d7e41-5b3a-4f6e-8d21-7a0b9c8e6f53"
+	s.AI.Enqueue(openaitest.Text("First answer."), openaitest.Text("Second answer."))
+	first := s.do("POST", "/sessions/"+sess.ID+"/messages", map[string]any{"prompt": "Say Hi", "message_id": id})
+	if first.Status != 202 {
+		t.Fatalf("first = %d %s", first.Status, first.Body)
+	}
+	s.waitResponse(p.ID, id)
+	if r := s.do("DELETE", "/sessions/"+sess.ID, nil); r.Status != 204 {
+		t.Fatalf("clear = %d %s", r.Status, r.Body)
+	}
+	again := s.do("POST", "/sessions/"+sess.ID+"/messages", map[string]any{"prompt": "Say Hi again", "message_id": id})
+	if again.Status != 202 || string(again.Body) == string(first.Body) {
+		t.Fatalf("again = %d %s (first %s)", again.Status, again.Body, first.Body)
+	}
+	s.waitEvent(p.ID, "vibecode_response", func(e map[string]any) bool {
+		return e["message_id"] == id && e["response"] == "Second answer."
+	})
+}

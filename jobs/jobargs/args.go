@@ -57,10 +57,20 @@ type VibecodeArgs struct {
 
 func (VibecodeArgs) Kind() string { return "vibecode" }
 
-// InsertOpts make each (message, iteration) a unique job: a retried worker
-// that enqueues it again gets the existing job.
+// InsertOpts make each (message, iteration) a unique job while it is to run
+// or running: a retried worker that enqueues it again gets the existing job.
+// A completed job does not count (River's default would): a message id sent
+// again after its session was cleared is a new message, and with the old
+// completed job standing in for its job it would never run.
 func (VibecodeArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueVibecode, MaxAttempts: 6, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{Queue: QueueVibecode, MaxAttempts: 6, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: unfinished}}
+}
+
+// unfinished are the states of a job that has yet to end (River requires the
+// first four in ByState).
+var unfinished = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateScheduled,
+	rivertype.JobStateRetryable,
 }
 
 // EvaluateArgs asks the Evaluator to review the patch of PatchMessageID, the
