@@ -218,11 +218,17 @@ func (s *Store) StartDiffRuns(ctx context.Context, diffID string, enqueue Enqueu
 
 // GetRun returns one test run.
 func (s *Store) GetRun(ctx context.Context, id string) (domain.TestRun, error) {
+	return getRun(ctx, s.Pool, id)
+}
+
+// getRun is GetRun on q: FinishRun reads in its own transaction rather than
+// taking a second connection from the pool while it holds one.
+func getRun(ctx context.Context, q Querier, id string) (domain.TestRun, error) {
 	u, err := ParseID("test run", id)
 	if err != nil {
 		return domain.TestRun{}, err
 	}
-	r, err := scanRun(s.Pool.QueryRow(ctx, `SELECT `+runColumns+` FROM test_runs WHERE id = $1`, u))
+	r, err := scanRun(q.QueryRow(ctx, `SELECT `+runColumns+` FROM test_runs WHERE id = $1`, u))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, domain.NotFound("test run", id)
 	}
@@ -320,7 +326,7 @@ func (s *Store) FinishRun(ctx context.Context, w RunWork, r RunResult, complete 
 			WHERE id = $1 AND status IN ('queued', 'running') RETURNING `+runColumns,
 			w.Run.ID, r.Status, r.Stdout, r.Stderr, r.ExitCode, ms, r.Error))
 		if errors.Is(err, pgx.ErrNoRows) {
-			if out, err = s.GetRun(ctx, w.Run.ID); err != nil {
+			if out, err = getRun(ctx, tx, w.Run.ID); err != nil {
 				return err
 			}
 			return runComplete(tx, complete)
