@@ -67,6 +67,16 @@ func (s *Store) SubmitMessage(ctx context.Context, sessionID string, in domain.N
 		// The same id sent twice at once: the other one stored it.
 	case errors.As(err, &pgErr) && pgErr.Code == "23503" && pgErr.ConstraintName == "messages_session_id_fkey":
 		return out, domain.NotFound("session", sessionID) // deleted meanwhile
+	case errors.As(err, &pgErr) && pgErr.Code == "40P01":
+		// A deadlock PostgreSQL broke: the losing twin of a concurrent
+		// repeat can wait on the first one's job while that job's worker
+		// waits on the message. Answered as a repeat when it is one.
+		if sid, perr := uuid.Parse(sessionID); perr == nil {
+			if first, ferr := existingSubmission(ctx, s.Pool, id, sid.String(), in.Prompt); ferr == nil {
+				return first, nil
+			}
+		}
+		return out, err
 	default:
 		return out, err
 	}
