@@ -36,7 +36,7 @@ func (tx *eventTx) send(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if err != nil {
 		return pgx.FailedBatchResults(b, err)
 	}
-	tx.held = &connTx{c: c}
+	tx.held = newConnTx(c)
 	tx.Tx = tx.held
 	all := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(b.QueuedQueries)+1)}
 	all.Queue("begin")
@@ -248,8 +248,15 @@ func (tx *eventTx) Rollback(ctx context.Context) error {
 // transaction (a failed COMMIT, a cancelled read), the pool closes it on
 // release instead of reusing it.
 type connTx struct {
+	onConn
 	c          *pgxpool.Conn // nil once released
 	savepoints int           // opened so far, for their names
+}
+
+func newConnTx(c *pgxpool.Conn) *connTx {
+	t := &connTx{c: c}
+	t.onConn = onConn{get: t.conn}
+	return t
 }
 
 func (t *connTx) release() {
@@ -296,70 +303,11 @@ func (t *connTx) Rollback(ctx context.Context) error {
 
 func (t *connTx) Begin(ctx context.Context) (pgx.Tx, error) { return newSavepoint(ctx, t) }
 
-func (t *connTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	c, err := t.conn()
-	if err != nil {
-		return pgconn.CommandTag{}, err
-	}
-	return c.Exec(ctx, sql, args...)
-}
-
-func (t *connTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	c, err := t.conn()
-	if err != nil {
-		return nil, err
-	}
-	return c.Query(ctx, sql, args...)
-}
-
-func (t *connTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	c, err := t.conn()
-	if err != nil {
-		return errRow{err}
-	}
-	return c.QueryRow(ctx, sql, args...)
-}
-
-func (t *connTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	c, err := t.conn()
-	if err != nil {
-		return pgx.FailedBatchResults(b, err)
-	}
-	return c.SendBatch(ctx, b)
-}
-
-func (t *connTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
-	c, err := t.conn()
-	if err != nil {
-		return 0, err
-	}
-	return c.CopyFrom(ctx, table, columns, src)
-}
-
-func (t *connTx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
-	c, err := t.conn()
-	if err != nil {
-		return nil, err
-	}
-	return c.Prepare(ctx, name, sql)
-}
-
-// LargeObjects are not available in a transaction of InTx (pgx builds them
-// only on its own Tx, and the zero value must not be used); nothing here
-// uses them.
-func (t *connTx) LargeObjects() pgx.LargeObjects { return pgx.LargeObjects{} }
-
-func (t *connTx) Conn() *pgx.Conn {
-	if t.c == nil {
-		return nil
-	}
-	return t.c.Conn()
-}
-
 // savepoint is a nested transaction of a connTx (its Begin). Each has a
 // name of its own in the transaction; it runs nothing once it or its
 // transaction has ended.
 type savepoint struct {
+	onConn
 	tx     *connTx
 	name   string
 	closed bool
@@ -372,6 +320,7 @@ func newSavepoint(ctx context.Context, t *connTx) (*savepoint, error) {
 	}
 	t.savepoints++
 	sp := &savepoint{tx: t, name: "vg_sp_" + strconv.Itoa(t.savepoints)}
+	sp.onConn = onConn{get: sp.conn}
 	if _, err := c.Exec(ctx, "savepoint "+sp.name); err != nil {
 		return nil, err
 	}
@@ -407,59 +356,68 @@ func (sp *savepoint) Begin(ctx context.Context) (pgx.Tx, error) {
 	return newSavepoint(ctx, sp.tx)
 }
 
-func (sp *savepoint) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	c, err := sp.conn()
+// onConn runs statements on the connection get returns: a transaction's or
+// a savepoint's, and an error once it has ended.
+type onConn struct {
+	get func() (*pgx.Conn, error)
+}
+
+func (o onConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	c, err := o.get()
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
 	return c.Exec(ctx, sql, args...)
 }
 
-func (sp *savepoint) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	c, err := sp.conn()
+func (o onConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	c, err := o.get()
 	if err != nil {
 		return nil, err
 	}
 	return c.Query(ctx, sql, args...)
 }
 
-func (sp *savepoint) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	c, err := sp.conn()
+func (o onConn) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	c, err := o.get()
 	if err != nil {
 		return errRow{err}
 	}
 	return c.QueryRow(ctx, sql, args...)
 }
 
-func (sp *savepoint) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	c, err := sp.conn()
+func (o onConn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	c, err := o.get()
 	if err != nil {
 		return pgx.FailedBatchResults(b, err)
 	}
 	return c.SendBatch(ctx, b)
 }
 
-func (sp *savepoint) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
-	c, err := sp.conn()
+func (o onConn) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	c, err := o.get()
 	if err != nil {
 		return 0, err
 	}
 	return c.CopyFrom(ctx, table, columns, src)
 }
 
-func (sp *savepoint) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
-	c, err := sp.conn()
+func (o onConn) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
+	c, err := o.get()
 	if err != nil {
 		return nil, err
 	}
 	return c.Prepare(ctx, name, sql)
 }
 
-// LargeObjects: see connTx's.
-func (sp *savepoint) LargeObjects() pgx.LargeObjects { return pgx.LargeObjects{} }
+// LargeObjects are not available in a transaction of InTx (pgx builds them
+// only on its own Tx, and the zero value must not be used); nothing here
+// uses them.
+func (o onConn) LargeObjects() pgx.LargeObjects { return pgx.LargeObjects{} }
 
-func (sp *savepoint) Conn() *pgx.Conn {
-	c, _ := sp.conn()
+// Conn is nil once the transaction has ended.
+func (o onConn) Conn() *pgx.Conn {
+	c, _ := o.get()
 	return c
 }
 
