@@ -61,27 +61,34 @@ func (s *Store) SubmitMessage(ctx context.Context, sessionID string, in domain.N
 	})
 	var repeated *repeatedMessage
 	var pgErr *pgconn.PgError
+	isPg := errors.As(err, &pgErr)
 	switch {
-	case errors.As(err, &repeated):
-	case errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "messages_pkey":
-		// The same id sent twice at once: the other one stored it.
-	case errors.As(err, &pgErr) && pgErr.Code == "23503" && pgErr.ConstraintName == "messages_session_id_fkey":
+	case err == nil:
+		return out, nil
+	case errors.As(err, &repeated), isPg && pgErr.Code == "23505" && pgErr.ConstraintName == "messages_pkey":
+		// A repeat, or the same new id sent twice at once: the other
+		// submission stored it.
+		return firstAnswer(ctx, s.Pool, id, sessionID, in.Prompt)
+	case isPg && pgErr.Code == "23503" && pgErr.ConstraintName == "messages_session_id_fkey":
 		return out, domain.NotFound("session", sessionID) // deleted meanwhile
-	case errors.As(err, &pgErr) && pgErr.Code == "40P01":
+	case isPg && pgErr.Code == "40P01":
 		// A deadlock PostgreSQL broke: the losing twin of a concurrent
 		// repeat can wait on the first one's job while that job's worker
 		// waits on the message. Answered as a repeat when it is one.
-		if sid, perr := uuid.Parse(sessionID); perr == nil {
-			if first, ferr := existingSubmission(ctx, s.Pool, id, sid.String(), in.Prompt); ferr == nil {
-				return first, nil
-			}
+		if first, ferr := firstAnswer(ctx, s.Pool, id, sessionID, in.Prompt); ferr == nil {
+			return first, nil
 		}
-		return out, err
-	default:
-		return out, err
 	}
-	sid, _ := uuid.Parse(sessionID) // parsed by submitMessage already
-	return existingSubmission(ctx, s.Pool, id, sid.String(), in.Prompt)
+	return out, err
+}
+
+// firstAnswer is existingSubmission for a session id as the client sent it.
+func firstAnswer(ctx context.Context, q Querier, id uuid.UUID, sessionID, prompt string) (domain.MessageAccepted, error) {
+	sid, err := ParseID("session", sessionID)
+	if err != nil {
+		return domain.MessageAccepted{}, err
+	}
+	return existingSubmission(ctx, q, id, sid.String(), prompt)
 }
 
 // repeatedMessage is submitMessage's answer for a message id that exists
