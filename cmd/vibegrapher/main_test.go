@@ -73,9 +73,20 @@ func TestMigrateCreatesTheDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close(ctx)
-	drop := func() { _, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") }
-	drop()
-	t.Cleanup(drop)
+	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // admin is closed by then
+		c, err := pgx.Connect(context.Background(), server)
+		if err != nil {
+			t.Logf("drop %s: %v", name, err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Logf("drop %s: %v", name, err)
+		}
+	})
 
 	t.Setenv("DATABASE_URL", replaceDB(server, name))
 	t.Setenv("LOG_LEVEL", "error")
