@@ -76,17 +76,7 @@ func TestMigrateCreatesTheDatabase(t *testing.T) {
 	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { // admin is closed by then
-		c, err := pgx.Connect(context.Background(), server)
-		if err != nil {
-			t.Logf("drop %s: %v", name, err)
-			return
-		}
-		defer c.Close(context.Background())
-		if _, err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Logf("drop %s: %v", name, err)
-		}
-	})
+	dbtest.DropAtCleanup(t, server, name)
 
 	t.Setenv("DATABASE_URL", replaceDB(server, name))
 	t.Setenv("LOG_LEVEL", "error")

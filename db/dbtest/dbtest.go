@@ -90,8 +90,15 @@ func NewURL(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("dbtest: create database: %v", err)
 	}
+	DropAtCleanup(t, base, name)
+	return withDatabase(base, name)
+}
+
+// DropAtCleanup drops database name on the server at serverURL when t ends,
+// on a connection of its own (the test's are closed by then).
+func DropAtCleanup(t testing.TB, serverURL, name string) {
 	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), base)
+		c, err := pgx.Connect(context.Background(), serverURL)
 		if err != nil {
 			t.Logf("dbtest: drop %s: %v", name, err)
 			return
@@ -101,7 +108,6 @@ func NewURL(t testing.TB) string {
 			t.Logf("dbtest: drop %s: %v", name, err)
 		}
 	})
-	return withDatabase(base, name)
 }
 
 // ServerURL returns the URL of the server's maintenance database, for tests
