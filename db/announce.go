@@ -1,7 +1,9 @@
 package db
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,13 +14,14 @@ import (
 // waiting for the announcement: the committing goroutine (a job between its
 // steps, a request before its response) goes on at once.
 //
-//   - The realtime hubs of this process are told directly (OnCommit), so
-//     their read of the outbox does not wait for a round trip through
-//     PostgreSQL's LISTEN/NOTIFY.
+//   - The realtime hubs of this process are handed the events directly
+//     (OnCommit): they neither wait for a round trip through PostgreSQL's
+//     LISTEN/NOTIFY nor read the outbox for them.
 //   - The other processes get the NOTIFY (notifyAfterCommit), sent by one
 //     goroutine per pool, one at a time, each with the highest seq committed
-//     so far: a burst of commits costs one NOTIFY and one read by each
-//     listener, not one per commit.
+//     so far and the events committed since the last one, as many as fit
+//     (notification.go): a burst of commits costs one NOTIFY, and a
+//     listener reads the outbox only for what did not fit.
 //
 // A notification still follows its commit. One that a dying process did not
 // send is covered by the realtime role's poll, as before.
@@ -32,13 +35,19 @@ type announcer struct {
 	pool *pgxpool.Pool
 
 	mu      sync.Mutex
-	pending int64 // highest seq committed and not sent yet; 0: none
-	sending bool  // a goroutine is sending
+	pending int64   // highest seq committed and not sent yet; 0: none
+	events  []Event // committed and not sent yet, while they fit in one notification
+	size    int     // their size in a notification
+	full    bool    // an event did not fit: no later one is carried either
+	sending bool    // a goroutine is sending
+	spare   []Event // the slice send used last, for the next events
 	hubs    []*hubHook
 }
 
 // hubHook is one function registered with OnCommit.
-type hubHook struct{ fn func(seq int64) }
+type hubHook struct {
+	fn func(seq int64, events []Event)
+}
 
 var announcers sync.Map // *pgxpool.Pool → *announcer
 
@@ -50,12 +59,13 @@ func announcerOf(pool *pgxpool.Pool) *announcer {
 	return a.(*announcer)
 }
 
-// OnCommit calls fn with the highest seq of each transaction of InTx on pool
-// that wrote events, right after its COMMIT, on the committing goroutine (fn
-// must not block), until the returned function is called. The realtime hub
-// uses it to read the outbox without waiting for the NOTIFY, which it still
-// gets (with a seq it already read, then: the hub skips it).
-func OnCommit(pool *pgxpool.Pool, fn func(seq int64)) (stop func()) {
+// OnCommit calls fn with the highest seq and the events of each transaction
+// of InTx on pool that wrote events (in seq order), right after its COMMIT,
+// on the committing goroutine (fn must not block nor keep events' slice),
+// until the returned function is called. The realtime hub uses it to deliver
+// without waiting for the NOTIFY, which it still gets (with seqs it already
+// delivered, then: the hub skips them).
+func OnCommit(pool *pgxpool.Pool, fn func(seq int64, events []Event)) (stop func()) {
 	a := announcerOf(pool)
 	h := &hubHook{fn: fn}
 	a.mu.Lock()
@@ -74,16 +84,23 @@ func OnCommit(pool *pgxpool.Pool, fn func(seq int64)) (stop func()) {
 	}
 }
 
-// committed announces that the events up to seq are committed.
-func (a *announcer) committed(seq int64) {
+// committed announces a transaction's events, up to seq, as committed.
+func (a *announcer) committed(seq int64, events []Event) {
 	a.mu.Lock()
 	a.pending = max(a.pending, seq)
+	for _, e := range events {
+		if a.full = a.full || a.size+notificationSize(e) > maxNotification-20; a.full {
+			break
+		}
+		a.events = append(a.events, e)
+		a.size += notificationSize(e)
+	}
 	start := !a.sending
 	a.sending = true
 	hubs := a.hubs
 	a.mu.Unlock()
 	for _, h := range hubs {
-		h.fn(seq)
+		h.fn(seq, events)
 	}
 	if start {
 		go a.send()
@@ -92,19 +109,27 @@ func (a *announcer) committed(seq int64) {
 
 // send sends NOTIFYs until nothing is pending.
 func (a *announcer) send() {
+	var buf []byte
 	for {
 		a.mu.Lock()
-		seq := a.pending
-		a.pending = 0
+		seq, events := a.pending, a.events
+		a.pending, a.events, a.size, a.full = 0, a.spare[:0], 0, false
 		if seq == 0 {
 			a.sending = false
 			a.mu.Unlock()
 			return
 		}
 		a.mu.Unlock()
+		// Concurrent transactions may have committed out of seq order.
+		slices.SortFunc(events, func(x, y Event) int { return cmp.Compare(x.Seq, y.Seq) })
+		buf = appendNotification(buf[:0], seq, events)
 		ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
-		notifyAfterCommit(ctx, a.pool, seq)
+		notifyAfterCommit(ctx, a.pool, string(buf))
 		cancel()
+		clear(events)
+		a.mu.Lock()
+		a.spare = events[:0]
+		a.mu.Unlock()
 	}
 }
 

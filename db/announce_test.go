@@ -2,8 +2,10 @@ package db_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"strconv"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,9 +17,10 @@ import (
 )
 
 // A transaction of InTx on a pool announces its events after COMMIT: to the
-// functions registered with OnCommit at once, and with a NOTIFY of its
-// highest seq for the other processes. A transaction that rolls back
-// announces nothing, and one without events neither.
+// functions registered with OnCommit at once, with the events themselves,
+// and with a NOTIFY of its highest seq and the events that fit, for the
+// other processes. A transaction that rolls back announces nothing, and one
+// without events neither.
 func TestInTxAnnouncesCommittedEvents(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
@@ -30,61 +33,111 @@ func TestInTxAnnouncesCommittedEvents(t *testing.T) {
 	if _, err := listener.Exec(ctx, "LISTEN "+pgx.Identifier{db.EventsChannel}.Sanitize()); err != nil {
 		t.Fatal(err)
 	}
-	local := make(chan int64, 10)
-	stop := db.OnCommit(pool, func(seq int64) { local <- seq })
+	type announced struct {
+		seq    int64
+		events []db.Event
+	}
+	local := make(chan announced, 10)
+	stop := db.OnCommit(pool, func(seq int64, events []db.Event) { local <- announced{seq, slices.Clone(events)} })
 
 	project := uuid.NewString()
-	emit := func(n int, fail error) (last int64, err error) {
+	emit := func(payloads []map[string]any, fail error) (seqs []int64, err error) {
 		err = db.InTx(ctx, pool, func(tx pgx.Tx) error {
-			for i := range n {
-				if last, err = db.Emit(ctx, tx, project, dbtest.Event{Name: "test_event", Payload: map[string]any{"i": i}}); err != nil {
+			for _, p := range payloads {
+				seq, err := db.Emit(ctx, tx, project, dbtest.Event{Name: "test_event", Payload: p})
+				if err != nil {
 					return err
 				}
+				seqs = append(seqs, seq)
 			}
 			return fail
 		})
-		return last, err
+		return seqs, err
 	}
 	rolledBack := errors.New("roll back")
-	if _, err := emit(1, rolledBack); !errors.Is(err, rolledBack) {
+	if _, err := emit([]map[string]any{{"i": -1}}, rolledBack); !errors.Is(err, rolledBack) {
 		t.Fatal(err)
 	}
-	if _, err := emit(0, nil); err != nil {
+	if _, err := emit(nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	seq, err := emit(3, nil)
+	payloads := []map[string]any{{"i": 0}, {"i": 1, "text": "two\nlines"}, {"i": 2}}
+	seqs, err := emit(payloads, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	last := seqs[len(seqs)-1]
+	wantEvents := func(from string, got []db.Event, seqs []int64, payloads []map[string]any) {
+		t.Helper()
+		if len(got) != len(seqs) {
+			t.Fatalf("%s carried %d events, want %d", from, len(got), len(seqs))
+		}
+		for i, e := range got {
+			want, _ := json.Marshal(payloads[i])
+			if e.Seq != seqs[i] || e.ProjectID != project || e.Name != "test_event" || string(e.Payload) != string(want) {
+				t.Fatalf("%s event %d = %d %s %s %s, want %d %s test_event %s", from, i, e.Seq, e.ProjectID, e.Name, e.Payload, seqs[i], project, want)
+			}
+		}
+	}
 	select {
 	case got := <-local:
-		if got != seq {
-			t.Fatalf("OnCommit got seq %d, want %d (the transaction's last)", got, seq)
+		if got.seq != last {
+			t.Fatalf("OnCommit got seq %d, want %d (the transaction's last)", got.seq, last)
 		}
+		wantEvents("OnCommit", got.events, seqs, payloads)
 	default:
 		t.Fatal("OnCommit was not called by the time InTx returned")
 	}
 	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	n, err := listener.Conn().WaitForNotification(waitCtx)
-	if err != nil {
+	notified := func() (int64, []db.Event) {
+		t.Helper()
+		n, err := listener.Conn().WaitForNotification(waitCtx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq, err := db.NotificationSeq(n.Payload)
+		if err != nil {
+			t.Fatalf("NOTIFY payload %q: %v", n.Payload, err)
+		}
+		events, err := db.NotificationEvents(n.Payload)
+		if err != nil {
+			t.Fatalf("NOTIFY payload %q: %v", n.Payload, err)
+		}
+		return seq, events
+	}
+	if seq, events := notified(); seq != last {
+		t.Fatalf("NOTIFY announced seq %d, want %d", seq, last)
+	} else {
+		wantEvents("NOTIFY", events, seqs, payloads)
+	}
+
+	// An event too large for a notification is announced by its seq, and
+	// so is every later one of the same NOTIFY; the hub reads them.
+	big := []map[string]any{{"i": 3}, {"i": 4, "pad": strings.Repeat("x", 8000)}, {"i": 5}}
+	if seqs, err = emit(big, nil); err != nil {
 		t.Fatal(err)
 	}
-	if n.Payload != strconv.FormatInt(seq, 10) {
-		t.Fatalf("NOTIFY payload %q, want %d", n.Payload, seq)
+	<-local
+	if seq, events := notified(); seq != seqs[2] {
+		t.Fatalf("NOTIFY announced seq %d, want %d", seq, seqs[2])
+	} else {
+		wantEvents("NOTIFY with a large event", events, seqs[:1], big[:1])
 	}
 
 	// After stop, the function is no longer called; the NOTIFY still goes.
 	stop()
-	if seq, err = emit(1, nil); err != nil {
+	if seqs, err = emit(payloads[:1], nil); err != nil {
 		t.Fatal(err)
 	}
-	if n, err = listener.Conn().WaitForNotification(waitCtx); err != nil || n.Payload != strconv.FormatInt(seq, 10) {
-		t.Fatalf("NOTIFY after stop: %v, %v; want %d", n, err, seq)
+	if seq, events := notified(); seq != seqs[0] {
+		t.Fatalf("NOTIFY after stop announced %d, want %d", seq, seqs[0])
+	} else {
+		wantEvents("NOTIFY after stop", events, seqs, payloads[:1])
 	}
 	select {
 	case got := <-local:
-		t.Fatalf("OnCommit called with %d after stop", got)
+		t.Fatalf("OnCommit called with %d after stop", got.seq)
 	default:
 	}
 }
@@ -121,7 +174,7 @@ func TestFlushAnnouncementsBeforeClose(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no NOTIFY after the pool closed: %v", err)
 	}
-	if n.Payload != strconv.FormatInt(seq, 10) {
-		t.Fatalf("NOTIFY payload %q, want %d", n.Payload, seq)
+	if got, err := db.NotificationSeq(n.Payload); err != nil || got != seq {
+		t.Fatalf("NOTIFY payload %q, want seq %d", n.Payload, seq)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -63,7 +62,7 @@ func Emit(ctx context.Context, q Querier, projectID string, e event.Event) (int6
 		return 0, wrap(err, "write "+name+" event")
 	}
 	if deferred {
-		et.lastSeq = max(et.lastSeq, seq)
+		et.written(Event{Seq: seq, ProjectID: projectID, Name: name, Payload: raw})
 	}
 	traceEvent(ctx, name, seq)
 	return seq, nil
@@ -88,7 +87,7 @@ func QueueEvent(ctx context.Context, q Querier, projectID string, e event.Event)
 		if err := r.Scan(&seq, nil, nil); err != nil {
 			return wrap(err, "write "+name+" event")
 		}
-		et.lastSeq = max(et.lastSeq, seq)
+		et.written(Event{Seq: seq, ProjectID: projectID, Name: name, Payload: raw})
 		traceEvent(ctx, name, seq)
 		return nil
 	})
@@ -147,17 +146,24 @@ type eventTx struct {
 	pool    *pgxpool.Pool
 	held    *connTx // == Tx on a pool, once begun (txqueue.go)
 	lastSeq int64
+	events  []Event // written, in seq order (a transaction takes its seqs one after the other)
 	queued  []*pgx.QueuedQuery
 }
 
-// notifyAfterCommit tells the realtime processes that events up to seq are
-// committed. A NOTIFY queued inside the writing transaction would take
+// written records an event of the transaction, to announce after COMMIT.
+func (et *eventTx) written(e Event) {
+	et.lastSeq = max(et.lastSeq, e.Seq)
+	et.events = append(et.events, e)
+}
+
+// notifyAfterCommit sends a notification (notification.go) to the realtime
+// processes. A NOTIFY queued inside the writing transaction would take
 // PostgreSQL's notify lock (one for the whole cluster) before its COMMIT and
 // hold it through the WAL flush, so every event-writing transaction would
 // commit one after the other; sent on its own, the NOTIFY writes no WAL that
 // must be flushed and the lock is held for microseconds. If this process
 // dies between the commit and the notification, the realtime role's poll
 // (every 2 s) delivers the events instead.
-func notifyAfterCommit(ctx context.Context, q Querier, seq int64) {
-	_, _ = q.Exec(ctx, `SELECT pg_notify($1, $2)`, EventsChannel, strconv.FormatInt(seq, 10))
+func notifyAfterCommit(ctx context.Context, q Querier, payload string) {
+	_, _ = q.Exec(ctx, `SELECT pg_notify($1, $2)`, EventsChannel, payload)
 }

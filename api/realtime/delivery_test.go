@@ -3,9 +3,14 @@ package realtime_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
@@ -117,4 +122,113 @@ func TestTwoServersDeliverToTheirOwnClients(t *testing.T) {
 	if e1.RT.ConnectionCount() != 1 || e2.RT.ConnectionCount() != 1 {
 		t.Fatalf("connections: %d and %d, want 1 each", e1.RT.ConnectionCount(), e2.RT.ConnectionCount())
 	}
+}
+
+// A writer in another process announces its events in the NOTIFY
+// (db/notification.go): the hub sends them as announced, without reading
+// the outbox, when every event before them has gone out. An announcement
+// that skips a seq, or carries only a seq, is read from the outbox, in seq
+// order. To tell the two paths apart, the rows here say "outbox" and the
+// announcements "notification" (a real writer announces the row it wrote).
+func TestAnnouncedEventsAreSentWithoutARead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := e.project()
+	c := e.dial(t)
+	c.Subscribe(p)
+	ctx := context.Background()
+	write := func(announce string) (seq int64) {
+		t.Helper()
+		err := pgx.BeginFunc(ctx, e.Pool, func(tx pgx.Tx) error {
+			err := tx.QueryRow(ctx, `INSERT INTO events (project_id, name, payload) VALUES ($1, 'e', '{"from": "outbox"}') RETURNING seq`, p).Scan(&seq)
+			if err != nil || announce == "" {
+				return err
+			}
+			payload := fmt.Sprintf("%d", seq)
+			if announce == "event" {
+				body := `{"from":"notification"}`
+				payload = fmt.Sprintf("%d\n%d %s e %d\n%s", seq, seq, p, len(body), body)
+			}
+			_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, db.EventsChannel, payload)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	from := func(ev event) any { return ev.Payload["from"] }
+
+	if got := c.expect(write("event")); from(got[0]) != "notification" {
+		t.Fatalf("an announced event next in line came from the %v", from(got[0]))
+	}
+	silent := write("") // committed, announced by no one (yet)
+	announced := write("event")
+	if got := c.expect(silent, announced); from(got[0]) != "outbox" || from(got[1]) != "outbox" {
+		t.Fatalf("events after a gap came from the %v and the %v, want both read", from(got[0]), from(got[1]))
+	}
+	if got := c.expect(write("seq")); from(got[0]) != "outbox" {
+		t.Fatalf("an event announced by its seq alone came from the %v", from(got[0]))
+	}
+}
+
+// Writers in this process and in another one commit out of seq order, and
+// some roll back: a subscribed client gets every committed event once, in
+// seq order, whether the hub sent it as announced, held it for an earlier
+// seq still being announced, or read the outbox past a rolled-back one.
+func TestConcurrentWritersDeliverInSeqOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	elsewhere, err := pgxpool.NewWithConfig(ctx, e.Pool.Config().Copy()) // another process's pool: its events come by NOTIFY
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer elsewhere.Close()
+	p := e.project()
+	c := e.dial(t)
+	c.Subscribe(p)
+
+	var mu sync.Mutex
+	var committed []int64
+	rolledBack := errors.New("roll back")
+	var wg sync.WaitGroup
+	for w := range 8 {
+		pool := e.Pool
+		if w%2 == 1 {
+			pool = elsewhere
+		}
+		wg.Go(func() {
+			for i := range 15 {
+				var seqs []int64
+				err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+					for k := range 1 + (w+i)%3 {
+						seq, err := db.Emit(ctx, tx, p, dbtest.Event{Name: "e", Payload: map[string]any{"w": w, "i": i, "k": k}})
+						if err != nil {
+							return err
+						}
+						seqs = append(seqs, seq)
+						time.Sleep(time.Duration((w*7+i*3+k)%4) * time.Millisecond)
+					}
+					if (w+i)%7 == 3 {
+						return rolledBack
+					}
+					return nil
+				})
+				if errors.Is(err, rolledBack) {
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				committed = append(committed, seqs...)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	slices.Sort(committed)
+	c.expect(append(committed, e.emit(p, "sentinel", map[string]any{}))...)
 }

@@ -2,9 +2,11 @@ package realtime
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -34,13 +36,16 @@ type hub struct {
 	pollEvery      time.Duration
 	heartbeatEvery time.Duration
 
-	cmds     chan command
-	wake     chan struct{} // a notification came in
-	notified atomic.Int64  // highest seq a notification announced
-	force    atomic.Bool   // read the outbox on the next wake whatever was announced
-	stopped  <-chan struct{}
-	halted   chan struct{} // closed when run returns
-	haltOnce sync.Once
+	cmds  chan command
+	wake  chan struct{} // a notification came in
+	bare  atomic.Int64  // highest seq announced without its events: read up to it
+	force atomic.Bool   // read the outbox on the next wake whatever was announced
+
+	announcedMu sync.Mutex
+	announced   []db.Event // committed events handed over since the last wake, to send without a read
+	stopped     <-chan struct{}
+	halted      chan struct{} // closed when run returns
+	haltOnce    sync.Once
 
 	metrics   *metrics     // nil: none (metrics.go)
 	delivered atomic.Int64 // last, for the outbox lag metric
@@ -53,6 +58,11 @@ type hub struct {
 	failing bool                                          // the last outbox read failed (log once)
 	scratch encoded                                       // reused by encode
 	packet  []byte                                        // reused by encode
+	spare   []db.Event                                    // the next announced, swapped with it on a wake
+	held    []db.Event                                    // announced after a seq not announced yet, in seq order
+	gap     *time.Timer                                   // armed while held waits: then read the outbox
+	gapC    <-chan time.Time                              // gap's channel while armed, else nil
+	gapWait time.Duration                                 // how long the next wait for a gap is
 }
 
 type cmdKind int
@@ -104,15 +114,39 @@ func (h *hub) send(c command) {
 	}
 }
 
-// notify is the listener's: seq was committed (force: something may have
-// been, read the outbox).
-func (h *hub) notify(seq int64, force bool) {
+// maxAnnounced bounds the events kept to send without a read; more are read
+// from the outbox.
+const maxAnnounced = 4 * pageSize
+
+// firstGapWait is how long announced events wait for a seq before them that
+// no one has announced yet, before the hub reads the outbox to settle it.
+// Concurrent writers commit out of seq order, so the missing one is usually
+// being announced by its writer at that moment (in this process, or in a
+// NOTIFY right behind); it never is when its transaction rolled back. The
+// wait doubles while a gap stays (a writer still in its transaction), up to
+// the poll interval.
+const firstGapWait = 20 * time.Millisecond
+
+// notify tells the hub that the events up to seq are committed, and hands it
+// some of them (a run in seq order; the hub keeps none of the slice), or
+// with force that something may have been committed: read the outbox.
+func (h *hub) notify(seq int64, force bool, events []db.Event) {
 	if force {
 		h.force.Store(true)
 	}
-	for {
-		old := h.notified.Load()
-		if seq <= old || h.notified.CompareAndSwap(old, seq) {
+	carried := int64(0) // the highest seq handed over with its event
+	if len(events) > 0 && events[len(events)-1].Seq > h.delivered.Load() {
+		h.announcedMu.Lock()
+		n := max(min(len(events), maxAnnounced-len(h.announced)), 0)
+		h.announced = append(h.announced, events[:n]...)
+		h.announcedMu.Unlock()
+		if n > 0 && n == len(events) {
+			carried = events[n-1].Seq
+		}
+	}
+	for seq > carried {
+		old := h.bare.Load()
+		if seq <= old || h.bare.CompareAndSwap(old, seq) {
 			break
 		}
 	}
@@ -120,6 +154,20 @@ func (h *hub) notify(seq int64, force bool) {
 	case h.wake <- struct{}{}:
 	default: // a wake is pending; it reads everything
 	}
+}
+
+// notification is the listener's: a NOTIFY came in (db.NotificationSeq).
+func (h *hub) notification(payload string) {
+	seq, err := db.NotificationSeq(payload)
+	if err != nil {
+		h.notify(0, true, nil) // not ours to parse: read whatever it announced
+		return
+	}
+	var events []db.Event
+	if seq > h.delivered.Load() {
+		events, _ = db.NotificationEvents(payload) // a malformed one carries none: read them
+	}
+	h.notify(seq, false, events)
 }
 
 // always is a ready channel, to make a select case permanently eligible.
@@ -162,9 +210,15 @@ func (h *hub) run(ctx context.Context) {
 		case c := <-h.cmds:
 			h.handle(ctx, c)
 		case <-h.wake:
-			if h.force.Swap(false) || h.notified.Load() > h.last {
+			h.deliverAnnounced()
+			if h.force.Swap(false) || h.bare.Load() > h.last {
 				_ = h.deliver(ctx)
 			}
+			h.watchGap(false)
+		case <-h.gapC:
+			h.gapC = nil
+			_ = h.deliver(ctx)
+			h.watchGap(true)
 		case <-poll.C:
 			_ = h.deliver(ctx)
 		case <-heartbeat.C:
@@ -173,6 +227,78 @@ func (h *hub) run(ctx context.Context) {
 			h.replayPage(ctx)
 		}
 	}
+}
+
+// deliverAnnounced sends the events handed over that follow h.last with no
+// seq missing: they are committed, and so is every event before them, which
+// is all a read of the outbox would have found out. Those after a seq no one
+// has announced yet are held for it (watchGap).
+func (h *hub) deliverAnnounced() {
+	h.announcedMu.Lock()
+	events := h.announced
+	h.announced, h.spare = h.spare, nil
+	h.announcedMu.Unlock()
+	h.held = append(h.held, events...)
+	clear(events)
+	h.spare = events[:0]
+	slices.SortFunc(h.held, func(a, b db.Event) int { return cmp.Compare(a.Seq, b.Seq) })
+	h.held = slices.CompactFunc(h.held, func(a, b db.Event) bool { return a.Seq == b.Seq })
+	h.sendHeld()
+}
+
+// sendHeld sends the held events that now follow h.last, drops those at or
+// below it, and keeps the rest, if the hub may hold that many.
+func (h *hub) sendHeld() {
+	i := 0
+	for i < len(h.held) && h.held[i].Seq <= h.last {
+		i++
+	}
+	j := i
+	for j < len(h.held) && h.held[j].Seq == h.last+int64(j-i)+1 {
+		j++
+	}
+	h.toRooms(h.held[i:j])
+	n := copy(h.held, h.held[j:])
+	clear(h.held[n:])
+	if n > maxAnnounced {
+		clear(h.held)
+		n = 0
+		h.force.Store(true) // read them instead, at once
+		select {
+		case h.wake <- struct{}{}:
+		default:
+		}
+	}
+	h.held = h.held[:n]
+}
+
+// watchGap arms a read of the outbox while events are held for a missing
+// seq (see firstGapWait), and disarms it when none are; fired says the last
+// one went off and the gap is still there.
+func (h *hub) watchGap(fired bool) {
+	if len(h.held) == 0 {
+		if h.gapC != nil {
+			h.gap.Stop()
+			h.gapC = nil
+		}
+		h.gapWait = 0
+		return
+	}
+	if h.gapC != nil {
+		return
+	}
+	switch {
+	case h.gapWait == 0:
+		h.gapWait = firstGapWait
+	case fired:
+		h.gapWait = min(2*h.gapWait, h.pollEvery)
+	}
+	if h.gap == nil {
+		h.gap = time.NewTimer(h.gapWait)
+	} else {
+		h.gap.Reset(h.gapWait)
+	}
+	h.gapC = h.gap.C
 }
 
 // deliver sends every event after h.last to its project's room. After an
@@ -191,26 +317,36 @@ func (h *hub) deliver(ctx context.Context) error {
 			h.log.Info("realtime: reading the outbox again", "after_seq", h.last)
 			h.failing = false
 		}
-		// Each run of one project's events goes to its room together.
-		for i := 0; i < len(events); {
-			j := i + 1
-			for j < len(events) && events[j].ProjectID == events[i].ProjectID {
-				j++
-			}
-			if room := h.live[events[i].ProjectID]; len(room) > 0 {
-				h.fanOut(room, events[i:j])
-				for _, ev := range events[i:j] {
-					h.metrics.emit(ev.Name)
-				}
-			}
-			h.last = events[j-1].Seq
-			i = j
-		}
-		h.delivered.Store(h.last)
+		h.toRooms(events)
 		if len(events) < pageSize {
+			h.sendHeld()
 			return nil
 		}
 	}
+}
+
+// toRooms sends events, the next ones after h.last in seq order, to their
+// projects' rooms.
+func (h *hub) toRooms(events []db.Event) {
+	if len(events) == 0 {
+		return
+	}
+	// Each run of one project's events goes to its room together.
+	for i := 0; i < len(events); {
+		j := i + 1
+		for j < len(events) && events[j].ProjectID == events[i].ProjectID {
+			j++
+		}
+		if room := h.live[events[i].ProjectID]; len(room) > 0 {
+			h.fanOut(room, events[i:j])
+			for _, ev := range events[i:j] {
+				h.metrics.emit(ev.Name)
+			}
+		}
+		h.last = events[j-1].Seq
+		i = j
+	}
+	h.delivered.Store(h.last)
 }
 
 func (h *hub) handle(ctx context.Context, c command) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,12 +17,12 @@ import (
 // pinged: a connection that died without a word would otherwise wait forever.
 const idleCheck = 30 * time.Second
 
-// listen keeps a connection LISTENing on db.EventsChannel and reports every
-// notification, until ctx ends. The connection is its own, outside the
-// pool's budget. When it drops, listen reconnects with backoff and asks for
-// a full read of the outbox: what was committed in between has no
-// notification left to announce it.
-func listen(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, notify func(seq int64, force bool)) {
+// listen keeps a connection LISTENing on db.EventsChannel and hands every
+// notification to the hub, until ctx ends. The connection is its own,
+// outside the pool's budget. When it drops, listen reconnects with backoff
+// and asks for a full read of the outbox: what was committed in between has
+// no notification left to announce it.
+func listen(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, h *hub) {
 	const first, most = 100 * time.Millisecond, 5 * time.Second
 	backoff := first
 	for lost := false; ; lost = true {
@@ -32,8 +31,8 @@ func listen(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, notify fu
 			if lost {
 				log.Info("realtime: listening for events again")
 			}
-			notify(0, true)
-		}, notify)
+			h.notify(0, true, nil)
+		}, h.notification)
 		if ctx.Err() != nil {
 			return
 		}
@@ -47,7 +46,7 @@ func listen(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, notify fu
 	}
 }
 
-func listenOnce(ctx context.Context, pool *pgxpool.Pool, listening func(), notify func(int64, bool)) error {
+func listenOnce(ctx context.Context, pool *pgxpool.Pool, listening func(), notification func(payload string)) error {
 	cfg := pool.Config().ConnConfig.Copy()
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}
@@ -87,8 +86,7 @@ func listenOnce(ctx context.Context, pool *pgxpool.Pool, listening func(), notif
 		case n == nil:
 			return errors.New("no notification")
 		default:
-			seq, perr := strconv.ParseInt(n.Payload, 10, 64)
-			notify(seq, perr != nil)
+			notification(n.Payload)
 		}
 	}
 }

@@ -169,12 +169,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	defer reads.Close()
 	s.hub.pool = reads
-	// This process's commits wake the hub directly (db.OnCommit), the
+	// This process's commits reach the hub directly (db.OnCommit), the
 	// other processes' through LISTEN.
-	stopLocal := db.OnCommit(s.opts.Pool, func(seq int64) { s.hub.notify(seq, false) })
+	stopLocal := db.OnCommit(s.opts.Pool, func(seq int64, events []db.Event) { s.hub.notify(seq, false, events) })
 	defer stopLocal()
 	var wg sync.WaitGroup
-	wg.Go(func() { listen(ctx, s.opts.Pool, s.log, s.hub.notify) })
+	wg.Go(func() { listen(ctx, s.opts.Pool, s.log, s.hub) })
 	s.hub.run(ctx)
 	cancel()
 	wg.Wait()

@@ -427,7 +427,8 @@ func startOurs(ctx context.Context, cfg realtimeConfig, bin string) (*server, er
 }
 
 // commitEvents is a DO block that commits l.events events of project, each
-// in its own transaction (INSERT and pg_notify, as db.Emit writes them), the
+// in its own transaction (INSERT and pg_notify, the notification carrying
+// the event as db.InTx's announcements do: db/notification.go), the
 // i-th at start + i*l.every. It runs in PostgreSQL so the pacing does not
 // depend on a client's round trips. It is the only writer, so its seqs commit
 // in order and need no lock of their own (db.Emit's per-seq lock is for
@@ -436,22 +437,24 @@ func commitEvents(project string, l loadSpec, pad int) string {
 	return fmt.Sprintf(`DO $load$
 DECLARE
   s bigint;
+  p text;
   t0 timestamptz := clock_timestamp();
-  pad text := repeat('x', %d);
+  pad text := repeat('x', %[1]d);
 BEGIN
-  FOR i IN 0..%d LOOP
-    IF %d > 0 THEN
-      PERFORM pg_sleep(greatest(0, extract(epoch FROM t0 + i * interval '%d microseconds' - clock_timestamp())));
+  FOR i IN 0..%[2]d LOOP
+    IF %[3]d > 0 THEN
+      PERFORM pg_sleep(greatest(0, extract(epoch FROM t0 + i * interval '%[3]d microseconds' - clock_timestamp())));
     END IF;
-    INSERT INTO events (project_id, name, payload)
-    VALUES ('%s', 'load', jsonb_build_object('i', i, 'pad', pad, 'trace_id', 'load',
-      'sent_at_us', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint))
+    p := jsonb_build_object('i', i, 'pad', pad, 'trace_id', 'load',
+      'sent_at_us', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)::text;
+    INSERT INTO events (project_id, name, payload) VALUES ('%[4]s', 'load', p::jsonb)
     RETURNING seq INTO s;
-    PERFORM pg_notify(%s, s::text);
+    PERFORM pg_notify(%[5]s, CASE WHEN octet_length(p) < 7900
+      THEN s || E'\n' || s || ' %[4]s load ' || octet_length(p) || E'\n' || p ELSE s::text END);
     COMMIT;
   END LOOP;
 END
-$load$`, pad, l.events-1, l.every.Microseconds(), l.every.Microseconds(),
+$load$`, pad, l.events-1, l.every.Microseconds(),
 		uuid.MustParse(project).String(), quoteLiteral(db.EventsChannel))
 }
 
