@@ -113,12 +113,13 @@ func (a *announcer) send() {
 	for {
 		a.mu.Lock()
 		seq, events := a.pending, a.events
-		a.pending, a.events, a.size, a.full = 0, a.spare[:0], 0, false
-		if seq == 0 {
+		if seq == 0 { // and no events
 			a.sending = false
 			a.mu.Unlock()
 			return
 		}
+		// committed appends to the other slice while this one is sent.
+		a.pending, a.events, a.spare, a.size, a.full = 0, a.spare, nil, 0, false
 		a.mu.Unlock()
 		// Concurrent transactions may have committed out of seq order.
 		slices.SortFunc(events, func(x, y Event) int { return cmp.Compare(x.Seq, y.Seq) })

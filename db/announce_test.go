@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -176,5 +178,135 @@ func TestFlushAnnouncementsBeforeClose(t *testing.T) {
 	}
 	if got, err := db.NotificationSeq(n.Payload); err != nil || got != seq {
 		t.Fatalf("NOTIFY payload %q, want seq %d", n.Payload, seq)
+	}
+}
+
+// What an announcement carries is exactly what committed. A transaction
+// that opened a savepoint (one rolled back may have taken back an event the
+// transaction recorded) or wrote a project id not as PostgreSQL prints it
+// announces its seq alone, and the realtime processes read the outbox.
+func TestAnnouncementsCarryOnlyWhatSurelyCommitted(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	listener, err := pgx.Connect(ctx, pool.Config().ConnConfig.ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close(ctx)
+	if _, err := listener.Exec(ctx, "LISTEN "+pgx.Identifier{db.EventsChannel}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	local := make(chan []db.Event, 10)
+	defer db.OnCommit(pool, func(_ int64, events []db.Event) { local <- slices.Clone(events) })()
+	project := uuid.NewString()
+	for name, fn := range map[string]func(tx pgx.Tx) error{
+		"savepoint rolled back": func(tx pgx.Tx) error {
+			sp, err := tx.Begin(ctx)
+			if err != nil {
+				return err
+			}
+			if _, err := db.Emit(ctx, tx, project, dbtest.Event{Name: "taken_back"}); err != nil {
+				return err
+			}
+			if err := sp.Rollback(ctx); err != nil {
+				return err
+			}
+			_, err = db.Emit(ctx, tx, project, dbtest.Event{Name: "kept"})
+			return err
+		},
+		"upper-case project id": func(tx pgx.Tx) error {
+			_, err := db.Emit(ctx, tx, strings.ToUpper(project), dbtest.Event{Name: "kept"})
+			return err
+		},
+	} {
+		if err := db.InTx(ctx, pool, fn); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := <-local; len(got) != 0 {
+			t.Errorf("%s: OnCommit was handed %d events, want none (read them)", name, len(got))
+		}
+		waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		n, err := listener.WaitForNotification(waitCtx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if events, err := db.NotificationEvents(n.Payload); err != nil || len(events) != 0 {
+			t.Errorf("%s: NOTIFY %q carried events (%v)", name, n.Payload, err)
+		}
+	}
+}
+
+// Commits from many goroutines are announced by one sender, which batches
+// what committed while it was sending: every NOTIFY parses, and every event
+// it carries is the one written under that seq (run with -race: the sender
+// and the committers share the batch's slices).
+func TestAnnouncementsUnderConcurrentCommits(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	listener, err := pgx.Connect(ctx, pool.Config().ConnConfig.ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close(ctx)
+	if _, err := listener.Exec(ctx, "LISTEN "+pgx.Identifier{db.EventsChannel}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	project := uuid.NewString()
+	var mu sync.Mutex
+	written := map[int64]string{}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 25 {
+				err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+					body := fmt.Sprintf(`{"w":%d,"i":%d}`, w, i)
+					seq, err := db.Emit(ctx, tx, project, dbtest.Event{Name: "e", Payload: json.RawMessage(body)})
+					mu.Lock()
+					written[seq] = body
+					mu.Unlock()
+					return err
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	db.FlushAnnouncements(ctx, pool)
+	top := int64(0)
+	for seq := range written {
+		top = max(top, seq)
+	}
+	carried := 0
+	for announced := int64(0); announced < top; {
+		waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		n, err := listener.WaitForNotification(waitCtx)
+		cancel()
+		if err != nil {
+			t.Fatalf("announced up to %d of %d: %v", announced, top, err)
+		}
+		seq, err := db.NotificationSeq(n.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events, err := db.NotificationEvents(n.Payload)
+		if err != nil {
+			t.Fatalf("NOTIFY %q: %v", n.Payload, err)
+		}
+		for _, e := range events {
+			if e.Seq > seq || e.ProjectID != project || e.Name != "e" || string(e.Payload) != written[e.Seq] {
+				t.Fatalf("NOTIFY up to %d carried seq %d %s %s %s, written %s", seq, e.Seq, e.ProjectID, e.Name, e.Payload, written[e.Seq])
+			}
+		}
+		carried += len(events)
+		announced = max(announced, seq)
+	}
+	if carried == 0 {
+		t.Fatal("no NOTIFY carried an event")
 	}
 }

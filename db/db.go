@@ -159,9 +159,9 @@ func InTx(ctx context.Context, db DB, fn func(pgx.Tx) error) error {
 	switch pool, ok := db.(*pgxpool.Pool); {
 	case tx.lastSeq == 0:
 	case ok:
-		announcerOf(pool).committed(tx.lastSeq, tx.events)
+		announcerOf(pool).committed(tx.lastSeq, tx.announced())
 	default:
-		notifyAfterCommit(context.WithoutCancel(ctx), db, string(appendNotification(nil, tx.lastSeq, tx.events)))
+		notifyAfterCommit(context.WithoutCancel(ctx), db, string(appendNotification(nil, tx.lastSeq, tx.announced())))
 	}
 	return nil
 }

@@ -147,13 +147,49 @@ type eventTx struct {
 	held    *connTx // == Tx on a pool, once begun (txqueue.go)
 	lastSeq int64
 	events  []Event // written, in seq order (a transaction takes its seqs one after the other)
+	unsure  bool    // events may not be what committed: announce lastSeq alone
 	queued  []*pgx.QueuedQuery
 }
 
 // written records an event of the transaction, to announce after COMMIT.
 func (et *eventTx) written(e Event) {
 	et.lastSeq = max(et.lastSeq, e.Seq)
+	// An event is announced as the hub will send it: its project id must be
+	// the one a read would return (the canonical text of the uuid).
+	et.unsure = et.unsure || !canonicalUUID(e.ProjectID)
 	et.events = append(et.events, e)
+}
+
+// announced are the events to carry in the transaction's announcement:
+// none when a savepoint was opened in it (one rolled back could have taken
+// some of them back) or a project id was not in canonical form. The
+// realtime processes read those from the outbox.
+func (et *eventTx) announced() []Event {
+	if et.unsure {
+		return nil
+	}
+	return et.events
+}
+
+// canonicalUUID reports whether s is a uuid as PostgreSQL prints one.
+func canonicalUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // notifyAfterCommit sends a notification (notification.go) to the realtime

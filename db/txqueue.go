@@ -169,6 +169,7 @@ func (tx *eventTx) Begin(ctx context.Context) (pgx.Tx, error) { // a savepoint
 	if err := tx.begin(ctx); err != nil {
 		return nil, err
 	}
+	tx.unsure = true // see announced
 	return tx.Tx.Begin(ctx)
 }
 

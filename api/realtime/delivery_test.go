@@ -191,6 +191,7 @@ func TestConcurrentWritersDeliverInSeqOrder(t *testing.T) {
 
 	var mu sync.Mutex
 	var committed []int64
+	wrote := map[int64][3]int{} // seq → the w, i, k of its payload
 	rolledBack := errors.New("roll back")
 	var wg sync.WaitGroup
 	for w := range 8 {
@@ -208,6 +209,9 @@ func TestConcurrentWritersDeliverInSeqOrder(t *testing.T) {
 							return err
 						}
 						seqs = append(seqs, seq)
+						mu.Lock()
+						wrote[seq] = [3]int{w, i, k}
+						mu.Unlock()
 						time.Sleep(time.Duration((w*7+i*3+k)%4) * time.Millisecond)
 					}
 					if (w+i)%7 == 3 {
@@ -230,5 +234,11 @@ func TestConcurrentWritersDeliverInSeqOrder(t *testing.T) {
 	}
 	wg.Wait()
 	slices.Sort(committed)
-	c.expect(append(committed, e.emit(p, "sentinel", map[string]any{}))...)
+	got := c.expect(append(committed, e.emit(p, "sentinel", map[string]any{}))...)
+	for _, ev := range got[:len(committed)] {
+		want := wrote[ev.Seq()]
+		if ev.Name != "e" || ev.Payload["project_id"] != p || ev.Payload["w"] != float64(want[0]) || ev.Payload["i"] != float64(want[1]) || ev.Payload["k"] != float64(want[2]) {
+			t.Fatalf("seq %d arrived as %s %v, written with w, i, k = %v", ev.Seq(), ev.Name, ev.Payload, want)
+		}
+	}
 }

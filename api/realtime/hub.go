@@ -63,6 +63,7 @@ type hub struct {
 	gap     *time.Timer                                   // armed while held waits: then read the outbox
 	gapC    <-chan time.Time                              // gap's channel while armed, else nil
 	gapWait time.Duration                                 // how long the next wait for a gap is
+	gapFrom int64                                         // last when it was armed
 }
 
 type cmdKind int
@@ -124,7 +125,8 @@ const maxAnnounced = 4 * pageSize
 // being announced by its writer at that moment (in this process, or in a
 // NOTIFY right behind); it never is when its transaction rolled back. The
 // wait doubles while a gap stays (a writer still in its transaction), up to
-// the poll interval.
+// the poll interval. A seq announced alone that a read could not reach (its
+// gap not settled yet) is read again on the same schedule.
 const firstGapWait = 20 * time.Millisecond
 
 // notify tells the hub that the events up to seq are committed, and hands it
@@ -272,11 +274,12 @@ func (h *hub) sendHeld() {
 	h.held = h.held[:n]
 }
 
-// watchGap arms a read of the outbox while events are held for a missing
-// seq (see firstGapWait), and disarms it when none are; fired says the last
-// one went off and the gap is still there.
+// watchGap arms a read of the outbox while something announced has not
+// been sent: events held for a missing seq, or a seq announced alone that
+// the last read could not reach (a gap not settled yet). It disarms when
+// nothing waits; fired says the last one went off.
 func (h *hub) watchGap(fired bool) {
-	if len(h.held) == 0 {
+	if len(h.held) == 0 && h.bare.Load() <= h.last {
 		if h.gapC != nil {
 			h.gap.Stop()
 			h.gapC = nil
@@ -288,11 +291,12 @@ func (h *hub) watchGap(fired bool) {
 		return
 	}
 	switch {
-	case h.gapWait == 0:
+	case h.gapWait == 0 || h.last > h.gapFrom: // a new gap, or the last wait got past one
 		h.gapWait = firstGapWait
 	case fired:
 		h.gapWait = min(2*h.gapWait, h.pollEvery)
 	}
+	h.gapFrom = h.last
 	if h.gap == nil {
 		h.gap = time.NewTimer(h.gapWait)
 	} else {
