@@ -39,6 +39,7 @@ type announcer struct {
 	events  []Event // committed and not sent yet, while they fit in one notification
 	size    int     // their size in a notification
 	full    bool    // an event did not fit: no later one is carried either
+	dropped int64   // the lowest seq of those not carried; 0: none
 	sending bool    // a goroutine is sending
 	spare   []Event // the slice send used last, for the next events
 	hubs    []*hubHook
@@ -90,7 +91,10 @@ func (a *announcer) committed(seq int64, events []Event) {
 	a.pending = max(a.pending, seq)
 	for _, e := range events {
 		if a.full = a.full || a.size+notificationSize(e) > maxNotification-20; a.full {
-			break
+			if a.dropped == 0 || e.Seq < a.dropped {
+				a.dropped = e.Seq
+			}
+			continue
 		}
 		a.events = append(a.events, e)
 		a.size += notificationSize(e)
@@ -112,18 +116,26 @@ func (a *announcer) send() {
 	var buf []byte
 	for {
 		a.mu.Lock()
-		seq, events := a.pending, a.events
+		seq, events, dropped := a.pending, a.events, a.dropped
 		if seq == 0 { // and no events
 			a.sending = false
 			a.mu.Unlock()
 			return
 		}
 		// committed appends to the other slice while this one is sent.
-		a.pending, a.events, a.spare, a.size, a.full = 0, a.spare, nil, 0, false
+		a.pending, a.events, a.spare, a.size, a.full, a.dropped = 0, a.spare, nil, 0, false, 0
 		a.mu.Unlock()
-		// Concurrent transactions may have committed out of seq order.
+		// Concurrent transactions may have committed out of seq order. The
+		// events carried are a run: none above one that did not fit, which
+		// leaves the notification's seq above the last carried, and the
+		// hubs read the rest.
 		slices.SortFunc(events, func(x, y Event) int { return cmp.Compare(x.Seq, y.Seq) })
-		buf = appendNotification(buf[:0], seq, events)
+		carried := events
+		if dropped != 0 {
+			i, _ := slices.BinarySearchFunc(events, dropped, func(e Event, s int64) int { return cmp.Compare(e.Seq, s) })
+			carried = events[:i]
+		}
+		buf = appendNotification(buf[:0], seq, carried)
 		ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
 		notifyAfterCommit(ctx, a.pool, string(buf))
 		cancel()

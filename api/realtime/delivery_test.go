@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -241,4 +242,57 @@ func TestConcurrentWritersDeliverInSeqOrder(t *testing.T) {
 			t.Fatalf("seq %d arrived as %s %v, written with w, i, k = %v", ev.Seq(), ev.Name, ev.Payload, want)
 		}
 	}
+}
+
+// A seq announced alone is read; when the read stops at an earlier seq whose
+// writer is still in its transaction, and that transaction then rolls back
+// (which announces nothing), the hub reads again on its own and delivers,
+// rather than waiting for the poll (an hour in these tests).
+func TestSeqAnnouncedAloneBehindARollback(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	elsewhere, err := pgxpool.NewWithConfig(ctx, e.Pool.Config().Copy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer elsewhere.Close()
+	p := e.project()
+	c := e.dial(t)
+	c.Subscribe(p)
+
+	taken, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	releaseWriter := func() { releaseOnce.Do(func() { close(release) }) }
+	defer releaseWriter() // before elsewhere.Close, which waits for the writer's connection
+	rolledBack := errors.New("roll back")
+	done := make(chan error, 1)
+	go func() {
+		done <- db.InTx(ctx, elsewhere, func(tx pgx.Tx) error {
+			if _, err := db.Emit(ctx, tx, p, dbtest.Event{Name: "never", Payload: map[string]any{}}); err != nil {
+				return err
+			}
+			close(taken)
+			<-release
+			return rolledBack
+		})
+	}()
+	<-taken
+	var seq int64
+	err = pgx.BeginFunc(ctx, e.Pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `INSERT INTO events (project_id, name, payload) VALUES ($1, 'after', '{}') RETURNING seq`, p).Scan(&seq); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, db.EventsChannel, strconv.FormatInt(seq, 10))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the hub reads, and stops before the open transaction's seq
+	releaseWriter()
+	if err := <-done; !errors.Is(err, rolledBack) {
+		t.Fatal(err)
+	}
+	c.expect(seq)
 }

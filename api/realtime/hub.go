@@ -125,9 +125,13 @@ const maxAnnounced = 4 * pageSize
 // being announced by its writer at that moment (in this process, or in a
 // NOTIFY right behind); it never is when its transaction rolled back. The
 // wait doubles while a gap stays (a writer still in its transaction), up to
-// the poll interval. A seq announced alone that a read could not reach (its
+// a second (or the poll interval), and starts again at 20 ms once delivery
+// gets past it. A seq announced alone that a read could not reach (its
 // gap not settled yet) is read again on the same schedule.
 const firstGapWait = 20 * time.Millisecond
+
+// maxGapWait bounds the doubling of firstGapWait.
+const maxGapWait = time.Second
 
 // notify tells the hub that the events up to seq are committed, and hands it
 // some of them (a run in seq order; the hub keeps none of the slice), or
@@ -287,14 +291,13 @@ func (h *hub) watchGap(fired bool) {
 		h.gapWait = 0
 		return
 	}
-	if h.gapC != nil {
-		return
-	}
 	switch {
-	case h.gapWait == 0 || h.last > h.gapFrom: // a new gap, or the last wait got past one
+	case h.gapWait == 0 || h.last > h.gapFrom: // a new gap, or delivery got past one since
 		h.gapWait = firstGapWait
+	case h.gapC != nil:
+		return // armed, and nothing moved
 	case fired:
-		h.gapWait = min(2*h.gapWait, h.pollEvery)
+		h.gapWait = min(2*h.gapWait, maxGapWait, h.pollEvery)
 	}
 	h.gapFrom = h.last
 	if h.gap == nil {
