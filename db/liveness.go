@@ -105,14 +105,25 @@ func ReapJobsOf(ctx context.Context, pool Beginner, clientIDs []string, maxGiveB
 // user message whose earlier messages have all ended: the safety net behind
 // the wake-up EndTurn does, for a message whose job was running (about to
 // snooze) at the moment its predecessor ended. It returns how many it woke.
+//
+// It starts from the scheduled jobs' messages (few; the jobs found by
+// River's fetching index), materialized so that the check for earlier
+// messages runs for those only: when the planner could choose, on a
+// database whose statistics still described empty tables (a new
+// deployment's first minute), it started from every queued message and
+// checked each against every active one, 0.4–0.7 s per call every half
+// second under a burst of 500 messages.
 func WakeWaitingMessages(ctx context.Context, pool Beginner) (int, error) {
 	var n int
 	err := inTx(ctx, pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `
+			WITH m AS MATERIALIZED (
+				SELECT s.id AS job_id, q.session_id, q.position FROM river_job s
+				JOIN messages q ON q.id = (s.args->>'message_id')::uuid AND q.role = 'user' AND q.status = 'queued'
+				WHERE s.state = 'scheduled' AND s.queue = 'vibecode' AND s.kind = 'vibecode' AND (s.args->>'iteration')::int = 1)
 			UPDATE river_job j SET state = 'available', scheduled_at = now()
-			FROM messages m
-			WHERE j.state = 'scheduled' AND j.kind = 'vibecode' AND (j.args->>'iteration')::int = 1
-			  AND m.id = (j.args->>'message_id')::uuid AND m.role = 'user' AND m.status = 'queued'
+			FROM m
+			WHERE j.id = m.job_id AND j.state = 'scheduled'
 			  AND NOT EXISTS (`+earlierBlocking+`)`)
 		if err != nil {
 			return wrap(err, "wake waiting messages")

@@ -376,3 +376,28 @@ func TestVibecodeWaitsForTheEarlierMessage(t *testing.T) {
 		t.Fatalf("the second message ended %v, want answered", out)
 	}
 }
+
+// The liveness sweep's safety net wakes a snoozed message whose earlier
+// messages have all ended, and no other.
+func TestWakeWaitingMessagesWakesOnlyTheNextInLine(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	first, second, third := f.send(t, "First"), f.send(t, "Second"), f.send(t, "Third")
+	if _, err := f.tx.Exec(f.ctx, `UPDATE river_job SET state = 'scheduled', scheduled_at = now() + interval '1 hour' WHERE id = ANY($1)`,
+		[]int64{second.JobID, third.JobID}); err != nil {
+		t.Fatal(err)
+	}
+	state := func(id int64) rivertype.JobState { return f.job(t, id).State }
+	if n, err := db.WakeWaitingMessages(f.ctx, f.tx); err != nil || n != 0 {
+		t.Fatalf("woke %d (%v) while the first message is queued, want 0", n, err)
+	}
+	if _, err := f.tx.Exec(f.ctx, `UPDATE messages SET status = 'answered' WHERE id = $1`, first.MessageID); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.WakeWaitingMessages(f.ctx, f.tx); err != nil || n != 1 {
+		t.Fatalf("woke %d (%v) after the first message ended, want 1", n, err)
+	}
+	if state(second.JobID) != rivertype.JobStateAvailable || state(third.JobID) != rivertype.JobStateScheduled {
+		t.Fatalf("second job %s, third %s; want available and still scheduled", state(second.JobID), state(third.JobID))
+	}
+}
