@@ -111,8 +111,8 @@ func ReapJobsOf(ctx context.Context, pool Beginner, clientIDs []string, maxGiveB
 // messages runs for those only: when the planner could choose, on a
 // database whose statistics still described empty tables (a new
 // deployment's first minute), it started from every queued message and
-// checked each against every active one, 0.4–0.7 s per call every half
-// second under a burst of 500 messages.
+// checked each against every active one: up to 0.7 s per call, in every
+// worker every half second, under a burst of 500 messages.
 func WakeWaitingMessages(ctx context.Context, pool Beginner) (int, error) {
 	var n int
 	err := inTx(ctx, pool, func(tx pgx.Tx) error {

@@ -383,8 +383,14 @@ func TestWakeWaitingMessagesWakesOnlyTheNextInLine(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	first, second, third := f.send(t, "First"), f.send(t, "Second"), f.send(t, "Third")
+	// A later step's job of the second message is not the sweep's to wake
+	// (only a message's first job waits for the messages before it).
+	later, err := f.inserts.InsertTx(f.ctx, f.tx, jobargs.VibecodeArgs{MessageID: second.MessageID, Iteration: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := f.tx.Exec(f.ctx, `UPDATE river_job SET state = 'scheduled', scheduled_at = now() + interval '1 hour' WHERE id = ANY($1)`,
-		[]int64{second.JobID, third.JobID}); err != nil {
+		[]int64{second.JobID, third.JobID, later.Job.ID}); err != nil {
 		t.Fatal(err)
 	}
 	state := func(id int64) rivertype.JobState { return f.job(t, id).State }
@@ -397,7 +403,8 @@ func TestWakeWaitingMessagesWakesOnlyTheNextInLine(t *testing.T) {
 	if n, err := db.WakeWaitingMessages(f.ctx, f.tx); err != nil || n != 1 {
 		t.Fatalf("woke %d (%v) after the first message ended, want 1", n, err)
 	}
-	if state(second.JobID) != rivertype.JobStateAvailable || state(third.JobID) != rivertype.JobStateScheduled {
-		t.Fatalf("second job %s, third %s; want available and still scheduled", state(second.JobID), state(third.JobID))
+	if state(second.JobID) != rivertype.JobStateAvailable || state(third.JobID) != rivertype.JobStateScheduled || state(later.Job.ID) != rivertype.JobStateScheduled {
+		t.Fatalf("second job %s, third %s, second's later step %s; want available, scheduled, scheduled",
+			state(second.JobID), state(third.JobID), state(later.Job.ID))
 	}
 }
