@@ -19,16 +19,20 @@ if (!port) {
   process.exit(2);
 }
 
-const nowMicros = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
 let seq = 0;
 
+// Each event carries the instant it was due (start + i * everyMs; start for
+// all of a burst), as the load's writer for vibegrapher does: latency counts
+// from then, so a server still busy with the last emit when the next is due
+// has that wait counted, as vibegrapher's has when its outbox runs ahead.
 function emitAll(project, count, everyMs, pad) {
   const room = "project_" + project;
+  const start = performance.now();
   const one = (i) =>
     io.to(room).emit("load", {
       i,
       pad,
-      sent_at_us: nowMicros(),
+      sent_at_us: Math.round((performance.timeOrigin + start + i * Math.max(everyMs, 0)) * 1000),
       trace_id: "load",
       seq: ++seq,
       project_id: project,
@@ -37,7 +41,6 @@ function emitAll(project, count, everyMs, pad) {
     for (let i = 0; i < count; i++) one(i);
     return;
   }
-  const start = performance.now();
   let i = 0;
   const tick = () => {
     one(i++);

@@ -15,8 +15,12 @@ package main
 // then sends the events: for ours a DO block in PostgreSQL commits each one
 // in its own transaction (INSERT + pg_notify, as db.Emit does) on the
 // pacing's schedule; for Node the server emits them on the same schedule.
-// Latency is the receive time in the client minus sent_at_us in the payload
-// (taken just before the INSERT, or just before the emit). Server CPU is
+// Latency is the receive time in the client minus sent_at_us in the payload:
+// the instant the event was due on the schedule (start + i*interval; the
+// start for every event of a burst), for both servers, so that a server
+// falling behind the schedule has its backlog counted. (Before, each writer
+// stamped the moment it wrote: Node's server, being its own writer, left out
+// the time an event waited for the previous emit to finish.) Server CPU is
 // utime+stime from /proc/PID/stat over the delivery (first event sent to
 // last event received), RSS is VmRSS from /proc/PID/status.
 
@@ -196,7 +200,7 @@ func runRealtime(args []string) error {
 
 	fmt.Printf("vibegrapher-load realtime: servers %s, %d run(s), payload %d bytes, %s, %d clients per Node process; %s, %d CPUs\n",
 		strings.Join(cfg.servers, ","), cfg.runs, cfg.payload, cfg.transport, cfg.clientsPerProcess, runtime.Version(), runtime.NumCPU())
-	fmt.Println("latency: client receive time minus sent_at_us (before the INSERT / the emit); CPU: server utime+stime during delivery;")
+	fmt.Println("latency: client receive time minus sent_at_us (when the event was due: start + i*interval, the start for a burst); CPU: server utime+stime during delivery;")
 	fmt.Println("RSS: server VmRSS before clients, with clients connected, after delivery; per conn: (connected - before) / clients")
 	fmt.Printf("%-3s %-6s %-38s | %9s %9s %9s | %8s %5s | %8s | %7s %7s %7s | %8s\n", "run", "srv", "load",
 		"p50", "p99", "max", "missing", "dups", "CPU", "RSS0", "RSSconn", "RSSend", "per conn")
@@ -446,7 +450,7 @@ BEGIN
       PERFORM pg_sleep(greatest(0, extract(epoch FROM t0 + i * interval '%[3]d microseconds' - clock_timestamp())));
     END IF;
     p := jsonb_build_object('i', i, 'pad', pad, 'trace_id', 'load',
-      'sent_at_us', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)::text;
+      'sent_at_us', (extract(epoch FROM t0 + i * interval '%[3]d microseconds') * 1000000)::bigint)::text;
     INSERT INTO events (project_id, name, payload) VALUES ('%[4]s', 'load', p::jsonb)
     RETURNING seq INTO s;
     PERFORM pg_notify(%[5]s, CASE WHEN octet_length(p) < 7900
