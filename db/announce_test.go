@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
@@ -150,16 +151,10 @@ func TestFlushAnnouncementsBeforeClose(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
 	ctx := context.Background()
-	listener, err := pgx.Connect(ctx, pool.Config().ConnConfig.ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer listener.Close(ctx)
-	if _, err := listener.Exec(ctx, "LISTEN "+pgx.Identifier{db.EventsChannel}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
+	listener := listenForEvents(t, pool)
 	var seq int64
-	err = db.InTx(ctx, pool, func(tx pgx.Tx) error {
+	err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+		var err error
 		seq, err = db.Emit(ctx, tx, uuid.NewString(), dbtest.Event{Name: "test_event", Payload: map[string]any{"last": true}})
 		return err
 	})
@@ -189,14 +184,7 @@ func TestAnnouncementsCarryOnlyWhatSurelyCommitted(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
 	ctx := context.Background()
-	listener, err := pgx.Connect(ctx, pool.Config().ConnConfig.ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer listener.Close(ctx)
-	if _, err := listener.Exec(ctx, "LISTEN "+pgx.Identifier{db.EventsChannel}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
+	listener := listenForEvents(t, pool)
 	local := make(chan []db.Event, 10)
 	defer db.OnCommit(pool, func(_ int64, events []db.Event) { local <- slices.Clone(events) })()
 	project := uuid.NewString()
@@ -246,14 +234,7 @@ func TestAnnouncementsUnderConcurrentCommits(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
 	ctx := context.Background()
-	listener, err := pgx.Connect(ctx, pool.Config().ConnConfig.ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer listener.Close(ctx)
-	if _, err := listener.Exec(ctx, "LISTEN "+pgx.Identifier{db.EventsChannel}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
+	listener := listenForEvents(t, pool)
 	project := uuid.NewString()
 	var mu sync.Mutex
 	written := map[int64]string{}
@@ -309,4 +290,20 @@ func TestAnnouncementsUnderConcurrentCommits(t *testing.T) {
 	if carried == 0 {
 		t.Fatal("no NOTIFY carried an event")
 	}
+}
+
+// listenForEvents is a connection of its own LISTENing on db.EventsChannel,
+// as another process's realtime role has.
+func listenForEvents(t *testing.T, pool *pgxpool.Pool) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pool.Config().ConnConfig.ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{db.EventsChannel}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
@@ -181,11 +180,7 @@ func TestConcurrentWritersDeliverInSeqOrder(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	elsewhere, err := pgxpool.NewWithConfig(ctx, e.Pool.Config().Copy()) // another process's pool: its events come by NOTIFY
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer elsewhere.Close()
+	elsewhere := e.otherProcess()
 	p := e.project()
 	c := e.dial(t)
 	c.Subscribe(p)
@@ -252,11 +247,7 @@ func TestSeqAnnouncedAloneBehindARollback(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	elsewhere, err := pgxpool.NewWithConfig(ctx, e.Pool.Config().Copy())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer elsewhere.Close()
+	elsewhere := e.otherProcess()
 	p := e.project()
 	c := e.dial(t)
 	c.Subscribe(p)
@@ -264,7 +255,7 @@ func TestSeqAnnouncedAloneBehindARollback(t *testing.T) {
 	taken, release := make(chan struct{}), make(chan struct{})
 	var releaseOnce sync.Once
 	releaseWriter := func() { releaseOnce.Do(func() { close(release) }) }
-	defer releaseWriter() // before elsewhere.Close, which waits for the writer's connection
+	defer releaseWriter() // before the pool's cleanup, which waits for the writer's connection
 	rolledBack := errors.New("roll back")
 	done := make(chan error, 1)
 	go func() {
@@ -279,7 +270,7 @@ func TestSeqAnnouncedAloneBehindARollback(t *testing.T) {
 	}()
 	<-taken
 	var seq int64
-	err = pgx.BeginFunc(ctx, e.Pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, e.Pool, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `INSERT INTO events (project_id, name, payload) VALUES ($1, 'after', '{}') RETURNING seq`, p).Scan(&seq); err != nil {
 			return err
 		}

@@ -70,6 +70,18 @@ func newEnvOn(t testing.TB, pool *pgxpool.Pool, opts ...func(*realtime.Options))
 	return &env{t: t, Pool: pool, Store: &db.Store{Pool: pool}, URL: srv.URL, RT: rt}
 }
 
+// otherProcess is a pool of its own on e's database, as another process of
+// the service has: its commits reach e's hub by NOTIFY only.
+func (e *env) otherProcess() *pgxpool.Pool {
+	e.t.Helper()
+	pool, err := pgxpool.NewWithConfig(context.Background(), e.Pool.Config().Copy())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(pool.Close)
+	return pool
+}
+
 // project creates a project (which writes its project_created event).
 func (e *env) project() string {
 	e.t.Helper()
