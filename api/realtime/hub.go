@@ -36,16 +36,16 @@ type hub struct {
 	pollEvery      time.Duration
 	heartbeatEvery time.Duration
 
-	cmds  chan command
-	wake  chan struct{} // a notification came in
-	bare  atomic.Int64  // highest seq announced without its events: read up to it
-	force atomic.Bool   // read the outbox on the next wake whatever was announced
+	cmds     chan command
+	wake     chan struct{} // a notification came in
+	bare     atomic.Int64  // highest seq announced without its events: read up to it
+	force    atomic.Bool   // read the outbox on the next wake whatever was announced
+	stopped  <-chan struct{}
+	halted   chan struct{} // closed when run returns
+	haltOnce sync.Once
 
 	announcedMu sync.Mutex
 	announced   []db.Event // committed events handed over since the last wake, to send without a read
-	stopped     <-chan struct{}
-	halted      chan struct{} // closed when run returns
-	haltOnce    sync.Once
 
 	metrics   *metrics     // nil: none (metrics.go)
 	delivered atomic.Int64 // last, for the outbox lag metric
