@@ -298,6 +298,14 @@ func TestMetricsOfAMessageAndATestRun(t *testing.T) {
 	if got := after.value("socketio_outbox_lag"); got != 0 {
 		t.Errorf("socketio.outbox.lag = %v, want 0", got)
 	}
+	// One writer at a time here, in this process: every event was handed to
+	// the hub as it committed, and none needed a read for its notification
+	// or for a gap.
+	delta(t, before, after, 0, "socketio_outbox_reads_total", "why", "notification")
+	delta(t, before, after, 0, "socketio_outbox_reads_total", "why", "gap")
+	if after.value("socketio_outbox_reads_total", "why", "start") != 1 {
+		t.Errorf("socketio.outbox.reads{why=start} = %v, want 1", after.value("socketio_outbox_reads_total", "why", "start"))
+	}
 	// A second client that subscribes from the start is replayed them all.
 	c := sockettest.Dial(t, s.URL)
 	c.Subscribe(p.ID, 0)

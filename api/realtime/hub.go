@@ -191,7 +191,7 @@ func (h *hub) run(ctx context.Context) {
 			// Read once now: it delivers what committed meanwhile, and
 			// prepares the read on the hub's connection, which the
 			// first event would otherwise wait for.
-			_ = h.deliver(ctx)
+			_ = h.deliver(ctx, readAtStart)
 			break
 		}
 		h.log.Warn("realtime: read the end of the outbox", "error", err, "retry_in", backoff)
@@ -218,15 +218,15 @@ func (h *hub) run(ctx context.Context) {
 		case <-h.wake:
 			h.deliverAnnounced()
 			if h.force.Swap(false) || h.bare.Load() > h.last {
-				_ = h.deliver(ctx)
+				_ = h.deliver(ctx, readForNotification)
 			}
 			h.watchGap(false)
 		case <-h.gapC:
 			h.gapC = nil
-			_ = h.deliver(ctx)
+			_ = h.deliver(ctx, readForGap)
 			h.watchGap(true)
 		case <-poll.C:
-			_ = h.deliver(ctx)
+			_ = h.deliver(ctx, readForPoll)
 		case <-heartbeat.C:
 			h.heartbeat()
 		case <-replayTurn:
@@ -308,10 +308,23 @@ func (h *hub) watchGap(fired bool) {
 	h.gapC = h.gap.C
 }
 
+// Why the hub reads the outbox (socketio.outbox.reads): at start; for a
+// notification that did not carry its events (or a forced read, after the
+// LISTEN connection came back); after a gap that was not filled in time;
+// the poll; a subscribe catching up.
+const (
+	readAtStart         = "start"
+	readForNotification = "notification"
+	readForGap          = "gap"
+	readForPoll         = "poll"
+	readForSubscribe    = "subscribe"
+)
+
 // deliver sends every event after h.last to its project's room. After an
 // error the next wake or poll tries again from the same place.
-func (h *hub) deliver(ctx context.Context) error {
+func (h *hub) deliver(ctx context.Context, why string) error {
 	for {
+		h.metrics.read(why)
 		events, err := db.EventsAfter(ctx, h.pool, h.last, pageSize)
 		if err != nil {
 			if ctx.Err() == nil && !h.failing {
@@ -367,7 +380,7 @@ func (h *hub) handle(ctx context.Context, c command) {
 		h.dropReplay(c.sock, c.project, "superseded by a newer subscribe")
 		// Catch up first: "live" starts with what commits after this
 		// request, and a since the client got from the database is covered.
-		if err := h.deliver(ctx); err != nil {
+		if err := h.deliver(ctx, readForSubscribe); err != nil {
 			h.reject(c.sock, c.ack, c.project, "could not read the outbox; retry shortly")
 			return
 		}

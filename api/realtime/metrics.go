@@ -23,9 +23,12 @@ import (
 //     catching up (subscribe with since), by event
 //   - socketio.outbox.lag: newest committed seq − the seq this process has
 //     delivered up to; events committed but not yet sent
+//   - socketio.outbox.reads: reads of the outbox for live delivery, by why
+//     (hub.go: start, notification, gap, poll, subscribe); events handed
+//     over in their announcement need none
 type metrics struct {
-	emitted, replayed metric.Int64Counter
-	reg               metric.Registration
+	emitted, replayed, reads metric.Int64Counter
+	reg                      metric.Registration
 }
 
 const scope = "github.com/vibegrapher/vibegrapher/api/realtime"
@@ -40,6 +43,10 @@ func newMetrics(mp metric.MeterProvider, s *Server) (*metrics, error) {
 	}
 	if out.replayed, err = m.Int64Counter("socketio.events.replayed", metric.WithUnit("{event}"),
 		metric.WithDescription("Events replayed from the outbox to a socket that subscribed with since")); err != nil {
+		return nil, err
+	}
+	if out.reads, err = m.Int64Counter("socketio.outbox.reads", metric.WithUnit("{read}"),
+		metric.WithDescription("Reads of the outbox for live delivery, by why; events that came in their announcement need none")); err != nil {
 		return nil, err
 	}
 	conns, err := m.Int64ObservableGauge("socketio.connections", metric.WithUnit("{connection}"),
@@ -100,6 +107,12 @@ func (m *metrics) emit(name string) {
 func (m *metrics) replay(name string) {
 	if m != nil {
 		m.replayed.Add(context.Background(), 1, metric.WithAttributes(attribute.String("event", name)))
+	}
+}
+
+func (m *metrics) read(why string) {
+	if m != nil {
+		m.reads.Add(context.Background(), 1, metric.WithAttributes(attribute.String("why", why)))
 	}
 }
 

@@ -28,6 +28,7 @@ package main
 // of this process (the clients and the fake model) to FILE.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -181,10 +182,43 @@ func runPipeline(args []string) error {
 	if f.runs > 1 {
 		printRow("med", medianRow(rows))
 	}
+	if reads := outboxReads(ctx, f.server); reads != "" {
+		fmt.Printf("the realtime hub's reads of the outbox over the command (socketio.outbox.reads): %s\n", reads)
+	}
 	if n := model.errors.Load(); n > 0 {
 		return fmt.Errorf("the fake model refused %d requests (see above)", n)
 	}
 	return nil
+}
+
+// outboxReads is the service's socketio_outbox_reads_total by why, from its
+// /metrics ("" when it serves none, or asks for a token).
+func outboxReads(ctx context.Context, server string) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, server+"/metrics", nil)
+	if err != nil {
+		return ""
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return ""
+	}
+	var out []string
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "socketio_outbox_reads_total{") {
+			continue
+		}
+		_, rest, _ := strings.Cut(line, `why="`)
+		why, _, _ := strings.Cut(rest, `"`)
+		out = append(out, why+" "+line[strings.LastIndexByte(line, ' ')+1:])
+	}
+	return strings.Join(out, ", ")
 }
 
 // fakeModel answers every Responses API call after the configured latency:
