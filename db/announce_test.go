@@ -28,14 +28,7 @@ func TestInTxAnnouncesCommittedEvents(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
 	ctx := context.Background()
-	listener, err := pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer listener.Release()
-	if _, err := listener.Exec(ctx, "LISTEN "+pgx.Identifier{db.EventsChannel}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
+	listener := listenForEvents(t, pool)
 	type announced struct {
 		seq    int64
 		events []db.Event
@@ -95,7 +88,7 @@ func TestInTxAnnouncesCommittedEvents(t *testing.T) {
 	defer cancel()
 	notified := func() (int64, []db.Event) {
 		t.Helper()
-		n, err := listener.Conn().WaitForNotification(waitCtx)
+		n, err := listener.WaitForNotification(waitCtx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,6 +181,7 @@ func TestAnnouncementsCarryOnlyWhatSurelyCommitted(t *testing.T) {
 	local := make(chan []db.Event, 10)
 	defer db.OnCommit(pool, func(_ int64, events []db.Event) { local <- slices.Clone(events) })()
 	project := uuid.NewString()
+	var kept int64 // the seq of the transaction's last event that committed
 	for name, fn := range map[string]func(tx pgx.Tx) error{
 		"savepoint rolled back": func(tx pgx.Tx) error {
 			sp, err := tx.Begin(ctx)
@@ -200,11 +194,12 @@ func TestAnnouncementsCarryOnlyWhatSurelyCommitted(t *testing.T) {
 			if err := sp.Rollback(ctx); err != nil {
 				return err
 			}
-			_, err = db.Emit(ctx, tx, project, dbtest.Event{Name: "kept"})
+			kept, err = db.Emit(ctx, tx, project, dbtest.Event{Name: "kept"})
 			return err
 		},
 		"upper-case project id": func(tx pgx.Tx) error {
-			_, err := db.Emit(ctx, tx, strings.ToUpper(project), dbtest.Event{Name: "kept"})
+			var err error
+			kept, err = db.Emit(ctx, tx, strings.ToUpper(project), dbtest.Event{Name: "kept"})
 			return err
 		},
 	} {
@@ -219,6 +214,9 @@ func TestAnnouncementsCarryOnlyWhatSurelyCommitted(t *testing.T) {
 		cancel()
 		if err != nil {
 			t.Fatal(err)
+		}
+		if seq, err := db.NotificationSeq(n.Payload); err != nil || seq != kept {
+			t.Errorf("%s: NOTIFY %q announced seq %d (%v), want %d", name, n.Payload, seq, err, kept)
 		}
 		if events, err := db.NotificationEvents(n.Payload); err != nil || len(events) != 0 {
 			t.Errorf("%s: NOTIFY %q carried events (%v)", name, n.Payload, err)

@@ -28,7 +28,6 @@ package main
 // of this process (the clients and the fake model) to FILE.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -51,6 +50,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	sio "github.com/zishang520/socket.io/clients/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
@@ -206,18 +207,20 @@ func outboxReads(ctx context.Context, server string) string {
 	if res.StatusCode != http.StatusOK {
 		return ""
 	}
-	var out []string
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "socketio_outbox_reads_total{") {
-			continue
-		}
-		_, rest, _ := strings.Cut(line, `why="`)
-		why, _, _ := strings.Cut(rest, `"`)
-		out = append(out, why+" "+line[strings.LastIndexByte(line, ' ')+1:])
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(res.Body)
+	if err != nil || fams["socketio_outbox_reads_total"] == nil {
+		return ""
 	}
+	var out []string
+	for _, m := range fams["socketio_outbox_reads_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "why" {
+				out = append(out, fmt.Sprintf("%s %.0f", l.GetValue(), m.GetCounter().GetValue()))
+			}
+		}
+	}
+	slices.Sort(out)
 	return strings.Join(out, ", ")
 }
 
