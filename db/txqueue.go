@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -95,7 +96,20 @@ func readQueued(br pgx.BatchResults, b *pgx.Batch, n int) error {
 // A statement without arguments may hold several statements, which a batch
 // (the extended protocol) does not take: it goes on its own, after the queue.
 
+// riverNotify begins River's statement that tells workers a job was inserted
+// (riverpgxv5's PGNotifyMany, run by every InsertTx that is due to notify its
+// queue). Its only result is its error, and PostgreSQL delivers the
+// notification at COMMIT: in a transaction of InTx it is queued like the
+// service's own writes rather than sent on its own, which was a round trip of
+// every POST of a message and of every step that enqueues the next. A River
+// that words the statement otherwise only loses the saving.
+const riverNotify = "-- name: PGNotifyMany :exec"
+
 func (tx *eventTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if len(args) > 0 && strings.HasPrefix(sql, riverNotify) {
+		tx.queued = append(tx.queued, &pgx.QueuedQuery{SQL: sql, Arguments: args})
+		return pgconn.CommandTag{}, nil
+	}
 	if tx.direct() || len(args) == 0 {
 		if err := tx.begin(ctx); err != nil {
 			return pgconn.CommandTag{}, err

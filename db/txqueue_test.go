@@ -3,6 +3,11 @@ package db_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +17,7 @@ import (
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 )
 
 // Queued events go with the transaction's next statement, in order, and a
@@ -253,5 +259,133 @@ func BenchmarkQueuedEvents(b *testing.B) {
 		}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// announceSQL is the announcement of committed events (db/outbox.go).
+const announceSQL = "SELECT pg_notify($1, $2)"
+
+// roundTrips counts the statements and batches a pool's connections send:
+// each is a write and a wait for the answer.
+type roundTrips struct {
+	mu   sync.Mutex
+	sent []string // each statement's first line; a batch's as "batch: …"
+}
+
+func (r *roundTrips) add(s string) {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sent = append(r.sent, s)
+}
+
+// since is what was sent after the first n, but for the announcements of
+// commits, which the pool's announcer sends when it will.
+func (r *roundTrips) since(n int) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.DeleteFunc(slices.Clone(r.sent[n:]), func(s string) bool { return s == announceSQL })
+}
+
+func (r *roundTrips) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sent)
+}
+
+func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	r.add(d.SQL)
+	return ctx
+}
+func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
+	var first string
+	if len(d.Batch.QueuedQueries) > 0 {
+		first = d.Batch.QueuedQueries[0].SQL
+	}
+	r.add("batch of " + strconv.Itoa(len(d.Batch.QueuedQueries)) + ": " + first)
+	return ctx
+}
+func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+// River's insert notification, sent by InsertTx in a transaction of InTx,
+// goes with COMMIT instead of on its own: a job inserted with the
+// transaction's other writes costs one round trip for the insert and one for
+// the rest and COMMIT. The workers are notified when the transaction commits,
+// and not when it rolls back.
+func TestRiverInsertNotificationGoesWithCommit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(dbtest.New(t).Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &roundTrips{}
+	cfg.ConnConfig.Tracer = counted
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	client, err := jobargs.NewInsertOnlyClient(pool, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listener, err := pgx.Connect(ctx, cfg.ConnConfig.ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { listener.Close(context.Background()) })
+	if _, err := listener.Exec(ctx, `LISTEN "public.river_insert"`); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.Ping(ctx); err != nil { // the pool's first connection, outside the count
+		t.Fatal(err)
+	}
+	insert := func(messageID string, fail bool) error {
+		return db.InTx(ctx, pool, func(tx pgx.Tx) error {
+			if _, err := client.InsertTx(ctx, tx, jobargs.VibecodeArgs{MessageID: messageID, Iteration: 1}, nil); err != nil {
+				return err
+			}
+			if err := db.QueueEvent(ctx, tx, uuid.NewString(), dbtest.Event{Name: "inserted"}); err != nil {
+				return err
+			}
+			if fail {
+				return errors.New("rolled back")
+			}
+			return nil
+		})
+	}
+	notified := func() string {
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		n, err := listener.WaitForNotification(wctx)
+		if err != nil {
+			return ""
+		}
+		return n.Payload
+	}
+
+	// Rolled back: no notification. (River notifies a queue at most once
+	// per jobargs.FetchCooldown; the wait for one covers it.)
+	if err := insert(uuid.NewString(), true); err == nil {
+		t.Fatal("the transaction did not roll back")
+	}
+	if got := notified(); got != "" {
+		t.Fatalf("a rolled-back insert notified the workers: %s", got)
+	}
+	before := counted.count()
+	if err := insert(uuid.NewString(), false); err != nil {
+		t.Fatal(err)
+	}
+	if sent := counted.since(before); len(sent) != 2 {
+		t.Errorf("inserting a job with an event took %d round trips, want 2 (the insert with BEGIN; the notification and the event with COMMIT): %q", len(sent), sent)
+	}
+	if got := notified(); got != `{"queue": "vibecode"}` {
+		t.Fatalf("after the commit the workers were notified with %q, want the vibecode queue", got)
+	}
+	if n := dbtest.Count(t, pool, `SELECT count(*) FROM river_job`); n != 1 {
+		t.Fatalf("%d jobs, want the committed one", n)
 	}
 }
