@@ -4,25 +4,92 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 )
 
+const memorySQL = `SELECT items::text FROM agent_memory WHERE session_key = $1 AND agent = $2 ORDER BY position`
+
 // AgentMemory returns the stored input items of an agent in a session, in
-// order, as one JSON array: the items of every turn, one after the other.
+// order, as one JSON array: the items of every turn, one after the other. The
+// array is appended to dst[:0] (nil for a new slice): a worker reads a whole
+// conversation for every model call, and a buffer kept for the next call
+// spares allocating and clearing one that size each time.
 //
 // The items are read as text and joined as they are, not decoded: they were
 // checked when they were written (PostgreSQL parsed them into jsonb), and a
 // session's memory grows by a turn per message while every model call reads
 // all of it. (pgx scans jsonb into a json.RawMessage with json.Unmarshal,
 // which checks and copies every byte once more.)
-func (s *Store) AgentMemory(ctx context.Context, sessionKey, agent string) (json.RawMessage, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT items::text FROM agent_memory WHERE session_key = $1 AND agent = $2 ORDER BY position`, sessionKey, agent)
+func (s *Store) AgentMemory(ctx context.Context, sessionKey, agent string, dst []byte) (json.RawMessage, error) {
+	rows, err := s.Pool.Query(ctx, memorySQL, sessionKey, agent)
 	if err != nil {
 		return nil, wrap(err, "read memory")
 	}
 	defer rows.Close()
-	out := make([]byte, 1, 8<<10)
-	out[0] = '['
+	return joinMemory(rows, dst)
+}
+
+// PendingMemory is an agent's memory read with a transaction's next batch
+// (ReadMemoryLater). Result returns it once that batch has run.
+type PendingMemory struct {
+	items json.RawMessage
+	err   error
+	read  bool
+}
+
+// Result is the memory as AgentMemory returns it.
+func (m *PendingMemory) Result() (json.RawMessage, error) {
+	if !m.read {
+		return nil, errors.New("read memory: the transaction did not run the read")
+	}
+	return m.items, m.err
+}
+
+// ReadMemoryLater reads what AgentMemory reads, in q, into dst[:0]. In a
+// transaction of InTx the read is queued like a write, to go with the
+// transaction's next statement or COMMIT: a step reads its memory in the
+// batch that commits its start, instead of in a round trip of its own after
+// it. Elsewhere it reads at once.
+//
+// A memory that does not read as items is m's error, not the batch's: the
+// transaction still commits (it changed nothing that depends on the read).
+func ReadMemoryLater(ctx context.Context, q Querier, sessionKey, agent string, dst []byte) *PendingMemory {
+	m := &PendingMemory{}
+	read := func(rows pgx.Rows) error {
+		m.items, m.err = joinMemory(rows, dst)
+		m.read = true
+		if rows.Err() != nil { // the statement's own failure fails the batch
+			return rows.Err()
+		}
+		return nil
+	}
+	if tx, ok := q.(*eventTx); ok {
+		qq := &pgx.QueuedQuery{SQL: memorySQL, Arguments: []any{sessionKey, agent}}
+		qq.Query(read)
+		tx.queued = append(tx.queued, qq)
+		return m
+	}
+	rows, err := q.Query(ctx, memorySQL, sessionKey, agent)
+	if err != nil {
+		m.err, m.read = wrap(err, "read memory"), true
+		return m
+	}
+	defer rows.Close()
+	_ = read(rows)
+	return m
+}
+
+// joinMemory joins the rows of memorySQL into one JSON array, appended to
+// dst[:0].
+func joinMemory(rows pgx.Rows, dst []byte) (json.RawMessage, error) {
+	out := dst[:0]
+	if cap(out) == 0 {
+		out = make([]byte, 0, 8<<10)
+	}
+	out = append(out, '[')
 	for rows.Next() {
 		// The row's bytes, valid until the next row: copied into out.
 		items := bytes.TrimSpace(rows.RawValues()[0])

@@ -24,10 +24,13 @@ type EvaluateWorker struct {
 }
 
 func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[jobargs.EvaluateArgs]) error {
-	return step(ctx, w.Deps, job, job.Args.MessageID, false, func(t *db.Turn) error { return w.evaluate(ctx, job, t) })
+	return step(ctx, w.Deps, job, job.Args.MessageID, false, domain.AgentEvaluator, func(t *db.Turn, memory llm.Items) error {
+		return w.evaluate(ctx, job, t, memory)
+	})
 }
 
-func (w *EvaluateWorker) evaluate(ctx context.Context, job *river.Job[jobargs.EvaluateArgs], t *db.Turn) error {
+// evaluate runs the Evaluator's step with memory, its conversation so far.
+func (w *EvaluateWorker) evaluate(ctx context.Context, job *river.Job[jobargs.EvaluateArgs], t *db.Turn, memory llm.Items) error {
 	args := job.Args
 	proposal, err := w.Store.GetMessage(ctx, args.PatchMessageID)
 	if err != nil {
@@ -40,10 +43,6 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, job *river.Job[jobargs.Ev
 	patched, err := patch.Apply(t.BaseCode, diff)
 	if err != nil {
 		return vibecode.Permanent("the patch under review no longer applies to its base: " + err.Error())
-	}
-	memory, err := w.memory(ctx, t, domain.AgentEvaluator)
-	if err != nil {
-		return err
 	}
 	var turn llm.Items
 	turn.AddUser(llm.EvaluatorRequest(t.Message.Content, proposal.Content, t.BaseCode, diff, patched, args.Iteration))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,15 +32,24 @@ type Deps struct {
 
 // step runs one step of the loop for a user message: it loads the message
 // (nothing to do when it is gone or already ended), reports the job running,
-// runs work, and ends the job as vibecode.AfterError decides. work ends its
-// step with end, which completes the job in the same transaction. With
-// inOrder, a message whose session has an earlier one queued or running is
-// not started (db.ErrEarlierMessage).
-func step[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], messageID string, inOrder bool, work func(*db.Turn) error) error {
+// reads agent's memory, runs work with it, and ends the job as
+// vibecode.AfterError decides. work ends its step with end, which completes
+// the job in the same transaction. With inOrder, a message whose session has
+// an earlier one queued or running is not started (db.ErrEarlierMessage).
+func step[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], messageID string, inOrder bool, agent string, work func(*db.Turn, llm.Items) error) error {
+	buf := memoryBuffers.Get().(*[]byte)
+	defer func() {
+		if cap(*buf) <= maxPooledMemory {
+			memoryBuffers.Put(buf)
+		}
+	}()
+	var memory *db.PendingMemory
 	t, err := d.Store.StartTurn(ctx, messageID, inOrder, func(tx pgx.Tx, t *db.Turn) error {
 		if domain.IsFinal(*t.Message.Status) {
 			return nil
 		}
+		// Both go with the COMMIT of the start.
+		memory = db.ReadMemoryLater(ctx, tx, t.Session.OpenAISessionKey, agent, *buf)
 		return db.QueueEvent(ctx, tx, t.Session.ProjectID, jobStatusEvent(t, job.JobRow, "running", nil))
 	})
 	if errors.Is(err, db.ErrTurnGone) {
@@ -51,7 +61,7 @@ func step[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], mess
 	if domain.IsFinal(*t.Message.Status) {
 		return nil
 	}
-	err = work(&t)
+	err = stepWork(&t, memory, buf, work)
 	if errors.Is(err, db.ErrTurnGone) {
 		d.jobStatus(ctx, &t, job.JobRow, "completed", nil)
 		return nil
@@ -72,6 +82,21 @@ func step[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], mess
 	}
 	// The failure is the message's, not River's: the job completes with it.
 	return d.Store.FailTurn(context.WithoutCancel(ctx), &t, f.Reason, completeJob(ctx, job, &t, "failed", &f.Reason))
+}
+
+// stepWork runs work with the memory read at the start of the step, kept in
+// buf for the next step.
+func stepWork(t *db.Turn, memory *db.PendingMemory, buf *[]byte, work func(*db.Turn, llm.Items) error) error {
+	raw, err := memory.Result()
+	if err != nil {
+		return err
+	}
+	*buf = raw
+	items, err := llm.MemoryOf(raw)
+	if err != nil {
+		return err
+	}
+	return work(t, items)
 }
 
 // completeJob completes job in the transaction that ends its step, and emits
@@ -134,14 +159,16 @@ func (d *Deps) record(ctx context.Context, a *db.AssistantMessage) error {
 	return err
 }
 
-// memory loads an agent's conversation memory.
-func (d *Deps) memory(ctx context.Context, t *db.Turn, agent string) (llm.Items, error) {
-	turns, err := d.Store.AgentMemory(ctx, t.Session.OpenAISessionKey, agent)
-	if err != nil {
-		return llm.Items{}, err
-	}
-	return llm.MemoryOf(turns)
-}
+// memoryBuffers are the buffers a step reads its agent's memory into, kept
+// from one step to the next: the memory was the largest allocation of a
+// message (a fifth of its bytes under the pipeline load), and it grows with
+// the conversation. A step's model requests are copies of it (their bodies),
+// so the buffer is free again when the step ends.
+var memoryBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledMemory bounds the buffers kept: an unusually long conversation's
+// is left to the collector.
+const maxPooledMemory = 4 << 20
 
 // replyStoreTimeout bounds storing a reply after its step's transaction
 // failed, which may happen after the job's own context has ended.

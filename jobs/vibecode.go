@@ -26,8 +26,8 @@ type VibecodeWorker struct {
 func (w *VibecodeWorker) Work(ctx context.Context, job *river.Job[jobargs.VibecodeArgs]) error {
 	// A message's first step waits for the earlier messages of its session:
 	// StartTurn checks in the statement that starts it.
-	work := func(t *db.Turn) error { return w.vibecode(ctx, job, t) }
-	err := step(ctx, w.Deps, job, job.Args.MessageID, job.Args.Iteration == 1, work)
+	work := func(t *db.Turn, memory llm.Items) error { return w.vibecode(ctx, job, t, memory) }
+	err := step(ctx, w.Deps, job, job.Args.MessageID, job.Args.Iteration == 1, domain.AgentVibeCoder, work)
 	if !errors.Is(err, db.ErrEarlierMessage) {
 		return err
 	}
@@ -43,18 +43,15 @@ func (w *VibecodeWorker) Work(ctx context.Context, job *river.Job[jobargs.Vibeco
 		return river.JobSnooze(SessionOrderSnooze)
 	}
 	// The earlier messages had lost their jobs and are failed now.
-	return step(ctx, w.Deps, job, job.Args.MessageID, false, work)
+	return step(ctx, w.Deps, job, job.Args.MessageID, false, domain.AgentVibeCoder, work)
 }
 
-func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.VibecodeArgs], t *db.Turn) error {
+// vibecode runs the VibeCoder's step with memory, its conversation so far.
+func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.VibecodeArgs], t *db.Turn, memory llm.Items) error {
 	iteration := job.Args.Iteration
 	node, err := vibecode.FocusNode(t.BaseCode, t.Session.NodeID)
 	if err != nil {
 		return vibecode.Permanent(err.Error())
-	}
-	memory, err := w.memory(ctx, t, domain.AgentVibeCoder)
-	if err != nil {
-		return err
 	}
 	var turn llm.Items
 	if iteration == 1 {
