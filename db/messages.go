@@ -99,16 +99,18 @@ type repeatedMessage struct{}
 func (*repeatedMessage) Error() string { return "the message exists already" }
 
 // submitMessage is SubmitMessage inside the caller's transaction: one
-// statement (with BEGIN) finds the session, whether the message exists and
-// the transaction's time; then the job is enqueued, and the message is
-// inserted with its job id and that time (as its column's default would),
-// queued with its event to go with COMMIT. Nothing is locked before the job's
-// insert, so a repeated id cannot wait on the job of the first one while that
-// job's worker waits on the message. (An UPDATE that set job_id on the new
-// row after the insert was, before, the costliest statement of a message for
-// PostgreSQL: a second version of the row in every index of messages.) Two
-// submissions of one id at once both pass the check; the second fails on the
-// primary key at COMMIT, and SubmitMessage answers it as a repeat.
+// statement finds the session, whether the message exists and the
+// transaction's time, sent with BEGIN and the job's insert (one round trip
+// for the three); then the message is inserted with its job id and that time
+// (as its column's default would), queued with its event to go with COMMIT.
+// A missing session or a repeated id rolls the transaction back, the job's
+// insert with it. The check locks nothing and goes before the job's insert,
+// so a repeated id cannot hold anything the first one's worker waits on.
+// (An UPDATE that set job_id on the new row after the insert was, before, the
+// costliest statement of a message for PostgreSQL: a second version of the
+// row in every index of messages.) Two submissions of one id at once both
+// pass the check; the second fails on the primary key at COMMIT, and
+// SubmitMessage answers it as a repeat.
 func submitMessage(ctx context.Context, tx pgx.Tx, sessionID string, id uuid.UUID, prompt string, enqueue Enqueue) (domain.MessageAccepted, error) {
 	sid, err := ParseID("session", sessionID)
 	if err != nil {
@@ -118,20 +120,27 @@ func submitMessage(ctx context.Context, tx pgx.Tx, sessionID string, id uuid.UUI
 	var project uuid.UUID
 	var exists bool
 	var now time.Time
-	err = tx.QueryRow(ctx, `SELECT s.project_id, EXISTS (SELECT 1 FROM messages WHERE id = $1), now() FROM sessions s WHERE s.id = $2`,
-		id, sid).Scan(&project, &exists, &now)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return domain.MessageAccepted{}, domain.NotFound("session", sessionID)
-	}
-	if err != nil {
-		return domain.MessageAccepted{}, wrap(err, "store message")
-	}
-	if exists {
-		return domain.MessageAccepted{}, &repeatedMessage{}
-	}
+	var found error
+	read := rowLater(ctx, tx, `SELECT s.project_id, EXISTS (SELECT 1 FROM messages WHERE id = $1), now() FROM sessions s WHERE s.id = $2`,
+		[]any{id, sid}, func(r pgx.Row) error {
+			if found = r.Scan(&project, &exists, &now); errors.Is(found, pgx.ErrNoRows) {
+				return nil // the job's insert goes on, and is rolled back
+			}
+			return found
+		})
 	jobID, err := enqueue(tx, id.String())
-	if err != nil {
+	if rerr := read(); err == nil {
+		err = rerr
+	}
+	switch {
+	case errors.Is(found, pgx.ErrNoRows):
+		return domain.MessageAccepted{}, domain.NotFound("session", sessionID)
+	case found != nil:
+		return domain.MessageAccepted{}, wrap(found, "store message")
+	case err != nil:
 		return domain.MessageAccepted{}, err
+	case exists:
+		return domain.MessageAccepted{}, &repeatedMessage{}
 	}
 	if err := later(ctx, tx, `INSERT INTO messages (id, session_id, project_id, role, agent, content, trace_id, status, job_id, created_at)
 		VALUES ($1, $2, $3, 'user', 'user', $4, $5, 'queued', $6, $7)`, id, sid, project, prompt, trace, jobID, now); err != nil {

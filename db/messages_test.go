@@ -3,13 +3,17 @@ package db_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 )
 
 // GetMessage returns the raw response of an assistant message from its model
@@ -62,5 +66,71 @@ func TestGetMessageReturnsTheRawResponse(t *testing.T) {
 		if g, _ := json.Marshal(got); string(g) != want {
 			t.Errorf("message %q: openai_response %s, want %s", m.Content, m.OpenAIResponse, want)
 		}
+	}
+}
+
+// SubmitMessage with River's insert as its enqueue: the check of the session
+// and of the id, BEGIN and the job's insert go in one round trip, the message,
+// its event, River's notification and COMMIT in another. An unknown session
+// and a repeated id leave no job behind.
+func TestSubmitMessageInTwoRoundTrips(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(dbtest.New(t).Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &roundTrips{}
+	cfg.ConnConfig.Tracer = counted
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	store := &db.Store{Pool: pool}
+	client, err := jobargs.NewInsertOnlyClient(pool, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueue := func(tx pgx.Tx, messageID string) (int64, error) {
+		res, err := client.InsertTx(ctx, tx, jobargs.VibecodeArgs{MessageID: messageID, Iteration: 1}, nil)
+		if err != nil {
+			return 0, err
+		}
+		return res.Job.ID, nil
+	}
+	p, err := store.CreateProject(ctx, domain.NewProject{Name: "two round trips"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, _, err := store.CreateSession(ctx, p.ID, domain.NewSession{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// River asks the server's version on its first insert.
+	if _, err := store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "first"}, enqueue); err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.NewString()
+	before := counted.count()
+	first, err := store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "hi", MessageID: &id}, enqueue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sent := counted.since(before); len(sent) != 2 {
+		t.Errorf("a message took %d round trips, want 2: %q", len(sent), sent)
+	}
+	again, err := store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "hi", MessageID: &id}, enqueue)
+	if err != nil || again != first {
+		t.Errorf("the same message again: %+v, %v; want %+v", again, err, first)
+	}
+	if _, err := store.SubmitMessage(ctx, uuid.NewString(), domain.NewMessage{Prompt: "hi"}, enqueue); domain.ErrorCodeOf(err) != domain.ENOTFOUND {
+		t.Errorf("a message to an unknown session: %v, want not found", err)
+	}
+	if n := dbtest.Count(t, pool, `SELECT count(*) FROM river_job`); n != 2 {
+		t.Errorf("%d jobs, want the two messages'", n)
+	}
+	if n := dbtest.Count(t, pool, `SELECT count(*) FROM messages`); n != 2 {
+		t.Errorf("%d messages, want 2", n)
 	}
 }

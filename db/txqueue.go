@@ -11,12 +11,14 @@ import (
 )
 
 // A transaction of InTx (eventTx) can hold writes whose result nothing waits
-// for (events, memory items, status updates): they are sent in one pgx batch
-// with the transaction's next statement, or with COMMIT, in order. Every
-// statement costs the worker a write and a read on its connection, and a step
-// writes about ten such rows; queued, they cost none of their own. A queued
-// write that fails fails the statement it was sent with, and so the
-// transaction, as it would have on its own.
+// for (events, memory items, status updates, River's insert notification):
+// they are sent in one pgx batch with the transaction's next statement, or
+// with COMMIT, in order. Every statement costs the worker a write and a read
+// on its connection, and a step writes about ten such rows; queued, they cost
+// none of their own. A queued write that fails fails the statement it was
+// sent with, and so the transaction, as it would have on its own. Reads whose
+// result is needed only after that statement go the same way (rowLater,
+// ReadMemoryLater): they hand their rows to a callback when the batch runs.
 //
 // On a pool, the transaction is run on a connection it holds (connTx) rather
 // than by pgx's Tx, so that both of its ends go in batches: BEGIN with its
@@ -70,6 +72,32 @@ func later(ctx context.Context, q Querier, sql string, args ...any) error {
 	return err
 }
 
+// rowLater reads one row of sql in q: in a transaction of InTx with the
+// transaction's next statement, as a queued write goes, and at once
+// elsewhere. scan runs when the row comes; an error it returns fails the
+// statement the read went with. The returned read sends the read on its own
+// if nothing has sent it yet, and returns that send's error.
+func rowLater(ctx context.Context, q Querier, sql string, args []any, scan func(pgx.Row) error) (read func() error) {
+	tx, ok := q.(*eventTx)
+	if !ok {
+		err := scan(q.QueryRow(ctx, sql, args...))
+		return func() error { return err }
+	}
+	done := false
+	qq := &pgx.QueuedQuery{SQL: sql, Arguments: args}
+	qq.QueryRow(func(r pgx.Row) error {
+		done = true
+		return scan(r)
+	})
+	tx.queued = append(tx.queued, qq)
+	return func() error {
+		if done {
+			return nil
+		}
+		return tx.begin(ctx)
+	}
+}
+
 // take returns a batch of the queued writes and forgets them.
 func (tx *eventTx) take() *pgx.Batch {
 	b := &pgx.Batch{QueuedQueries: tx.queued}
@@ -93,9 +121,6 @@ func readQueued(br pgx.BatchResults, b *pgx.Batch, n int) error {
 	return nil
 }
 
-// A statement without arguments may hold several statements, which a batch
-// (the extended protocol) does not take: it goes on its own, after the queue.
-
 // riverNotify begins River's statement that tells workers a job was inserted
 // (riverpgxv5's PGNotifyMany, run by every InsertTx that is due to notify its
 // queue). Its only result is its error, and PostgreSQL delivers the
@@ -104,6 +129,10 @@ func readQueued(br pgx.BatchResults, b *pgx.Batch, n int) error {
 // every POST of a message and of every step that enqueues the next. A River
 // that words the statement otherwise only loses the saving.
 const riverNotify = "-- name: PGNotifyMany :exec"
+
+// A statement without arguments may hold several statements, which a batch
+// (the extended protocol) does not take: it goes on its own, after the queue.
+
 
 func (tx *eventTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	if len(args) > 0 && strings.HasPrefix(sql, riverNotify) {
