@@ -58,6 +58,9 @@ func TestAgentMemoryJoinsTheTurns(t *testing.T) {
 		if !reflect.DeepEqual(items, want) {
 			t.Errorf("memory read into a buffer of %d bytes: %s", cap(dst), got)
 		}
+		if cap(dst) >= len(got) && &got[0] != &dst[:1][0] {
+			t.Errorf("a buffer of %d bytes was not used for a memory of %d", cap(dst), len(got))
+		}
 	}
 }
 

@@ -51,8 +51,8 @@ var ErrEarlierMessage = errors.New("an earlier message of the session has not en
 // message running and pins the branch head as the base every patch of this
 // message applies to. With inOrder, it starts nothing while an earlier message
 // of the session is queued or running (ErrEarlierMessage). Each of also runs
-// in the same transaction (the step's job_status, for one commit instead of
-// two).
+// in the same transaction (the step's job_status and the read of its agent's
+// memory, queued to go with COMMIT: one round trip for the three).
 func (s *Store) StartTurn(ctx context.Context, messageID string, inOrder bool, also ...func(pgx.Tx, *Turn) error) (Turn, error) {
 	var t Turn
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {

@@ -48,7 +48,9 @@ func step[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], mess
 		if domain.IsFinal(*t.Message.Status) {
 			return nil
 		}
-		// Both go with the COMMIT of the start.
+		// Both go with the COMMIT of the start. A failed read (the
+		// database's, not of the memory's form) fails the start as a
+		// failed UPDATE would: River retries the job.
 		memory = db.ReadMemoryLater(ctx, tx, t.Session.OpenAISessionKey, agent, *buf)
 		return db.QueueEvent(ctx, tx, t.Session.ProjectID, jobStatusEvent(t, job.JobRow, "running", nil))
 	})
