@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"testing"
 
@@ -132,5 +133,70 @@ func TestSubmitMessageInTwoRoundTrips(t *testing.T) {
 	}
 	if n := dbtest.Count(t, pool, `SELECT count(*) FROM messages`); n != 2 {
 		t.Errorf("%d messages, want 2", n)
+	}
+}
+
+// MessageLater and ReplyLater in a transaction of InTx read with its COMMIT:
+// one round trip for BEGIN, both reads and COMMIT. A missing message is the
+// read's error (not found; ErrTurnGone for a reply), not the transaction's.
+// On the pool they read at once.
+func TestMessageReadsGoWithCommit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(dbtest.New(t).Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &roundTrips{}
+	cfg.ConnConfig.Tracer = counted
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	store := &db.Store{Pool: pool}
+	p, err := store.CreateProject(ctx, domain.NewProject{Name: "reads with commit"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, _, err := store.CreateSession(ctx, p.ID, domain.NewSession{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, review := uuid.NewString(), uuid.NewString()
+	if _, err := pool.Exec(ctx, `INSERT INTO messages (id, session_id, project_id, role, agent, content, trace_id, status) VALUES ($1, $2, $3, 'user', 'user', 'make it polite', 't', 'running');
+		`, user, sess.ID, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO messages (id, session_id, project_id, role, agent, iteration, content, trace_id, reply_to) VALUES ($1, $2, $3, 'assistant', 'evaluator', 1, 'be kinder', 't', $4)`,
+		review, sess.ID, p.ID, user); err != nil {
+		t.Fatal(err)
+	}
+	var msg, reply, noMsg, noReply *db.PendingMessage
+	before := counted.count()
+	if err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+		msg, reply = db.MessageLater(ctx, tx, user), db.ReplyLater(ctx, tx, user, domain.AgentEvaluator, 1)
+		noMsg, noReply = db.MessageLater(ctx, tx, uuid.NewString()), db.ReplyLater(ctx, tx, user, domain.AgentEvaluator, 2)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if sent := counted.since(before); len(sent) != 1 {
+		t.Errorf("four reads in a transaction: %d round trips, want 1: %q", len(sent), sent)
+	}
+	if m, err := msg.Result(); err != nil || m.Content != "make it polite" {
+		t.Errorf("the message: %+v, %v", m, err)
+	}
+	if m, err := reply.Result(); err != nil || m.Content != "be kinder" || m.ID != review {
+		t.Errorf("the review: %+v, %v", m, err)
+	}
+	if _, err := noMsg.Result(); domain.ErrorCodeOf(err) != domain.ENOTFOUND {
+		t.Errorf("a missing message: %v, want not found", err)
+	}
+	if _, err := noReply.Result(); !errors.Is(err, db.ErrTurnGone) {
+		t.Errorf("a missing reply: %v, want ErrTurnGone", err)
+	}
+	if m, err := db.ReplyLater(ctx, pool, user, domain.AgentEvaluator, 1).Result(); err != nil || m.ID != review {
+		t.Errorf("the review read on the pool: %+v, %v", m, err)
 	}
 }

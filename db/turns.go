@@ -433,16 +433,58 @@ func complete(tx pgx.Tx, e TurnEnd) error {
 	return e.Complete(tx)
 }
 
-// Reply returns the assistant message an agent stored for a user message in
-// an iteration, the latest when there are several.
-func (s *Store) Reply(ctx context.Context, messageID, agent string, iteration int) (domain.ConversationMessage, error) {
-	m, err := scanMessage(s.Pool.QueryRow(ctx, `SELECT `+messageColumns+` FROM messages
-		WHERE reply_to = $1 AND agent = $2 AND iteration = $3 ORDER BY position DESC LIMIT 1`, messageID, agent, iteration))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return m, ErrTurnGone
-	}
-	return m, wrap(err, "read reply")
+// PendingMessage is a message read with a transaction's next batch
+// (MessageLater, ReplyLater): a step's start commits with the reads its work
+// begins with, instead of making a round trip for each after it.
+type PendingMessage struct {
+	m    domain.ConversationMessage
+	err  error
+	read func() error
 }
+
+// Result is the message, once the batch it went with has run (or, when
+// nothing sent it, after sending it on its own).
+func (p *PendingMessage) Result() (domain.ConversationMessage, error) {
+	if err := p.read(); err != nil {
+		return domain.ConversationMessage{}, err
+	}
+	return p.m, p.err
+}
+
+// messageLater reads one message of sql in q (rowLater); missing is the
+// message's error when there is no row.
+func messageLater(ctx context.Context, q Querier, missing error, sql string, args ...any) *PendingMessage {
+	p := &PendingMessage{}
+	p.read = rowLater(ctx, q, sql, args, func(r pgx.Row) error {
+		p.m, p.err = scanMessage(r)
+		if errors.Is(p.err, pgx.ErrNoRows) {
+			p.err = missing
+			return nil // the row's absence is the reader's to judge
+		}
+		return p.err
+	})
+	return p
+}
+
+// MessageLater reads the message id in q as GetMessage does, without its
+// raw model response.
+func MessageLater(ctx context.Context, q Querier, id string) *PendingMessage {
+	u, err := ParseID("message", id)
+	if err != nil {
+		return &PendingMessage{err: err, read: func() error { return nil }}
+	}
+	return messageLater(ctx, q, domain.NotFound("message", id), `SELECT `+messageColumns+` FROM messages WHERE id = $1`, u)
+}
+
+// ReplyLater reads in q the assistant message an agent stored for a user
+// message in an iteration, the latest when there are several; ErrTurnGone
+// when there is none.
+func ReplyLater(ctx context.Context, q Querier, messageID, agent string, iteration int) *PendingMessage {
+	return messageLater(ctx, q, ErrTurnGone, replySQL, messageID, agent, iteration)
+}
+
+const replySQL = `SELECT ` + messageColumns + ` FROM messages
+		WHERE reply_to = $1 AND agent = $2 AND iteration = $3 ORDER BY position DESC LIMIT 1`
 
 // FailTurn ends a user message as failed with a message a person can act on;
 // complete, when set, runs in the same transaction (see TurnEnd.Complete).

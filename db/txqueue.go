@@ -133,7 +133,6 @@ const riverNotify = "-- name: PGNotifyMany :exec"
 // A statement without arguments may hold several statements, which a batch
 // (the extended protocol) does not take: it goes on its own, after the queue.
 
-
 func (tx *eventTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	if len(args) > 0 && strings.HasPrefix(sql, riverNotify) {
 		tx.queued = append(tx.queued, &pgx.QueuedQuery{SQL: sql, Arguments: args})

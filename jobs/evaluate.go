@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
 	"github.com/vibegrapher/vibegrapher/db"
@@ -24,15 +25,18 @@ type EvaluateWorker struct {
 }
 
 func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[jobargs.EvaluateArgs]) error {
-	return step(ctx, w.Deps, job, job.Args.MessageID, false, domain.AgentEvaluator, func(t *db.Turn, memory llm.Items) error {
-		return w.evaluate(ctx, job, t, memory)
+	var proposal *db.PendingMessage
+	prefetch := func(tx pgx.Tx, _ *db.Turn) { proposal = db.MessageLater(ctx, tx, job.Args.PatchMessageID) }
+	return step(ctx, w.Deps, job, job.Args.MessageID, false, domain.AgentEvaluator, prefetch, func(t *db.Turn, memory llm.Items) error {
+		return w.evaluate(ctx, job, t, memory, proposal)
 	})
 }
 
-// evaluate runs the Evaluator's step with memory, its conversation so far.
-func (w *EvaluateWorker) evaluate(ctx context.Context, job *river.Job[jobargs.EvaluateArgs], t *db.Turn, memory llm.Items) error {
+// evaluate runs the Evaluator's step with memory, its conversation so far,
+// on pending, the VibeCoder message with the patch under review.
+func (w *EvaluateWorker) evaluate(ctx context.Context, job *river.Job[jobargs.EvaluateArgs], t *db.Turn, memory llm.Items, pending *db.PendingMessage) error {
 	args := job.Args
-	proposal, err := w.Store.GetMessage(ctx, args.PatchMessageID)
+	proposal, err := pending.Result()
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,10 @@ type Deps struct {
 // vibecode.AfterError decides. work ends its step with end, which completes
 // the job in the same transaction. With inOrder, a message whose session has
 // an earlier one queued or running is not started (db.ErrEarlierMessage).
-func step[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], messageID string, inOrder bool, agent string, work func(*db.Turn, llm.Items) error) error {
+// prefetch, when set, queues the reads work begins with (db.MessageLater,
+// db.ReplyLater) to go with the start's COMMIT too.
+func step[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], messageID string, inOrder bool, agent string,
+	prefetch func(pgx.Tx, *db.Turn), work func(*db.Turn, llm.Items) error) error {
 	buf := memoryBuffers.Get().(*[]byte)
 	defer func() {
 		if cap(*buf) <= maxPooledMemory {
@@ -48,10 +51,13 @@ func step[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], mess
 		if domain.IsFinal(*t.Message.Status) {
 			return nil
 		}
-		// Both go with the COMMIT of the start. A failed read (the
-		// database's, not of the memory's form) fails the start as a
-		// failed UPDATE would: River retries the job.
+		// These go with the COMMIT of the start. A failed read (the
+		// database's, not a missing row or the memory's form) fails the
+		// start as a failed UPDATE would: River retries the job.
 		memory = db.ReadMemoryLater(ctx, tx, t.Session.OpenAISessionKey, agent, *buf)
+		if prefetch != nil {
+			prefetch(tx, t)
+		}
 		return db.QueueEvent(ctx, tx, t.Session.ProjectID, jobStatusEvent(t, job.JobRow, "running", nil))
 	})
 	if errors.Is(err, db.ErrTurnGone) {

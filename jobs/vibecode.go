@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
 	"github.com/vibegrapher/vibegrapher/db"
@@ -26,8 +27,15 @@ type VibecodeWorker struct {
 func (w *VibecodeWorker) Work(ctx context.Context, job *river.Job[jobargs.VibecodeArgs]) error {
 	// A message's first step waits for the earlier messages of its session:
 	// StartTurn checks in the statement that starts it.
-	work := func(t *db.Turn, memory llm.Items) error { return w.vibecode(ctx, job, t, memory) }
-	err := step(ctx, w.Deps, job, job.Args.MessageID, job.Args.Iteration == 1, domain.AgentVibeCoder, work)
+	var review *db.PendingMessage // the Evaluator's feedback, from iteration 2
+	var prefetch func(pgx.Tx, *db.Turn)
+	if job.Args.Iteration > 1 {
+		prefetch = func(tx pgx.Tx, t *db.Turn) {
+			review = db.ReplyLater(ctx, tx, t.Message.ID, domain.AgentEvaluator, job.Args.Iteration-1)
+		}
+	}
+	work := func(t *db.Turn, memory llm.Items) error { return w.vibecode(ctx, job, t, memory, review) }
+	err := step(ctx, w.Deps, job, job.Args.MessageID, job.Args.Iteration == 1, domain.AgentVibeCoder, prefetch, work)
 	if !errors.Is(err, db.ErrEarlierMessage) {
 		return err
 	}
@@ -43,11 +51,12 @@ func (w *VibecodeWorker) Work(ctx context.Context, job *river.Job[jobargs.Vibeco
 		return river.JobSnooze(SessionOrderSnooze)
 	}
 	// The earlier messages had lost their jobs and are failed now.
-	return step(ctx, w.Deps, job, job.Args.MessageID, false, domain.AgentVibeCoder, work)
+	return step(ctx, w.Deps, job, job.Args.MessageID, false, domain.AgentVibeCoder, prefetch, work)
 }
 
-// vibecode runs the VibeCoder's step with memory, its conversation so far.
-func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.VibecodeArgs], t *db.Turn, memory llm.Items) error {
+// vibecode runs the VibeCoder's step with memory, its conversation so far,
+// and from iteration 2 the Evaluator's review of the last patch.
+func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.VibecodeArgs], t *db.Turn, memory llm.Items, review *db.PendingMessage) error {
 	iteration := job.Args.Iteration
 	node, err := vibecode.FocusNode(t.BaseCode, t.Session.NodeID)
 	if err != nil {
@@ -57,11 +66,11 @@ func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.Vi
 	if iteration == 1 {
 		turn.AddUser(llm.VibeCoderRequest(t.Message.Content, t.BaseCode, node))
 	} else {
-		review, err := w.Store.Reply(ctx, t.Message.ID, domain.AgentEvaluator, iteration-1)
+		feedback, err := review.Result()
 		if err != nil {
 			return err
 		}
-		turn.AddUser(llm.VibeCoderFeedback(review.Content, t.BaseCode, node))
+		turn.AddUser(llm.VibeCoderFeedback(feedback.Content, t.BaseCode, node))
 	}
 	var problem string
 	for round := 1; round <= vibecode.MaxPatchRounds; round++ {
