@@ -104,8 +104,13 @@ func (*repeatedMessage) Error() string { return "the message exists already" }
 // for the three); then the message is inserted with its job id and that time
 // (as its column's default would), queued with its event to go with COMMIT.
 // A missing session or a repeated id rolls the transaction back, the job's
-// insert with it. The check locks nothing and goes before the job's insert,
-// so a repeated id cannot hold anything the first one's worker waits on.
+// insert with it. The check locks nothing; a repeat's job insert, when the
+// first job is still to run, meets it in River's unique index and locks its
+// row until the rollback, one round trip later (a worker completing that job
+// waits that long; nothing the repeat holds waits on the worker). A rolled
+// back insert also spends River's insert notification for its queue (one per
+// jobargs.FetchCooldown per process): a job inserted by the same process in
+// those 2 ms waits for the workers' poll.
 // (An UPDATE that set job_id on the new row after the insert was, before, the
 // costliest statement of a message for PostgreSQL: a second version of the
 // row in every index of messages.) Two submissions of one id at once both

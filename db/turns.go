@@ -457,11 +457,16 @@ func messageLater(ctx context.Context, q Querier, missing error, sql string, arg
 	p := &PendingMessage{}
 	p.read = rowLater(ctx, q, sql, args, func(r pgx.Row) error {
 		p.m, p.err = scanMessage(r)
-		if errors.Is(p.err, pgx.ErrNoRows) {
-			p.err = missing
-			return nil // the row's absence is the reader's to judge
+		var pgErr *pgconn.PgError
+		switch {
+		case errors.Is(p.err, pgx.ErrNoRows):
+			p.err = missing // the row's absence is the reader's to judge
+		case errors.As(p.err, &pgErr):
+			return p.err // the statement failed: so does the transaction
 		}
-		return p.err
+		// Decoding happens here, after the statement ran: a COMMIT in the
+		// same batch has committed, and must not be reported as failed.
+		return nil
 	})
 	return p
 }

@@ -75,8 +75,10 @@ func later(ctx context.Context, q Querier, sql string, args ...any) error {
 // rowLater reads one row of sql in q: in a transaction of InTx with the
 // transaction's next statement, as a queued write goes, and at once
 // elsewhere. scan runs when the row comes; an error it returns fails the
-// statement the read went with. The returned read sends the read on its own
-// if nothing has sent it yet, and returns that send's error.
+// batch the read went with, so it returns only the statement's own failure
+// and keeps a decoding error for its caller (when the batch ends with
+// COMMIT, PostgreSQL has committed by then). The returned read sends the
+// read on its own if nothing has sent it yet, and returns that send's error.
 func rowLater(ctx context.Context, q Querier, sql string, args []any, scan func(pgx.Row) error) (read func() error) {
 	tx, ok := q.(*eventTx)
 	if !ok {
