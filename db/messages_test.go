@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"testing"
 
 	"github.com/google/uuid"
@@ -14,6 +15,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/event"
 	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 )
 
@@ -203,5 +205,95 @@ func TestMessageReadsGoWithCommit(t *testing.T) {
 	}
 	if m, err := db.ReplyLater(ctx, pool, user, domain.AgentEvaluator, 1).Result(); err != nil || m.ID != review {
 		t.Errorf("the review read on the pool: %+v, %v", m, err)
+	}
+}
+
+// A step's end is two round trips: BEGIN, the message's lock, the reply's
+// rows and the job's completion; then the events, memory, status and COMMIT.
+// The events keep their order, the job's last; a second end of the same step
+// (a retried job) writes and emits nothing new.
+func TestEndTurnInTwoRoundTrips(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(dbtest.New(t).Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &roundTrips{}
+	cfg.ConnConfig.Tracer = counted
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	store := &db.Store{Pool: pool}
+	p, err := store.CreateProject(ctx, domain.NewProject{Name: "two round trips at the end"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, _, err := store.CreateSession(ctx, p.ID, domain.NewSession{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted, err := store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "hi"}, func(pgx.Tx, string) (int64, error) { return 0, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	turn, err := store.StartTurn(ctx, accepted.MessageID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var completions int
+	end := func() error {
+		answer := "Hello."
+		return store.EndTurn(ctx, &turn, db.TurnEnd{
+			Reply: &db.AssistantMessage{Turn: &turn, CallKey: accepted.MessageID + "/vibecoder/1/1", Response: json.RawMessage(`{"id":"resp_1"}`),
+				ResponseID: "resp_1", Agent: domain.AgentVibeCoder, Iteration: 1, Content: answer, Usage: domain.TokenUsage{PromptTokens: 3, CompletionTokens: 2, TotalTokens: 5}},
+			Agent: domain.AgentVibeCoder, TurnKey: accepted.MessageID + "/1", Items: json.RawMessage(`[{"role":"user","content":"hi"}]`),
+			Status: domain.StatusAnswered, Outcome: event.VibecodeResponse{Response: &answer},
+			Complete: &db.Completion{
+				Job: func(tx pgx.Tx) error { // as River's completion: a statement whose rows are read
+					var one int
+					completions++
+					return tx.QueryRow(ctx, `SELECT 1 FROM messages WHERE id = $1`, accepted.MessageID).Scan(&one)
+				},
+				Event: func(tx pgx.Tx) error {
+					return db.QueueEvent(ctx, tx, p.ID, dbtest.Event{Name: "job_done", Payload: map[string]any{}})
+				},
+			},
+		})
+	}
+	before := counted.count()
+	if err := end(); err != nil {
+		t.Fatal(err)
+	}
+	if sent := counted.since(before); len(sent) != 2 {
+		t.Errorf("the end of a step: %d round trips, want 2: %q", len(sent), sent)
+	}
+	names := func() []string {
+		t.Helper()
+		all, err := db.EventsAfter(ctx, pool, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range all {
+			out = append(out, e.Name)
+		}
+		return out
+	}
+	want := []string{"project_created", "session_created", "conversation_message", // the POST's
+		"conversation_message", "token_usage", "vibecode_response", "job_done"}
+	if got := names(); !slices.Equal(got, want) {
+		t.Errorf("events %v, want %v", got, want)
+	}
+	if err := end(); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); !slices.Equal(got, append(want, "job_done")) {
+		t.Errorf("after the same end again: %v, want only the job's event more", got)
+	}
+	if n := dbtest.Count(t, pool, `SELECT count(*) FROM messages WHERE role = 'assistant'`); n != 1 || completions != 2 {
+		t.Errorf("%d replies, %d completions; want 1 and 2", n, completions)
 	}
 }

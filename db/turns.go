@@ -151,11 +151,47 @@ type lockedTurn struct {
 // status and position, and with usage the sum of its replies' token usage:
 // in one query.
 func lockTurn(ctx context.Context, tx pgx.Tx, messageID string, usage bool) (lockedTurn, error) {
+	return scanLock(tx.QueryRow(ctx, lockSQL, messageID, usage))
+}
+
+const lockSQL = `SELECT status, position, CASE WHEN $2 THEN ARRAY(SELECT r.token_usage::text FROM messages r
+			WHERE r.reply_to = $1 AND r.token_usage IS NOT NULL ORDER BY r.position) END
+		FROM messages WHERE id = $1 AND role = 'user' FOR UPDATE`
+
+// pendingLock is lockTurn queued with the transaction's next batch.
+type pendingLock struct {
+	l    lockedTurn
+	err  error
+	read func() error
+}
+
+// lockTurnLater is lockTurn in a transaction of InTx, sent with its next
+// statement (rowLater). result returns what lockTurn returns.
+func lockTurnLater(ctx context.Context, tx pgx.Tx, messageID string, usage bool) *pendingLock {
+	p := &pendingLock{err: errors.New("lock message: not read")}
+	p.read = rowLater(ctx, tx, lockSQL, []any{messageID, usage}, func(r pgx.Row) error {
+		p.l, p.err = scanLock(r)
+		var pgErr *pgconn.PgError
+		if errors.As(p.err, &pgErr) {
+			return p.err
+		}
+		return nil
+	})
+	return p
+}
+
+func (p *pendingLock) result() (lockedTurn, error) {
+	if err := p.read(); err != nil {
+		return lockedTurn{}, err
+	}
+	return p.l, p.err
+}
+
+// scanLock reads lockSQL's row.
+func scanLock(r pgx.Row) (lockedTurn, error) {
 	var l lockedTurn
 	var usages [][]byte
-	err := tx.QueryRow(ctx, `SELECT status, position, CASE WHEN $2 THEN ARRAY(SELECT r.token_usage::text FROM messages r
-			WHERE r.reply_to = $1 AND r.token_usage IS NOT NULL ORDER BY r.position) END
-		FROM messages WHERE id = $1 AND role = 'user' FOR UPDATE`, messageID, usage).Scan(&l.status, &l.position, &usages)
+	err := r.Scan(&l.status, &l.position, &usages)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return l, ErrTurnGone
 	}
@@ -260,35 +296,48 @@ type AssistantMessage struct {
 func (s *Store) RecordReply(ctx context.Context, a AssistantMessage) (domain.ConversationMessage, error) {
 	var m domain.ConversationMessage
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		if _, err := lockTurn(ctx, tx, a.Turn.Message.ID, false); err != nil {
+		lock := lockTurnLater(ctx, tx, a.Turn.Message.ID, false)
+		reply, err := queueReply(ctx, tx, a)
+		if err != nil {
 			return err
 		}
-		var err error
-		m, _, err = recordReply(ctx, tx, a)
+		if _, err := lock.result(); err != nil {
+			return err
+		}
+		m, _, err = reply.emit(ctx, tx)
 		return err
 	})
 	return m, err
 }
 
-// recordReply is RecordReply in the caller's transaction, which holds the
-// lock of the user message. It reports whether the reply is new.
-func recordReply(ctx context.Context, tx pgx.Tx, a AssistantMessage) (domain.ConversationMessage, bool, error) {
+// pendingReply is a model reply's two rows, queued to go with the
+// transaction's next statement (queueReply); emit reads what they returned.
+type pendingReply struct {
+	a        AssistantMessage
+	m        domain.ConversationMessage
+	inserted bool
+	err      error
+	read     func() error
+}
+
+// queueReply queues the rows of a model reply in the caller's transaction,
+// which locks the user message before them (lockTurnLater), to go with its
+// next statement. The message's INSERT runs after the model call's in the
+// batch, so it can tell whether the call is new. The raw response is stored
+// once, in model_calls; GetMessage reads it there by the message's step key,
+// which is the call's key.
+func queueReply(ctx context.Context, tx pgx.Tx, a AssistantMessage) (*pendingReply, error) {
 	usage, err := json.Marshal(a.Usage)
 	if err != nil {
-		return domain.ConversationMessage{}, false, err
+		return nil, err
 	}
-	// One round trip for both rows: the message's INSERT runs after the
-	// model call's in the batch, so it can tell whether the call is new. The
-	// raw response is stored once, in model_calls; GetMessage reads it there
-	// by the message's step key, which is the call's key.
+	p := &pendingReply{a: a}
 	b := &pgx.Batch{}
-	var inserted bool
 	b.Queue(`INSERT INTO model_calls (call_key, message_id, response) VALUES ($1, $2, $3)
 		ON CONFLICT (call_key) DO NOTHING`, a.CallKey, a.Turn.Message.ID, a.Response).Exec(func(tag pgconn.CommandTag) error {
-		inserted = tag.RowsAffected() == 1
+		p.inserted = tag.RowsAffected() == 1
 		return nil
 	})
-	var m domain.ConversationMessage
 	b.Queue(`
 		INSERT INTO messages (id, session_id, project_id, role, agent, iteration, content, patch, token_usage,
 			trace_id, reply_to, last_response_id, step_key)
@@ -297,14 +346,29 @@ func recordReply(ctx context.Context, tx pgx.Tx, a AssistantMessage) (domain.Con
 		RETURNING `+messageColumns,
 		uuid.New(), a.Turn.Session.ID, a.Turn.Session.ProjectID, a.Agent, a.Iteration, a.Content, a.Patch, usage,
 		a.Turn.Message.TraceID, a.Turn.Message.ID, a.ResponseID, a.CallKey).QueryRow(func(r pgx.Row) error {
-		var err error
-		m, err = scanMessage(r)
-		return err
+		p.m, p.err = scanMessage(r)
+		var pgErr *pgconn.PgError
+		if errors.As(p.err, &pgErr) {
+			return p.err
+		}
+		return nil
 	})
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return m, false, wrap(err, "store model reply")
+	p.read = batchLater(ctx, tx, b)
+	return p, nil
+}
+
+// emit returns the stored assistant message and whether the reply is new,
+// and when it is, queues its events: the last streamed text not sent yet
+// (vibecode_delta), conversation_message and token_usage.
+func (p *pendingReply) emit(ctx context.Context, tx pgx.Tx) (domain.ConversationMessage, bool, error) {
+	if err := p.read(); err != nil {
+		return p.m, false, wrap(err, "store model reply")
 	}
-	if !inserted {
+	if p.err != nil {
+		return p.m, false, wrap(p.err, "store model reply")
+	}
+	a, m := p.a, p.m
+	if !p.inserted {
 		return m, false, nil
 	}
 	if a.Delta != "" {
@@ -318,7 +382,7 @@ func recordReply(ctx context.Context, tx pgx.Tx, a AssistantMessage) (domain.Con
 	if err := EmitMessage(ctx, tx, a.Turn.Session.ProjectID, m); err != nil {
 		return m, true, err
 	}
-	err = QueueEvent(ctx, tx, a.Turn.Session.ProjectID, event.TokenUsage{
+	err := QueueEvent(ctx, tx, a.Turn.Session.ProjectID, event.TokenUsage{
 		SessionID: a.Turn.Session.ID, MessageID: m.ID, ReplyTo: a.Turn.Message.ID,
 		TraceID: a.Turn.Message.TraceID, Usage: a.Usage, Timestamp: time.Now().UTC(),
 	})
@@ -345,23 +409,51 @@ type TurnEnd struct {
 	Outcome  event.VibecodeResponse
 	Diff     *domain.Diff
 	DiffStep string
-	// Complete, when set, runs last in the transaction: the worker
-	// completes its job there (River's JobCompleteTx) with its job_status.
-	Complete func(tx pgx.Tx) error
+	// Complete, when set, completes the worker's job in the transaction.
+	Complete *Completion
+}
+
+// Completion completes a worker's job in the transaction that ends its step.
+// Job (River's JobCompleteTx) goes in the transaction's first batch, with the
+// message's lock and the reply, since nothing it writes depends on them;
+// Event (the job_status) is queued after every other event of the step, so
+// clients see the job completed after what it did.
+type Completion struct {
+	Job   func(tx pgx.Tx) error
+	Event func(tx pgx.Tx) error
 }
 
 // EndTurn writes e. It is idempotent: replies, memory and diffs are keyed,
 // and the final status and vibecode_response are written only by the first
-// caller.
+// caller. It takes two round trips: BEGIN, the message's lock, the reply's
+// rows and the job's completion; then what depends on the lock and the reply
+// (events, memory, status, the next message's wake-up), and COMMIT. A step
+// that enqueues the next job sends River's insert between them.
 func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		l, err := lockTurn(ctx, tx, t.Message.ID, e.Status != "")
+		lock := lockTurnLater(ctx, tx, t.Message.ID, e.Status != "")
+		var pending *pendingReply
+		if e.Reply != nil {
+			var err error
+			if pending, err = queueReply(ctx, tx, *e.Reply); err != nil {
+				return err
+			}
+		}
+		if e.Complete != nil && e.Complete.Job != nil {
+			if err := e.Complete.Job(tx); err != nil {
+				if _, lerr := lock.result(); errors.Is(lerr, ErrTurnGone) {
+					return lerr // the message is gone: that is the answer
+				}
+				return err
+			}
+		}
+		l, err := lock.result()
 		if err != nil {
 			return err
 		}
 		var reply *domain.ConversationMessage
-		if e.Reply != nil {
-			m, inserted, err := recordReply(ctx, tx, *e.Reply)
+		if pending != nil {
+			m, inserted, err := pending.emit(ctx, tx)
 			if err != nil {
 				return err
 			}
@@ -371,7 +463,7 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 			reply = &m
 		}
 		if l.status != nil && domain.IsFinal(*l.status) {
-			return complete(tx, e)
+			return completed(tx, e)
 		}
 		if e.Items != nil {
 			if err := later(ctx, tx, `INSERT INTO agent_memory (session_key, agent, turn_key, items) VALUES ($1, $2, $3, $4)
@@ -391,7 +483,7 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 			}
 		}
 		if e.Status == "" {
-			return complete(tx, e)
+			return completed(tx, e)
 		}
 		outcome := e.Outcome
 		outcome.SessionID, outcome.MessageID, outcome.TraceID, outcome.Status = t.Session.ID, t.Message.ID, t.Message.TraceID, e.Status
@@ -422,15 +514,16 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 		if err := QueueEvent(ctx, tx, t.Session.ProjectID, outcome); err != nil {
 			return err
 		}
-		return complete(tx, e)
+		return completed(tx, e)
 	})
 }
 
-func complete(tx pgx.Tx, e TurnEnd) error {
-	if e.Complete == nil {
+// completed queues the job_status of e's completion, if any.
+func completed(tx pgx.Tx, e TurnEnd) error {
+	if e.Complete == nil || e.Complete.Event == nil {
 		return nil
 	}
-	return e.Complete(tx)
+	return e.Complete.Event(tx)
 }
 
 // PendingMessage is a message read with a transaction's next batch
@@ -492,7 +585,8 @@ const replySQL = `SELECT ` + messageColumns + ` FROM messages
 		WHERE reply_to = $1 AND agent = $2 AND iteration = $3 ORDER BY position DESC LIMIT 1`
 
 // FailTurn ends a user message as failed with a message a person can act on;
-// complete, when set, runs in the same transaction (see TurnEnd.Complete).
-func (s *Store) FailTurn(ctx context.Context, t *Turn, reason string, complete func(pgx.Tx) error) error {
+// complete, when set, completes the job in the same transaction (see
+// TurnEnd.Complete).
+func (s *Store) FailTurn(ctx context.Context, t *Turn, reason string, complete *Completion) error {
 	return s.EndTurn(ctx, t, TurnEnd{Status: domain.StatusFailed, Outcome: event.VibecodeResponse{Error: &reason}, Complete: complete})
 }

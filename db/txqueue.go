@@ -2,6 +2,8 @@ package db
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -78,25 +80,57 @@ func later(ctx context.Context, q Querier, sql string, args ...any) error {
 // batch the read went with, so it returns only the statement's own failure
 // and keeps a decoding error for its caller (when the batch ends with
 // COMMIT, PostgreSQL has committed by then). The returned read sends the
-// read on its own if nothing has sent it yet, and returns that send's error.
+// read on its own if nothing has sent it yet, and returns that send's error,
+// or an error when the batch it went with failed before scan ran.
 func rowLater(ctx context.Context, q Querier, sql string, args []any, scan func(pgx.Row) error) (read func() error) {
+	b := &pgx.Batch{}
+	b.Queue(sql, args...).QueryRow(scan)
+	return batchLater(ctx, q, b)
+}
+
+// batchLater is rowLater for the statements of b, each with its callback (or
+// none), in order.
+func batchLater(ctx context.Context, q Querier, b *pgx.Batch) (read func() error) {
 	tx, ok := q.(*eventTx)
 	if !ok {
-		err := scan(q.QueryRow(ctx, sql, args...))
+		var err error
+		if sb, ok := q.(interface {
+			SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
+		}); ok {
+			err = sb.SendBatch(ctx, b).Close()
+		} else {
+			err = errors.New("a batch on a Querier that sends none")
+		}
 		return func() error { return err }
 	}
-	done := false
-	qq := &pgx.QueuedQuery{SQL: sql, Arguments: args}
-	qq.QueryRow(func(r pgx.Row) error {
+	if len(b.QueuedQueries) == 0 {
+		return func() error { return nil }
+	}
+	last := b.QueuedQueries[len(b.QueuedQueries)-1]
+	done, fn := false, last.Fn
+	last.Fn = func(br pgx.BatchResults) error {
 		done = true
-		return scan(r)
-	})
-	tx.queued = append(tx.queued, qq)
+		if fn == nil {
+			_, err := br.Exec()
+			return err
+		}
+		return fn(br)
+	}
+	tx.queued = append(tx.queued, b.QueuedQueries...)
 	return func() error {
 		if done {
 			return nil
 		}
-		return tx.begin(ctx)
+		if !slices.Contains(tx.queued, last) {
+			return errors.New("the statement a queued read went with failed before it")
+		}
+		if err := tx.begin(ctx); err != nil {
+			return err
+		}
+		if !done {
+			return errors.New("a queued read was not read")
+		}
+		return nil
 	}
 }
 

@@ -108,17 +108,18 @@ func stepWork(t *db.Turn, memory *db.PendingMemory, buf *[]byte, work func(*db.T
 }
 
 // completeJob completes job in the transaction that ends its step, and emits
-// its job_status there, so the event and River's state cannot disagree. The
-// event is queued first, to go with River's statement.
-func completeJob[T river.JobArgs](ctx context.Context, job *river.Job[T], t *db.Turn, state string, errText *string) func(pgx.Tx) error {
-	return func(tx pgx.Tx) error {
-		if err := db.QueueEvent(context.WithoutCancel(ctx), tx, t.Session.ProjectID, jobStatusEvent(t, job.JobRow, state, errText)); err != nil {
-			return err
-		}
-		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](context.WithoutCancel(ctx), tx, job); err != nil {
-			return fmt.Errorf("complete job %d: %w", job.ID, err)
-		}
-		return nil
+// its job_status there, so the event and River's state cannot disagree.
+func completeJob[T river.JobArgs](ctx context.Context, job *river.Job[T], t *db.Turn, state string, errText *string) *db.Completion {
+	return &db.Completion{
+		Job: func(tx pgx.Tx) error {
+			if _, err := river.JobCompleteTx[*riverpgxv5.Driver](context.WithoutCancel(ctx), tx, job); err != nil {
+				return fmt.Errorf("complete job %d: %w", job.ID, err)
+			}
+			return nil
+		},
+		Event: func(tx pgx.Tx) error {
+			return db.QueueEvent(context.WithoutCancel(ctx), tx, t.Session.ProjectID, jobStatusEvent(t, job.JobRow, state, errText))
+		},
 	}
 }
 
