@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -267,8 +268,15 @@ func TestEndTurnInTwoRoundTrips(t *testing.T) {
 	if err := end(); err != nil {
 		t.Fatal(err)
 	}
-	if sent := counted.since(before); len(sent) != 2 {
+	sent := counted.since(before)
+	if len(sent) != 2 {
 		t.Errorf("the end of a step: %d round trips, want 2: %q", len(sent), sent)
+	}
+	// The message's lock first, then the reply's rows, then the job's
+	// completion: the lock order of every writer (the message, then its job).
+	if first := sent[0]; !strings.HasPrefix(first, "batch of 5: begin | SELECT status, position") ||
+		!(strings.Index(first, "INSERT INTO model_calls") < strings.Index(first, "SELECT 1 FROM messages")) {
+		t.Errorf("the first batch of a step's end: %q", first)
 	}
 	names := func() []string {
 		t.Helper()
@@ -295,5 +303,20 @@ func TestEndTurnInTwoRoundTrips(t *testing.T) {
 	}
 	if n := dbtest.Count(t, pool, `SELECT count(*) FROM messages WHERE role = 'assistant'`); n != 1 || completions != 2 {
 		t.Errorf("%d replies, %d completions; want 1 and 2", n, completions)
+	}
+
+	// A message deleted meanwhile (its session cleared): the end and a
+	// reply stored on its own answer ErrTurnGone, though the reply's rows
+	// after the lock fail on their reference to it.
+	if _, err := pool.Exec(ctx, `DELETE FROM messages WHERE session_id = $1`, sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	turn.Message.ID = accepted.MessageID
+	if err := end(); !errors.Is(err, db.ErrTurnGone) {
+		t.Errorf("the end of a deleted message's step: %v, want ErrTurnGone", err)
+	}
+	if _, err := store.RecordReply(ctx, db.AssistantMessage{Turn: &turn, CallKey: accepted.MessageID + "/vibecoder/1/2", Response: json.RawMessage(`{}`),
+		Agent: domain.AgentVibeCoder, Iteration: 1, Content: "late"}); !errors.Is(err, db.ErrTurnGone) {
+		t.Errorf("a reply to a deleted message: %v, want ErrTurnGone", err)
 	}
 }

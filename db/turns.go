@@ -147,30 +147,27 @@ type lockedTurn struct {
 	usage domain.TokenUsage
 }
 
-// lockTurn locks a user message until the transaction ends and returns its
-// status and position, and with usage the sum of its replies' token usage:
-// in one query.
-func lockTurn(ctx context.Context, tx pgx.Tx, messageID string, usage bool) (lockedTurn, error) {
-	return scanLock(tx.QueryRow(ctx, lockSQL, messageID, usage))
-}
-
 const lockSQL = `SELECT status, position, CASE WHEN $2 THEN ARRAY(SELECT r.token_usage::text FROM messages r
 			WHERE r.reply_to = $1 AND r.token_usage IS NOT NULL ORDER BY r.position) END
 		FROM messages WHERE id = $1 AND role = 'user' FOR UPDATE`
 
-// pendingLock is lockTurn queued with the transaction's next batch.
+// pendingLock is the message's lock queued with the transaction's next
+// batch.
 type pendingLock struct {
 	l    lockedTurn
 	err  error
+	ran  bool // the lock's statement came back (p.err is its answer)
 	read func() error
 }
 
-// lockTurnLater is lockTurn in a transaction of InTx, sent with its next
-// statement (rowLater). result returns what lockTurn returns.
+// lockTurnLater locks a user message until the transaction ends, with the
+// transaction's next statement (rowLater); result returns its status and
+// position, and with usage the sum of its replies' token usage.
 func lockTurnLater(ctx context.Context, tx pgx.Tx, messageID string, usage bool) *pendingLock {
 	p := &pendingLock{err: errors.New("lock message: not read")}
 	p.read = rowLater(ctx, tx, lockSQL, []any{messageID, usage}, func(r pgx.Row) error {
 		p.l, p.err = scanLock(r)
+		p.ran = true
 		var pgErr *pgconn.PgError
 		if errors.As(p.err, &pgErr) {
 			return p.err
@@ -180,9 +177,16 @@ func lockTurnLater(ctx context.Context, tx pgx.Tx, messageID string, usage bool)
 	return p
 }
 
+// result is the lock's answer. A message that is gone is ErrTurnGone even
+// when a statement after the lock in its batch then failed (a reply's row
+// refers to the message).
 func (p *pendingLock) result() (lockedTurn, error) {
-	if err := p.read(); err != nil {
-		return lockedTurn{}, err
+	err := p.read()
+	if p.ran && p.err != nil {
+		return lockedTurn{}, p.err
+	}
+	if err != nil {
+		return lockedTurn{}, wrap(err, "lock message")
 	}
 	return p.l, p.err
 }
@@ -441,8 +445,8 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 		}
 		if e.Complete != nil && e.Complete.Job != nil {
 			if err := e.Complete.Job(tx); err != nil {
-				if _, lerr := lock.result(); errors.Is(lerr, ErrTurnGone) {
-					return lerr // the message is gone: that is the answer
+				if _, lerr := lock.result(); lock.ran && lerr != nil {
+					return lerr // the lock failed first (or the message is gone)
 				}
 				return err
 			}

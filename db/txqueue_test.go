@@ -299,11 +299,12 @@ func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.Tra
 }
 func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
-	var first string
-	if len(d.Batch.QueuedQueries) > 0 {
-		first = d.Batch.QueuedQueries[0].SQL
+	var firsts []string // each statement's first line
+	for _, q := range d.Batch.QueuedQueries {
+		line, _, _ := strings.Cut(strings.TrimSpace(q.SQL), "\n")
+		firsts = append(firsts, line)
 	}
-	r.add("batch of " + strconv.Itoa(len(d.Batch.QueuedQueries)) + ": " + first)
+	r.add("batch of " + strconv.Itoa(len(firsts)) + ": " + strings.Join(firsts, " | "))
 	return ctx
 }
 func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
