@@ -196,8 +196,9 @@ func (c *Client) stream(ctx context.Context, params responses.ResponseNewParams,
 	}
 	var raw *http.Response
 	_, err := c.svc.New(ctx, params, append(opts[:len(opts):len(opts)], option.WithResponseBodyInto(&raw))...)
-	dec := ssestream.NewDecoder(raw)
-	if dec != nil {
+	var dec *sseReader
+	if raw != nil && raw.Body != nil {
+		dec = newSSEReader(raw.Body)
 		defer dec.Close()
 	}
 	if err != nil {

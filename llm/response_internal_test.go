@@ -279,6 +279,20 @@ func BenchmarkStreamDecode(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(body)))
 		for b.Loop() {
+			dec := newSSEReader(io.NopCloser(bytes.NewReader(body)))
+			r, err := readStream(ctx, dec, func(string) {})
+			if err != nil || len(r.functionCalls()) != 1 {
+				b.Fatal(err)
+			}
+			_ = dec.Close()
+		}
+	})
+	// llm's reading of the events with openai-go's SSE decoder (before
+	// sseReader).
+	b.Run("llm-ssestream", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
 			r, err := readStream(ctx, decoderOf(body), func(string) {})
 			if err != nil || len(r.functionCalls()) != 1 {
 				b.Fatal(err)
