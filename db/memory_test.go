@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
@@ -71,24 +70,14 @@ func TestAgentMemoryJoinsTheTurns(t *testing.T) {
 func TestReadMemoryLaterGoesWithCommit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	cfg, err := pgxpool.ParseConfig(dbtest.New(t).Config().ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	counted := &roundTrips{}
-	cfg.ConnConfig.Tracer = counted
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool, counted := countedPool(t)
 	if _, err := pool.Exec(ctx, `INSERT INTO agent_memory (session_key, agent, turn_key, items) VALUES
 		('s', 'vibecoder', '1', '[{"role":"user","content":"one"}]'), ('bad', 'vibecoder', '1', '{"not":"items"}')`); err != nil {
 		t.Fatal(err)
 	}
 	before := counted.count()
 	var m *db.PendingMemory
-	err = db.InTx(ctx, pool, func(tx pgx.Tx) error {
+	err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO agent_memory (session_key, agent, turn_key, items) VALUES ($1, 'vibecoder', '2', '[{"role":"user","content":"two"}]')`, "s"); err != nil {
 			return err
 		}

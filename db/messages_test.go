@@ -11,7 +11,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
@@ -28,14 +27,7 @@ func TestGetMessageReturnsTheRawResponse(t *testing.T) {
 	ctx := context.Background()
 	pool := dbtest.New(t)
 	store := &db.Store{Pool: pool}
-	p, err := store.CreateProject(ctx, domain.NewProject{Name: "raw responses"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, _, err := store.CreateSession(ctx, p.ID, domain.NewSession{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, sess := newSession(t, store, "raw responses")
 	user, stored, copied := uuid.New(), uuid.New(), uuid.New()
 	for _, q := range []struct {
 		sql  string
@@ -80,17 +72,7 @@ func TestGetMessageReturnsTheRawResponse(t *testing.T) {
 func TestSubmitMessageInTwoRoundTrips(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	cfg, err := pgxpool.ParseConfig(dbtest.New(t).Config().ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	counted := &roundTrips{}
-	cfg.ConnConfig.Tracer = counted
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool, counted := countedPool(t)
 	store := &db.Store{Pool: pool}
 	client, err := jobargs.NewInsertOnlyClient(pool, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -103,14 +85,7 @@ func TestSubmitMessageInTwoRoundTrips(t *testing.T) {
 		}
 		return res.Job.ID, nil
 	}
-	p, err := store.CreateProject(ctx, domain.NewProject{Name: "two round trips"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, _, err := store.CreateSession(ctx, p.ID, domain.NewSession{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, sess := newSession(t, store, "two round trips")
 	// River asks the server's version on its first insert.
 	if _, err := store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "first"}, enqueue); err != nil {
 		t.Fatal(err)
@@ -151,26 +126,9 @@ func TestSubmitMessageInTwoRoundTrips(t *testing.T) {
 func TestMessageReadsGoWithCommit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	cfg, err := pgxpool.ParseConfig(dbtest.New(t).Config().ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	counted := &roundTrips{}
-	cfg.ConnConfig.Tracer = counted
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool, counted := countedPool(t)
 	store := &db.Store{Pool: pool}
-	p, err := store.CreateProject(ctx, domain.NewProject{Name: "reads with commit"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, _, err := store.CreateSession(ctx, p.ID, domain.NewSession{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, sess := newSession(t, store, "reads with commit")
 	user, review := uuid.NewString(), uuid.NewString()
 	if _, err := pool.Exec(ctx, `INSERT INTO messages (id, session_id, project_id, role, agent, content, trace_id, status) VALUES ($1, $2, $3, 'user', 'user', 'make it polite', 't', 'running');
 		`, user, sess.ID, p.ID); err != nil {
@@ -216,26 +174,9 @@ func TestMessageReadsGoWithCommit(t *testing.T) {
 func TestEndTurnInTwoRoundTrips(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	cfg, err := pgxpool.ParseConfig(dbtest.New(t).Config().ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	counted := &roundTrips{}
-	cfg.ConnConfig.Tracer = counted
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool, counted := countedPool(t)
 	store := &db.Store{Pool: pool}
-	p, err := store.CreateProject(ctx, domain.NewProject{Name: "two round trips at the end"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, _, err := store.CreateSession(ctx, p.ID, domain.NewSession{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, sess := newSession(t, store, "two round trips at the end")
 	accepted, err := store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "hi"}, func(pgx.Tx, string) (int64, error) { return 0, nil })
 	if err != nil {
 		t.Fatal(err)
@@ -319,4 +260,19 @@ func TestEndTurnInTwoRoundTrips(t *testing.T) {
 		Agent: domain.AgentVibeCoder, Iteration: 1, Content: "late"}); !errors.Is(err, db.ErrTurnGone) {
 		t.Errorf("a reply to a deleted message: %v, want ErrTurnGone", err)
 	}
+}
+
+// newSession creates a project named name and a session of it.
+func newSession(t *testing.T, store *db.Store, name string) (domain.Project, domain.VibecodeSession) {
+	t.Helper()
+	ctx := context.Background()
+	p, err := store.CreateProject(ctx, domain.NewProject{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, _, err := store.CreateSession(ctx, p.ID, domain.NewSession{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, sess
 }

@@ -310,6 +310,23 @@ func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.Tra
 func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
 func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
+// countedPool is a pool on a fresh database whose round trips are counted.
+func countedPool(t *testing.T) (*pgxpool.Pool, *roundTrips) {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(dbtest.New(t).Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &roundTrips{}
+	cfg.ConnConfig.Tracer = counted
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool, counted
+}
+
 // River's insert notification, sent by InsertTx in a transaction of InTx,
 // goes with COMMIT instead of on its own: a job inserted with the
 // transaction's other writes costs one round trip for the insert and one for
@@ -318,22 +335,12 @@ func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEnd
 func TestRiverInsertNotificationGoesWithCommit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	cfg, err := pgxpool.ParseConfig(dbtest.New(t).Config().ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	counted := &roundTrips{}
-	cfg.ConnConfig.Tracer = counted
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool, counted := countedPool(t)
 	client, err := jobargs.NewInsertOnlyClient(pool, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	listener, err := pgx.Connect(ctx, cfg.ConnConfig.ConnString())
+	listener, err := pgx.Connect(ctx, pool.Config().ConnConfig.ConnString())
 	if err != nil {
 		t.Fatal(err)
 	}
