@@ -12,26 +12,6 @@ import (
 
 const memorySQL = `SELECT items::text FROM agent_memory WHERE session_key = $1 AND agent = $2 ORDER BY position`
 
-// AgentMemory returns the stored input items of an agent in a session, in
-// order, as one JSON array: the items of every turn, one after the other. The
-// array is appended to dst[:0] (nil for a new slice): a worker reads a whole
-// conversation for every model call, and a buffer kept for the next call
-// spares allocating and clearing one that size each time.
-//
-// The items are read as text and joined as they are, not decoded: they were
-// checked when they were written (PostgreSQL parsed them into jsonb), and a
-// session's memory grows by a turn per message while every model call reads
-// all of it. (pgx scans jsonb into a json.RawMessage with json.Unmarshal,
-// which checks and copies every byte once more.)
-func (s *Store) AgentMemory(ctx context.Context, sessionKey, agent string, dst []byte) (json.RawMessage, error) {
-	rows, err := s.Pool.Query(ctx, memorySQL, sessionKey, agent)
-	if err != nil {
-		return nil, wrap(err, "read memory")
-	}
-	defer rows.Close()
-	return joinMemory(rows, dst)
-}
-
 // PendingMemory is an agent's memory read with a transaction's next batch
 // (ReadMemoryLater). Result returns it once that batch has run.
 type PendingMemory struct {
@@ -40,7 +20,7 @@ type PendingMemory struct {
 	read  bool
 }
 
-// Result is the memory as AgentMemory returns it.
+// Result is the memory, one JSON array of items.
 func (m *PendingMemory) Result() (json.RawMessage, error) {
 	if !m.read {
 		return nil, errors.New("read memory: the transaction did not run the read")
@@ -48,11 +28,21 @@ func (m *PendingMemory) Result() (json.RawMessage, error) {
 	return m.items, m.err
 }
 
-// ReadMemoryLater reads what AgentMemory reads, in q, into dst[:0]. In a
-// transaction of InTx the read is queued like a write, to go with the
-// transaction's next statement or COMMIT: a step reads its memory in the
-// batch that commits its start, instead of in a round trip of its own after
-// it. Elsewhere it reads at once.
+// ReadMemoryLater reads the stored input items of an agent in a session, in
+// order, as one JSON array (the items of every turn, one after the other),
+// in q, appended to dst[:0] (nil for a new slice): a worker reads a whole
+// conversation for every model call, and a buffer kept for the next one
+// spares allocating and clearing one that size each time. In a transaction
+// of InTx the read is queued like a write, to go with the transaction's next
+// statement or COMMIT: a step reads its memory in the batch that commits its
+// start, instead of in a round trip of its own after it. Elsewhere it reads
+// at once.
+//
+// The items are read as text and joined as they are, not decoded: they were
+// checked when they were written (PostgreSQL parsed them into jsonb), and a
+// session's memory grows by a turn per message while every model call reads
+// all of it. (pgx scans jsonb into a json.RawMessage with json.Unmarshal,
+// which checks and copies every byte once more.)
 //
 // A memory that does not read as items is m's error, not the batch's: the
 // transaction still commits (it changed nothing that depends on the read).

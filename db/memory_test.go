@@ -15,13 +15,12 @@ import (
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
 )
 
-// AgentMemory joins the items of an agent's turns, in the order they were
+// ReadMemoryLater joins the items of an agent's turns, in the order they were
 // written, into one JSON array.
 func TestAgentMemoryJoinsTheTurns(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := dbtest.New(t)
-	store := &db.Store{Pool: pool}
 	write := func(session, agent, key, items string) {
 		t.Helper()
 		if _, err := pool.Exec(ctx, `INSERT INTO agent_memory (session_key, agent, turn_key, items) VALUES ($1, $2, $3, $4)`,
@@ -29,7 +28,7 @@ func TestAgentMemoryJoinsTheTurns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got, err := store.AgentMemory(ctx, "s1", "vibecoder", nil); err != nil || string(got) != "[]" {
+	if got, err := db.ReadMemoryLater(ctx, pool, "s1", "vibecoder", nil).Result(); err != nil || string(got) != "[]" {
 		t.Fatalf("no memory: %s, %v", got, err)
 	}
 	write("s1", "vibecoder", "m1/0", `[{"type":"message","role":"user","content":"one \"quoted\" <b> é\n"},{"type":"function_call_output","call_id":"c1","output":"ok"}]`)
@@ -46,7 +45,7 @@ func TestAgentMemoryJoinsTheTurns(t *testing.T) {
 	// Into a new slice, into a buffer that held another conversation (a
 	// worker's pooled one), and into one too small for it.
 	for _, dst := range [][]byte{nil, []byte(`[{"role":"user","content":"an earlier conversation, longer than this one's first item"}]` + strings.Repeat(" ", 400)), make([]byte, 3, 8)} {
-		got, err := store.AgentMemory(ctx, "s1", "vibecoder", dst)
+		got, err := db.ReadMemoryLater(ctx, pool, "s1", "vibecoder", dst).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +122,6 @@ func TestReadMemoryLaterGoesWithCommit(t *testing.T) {
 func BenchmarkAgentMemory(b *testing.B) {
 	ctx := context.Background()
 	pool := dbtest.New(b)
-	store := &db.Store{Pool: pool}
 	script, _ := json.Marshal(strings.Repeat("agent = Agent(name='triage', instructions='...')\n", 100))
 	for i := range 12 {
 		items := `[{"type":"message","role":"user","content":` + string(script) + `},{"type":"message","role":"assistant","content":[{"type":"output_text","text":"Done."}]}]`
@@ -135,7 +133,7 @@ func BenchmarkAgentMemory(b *testing.B) {
 	// new: a buffer per read; reused: the worker's pooled buffer.
 	b.Run("new", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := store.AgentMemory(ctx, "s", "vibecoder", nil); err != nil {
+			if _, err := db.ReadMemoryLater(ctx, pool, "s", "vibecoder", nil).Result(); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -144,7 +142,7 @@ func BenchmarkAgentMemory(b *testing.B) {
 		var buf []byte
 		for b.Loop() {
 			var err error
-			if buf, err = store.AgentMemory(ctx, "s", "vibecoder", buf); err != nil {
+			if buf, err = db.ReadMemoryLater(ctx, pool, "s", "vibecoder", buf).Result(); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -39,7 +39,7 @@ type Items struct {
 }
 
 // MemoryOf reads an agent's stored memory: one JSON array of all its items,
-// in order, as db.Store.AgentMemory returns them. Only the brackets are
+// in order, as db.ReadMemoryLater returns them. Only the brackets are
 // checked: the items are passed on as they were stored.
 func MemoryOf(stored json.RawMessage) (Items, error) {
 	inner, ok := arrayElements(stored)

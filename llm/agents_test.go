@@ -13,7 +13,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/llm"
 )
 
-// stored joins the items of turns as db.Store.AgentMemory does, spaced the way
+// stored joins the items of turns as db.ReadMemoryLater does, spaced the way
 // PostgreSQL prints jsonb.
 func stored(t *testing.T, turns []json.RawMessage) json.RawMessage {
 	t.Helper()

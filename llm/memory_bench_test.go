@@ -39,7 +39,7 @@ func benchTurns(b *testing.B, n int) []json.RawMessage {
 
 // BenchmarkAgentRequest is the work of one model call on the memory of a
 // session of 10 and 50 turns, from the rows read from PostgreSQL to the
-// request body: what db.Store.AgentMemory does with the rows (joins their
+// request body: what db.ReadMemoryLater does with the rows (joins their
 // items as they are), MemoryOf, and the VibeCoder's request body.
 func BenchmarkAgentRequest(b *testing.B) {
 	c := New(Config{})
