@@ -17,7 +17,7 @@ import (
 
 // ReadMemoryLater joins the items of an agent's turns, in the order they were
 // written, into one JSON array.
-func TestAgentMemoryJoinsTheTurns(t *testing.T) {
+func TestReadMemoryJoinsTheTurns(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := dbtest.New(t)

@@ -183,8 +183,9 @@ func sdkOf(r *response, err error) (*responses.Response, error) {
 // stream is Stream with request options, which must ask for a stream: either
 // option.WithJSONSet("stream", true) or withBody of a body with "stream":true.
 //
-// It reads the events from openai-go's SSE decoder itself instead of through
-// ssestream.Stream, which decodes every event with encoding/json (after
+// It reads the events itself (sseReader, which reads what openai-go's SSE
+// decoder reads, on a pooled buffer) instead of through ssestream.Stream,
+// which decodes every event with encoding/json (after
 // gjson looks for a top-level "error"): a reply is dozens of events, and
 // response.created and in_progress carry the whole response. Here one pass
 // over each event finds its type and whether it has an "error" key

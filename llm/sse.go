@@ -29,8 +29,9 @@ type sseReader struct {
 	err  error
 }
 
-// maxSSELine is the longest line read, as openai-go's decoder allows.
-const maxSSELine = bufio.MaxScanTokenSize << 9
+// maxSSELine is the longest line read, as openai-go's decoder allows (a
+// variable for the tests).
+var maxSSELine = bufio.MaxScanTokenSize << 9
 
 // sseBuffers are the read buffers of finished streams.
 var sseBuffers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
@@ -94,6 +95,11 @@ func (s *sseReader) readLine() ([]byte, error) {
 			s.line = append(s.line, line...)
 		}
 		line = s.line
+		// bufio.Scanner's limit: a line and its end fit in maxSSELine
+		// bytes, a last line without an end in one byte less.
+		if len(line) > maxSSELine || len(line) == maxSSELine && line[len(line)-1] != '\n' {
+			return nil, bufio.ErrTooLong
+		}
 	}
 	if err != nil && !(errors.Is(err, io.EOF) && len(line) > 0) {
 		return nil, err

@@ -1,12 +1,15 @@
 package llm
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/openai/openai-go/v3/packages/ssestream"
 )
@@ -65,16 +68,52 @@ func TestSSEReaderReadsWhatOpenAIsDecoderReads(t *testing.T) {
 		want, wantErr := sseEvents(openaiDecoder(c))
 		ours := newSSEReader(io.NopCloser(strings.NewReader(c)))
 		got, err := sseEvents(ours)
-		if (err == nil) != (wantErr == nil) || len(got) != len(want) {
-			t.Fatalf("%q:\nours %d events, %v\nopenai-go's %d, %v", c, len(got), err, len(want), wantErr)
+		if (err == nil) != (wantErr == nil) || len(got) != len(want) || errors.Is(err, bufio.ErrTooLong) != errors.Is(wantErr, bufio.ErrTooLong) {
+			t.Fatalf("%.200q (%d bytes):\nours %d events, %v\nopenai-go's %d, %v", c, len(c), len(got), err, len(want), wantErr)
 		}
 		for i := range want {
 			if got[i].Type != want[i].Type || !bytes.Equal(got[i].Data, want[i].Data) {
-				t.Fatalf("%q, event %d:\nours %q %q\nopenai-go's %q %q", c, i, got[i].Type, got[i].Data, want[i].Type, want[i].Data)
+				t.Fatalf("%.200q, event %d:\nours %.200q %.200q\nopenai-go's %.200q %.200q", c, i, got[i].Type, got[i].Data, want[i].Type, want[i].Data)
 			}
 		}
 		if err := ours.Close(); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// A body that fails in the middle of an event ends the stream with its error
+// and without the event, as openai-go's decoder does.
+func TestSSEReaderStopsOnABrokenBody(t *testing.T) {
+	broken := errors.New("connection reset")
+	body := func() io.ReadCloser {
+		return io.NopCloser(io.MultiReader(strings.NewReader("data: one\n\ndata: tw"), iotest.ErrReader(broken)))
+	}
+	want, wantErr := sseEvents(ssestream.NewDecoder(&http.Response{
+		Header: http.Header{"Content-Type": []string{"text/event-stream"}}, Body: body()}))
+	got, err := sseEvents(newSSEReader(body()))
+	if !errors.Is(err, broken) || !errors.Is(wantErr, broken) || len(got) != 1 || len(want) != 1 || string(got[0].Data) != "one\n" {
+		t.Fatalf("ours %q, %v; openai-go's %q, %v", got, err, want, wantErr)
+	}
+}
+
+// Lines at the length limit end the stream with bufio.ErrTooLong exactly when
+// bufio.Scanner, which openai-go's decoder reads lines with, does: the limit
+// lowered to 16 KB for both.
+func TestSSEReaderLineLimitIsTheScanners(t *testing.T) {
+	defer func(n int) { maxSSELine = n }(maxSSELine)
+	maxSSELine = 16 << 10
+	for _, n := range []int{maxSSELine - 2, maxSSELine - 1, maxSSELine, maxSSELine + 1, maxSSELine + 4096} {
+		line := "data: " + strings.Repeat("y", n-len("data: ")-1)
+		for _, c := range []string{line + "\n\n", line + "\r\n\r\n", line + "y", line, line + "y\n\n"} {
+			scanner := bufio.NewScanner(strings.NewReader(c))
+			scanner.Buffer(nil, maxSSELine)
+			for scanner.Scan() {
+			}
+			_, err := sseEvents(newSSEReader(io.NopCloser(strings.NewReader(c))))
+			if errors.Is(err, bufio.ErrTooLong) != errors.Is(scanner.Err(), bufio.ErrTooLong) {
+				t.Errorf("a line of %d bytes (%q at its end): ours %v, the scanner's %v", len(c), c[len(c)-min(len(c), 4):], err, scanner.Err())
+			}
 		}
 	}
 }
