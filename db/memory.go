@@ -48,27 +48,13 @@ func (m *PendingMemory) Result() (json.RawMessage, error) {
 // transaction still commits (it changed nothing that depends on the read).
 func ReadMemoryLater(ctx context.Context, q Querier, sessionKey, agent string, dst []byte) *PendingMemory {
 	m := &PendingMemory{}
-	read := func(rows pgx.Rows) error {
+	b := &pgx.Batch{}
+	b.Queue(memorySQL, sessionKey, agent).Query(func(rows pgx.Rows) error {
 		m.items, m.err = joinMemory(rows, dst)
 		m.read = true
-		if rows.Err() != nil { // the statement's own failure fails the batch
-			return rows.Err()
-		}
-		return nil
-	}
-	if tx, ok := q.(*eventTx); ok {
-		qq := &pgx.QueuedQuery{SQL: memorySQL, Arguments: []any{sessionKey, agent}}
-		qq.Query(read)
-		tx.queued = append(tx.queued, qq)
-		return m
-	}
-	rows, err := q.Query(ctx, memorySQL, sessionKey, agent)
-	if err != nil {
-		m.err, m.read = wrap(err, "read memory"), true
-		return m
-	}
-	defer rows.Close()
-	_ = read(rows)
+		return rows.Err() // the statement's own failure fails the batch
+	})
+	batchLater(ctx, q, b) // Result tells whether it ran
 	return m
 }
 

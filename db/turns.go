@@ -164,7 +164,7 @@ type pendingLock struct {
 // transaction's next statement (rowLater); result returns its status and
 // position, and with usage the sum of its replies' token usage.
 func lockTurnLater(ctx context.Context, tx pgx.Tx, messageID string, usage bool) *pendingLock {
-	p := &pendingLock{err: errors.New("lock message: not read")}
+	p := &pendingLock{}
 	p.read = rowLater(ctx, tx, lockSQL, []any{messageID, usage}, func(r pgx.Row) error {
 		p.l, p.err = scanLock(r)
 		p.ran = true

@@ -93,14 +93,7 @@ func rowLater(ctx context.Context, q Querier, sql string, args []any, scan func(
 func batchLater(ctx context.Context, q Querier, b *pgx.Batch) (read func() error) {
 	tx, ok := q.(*eventTx)
 	if !ok {
-		var err error
-		if sb, ok := q.(interface {
-			SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
-		}); ok {
-			err = sb.SendBatch(ctx, b).Close()
-		} else {
-			err = errors.New("a batch on a Querier that sends none")
-		}
+		err := q.SendBatch(ctx, b).Close()
 		return func() error { return err }
 	}
 	if len(b.QueuedQueries) == 0 {
