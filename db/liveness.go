@@ -207,3 +207,19 @@ func inTx(ctx context.Context, b Beginner, fn func(pgx.Tx) error) error {
 	}
 	return wrap(tx.Commit(ctx), "commit")
 }
+
+// CompleteJob completes River job id in q, a transaction that ends the job's
+// work, as river.JobCompleteTx does: the job becomes completed if it is still
+// running, and is left as it is otherwise (River's completer then finds it
+// finished). In a transaction of InTx it goes with the next statement.
+//
+// River's own statement (JobSetStateIfRunningMany) takes twelve arrays so
+// that one statement can finish many jobs in any state; PostgreSQL plans it
+// anew at every call (a generic plan of its unnest()s is costed at 100 rows,
+// a custom one at the array's length), which under 500 sessions was its
+// most expensive statement: 0.45 ms of planning and 0.35 ms of execution
+// per completed job. This one is a primary-key update with a cached plan.
+func CompleteJob(ctx context.Context, q Querier, id int64) error {
+	return wrap(later(ctx, q, `UPDATE river_job SET state = 'completed', finalized_at = now()
+		WHERE id = $1 AND state = 'running'`, id), "complete job")
+}

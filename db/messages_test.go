@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -185,6 +186,18 @@ func TestEndTurnInTwoRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var jobID int64 // the step's job, running as River leaves it for the worker
+	if err := pool.QueryRow(ctx, `INSERT INTO river_job (kind, args, state, attempt, max_attempts, attempted_at)
+		VALUES ('vibecode', '{}', 'running', 1, 25, now()) RETURNING id`).Scan(&jobID); err != nil {
+		t.Fatal(err)
+	}
+	jobState := func() (state string, finalized *time.Time) {
+		t.Helper()
+		if err := pool.QueryRow(ctx, `SELECT state, finalized_at FROM river_job WHERE id = $1`, jobID).Scan(&state, &finalized); err != nil {
+			t.Fatal(err)
+		}
+		return state, finalized
+	}
 	var completions int
 	end := func() error {
 		answer := "Hello."
@@ -194,10 +207,9 @@ func TestEndTurnInTwoRoundTrips(t *testing.T) {
 			Agent: domain.AgentVibeCoder, TurnKey: accepted.MessageID + "/1", Items: json.RawMessage(`[{"role":"user","content":"hi"}]`),
 			Status: domain.StatusAnswered, Outcome: event.VibecodeResponse{Response: &answer},
 			Complete: &db.Completion{
-				Job: func(tx pgx.Tx) error { // as River's completion: a statement whose rows are read
-					var one int
+				Job: func(tx pgx.Tx) error {
 					completions++
-					return tx.QueryRow(ctx, `SELECT 1 FROM messages WHERE id = $1`, accepted.MessageID).Scan(&one)
+					return db.CompleteJob(ctx, tx, jobID)
 				},
 				Event: func(tx pgx.Tx) error {
 					return db.QueueEvent(ctx, tx, p.ID, dbtest.Event{Name: "job_done", Payload: map[string]any{}})
@@ -216,7 +228,7 @@ func TestEndTurnInTwoRoundTrips(t *testing.T) {
 	// The message's lock first, then the reply's rows, then the job's
 	// completion: the lock order of every writer (the message, then its job).
 	if first := sent[0]; !strings.HasPrefix(first, "batch of 5: begin | SELECT status, position") ||
-		!(strings.Index(first, "INSERT INTO model_calls") < strings.Index(first, "SELECT 1 FROM messages")) {
+		!(strings.Index(first, "INSERT INTO model_calls") < strings.Index(first, "UPDATE river_job")) {
 		t.Errorf("the first batch of a step's end: %q", first)
 	}
 	names := func() []string {
@@ -236,6 +248,10 @@ func TestEndTurnInTwoRoundTrips(t *testing.T) {
 	if got := names(); !slices.Equal(got, want) {
 		t.Errorf("events %v, want %v", got, want)
 	}
+	state, finalized := jobState()
+	if state != "completed" || finalized == nil {
+		t.Errorf("the job after its step's end: %s, finalized at %v; want completed", state, finalized)
+	}
 	if err := end(); err != nil {
 		t.Fatal(err)
 	}
@@ -244,6 +260,9 @@ func TestEndTurnInTwoRoundTrips(t *testing.T) {
 	}
 	if n := dbtest.Count(t, pool, `SELECT count(*) FROM messages WHERE role = 'assistant'`); n != 1 || completions != 2 {
 		t.Errorf("%d replies, %d completions; want 1 and 2", n, completions)
+	}
+	if again, at := jobState(); again != "completed" || !at.Equal(*finalized) {
+		t.Errorf("the job after a second end: %s, finalized at %v; want as it was (%v)", again, at, finalized)
 	}
 
 	// A message deleted meanwhile (its session cleared): the end and a

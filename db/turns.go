@@ -418,7 +418,7 @@ type TurnEnd struct {
 }
 
 // Completion completes a worker's job in the transaction that ends its step.
-// Job (River's JobCompleteTx) goes in the transaction's first batch, with the
+// Job (CompleteJob) goes in the transaction's first batch, with the
 // message's lock and the reply, since nothing it writes depends on them;
 // Event (the job_status) is queued after every other event of the step, so
 // clients see the job completed after what it did.

@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/domain/event"
@@ -61,7 +60,7 @@ func (w *RunTestWorker) Work(ctx context.Context, job *river.Job[jobargs.RunTest
 		rr.Error = &e
 	}
 	complete := func(tx pgx.Tx) error {
-		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](context.WithoutCancel(ctx), tx, job); err != nil {
+		if err := db.CompleteJob(context.WithoutCancel(ctx), tx, job.ID); err != nil {
 			return err
 		}
 		_, err := db.Emit(context.WithoutCancel(ctx), tx, work.Run.ProjectID, statusEvent("completed", nil))

@@ -10,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/vibegrapher/vibegrapher/db"
@@ -111,12 +110,7 @@ func stepWork(t *db.Turn, memory *db.PendingMemory, buf *[]byte, work func(*db.T
 // its job_status there, so the event and River's state cannot disagree.
 func completeJob[T river.JobArgs](ctx context.Context, job *river.Job[T], t *db.Turn, state string, errText *string) *db.Completion {
 	return &db.Completion{
-		Job: func(tx pgx.Tx) error {
-			if _, err := river.JobCompleteTx[*riverpgxv5.Driver](context.WithoutCancel(ctx), tx, job); err != nil {
-				return fmt.Errorf("complete job %d: %w", job.ID, err)
-			}
-			return nil
-		},
+		Job: func(tx pgx.Tx) error { return db.CompleteJob(context.WithoutCancel(ctx), tx, job.ID) },
 		Event: func(tx pgx.Tx) error {
 			return db.QueueEvent(context.WithoutCancel(ctx), tx, t.Session.ProjectID, jobStatusEvent(t, job.JobRow, state, errText))
 		},

@@ -169,8 +169,9 @@ func runPipeline(args []string) error {
 	fmt.Printf("server RSS: idle %s, with %d subscribed sessions %s\n", mib(idle), f.sessions, mib(connected))
 	fmt.Println("latency: POST /sessions/{id}/messages → its vibecode_response on the session's client; cpu/msg: server utime+stime over the run / messages;")
 	fmt.Println("pg/msg: the same for every postgres process on this machine (meaningful when the service's PostgreSQL is local and otherwise idle);")
+	fmt.Println("load/msg: the same for this process (the clients and the fake model), which shares the machine with both;")
 	fmt.Println("phases (medians): POST → 202, POST → the message's job_status running, running → vibecode_response")
-	fmt.Printf("%4s %8s %6s | %9s %9s %9s %9s | %9s | %8s %10s %6s | %s\n", "run", "messages", "failed", "p50", "p90", "p99", "max", "msg/s", "cpu/msg", "rss-peak", "pg/msg", "202 running response")
+	fmt.Printf("%4s %8s %6s | %9s %9s %9s %9s | %9s | %8s %10s %6s %8s | %s\n", "run", "messages", "failed", "p50", "p90", "p99", "max", "msg/s", "cpu/msg", "rss-peak", "pg/msg", "load/msg", "202 running response")
 	var rows []runResult
 	for run := 1; run <= f.runs; run++ {
 		r, err := measurePipeline(ctx, lc, sessions, f.messages, f.pid)
@@ -594,6 +595,7 @@ type runResult struct {
 	perSecond                 float64
 	cpuPerMessage             time.Duration
 	pgPerMessage              time.Duration // PostgreSQL's CPU, when it runs on this machine
+	loadPerMessage            time.Duration // this process's CPU: the clients and the fake model
 	rssPeak                   int64
 }
 
@@ -631,6 +633,11 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 		return runResult{}, err
 	}
 	pg0 := postgresCPU()
+	load0, err := readCPU(os.Getpid())
+	if err != nil {
+		stopSampling()
+		return runResult{}, err
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for _, s := range sessions {
@@ -676,7 +683,9 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 	wg.Wait()
 	elapsed := time.Since(start)
 	pg1 := postgresCPU()
+	load1, loadErr := readCPU(os.Getpid())
 	cpu1, err := readCPU(pid)
+	err = errors.Join(err, loadErr)
 	stopSampling()
 	<-sampled
 	if err != nil {
@@ -702,16 +711,17 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 		accepted: median(accepted), started: median(started), worked: median(worked),
 		messages: n, failed: failed,
 		p50: at(50), p90: at(90), p99: at(99), max: latencies[len(latencies)-1],
-		perSecond:     float64(len(latencies)) / elapsed.Seconds(),
-		cpuPerMessage: (cpu1 - cpu0) / time.Duration(n),
-		pgPerMessage:  (pg1 - pg0) / time.Duration(n),
-		rssPeak:       rssPeak.Load(),
+		perSecond:      float64(len(latencies)) / elapsed.Seconds(),
+		cpuPerMessage:  (cpu1 - cpu0) / time.Duration(n),
+		pgPerMessage:   (pg1 - pg0) / time.Duration(n),
+		loadPerMessage: (load1 - load0) / time.Duration(n),
+		rssPeak:        rssPeak.Load(),
 	}, nil
 }
 
 func printRow(label string, r runResult) {
-	fmt.Printf("%4s %8d %6d | %9s %9s %9s %9s | %9.1f | %8s %10s %6s | %s %s %s\n", label, r.messages, r.failed,
-		ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max), r.perSecond, ms(r.cpuPerMessage), mib(r.rssPeak), ms(r.pgPerMessage),
+	fmt.Printf("%4s %8d %6d | %9s %9s %9s %9s | %9.1f | %8s %10s %6s %8s | %s %s %s\n", label, r.messages, r.failed,
+		ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max), r.perSecond, ms(r.cpuPerMessage), mib(r.rssPeak), ms(r.pgPerMessage), ms(r.loadPerMessage),
 		ms(r.accepted), ms(r.started), ms(r.worked))
 }
 
@@ -729,19 +739,20 @@ func medianRow(rows []runResult) runResult {
 		return time.Duration(med(func(r runResult) float64 { return float64(get(r)) }))
 	}
 	return runResult{
-		messages:      int(med(func(r runResult) float64 { return float64(r.messages) })),
-		failed:        int(med(func(r runResult) float64 { return float64(r.failed) })),
-		p50:           d(func(r runResult) time.Duration { return r.p50 }),
-		p90:           d(func(r runResult) time.Duration { return r.p90 }),
-		p99:           d(func(r runResult) time.Duration { return r.p99 }),
-		max:           d(func(r runResult) time.Duration { return r.max }),
-		perSecond:     med(func(r runResult) float64 { return r.perSecond }),
-		cpuPerMessage: d(func(r runResult) time.Duration { return r.cpuPerMessage }),
-		pgPerMessage:  d(func(r runResult) time.Duration { return r.pgPerMessage }),
-		rssPeak:       int64(med(func(r runResult) float64 { return float64(r.rssPeak) })),
-		accepted:      d(func(r runResult) time.Duration { return r.accepted }),
-		started:       d(func(r runResult) time.Duration { return r.started }),
-		worked:        d(func(r runResult) time.Duration { return r.worked }),
+		messages:       int(med(func(r runResult) float64 { return float64(r.messages) })),
+		failed:         int(med(func(r runResult) float64 { return float64(r.failed) })),
+		p50:            d(func(r runResult) time.Duration { return r.p50 }),
+		p90:            d(func(r runResult) time.Duration { return r.p90 }),
+		p99:            d(func(r runResult) time.Duration { return r.p99 }),
+		max:            d(func(r runResult) time.Duration { return r.max }),
+		perSecond:      med(func(r runResult) float64 { return r.perSecond }),
+		cpuPerMessage:  d(func(r runResult) time.Duration { return r.cpuPerMessage }),
+		pgPerMessage:   d(func(r runResult) time.Duration { return r.pgPerMessage }),
+		loadPerMessage: d(func(r runResult) time.Duration { return r.loadPerMessage }),
+		rssPeak:        int64(med(func(r runResult) float64 { return float64(r.rssPeak) })),
+		accepted:       d(func(r runResult) time.Duration { return r.accepted }),
+		started:        d(func(r runResult) time.Duration { return r.started }),
+		worked:         d(func(r runResult) time.Duration { return r.worked }),
 	}
 }
 
