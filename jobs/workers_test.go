@@ -408,3 +408,49 @@ func TestWakeWaitingMessagesWakesOnlyTheNextInLine(t *testing.T) {
 			state(second.JobID), state(third.JobID), state(later.Job.ID))
 	}
 }
+
+// vibecode_delta batches a stream by the time since its first text, not
+// since the call: a model that answers after a pause, all at once, has its
+// text emitted with the reply in one event (it was the first word alone, in
+// a transaction of its own, then the rest); one that streams slowly still
+// shows its text as it comes, in several events that add up to it.
+func TestDeltasCountTheirIntervalFromTheFirstText(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		reply     openaitest.Reply
+		pause     time.Duration
+		minDeltas int
+		maxDeltas int
+	}{
+		{"a pause, then all at once", openaitest.Text("It triages requests by their language."), 300 * time.Millisecond, 1, 1},
+		{"streamed slowly", openaitest.Text("It triages requests by their language.").WithDelay(40 * time.Millisecond), 0, 2, 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			deps := *f.deps
+			deps.DeltaInterval = 100 * time.Millisecond
+			f.ai.Handle(func(openaitest.Request) openaitest.Reply {
+				time.Sleep(tc.pause)
+				return tc.reply
+			})
+			acc := f.send(t, "What does this workflow do?")
+			work(t, f, &jobs.VibecodeWorker{Deps: &deps}, f.job(t, acc.JobID))
+			if out := f.outcome(t, acc.MessageID); out["status"] != domain.StatusAnswered {
+				t.Fatalf("vibecode_response %v", out)
+			}
+			rows, err := f.tx.Query(f.ctx, `SELECT payload->>'delta' FROM events WHERE name = 'vibecode_delta' ORDER BY seq`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			deltas, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(deltas); n < tc.minDeltas || n > tc.maxDeltas || strings.Join(deltas, "") != "It triages requests by their language." {
+				t.Fatalf("vibecode_delta events %q; want %d to %d adding up to the reply", deltas, tc.minDeltas, tc.maxDeltas)
+			}
+		})
+	}
+}
