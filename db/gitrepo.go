@@ -1,6 +1,7 @@
 package db
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -207,37 +208,79 @@ func Log(s storer.EncodedObjectStorer, head plumbing.Hash, limit int) ([]domain.
 
 // scripts caches script.py by commit for the vibecode steps, which read
 // their base commit's code at every step. A commit never changes, so an entry
-// is never stale; the cache is emptied when it holds maxScripts commits.
-var scripts = struct {
-	sync.Mutex
-	byCommit map[scriptKey]string
-}{byCommit: map[scriptKey]string{}}
+// is never stale. The cache holds up to maxScriptBytes of code and forgets
+// the least recently used commit first: it held 256 commits and was emptied
+// whole when full, so with more projects at work than that (500 sessions of
+// the load, each its own project) nearly every step read its code again, in
+// three queries.
+var scripts = newScriptCache(maxScriptBytes)
+
+// maxScriptBytes bounds the cached code: about 3,000 commits of a 5 KB
+// agents file, a hundred of a 150 KB one.
+const maxScriptBytes = 16 << 20
 
 type scriptKey struct {
 	repo   uuid.UUID
 	commit plumbing.Hash
 }
 
-const maxScripts = 256
+// scriptCache is a least-recently-used cache of code by commit, bounded by
+// the code's bytes.
+type scriptCache struct {
+	mu    sync.Mutex
+	max   int
+	bytes int
+	order list.List // of *scriptEntry, the most recently used first
+	byKey map[scriptKey]*list.Element
+}
+
+type scriptEntry struct {
+	key  scriptKey
+	code string
+}
+
+func newScriptCache(maxBytes int) *scriptCache {
+	return &scriptCache{max: maxBytes, byKey: map[scriptKey]*list.Element{}}
+}
+
+func (c *scriptCache) get(k scriptKey) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.byKey[k]
+	if !ok {
+		return "", false
+	}
+	c.order.MoveToFront(e)
+	return e.Value.(*scriptEntry).code, true
+}
+
+// put keeps code for k, forgetting the least recently used entries until
+// the cache is within its bound; code larger than the bound is not kept.
+func (c *scriptCache) put(k scriptKey, code string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.byKey[k]; ok || len(code) > c.max {
+		return
+	}
+	c.byKey[k] = c.order.PushFront(&scriptEntry{key: k, code: code})
+	c.bytes += len(code)
+	for c.bytes > c.max {
+		old := c.order.Remove(c.order.Back()).(*scriptEntry)
+		delete(c.byKey, old.key)
+		c.bytes -= len(old.code)
+	}
+}
 
 // scriptAt returns script.py at commit c of repository repo.
 func scriptAt(ctx context.Context, q Querier, repo uuid.UUID, c plumbing.Hash) (string, error) {
 	k := scriptKey{repo, c}
-	scripts.Lock()
-	code, ok := scripts.byCommit[k]
-	scripts.Unlock()
-	if ok {
+	if code, ok := scripts.get(k); ok {
 		return code, nil
 	}
 	code, err := ReadFile(NewGitStorage(ctx, q, repo), c, domain.ScriptPath)
 	if err != nil {
 		return "", err
 	}
-	scripts.Lock()
-	if len(scripts.byCommit) >= maxScripts {
-		clear(scripts.byCommit)
-	}
-	scripts.byCommit[k] = code
-	scripts.Unlock()
+	scripts.put(k, code)
 	return code, nil
 }

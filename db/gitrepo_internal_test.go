@@ -1,0 +1,36 @@
+package db
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/google/uuid"
+)
+
+// The script cache keeps what fits in its bytes and forgets the least
+// recently used commit first; a script larger than the cache is not kept.
+func TestScriptCacheForgetsTheLeastRecentlyUsed(t *testing.T) {
+	c := newScriptCache(30)
+	key := func(i int) scriptKey { return scriptKey{uuid.UUID{byte(i)}, plumbing.Hash{byte(i)}} }
+	code := func(i int) string { return strings.Repeat(string(rune('a'+i)), 10) }
+	for i := range 3 {
+		c.put(key(i), code(i))
+	}
+	if got, ok := c.get(key(0)); !ok || got != code(0) { // now the most recently used
+		t.Fatalf("entry 0: %q, %v", got, ok)
+	}
+	c.put(key(3), code(3)) // over 30 bytes: entry 1 goes
+	for i, want := range []bool{true, false, true, true} {
+		if got, ok := c.get(key(i)); ok != want || (ok && got != code(i)) {
+			t.Errorf("entry %d: %q, %v; want kept %v", i, got, ok, want)
+		}
+	}
+	c.put(key(4), strings.Repeat("x", 31))
+	if _, ok := c.get(key(4)); ok {
+		t.Error("a script larger than the cache was kept")
+	}
+	if c.bytes != 30 || c.order.Len() != 3 || len(c.byKey) != 3 {
+		t.Errorf("the cache holds %d bytes in %d and %d entries; want 30 in 3", c.bytes, c.order.Len(), len(c.byKey))
+	}
+}
