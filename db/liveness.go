@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -220,6 +221,7 @@ func inTx(ctx context.Context, b Beginner, fn func(pgx.Tx) error) error {
 // most expensive statement: 0.45 ms of planning and 0.35 ms of execution
 // per completed job. This one is a primary-key update with a cached plan.
 func CompleteJob(ctx context.Context, q Querier, id int64) error {
-	return wrap(later(ctx, q, `UPDATE river_job SET state = 'completed', finalized_at = now()
-		WHERE id = $1 AND state = 'running'`, id), "complete job")
+	what := "complete job " + strconv.FormatInt(id, 10)
+	return wrap(laterAs(ctx, q, what, `UPDATE river_job SET state = 'completed', finalized_at = statement_timestamp()
+		WHERE id = $1 AND state = 'running'`, id), what)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -250,7 +251,7 @@ func TestEndTurnInTwoRoundTrips(t *testing.T) {
 	}
 	state, finalized := jobState()
 	if state != "completed" || finalized == nil {
-		t.Errorf("the job after its step's end: %s, finalized at %v; want completed", state, finalized)
+		t.Fatalf("the job after its step's end: %s, finalized at %v; want completed", state, finalized)
 	}
 	if err := end(); err != nil {
 		t.Fatal(err)
@@ -261,7 +262,7 @@ func TestEndTurnInTwoRoundTrips(t *testing.T) {
 	if n := dbtest.Count(t, pool, `SELECT count(*) FROM messages WHERE role = 'assistant'`); n != 1 || completions != 2 {
 		t.Errorf("%d replies, %d completions; want 1 and 2", n, completions)
 	}
-	if again, at := jobState(); again != "completed" || !at.Equal(*finalized) {
+	if again, at := jobState(); again != "completed" || at == nil || !at.Equal(*finalized) {
 		t.Errorf("the job after a second end: %s, finalized at %v; want as it was (%v)", again, at, finalized)
 	}
 
@@ -294,4 +295,48 @@ func newSession(t *testing.T, store *db.Store, name string) (domain.Project, dom
 		t.Fatal(err)
 	}
 	return p, sess
+}
+
+// A job completion that fails fails the step's end, which commits nothing,
+// and the error names the completion (it goes in the batch of the message's
+// lock, which then reported it as its own).
+func TestEndTurnNamesAFailedCompletion(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	store := &db.Store{Pool: pool}
+	_, sess := newSession(t, store, "a failed completion")
+	accepted, err := store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "hi"}, func(pgx.Tx, string) (int64, error) { return 0, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	turn, err := store.StartTurn(ctx, accepted.MessageID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jobID int64
+	if err := pool.QueryRow(ctx, `INSERT INTO river_job (kind, args, state, attempt, max_attempts, attempted_at)
+		VALUES ('vibecode', '{}', 'running', 1, 25, now()) RETURNING id`).Scan(&jobID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `
+		CREATE FUNCTION refuse_completion() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'injected completion failure'; END $$;
+		CREATE TRIGGER refuse_completion BEFORE UPDATE ON river_job FOR EACH ROW EXECUTE FUNCTION refuse_completion();`); err != nil {
+		t.Fatal(err)
+	}
+	answer := "Hello."
+	err = store.EndTurn(ctx, &turn, db.TurnEnd{
+		Reply: &db.AssistantMessage{Turn: &turn, CallKey: accepted.MessageID + "/vibecoder/1/1", Response: json.RawMessage(`{"id":"resp_1"}`),
+			ResponseID: "resp_1", Agent: domain.AgentVibeCoder, Iteration: 1, Content: answer},
+		Status: domain.StatusAnswered, Outcome: event.VibecodeResponse{Response: &answer},
+		Complete: &db.Completion{Job: func(tx pgx.Tx) error { return db.CompleteJob(ctx, tx, jobID) }},
+	})
+	want := "complete job " + strconv.FormatInt(jobID, 10) + ": "
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "injected completion failure") || strings.Contains(err.Error(), "lock message") {
+		t.Fatalf("the step's end: %v; want the completion's failure, named %q", err, want)
+	}
+	if n := dbtest.Count(t, pool, `SELECT count(*) FROM messages WHERE role = 'assistant'`); n != 0 {
+		t.Fatalf("%d replies stored by a step's end that failed", n)
+	}
 }

@@ -182,10 +182,12 @@ func lockTurnLater(ctx context.Context, tx pgx.Tx, messageID string, usage bool)
 // refers to the message).
 func (p *pendingLock) result() (lockedTurn, error) {
 	err := p.read()
-	if p.ran && p.err != nil {
+	switch {
+	case p.ran && p.err != nil:
 		return lockedTurn{}, p.err
-	}
-	if err != nil {
+	case err != nil && p.ran: // the lock held; a statement sent with it failed
+		return lockedTurn{}, err
+	case err != nil:
 		return lockedTurn{}, wrap(err, "lock message")
 	}
 	return p.l, p.err

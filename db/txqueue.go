@@ -66,8 +66,20 @@ func (tx *eventTx) direct() bool { return tx.Tx != nil && len(tx.queued) == 0 }
 // later queues a write in tx when tx is a transaction of InTx, and runs it at
 // once otherwise.
 func later(ctx context.Context, q Querier, sql string, args ...any) error {
+	return laterAs(ctx, q, "", sql, args...)
+}
+
+// laterAs is later for a write whose failure, when queued, is reported as
+// what (the batch it goes with returns the first failure).
+func laterAs(ctx context.Context, q Querier, what, sql string, args ...any) error {
 	if tx, ok := q.(*eventTx); ok && len(args) > 0 {
-		tx.queued = append(tx.queued, &pgx.QueuedQuery{SQL: sql, Arguments: args})
+		qq := &pgx.QueuedQuery{SQL: sql, Arguments: args}
+		if what != "" {
+			qq.Exec(func(pgconn.CommandTag) error { return nil })
+			exec := qq.Fn
+			qq.Fn = func(br pgx.BatchResults) error { return wrap(exec(br), what) }
+		}
+		tx.queued = append(tx.queued, qq)
 		return nil
 	}
 	_, err := q.Exec(ctx, sql, args...)

@@ -22,8 +22,9 @@ package main
 // it prints p50/p90/p99 latency, messages/s, the server's CPU per message
 // (utime+stime from /proc/PID/stat, over the run), its RSS, PostgreSQL's CPU
 // per message (every postgres process on this machine: meaningful when the
-// service's database is local and otherwise idle) and the medians of three
-// phases: POST → 202, POST → the message's job_status "running", and
+// service's database is local and otherwise idle), this process's own CPU
+// per message (the clients and the fake model, which share the machine with
+// both) and the medians of three phases: POST → 202, POST → the message's job_status "running", and
 // "running" → vibecode_response. VGLOAD_CPUPROFILE=FILE writes a CPU profile
 // of this process (the clients and the fake model) to FILE.
 
