@@ -209,7 +209,8 @@ func Log(s storer.EncodedObjectStorer, head plumbing.Hash, limit int) ([]domain.
 // scripts caches script.py by commit for the vibecode steps, which read
 // their base commit's code at every step. A commit never changes, so an entry
 // is never stale. The cache holds up to maxScriptBytes of code and forgets
-// the least recently used commit first: it held 256 commits and was emptied
+// the least recently used commit first (scriptEntryOverhead counts what
+// each entry costs beside its code): it held 256 commits and was emptied
 // whole when full, so with more projects at work than that (500 sessions of
 // the load, each its own project) nearly every step read its code again, in
 // three queries.
@@ -224,8 +225,13 @@ type scriptKey struct {
 	commit plumbing.Hash
 }
 
+// scriptEntryOverhead is what an entry costs beside its code (the list
+// element, the entry, its key and the map's slot), counted so that small or
+// empty scripts are bounded too.
+const scriptEntryOverhead = 256
+
 // scriptCache is a least-recently-used cache of code by commit, bounded by
-// the code's bytes.
+// the bytes of the code and of the entries.
 type scriptCache struct {
 	mu    sync.Mutex
 	max   int
@@ -259,15 +265,15 @@ func (c *scriptCache) get(k scriptKey) (string, bool) {
 func (c *scriptCache) put(k scriptKey, code string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.byKey[k]; ok || len(code) > c.max {
+	if _, ok := c.byKey[k]; ok || scriptEntryOverhead+len(code) > c.max {
 		return
 	}
 	c.byKey[k] = c.order.PushFront(&scriptEntry{key: k, code: code})
-	c.bytes += len(code)
+	c.bytes += scriptEntryOverhead + len(code)
 	for c.bytes > c.max {
 		old := c.order.Remove(c.order.Back()).(*scriptEntry)
 		delete(c.byKey, old.key)
-		c.bytes -= len(old.code)
+		c.bytes -= scriptEntryOverhead + len(old.code)
 	}
 }
 
