@@ -10,12 +10,15 @@ import (
 )
 
 // deltaBatcher turns streamed text into vibecode_delta events, at most one
-// per interval, so a client is not flooded with one event per token. The
-// first interval starts with the first text, not with the call: a model
-// answers after a pause (hundreds of milliseconds to seconds), and a batcher
-// that counted the pause emitted the first token alone, in a transaction of
-// its own, while the stream waited for it. A reply that streams within one
-// interval is now emitted with the reply, in the step's last transaction.
+// per interval, so a client is not flooded with one event per token: text is
+// held until an interval has passed since the first of it arrived, and sent
+// at the next delta of the stream (add("") for those that are not text), so
+// text followed by a tool call's long arguments shows while they stream.
+// The interval starts with the text, not with the call or the last event: a
+// model answers after a pause (hundreds of milliseconds to seconds), and a
+// batcher that counted the pause emitted the first token alone, in a
+// transaction of its own, while the stream waited for it. Text that streams
+// within one interval goes with the reply, in the step's last transaction.
 type deltaBatcher struct {
 	ctx       context.Context
 	d         *Deps
@@ -24,22 +27,24 @@ type deltaBatcher struct {
 	iteration int
 	mu        sync.Mutex
 	buf       strings.Builder
-	last      time.Time // the last emission, or the first text; zero before it
+	held      time.Time // when the oldest text in buf arrived
 }
 
 func newDeltaBatcher(ctx context.Context, d *Deps, t *db.Turn, agent string, iteration int) *deltaBatcher {
 	return &deltaBatcher{ctx: ctx, d: d, t: t, agent: agent, iteration: iteration}
 }
 
+// add holds text s; "" only tells the batcher that the stream goes on.
 func (b *deltaBatcher) add(s string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.buf.WriteString(s)
-	if b.last.IsZero() {
-		b.last = time.Now()
-		return
+	if s != "" {
+		if b.buf.Len() == 0 {
+			b.held = time.Now()
+		}
+		b.buf.WriteString(s)
 	}
-	if time.Since(b.last) >= b.d.DeltaInterval {
+	if b.buf.Len() > 0 && time.Since(b.held) >= b.d.DeltaInterval {
 		b.flushLocked()
 	}
 }
@@ -58,7 +63,6 @@ func (b *deltaBatcher) flushLocked() {
 		b.d.Log.Warn("emit vibecode_delta", "error", err)
 	}
 	b.buf.Reset()
-	b.last = time.Now()
 }
 
 // take returns the text not emitted yet and forgets it: the caller emits it

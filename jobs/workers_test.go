@@ -423,14 +423,14 @@ func TestDeltasCountTheirIntervalFromTheFirstText(t *testing.T) {
 		minDeltas int
 		maxDeltas int
 	}{
-		{"a pause, then all at once", openaitest.Text("It triages requests by their language."), 300 * time.Millisecond, 1, 1},
-		{"streamed slowly", openaitest.Text("It triages requests by their language.").WithDelay(40 * time.Millisecond), 0, 2, 6},
+		{"a pause, then all at once", openaitest.Text("It triages requests by their language."), 600 * time.Millisecond, 1, 1},
+		{"streamed slowly", openaitest.Text("It triages requests by their language.").WithDelay(100 * time.Millisecond), 0, 2, 6},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
 			deps := *f.deps
-			deps.DeltaInterval = 100 * time.Millisecond
+			deps.DeltaInterval = 250 * time.Millisecond
 			f.ai.Handle(func(openaitest.Request) openaitest.Reply {
 				time.Sleep(tc.pause)
 				return tc.reply

@@ -258,7 +258,9 @@ type AgentCall struct {
 }
 
 // VibeCoder streams one VibeCoder call with the submit_patch tool, passing
-// text to onDelta as it arrives.
+// text to onDelta as it arrives, and "" for each other delta of the stream
+// (the tool call's arguments, a refusal), so that a caller batching the text
+// by time can send what it holds while the model streams the patch.
 func (c *Client) VibeCoder(ctx context.Context, call AgentCall, onDelta func(string)) (*Reply, error) {
 	a := c.vibecoder.get(c.vibecoderParams)
 	body, err := a.body(call.SessionKey, call.Memory, call.Turn, true)
@@ -266,7 +268,11 @@ func (c *Client) VibeCoder(ctx context.Context, call AgentCall, onDelta func(str
 		return nil, callError(err)
 	}
 	resp, err := c.observe(ctx, domain.AgentVibeCoder, a.params, func(ctx context.Context) (*response, error) {
-		return c.stream(ctx, responses.ResponseNewParams{}, onDelta, withBody(body))
+		var onOther func()
+		if onDelta != nil {
+			onOther = func() { onDelta("") }
+		}
+		return c.stream(ctx, responses.ResponseNewParams{}, onDelta, onOther, withBody(body))
 	})
 	if err != nil {
 		return nil, callError(err)

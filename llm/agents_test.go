@@ -168,3 +168,32 @@ func TestAgentCallsRetryWithTheWholeBody(t *testing.T) {
 		}
 	}
 }
+
+// The VibeCoder's onDelta gets the text as it streams, and "" for each delta
+// of the tool call's arguments that follows, so a caller holding the text
+// can send it while the patch streams.
+func TestVibeCoderTellsOfEveryDelta(t *testing.T) {
+	s := openaitest.New(t)
+	args := `{"patch":"--- a/script.py\n+++ b/script.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n","description":"set x to 2"}`
+	s.Enqueue(openaitest.Text("I will set x to 2.").And(openaitest.FunctionCall("submit_patch", args)))
+	var turn llm.Items
+	turn.AddUser("x=2")
+	var text strings.Builder
+	var afterText, beforeText int
+	_, err := newClient(s, 0).VibeCoder(context.Background(), llm.AgentCall{SessionKey: "s", Turn: turn}, func(d string) {
+		switch {
+		case d != "":
+			text.WriteString(d)
+		case text.Len() > 0:
+			afterText++
+		default:
+			beforeText++
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text.String() != "I will set x to 2." || afterText < 3 || beforeText != 0 {
+		t.Fatalf("onDelta got text %q, %d empty calls after it and %d before; want the text, then one per argument delta", text.String(), afterText, beforeText)
+	}
+}

@@ -164,7 +164,7 @@ func (c *Client) create(ctx context.Context, params responses.ResponseNewParams,
 // together with a *ResponseError; an "error" event, a broken connection or a
 // stream that ends without a final response return an error and no response.
 func (c *Client) Stream(ctx context.Context, params responses.ResponseNewParams, onDelta func(string)) (*responses.Response, error) {
-	r, err := c.stream(ctx, params, onDelta, option.WithJSONSet("stream", true))
+	r, err := c.stream(ctx, params, onDelta, nil, option.WithJSONSet("stream", true))
 	return sdkOf(r, err)
 }
 
@@ -191,7 +191,11 @@ func sdkOf(r *response, err error) (*responses.Response, error) {
 // over each event finds its type and whether it has an "error" key
 // (scanEvent); only deltas, the final response and "error" events are
 // decoded.
-func (c *Client) stream(ctx context.Context, params responses.ResponseNewParams, onDelta func(string), opts ...option.RequestOption) (*response, error) {
+//
+// onOther, if not nil, is called for each other delta (a function call's
+// arguments, a refusal): a caller that holds text to batch it learns that
+// time goes on while the model streams something else.
+func (c *Client) stream(ctx context.Context, params responses.ResponseNewParams, onDelta func(string), onOther func(), opts ...option.RequestOption) (*response, error) {
 	if c.cfg.APIKey == "" {
 		return nil, ErrNoAPIKey
 	}
@@ -208,11 +212,11 @@ func (c *Client) stream(ctx context.Context, params responses.ResponseNewParams,
 	if dec == nil {
 		return nil, ErrStreamEnded
 	}
-	return readStream(ctx, dec, onDelta)
+	return readStream(ctx, dec, onDelta, onOther)
 }
 
 // readStream reads a Responses stream's events up to the final response.
-func readStream(ctx context.Context, dec ssestream.Decoder, onDelta func(string)) (*response, error) {
+func readStream(ctx context.Context, dec ssestream.Decoder, onDelta func(string), onOther func()) (*response, error) {
 	for dec.Next() {
 		ev := dec.Event()
 		if bytes.HasPrefix(ev.Data, []byte("[DONE]")) {
@@ -238,7 +242,13 @@ func readStream(ctx context.Context, dec ssestream.Decoder, onDelta func(string)
 		switch e.typ {
 		case "response.output_text.delta", "response.function_call_arguments.delta", "response.refusal.delta":
 			stateOf(ctx).firstToken()
-			if e.typ != "response.output_text.delta" || onDelta == nil {
+			if e.typ != "response.output_text.delta" {
+				if onOther != nil {
+					onOther()
+				}
+				continue
+			}
+			if onDelta == nil {
 				continue
 			}
 			if delta := deltaText(e.delta); delta != "" {

@@ -68,7 +68,7 @@ func TestResponseDecodingAgreesWithOpenAIGo(t *testing.T) {
 			var r *response
 			var err error
 			if streaming {
-				r, err = c.stream(context.Background(), params, nil, withBodyOf(t, params, true))
+				r, err = c.stream(context.Background(), params, nil, nil, withBodyOf(t, params, true))
 			} else {
 				r, err = c.create(context.Background(), params)
 			}
@@ -280,7 +280,7 @@ func BenchmarkStreamDecode(b *testing.B) {
 		b.SetBytes(int64(len(body)))
 		for b.Loop() {
 			dec := newSSEReader(io.NopCloser(bytes.NewReader(body)))
-			r, err := readStream(ctx, dec, func(string) {})
+			r, err := readStream(ctx, dec, func(string) {}, nil)
 			if err != nil || len(r.functionCalls()) != 1 {
 				b.Fatal(err)
 			}
@@ -293,7 +293,7 @@ func BenchmarkStreamDecode(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(body)))
 		for b.Loop() {
-			r, err := readStream(ctx, decoderOf(body), func(string) {})
+			r, err := readStream(ctx, decoderOf(body), func(string) {}, nil)
 			if err != nil || len(r.functionCalls()) != 1 {
 				b.Fatal(err)
 			}

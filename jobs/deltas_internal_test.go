@@ -1,0 +1,66 @@
+package jobs
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/db/dbtest"
+	"github.com/vibegrapher/vibegrapher/domain"
+)
+
+// Text is held until an interval has passed since it arrived, and sent at
+// the next delta of the stream, text or not: a reply's text followed by its
+// tool call's arguments shows while they stream. Deltas that are not text
+// never start the interval, and what is held when the stream ends is the
+// caller's to send with the reply.
+func TestDeltaBatcherHoldsTextForAnInterval(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	const interval = 200 * time.Millisecond
+	deps := &Deps{Store: &db.Store{Pool: pool}, Log: slog.New(slog.DiscardHandler), DeltaInterval: interval}
+	turn := &db.Turn{
+		Session: domain.VibecodeSession{ID: uuid.NewString(), ProjectID: uuid.NewString()},
+		Message: domain.ConversationMessage{ID: uuid.NewString(), TraceID: "trace"},
+	}
+	emitted := func() []string {
+		t.Helper()
+		rows, err := pool.Query(ctx, `SELECT payload->>'delta' FROM events WHERE name = 'vibecode_delta' ORDER BY seq`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	b := newDeltaBatcher(ctx, deps, turn, domain.AgentVibeCoder, 1)
+	b.add("") // the model streams something else first: nothing starts
+	time.Sleep(interval + 50*time.Millisecond)
+	b.add("I will add a note.")
+	b.add("") // an argument delta at once: the text is held
+	if got := emitted(); len(got) != 0 {
+		t.Fatalf("emitted %q before the interval had passed since the text", got)
+	}
+	time.Sleep(interval + 50*time.Millisecond)
+	b.add("") // an argument delta after the interval: the text goes
+	if got := emitted(); len(got) != 1 || got[0] != "I will add a note." {
+		t.Fatalf("emitted %q, want the held text once the interval passed", got)
+	}
+	b.add(" Done.")
+	b.add("")
+	if rest := b.take(); rest != " Done." || len(emitted()) != 1 {
+		t.Fatalf("at the end: %q left for the reply, %d events; want \" Done.\" and still 1", rest, len(emitted()))
+	}
+}
