@@ -208,16 +208,16 @@ func Log(s storer.EncodedObjectStorer, head plumbing.Hash, limit int) ([]domain.
 
 // scripts caches script.py by commit for the vibecode steps, which read
 // their base commit's code at every step. A commit never changes, so an entry
-// is never stale. The cache holds up to maxScriptBytes of code and forgets
-// the least recently used commit first (scriptEntryOverhead counts what
+// is never stale. The cache holds up to maxScriptBytes of code and entries
+// and forgets the least recently used commit first (scriptEntryOverhead counts what
 // each entry costs beside its code): it held 256 commits and was emptied
 // whole when full, so with more projects at work than that (500 sessions of
 // the load, each its own project) nearly every step read its code again, in
 // three queries.
 var scripts = newScriptCache(maxScriptBytes)
 
-// maxScriptBytes bounds the cached code: about 3,000 commits of a 5 KB
-// agents file, a hundred of a 150 KB one.
+// maxScriptBytes bounds the cached code and entries: about 3,000 commits of
+// a 5 KB agents file, a hundred of a 150 KB one.
 const maxScriptBytes = 16 << 20
 
 type scriptKey struct {

@@ -30,7 +30,7 @@ func TestScriptCacheForgetsTheLeastRecentlyUsed(t *testing.T) {
 	if got, _ := c.get(key(0)); got != code(0) {
 		t.Errorf("entry 0 after a second put: %q", got)
 	}
-	c.put(key(4), strings.Repeat("x", 3*scriptEntryOverhead+31))
+	c.put(key(4), strings.Repeat("x", 2*scriptEntryOverhead+31)) // its entry with its overhead is over the bound
 	if _, ok := c.get(key(4)); ok {
 		t.Error("a script larger than the cache was kept")
 	}

@@ -339,4 +339,10 @@ func TestEndTurnNamesAFailedCompletion(t *testing.T) {
 	if n := dbtest.Count(t, pool, `SELECT count(*) FROM messages WHERE role = 'assistant'`); n != 0 {
 		t.Fatalf("%d replies stored by a step's end that failed", n)
 	}
+	if n := dbtest.Count(t, pool, `SELECT count(*) FROM events WHERE name IN ('vibecode_response', 'token_usage')`); n != 0 {
+		t.Fatalf("%d events of a step's end that failed", n)
+	}
+	if n := dbtest.Count(t, pool, `SELECT count(*) FROM messages WHERE id = $1 AND status = 'running'`, accepted.MessageID); n != 1 {
+		t.Fatal("the message is no longer running after its step's end failed")
+	}
 }

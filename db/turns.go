@@ -186,7 +186,7 @@ func (p *pendingLock) result() (lockedTurn, error) {
 	case p.ran && p.err != nil:
 		return lockedTurn{}, p.err
 	case err != nil && p.ran: // the lock held; a statement sent with it failed
-		return lockedTurn{}, err
+		return lockedTurn{}, wrap(err, "end step")
 	case err != nil:
 		return lockedTurn{}, wrap(err, "lock message")
 	}

@@ -70,7 +70,8 @@ func later(ctx context.Context, q Querier, sql string, args ...any) error {
 }
 
 // laterAs is later for a write whose failure, when queued, is reported as
-// what (the batch it goes with returns the first failure).
+// what (the batch it goes with returns the first failure). A batch sent by
+// the transaction's SendBatch keeps PostgreSQL's own error instead.
 func laterAs(ctx context.Context, q Querier, what, sql string, args ...any) error {
 	if tx, ok := q.(*eventTx); ok && len(args) > 0 {
 		qq := &pgx.QueuedQuery{SQL: sql, Arguments: args}

@@ -258,9 +258,9 @@ type AgentCall struct {
 }
 
 // VibeCoder streams one VibeCoder call with the submit_patch tool, passing
-// text to onDelta as it arrives, and "" for each other delta of the stream
-// (the tool call's arguments, a refusal), so that a caller batching the text
-// by time can send what it holds while the model streams the patch.
+// text to onDelta as it arrives, and "" for each delta of a tool call's
+// arguments or of a refusal, so that a caller batching the text by time can
+// send what it holds while the model streams the patch.
 func (c *Client) VibeCoder(ctx context.Context, call AgentCall, onDelta func(string)) (*Reply, error) {
 	a := c.vibecoder.get(c.vibecoderParams)
 	body, err := a.body(call.SessionKey, call.Memory, call.Turn, true)

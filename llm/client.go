@@ -192,8 +192,8 @@ func sdkOf(r *response, err error) (*responses.Response, error) {
 // (scanEvent); only deltas, the final response and "error" events are
 // decoded.
 //
-// onOther, if not nil, is called for each other delta (a function call's
-// arguments, a refusal): a caller that holds text to batch it learns that
+// onOther, if not nil, is called for each delta of a function call's
+// arguments or of a refusal: a caller that holds text to batch it learns that
 // time goes on while the model streams something else.
 func (c *Client) stream(ctx context.Context, params responses.ResponseNewParams, onDelta func(string), onOther func(), opts ...option.RequestOption) (*response, error) {
 	if c.cfg.APIKey == "" {
