@@ -178,20 +178,7 @@ func TestEndTurnInTwoRoundTrips(t *testing.T) {
 	ctx := context.Background()
 	pool, counted := countedPool(t)
 	store := &db.Store{Pool: pool}
-	p, sess := newSession(t, store, "two round trips at the end")
-	accepted, err := store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "hi"}, func(pgx.Tx, string) (int64, error) { return 0, nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	turn, err := store.StartTurn(ctx, accepted.MessageID, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var jobID int64 // the step's job, running as River leaves it for the worker
-	if err := pool.QueryRow(ctx, `INSERT INTO river_job (kind, args, state, attempt, max_attempts, attempted_at)
-		VALUES ('vibecode', '{}', 'running', 1, 25, now()) RETURNING id`).Scan(&jobID); err != nil {
-		t.Fatal(err)
-	}
+	p, sess, accepted, turn, jobID := startedStep(t, store, "two round trips at the end")
 	jobState := func() (state string, finalized *time.Time) {
 		t.Helper()
 		if err := pool.QueryRow(ctx, `SELECT state, finalized_at FROM river_job WHERE id = $1`, jobID).Scan(&state, &finalized); err != nil {
@@ -282,6 +269,29 @@ func TestEndTurnInTwoRoundTrips(t *testing.T) {
 	}
 }
 
+// startedStep is a message of a new session of a new project named name,
+// its turn started, and its step's job running (as River leaves it for the
+// worker that calls EndTurn).
+func startedStep(t *testing.T, store *db.Store, name string) (domain.Project, domain.VibecodeSession, domain.MessageAccepted, db.Turn, int64) {
+	t.Helper()
+	ctx := context.Background()
+	p, sess := newSession(t, store, name)
+	accepted, err := store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "hi"}, func(pgx.Tx, string) (int64, error) { return 0, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	turn, err := store.StartTurn(ctx, accepted.MessageID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jobID int64
+	if err := store.Pool.QueryRow(ctx, `INSERT INTO river_job (kind, args, state, attempt, max_attempts, attempted_at)
+		VALUES ('vibecode', '{}', 'running', 1, 25, now()) RETURNING id`).Scan(&jobID); err != nil {
+		t.Fatal(err)
+	}
+	return p, sess, accepted, turn, jobID
+}
+
 // newSession creates a project named name and a session of it.
 func newSession(t *testing.T, store *db.Store, name string) (domain.Project, domain.VibecodeSession) {
 	t.Helper()
@@ -305,20 +315,7 @@ func TestEndTurnNamesAFailedCompletion(t *testing.T) {
 	ctx := context.Background()
 	pool := dbtest.New(t)
 	store := &db.Store{Pool: pool}
-	_, sess := newSession(t, store, "a failed completion")
-	accepted, err := store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "hi"}, func(pgx.Tx, string) (int64, error) { return 0, nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	turn, err := store.StartTurn(ctx, accepted.MessageID, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var jobID int64
-	if err := pool.QueryRow(ctx, `INSERT INTO river_job (kind, args, state, attempt, max_attempts, attempted_at)
-		VALUES ('vibecode', '{}', 'running', 1, 25, now()) RETURNING id`).Scan(&jobID); err != nil {
-		t.Fatal(err)
-	}
+	_, _, accepted, turn, jobID := startedStep(t, store, "a failed completion")
 	if _, err := pool.Exec(ctx, `
 		CREATE FUNCTION refuse_completion() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN RAISE EXCEPTION 'injected completion failure'; END $$;
@@ -326,7 +323,7 @@ func TestEndTurnNamesAFailedCompletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	answer := "Hello."
-	err = store.EndTurn(ctx, &turn, db.TurnEnd{
+	err := store.EndTurn(ctx, &turn, db.TurnEnd{
 		Reply: &db.AssistantMessage{Turn: &turn, CallKey: accepted.MessageID + "/vibecoder/1/1", Response: json.RawMessage(`{"id":"resp_1"}`),
 			ResponseID: "resp_1", Agent: domain.AgentVibeCoder, Iteration: 1, Content: answer},
 		Status: domain.StatusAnswered, Outcome: event.VibecodeResponse{Response: &answer},
