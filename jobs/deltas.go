@@ -13,9 +13,9 @@ import (
 // per interval, so a client is not flooded with one event per token: text is
 // held until an interval has passed since the first of it arrived, and sent
 // at the next delta of text, tool arguments or refusal (add("") for those
-// that are not text), so
-// text followed by a tool call's long arguments shows while they stream.
-// The interval starts with the text, not with the call or the last event: a
+// that are not text), so text followed by a tool call's long arguments shows
+// while they stream. The interval starts with the text, not with the call or
+// the last event: a
 // model answers after a pause (hundreds of milliseconds to seconds), and a
 // batcher that counted the pause emitted the first token alone, in a
 // transaction of its own, while the stream waited for it. Text that streams
