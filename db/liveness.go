@@ -217,9 +217,9 @@ func inTx(ctx context.Context, b Beginner, fn func(pgx.Tx) error) error {
 // River's own statement (JobSetStateIfRunningMany) takes twelve arrays so
 // that one statement can finish many jobs in any state; PostgreSQL plans it
 // anew at every call (a generic plan of its unnest()s is costed at 100 rows,
-// a custom one at the array's length), which under 500 sessions was its
-// most expensive statement: 0.45 ms of planning and 0.35 ms of execution
-// per completed job. This one is a primary-key update with a cached plan.
+// a custom one at the array's length): under 500 sessions it was the most
+// expensive statement (pg_stat_statements, docs/benchmarks.md, sixth round).
+// This one is a primary-key update with a cached plan.
 func CompleteJob(ctx context.Context, q Querier, id int64) error {
 	what := "complete job " + strconv.FormatInt(id, 10)
 	return wrap(laterAs(ctx, q, what, `UPDATE river_job SET state = 'completed', finalized_at = statement_timestamp()

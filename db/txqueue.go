@@ -76,9 +76,10 @@ func laterAs(ctx context.Context, q Querier, what, sql string, args ...any) erro
 	if tx, ok := q.(*eventTx); ok && len(args) > 0 {
 		qq := &pgx.QueuedQuery{SQL: sql, Arguments: args}
 		if what != "" {
-			qq.Exec(func(pgconn.CommandTag) error { return nil })
-			exec := qq.Fn
-			qq.Fn = func(br pgx.BatchResults) error { return wrap(exec(br), what) }
+			qq.Fn = func(br pgx.BatchResults) error {
+				_, err := br.Exec()
+				return wrap(err, what)
+			}
 		}
 		tx.queued = append(tx.queued, qq)
 		return nil
