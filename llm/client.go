@@ -9,6 +9,7 @@ package llm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,6 +31,7 @@ const (
 	DefaultThinkingModel = "gpt-5"
 	DefaultSmallModel    = "gpt-5-mini"
 	DefaultMaxRetries    = 2
+	DefaultConcurrency   = 256
 )
 
 // Config is what the client needs from the environment (SPEC §7).
@@ -51,6 +53,10 @@ type Config struct {
 	// RequestTimeout bounds each attempt, including the reading of a stream.
 	// 0 means no limit besides the context's.
 	RequestTimeout time.Duration
+	// Concurrency is how many calls this process may make at once (its
+	// VIBECODE_WORKERS + EVALUATE_WORKERS): that many connections are kept
+	// open for the next calls. 0 means DefaultConcurrency.
+	Concurrency int
 	// Prices turn token usage into US dollars; DefaultPrices when nil.
 	Prices Prices
 	// Meter and Tracer receive the calls' metrics and spans (telemetry.go);
@@ -94,10 +100,13 @@ func New(cfg Config) *Client {
 	if t, ok := http.DefaultTransport.(*http.Transport); ok {
 		t = t.Clone()
 		t.ResponseHeaderTimeout = responseHeaderTimeout
-		// Hundreds of calls run at once (VIBECODE_WORKERS): keep their
-		// connections for the next call instead of the default two, so a
-		// call does not pay a new TCP and TLS handshake.
-		t.MaxIdleConnsPerHost = 256
+		// Hundreds of calls run at once (Concurrency): keep each one's
+		// connection for the next call, so a call does not pay a new TCP
+		// and TLS handshake. Not only the default two per host: the
+		// default 100 in all (MaxIdleConns) would also close most of them
+		// after a burst of calls. Idle ones close after IdleConnTimeout.
+		t.MaxIdleConns = 0
+		t.MaxIdleConnsPerHost = cmp.Or(max(cfg.Concurrency, 0), DefaultConcurrency)
 		transport = t
 	}
 	opts := []option.RequestOption{

@@ -363,3 +363,51 @@ func TestConcurrentStreams(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestConnectionsKeptAfterABurst: calls made at once each leave their
+// connection open for the next burst, beyond net/http's default of 100 idle
+// connections in all (against OpenAI each new one is a TLS handshake).
+func TestConnectionsKeptAfterABurst(t *testing.T) {
+	const calls = 150
+	s := openaitest.New(t)
+	var (
+		mu      sync.Mutex
+		arrived int
+		all     = make(chan struct{})
+	)
+	s.Handle(func(openaitest.Request) openaitest.Reply {
+		mu.Lock()
+		wait := all
+		if arrived++; arrived%calls == 0 {
+			close(all)
+			all = make(chan struct{})
+		}
+		mu.Unlock()
+		<-wait // every call of the burst is open at once
+		return openaitest.Text("ok")
+	})
+	c := llm.New(llm.Config{APIKey: "sk-test", BaseURL: s.URL(), Concurrency: calls})
+	burst := func() {
+		var wg sync.WaitGroup
+		for range calls {
+			wg.Go(func() {
+				if _, err := c.Stream(context.Background(), ask("hi"), func(string) {}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	burst()
+	if got := s.Connections(); got != calls {
+		t.Fatalf("the first burst of %d calls opened %d connections", calls, got)
+	}
+	burst()
+	// A call's connection goes back to the pool just after the call
+	// returns (net/http's read loop), so the second burst may start before
+	// the last few are back; without a pool that keeps them all, 50 or more
+	// would be new.
+	if opened := s.Connections() - calls; opened > calls/15 {
+		t.Errorf("the second burst opened %d new connections; want the first burst's %d reused", opened, calls)
+	}
+}

@@ -74,6 +74,7 @@ func serve(ctx context.Context, e env, r roles) error {
 		APIKey: e.cfg.OpenAIAPIKey, BaseURL: e.cfg.OpenAIBaseURL,
 		ThinkingModel: e.cfg.ThinkingModel, SmallModel: e.cfg.SmallModel,
 		Prices: prices, Meter: tel.Meter(), Tracer: tel.Tracer(),
+		Concurrency: e.cfg.VibecodeWorkers + e.cfg.EvaluateWorkers,
 	})
 	var client *jobargs.Client
 	if r.worker {

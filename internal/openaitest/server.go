@@ -36,13 +36,16 @@ type Server struct {
 	queue    []Reply
 	handle   func(Request) Reply
 	requests []Request
+	conns    int
 }
 
 // New starts a fake server; it is closed when the test ends.
 func New(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{errorf: t.Errorf}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
+	s.srv.Config.ConnState = s.countConns
+	s.srv.Start()
 	t.Cleanup(s.srv.Close)
 	return s
 }
@@ -54,6 +57,7 @@ func Serve(ln net.Listener, errorf func(format string, args ...any)) *Server {
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
 	s.srv.Listener.Close()
 	s.srv.Listener = ln
+	s.srv.Config.ConnState = s.countConns
 	s.srv.Start()
 	return s
 }
@@ -92,6 +96,21 @@ func (s *Server) Calls() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.requests)
+}
+
+// Connections is the number of connections clients opened to the fake.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
+func (s *Server) countConns(_ net.Conn, state http.ConnState) {
+	if state == http.StateNew {
+		s.mu.Lock()
+		s.conns++
+		s.mu.Unlock()
+	}
 }
 
 // Pending is the number of enqueued replies not served yet.
