@@ -9,7 +9,33 @@ import (
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
+	"github.com/vibegrapher/vibegrapher/domain"
 )
+
+// A name's next slug is one past the highest base-N taken, whatever other
+// names share its first letters.
+func TestSlugsOfNamesThatShareABeginning(t *testing.T) {
+	ctx := context.Background()
+	store := &db.Store{Pool: dbtest.New(t)}
+	for _, c := range []struct{ name, want string }{
+		{"Cafe", "cafe"},
+		{"Cafe Bots", "cafe-bots"},
+		{"Cafe Bots", "cafe-bots-2"},
+		{"Cafe 10", "cafe-10"},
+		{"Cafe2", "cafe2"},
+		{"Cafe", "cafe-11"}, // cafe-bots is not a suffix of cafe
+		{"Cafe Bots", "cafe-bots-3"},
+		{"Caf", "caf"}, // cafe… is not caf-N
+	} {
+		p, err := store.CreateProject(ctx, domain.NewProject{Name: c.name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Slug != c.want {
+			t.Errorf("%q got slug %q, want %q", c.name, p.Slug, c.want)
+		}
+	}
+}
 
 // Creating a project reads the slugs taken under its name from an index, not
 // by scanning every project: planned as pgx runs it after a few calls (a

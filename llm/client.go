@@ -53,9 +53,10 @@ type Config struct {
 	// RequestTimeout bounds each attempt, including the reading of a stream.
 	// 0 means no limit besides the context's.
 	RequestTimeout time.Duration
-	// Concurrency is how many calls this process may make at once (its
-	// VIBECODE_WORKERS + EVALUATE_WORKERS): that many connections are kept
-	// open for the next calls. 0 means DefaultConcurrency.
+	// Concurrency is about how many calls this process may make at once
+	// (the service passes VIBECODE_WORKERS + EVALUATE_WORKERS): up to that
+	// many HTTP/1.1 connections are kept open for the next calls. 0 means
+	// DefaultConcurrency.
 	Concurrency int
 	// Prices turn token usage into US dollars; DefaultPrices when nil.
 	Prices Prices
@@ -100,11 +101,14 @@ func New(cfg Config) *Client {
 	if t, ok := http.DefaultTransport.(*http.Transport); ok {
 		t = t.Clone()
 		t.ResponseHeaderTimeout = responseHeaderTimeout
-		// Hundreds of calls run at once (Concurrency): keep each one's
-		// connection for the next call, so a call does not pay a new TCP
-		// and TLS handshake. Not only the default two per host: the
-		// default 100 in all (MaxIdleConns) would also close most of them
-		// after a burst of calls. Idle ones close after IdleConnTimeout.
+		// Hundreds of calls run at once (Concurrency). Over HTTP/1.1 (a
+		// plain-HTTP OPENAI_BASE_URL, a gateway that speaks no HTTP/2) each
+		// has a connection of its own: keep it for the next call, so a call
+		// does not pay a new TCP (and TLS) handshake. Not only the default
+		// two per host: the default 100 in all (MaxIdleConns) would also
+		// close most of them after a burst of calls. Idle ones close after
+		// IdleConnTimeout. (HTTP/2 multiplexes calls on few connections,
+		// in a pool these limits do not govern.)
 		t.MaxIdleConns = 0
 		t.MaxIdleConnsPerHost = cmp.Or(max(cfg.Concurrency, 0), DefaultConcurrency)
 		transport = t

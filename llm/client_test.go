@@ -364,9 +364,9 @@ func TestConcurrentStreams(t *testing.T) {
 	wg.Wait()
 }
 
-// TestConnectionsKeptAfterABurst: calls made at once each leave their
-// connection open for the next burst, beyond net/http's default of 100 idle
-// connections in all (against OpenAI each new one is a TLS handshake).
+// TestConnectionsKeptAfterABurst: calls made at once over HTTP/1.1 each leave
+// their connection open for the next burst, beyond net/http's default of 100
+// idle connections in all (over TLS each new one is a handshake).
 func TestConnectionsKeptAfterABurst(t *testing.T) {
 	const calls = 150
 	s := openaitest.New(t)
@@ -383,7 +383,11 @@ func TestConnectionsKeptAfterABurst(t *testing.T) {
 			all = make(chan struct{})
 		}
 		mu.Unlock()
-		<-wait // every call of the burst is open at once
+		select {
+		case <-wait: // every call of the burst is open at once
+		case <-time.After(30 * time.Second):
+			t.Error("the calls of a burst did not all arrive")
+		}
 		return openaitest.Text("ok")
 	})
 	c := llm.New(llm.Config{APIKey: "sk-test", BaseURL: s.URL(), Concurrency: calls})
