@@ -81,10 +81,10 @@ const takenSlugs = `SELECT slug FROM projects WHERE slug = $1 OR (slug ~>=~ $2 A
 // insertProject inserts the row under the first free slug of base, base-2,
 // base-3, …. ON CONFLICT DO NOTHING waits for a concurrent insert of the same
 // slug to finish, so two creates racing for a slug cannot both take it and
-// neither fails. The taken ones are read from the index: the slug itself, and
-// those in the byte range from "base-" to "base." ('.' follows '-'; the
-// operators are text_pattern_ops', for projects_slug_prefix), of which the
-// pattern keeps base-N.
+// neither fails. The taken ones are read from indexes: the slug itself, and
+// those in the byte range from "base-" to "base." ('.' follows '-'; ~>=~ and
+// ~<~ are text_pattern_ops' operators, served by projects_slug_prefix), of
+// which the pattern keeps base-N.
 func insertProject(ctx context.Context, tx pgx.Tx, id uuid.UUID, name, base string) (string, error) {
 	var taken []string
 	rows, err := tx.Query(ctx, takenSlugs, base, base+"-", base+".", "^"+regexp.QuoteMeta(base)+`-[0-9]+$`)
