@@ -322,6 +322,14 @@ func TestMetricsOfAMessageAndATestRun(t *testing.T) {
 	if after.value("db_client_connection_max") == 0 {
 		t.Error("db.client.connection.max is 0")
 	}
+	// The transactions' queue for the pool's slots, by class.
+	for _, class := range []string{"job", "other"} {
+		for _, name := range []string{"db_client_connection_pending_requests", "db_client_connection_slot_waits_total", "db_client_connection_slot_wait_time_seconds_total"} {
+			if len(after.series(name, "transaction_class", class)) != 1 {
+				t.Errorf("%s{transaction_class=%q}: no series", name, class)
+			}
+		}
+	}
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }

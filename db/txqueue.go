@@ -22,11 +22,12 @@ import (
 // result is needed only after that statement go the same way (rowLater,
 // ReadMemoryLater): they hand their rows to a callback when the batch runs.
 //
-// On a pool, the transaction is run on a connection it holds (connTx) rather
-// than by pgx's Tx, so that both of its ends go in batches: BEGIN with its
-// first statement, and COMMIT with the writes still queued. pgx's Tx sends
-// COMMIT on its own, one more round trip per transaction. Until its first
-// statement the transaction holds no connection, and Conn is nil.
+// On a pool, the transaction waits for one of the pool's slots (slots.go),
+// then runs on a connection it holds (connTx) rather than by pgx's Tx, so
+// that both of its ends go in batches: BEGIN with its first statement, and
+// COMMIT with the writes still queued. pgx's Tx sends COMMIT on its own, one
+// more round trip per transaction. Until its first statement the transaction
+// holds no slot and no connection, and Conn is nil.
 
 // lazyTx returns a transaction of InTx on pool that begins with its first
 // statement.
@@ -37,11 +38,16 @@ func (tx *eventTx) send(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if tx.Tx != nil {
 		return tx.Tx.SendBatch(ctx, b)
 	}
-	c, err := tx.pool.Acquire(ctx)
-	if err != nil {
+	slot := slotsOf(tx.pool)
+	if err := slot.take(ctx); err != nil {
 		return pgx.FailedBatchResults(b, err)
 	}
-	tx.held = newConnTx(c)
+	c, err := tx.pool.Acquire(ctx)
+	if err != nil {
+		slot.give()
+		return pgx.FailedBatchResults(b, err)
+	}
+	tx.held = newConnTx(c, slot)
 	tx.Tx = tx.held
 	all := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(b.QueuedQueries)+1)}
 	all.Queue("begin")
@@ -336,11 +342,12 @@ func (tx *eventTx) Rollback(ctx context.Context) error {
 type connTx struct {
 	onConn
 	c          *pgxpool.Conn // nil once released
+	slot       *slots        // the pool's, whose slot it holds (slots.go)
 	savepoints int           // opened so far, for their names
 }
 
-func newConnTx(c *pgxpool.Conn) *connTx {
-	t := &connTx{c: c}
+func newConnTx(c *pgxpool.Conn, slot *slots) *connTx {
+	t := &connTx{c: c, slot: slot}
 	t.onConn = onConn{get: t.conn}
 	return t
 }
@@ -349,6 +356,7 @@ func (t *connTx) release() {
 	if t.c != nil {
 		t.c.Release()
 		t.c = nil
+		t.slot.give()
 	}
 }
 

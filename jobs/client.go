@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 )
 
@@ -40,7 +42,7 @@ type WorkerConfig struct {
 func NewWorkerClient(pool *pgxpool.Pool, log *slog.Logger, workers *river.Workers, cfg WorkerConfig) (*jobargs.Client, error) {
 	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		ID:         cfg.ID,
-		Middleware: cfg.Middleware,
+		Middleware: append([]rivertype.Middleware{&jobClass{}}, cfg.Middleware...),
 		Logger:     jobargs.Logger(log),
 		Queues: map[string]river.QueueConfig{
 			jobargs.QueueVibecode: {MaxWorkers: max(cfg.VibecodeWorkers, 1)},
@@ -63,6 +65,15 @@ func NewWorkerClient(pool *pgxpool.Pool, log *slog.Logger, workers *river.Worker
 		return nil, fmt.Errorf("create River client: %w", err)
 	}
 	return c, nil
+}
+
+// jobClass marks every job's context (db.ForJob): when the database pool is
+// busy, a job's transactions go before requests', so that work a person is
+// already waiting for is not queued behind new messages (db/slots.go).
+type jobClass struct{ river.MiddlewareDefaults }
+
+func (*jobClass) Work(ctx context.Context, _ *rivertype.JobRow, doInner func(context.Context) error) error {
+	return doInner(db.ForJob(ctx))
 }
 
 // retryPolicy is River's wait before the next attempt of every job: quick at

@@ -4,12 +4,15 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
 	"github.com/vibegrapher/vibegrapher/jobs"
 	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
@@ -91,5 +94,129 @@ func TestJobsInsertedInQuickSuccessionStartAtOnce(t *testing.T) {
 				t.Errorf("median wait from insert to start %s, want the notification's (ms); all: %v", med, waits)
 			}
 		})
+	}
+}
+
+type classArgs struct{}
+
+func (classArgs) Kind() string { return "class_probe" }
+
+func (classArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: jobargs.QueueVibecode}
+}
+
+// classWorker runs a transaction on busy and says when it got its
+// connection.
+type classWorker struct {
+	river.WorkerDefaults[classArgs]
+	busy *pgxpool.Pool
+	ran  func(string)
+}
+
+func (w *classWorker) Work(ctx context.Context, _ *river.Job[classArgs]) error {
+	return db.InTx(ctx, w.busy, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "SELECT 1")
+		w.ran("job")
+		return err
+	})
+}
+
+// A job's transactions go before a request's when the pool is busy: the
+// worker client marks every job's context (db.ForJob). A pool of one
+// connection is held; a request's transaction waits for it, then a job's;
+// the job's runs first.
+func TestAJobsTransactionGoesBeforeAWaitingRequests(t *testing.T) {
+	ctx := context.Background()
+	url := dbtest.NewURL(t)
+	pool, err := pgxpool.New(ctx, url) // River's
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	busy, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(busy.Close)
+	var mu sync.Mutex
+	var order []string
+	ran := func(name string) {
+		mu.Lock()
+		order = append(order, name)
+		mu.Unlock()
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &classWorker{busy: busy, ran: ran})
+	worker, err := jobs.NewWorkerClient(pool, slog.New(slog.DiscardHandler), workers, jobs.WorkerConfig{ID: "class"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := worker.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = worker.Stop(context.Background()) })
+
+	var all sync.WaitGroup
+	t.Cleanup(all.Wait)
+	release, held := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	releaseOnce := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(releaseOnce)
+	tx := func(name string, hold bool) {
+		all.Go(func() {
+			err := db.InTx(ctx, busy, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, "SELECT 1")
+				if hold {
+					close(held)
+					<-release
+				} else {
+					ran(name)
+				}
+				return err
+			})
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		})
+	}
+	waitFor := func(class, n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for db.PoolSlots(busy).Waiting[class] != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d waiting in class %d, want %d", db.PoolSlots(busy).Waiting[class], class, n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	tx("holder", true)
+	<-held
+	tx("request", false)
+	waitFor(db.ClassOther, 1)
+	if _, err := worker.Insert(ctx, classArgs{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(db.ClassJob, 1)
+	releaseOnce()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(order)
+		mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("transactions after the holder: %q, want both", order)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if order[0] != "job" {
+		t.Errorf("transactions ran in the order %q, want the job's first", order)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/vibegrapher/vibegrapher/db"
 )
 
 // ObservePool reports the pgx pool's statistics on each scrape, under
@@ -20,6 +22,12 @@ import (
 //     acquisitions that found no idle connection and had to wait, and how
 //     long they waited in total. pgxpool does not expose how many wait right
 //     now; a growing wait rate is the sign of a pool that is too small.
+//   - db.client.connection.pending_requests{transaction.class=job|other}:
+//     the service's transactions waiting for one of the pool's slots now
+//     (db/slots.go: a job's go first), and db.client.connection.slot_waits
+//     and db.client.connection.slot_wait_time: those that had to wait and
+//     how long, in total. This is where a busy pool's transactions queue;
+//     the waits above are mostly River's and reads outside transactions.
 func (t *Telemetry) ObservePool(name string, pool *pgxpool.Pool) error {
 	if t == nil {
 		return nil
@@ -55,7 +63,26 @@ func (t *Telemetry) ObservePool(name string, pool *pgxpool.Pool) error {
 	if err != nil {
 		return err
 	}
+	pending, err := m.Int64ObservableUpDownCounter("db.client.connection.pending_requests",
+		metric.WithDescription("Transactions waiting for a slot of the pool"), metric.WithUnit("{transaction}"))
+	if err != nil {
+		return err
+	}
+	slotWaits, err := m.Int64ObservableCounter("db.client.connection.slot_waits",
+		metric.WithDescription("Transactions that waited for a slot of the pool"), metric.WithUnit("{transaction}"))
+	if err != nil {
+		return err
+	}
+	slotWaitTime, err := m.Float64ObservableCounter("db.client.connection.slot_wait_time",
+		metric.WithDescription("Total time transactions waited for a slot of the pool"), metric.WithUnit("s"))
+	if err != nil {
+		return err
+	}
 	poolName := attribute.String("db.client.connection.pool.name", name)
+	byClass := [...]metric.MeasurementOption{
+		db.ClassJob:   metric.WithAttributes(poolName, attribute.String("transaction.class", "job")),
+		db.ClassOther: metric.WithAttributes(poolName, attribute.String("transaction.class", "other")),
+	}
 	used := metric.WithAttributes(poolName, attribute.String("db.client.connection.state", "used"))
 	idle := metric.WithAttributes(poolName, attribute.String("db.client.connection.state", "idle"))
 	only := metric.WithAttributes(poolName)
@@ -68,8 +95,14 @@ func (t *Telemetry) ObservePool(name string, pool *pgxpool.Pool) error {
 		o.ObserveFloat64(acquireTime, s.AcquireDuration().Seconds(), only)
 		o.ObserveInt64(waits, s.EmptyAcquireCount(), only)
 		o.ObserveFloat64(waitTime, s.EmptyAcquireWaitTime().Seconds(), only)
+		slots := db.PoolSlots(pool)
+		for class, attrs := range byClass {
+			o.ObserveInt64(pending, int64(slots.Waiting[class]), attrs)
+			o.ObserveInt64(slotWaits, slots.Waits[class], attrs)
+			o.ObserveFloat64(slotWaitTime, slots.WaitTime[class].Seconds(), attrs)
+		}
 		return nil
-	}, count, maxConns, acquires, acquireTime, waits, waitTime)
+	}, count, maxConns, acquires, acquireTime, waits, waitTime, pending, slotWaits, slotWaitTime)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,8 @@ package main
 // per message (the clients and the fake model, which share the machine with
 // both) and the medians of three phases: POST → 202, POST → the message's job_status "running", and
 // "running" → vibecode_response. VGLOAD_CPUPROFILE=FILE writes a CPU profile
-// of this process (the clients and the fake model) to FILE.
+// of this process (the clients and the fake model) to FILE;
+// VGLOAD_TIMELINE=FILE writes each message's times (CSV) to FILE.
 
 import (
 	"bytes"
@@ -607,6 +608,7 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 		accepted  []time.Duration
 		started   []time.Duration
 		worked    []time.Duration
+		timeline  []timelineRow
 		failed    int
 		firstErr  error
 	)
@@ -641,9 +643,9 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 	}
 	start := time.Now()
 	var wg sync.WaitGroup
-	for _, s := range sessions {
+	for si, s := range sessions {
 		wg.Go(func() {
-			for range messages {
+			for mi := range messages {
 				id := uuid.NewString()
 				got := s.watch.expect(id)
 				t0 := time.Now()
@@ -673,6 +675,12 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 						started = append(started, a.running.Sub(t0))
 						worked = append(worked, a.at.Sub(a.running))
 					}
+					row := timelineRow{session: si, message: mi, posted: t0.Sub(start),
+						accepted: t202.Sub(start), running: -1, answered: a.at.Sub(start)}
+					if !a.running.IsZero() {
+						row.running = a.running.Sub(start)
+					}
+					timeline = append(timeline, row)
 				}
 				mu.Unlock()
 				if ctx.Err() != nil {
@@ -697,6 +705,9 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 	}
 	if firstErr != nil {
 		fmt.Fprintln(os.Stderr, "vibegrapher-load: first failure:", firstErr)
+	}
+	if err := writeTimeline(os.Getenv("VGLOAD_TIMELINE"), timeline); err != nil {
+		return runResult{}, err
 	}
 	slices.Sort(latencies)
 	at := func(p int) time.Duration { return latencies[min(len(latencies)-1, len(latencies)*p/100)] }
@@ -759,3 +770,33 @@ func medianRow(rows []runResult) runResult {
 
 // clockTick is USER_HZ, the unit of /proc/PID/stat's times: 100 on Linux
 func mib(b int64) string { return fmt.Sprintf("%.1fMB", float64(b)/(1<<20)) }
+
+// timelineRow is one answered message, its times since the run began.
+type timelineRow struct {
+	session, message                    int
+	posted, accepted, running, answered time.Duration
+}
+
+// writeTimeline writes every answered message's times as CSV to path
+// (VGLOAD_TIMELINE; the last run's when there are several), to see how a
+// burst is served; nothing when path is empty. running is empty when the
+// message's job_status "running" did not come.
+func writeTimeline(path string, rows []timelineRow) error {
+	if path == "" {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("session,message,posted_ms,accepted_ms,running_ms,answered_ms\n")
+	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) }
+	for _, r := range rows {
+		running := ""
+		if r.running >= 0 {
+			running = ms(r.running)
+		}
+		fmt.Fprintf(&b, "%d,%d,%s,%s,%s,%s\n", r.session, r.message, ms(r.posted), ms(r.accepted), running, ms(r.answered))
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("write the timeline: %w", err)
+	}
+	return nil
+}

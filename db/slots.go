@@ -1,0 +1,143 @@
+package db
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// A transaction of InTx on a pool waits for its slot here before it takes a
+// connection: a pool has MaxConns slots, and when they are all taken the
+// transactions of jobs (marked by ForJob) go before the others, each class
+// first come first served. pgxpool serves its waiters in arrival order
+// only, so in a burst a job's start or end queued behind every request that
+// came before it: 500 messages posted at once were all accepted before
+// almost any of their jobs could start, and the answers of the first ones
+// waited behind the next messages' POSTs (docs/benchmarks.md, eighth round).
+// A job's transaction finishes work a person is already waiting for; a
+// request's admits new work, which can wait a little longer for its 202.
+//
+// Statements outside InTx (reads on the pool, River's fetches and inserts
+// of its own) take connections from pgxpool directly, as before; a
+// transaction holding a slot may then wait for a connection in pgxpool.
+// A transaction that nests another InTx on the same pool needs two slots,
+// as it needed two connections: the pool's limit, not a new one.
+
+// Queue classes of a pool's transactions, in the order they are served.
+const (
+	ClassJob   = iota // a job's transactions: work already under way
+	ClassOther        // everything else: requests, mostly
+	classes
+)
+
+type forJobKey struct{}
+
+// ForJob marks ctx as a job's: its transactions of InTx go before the
+// others when the pool is busy. The workers' River middleware sets it for
+// every job.
+func ForJob(ctx context.Context) context.Context {
+	return context.WithValue(ctx, forJobKey{}, true)
+}
+
+func classOf(ctx context.Context) int {
+	if job, _ := ctx.Value(forJobKey{}).(bool); job {
+		return ClassJob
+	}
+	return ClassOther
+}
+
+// slots hands out a pool's slots.
+type slots struct {
+	mu      sync.Mutex
+	free    int
+	waiting [classes][]chan struct{}
+	waits   [classes]int64
+	waited  [classes]time.Duration
+}
+
+var poolSlots sync.Map // *pgxpool.Pool → *slots
+
+func slotsOf(pool *pgxpool.Pool) *slots {
+	if t, ok := poolSlots.Load(pool); ok {
+		return t.(*slots)
+	}
+	t, _ := poolSlots.LoadOrStore(pool, &slots{free: int(pool.Config().MaxConns)})
+	return t.(*slots)
+}
+
+// take waits for a slot of ctx's class, or for ctx to end.
+func (t *slots) take(ctx context.Context) error {
+	class := classOf(ctx)
+	t.mu.Lock()
+	if t.free > 0 {
+		t.free--
+		t.mu.Unlock()
+		return nil
+	}
+	ready := make(chan struct{})
+	t.waiting[class] = append(t.waiting[class], ready)
+	t.mu.Unlock()
+	start := time.Now()
+	defer func() {
+		t.mu.Lock()
+		t.waits[class]++
+		t.waited[class] += time.Since(start)
+		t.mu.Unlock()
+	}()
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+	}
+	t.mu.Lock()
+	for i, w := range t.waiting[class] {
+		if w == ready {
+			t.waiting[class] = append(t.waiting[class][:i], t.waiting[class][i+1:]...)
+			t.mu.Unlock()
+			return ctx.Err()
+		}
+	}
+	t.mu.Unlock()
+	// The slot was handed over as ctx ended: pass it on.
+	t.give()
+	return ctx.Err()
+}
+
+// give returns a slot: to the first waiter of the first class that has one,
+// or to the free slots.
+func (t *slots) give() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for class, q := range t.waiting {
+		if len(q) > 0 {
+			close(q[0])
+			q[0] = nil
+			t.waiting[class] = q[1:]
+			return
+		}
+	}
+	t.free++
+}
+
+// SlotStats is what a pool's transactions waited for their slots, by class
+// (ClassJob, ClassOther).
+type SlotStats struct {
+	Free     int                    // slots no transaction holds
+	Waiting  [classes]int           // transactions waiting now
+	Waits    [classes]int64         // transactions that had to wait, so far
+	WaitTime [classes]time.Duration // their total wait
+}
+
+// PoolSlots returns the slot statistics of pool's transactions of InTx.
+func PoolSlots(pool *pgxpool.Pool) SlotStats {
+	t := slotsOf(pool)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := SlotStats{Free: t.free, Waits: t.waits, WaitTime: t.waited}
+	for class, q := range t.waiting {
+		s.Waiting[class] = len(q)
+	}
+	return s
+}

@@ -1,0 +1,149 @@
+package db_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/db/dbtest"
+)
+
+// smallPool is a pool of n connections on a fresh database.
+func smallPool(t *testing.T, n int) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(dbtest.NewURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = int32(n)
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// holdSlots runs n transactions on pool that hold their slots until
+// release is called or the test ends; it returns once they have their
+// connections.
+func holdSlots(t *testing.T, pool *pgxpool.Pool, n int) (release func()) {
+	t.Helper()
+	ch := make(chan struct{})
+	var once sync.Once
+	var holders sync.WaitGroup
+	release = func() {
+		once.Do(func() { close(ch) })
+		holders.Wait()
+	}
+	t.Cleanup(release) // before the pool's: a failed test does not hang in pool.Close
+	for range n {
+		held := make(chan struct{})
+		holders.Go(func() {
+			err := db.InTx(context.Background(), pool, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(context.Background(), "SELECT 1"); err != nil {
+					return err
+				}
+				close(held)
+				<-ch
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+		<-held
+	}
+	return release
+}
+
+// waitForWaiting waits until pool has want transactions waiting for a slot
+// in class.
+func waitForWaiting(t *testing.T, pool *pgxpool.Pool, class, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for db.PoolSlots(pool).Waiting[class] != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting in class %d: %d, want %d", class, db.PoolSlots(pool).Waiting[class], want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// When every connection is taken, a job's transaction that comes after two
+// requests' still gets the next free connection: a job finishes work a
+// person already waits for. Requests keep their order among themselves.
+func TestJobTransactionsGoFirstWhenThePoolIsBusy(t *testing.T) {
+	t.Parallel()
+	pool := smallPool(t, 1)
+	var all sync.WaitGroup
+	t.Cleanup(all.Wait) // after release, before the pool closes
+	release := holdSlots(t, pool, 1)
+
+	var mu sync.Mutex
+	var order []string
+	run := func(ctx context.Context, name string) {
+		all.Go(func() {
+			err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, "SELECT 1"); err != nil {
+					return err
+				}
+				mu.Lock()
+				order = append(order, name)
+				mu.Unlock()
+				return nil
+			})
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		})
+	}
+	run(context.Background(), "request 1")
+	waitForWaiting(t, pool, db.ClassOther, 1)
+	run(context.Background(), "request 2")
+	waitForWaiting(t, pool, db.ClassOther, 2)
+	run(db.ForJob(context.Background()), "job")
+	waitForWaiting(t, pool, db.ClassJob, 1)
+	release()
+	all.Wait()
+
+	want := []string{"job", "request 1", "request 2"}
+	if len(order) != len(want) || order[0] != want[0] || order[1] != want[1] || order[2] != want[2] {
+		t.Errorf("transactions ran in the order %q, want %q", order, want)
+	}
+	s := db.PoolSlots(pool)
+	if s.Free != 1 || s.Waits[db.ClassJob] != 1 || s.Waits[db.ClassOther] != 2 || s.WaitTime[db.ClassOther] <= 0 {
+		t.Errorf("slots after: %+v, want 1 free, 1 job and 2 other waits with their time", s)
+	}
+}
+
+// A transaction whose context ends while it waits for a slot fails with
+// the context's error and takes no slot with it (slots_internal_test.go
+// has the race of a context that ends as a slot is handed over).
+func TestAWaitThatEndsKeepsNoSlot(t *testing.T) {
+	t.Parallel()
+	pool := smallPool(t, 2)
+	release := holdSlots(t, pool, 2)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "SELECT 1")
+		return err
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a wait past its deadline: %v, want context.DeadlineExceeded", err)
+	}
+	release()
+	if s := db.PoolSlots(pool); s.Free != 2 || s.Waiting != [2]int{} {
+		t.Fatalf("slots after: %+v, want both free and none waiting", s)
+	}
+	// Both slots are still there to take.
+	holdSlots(t, pool, 2)()
+}
