@@ -18,12 +18,23 @@ import (
 // waited behind the next messages' POSTs (docs/benchmarks.md, eighth round).
 // A job's transaction finishes work a person is already waiting for; a
 // request's admits new work, which can wait a little longer for its 202.
+// Not indefinitely: a job's transaction overtakes only the requests that
+// came less than maxOvertake before it, so that jobs that keep the pool
+// busy (hundreds of streaming replies, each writing its deltas) delay new
+// messages, reviews and commits by about that at most rather than starve
+// them.
 //
 // Statements outside InTx (reads on the pool, River's fetches and inserts
 // of its own) take connections from pgxpool directly, as before; a
 // transaction holding a slot may then wait for a connection in pgxpool.
 // A transaction that nests another InTx on the same pool needs two slots,
 // as it needed two connections: the pool's limit, not a new one.
+
+// maxOvertake is how long a request may have waited and still be overtaken
+// by a job's transaction. A burst of 500 messages at once takes about a
+// second of this 2-core machine to admit and start (docs/benchmarks.md,
+// eighth round); within it, the jobs' starts and ends go first.
+const maxOvertake = time.Second
 
 // Queue classes of a pool's transactions, in the order they are served.
 const (
@@ -52,9 +63,15 @@ func classOf(ctx context.Context) int {
 type slots struct {
 	mu      sync.Mutex
 	free    int
-	waiting [classes][]chan struct{}
+	waiting [classes][]waiter // each class in arrival order
 	waits   [classes]int64
 	waited  [classes]time.Duration
+}
+
+// waiter is a transaction waiting for a slot.
+type waiter struct {
+	ready chan struct{} // closed when it has one
+	since time.Time
 }
 
 var poolSlots sync.Map // *pgxpool.Pool → *slots
@@ -76,10 +93,9 @@ func (t *slots) take(ctx context.Context) error {
 		t.mu.Unlock()
 		return nil
 	}
-	ready := make(chan struct{})
-	t.waiting[class] = append(t.waiting[class], ready)
+	ready, start := make(chan struct{}), time.Now()
+	t.waiting[class] = append(t.waiting[class], waiter{ready, start})
 	t.mu.Unlock()
-	start := time.Now()
 	defer func() {
 		t.mu.Lock()
 		t.waits[class]++
@@ -93,7 +109,7 @@ func (t *slots) take(ctx context.Context) error {
 	}
 	t.mu.Lock()
 	for i, w := range t.waiting[class] {
-		if w == ready {
+		if w.ready == ready {
 			t.waiting[class] = append(t.waiting[class][:i], t.waiting[class][i+1:]...)
 			t.mu.Unlock()
 			return ctx.Err()
@@ -105,20 +121,32 @@ func (t *slots) take(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// give returns a slot: to the first waiter of the first class that has one,
-// or to the free slots.
+// give returns a slot: to the first job's transaction waiting, unless the
+// first other one came more than maxOvertake before it; or to the free
+// slots.
 func (t *slots) give() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for class, q := range t.waiting {
-		if len(q) > 0 {
-			close(q[0])
-			q[0] = nil
-			t.waiting[class] = q[1:]
-			return
+	jobs, others := t.waiting[ClassJob], t.waiting[ClassOther]
+	var class int
+	switch {
+	case len(jobs) > 0 && len(others) > 0:
+		class = ClassJob
+		if others[0].since.Add(maxOvertake).Before(jobs[0].since) {
+			class = ClassOther
 		}
+	case len(jobs) > 0:
+		class = ClassJob
+	case len(others) > 0:
+		class = ClassOther
+	default:
+		t.free++
+		return
 	}
-	t.free++
+	q := t.waiting[class]
+	close(q[0].ready)
+	q[0] = waiter{}
+	t.waiting[class] = q[1:]
 }
 
 // SlotStats is what a pool's transactions waited for their slots, by class
