@@ -324,9 +324,9 @@ func TestMetricsOfAMessageAndATestRun(t *testing.T) {
 	}
 	// The transactions' queue for the pool's slots, by class.
 	for _, class := range []string{"job", "other"} {
-		for _, name := range []string{"db_client_connection_pending_requests", "db_client_connection_slot_waits_total", "db_client_connection_slot_wait_time_seconds_total"} {
-			if len(after.series(name, "transaction_class", class)) != 1 {
-				t.Errorf("%s{transaction_class=%q}: no series", name, class)
+		for _, name := range []string{"db_client_connection_slot_pending", "db_client_connection_slot_waits_total", "db_client_connection_slot_wait_time_seconds_total"} {
+			if len(after.series(name, "vibegrapher_transaction_class", class)) != 1 {
+				t.Errorf("%s{vibegrapher_transaction_class=%q}: no series", name, class)
 			}
 		}
 	}

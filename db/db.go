@@ -36,8 +36,8 @@ type Querier interface {
 // 3.5–3.8 ms; messages/s 325–357, 346–354, 330–331 and 286–301. Jobs do not
 // hold a connection while they wait on the model, so this bounds statements
 // in parallel, not jobs; a larger database wants a larger pool_max_conns.
-// When all are taken, jobs' transactions are served before requests'
-// (slots.go).
+// When all are taken, jobs' transactions are served before requests' in a
+// process that runs both (slots.go).
 const DefaultMaxConns = 10
 
 // Open connects to the database at url, creating the database first when it

@@ -24,9 +24,13 @@ import (
 // messages, reviews and commits by about that at most rather than starve
 // them.
 //
-// Statements outside InTx (reads on the pool, River's fetches and inserts
-// of its own) take connections from pgxpool directly, as before; a
-// transaction holding a slot may then wait for a connection in pgxpool.
+// The classes meet in a process whose pool serves both the API and the
+// workers (role all); in a process of one role every transaction is of one
+// class, served in arrival order as before. Statements outside InTx (reads
+// on the pool, River's fetches and maintenance) take connections from
+// pgxpool directly; a transaction holding a slot may then wait for a
+// connection in pgxpool behind them, and a streaming job's deltas (a job's
+// transactions too) go before reviews and commits.
 // A transaction that nests another InTx on the same pool needs two slots,
 // as it needed two connections: the pool's limit, not a new one.
 

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ func TestASlotHandedToAWaitThatEndedIsKept(t *testing.T) {
 				s.give() // it got the slot before its context ended
 			}
 		})
+		deadline := time.Now().Add(10 * time.Second)
 		for {
 			s.mu.Lock()
 			n := len(s.waiting[ClassOther])
@@ -29,6 +31,11 @@ func TestASlotHandedToAWaitThatEndedIsKept(t *testing.T) {
 			if n == 1 {
 				break
 			}
+			if time.Now().After(deadline) {
+				cancel()
+				t.Fatalf("round %d: the transaction does not wait for the slot", round)
+			}
+			runtime.Gosched()
 		}
 		start := make(chan struct{})
 		all.Go(func() { <-start; cancel() })

@@ -44,21 +44,21 @@ func holdSlots(t *testing.T, pool *pgxpool.Pool, n int) (release func()) {
 	}
 	t.Cleanup(release) // before the pool's: a failed test does not hang in pool.Close
 	for range n {
-		held := make(chan struct{})
+		held := make(chan error, 1)
 		holders.Go(func() {
 			err := db.InTx(context.Background(), pool, func(tx pgx.Tx) error {
 				if _, err := tx.Exec(context.Background(), "SELECT 1"); err != nil {
 					return err
 				}
-				close(held)
+				held <- nil
 				<-ch
 				return nil
 			})
-			if err != nil {
-				t.Error(err)
-			}
+			held <- err // a failure before the slot was held, or nothing waits for it
 		})
-		<-held
+		if err := <-held; err != nil {
+			t.Fatalf("hold a slot: %v", err)
+		}
 	}
 	return release
 }
@@ -131,18 +131,23 @@ func TestAWaitThatEndsKeepsNoSlot(t *testing.T) {
 	pool := smallPool(t, 2)
 	release := holdSlots(t, pool, 2)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, "SELECT 1")
-		return err
-	})
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("a wait past its deadline: %v, want context.DeadlineExceeded", err)
+	failed := make(chan error, 1)
+	go func() {
+		failed <- db.InTx(ctx, pool, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, "SELECT 1")
+			return err
+		})
+	}()
+	waitForWaiting(t, pool, db.ClassOther, 1) // it waits for a slot, not in pgxpool
+	cancel()
+	if err := <-failed; !errors.Is(err, context.Canceled) {
+		t.Fatalf("a wait whose context ended: %v, want context.Canceled", err)
 	}
 	release()
-	if s := db.PoolSlots(pool); s.Free != 2 || s.Waiting != [2]int{} {
-		t.Fatalf("slots after: %+v, want both free and none waiting", s)
+	if s := db.PoolSlots(pool); s.Free != 2 || s.Waiting != [2]int{} || s.Waits[db.ClassOther] != 1 {
+		t.Fatalf("slots after: %+v, want both free, none waiting, one wait", s)
 	}
 	// Both slots are still there to take.
 	holdSlots(t, pool, 2)()

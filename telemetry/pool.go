@@ -22,12 +22,14 @@ import (
 //     acquisitions that found no idle connection and had to wait, and how
 //     long they waited in total. pgxpool does not expose how many wait right
 //     now; a growing wait rate is the sign of a pool that is too small.
-//   - db.client.connection.pending_requests{transaction.class=job|other}:
-//     the service's transactions waiting for one of the pool's slots now
-//     (db/slots.go: a job's go first), and db.client.connection.slot_waits
-//     and db.client.connection.slot_wait_time: those that had to wait and
-//     how long, in total. This is where a busy pool's transactions queue;
-//     the waits above are mostly River's and reads outside transactions.
+//   - db.client.connection.slot.pending{vibegrapher.transaction.class=
+//     job|other}: the service's transactions (db.InTx) waiting for one of
+//     the pool's slots now (db/slots.go: a job's go first), and
+//     db.client.connection.slot.waits and .slot.wait_time: those that had
+//     to wait, and how long in total. A busy pool's transactions queue
+//     there first; a transaction with its slot may still wait above for a
+//     connection, behind River's statements and reads outside transactions,
+//     which take theirs from the pool directly.
 func (t *Telemetry) ObservePool(name string, pool *pgxpool.Pool) error {
 	if t == nil {
 		return nil
@@ -63,25 +65,25 @@ func (t *Telemetry) ObservePool(name string, pool *pgxpool.Pool) error {
 	if err != nil {
 		return err
 	}
-	pending, err := m.Int64ObservableUpDownCounter("db.client.connection.pending_requests",
+	pending, err := m.Int64ObservableUpDownCounter("db.client.connection.slot.pending",
 		metric.WithDescription("Transactions waiting for a slot of the pool"), metric.WithUnit("{transaction}"))
 	if err != nil {
 		return err
 	}
-	slotWaits, err := m.Int64ObservableCounter("db.client.connection.slot_waits",
+	slotWaits, err := m.Int64ObservableCounter("db.client.connection.slot.waits",
 		metric.WithDescription("Transactions that waited for a slot of the pool"), metric.WithUnit("{transaction}"))
 	if err != nil {
 		return err
 	}
-	slotWaitTime, err := m.Float64ObservableCounter("db.client.connection.slot_wait_time",
+	slotWaitTime, err := m.Float64ObservableCounter("db.client.connection.slot.wait_time",
 		metric.WithDescription("Total time transactions waited for a slot of the pool"), metric.WithUnit("s"))
 	if err != nil {
 		return err
 	}
 	poolName := attribute.String("db.client.connection.pool.name", name)
 	byClass := [...]metric.MeasurementOption{
-		db.ClassJob:   metric.WithAttributes(poolName, attribute.String("transaction.class", "job")),
-		db.ClassOther: metric.WithAttributes(poolName, attribute.String("transaction.class", "other")),
+		db.ClassJob:   metric.WithAttributes(poolName, attribute.String("vibegrapher.transaction.class", "job")),
+		db.ClassOther: metric.WithAttributes(poolName, attribute.String("vibegrapher.transaction.class", "other")),
 	}
 	used := metric.WithAttributes(poolName, attribute.String("db.client.connection.state", "used"))
 	idle := metric.WithAttributes(poolName, attribute.String("db.client.connection.state", "idle"))
