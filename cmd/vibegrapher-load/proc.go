@@ -175,12 +175,15 @@ func connectAdmin(ctx context.Context, serverURL string) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := u.Query()
-	for k := range q {
-		if strings.HasPrefix(k, "pool_") {
-			q.Del(k)
+	// The other parameters are kept as written: re-encoding them would turn
+	// options=-c%20name%3Dvalue into options=-c+name%3Dvalue, which pgx
+	// does not read as a space.
+	var kept []string
+	for _, kv := range strings.Split(u.RawQuery, "&") {
+		if kv != "" && !strings.HasPrefix(kv, "pool_") {
+			kept = append(kept, kv)
 		}
 	}
-	u.RawQuery = q.Encode()
+	u.RawQuery = strings.Join(kept, "&")
 	return pgx.Connect(ctx, u.String())
 }
