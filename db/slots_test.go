@@ -5,86 +5,22 @@ import (
 	"errors"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
 )
-
-// smallPool is a pool of n connections on a fresh database.
-func smallPool(t *testing.T, n int) *pgxpool.Pool {
-	t.Helper()
-	cfg, err := pgxpool.ParseConfig(dbtest.NewURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = int32(n)
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
-// holdSlots runs n transactions on pool that hold their slots until
-// release is called or the test ends; it returns once they have their
-// connections.
-func holdSlots(t *testing.T, pool *pgxpool.Pool, n int) (release func()) {
-	t.Helper()
-	ch := make(chan struct{})
-	var once sync.Once
-	var holders sync.WaitGroup
-	release = func() {
-		once.Do(func() { close(ch) })
-		holders.Wait()
-	}
-	t.Cleanup(release) // before the pool's: a failed test does not hang in pool.Close
-	for range n {
-		held := make(chan error, 1)
-		holders.Go(func() {
-			err := db.InTx(context.Background(), pool, func(tx pgx.Tx) error {
-				if _, err := tx.Exec(context.Background(), "SELECT 1"); err != nil {
-					return err
-				}
-				held <- nil
-				<-ch
-				return nil
-			})
-			held <- err // a failure before the slot was held, or nothing waits for it
-		})
-		if err := <-held; err != nil {
-			t.Fatalf("hold a slot: %v", err)
-		}
-	}
-	return release
-}
-
-// waitForWaiting waits until pool has want transactions waiting for a slot
-// in class.
-func waitForWaiting(t *testing.T, pool *pgxpool.Pool, class, want int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for db.PoolSlots(pool).Waiting[class] != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting in class %d: %d, want %d", class, db.PoolSlots(pool).Waiting[class], want)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 // When every connection is taken, a job's transaction that comes after two
 // requests' still gets the next free connection: a job finishes work a
 // person already waits for. Requests keep their order among themselves.
 func TestJobTransactionsGoFirstWhenThePoolIsBusy(t *testing.T) {
 	t.Parallel()
-	pool := smallPool(t, 1)
+	pool := dbtest.Pool(t, dbtest.NewURL(t), 1)
 	var all sync.WaitGroup
 	t.Cleanup(all.Wait) // after release, before the pool closes
-	release := holdSlots(t, pool, 1)
+	release := dbtest.HoldSlots(t, pool, 1)
 
 	var mu sync.Mutex
 	var order []string
@@ -105,11 +41,11 @@ func TestJobTransactionsGoFirstWhenThePoolIsBusy(t *testing.T) {
 		})
 	}
 	run(context.Background(), "request 1")
-	waitForWaiting(t, pool, db.ClassOther, 1)
+	dbtest.WaitForWaiting(t, pool, db.ClassOther, 1)
 	run(context.Background(), "request 2")
-	waitForWaiting(t, pool, db.ClassOther, 2)
+	dbtest.WaitForWaiting(t, pool, db.ClassOther, 2)
 	run(db.ForJob(context.Background()), "job")
-	waitForWaiting(t, pool, db.ClassJob, 1)
+	dbtest.WaitForWaiting(t, pool, db.ClassJob, 1)
 	release()
 	all.Wait()
 
@@ -128,8 +64,8 @@ func TestJobTransactionsGoFirstWhenThePoolIsBusy(t *testing.T) {
 // has the race of a context that ends as a slot is handed over).
 func TestAWaitThatEndsKeepsNoSlot(t *testing.T) {
 	t.Parallel()
-	pool := smallPool(t, 2)
-	release := holdSlots(t, pool, 2)
+	pool := dbtest.Pool(t, dbtest.NewURL(t), 2)
+	release := dbtest.HoldSlots(t, pool, 2)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -140,7 +76,7 @@ func TestAWaitThatEndsKeepsNoSlot(t *testing.T) {
 			return err
 		})
 	}()
-	waitForWaiting(t, pool, db.ClassOther, 1) // it waits for a slot, not in pgxpool
+	dbtest.WaitForWaiting(t, pool, db.ClassOther, 1) // it waits for a slot, not in pgxpool
 	cancel()
 	if err := <-failed; !errors.Is(err, context.Canceled) {
 		t.Fatalf("a wait whose context ended: %v, want context.Canceled", err)
@@ -150,5 +86,5 @@ func TestAWaitThatEndsKeepsNoSlot(t *testing.T) {
 		t.Fatalf("slots after: %+v, want both free, none waiting, one wait", s)
 	}
 	// Both slots are still there to take.
-	holdSlots(t, pool, 2)()
+	dbtest.HoldSlots(t, pool, 2)()
 }

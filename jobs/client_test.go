@@ -110,13 +110,13 @@ func (classArgs) InsertOpts() river.InsertOpts {
 type classWorker struct {
 	river.WorkerDefaults[classArgs]
 	busy *pgxpool.Pool
-	ran  func(string)
+	ran  chan<- string
 }
 
 func (w *classWorker) Work(ctx context.Context, _ *river.Job[classArgs]) error {
 	return db.InTx(ctx, w.busy, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, "SELECT 1")
-		w.ran("job")
+		w.ran <- "job"
 		return err
 	})
 }
@@ -128,31 +128,11 @@ func (w *classWorker) Work(ctx context.Context, _ *river.Job[classArgs]) error {
 func TestAJobsTransactionGoesBeforeAWaitingRequests(t *testing.T) {
 	ctx := context.Background()
 	url := dbtest.NewURL(t)
-	pool, err := pgxpool.New(ctx, url) // River's
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 1
-	busy, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(busy.Close)
-	var mu sync.Mutex
-	var order []string
-	ran := func(name string) {
-		mu.Lock()
-		order = append(order, name)
-		mu.Unlock()
-	}
+	busy := dbtest.Pool(t, url, 1)
+	ran := make(chan string, 2)
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &classWorker{busy: busy, ran: ran})
-	worker, err := jobs.NewWorkerClient(pool, slog.New(slog.DiscardHandler), workers, jobs.WorkerConfig{ID: "class"})
+	worker, err := jobs.NewWorkerClient(dbtest.Pool(t, url, 0), slog.New(slog.DiscardHandler), workers, jobs.WorkerConfig{ID: "class"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,60 +141,33 @@ func TestAJobsTransactionGoesBeforeAWaitingRequests(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = worker.Stop(context.Background()) })
 
-	var all sync.WaitGroup
-	t.Cleanup(all.Wait)
-	release, held := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	releaseOnce := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(releaseOnce)
-	tx := func(name string, hold bool) {
-		all.Go(func() {
-			err := db.InTx(ctx, busy, func(tx pgx.Tx) error {
-				_, err := tx.Exec(ctx, "SELECT 1")
-				if hold {
-					close(held)
-					<-release
-				} else {
-					ran(name)
-				}
-				return err
-			})
-			if err != nil {
-				t.Errorf("%s: %v", name, err)
-			}
+	var request sync.WaitGroup
+	t.Cleanup(request.Wait) // after the holder's release, before the pools close
+	release := dbtest.HoldSlots(t, busy, 1)
+	request.Go(func() {
+		err := db.InTx(ctx, busy, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, "SELECT 1")
+			ran <- "request"
+			return err
 		})
-	}
-	waitFor := func(class, n int) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for db.PoolSlots(busy).Waiting[class] != n {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d waiting in class %d, want %d", db.PoolSlots(busy).Waiting[class], class, n)
-			}
-			time.Sleep(time.Millisecond)
+		if err != nil {
+			t.Errorf("request: %v", err)
 		}
-	}
-	tx("holder", true)
-	<-held
-	tx("request", false)
-	waitFor(db.ClassOther, 1)
+	})
+	dbtest.WaitForWaiting(t, busy, db.ClassOther, 1)
 	if _, err := worker.Insert(ctx, classArgs{}, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(db.ClassJob, 1)
-	releaseOnce()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		mu.Lock()
-		n := len(order)
-		mu.Unlock()
-		if n == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
+	dbtest.WaitForWaiting(t, busy, db.ClassJob, 1)
+	release()
+	var order []string
+	for range 2 {
+		select {
+		case name := <-ran:
+			order = append(order, name)
+		case <-time.After(10 * time.Second):
 			t.Fatalf("transactions after the holder: %q, want both", order)
 		}
-		time.Sleep(time.Millisecond)
 	}
 	if order[0] != "job" {
 		t.Errorf("transactions ran in the order %q, want the job's first", order)

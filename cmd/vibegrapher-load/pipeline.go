@@ -641,6 +641,7 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 		stopSampling()
 		return runResult{}, err
 	}
+	timelineFile := os.Getenv("VGLOAD_TIMELINE")
 	start := time.Now()
 	var wg sync.WaitGroup
 	for si, s := range sessions {
@@ -675,12 +676,14 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 						started = append(started, a.running.Sub(t0))
 						worked = append(worked, a.at.Sub(a.running))
 					}
-					row := timelineRow{session: si, message: mi, posted: t0.Sub(start),
-						accepted: t202.Sub(start), running: -1, answered: a.at.Sub(start)}
-					if !a.running.IsZero() {
-						row.running = a.running.Sub(start)
+					if timelineFile != "" {
+						row := timelineRow{session: si, message: mi, posted: t0.Sub(start),
+							accepted: t202.Sub(start), running: -1, answered: a.at.Sub(start)}
+						if !a.running.IsZero() {
+							row.running = a.running.Sub(start)
+						}
+						timeline = append(timeline, row)
 					}
-					timeline = append(timeline, row)
 				}
 				mu.Unlock()
 				if ctx.Err() != nil {
@@ -706,7 +709,7 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 	if firstErr != nil {
 		fmt.Fprintln(os.Stderr, "vibegrapher-load: first failure:", firstErr)
 	}
-	if err := writeTimeline(os.Getenv("VGLOAD_TIMELINE"), timeline); err != nil {
+	if err := writeTimeline(timelineFile, timeline); err != nil {
 		return runResult{}, err
 	}
 	slices.Sort(latencies)
