@@ -1,11 +1,16 @@
 package api
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/go-fuego/fuego"
 	"github.com/go-fuego/fuego/option"
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/domain"
@@ -91,18 +96,38 @@ func (s *Server) reviewDiff(c fuego.ContextWithBody[ReviewRequest]) (db.ReviewRe
 	if in.Approved == nil {
 		return db.ReviewResult{}, domain.Invalid("approved", "is required: true or false")
 	}
-	return s.opts.Store.ReviewDiff(c.Context(), c.PathParam("id"), *in.Approved, in.Feedback, s.enqueueVibecode(c.Request()))
+	return s.opts.Store.ReviewDiff(c.Context(), c.PathParam("id"), *in.Approved, in.Feedback, s.enqueueVibecode)
 }
 
-// enqueueVibecode inserts the first VibecodeJob of a new message in tx.
-func (s *Server) enqueueVibecode(r *http.Request) db.Enqueue {
-	return func(tx pgx.Tx, messageID string) (int64, error) {
-		res, err := s.opts.Jobs.InsertTx(r.Context(), tx, jobargs.VibecodeArgs{MessageID: messageID, Iteration: 1}, nil)
-		if err != nil {
-			return 0, err
-		}
-		return res.Job.ID, nil
+// enqueueVibecode inserts the first VibecodeJob of new messages in tx, one
+// statement for all (River's InsertManyTx); ctx is the transaction's, which
+// may store other requests' messages too (db.SubmitMessage). The ids are
+// matched to the messages by the jobs' args, not by the order of the rows.
+func (s *Server) enqueueVibecode(ctx context.Context, tx pgx.Tx, messageIDs []string) ([]int64, error) {
+	params := make([]river.InsertManyParams, len(messageIDs))
+	index := make(map[string]int, len(messageIDs))
+	for i, id := range messageIDs {
+		params[i] = river.InsertManyParams{Args: jobargs.VibecodeArgs{MessageID: id, Iteration: 1}}
+		index[id] = i
 	}
+	res, err := s.opts.Jobs.InsertManyTx(ctx, tx, params)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, len(messageIDs))
+	for _, r := range res {
+		var args jobargs.VibecodeArgs
+		if err := json.Unmarshal(r.Job.EncodedArgs, &args); err != nil {
+			return nil, fmt.Errorf("read the args of job %d: %w", r.Job.ID, err)
+		}
+		if i, ok := index[args.MessageID]; ok {
+			ids[i] = r.Job.ID
+		}
+	}
+	if i := slices.Index(ids, 0); i >= 0 {
+		return nil, fmt.Errorf("no job inserted for message %s", messageIDs[i])
+	}
+	return ids, nil
 }
 
 func (s *Server) commitDiff(c fuego.ContextWithBody[CommitRequest]) (db.CommitResult, error) {

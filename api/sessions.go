@@ -64,7 +64,7 @@ func (s *Server) postMessage(c fuego.ContextWithBody[domain.NewMessage]) (domain
 	if err != nil {
 		return domain.MessageAccepted{}, err
 	}
-	return s.opts.Store.SubmitMessage(c.Context(), c.PathParam("id"), in, s.enqueueVibecode(c.Request()))
+	return s.opts.Store.SubmitMessage(c.Context(), c.PathParam("id"), in, s.enqueueVibecode)
 }
 
 func (s *Server) listMessages(c fuego.ContextNoBody) ([]domain.ConversationMessage, error) {

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/vibegrapher/vibegrapher/domain"
@@ -48,15 +49,34 @@ func uuidString(u *uuid.UUID) *string {
 
 // SubmitMessage stores a user message, enqueues its VibecodeJob through
 // enqueue and emits conversation_message, in one transaction. A message id
-// that exists already returns the first answer and changes nothing.
+// that exists already returns the first answer and changes nothing. On a
+// pool, submissions that arrive while others are being stored share a
+// transaction (submissions.go).
 func (s *Store) SubmitMessage(ctx context.Context, sessionID string, in domain.NewMessage, enqueue Enqueue) (domain.MessageAccepted, error) {
 	id, err := in.Validate()
 	if err != nil {
 		return domain.MessageAccepted{}, err
 	}
+	sid, err := ParseID("session", sessionID)
+	if err != nil {
+		return domain.MessageAccepted{}, err
+	}
+	sub := &submission{ctx: ctx, sessionID: sessionID, m: newMessage{session: sid, id: id, prompt: in.Prompt, trace: traceID(ctx)}, enqueue: enqueue}
+	if pool, ok := s.Pool.(*pgxpool.Pool); ok {
+		return submissionsOf(pool).submit(s, sub)
+	}
+	return s.submitAlone(sub)
+}
+
+// submitAlone stores one submission in a transaction of its own, and answers
+// what makes it fail: a repeat, a session deleted meanwhile.
+func (s *Store) submitAlone(sub *submission) (domain.MessageAccepted, error) {
+	ctx, id := sub.ctx, sub.m.id
 	var out domain.MessageAccepted
-	err = InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		out, err = submitMessage(ctx, tx, sessionID, id, in.Prompt, enqueue)
+	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		m := sub.m
+		var err error
+		out, err = m.submit(ctx, tx, sub.sessionID, sub.enqueue)
 		return err
 	})
 	var repeated *repeatedMessage
@@ -68,14 +88,14 @@ func (s *Store) SubmitMessage(ctx context.Context, sessionID string, in domain.N
 	case errors.As(err, &repeated), isPg && pgErr.Code == "23505" && pgErr.ConstraintName == "messages_pkey":
 		// A repeat, or the same new id sent twice at once: the other
 		// submission stored it.
-		return firstAnswer(ctx, s.Pool, id, sessionID, in.Prompt)
+		return firstAnswer(ctx, s.Pool, id, sub.sessionID, sub.m.prompt)
 	case isPg && pgErr.Code == "23503" && pgErr.ConstraintName == "messages_session_id_fkey":
-		return out, domain.NotFound("session", sessionID) // deleted meanwhile
+		return out, domain.NotFound("session", sub.sessionID) // deleted meanwhile
 	case isPg && pgErr.Code == "40P01":
 		// A deadlock PostgreSQL broke: the losing twin of a concurrent
 		// repeat can wait on the first one's job while that job's worker
 		// waits on the message. Answered as a repeat when it is one.
-		if first, ferr := firstAnswer(ctx, s.Pool, id, sessionID, in.Prompt); ferr == nil {
+		if first, ferr := firstAnswer(ctx, s.Pool, id, sub.sessionID, sub.m.prompt); ferr == nil {
 			return first, nil
 		}
 	}
@@ -98,17 +118,51 @@ type repeatedMessage struct{}
 
 func (*repeatedMessage) Error() string { return "the message exists already" }
 
-// submitMessage is SubmitMessage inside the caller's transaction: one
-// statement finds the session, whether the message exists and the
-// transaction's time, sent with BEGIN and the job's insert (one round trip
-// for the three); then the message is inserted with its job id and that time
-// (as its column's default would), queued with its event to go with COMMIT.
-// A missing session or a repeated id rolls the transaction back, the job's
-// insert with it. The check locks nothing; a repeat's job insert, when the
-// first job is still to run, meets it in River's unique index and locks its
-// row until the rollback, one round trip later (a worker completing that job
-// waits that long; nothing the repeat holds waits on the worker). A rolled
-// back insert also spends River's insert notification for its queue (one per
+// submitMessage is SubmitMessage inside the caller's transaction.
+func submitMessage(ctx context.Context, tx pgx.Tx, sessionID string, id uuid.UUID, prompt string, enqueue Enqueue) (domain.MessageAccepted, error) {
+	sid, err := ParseID("session", sessionID)
+	if err != nil {
+		return domain.MessageAccepted{}, err
+	}
+	m := newMessage{session: sid, id: id, prompt: prompt, trace: traceID(ctx)}
+	return m.submit(ctx, tx, sessionID, enqueue)
+}
+
+// newMessage is a user message to store, and what the statement that checks
+// it found.
+type newMessage struct {
+	session, id   uuid.UUID
+	prompt, trace string
+
+	project uuid.UUID
+	exists  bool      // the id is taken
+	now     time.Time // the transaction's
+	found   error     // pgx.ErrNoRows: no such session
+	read    func() error
+}
+
+// checkLater queues the statement that finds the session, whether the
+// message exists and the transaction's time, to go with BEGIN and the job's
+// insert (one round trip for the three). It locks nothing.
+func (m *newMessage) checkLater(ctx context.Context, tx pgx.Tx) {
+	m.read = rowLater(ctx, tx, `SELECT s.project_id, EXISTS (SELECT 1 FROM messages WHERE id = $1), now() FROM sessions s WHERE s.id = $2`,
+		[]any{m.id, m.session}, func(r pgx.Row) error {
+			if m.found = r.Scan(&m.project, &m.exists, &m.now); errors.Is(m.found, pgx.ErrNoRows) {
+				return nil // the job's insert goes on, and is rolled back
+			}
+			return m.found
+		})
+}
+
+// submit checks the session and the id and enqueues the job in one round
+// trip (checkLater), then inserts the message with its job id and that time
+// (as its column's default would), queued with its event to go with COMMIT
+// (store). A missing session or a repeated id rolls the transaction back,
+// the job's insert with it. A repeat's job insert, when the first job is
+// still to run, meets it in River's unique index and locks its row until the
+// rollback, one round trip later (a worker completing that job waits that
+// long; nothing the repeat holds waits on the worker). A rolled back insert
+// also spends River's insert notification for its queue (one per
 // jobargs.FetchCooldown per process): a job inserted by the same process in
 // those 2 ms waits for the workers' poll.
 // (An UPDATE that set job_id on the new row after the insert was, before, the
@@ -116,48 +170,39 @@ func (*repeatedMessage) Error() string { return "the message exists already" }
 // row in every index of messages.) Two submissions of one id at once both
 // pass the check; the second fails on the primary key at COMMIT, and
 // SubmitMessage answers it as a repeat.
-func submitMessage(ctx context.Context, tx pgx.Tx, sessionID string, id uuid.UUID, prompt string, enqueue Enqueue) (domain.MessageAccepted, error) {
-	sid, err := ParseID("session", sessionID)
-	if err != nil {
-		return domain.MessageAccepted{}, err
-	}
-	trace := traceID(ctx)
-	var project uuid.UUID
-	var exists bool
-	var now time.Time
-	var found error
-	read := rowLater(ctx, tx, `SELECT s.project_id, EXISTS (SELECT 1 FROM messages WHERE id = $1), now() FROM sessions s WHERE s.id = $2`,
-		[]any{id, sid}, func(r pgx.Row) error {
-			if found = r.Scan(&project, &exists, &now); errors.Is(found, pgx.ErrNoRows) {
-				return nil // the job's insert goes on, and is rolled back
-			}
-			return found
-		})
-	jobID, err := enqueue(tx, id.String())
-	if rerr := read(); err == nil {
+func (m *newMessage) submit(ctx context.Context, tx pgx.Tx, sessionID string, enqueue Enqueue) (domain.MessageAccepted, error) {
+	m.checkLater(ctx, tx)
+	jobs, err := enqueue(ctx, tx, []string{m.id.String()})
+	if rerr := m.read(); err == nil {
 		err = rerr
 	}
 	switch {
-	case errors.Is(found, pgx.ErrNoRows):
+	case errors.Is(m.found, pgx.ErrNoRows):
 		return domain.MessageAccepted{}, domain.NotFound("session", sessionID)
-	case found != nil:
-		return domain.MessageAccepted{}, wrap(found, "store message")
+	case m.found != nil:
+		return domain.MessageAccepted{}, wrap(m.found, "store message")
 	case err != nil:
 		return domain.MessageAccepted{}, err
-	case exists:
+	case m.exists:
 		return domain.MessageAccepted{}, &repeatedMessage{}
 	}
+	return m.store(ctx, tx, jobs[0])
+}
+
+// store queues the checked message's insert, with its job's id, and its
+// conversation_message.
+func (m *newMessage) store(ctx context.Context, tx pgx.Tx, jobID int64) (domain.MessageAccepted, error) {
 	if err := later(ctx, tx, `INSERT INTO messages (id, session_id, project_id, role, agent, content, trace_id, status, job_id, created_at)
-		VALUES ($1, $2, $3, 'user', 'user', $4, $5, 'queued', $6, $7)`, id, sid, project, prompt, trace, jobID, now); err != nil {
+		VALUES ($1, $2, $3, 'user', 'user', $4, $5, 'queued', $6, $7)`, m.id, m.session, m.project, m.prompt, m.trace, jobID, m.now); err != nil {
 		return domain.MessageAccepted{}, wrap(err, "store message")
 	}
 	queued := domain.StatusQueued
-	m := domain.ConversationMessage{ID: id.String(), SessionID: sid.String(), Role: domain.RoleUser, Agent: domain.AgentUser,
-		Content: prompt, TraceID: trace, Status: &queued, CreatedAt: now.UTC()}
-	if err := EmitMessage(ctx, tx, project.String(), m); err != nil {
+	msg := domain.ConversationMessage{ID: m.id.String(), SessionID: m.session.String(), Role: domain.RoleUser, Agent: domain.AgentUser,
+		Content: m.prompt, TraceID: m.trace, Status: &queued, CreatedAt: m.now.UTC()}
+	if err := EmitMessage(ctx, tx, m.project.String(), msg); err != nil {
 		return domain.MessageAccepted{}, err
 	}
-	return domain.MessageAccepted{SessionID: m.SessionID, MessageID: m.ID, JobID: jobID, TraceID: trace, Status: domain.StatusQueued}, nil
+	return domain.MessageAccepted{SessionID: msg.SessionID, MessageID: msg.ID, JobID: jobID, TraceID: m.trace, Status: domain.StatusQueued}, nil
 }
 
 // traceID is "trace_" (the OpenAI Agents SDK's form of a trace id) and the
@@ -254,6 +299,7 @@ func (s *Store) GetMessage(ctx context.Context, id string) (domain.FullMessage, 
 	return full, nil
 }
 
-// Enqueue inserts the VibecodeJob of a new user message in tx and returns its
-// id; the api passes River's InsertTx.
-type Enqueue func(tx pgx.Tx, messageID string) (int64, error)
+// Enqueue inserts the first VibecodeJob of each of new user messages in tx
+// and returns their ids, in order; the api passes River's InsertManyTx (one
+// statement for all).
+type Enqueue func(ctx context.Context, tx pgx.Tx, messageIDs []string) ([]int64, error)

@@ -80,12 +80,16 @@ func TestSubmitMessageInTwoRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enqueue := func(tx pgx.Tx, messageID string) (int64, error) {
-		res, err := client.InsertTx(ctx, tx, jobargs.VibecodeArgs{MessageID: messageID, Iteration: 1}, nil)
-		if err != nil {
-			return 0, err
+	enqueue := func(ctx context.Context, tx pgx.Tx, ids []string) ([]int64, error) {
+		jobs := make([]int64, len(ids))
+		for i, id := range ids {
+			res, err := client.InsertTx(ctx, tx, jobargs.VibecodeArgs{MessageID: id, Iteration: 1}, nil)
+			if err != nil {
+				return nil, err
+			}
+			jobs[i] = res.Job.ID
 		}
-		return res.Job.ID, nil
+		return jobs, nil
 	}
 	_, sess := newSession(t, store, "two round trips")
 	// River asks the server's version on its first insert.
@@ -276,7 +280,7 @@ func startedStep(t *testing.T, store *db.Store, name string) (domain.Project, do
 	t.Helper()
 	ctx := context.Background()
 	p, sess := newSession(t, store, name)
-	accepted, err := store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "hi"}, func(pgx.Tx, string) (int64, error) { return 0, nil })
+	accepted, err := store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "hi"}, func(_ context.Context, _ pgx.Tx, ids []string) ([]int64, error) { return make([]int64, len(ids)), nil })
 	if err != nil {
 		t.Fatal(err)
 	}

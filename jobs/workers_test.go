@@ -73,12 +73,16 @@ func newFixture(t *testing.T) *fixture {
 // send stores a user message with its VibecodeJob, as the api does.
 func (f *fixture) send(t *testing.T, prompt string) domain.MessageAccepted {
 	t.Helper()
-	acc, err := f.store.SubmitMessage(f.ctx, f.session.ID, domain.NewMessage{Prompt: prompt}, func(tx pgx.Tx, id string) (int64, error) {
-		res, err := f.inserts.InsertTx(f.ctx, tx, jobargs.VibecodeArgs{MessageID: id, Iteration: 1}, nil)
-		if err != nil {
-			return 0, err
+	acc, err := f.store.SubmitMessage(f.ctx, f.session.ID, domain.NewMessage{Prompt: prompt}, func(ctx context.Context, tx pgx.Tx, ids []string) ([]int64, error) {
+		jobs := make([]int64, len(ids))
+		for i, id := range ids {
+			res, err := f.inserts.InsertTx(ctx, tx, jobargs.VibecodeArgs{MessageID: id, Iteration: 1}, nil)
+			if err != nil {
+				return nil, err
+			}
+			jobs[i] = res.Job.ID
 		}
-		return res.Job.ID, nil
+		return jobs, nil
 	})
 	if err != nil {
 		t.Fatal(err)

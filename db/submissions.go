@@ -1,0 +1,260 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/vibegrapher/vibegrapher/domain"
+)
+
+// Submissions of messages are stored in groups under load (group commit).
+// A pool stores at most maxSubmitting groups at once; a submission that
+// arrives when one is free is stored at once, alone, as before (two round
+// trips). One that arrives when none is free waits, and when a group ends,
+// the first of those waiting stores itself and the others (up to
+// maxSubmitGroup) in one transaction: the checks go with BEGIN and one River
+// insert of all their jobs, the messages and their events with COMMIT. A
+// burst of submissions then costs PostgreSQL a few commits and a few
+// statements per group instead of per message (docs/benchmarks.md, "Ninth
+// round").
+//
+// A group stores only what would be stored alone without a question. When
+// one of its sessions is missing or one of its ids is taken (a repeat), the
+// transaction is rolled back, those submissions are stored alone (where
+// SubmitMessage answers repeats and missing sessions) and the others are
+// tried once more as a group; when a group fails otherwise, each of its
+// submissions is stored alone, outside the limit, as before. An id twice in
+// one group goes alone after it, as a repeat of the first.
+//
+// A request that is traced (its span sampled) is stored alone: a group's
+// transaction and River's insert run in the context of its first
+// submission, and otelriver links every job it inserts to that context's
+// trace, which would put the others' jobs in a stranger's trace. The
+// group's jobs are inserted with the enqueue of its first submission: the
+// submissions to one pool in a process come from the same API server and
+// River client.
+const (
+	// maxSubmitting bounds the groups a pool stores at once: with two, a
+	// submission waits at most for one group's transaction while the other
+	// runs, and a burst forms groups. Jobs' transactions still go first
+	// (slots.go).
+	maxSubmitting  = 2
+	maxSubmitGroup = 64
+	// submitGroupTimeout bounds a group's transaction, which runs on after
+	// the request of the submission that stores it has ended (its client
+	// left): the others wait for it.
+	submitGroupTimeout = 30 * time.Second
+)
+
+// submission is a message to store and, once a group has run, whether it
+// was stored there.
+type submission struct {
+	ctx       context.Context
+	sessionID string // as the client sent it
+	m         newMessage
+	enqueue   Enqueue
+
+	out  domain.MessageAccepted
+	err  error
+	done bool      // by its group (out, err); otherwise it is stored alone
+	turn chan bool // true: store the next group; false: its group ran
+}
+
+// submissions are a pool's submissions waiting for a transaction.
+type submissions struct {
+	mu         sync.Mutex
+	waiting    []*submission
+	submitting int // transactions of submissions running
+}
+
+var poolSubmissions sync.Map // *pgxpool.Pool → *submissions
+
+func submissionsOf(pool *pgxpool.Pool) *submissions {
+	if q, ok := poolSubmissions.Load(pool); ok {
+		return q.(*submissions)
+	}
+	q, _ := poolSubmissions.LoadOrStore(pool, &submissions{})
+	return q.(*submissions)
+}
+
+// submit stores sub: at once and alone when a group may start, else with
+// the others waiting.
+func (q *submissions) submit(s *Store, sub *submission) (domain.MessageAccepted, error) {
+	if trace.SpanContextFromContext(sub.ctx).IsSampled() {
+		return s.submitAlone(sub)
+	}
+	q.mu.Lock()
+	if q.submitting < maxSubmitting {
+		q.submitting++
+		q.mu.Unlock()
+		defer q.next()
+		return s.submitAlone(sub)
+	}
+	sub.turn = make(chan bool, 1)
+	q.waiting = append(q.waiting, sub)
+	q.mu.Unlock()
+	var lead bool
+	select {
+	case lead = <-sub.turn:
+	case <-sub.ctx.Done():
+		if q.leave(sub) {
+			return domain.MessageAccepted{}, wrap(sub.ctx.Err(), "store message")
+		}
+		// It was taken into a group or handed the next one: it goes on.
+		lead = <-sub.turn
+	}
+	if lead {
+		q.storeNext(s, sub)
+	}
+	if sub.done {
+		return sub.out, sub.err
+	}
+	return s.submitAlone(sub)
+}
+
+// storeNext stores the group that first leads and hands the turn on, also
+// when storing panics: the others of the group and those waiting must not
+// wait for ever.
+func (q *submissions) storeNext(s *Store, first *submission) {
+	group := q.group(first)
+	defer func() {
+		for _, other := range group[1:] {
+			other.turn <- false
+		}
+		q.next()
+	}()
+	storeGroup(s, group)
+}
+
+// leave takes sub out of the submissions waiting, when it still is one.
+func (q *submissions) leave(sub *submission) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	i := slices.Index(q.waiting, sub)
+	if i < 0 {
+		return false
+	}
+	q.waiting = slices.Delete(q.waiting, i, i+1)
+	return true
+}
+
+// next hands the transaction that has ended to the first submission waiting,
+// which stores the next group, or frees it.
+func (q *submissions) next() {
+	q.mu.Lock()
+	if len(q.waiting) == 0 {
+		q.submitting--
+		q.mu.Unlock()
+		return
+	}
+	first := q.waiting[0]
+	q.waiting = q.waiting[1:]
+	q.mu.Unlock()
+	first.turn <- true
+}
+
+// group is first and the submissions waiting after it, up to maxSubmitGroup.
+func (q *submissions) group(first *submission) []*submission {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := min(len(q.waiting), maxSubmitGroup-1)
+	group := append([]*submission{first}, q.waiting[:n]...)
+	q.waiting = q.waiting[n:]
+	return group
+}
+
+// storeGroup stores the submissions of group: a group of one alone, more
+// in one transaction (storeTogether), tried twice at most.
+func storeGroup(s *Store, group []*submission) {
+	seen := make(map[uuid.UUID]bool, len(group))
+	var subs []*submission
+	for _, sub := range group {
+		if seen[sub.m.id] || sub.ctx.Err() != nil {
+			continue // alone: a repeat, or its request has ended
+		}
+		seen[sub.m.id] = true
+		subs = append(subs, sub)
+	}
+	for range 2 {
+		if len(subs) == 1 {
+			subs[0].out, subs[0].err = s.submitAlone(subs[0])
+			subs[0].done = true
+		}
+		if len(subs) < 2 {
+			return
+		}
+		var ok bool
+		if subs, ok = storeTogether(s, subs); ok {
+			return
+		}
+	}
+}
+
+// storeTogether stores subs in one transaction. When one of them is to be
+// stored alone (its session missing, its id taken), it stores none and
+// returns the others, to try again; when the transaction fails otherwise,
+// none and nothing.
+func storeTogether(s *Store, subs []*submission) (again []*submission, ok bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(subs[0].ctx), submitGroupTimeout)
+	defer cancel()
+	out := make([]domain.MessageAccepted, len(subs))
+	msgs := make([]newMessage, len(subs))
+	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		ids := make([]string, len(subs))
+		for i, sub := range subs {
+			msgs[i] = sub.m
+			msgs[i].checkLater(ctx, tx)
+			ids[i] = sub.m.id.String()
+		}
+		jobs, err := subs[0].enqueue(ctx, tx, ids)
+		for i := range msgs {
+			if rerr := msgs[i].read(); err == nil {
+				err = rerr
+			}
+		}
+		switch {
+		case err != nil:
+			return err
+		case len(jobs) != len(ids):
+			return fmt.Errorf("enqueue returned %d job ids for %d messages", len(jobs), len(ids))
+		}
+		for i := range msgs {
+			if msgs[i].found != nil || msgs[i].exists {
+				return errNotAlone
+			}
+		}
+		for i := range msgs {
+			if out[i], err = msgs[i].store(ctx, tx, jobs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errNotAlone) {
+		for i, sub := range subs {
+			if msgs[i].found == nil && !msgs[i].exists {
+				again = append(again, sub)
+			}
+		}
+		return again, false
+	}
+	if err != nil {
+		return nil, false
+	}
+	for i, sub := range subs {
+		sub.out, sub.done = out[i], true
+	}
+	return nil, true
+}
+
+// errNotAlone rolls back a group that holds a submission to be stored alone.
+var errNotAlone = errors.New("a submission of the group is to be stored alone")

@@ -1,0 +1,335 @@
+package db_test
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/db/dbtest"
+	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
+)
+
+// submitting sends messages through SubmitMessage with River's insert, as
+// the api does, and can hold the transactions of submissions at their jobs'
+// insert so that the next ones wait and are stored together.
+type submitting struct {
+	t       *testing.T
+	pool    *pgxpool.Pool
+	store   *db.Store
+	mu      sync.Mutex
+	inserts [][]string               // the ids of each insert, in order
+	holding map[string]chan struct{} // ids whose insert waits until the channel closes
+}
+
+func newSubmitting(t *testing.T) *submitting {
+	pool := dbtest.New(t)
+	return &submitting{t: t, pool: pool, store: &db.Store{Pool: pool}, holding: map[string]chan struct{}{}}
+}
+
+func (s *submitting) enqueue(client *jobargs.Client) db.Enqueue {
+	return func(ctx context.Context, tx pgx.Tx, ids []string) ([]int64, error) {
+		s.mu.Lock()
+		s.inserts = append(s.inserts, ids)
+		var held chan struct{}
+		if len(ids) == 1 {
+			held = s.holding[ids[0]]
+		}
+		s.mu.Unlock()
+		if held != nil {
+			<-held
+		}
+		params := make([]river.InsertManyParams, len(ids))
+		for i, id := range ids {
+			params[i] = river.InsertManyParams{Args: jobargs.VibecodeArgs{MessageID: id, Iteration: 1}}
+		}
+		res, err := client.InsertManyTx(ctx, tx, params)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]int64, len(res))
+		for i, r := range res {
+			out[i] = r.Job.ID
+		}
+		return out, nil
+	}
+}
+
+type sent struct {
+	in  domain.NewMessage
+	sid string
+	out domain.MessageAccepted
+	err error
+}
+
+// hold starts two submissions that hold both groups a pool stores at once
+// until they are released, one by one, so that what is sent next waits.
+func (s *submitting) hold(sessionID string, enqueue db.Enqueue) (release func() error) {
+	s.t.Helper()
+	s.mu.Lock()
+	before := len(s.inserts)
+	s.mu.Unlock()
+	done := make(chan error, 2)
+	for range 2 {
+		id := uuid.NewString()
+		s.mu.Lock()
+		s.holding[id] = make(chan struct{})
+		s.mu.Unlock()
+		go func() {
+			_, err := s.store.SubmitMessage(context.Background(), sessionID, domain.NewMessage{Prompt: "held", MessageID: &id}, enqueue)
+			done <- err
+		}()
+	}
+	s.waitFor(func() bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.inserts) == before+2 }, "the two held submissions to insert their jobs")
+	var once sync.Once
+	s.t.Cleanup(s.releaseAll)
+	return func() error {
+		var err error
+		once.Do(func() {
+			s.mu.Lock()
+			held := s.inserts[before : before+2]
+			s.mu.Unlock()
+			// The first: the next group goes in its place and takes every
+			// submission waiting. Then the second.
+			close(s.holding[held[0][0]])
+			if err = s.wait(done); err != nil {
+				return
+			}
+			s.waitFor(func() bool { return db.SubmissionsWaiting(s.pool) == 0 }, "the next group to start")
+			close(s.holding[held[1][0]])
+			err = s.wait(done)
+		})
+		return err
+	}
+}
+
+func (s *submitting) releaseAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, ch := range s.holding {
+		select {
+		case <-ch:
+		default:
+			close(ch)
+		}
+		delete(s.holding, id)
+	}
+}
+
+func (s *submitting) wait(done chan error) error {
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(30 * time.Second):
+		s.t.Fatal("a submission did not end within 30 s")
+		return nil
+	}
+}
+
+// sendWaiting sends each message at once and returns when all of them wait
+// for a group; wait returns their answers.
+func (s *submitting) sendWaiting(msgs []sent, enqueue db.Enqueue) (wait func() []sent) {
+	s.t.Helper()
+	done := make(chan error, len(msgs))
+	for i := range msgs {
+		go func() {
+			m := &msgs[i]
+			m.out, m.err = s.store.SubmitMessage(context.Background(), m.sid, m.in, enqueue)
+			done <- nil
+		}()
+	}
+	s.waitFor(func() bool { return db.SubmissionsWaiting(s.pool) == len(msgs) }, "the submissions to wait")
+	return func() []sent {
+		for range msgs {
+			_ = s.wait(done)
+		}
+		return msgs
+	}
+}
+
+func (s *submitting) waitFor(cond func() bool, what string) {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Messages sent while the transactions of submissions are busy are stored in
+// one transaction, with one insert of all their jobs; each gets its own
+// answer, row, job and conversation_message, as alone.
+func TestSubmissionsThatWaitAreStoredTogether(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newSubmitting(t)
+	client, err := jobargs.NewInsertOnlyClient(s.pool, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueue := s.enqueue(client)
+	var sessions []domain.VibecodeSession
+	for _, name := range []string{"together a", "together b", "together c"} {
+		_, sess := newSession(t, s.store, name)
+		sessions = append(sessions, sess)
+	}
+	release := s.hold(sessions[0].ID, enqueue)
+	msgs := make([]sent, 9)
+	for i := range msgs {
+		id := uuid.NewString()
+		msgs[i] = sent{in: domain.NewMessage{Prompt: "prompt " + id, MessageID: &id}, sid: sessions[i%3].ID}
+	}
+	wait := s.sendWaiting(msgs, enqueue)
+	if err := release(); err != nil {
+		t.Fatalf("a held submission: %v", err)
+	}
+	wait()
+
+	var sizes []int
+	for _, ids := range s.inserts {
+		sizes = append(sizes, len(ids))
+	}
+	if !slices.Equal(sizes, []int{1, 1, 9}) {
+		t.Errorf("jobs inserted %v at a time, want the held two alone and then the nine waiting in one insert", sizes)
+	}
+	for _, m := range msgs {
+		if m.err != nil {
+			t.Fatalf("message %s: %v", *m.in.MessageID, m.err)
+		}
+		if m.out.MessageID != *m.in.MessageID || m.out.SessionID != m.sid || m.out.Status != domain.StatusQueued || m.out.JobID == 0 {
+			t.Errorf("message %s to session %s answered %+v", *m.in.MessageID, m.sid, m.out)
+		}
+		var session, job, jobMessage, content string
+		if err := s.pool.QueryRow(ctx, `SELECT m.session_id::text, m.job_id::text, m.content, j.args->>'message_id' FROM messages m JOIN river_job j ON j.id = m.job_id WHERE m.id = $1`,
+			*m.in.MessageID).Scan(&session, &job, &content, &jobMessage); err != nil {
+			t.Fatalf("message %s: %v", *m.in.MessageID, err)
+		}
+		if session != m.sid || job != strconv.FormatInt(m.out.JobID, 10) || jobMessage != *m.in.MessageID || content != m.in.Prompt {
+			t.Errorf("message %s stored in session %s with job %s (of message %s) and %q; want %s, %d, itself, %q",
+				*m.in.MessageID, session, job, jobMessage, content, m.sid, m.out.JobID, m.in.Prompt)
+		}
+		if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM events WHERE name = 'conversation_message' AND payload->>'message_id' = $1`, *m.in.MessageID); n != 1 {
+			t.Errorf("message %s: %d conversation_message events, want 1", *m.in.MessageID, n)
+		}
+	}
+	if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM river_job`); n != 11 {
+		t.Errorf("%d jobs, want one per message (11)", n)
+	}
+}
+
+// A group that holds a repeat or a message to a missing session is stored
+// message by message, and each is answered as alone: the new ones stored,
+// the repeat with the first answer, the missing session not found, and an
+// id sent twice in the group stored once.
+func TestAGroupWithARepeatOrAMissingSessionIsStoredAlone(t *testing.T) {
+	t.Parallel()
+	s := newSubmitting(t)
+	client, err := jobargs.NewInsertOnlyClient(s.pool, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueue := s.enqueue(client)
+	_, sess := newSession(t, s.store, "alone")
+	firstID := uuid.NewString()
+	first, err := s.store.SubmitMessage(context.Background(), sess.ID, domain.NewMessage{Prompt: "first", MessageID: &firstID}, enqueue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := s.hold(sess.ID, enqueue)
+	newID, twiceID := uuid.NewString(), uuid.NewString()
+	msgs := []sent{
+		{in: domain.NewMessage{Prompt: "new", MessageID: &newID}, sid: sess.ID},
+		{in: domain.NewMessage{Prompt: "first", MessageID: &firstID}, sid: sess.ID},
+		{in: domain.NewMessage{Prompt: "nowhere"}, sid: uuid.NewString()},
+		{in: domain.NewMessage{Prompt: "twice", MessageID: &twiceID}, sid: sess.ID},
+		{in: domain.NewMessage{Prompt: "twice", MessageID: &twiceID}, sid: sess.ID},
+	}
+	wait := s.sendWaiting(msgs, enqueue)
+	if err := release(); err != nil {
+		t.Fatalf("a held submission: %v", err)
+	}
+	wait()
+
+	// The group of the four ids (twice once) is rolled back; the new and
+	// twice are tried again together, the repeat and the missing session
+	// go alone.
+	var sizes []int
+	for _, ids := range s.inserts[3:] {
+		sizes = append(sizes, len(ids))
+	}
+	if slices.Sort(sizes); !slices.Equal(sizes, []int{1, 1, 1, 2, 4}) {
+		t.Errorf("after the held two, jobs inserted %v at a time; want a group of four, again of two, three alone (the repeat, the missing session, twice's second)", sizes)
+	}
+	if m := msgs[0]; m.err != nil || m.out.MessageID != newID || m.out.JobID == 0 {
+		t.Errorf("a new message: %+v, %v", m.out, m.err)
+	}
+	if m := msgs[1]; m.err != nil || m.out != first {
+		t.Errorf("a repeat: %+v, %v; want the first answer %+v", m.out, m.err, first)
+	}
+	if m := msgs[2]; domain.ErrorCodeOf(m.err) != domain.ENOTFOUND {
+		t.Errorf("a message to a missing session: %+v, %v; want not found", m.out, m.err)
+	}
+	if a, b := msgs[3], msgs[4]; a.err != nil || b.err != nil || a.out != b.out || a.out.MessageID != twiceID || a.out.JobID == 0 {
+		t.Errorf("one id sent twice: %+v, %v and %+v, %v; want one answer", a.out, a.err, b.out, b.err)
+	}
+	// first, the two held, new and twice.
+	if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM messages`); n != 5 {
+		t.Errorf("%d messages, want 5", n)
+	}
+	if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM river_job`); n != 5 {
+		t.Errorf("%d jobs, want one per message (5)", n)
+	}
+	if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM events WHERE name = 'conversation_message'`); n != 5 {
+		t.Errorf("%d conversation_message events, want one per message (5)", n)
+	}
+}
+
+// A traced request's message is stored alone, not in a group: its job must
+// belong to its own trace. It does not wait for the groups under way.
+func TestATracedSubmissionIsStoredAlone(t *testing.T) {
+	t.Parallel()
+	s := newSubmitting(t)
+	client, err := jobargs.NewInsertOnlyClient(s.pool, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueue := s.enqueue(client)
+	_, sess := newSession(t, s.store, "traced")
+	release := s.hold(sess.ID, enqueue)
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled})
+	ctx := trace.ContextWithSpanContext(context.Background(), sc)
+	var out domain.MessageAccepted
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		out, err = s.store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "traced"}, enqueue)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a traced message waited for the groups under way")
+	}
+	if out.TraceID != "trace_"+sc.TraceID().String() || out.JobID == 0 {
+		t.Errorf("a traced message answered %+v", out)
+	}
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+}
