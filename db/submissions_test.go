@@ -33,9 +33,16 @@ type submitting struct {
 	holding map[string]chan struct{} // ids whose insert waits until the channel closes
 }
 
-func newSubmitting(t *testing.T) *submitting {
+// newSubmitting returns a fixture on a database of its own, with enqueue
+// inserting the jobs with River as the api does.
+func newSubmitting(t *testing.T) (*submitting, db.Enqueue) {
 	pool := dbtest.New(t)
-	return &submitting{t: t, pool: pool, store: &db.Store{Pool: pool}, holding: map[string]chan struct{}{}}
+	s := &submitting{t: t, pool: pool, store: &db.Store{Pool: pool}, holding: map[string]chan struct{}{}}
+	client, err := jobargs.NewInsertOnlyClient(pool, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, s.enqueue(client)
 }
 
 func (s *submitting) enqueue(client *jobargs.Client) db.Enqueue {
@@ -175,12 +182,7 @@ func (s *submitting) waitFor(cond func() bool, what string) {
 func TestSubmissionsThatWaitAreStoredTogether(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := newSubmitting(t)
-	client, err := jobargs.NewInsertOnlyClient(s.pool, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	enqueue := s.enqueue(client)
+	s, enqueue := newSubmitting(t)
 	var sessions []domain.VibecodeSession
 	for _, name := range []string{"together a", "together b", "together c"} {
 		_, sess := newSession(t, s.store, name)
@@ -236,12 +238,7 @@ func TestSubmissionsThatWaitAreStoredTogether(t *testing.T) {
 // id sent twice in the group stored once.
 func TestAGroupWithARepeatOrAMissingSessionIsStoredAlone(t *testing.T) {
 	t.Parallel()
-	s := newSubmitting(t)
-	client, err := jobargs.NewInsertOnlyClient(s.pool, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	enqueue := s.enqueue(client)
+	s, enqueue := newSubmitting(t)
 	_, sess := newSession(t, s.store, "alone")
 	firstID := uuid.NewString()
 	first, err := s.store.SubmitMessage(context.Background(), sess.ID, domain.NewMessage{Prompt: "first", MessageID: &firstID}, enqueue)
@@ -301,12 +298,7 @@ func TestAGroupWithARepeatOrAMissingSessionIsStoredAlone(t *testing.T) {
 // belong to its own trace. It does not wait for the groups under way.
 func TestATracedSubmissionIsStoredAlone(t *testing.T) {
 	t.Parallel()
-	s := newSubmitting(t)
-	client, err := jobargs.NewInsertOnlyClient(s.pool, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	enqueue := s.enqueue(client)
+	s, enqueue := newSubmitting(t)
 	_, sess := newSession(t, s.store, "traced")
 	release := s.hold(sess.ID, enqueue)
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled})
