@@ -330,6 +330,19 @@ func TestMetricsOfAMessageAndATestRun(t *testing.T) {
 			}
 		}
 	}
+	// The messages submitted, by how they were stored: this one alone.
+	for _, how := range []string{"alone", "group", "fallback"} {
+		if len(after.series("vibegrapher_submissions_total", "vibegrapher_submission_stored", how)) != 1 {
+			t.Errorf("vibegrapher_submissions_total{vibegrapher_submission_stored=%q}: no series", how)
+		}
+	}
+	if got := after.value("vibegrapher_submissions_total", "vibegrapher_submission_stored", "alone") -
+		before.value("vibegrapher_submissions_total", "vibegrapher_submission_stored", "alone"); got < 1 {
+		t.Errorf("vibegrapher.submissions{alone} grew by %v, want the message sent", got)
+	}
+	if len(after.series("vibegrapher_submissions_waiting")) != 1 {
+		t.Error("vibegrapher_submissions_waiting: no series")
+	}
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }

@@ -74,6 +74,34 @@ type submissions struct {
 	mu         sync.Mutex
 	waiting    []*submission
 	submitting int // transactions of submissions running
+	stored     SubmissionStats
+}
+
+// SubmissionStats counts a pool's submissions of messages by how they were
+// stored (submissions.go): Alone, with a transaction of their own (a free
+// place, a group of one, a traced request); Grouped, with others; Fallback,
+// alone after their group could not store them (a repeat, a missing
+// session, a failure). Waiting is how many wait for a group now.
+type SubmissionStats struct {
+	Waiting                  int
+	Alone, Grouped, Fallback int64
+}
+
+// PoolSubmissions returns the submission statistics of pool.
+func PoolSubmissions(pool *pgxpool.Pool) SubmissionStats {
+	q := submissionsOf(pool)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	st := q.stored
+	st.Waiting = len(q.waiting)
+	return st
+}
+
+// count adds n submissions to the counter of how they were stored.
+func (q *submissions) count(counter *int64, n int) {
+	q.mu.Lock()
+	*counter += int64(n)
+	q.mu.Unlock()
 }
 
 var poolSubmissions sync.Map // *pgxpool.Pool → *submissions
@@ -90,11 +118,13 @@ func submissionsOf(pool *pgxpool.Pool) *submissions {
 // the others waiting.
 func (q *submissions) submit(s *Store, sub *submission) (domain.MessageAccepted, error) {
 	if trace.SpanContextFromContext(sub.ctx).IsSampled() {
+		q.count(&q.stored.Alone, 1)
 		return s.submitAlone(sub)
 	}
 	q.mu.Lock()
 	if q.submitting < maxSubmitting {
 		q.submitting++
+		q.stored.Alone++
 		q.mu.Unlock()
 		defer q.next()
 		return s.submitAlone(sub)
@@ -118,6 +148,7 @@ func (q *submissions) submit(s *Store, sub *submission) (domain.MessageAccepted,
 	if sub.done {
 		return sub.out, sub.err
 	}
+	q.count(&q.stored.Fallback, 1)
 	return s.submitAlone(sub)
 }
 
@@ -132,7 +163,7 @@ func (q *submissions) storeNext(s *Store, first *submission) {
 		}
 		q.next()
 	}()
-	storeGroup(s, group)
+	storeGroup(s, q, group)
 }
 
 // leave takes sub out of the submissions waiting, when it still is one.
@@ -174,7 +205,7 @@ func (q *submissions) group(first *submission) []*submission {
 
 // storeGroup stores the submissions of group: a group of one alone, more
 // in one transaction (storeTogether), tried twice at most.
-func storeGroup(s *Store, group []*submission) {
+func storeGroup(s *Store, q *submissions, group []*submission) {
 	seen := make(map[uuid.UUID]bool, len(group))
 	var subs []*submission
 	for _, sub := range group {
@@ -186,6 +217,7 @@ func storeGroup(s *Store, group []*submission) {
 	}
 	for range 2 {
 		if len(subs) == 1 {
+			q.count(&q.stored.Alone, 1)
 			subs[0].out, subs[0].err = s.submitAlone(subs[0])
 			subs[0].done = true
 		}
@@ -194,15 +226,16 @@ func storeGroup(s *Store, group []*submission) {
 		}
 		var ok bool
 		if subs, ok = storeTogether(s, subs); ok {
+			q.count(&q.stored.Grouped, len(subs))
 			return
 		}
 	}
 }
 
-// storeTogether stores subs in one transaction. When one of them is to be
-// stored alone (its session missing, its id taken), it stores none and
-// returns the others, to try again; when the transaction fails otherwise,
-// none and nothing.
+// storeTogether stores subs in one transaction and returns them. When one
+// of them is to be stored alone (its session missing, its id taken), it
+// stores none and returns the others, to try again; when the transaction
+// fails otherwise, none and nothing.
 func storeTogether(s *Store, subs []*submission) (again []*submission, ok bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(subs[0].ctx), submitGroupTimeout)
 	defer cancel()
@@ -253,7 +286,7 @@ func storeTogether(s *Store, subs []*submission) (again []*submission, ok bool) 
 	for i, sub := range subs {
 		sub.out, sub.done = out[i], true
 	}
-	return nil, true
+	return subs, true
 }
 
 // errNotAlone rolls back a group that holds a submission to be stored alone.

@@ -230,6 +230,9 @@ func TestSubmissionsThatWaitAreStoredTogether(t *testing.T) {
 	if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM river_job`); n != 11 {
 		t.Errorf("%d jobs, want one per message (11)", n)
 	}
+	if st := db.PoolSubmissions(s.pool); st != (db.SubmissionStats{Alone: 2, Grouped: 9}) {
+		t.Errorf("submissions counted %+v, want the held two alone and nine grouped", st)
+	}
 }
 
 // A group that holds a repeat or a message to a missing session is stored
@@ -291,6 +294,11 @@ func TestAGroupWithARepeatOrAMissingSessionIsStoredAlone(t *testing.T) {
 	}
 	if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM events WHERE name = 'conversation_message'`); n != 5 {
 		t.Errorf("%d conversation_message events, want one per message (5)", n)
+	}
+	// first and the held two alone; new and twice grouped; the repeat, the
+	// missing session and twice's second after their group.
+	if st := db.PoolSubmissions(s.pool); st != (db.SubmissionStats{Alone: 3, Grouped: 2, Fallback: 3}) {
+		t.Errorf("submissions counted %+v, want 3 alone, 2 grouped, 3 after their group", st)
 	}
 }
 

@@ -30,6 +30,11 @@ import (
 //     there first; a transaction with its slot may still wait above for a
 //     connection, behind River's statements and reads outside transactions,
 //     which take theirs from the pool directly.
+//   - vibegrapher.submissions{vibegrapher.submission.stored=alone|group|
+//     fallback}: messages submitted so far, by how they were stored
+//     (db/submissions.go: alone, in a group with others, or alone after
+//     their group could not store them), and vibegrapher.submissions.waiting:
+//     those waiting for a group now.
 func (t *Telemetry) ObservePool(name string, pool *pgxpool.Pool) error {
 	if t == nil {
 		return nil
@@ -80,7 +85,21 @@ func (t *Telemetry) ObservePool(name string, pool *pgxpool.Pool) error {
 	if err != nil {
 		return err
 	}
+	submitted, err := m.Int64ObservableCounter("vibegrapher.submissions",
+		metric.WithDescription("Messages submitted, by how they were stored"), metric.WithUnit("{message}"))
+	if err != nil {
+		return err
+	}
+	submitWaiting, err := m.Int64ObservableUpDownCounter("vibegrapher.submissions.waiting",
+		metric.WithDescription("Messages waiting to be stored with others"), metric.WithUnit("{message}"))
+	if err != nil {
+		return err
+	}
 	poolName := attribute.String("db.client.connection.pool.name", name)
+	storedAs := func(how string) metric.MeasurementOption {
+		return metric.WithAttributes(poolName, attribute.String("vibegrapher.submission.stored", how))
+	}
+	alone, grouped, fallback := storedAs("alone"), storedAs("group"), storedAs("fallback")
 	byClass := [...]metric.MeasurementOption{
 		db.ClassJob:   metric.WithAttributes(poolName, attribute.String("vibegrapher.transaction.class", "job")),
 		db.ClassOther: metric.WithAttributes(poolName, attribute.String("vibegrapher.transaction.class", "other")),
@@ -103,8 +122,13 @@ func (t *Telemetry) ObservePool(name string, pool *pgxpool.Pool) error {
 			o.ObserveInt64(slotWaits, slots.Waits[class], attrs)
 			o.ObserveFloat64(slotWaitTime, slots.WaitTime[class].Seconds(), attrs)
 		}
+		subs := db.PoolSubmissions(pool)
+		o.ObserveInt64(submitted, subs.Alone, alone)
+		o.ObserveInt64(submitted, subs.Grouped, grouped)
+		o.ObserveInt64(submitted, subs.Fallback, fallback)
+		o.ObserveInt64(submitWaiting, int64(subs.Waiting), only)
 		return nil
-	}, count, maxConns, acquires, acquireTime, waits, waitTime, pending, slotWaits, slotWaitTime)
+	}, count, maxConns, acquires, acquireTime, waits, waitTime, pending, slotWaits, slotWaitTime, submitted, submitWaiting)
 	if err != nil {
 		return err
 	}
