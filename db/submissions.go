@@ -38,7 +38,9 @@ import (
 // A request that is traced (its span sampled) is stored alone: a group's
 // transaction and River's insert run in the context of its first
 // submission, and otelriver links every job it inserts to that context's
-// trace, which would put the others' jobs in a stranger's trace. The
+// trace, which would put the others' jobs in a stranger's trace. With
+// tracing on and OpenTelemetry's default sampler every request is sampled,
+// so grouping needs tracing off or a sampling ratio (OTEL_TRACES_SAMPLER). The
 // group's jobs are inserted with the enqueue of its first submission: the
 // submissions to one pool in a process come from the same API server and
 // River client.

@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -331,5 +332,83 @@ func TestATracedSubmissionIsStoredAlone(t *testing.T) {
 	}
 	if err := release(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A submission whose request ends while it waits for a group leaves the
+// queue and answers the request's error; one whose group's enqueue panics
+// is stored alone, as are the others of its group; and the pool stores new
+// submissions after both.
+func TestASubmissionThatStopsWaitingOrAPanickingGroupBlocksNothing(t *testing.T) {
+	t.Parallel()
+	s, enqueue := newSubmitting(t)
+	_, sess := newSession(t, s.store, "stops")
+	release := s.hold(sess.ID, enqueue)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	left := make(chan error, 1)
+	go func() {
+		_, err := s.store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "gone"}, enqueue)
+		left <- err
+	}()
+	s.waitFor(func() bool { return db.SubmissionsWaiting(s.pool) == 1 }, "the submission to wait")
+	cancel()
+	if err := s.wait(left); !errors.Is(err, context.Canceled) {
+		t.Errorf("a submission whose request ended while it waited: %v, want context.Canceled", err)
+	}
+	if n := db.SubmissionsWaiting(s.pool); n != 0 {
+		t.Errorf("%d submissions wait after it left, want 0", n)
+	}
+
+	// The next group's enqueue panics once: the group's first submission
+	// and its others are stored alone.
+	var panicked sync.Once
+	panicking := func(ctx context.Context, tx pgx.Tx, ids []string) ([]int64, error) {
+		if len(ids) > 1 {
+			panicked.Do(func() { panic("enqueue failed") })
+		}
+		return enqueue(ctx, tx, ids)
+	}
+	msgs := make([]sent, 3)
+	for i := range msgs {
+		msgs[i] = sent{in: domain.NewMessage{Prompt: "after " + strconv.Itoa(i)}, sid: sess.ID}
+	}
+	var leaderPanic any
+	done := make(chan error, len(msgs))
+	for i := range msgs {
+		go func() {
+			defer func() {
+				if p := recover(); p != nil {
+					leaderPanic = p
+					done <- nil
+				}
+			}()
+			m := &msgs[i]
+			m.out, m.err = s.store.SubmitMessage(context.Background(), m.sid, m.in, panicking)
+			done <- nil
+		}()
+	}
+	s.waitFor(func() bool { return db.SubmissionsWaiting(s.pool) == len(msgs) }, "the submissions to wait")
+	if err := release(); err != nil {
+		t.Fatalf("a held submission: %v", err)
+	}
+	for range msgs {
+		_ = s.wait(done)
+	}
+	if leaderPanic == nil {
+		t.Fatal("the group's enqueue did not panic")
+	}
+	stored := 0
+	for _, m := range msgs {
+		if m.err == nil && m.out.MessageID != "" {
+			stored++
+		}
+	}
+	if stored != len(msgs)-1 {
+		t.Errorf("%d of the others stored after their group's panic, want %d", stored, len(msgs)-1)
+	}
+	out, err := s.store.SubmitMessage(context.Background(), sess.ID, domain.NewMessage{Prompt: "later"}, enqueue)
+	if err != nil || out.JobID == 0 {
+		t.Errorf("a submission after both: %+v, %v", out, err)
 	}
 }
