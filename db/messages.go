@@ -74,7 +74,7 @@ func (s *Store) submitAlone(sub *submission) (domain.MessageAccepted, error) {
 	ctx, id := sub.ctx, sub.m.id
 	var out domain.MessageAccepted
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		m := sub.m
+		m := sub.m // what the check finds is this attempt's, not sub's
 		var err error
 		out, err = m.submit(ctx, tx, sub.sessionID, sub.enqueue)
 		return err

@@ -22,10 +22,11 @@ import (
 // trips). One that arrives when none is free waits, and when a group ends,
 // the first of those waiting stores itself and the others (up to
 // maxSubmitGroup) in one transaction: the checks go with BEGIN and one River
-// insert of all their jobs, the messages and their events with COMMIT. A
-// burst of submissions then costs PostgreSQL a few commits and a few
-// statements per group instead of per message (docs/benchmarks.md, "Ninth
-// round").
+// insert of all their jobs, the messages and their events with COMMIT. In
+// a burst, BEGIN, COMMIT (and its WAL flush), River's insert and its
+// notification, and the round trips are then the group's rather than each
+// message's; the checks, rows and events stay one statement per message
+// (docs/benchmarks.md, "Ninth round").
 //
 // A group stores only what would be stored alone without a question. When
 // one of its sessions is missing or one of its ids is taken (a repeat), the
@@ -45,9 +46,10 @@ import (
 // submissions to one pool in a process come from the same API server and
 // River client.
 const (
-	// maxSubmitting bounds the groups a pool stores at once: with two, a
-	// submission waits at most for one group's transaction while the other
-	// runs, and a burst forms groups. Jobs' transactions still go first
+	// maxSubmitting bounds the groups a pool stores at once: with two, the
+	// next group forms while one is stored. Two groups of up to 64 did
+	// better in the 500-session row than groups of 16 or four at once
+	// (docs/benchmarks.md, ninth round). Jobs' transactions still go first
 	// (slots.go).
 	maxSubmitting  = 2
 	maxSubmitGroup = 64

@@ -114,7 +114,7 @@ func (s *submitting) hold(sessionID string, enqueue db.Enqueue) (release func() 
 			if err = s.wait(done); err != nil {
 				return
 			}
-			s.waitFor(func() bool { return db.SubmissionsWaiting(s.pool) == 0 }, "the next group to start")
+			s.waitFor(func() bool { return db.PoolSubmissions(s.pool).Waiting == 0 }, "the next group to start")
 			close(s.holding[held[1][0]])
 			err = s.wait(done)
 		})
@@ -157,7 +157,7 @@ func (s *submitting) sendWaiting(msgs []sent, enqueue db.Enqueue) (wait func() [
 			done <- nil
 		}()
 	}
-	s.waitFor(func() bool { return db.SubmissionsWaiting(s.pool) == len(msgs) }, "the submissions to wait")
+	s.waitFor(func() bool { return db.PoolSubmissions(s.pool).Waiting == len(msgs) }, "the submissions to wait")
 	return func() []sent {
 		for range msgs {
 			_ = s.wait(done)
@@ -351,12 +351,12 @@ func TestASubmissionThatStopsWaitingOrAPanickingGroupBlocksNothing(t *testing.T)
 		_, err := s.store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "gone"}, enqueue)
 		left <- err
 	}()
-	s.waitFor(func() bool { return db.SubmissionsWaiting(s.pool) == 1 }, "the submission to wait")
+	s.waitFor(func() bool { return db.PoolSubmissions(s.pool).Waiting == 1 }, "the submission to wait")
 	cancel()
 	if err := s.wait(left); !errors.Is(err, context.Canceled) {
 		t.Errorf("a submission whose request ended while it waited: %v, want context.Canceled", err)
 	}
-	if n := db.SubmissionsWaiting(s.pool); n != 0 {
+	if n := db.PoolSubmissions(s.pool).Waiting; n != 0 {
 		t.Errorf("%d submissions wait after it left, want 0", n)
 	}
 
@@ -388,7 +388,7 @@ func TestASubmissionThatStopsWaitingOrAPanickingGroupBlocksNothing(t *testing.T)
 			done <- nil
 		}()
 	}
-	s.waitFor(func() bool { return db.SubmissionsWaiting(s.pool) == len(msgs) }, "the submissions to wait")
+	s.waitFor(func() bool { return db.PoolSubmissions(s.pool).Waiting == len(msgs) }, "the submissions to wait")
 	if err := release(); err != nil {
 		t.Fatalf("a held submission: %v", err)
 	}
