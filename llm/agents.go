@@ -80,20 +80,10 @@ func (it *Items) add(item []byte) {
 	it.raw = append(it.raw, item...)
 }
 
-// addParam appends an item built here, encoded by openai-go.
-func (it *Items) addParam(item responses.ResponseInputItemUnionParam) {
-	data, err := item.MarshalJSON()
-	if err != nil {
-		if it.err == nil {
-			it.err = fmt.Errorf("encode a conversation item: %w", err)
-		}
-		return
-	}
-	it.add(data)
+// AddUser appends a user message (UserMessage's item).
+func (it *Items) AddUser(text string) {
+	it.addItem(`{"content":`, text, `,"role":"user","type":"message"}`)
 }
-
-// AddUser appends a user message.
-func (it *Items) AddUser(text string) { it.addParam(UserMessage(text)) }
 
 // AddReply appends a reply's output items, each as the exact JSON OpenAI
 // returned (see InputItemsOf), so the next request continues the
@@ -107,8 +97,35 @@ func (it *Items) AddReply(r *Reply) {
 // AddToolOutputs appends the answers to a reply's tool calls.
 func (it *Items) AddToolOutputs(outs []vibecode.ToolOutput) {
 	for _, o := range outs {
-		it.addParam(ToolOutput(o.CallID, o.Output))
+		it.addItem(`{"output":`, o.Output, `,"call_id":`+quoted(o.CallID)+`,"type":"function_call_output"}`)
 	}
+}
+
+// addItem appends an item built here: before, text as a JSON string, then
+// after. These are the bytes openai-go makes of UserMessage and ToolOutput
+// (items_internal_test.go), without its encoder: a user message holds the
+// whole script, and encoding it through the SDK's param types was a tenth of
+// a step's start.
+func (it *Items) addItem(before, text, after string) {
+	if len(it.raw) > 0 {
+		it.raw = append(it.raw, ',')
+	}
+	it.raw = append(it.raw, before...)
+	it.raw = appendQuoted(it.raw, text)
+	it.raw = append(it.raw, after...)
+}
+
+func quoted(s string) string { return string(appendQuoted(nil, s)) }
+
+// appendQuoted appends s as a JSON string as openai-go writes one: HTML
+// characters as they are, U+2028 and U+2029 escaped (as encoding/json does),
+// invalid UTF-8 as U+FFFD.
+func appendQuoted(b []byte, s string) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 }
 
 // agentParams are an agent's request params without input and prompt cache

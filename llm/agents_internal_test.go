@@ -8,6 +8,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/responses"
 
+	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/domain/vibecode"
 )
 
@@ -75,6 +76,31 @@ func TestAgentRequestIsWhatOpenAIGoEncodes(t *testing.T) {
 			if !reflect.DeepEqual(got, exp) {
 				t.Errorf("%s, %s:\n got %s\nwant %s", agent.name, tc.name, body, wantBody)
 			}
+		}
+	}
+}
+
+// The items built here (user messages, tool outputs) are the bytes openai-go
+// encodes from UserMessage and ToolOutput, for any text: memory stored
+// before and after reads the same.
+func TestItemsBuiltHereAreWhatOpenAIGoEncodes(t *testing.T) {
+	for _, text := range []string{
+		"", "hi", "b <c> & \"d\" \\ e\n\tf\r", "\u2028\u2029 é 😀 \x00\x01\x1f\x7f", "bad \xff\xfe utf-8 \xed\xa0\x80",
+		VibeCoderRequest("Make it polite.", domain.SampleWorkflow, nil),
+	} {
+		var it Items
+		it.AddUser(text)
+		it.AddToolOutputs([]vibecode.ToolOutput{{CallID: "call_<1>\"", Output: text}})
+		user, err := UserMessage(text).MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := ToolOutput("call_<1>\"", text).MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := string(it.raw), string(user)+","+string(out); got != want {
+			t.Errorf("items of %.40q:\n got %.300s\nwant %.300s", text, got, want)
 		}
 	}
 }

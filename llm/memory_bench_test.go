@@ -8,6 +8,8 @@ import (
 
 	"github.com/openai/openai-go/v3/packages/param"
 	"github.com/openai/openai-go/v3/responses"
+
+	"github.com/vibegrapher/vibegrapher/domain"
 )
 
 // benchTurns is a conversation of n turns as agent_memory rows hold them: each
@@ -68,4 +70,27 @@ func BenchmarkAgentRequest(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkUserItem is a step's user message with the project's script, as
+// Items.AddUser builds it and as openai-go's encoder did before.
+//
+//	go test -run '^$' -bench UserItem -benchmem ./llm/
+func BenchmarkUserItem(b *testing.B) {
+	text := VibeCoderRequest("Make the Spanish agent more polite.", domain.SampleWorkflow, nil)
+	b.Run("AddUser", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var it Items
+			it.AddUser(text)
+		}
+	})
+	b.Run("openai-go", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := UserMessage(text).MarshalJSON(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
