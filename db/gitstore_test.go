@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
+	"github.com/vibegrapher/vibegrapher/domain"
 )
 
 var sig = object.Signature{Name: "t", Email: "t@example.com"}
@@ -237,6 +239,47 @@ func TestGitStorageModuleGoesWithItsRepository(t *testing.T) {
 	for _, table := range []string{"git_repositories", "git_objects", "git_references"} {
 		if n := dbtest.Count(t, pool, `SELECT count(*) FROM `+table); n != 0 {
 			t.Errorf("after delete: %d rows in %s", n, table)
+		}
+	}
+}
+
+// A project's code is read once per commit in a process: a new project's
+// first step and the next read of the project find the code its creation
+// committed without reading a git object, and BaseCode is that code.
+func TestANewProjectsFirstStepReadsNoGitObject(t *testing.T) {
+	t.Parallel()
+	pool, sent := countedPool(t)
+	store := &db.Store{Pool: pool}
+	ctx := context.Background()
+	code := domain.SampleWorkflow + "\n# " + uuid.NewString() + "\n"
+	p, err := store.CreateProject(ctx, domain.NewProject{Name: "first step", Code: &code})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, _, err := store.CreateSession(ctx, p.ID, domain.NewSession{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted, err := store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "hi"},
+		func(_ context.Context, _ pgx.Tx, ids []string) ([]int64, error) { return make([]int64, len(ids)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := sent.count()
+	turn, err := store.StartTurn(ctx, accepted.MessageID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.GetProject(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if turn.BaseCode != code || got.CurrentCode != code {
+		t.Errorf("the step's base code and the project's code are not what was committed:\n%q\n%q", turn.BaseCode, got.CurrentCode)
+	}
+	for _, s := range sent.since(n) {
+		if strings.Contains(s, "git_objects") {
+			t.Errorf("read a git object: %s", s)
 		}
 	}
 }

@@ -102,7 +102,7 @@ func (s *Store) CommitDiff(ctx context.Context, id string, message string) (Comm
 		if err != nil {
 			return err
 		}
-		code, err := ReadFile(repo, head, domain.ScriptPath)
+		code, err := scriptAt(ctx, tx, p.repo, head)
 		if err != nil {
 			return err
 		}
@@ -115,6 +115,7 @@ func (s *Store) CommitDiff(ctx context.Context, id string, message string) (Comm
 		if err != nil {
 			return err
 		}
+		scripts.put(scriptKey{p.repo, sha}, patched) // the next step's base, read without a query
 		d, err = scanDiff(tx.QueryRow(ctx, `UPDATE diffs SET status = 'committed', committed_sha = $2, commit_message = $3, updated_at = now()
 			WHERE id = $1 RETURNING `+diffColumns, d.ID, sha.String(), msg))
 		if err != nil {
