@@ -19,6 +19,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/patch"
 )
 
 var sig = object.Signature{Name: "t", Email: "t@example.com"}
@@ -281,5 +282,49 @@ func TestANewProjectsFirstStepReadsNoGitObject(t *testing.T) {
 		if strings.Contains(s, "git_objects") {
 			t.Errorf("read a git object: %s", s)
 		}
+	}
+}
+
+// Committing a diff keeps the new head's code for what reads it next: the
+// commit itself (its answer and code_changed carry the code) and the next
+// read of the project read no tree or blob, only the new commit for the
+// answer's log entry, and the code is the patched one.
+func TestACommittedDiffsCodeIsKeptForItsNextReads(t *testing.T) {
+	t.Parallel()
+	pool, sent := countedPool(t)
+	store := &db.Store{Pool: pool}
+	ctx := context.Background()
+	p, sess, accepted, turn, _ := startedStep(t, store, "commit "+uuid.NewString())
+	patched := p.CurrentCode + "# reviewed\n"
+	if err := store.EndTurn(ctx, &turn, db.TurnEnd{Status: domain.StatusDiffCreated, DiffStep: accepted.MessageID + "/diff",
+		Diff: &domain.Diff{ProjectID: p.ID, SessionID: &sess.ID, MessageID: &accepted.MessageID, BaseCommit: turn.BaseCommit,
+			TargetBranch: p.CurrentBranch, DiffContent: patch.Unified(p.CurrentCode, patched, domain.ScriptPath),
+			Status: domain.DiffEvaluatorApproved, VibecoderPrompt: "hi", CommitMessage: "Note the review"}}); err != nil {
+		t.Fatal(err)
+	}
+	var diffID string
+	if err := pool.QueryRow(ctx, `SELECT id::text FROM diffs WHERE project_id = $1`, p.ID).Scan(&diffID); err != nil {
+		t.Fatal(err)
+	}
+	n := sent.count()
+	res, err := store.CommitDiff(ctx, diffID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.GetProject(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Project.CurrentCode != patched || got.CurrentCode != patched || got.CurrentCommit != res.Commit.SHA {
+		t.Errorf("after the commit: code %q / %q at %s, want %q at %s", res.Project.CurrentCode, got.CurrentCode, got.CurrentCommit, patched, res.Commit.SHA)
+	}
+	reads := 0
+	for _, s := range sent.since(n) {
+		if strings.Contains(s, "SELECT type, content FROM git_objects") {
+			reads++
+		}
+	}
+	if reads != 1 {
+		t.Errorf("the commit and the next read of the project read %d git objects, want 1 (the new commit, for its log entry)", reads)
 	}
 }

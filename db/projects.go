@@ -142,10 +142,11 @@ func projectAt(ctx context.Context, q Querier, p projectRow) (domain.Project, er
 		return out, nil
 	}
 	out.CurrentCommit = head.String()
-	// Through the steps' cache: a new project's first step, in this
-	// process, then reads no git object, nor does the next read of the
-	// project. A commit's code never changes; an entry made in a
-	// transaction that rolls back names a commit no one will ask for.
+	// Through the steps' cache: a new project's first step, when it runs
+	// in this process, then reads no git object, nor does the next read of
+	// the project. The cache is right even for an entry made in a
+	// transaction that rolls back: a commit's hash covers its tree, so any
+	// commit with that hash holds that code.
 	out.CurrentCode, err = scriptAt(ctx, q, p.repo, head)
 	return out, err
 }

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/packages/param"
@@ -30,12 +32,11 @@ import (
 // turn per message, and decoding and re-encoding all of it for every call
 // (pgx's json.Unmarshal of each jsonb turn, MemoryOf, openai-go compacting
 // every item of the request) was a fifth of a long session's CPU per
-// message. The items were checked when they were made: by openai-go's
-// encoder for the items built here, by the decoding of the response for the
+// message. The items were checked when they were made: built here as
+// openai-go encodes them (addItem), by the decoding of the response for the
 // items a reply adds, and by PostgreSQL when they were stored as jsonb.
 type Items struct {
 	raw []byte // items' JSON separated by commas, without brackets
-	err error  // the first item that could not be encoded
 }
 
 // MemoryOf reads an agent's stored memory: one JSON array of all its items,
@@ -62,14 +63,11 @@ func arrayElements(data []byte) ([]byte, bool) {
 }
 
 // Marshal encodes the items as one JSON array, exactly as they are sent.
-func (it Items) Marshal() (json.RawMessage, error) {
-	if it.err != nil {
-		return nil, it.err
-	}
+func (it Items) Marshal() json.RawMessage {
 	out := make([]byte, 0, len(it.raw)+2)
 	out = append(out, '[')
 	out = append(out, it.raw...)
-	return append(out, ']'), nil
+	return append(out, ']')
 }
 
 // add appends one item's JSON.
@@ -103,10 +101,11 @@ func (it *Items) AddToolOutputs(outs []vibecode.ToolOutput) {
 
 // addItem appends an item built here: before, text as a JSON string, then
 // after. These are the bytes openai-go makes of UserMessage and ToolOutput
-// (items_internal_test.go), without its encoder: a user message holds the
-// whole script, and encoding it through the SDK's param types was a tenth of
-// a step's start.
+// (agents_internal_test.go), without its encoder: a user message holds the
+// whole script, and encoding it through the SDK's param types was 7 % of the
+// service's CPU in a burst of steps' starts (docs/benchmarks.md, tenth round).
 func (it *Items) addItem(before, text, after string) {
+	it.raw = slices.Grow(it.raw, 1+len(before)+len(text)+len(after)+2+len(text)/8) // room for some escapes
 	if len(it.raw) > 0 {
 		it.raw = append(it.raw, ',')
 	}
@@ -117,15 +116,61 @@ func (it *Items) addItem(before, text, after string) {
 
 func quoted(s string) string { return string(appendQuoted(nil, s)) }
 
-// appendQuoted appends s as a JSON string as openai-go writes one: HTML
-// characters as they are, U+2028 and U+2029 escaped (as encoding/json does),
-// invalid UTF-8 as U+FFFD.
+// appendQuoted appends s as a JSON string as openai-go's encoder writes one
+// (HTML escaping off): '"' and '\\' and the control characters escaped (\b,
+// \f, \n, \r and \t by name, the others as \u00XX), U+2028 and U+2029
+// escaped, each byte of invalid UTF-8 as \ufffd, the rest as it is. Written
+// here rather than through encoding/json, whose output for invalid UTF-8
+// differs under GOEXPERIMENT=jsonv2.
 func appendQuoted(b []byte, s string) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // a string always encodes
-	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0 // s[start:i] is still to copy
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // agentParams are an agent's request params without input and prompt cache
@@ -162,10 +207,8 @@ func (a *agentParams) get(params func() responses.ResponseNewParams) *agentParam
 // prompt_cache_key (unless empty) and memory followed by turn as their
 // input, spliced in as they are held, and "stream":true when stream is set.
 func (a *agentParams) body(cacheKey string, memory, turn Items, stream bool) ([]byte, error) {
-	for _, err := range []error{a.err, memory.err, turn.err} {
-		if err != nil {
-			return nil, err
-		}
+	if a.err != nil {
+		return nil, a.err
 	}
 	key, err := json.Marshal(cacheKey)
 	if err != nil {

@@ -44,8 +44,8 @@ func TestAgentRequestIsWhatOpenAIGoEncodes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, _ := tc.memory.Marshal()
-			tu, _ := tc.turn.Marshal()
+			m := tc.memory.Marshal()
+			tu := tc.turn.Marshal()
 			a, err := UnmarshalItems(m)
 			if err != nil {
 				t.Fatal(err)
@@ -84,23 +84,37 @@ func TestAgentRequestIsWhatOpenAIGoEncodes(t *testing.T) {
 // encodes from UserMessage and ToolOutput, for any text: memory stored
 // before and after reads the same.
 func TestItemsBuiltHereAreWhatOpenAIGoEncodes(t *testing.T) {
-	for _, text := range []string{
-		"", "hi", "b <c> & \"d\" \\ e\n\tf\r", "\u2028\u2029 é 😀 \x00\x01\x1f\x7f", "bad \xff\xfe utf-8 \xed\xa0\x80",
+	var controls []byte
+	for c := range 0x80 {
+		controls = append(controls, byte(c))
+	}
+	texts := []string{
+		"", "hi", "b <c> & \"d\" \\ e\n\tf\r\b\f", string(controls), "\u2028\u2029 é 😀 \u00a0\ufeff",
+		"bad \xff\xfe utf-8 \xed\xa0\x80 \xf4\x90\x80\x80 \xc0\xaf \xe2\x82", "\xe2\x80\xa8\xe2\x80",
 		VibeCoderRequest("Make it polite.", domain.SampleWorkflow, nil),
-	} {
+	}
+	for i := range 200 { // every byte value, in short strings
+		texts = append(texts, string([]byte{byte(i), 'a', byte(255 - i), byte(i + 56)}))
+	}
+	for _, text := range texts {
 		var it Items
 		it.AddUser(text)
-		it.AddToolOutputs([]vibecode.ToolOutput{{CallID: "call_<1>\"", Output: text}})
+		it.AddToolOutputs([]vibecode.ToolOutput{{CallID: "call_<1>\"" + text, Output: text}})
 		user, err := UserMessage(text).MarshalJSON()
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := ToolOutput("call_<1>\"", text).MarshalJSON()
+		out, err := ToolOutput("call_<1>\""+text, text).MarshalJSON()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := string(it.raw), string(user)+","+string(out); got != want {
-			t.Errorf("items of %.40q:\n got %.300s\nwant %.300s", text, got, want)
+		got, want := string(it.raw), string(user)+","+string(out)
+		if got != want {
+			at := 0
+			for at < len(got) && at < len(want) && got[at] == want[at] {
+				at++
+			}
+			t.Errorf("items of %.40q differ at byte %d:\n got …%.80q\nwant …%.80q", text, at, got[at:], want[at:])
 		}
 	}
 }

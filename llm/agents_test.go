@@ -71,11 +71,7 @@ func TestAgentsSendTheStoredMemory(t *testing.T) {
 		if _, err := c.Evaluator(ctx, llm.AgentCall{SessionKey: "s", Memory: memory, Turn: turn}); err != nil {
 			t.Fatal(err)
 		}
-		data, err := turn.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		turns = append(turns, data)
+		turns = append(turns, turn.Marshal())
 	}
 
 	reqs := s.Requests()
@@ -124,7 +120,7 @@ func TestMemoryOf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if data, _ := m.Marshal(); string(data) != "[]" {
+	if data := m.Marshal(); string(data) != "[]" {
 		t.Errorf("empty memory is %s", data)
 	}
 	// Adding to memory does not write into the stored bytes.
@@ -134,7 +130,7 @@ func TestMemoryOf(t *testing.T) {
 	if string(raw) != `[{"role": "user", "content": "a"}]` {
 		t.Errorf("stored bytes changed: %s", raw)
 	}
-	if data, _ := m.Marshal(); !sameJSON(t, data, []byte(`[{"role":"user","content":"a"},{"type":"message","role":"user","content":"b"}]`)) {
+	if data := m.Marshal(); !sameJSON(t, data, []byte(`[{"role":"user","content":"a"},{"type":"message","role":"user","content":"b"}]`)) {
 		t.Errorf("memory %s", data)
 	}
 }
