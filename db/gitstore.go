@@ -30,7 +30,23 @@ type GitStorage struct {
 	ctx  context.Context
 	q    Querier
 	repo uuid.UUID
+	// written are the objects this storage wrote, up to maxWrittenBytes of
+	// content, read back without a query: a commit writes a blob, a tree
+	// and the commit, then reads them (the new project's code, the commit's
+	// log entry). In a transaction of InTx the writes themselves are queued
+	// to go with its next statement (later), not a round trip each.
+	written      map[plumbing.Hash]writtenObject
+	writtenBytes int
 }
+
+type writtenObject struct {
+	typ     plumbing.ObjectType
+	content []byte
+}
+
+// maxWrittenBytes bounds what a storage keeps of the objects it wrote: a
+// commit of a few scripts, not a pushed packfile.
+const maxWrittenBytes = 1 << 20
 
 var (
 	_ storage.Storer        = (*GitStorage)(nil)
@@ -81,7 +97,7 @@ func (s *GitStorage) SetEncodedObject(o plumbing.EncodedObject) (plumbing.Hash, 
 		return plumbing.ZeroHash, err
 	}
 	h := o.Hash()
-	_, err = s.q.Exec(s.ctx, `
+	err = laterAs(s.ctx, s.q, "store git object", `
 		INSERT INTO git_objects (repository_id, hash, type, size, content)
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (repository_id, hash) DO NOTHING`,
@@ -89,10 +105,23 @@ func (s *GitStorage) SetEncodedObject(o plumbing.EncodedObject) (plumbing.Hash, 
 	if err != nil {
 		return plumbing.ZeroHash, wrap(err, "store git object")
 	}
+	if s.writtenBytes+len(content) <= maxWrittenBytes {
+		if s.written == nil {
+			s.written = map[plumbing.Hash]writtenObject{}
+		}
+		s.written[h] = writtenObject{o.Type(), content}
+		s.writtenBytes += len(content)
+	}
 	return h, nil
 }
 
 func (s *GitStorage) EncodedObject(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
+	if w, ok := s.written[h]; ok {
+		if t != plumbing.AnyObject && w.typ != t {
+			return nil, plumbing.ErrObjectNotFound
+		}
+		return memoryObject(w.typ, w.content)
+	}
 	var typ int16
 	var content []byte
 	err := s.q.QueryRow(s.ctx, `SELECT type, content FROM git_objects WHERE repository_id = $1 AND hash = $2`,
@@ -157,6 +186,9 @@ func (s *GitStorage) HasEncodedObject(h plumbing.Hash) error {
 }
 
 func (s *GitStorage) EncodedObjectSize(h plumbing.Hash) (int64, error) {
+	if w, ok := s.written[h]; ok {
+		return int64(len(w.content)), nil
+	}
 	var size int64
 	err := s.q.QueryRow(s.ctx, `SELECT size FROM git_objects WHERE repository_id = $1 AND hash = $2`,
 		s.repo, h[:]).Scan(&size)

@@ -52,10 +52,12 @@ func (s *Store) CreateProject(ctx context.Context, in domain.NewProject) (domain
 		if _, err := insertProject(ctx, tx, id, in.Name, domain.Slugify(in.Name)); err != nil {
 			return err
 		}
-		if _, err := CommitFiles(repo, domain.DefaultBranch, plumbing.ZeroHash,
-			map[string]string{domain.ScriptPath: code}, "Initial commit", signature()); err != nil {
+		sha, err := CommitFiles(repo, domain.DefaultBranch, plumbing.ZeroHash,
+			map[string]string{domain.ScriptPath: code}, "Initial commit", signature())
+		if err != nil {
 			return err
 		}
+		scripts.put(scriptKey{id, sha}, code) // read back below, and by the first step
 		p, err := scanProject(tx.QueryRow(ctx, `SELECT `+projectColumns+` FROM projects WHERE id = $1`, id))
 		if err != nil {
 			return wrap(err, "read new project")
