@@ -44,8 +44,8 @@ type writtenObject struct {
 	content []byte
 }
 
-// maxWrittenBytes bounds what a storage keeps of the objects it wrote: a
-// commit of a few scripts, not a pushed packfile.
+// maxWrittenBytes bounds what a storage keeps of the objects it wrote, and
+// queues: a commit of a few scripts, not a pushed packfile.
 const maxWrittenBytes = 1 << 20
 
 var (
@@ -97,21 +97,27 @@ func (s *GitStorage) SetEncodedObject(o plumbing.EncodedObject) (plumbing.Hash, 
 		return plumbing.ZeroHash, err
 	}
 	h := o.Hash()
-	err = laterAs(s.ctx, s.q, "store git object", `
+	const insert = `
 		INSERT INTO git_objects (repository_id, hash, type, size, content)
 		VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (repository_id, hash) DO NOTHING`,
-		s.repo, h[:], int16(o.Type()), int64(len(content)), content)
-	if err != nil {
+		ON CONFLICT (repository_id, hash) DO NOTHING`
+	args := []any{s.repo, h[:], int16(o.Type()), int64(len(content)), content}
+	if s.writtenBytes+len(content) > maxWrittenBytes {
+		// Past the bound (a pushed packfile), each object goes at once, so
+		// that neither the queue nor the memory holds a whole push.
+		if _, err := s.q.Exec(s.ctx, insert, args...); err != nil {
+			return plumbing.ZeroHash, wrap(err, "store git object")
+		}
+		return h, nil
+	}
+	if err := laterAs(s.ctx, s.q, "store git object", insert, args...); err != nil {
 		return plumbing.ZeroHash, wrap(err, "store git object")
 	}
-	if s.writtenBytes+len(content) <= maxWrittenBytes {
-		if s.written == nil {
-			s.written = map[plumbing.Hash]writtenObject{}
-		}
-		s.written[h] = writtenObject{o.Type(), content}
-		s.writtenBytes += len(content)
+	if s.written == nil {
+		s.written = map[plumbing.Hash]writtenObject{}
 	}
+	s.written[h] = writtenObject{o.Type(), content}
+	s.writtenBytes += len(content)
 	return h, nil
 }
 

@@ -335,3 +335,41 @@ func TestACommittedDiffsCodeIsKeptForItsNextReads(t *testing.T) {
 		t.Errorf("the commit and the next read of the project read %d git objects", reads)
 	}
 }
+
+// In a transaction of InTx, a commit of files larger than what a storage
+// keeps of what it wrote is stored whole: the objects before the bound go
+// with the next statement, those after it at once, and every one reads back,
+// in the transaction and after it.
+func TestACommitPastTheWrittenBoundIsStoredWhole(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	id := uuid.New()
+	files := map[string]string{}
+	for i := range 4 { // 4 × 400 KB: past the 1 MB a storage keeps
+		files[fmt.Sprintf("big%d.py", i)] = strings.Repeat(fmt.Sprintf("x%d = 1\n", i), 400<<10/7)
+	}
+	var head plumbing.Hash
+	if err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+		repo, err := db.InitRepository(ctx, tx, id, "main")
+		if err != nil {
+			return err
+		}
+		if head, err = db.CommitFiles(repo, "main", plumbing.ZeroHash, files, "big", sig); err != nil {
+			return err
+		}
+		for name, want := range files {
+			if got, err := db.ReadFile(db.NewGitStorage(ctx, tx, id), head, name); err != nil || got != want {
+				return fmt.Errorf("in the transaction, %s: %d bytes, %v", name, len(got), err)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range files {
+		if got, err := db.ReadFile(db.NewGitStorage(ctx, pool, id), head, name); err != nil || got != want {
+			t.Errorf("after the commit, %s: %d bytes, %v", name, len(got), err)
+		}
+	}
+}
