@@ -244,29 +244,21 @@ func TestGitStorageModuleGoesWithItsRepository(t *testing.T) {
 	}
 }
 
-// A project's code is read once per commit in a process: a new project's
-// first step and the next read of the project find the code its creation
-// committed without reading a git object, and BaseCode is that code.
+// readObject is the statement that reads a git object.
+const readObject = "SELECT type, content FROM git_objects"
+
+// A project's code is read once per commit in a process: creating a project
+// writes its commit's objects with its other statements and reads none back,
+// and its first step and the next read of the project find the code the
+// creation committed without reading a git object; BaseCode is that code.
 func TestANewProjectsFirstStepReadsNoGitObject(t *testing.T) {
 	t.Parallel()
 	pool, sent := countedPool(t)
 	store := &db.Store{Pool: pool}
 	ctx := context.Background()
-	code := domain.SampleWorkflow + "\n# " + uuid.NewString() + "\n"
-	p, err := store.CreateProject(ctx, domain.NewProject{Name: "first step", Code: &code})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The creation writes the commit's objects with its other statements
-	// and reads none back.
-	for _, s := range sent.since(0) {
-		if strings.HasPrefix(s, "INSERT INTO git_objects") || strings.Contains(s, "SELECT type, content FROM git_objects") {
-			t.Errorf("creating a project: %s", s)
-		}
-	}
-	sess, _, err := store.CreateSession(ctx, p.ID, domain.NewSession{}, nil)
-	if err != nil {
-		t.Fatal(err)
+	p, sess := newSession(t, store, "first step")
+	for _, s := range append(sent.matching(0, "INSERT INTO git_objects"), sent.containing(0, readObject)...) {
+		t.Errorf("creating a project: %s", s)
 	}
 	accepted, err := store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "hi"},
 		func(_ context.Context, _ pgx.Tx, ids []string) ([]int64, error) { return make([]int64, len(ids)), nil })
@@ -282,13 +274,11 @@ func TestANewProjectsFirstStepReadsNoGitObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if turn.BaseCode != code || got.CurrentCode != code {
-		t.Errorf("the step's base code and the project's code are not what was committed:\n%q\n%q", turn.BaseCode, got.CurrentCode)
+	if turn.BaseCode != p.CurrentCode || got.CurrentCode != p.CurrentCode || p.CurrentCode == "" {
+		t.Errorf("the step's base code and the project's code are not what was committed:\n%q\n%q\n%q", turn.BaseCode, got.CurrentCode, p.CurrentCode)
 	}
-	for _, s := range sent.since(n) {
-		if strings.Contains(s, "git_objects") {
-			t.Errorf("read a git object: %s", s)
-		}
+	for _, s := range sent.containing(n, "git_objects") {
+		t.Errorf("read a git object: %s", s)
 	}
 }
 
@@ -325,14 +315,8 @@ func TestACommittedDiffsCodeIsKeptForItsNextReads(t *testing.T) {
 	if res.Project.CurrentCode != patched || got.CurrentCode != patched || got.CurrentCommit != res.Commit.SHA {
 		t.Errorf("after the commit: code %q / %q at %s, want %q at %s", res.Project.CurrentCode, got.CurrentCode, got.CurrentCommit, patched, res.Commit.SHA)
 	}
-	reads := 0
-	for _, s := range sent.since(n) {
-		if strings.Contains(s, "SELECT type, content FROM git_objects") {
-			reads++
-		}
-	}
-	if reads != 0 {
-		t.Errorf("the commit and the next read of the project read %d git objects", reads)
+	if reads := sent.containing(n, readObject); len(reads) != 0 {
+		t.Errorf("the commit and the next read of the project read %d git objects", len(reads))
 	}
 }
 
@@ -342,7 +326,7 @@ func TestACommittedDiffsCodeIsKeptForItsNextReads(t *testing.T) {
 // in the transaction and after it.
 func TestACommitPastTheWrittenBoundIsStoredWhole(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
+	pool, sent := countedPool(t)
 	ctx := context.Background()
 	id := uuid.New()
 	files := map[string]string{}
@@ -355,8 +339,19 @@ func TestACommitPastTheWrittenBoundIsStoredWhole(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		n := sent.count()
 		if head, err = db.CommitFiles(repo, "main", plumbing.ZeroHash, files, "big", sig); err != nil {
 			return err
+		}
+		// Two blobs fit in the bound and wait; the third goes at once, and
+		// takes them with it; the fourth goes alone; the tree and the commit
+		// wait for the next statement. No batch holds more than three.
+		most := 0
+		for _, s := range sent.containing(n, "INSERT INTO git_objects") {
+			most = max(most, strings.Count(s, "INSERT INTO git_objects"))
+		}
+		if most != 3 {
+			t.Errorf("a round trip carried up to %d of the commit's objects, want 3", most)
 		}
 		for name, want := range files {
 			if got, err := db.ReadFile(db.NewGitStorage(ctx, tx, id), head, name); err != nil || got != want {

@@ -287,6 +287,17 @@ func (r *roundTrips) since(n int) []string {
 	return slices.DeleteFunc(slices.Clone(r.sent[n:]), func(s string) bool { return s == announceSQL })
 }
 
+// matching is what since(n) returns that starts with prefix: a statement
+// sent on its own, or a batch ("batch of …") when prefix says so.
+func (r *roundTrips) matching(n int, prefix string) []string {
+	return slices.DeleteFunc(r.since(n), func(s string) bool { return !strings.HasPrefix(s, prefix) })
+}
+
+// containing is what since(n) returns that holds sub, alone or in a batch.
+func (r *roundTrips) containing(n int, sub string) []string {
+	return slices.DeleteFunc(r.since(n), func(s string) bool { return !strings.Contains(s, sub) })
+}
+
 func (r *roundTrips) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
