@@ -118,6 +118,7 @@ if __name__ == "__main__":
 		{"timeout", "while True:\n    pass", 1, "timeout", "", "timed out"},
 		{"memory hog", "x = bytearray(2 * 1024 ** 3)", 10, "error", "", "memory"},
 		{"print flood", "for i in range(2 * 10**5):\n    print('flood line', i)", 30, "passed", "[output truncated", ""},
+		{"bytes that are not text", "import sys\nsys.stdout.buffer.write(b'a\\x00b\\xffc')", 10, "passed", "a\uFFFDb\uFFFDc", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -267,6 +267,48 @@ func TestVibecodeFailures(t *testing.T) {
 	})
 }
 
+// PostgreSQL stores no NUL, in text or in jsonb: what the model sends of it,
+// in its text, in a patch or in a verdict, reaches the person as U+FFFD, as
+// a JSON parser shows what it cannot read, instead of failing every attempt.
+func TestANULFromTheModelIsReplaced(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+
+	s.AI.Enqueue(openaitest.Text("greet\x00 greets."))
+	acc := s.send(sess.ID, "What does this code do?")
+	resp := s.waitResponse(p.ID, acc.MessageID)
+	if resp["status"] != "answered" || resp["response"] != "greet\uFFFD greets." {
+		t.Fatalf("vibecode_response = %v", resp)
+	}
+	var streamed strings.Builder
+	for _, e := range s.events(p.ID) {
+		if e.Name == "vibecode_delta" && e.Payload["message_id"] == acc.MessageID {
+			streamed.WriteString(e.Payload["delta"].(string))
+		}
+	}
+	if streamed.String() != resp["response"] {
+		t.Fatalf("deltas add up to %q", streamed.String())
+	}
+
+	patch := strings.Replace(greetPatch, `+    return "Hi, " + name`, "+    return \"Hi\x00, \" + name", 1)
+	s.AI.Enqueue(submitPatch(patch), verdict(true, "Says Hi\x00.", "Say Hi\x00"))
+	acc = s.send(sess.ID, "Say Hi instead of Hello")
+	resp = s.waitResponse(p.ID, acc.MessageID)
+	if resp["status"] != "diff_created" || resp["commit_message"] != "Say Hi\uFFFD" {
+		t.Fatalf("vibecode_response = %v", resp)
+	}
+	var d domain.Diff
+	s.do("GET", fmt.Sprint("/diffs/", resp["diff_id"]), nil).json(t, &d)
+	if !strings.Contains(d.DiffContent, "+    return \"Hi\uFFFD, \" + name") {
+		t.Fatalf("diff content = %q", d.DiffContent)
+	}
+	msgs := s.messages(sess.ID)
+	if len(msgs) != 5 || msgs[1].Content != "greet\uFFFD greets." || msgs[4].Content != "Approved: Says Hi\uFFFD." {
+		t.Fatalf("messages = %+v", msgs)
+	}
+}
+
 func TestMessageIDIsIdempotent(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{noWorker: true})

@@ -275,7 +275,7 @@ func readStream(ctx context.Context, dec ssestream.Decoder, onDelta func(string)
 			return resp, resp.statusError()
 		case "error":
 			var se streamEvent
-			if err := json.Unmarshal(ev.Data, &se); err != nil {
+			if err := json.Unmarshal(storableJSON(ev.Data), &se); err != nil {
 				return nil, interrupted(ctx, err)
 			}
 			return nil, &ResponseError{Status: "error", Code: se.Code, Message: se.Message}
@@ -299,7 +299,7 @@ func deltaText(raw []byte) string {
 		return string(raw[1 : end-1])
 	}
 	var s string
-	if json.Unmarshal(raw, &s) != nil {
+	if json.Unmarshal(storableJSON(raw), &s) != nil {
 		return ""
 	}
 	return s

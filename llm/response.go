@@ -72,8 +72,10 @@ type outputItemFields struct {
 	EncryptedContent string `json:"encrypted_content"`
 }
 
-// decodeResponse decodes a response's JSON; raw is kept, not copied.
+// decodeResponse decodes a response's JSON; raw is kept, not copied, unless
+// it holds something PostgreSQL cannot store (storableJSON).
 func decodeResponse(raw []byte) (*response, error) {
+	raw = storableJSON(raw)
 	r, ok := decodeFast(raw)
 	if !ok {
 		// Fall back to openai-go's lenient decoder.
@@ -202,7 +204,7 @@ func (r *response) functionCalls() []functionCall {
 	var calls []functionCall
 	for _, it := range r.Output {
 		if it.Type == "function_call" {
-			calls = append(calls, functionCall{ID: it.ID, CallID: it.CallID, Name: it.Name, Arguments: it.Arguments})
+			calls = append(calls, functionCall{ID: it.ID, CallID: it.CallID, Name: it.Name, Arguments: storableJSONString(it.Arguments)})
 		}
 	}
 	return calls
@@ -284,7 +286,7 @@ func (r *response) decodeOutput(v any) error {
 	if text == "" {
 		return fmt.Errorf("the model returned no output text to decode")
 	}
-	if err := json.Unmarshal([]byte(text), v); err != nil {
+	if err := json.Unmarshal([]byte(storableJSONString(text)), v); err != nil {
 		return fmt.Errorf("the model's output is not the expected JSON: %w", err)
 	}
 	return nil

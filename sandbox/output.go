@@ -1,7 +1,9 @@
 package sandbox
 
 import (
+	"bytes"
 	"fmt"
+	"strings"
 	"sync"
 	"unicode/utf8"
 )
@@ -35,12 +37,13 @@ func (b *cappedBuffer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// text returns what was kept, followed by a marker line when output was cut.
+// text returns what was kept, followed by a marker line when output was cut,
+// as storable text.
 func (b *cappedBuffer) text() (string, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.total <= int64(b.limit) {
-		return string(b.buf), false
+		return storableText(b.buf), false
 	}
 	kept := b.buf
 	// Do not end on half a character.
@@ -51,7 +54,28 @@ func (b *cappedBuffer) text() (string, bool) {
 	if i >= 0 && !utf8.FullRune(kept[i:]) {
 		kept = kept[:i]
 	}
-	return string(kept) + truncationMarker(b.limit), true
+	return storableText(kept) + truncationMarker(b.limit), true
+}
+
+// storableText is out with each NUL and each byte that is not UTF-8 replaced
+// by U+FFFD: a program may print both, and PostgreSQL stores neither (nor
+// can JSON carry the bytes).
+func storableText(out []byte) string {
+	if utf8.Valid(out) && bytes.IndexByte(out, 0) < 0 {
+		return string(out)
+	}
+	var b strings.Builder
+	b.Grow(len(out) + 16)
+	for len(out) > 0 {
+		r, size := utf8.DecodeRune(out)
+		if r == 0 || r == utf8.RuneError && size == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.Write(out[:size])
+		}
+		out = out[size:]
+	}
+	return b.String()
 }
 
 func truncationMarker(limit int) string {

@@ -19,7 +19,10 @@ func TestCappedBuffer(t *testing.T) {
 		{"over", []string{"abcd", "efgh", "ij"}, 8, "abcdefgh" + truncationMarker(8), true},
 		{"cut inside a character", []string{"abcdef", "é✓"}, 8, "abcdefé" + truncationMarker(8), true},
 		{"cut after a character", []string{"abcd", "✓✓"}, 8, "abcd✓" + truncationMarker(8), true},
-		{"invalid bytes stay", []string{"abcdefg\xff", "x"}, 8, "abcdefg\xff" + truncationMarker(8), true},
+		// PostgreSQL stores neither NUL nor bytes that are not UTF-8.
+		{"invalid bytes are replaced", []string{"abcdefg\xff", "x"}, 8, "abcdefg\uFFFD" + truncationMarker(8), true},
+		{"each invalid byte is replaced", []string{"a\xff\xfeb\xc3"}, 8, "a\uFFFD\uFFFDb\uFFFD", false},
+		{"NUL is replaced", []string{"a\x00b", "\x00"}, 8, "a\uFFFDb\uFFFD", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -33,8 +36,8 @@ func TestCappedBuffer(t *testing.T) {
 			if got != tc.want || truncated != tc.truncated {
 				t.Errorf("got %q %v, want %q %v", got, truncated, tc.want, tc.truncated)
 			}
-			if tc.name != "invalid bytes stay" && !utf8.ValidString(got) {
-				t.Errorf("invalid UTF-8")
+			if !utf8.ValidString(got) || strings.Contains(got, "\x00") {
+				t.Errorf("%q is not storable text", got)
 			}
 		})
 	}

@@ -14,7 +14,8 @@ const (
 
 // Result is what a run produced. Output over the limit is cut, ends with a
 // "[output truncated: more than N bytes]" line and sets the *Truncated flag;
-// truncation alone does not change Status.
+// truncation alone does not change Status. Stdout and Stderr are UTF-8
+// without NUL: each NUL, and each byte that is not UTF-8, is U+FFFD.
 type Result struct {
 	Status          Status        `json:"status"`
 	Stdout          string        `json:"stdout"`
