@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"reflect"
 	"slices"
@@ -46,6 +47,9 @@ func readBody[B any](s *Server, c fuego.ContextWithBody[B]) (B, error) {
 	}
 	if at := loneSurrogateAt(raw); at >= 0 {
 		return out, domain.Errorf(domain.EINVALID, "request body has a \\u escape of a lone UTF-16 surrogate at offset %d, which is not a character", at)
+	}
+	if field := nulField(reflect.ValueOf(out), ""); field != "" {
+		return out, domain.Invalid(field, "must not contain NUL (\\u0000), a control character that cannot be stored")
 	}
 	if unknown := unknownFields(reflect.TypeFor[B](), raw); len(unknown) > 0 {
 		s.opts.Log.DebugContext(r.Context(), "request body: unknown fields ignored",
@@ -105,6 +109,63 @@ func hex4(b []byte, at int) (rune, bool) {
 	return rune(v), err == nil
 }
 
+// nulField names the first string of v, a decoded body, that holds a NUL,
+// or is "". PostgreSQL stores a NUL neither in text nor in jsonb: the
+// insert would fail, a 500, instead of the input being refused.
+func nulField(v reflect.Value, name string) string {
+	switch v.Kind() {
+	case reflect.String:
+		if strings.IndexByte(v.String(), 0) >= 0 {
+			return name
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return nulField(v.Elem(), name)
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return "" // json.RawMessage, stored as JSON the decoder read
+		}
+		for i := range v.Len() {
+			if f := nulField(v.Index(i), name+"["+strconv.Itoa(i)+"]"); f != "" {
+				return f
+			}
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			key := fmt.Sprint(it.Key())
+			if strings.IndexByte(key, 0) >= 0 {
+				return joinField(name, key)
+			}
+			if f := nulField(it.Value(), joinField(name, key)); f != "" {
+				return f
+			}
+		}
+	case reflect.Struct:
+		for _, sf := range reflect.VisibleFields(v.Type()) {
+			fname, ok := jsonName(sf)
+			if !ok {
+				continue
+			}
+			fv, err := v.FieldByIndexErr(sf.Index)
+			if err != nil {
+				continue // under a nil embedded pointer
+			}
+			if f := nulField(fv, joinField(name, fname)); f != "" {
+				return f
+			}
+		}
+	}
+	return ""
+}
+
+func joinField(parent, name string) string {
+	if parent == "" {
+		return name
+	}
+	return parent + "." + name
+}
+
 // unknownFields returns the top-level keys of a JSON object that t, a
 // struct, does not decode.
 func unknownFields(t reflect.Type, raw []byte) []string {
@@ -136,20 +197,28 @@ func jsonFields(t reflect.Type) []string {
 	}
 	var names []string
 	for _, f := range reflect.VisibleFields(t) {
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if !f.IsExported() || (f.Anonymous && f.Type.Kind() == reflect.Struct && name == "") {
-			continue
+		if name, ok := jsonName(f); ok {
+			names = append(names, name)
 		}
-		switch name {
-		case "-":
-			continue
-		case "":
-			name = f.Name
-		}
-		names = append(names, name)
 	}
 	fieldCache.Store(t, names)
 	return names
+}
+
+// jsonName is the JSON name under which encoding/json decodes f, if it
+// decodes f itself (not an embedded struct's fields in its place).
+func jsonName(f reflect.StructField) (string, bool) {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	if !f.IsExported() || (f.Anonymous && f.Type.Kind() == reflect.Struct && name == "") {
+		return "", false
+	}
+	switch name {
+	case "-":
+		return "", false
+	case "":
+		name = f.Name
+	}
+	return name, true
 }
 
 // queryBool reads an optional boolean query parameter: absent is false, and

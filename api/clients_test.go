@@ -271,6 +271,7 @@ func TestMalformedInputIsRefusedAndStoresNothing(t *testing.T) {
 	p, sess := s.project(baseCode)
 	tc := s.newTest(p.ID, "adds", "assert add(2, 3) == 5", 5)
 	tables := []string{"projects", "messages", "test_cases", "test_runs", "events", "river_job"}
+	noDiff := uuid.NewString() // the body is read before the diff is looked up
 	before := map[string]int{}
 	for _, tbl := range tables {
 		before[tbl] = s.count(tbl)
@@ -286,6 +287,11 @@ func TestMalformedInputIsRefusedAndStoresNothing(t *testing.T) {
 		{"invalid UTF-8 in a prompt", "POST", "/sessions/" + sess.ID + "/messages", "{\"prompt\":\"\xff\xfe\"}", "", "not valid UTF-8"},
 		{"lone surrogate escape", "POST", "/projects", `{"name":"a\ud800b"}`, "", "lone UTF-16 surrogate"},
 		{"low surrogate first", "POST", "/projects", `{"name":"\udc00\ud800"}`, "", "lone UTF-16 surrogate"},
+		// PostgreSQL stores no NUL: each of these was a 500.
+		{"NUL in a test's name", "POST", "/projects/" + p.ID + "/tests", `{"name":"a\u0000b","code":"pass"}`, "name", "NUL"},
+		{"NUL in a review's feedback", "POST", "/diffs/" + noDiff + "/review", `{"approved":false,"feedback":"a\u0000"}`, "feedback", "NUL"},
+		{"NUL in a commit message", "POST", "/diffs/" + noDiff + "/commit", `{"commit_message":"\u0000"}`, "commit_message", "NUL"},
+		{"NUL in a prompt", "POST", "/sessions/" + sess.ID + "/messages", `{"prompt":"a\u0000b"}`, "prompt", "NUL"},
 		{"invalid JSON", "POST", "/projects/" + p.ID + "/tests", `{"name":`, "", "not valid JSON"},
 		{"wrong type", "POST", "/sessions/" + sess.ID + "/messages", `{"prompt":42}`, "prompt", "must be a string"},
 		{"missing required field", "POST", "/sessions/" + sess.ID + "/messages", `{"message":"hi"}`, "prompt", "required"},
