@@ -1,4 +1,20 @@
 package db
 
+import (
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/google/uuid"
+)
+
 // TakenSlugs is the statement that reads the slugs taken under a base name.
 const TakenSlugs = takenSlugs
+
+// ScriptCached reports whether the script cache holds the code of the
+// project's head (a project's repository has the project's id).
+func ScriptCached(projectID, commit string) bool {
+	_, ok := scripts.get(scriptKey{uuid.MustParse(projectID), plumbing.NewHash(commit)})
+	return ok
+}
+
+// ForgetScripts drops the project's entries from the script cache, as if it
+// had been created by another process.
+func ForgetScripts(projectID string) { scripts.forget(uuid.MustParse(projectID)) }

@@ -277,8 +277,31 @@ func (c *scriptCache) put(k scriptKey, code string) {
 	}
 }
 
-// scriptAt returns script.py at commit c of repository repo.
+// forget drops every entry of repository repo: a deleted project's code.
+// It walks the whole cache, which deletes can afford.
+func (c *scriptCache) forget(repo uuid.UUID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for e := c.order.Front(); e != nil; {
+		next := e.Next()
+		if old := e.Value.(*scriptEntry); old.key.repo == repo {
+			c.order.Remove(e)
+			delete(c.byKey, old.key)
+			c.bytes -= scriptEntryOverhead + len(old.code)
+		}
+		e = next
+	}
+}
+
+// scriptAt returns script.py at commit c of repository repo, and keeps it
+// for the next reads.
 func scriptAt(ctx context.Context, q Querier, repo uuid.UUID, c plumbing.Hash) (string, error) {
+	return readScript(ctx, q, repo, c, true)
+}
+
+// readScript is scriptAt; with keep false, what it reads is not kept: a
+// listing of every project would push out the entries that steps use.
+func readScript(ctx context.Context, q Querier, repo uuid.UUID, c plumbing.Hash, keep bool) (string, error) {
 	k := scriptKey{repo, c}
 	if code, ok := scripts.get(k); ok {
 		return code, nil
@@ -287,6 +310,8 @@ func scriptAt(ctx context.Context, q Querier, repo uuid.UUID, c plumbing.Hash) (
 	if err != nil {
 		return "", err
 	}
-	scripts.put(k, code)
+	if keep {
+		scripts.put(k, code)
+	}
 	return code, nil
 }

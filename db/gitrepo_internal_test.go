@@ -45,3 +45,16 @@ func TestScriptCacheForgetsTheLeastRecentlyUsed(t *testing.T) {
 		t.Errorf("three empty scripts in room for two: %d kept, the first kept %v", empty.order.Len(), ok)
 	}
 }
+
+// Forgetting a repository drops its entries only, and gives back their room.
+func TestScriptCacheForgetsARepository(t *testing.T) {
+	c := newScriptCache(10 * scriptEntryOverhead)
+	a, b := uuid.UUID{1}, uuid.UUID{2}
+	c.put(scriptKey{a, plumbing.Hash{1}}, "a1")
+	c.put(scriptKey{b, plumbing.Hash{1}}, "b1")
+	c.put(scriptKey{a, plumbing.Hash{2}}, "a2")
+	c.forget(a)
+	if _, ok := c.get(scriptKey{b, plumbing.Hash{1}}); !ok || c.order.Len() != 1 || len(c.byKey) != 1 || c.bytes != scriptEntryOverhead+2 {
+		t.Fatalf("after forgetting a: b kept %v, %d entries, %d bytes", ok, c.order.Len(), c.bytes)
+	}
+}

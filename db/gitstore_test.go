@@ -282,6 +282,47 @@ func TestANewProjectsFirstStepReadsNoGitObject(t *testing.T) {
 	}
 }
 
+// The script cache holds what steps read: a listing of every project reads
+// the code the cache lacks without keeping it (it would push out the steps'
+// entries), reading one project keeps its code, and deleting it forgets it.
+func TestTheScriptCacheKeepsWhatStepsRead(t *testing.T) {
+	t.Parallel()
+	store := &db.Store{Pool: dbtest.New(t)}
+	ctx := context.Background()
+	code := "x = 1\n"
+	p, err := store.CreateProject(ctx, domain.NewProject{Name: "cached", Code: &code})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !db.ScriptCached(p.ID, p.CurrentCommit) {
+		t.Fatal("creating a project did not keep its code")
+	}
+	db.ForgetScripts(p.ID) // as if another process had created it
+	list, err := store.ListProjects(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].CurrentCode != "x = 1\n" {
+		t.Fatalf("listed %+v", list)
+	}
+	if db.ScriptCached(p.ID, p.CurrentCommit) {
+		t.Error("the listing kept the project's code")
+	}
+	got, err := store.GetProject(ctx, p.ID)
+	if err != nil || got.CurrentCode != "x = 1\n" {
+		t.Fatalf("project: %+v, %v", got, err)
+	}
+	if !db.ScriptCached(p.ID, p.CurrentCommit) {
+		t.Error("reading the project did not keep its code")
+	}
+	if err := store.DeleteProject(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if db.ScriptCached(p.ID, p.CurrentCommit) {
+		t.Error("the deleted project's code is still kept")
+	}
+}
+
 // Committing a diff keeps the new head's code for what reads it next: the
 // commit itself (its answer, its log entry and code_changed carry the code)
 // and the next read of the project read no git object, and the code is the

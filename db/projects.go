@@ -130,6 +130,12 @@ func insertProject(ctx context.Context, tx pgx.Tx, id uuid.UUID, name, base stri
 
 // projectAt fills in what comes from git: the branch head and the code there.
 func projectAt(ctx context.Context, q Querier, p projectRow) (domain.Project, error) {
+	return readProjectAt(ctx, q, p, true)
+}
+
+// readProjectAt is projectAt; with keep false, code read from git is not
+// kept in the script cache (readScript).
+func readProjectAt(ctx context.Context, q Querier, p projectRow, keep bool) (domain.Project, error) {
 	repo := NewGitStorage(ctx, q, p.repo)
 	head, err := BranchHead(repo, p.br)
 	if err != nil {
@@ -149,7 +155,7 @@ func projectAt(ctx context.Context, q Querier, p projectRow) (domain.Project, er
 	// the project. The cache is right even for an entry made in a
 	// transaction that rolls back: a commit's hash covers its tree, so any
 	// commit with that hash holds that code.
-	out.CurrentCode, err = scriptAt(ctx, q, p.repo, head)
+	out.CurrentCode, err = readScript(ctx, q, p.repo, head, keep)
 	return out, err
 }
 
@@ -182,7 +188,8 @@ func loadProjectRow(ctx context.Context, q Querier, id string, forUpdate bool) (
 	return p, wrap(err, "read project")
 }
 
-// ListProjects returns every project, newest first, with its current code.
+// ListProjects returns every project, newest first, with its current code,
+// which it does not keep in the script cache (readScript).
 func (s *Store) ListProjects(ctx context.Context) ([]domain.Project, error) {
 	rows, err := s.Pool.Query(ctx, `SELECT `+projectColumns+` FROM projects ORDER BY created_at DESC, id`)
 	if err != nil {
@@ -194,7 +201,7 @@ func (s *Store) ListProjects(ctx context.Context) ([]domain.Project, error) {
 	}
 	out := make([]domain.Project, 0, len(list))
 	for _, p := range list {
-		full, err := projectAt(ctx, s.Pool, p)
+		full, err := readProjectAt(ctx, s.Pool, p, false)
 		if err != nil {
 			return nil, err
 		}
@@ -204,13 +211,16 @@ func (s *Store) ListProjects(ctx context.Context) ([]domain.Project, error) {
 }
 
 // DeleteProject removes a project, every row under it and its repository, and
-// emits project_deleted.
+// emits project_deleted. This process's script cache forgets its code; other
+// processes' caches let it age out.
 func (s *Store) DeleteProject(ctx context.Context, id string) error {
-	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+	var repo uuid.UUID
+	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
 		p, err := loadProjectRow(ctx, tx, id, true)
 		if err != nil {
 			return err
 		}
+		repo = p.repo
 		if _, err := tx.Exec(ctx, `DELETE FROM projects WHERE id = $1`, p.id); err != nil {
 			return wrap(err, "delete project")
 		}
@@ -220,6 +230,10 @@ func (s *Store) DeleteProject(ctx context.Context, id string) error {
 		_, err = Emit(ctx, tx, p.id.String(), event.ProjectDeleted{ProjectID: p.id.String()})
 		return err
 	})
+	if err == nil {
+		scripts.forget(repo)
+	}
+	return err
 }
 
 // ProjectCommits returns the project's git log, newest first.
