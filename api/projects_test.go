@@ -64,6 +64,20 @@ func TestCreateProjectWithCodeAndUniqueSlugs(t *testing.T) {
 	if strings.Join(slugs, ",") != "cafe-bots,cafe-bots-2,cafe-bots-3" {
 		t.Fatalf("slugs = %v", slugs)
 	}
+	// A name that ends in a number as large as an int64 is no suffix to
+	// count on (one past it was a 500 for every later "Café Bots").
+	for _, name := range []string{"Café Bots 9223372036854775807", "Café Bots"} {
+		var p domain.Project
+		if res := s.do("POST", "/projects", map[string]any{"name": name}); res.Status != 201 {
+			t.Fatalf("create %q = %d %s", name, res.Status, res.Body)
+		} else {
+			res.json(t, &p)
+		}
+		slugs = append(slugs, p.Slug)
+	}
+	if got := strings.Join(slugs[3:], ","); got != "cafe-bots-9223372036854775807,cafe-bots-4" {
+		t.Fatalf("slugs = %v", got)
+	}
 	// An empty code is a project with an empty file, not the sample.
 	res := s.do("POST", "/projects", map[string]any{"name": "Empty", "code": ""})
 	var p domain.Project

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -337,5 +338,61 @@ func TestEventSeqHeaderClosesTheGapBeforeSubscribing(t *testing.T) {
 	ev := late.Next()
 	if ev.Name != "conversation_message" || ev.Payload["message_id"] != acc.MessageID || ev.Seq() <= seq {
 		t.Fatalf("first event after the load = %s %v", ev.Name, ev.Payload)
+	}
+}
+
+// Deleting a project while one of its diffs is committed, rejected with
+// feedback or tested: each pair was a deadlock PostgreSQL broke, and one of
+// the two requests a 500. Whatever the order, each answers as if it ran
+// before or after the other.
+func TestDeletingAProjectWhileItsDiffIsActedOn(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	// Answers the message a rejection with feedback sends.
+	s.AI.Handle(func(openaitest.Request) openaitest.Reply { return openaitest.Text("ok") })
+	actions := []struct {
+		name string
+		act  func(diffID string) response
+		ok   []int
+	}{
+		{"commit", func(id string) response { return s.do("POST", "/diffs/"+id+"/commit", nil) }, []int{200, 404}},
+		{"reject", func(id string) response {
+			return s.do("POST", "/diffs/"+id+"/review", map[string]any{"approved": false, "feedback": "no"})
+		}, []int{200, 404}},
+		{"test", func(id string) response { return s.do("POST", "/diffs/"+id+"/test", nil) }, []int{202, 404}},
+	}
+	for _, a := range actions {
+		for range 3 {
+			p, sess := s.project(baseCode)
+			d := s.approvedDiff(p, sess, greetPatch, "Say Hi")
+			s.newTest(p.ID, "t", "pass", 5)
+			var acted, deleted response
+			var wg sync.WaitGroup
+			wg.Go(func() { acted = a.act(d.ID) })
+			wg.Go(func() { deleted = s.do("DELETE", "/projects/"+p.ID, nil) })
+			wg.Wait()
+			if !slices.Contains(a.ok, acted.Status) || deleted.Status != 204 {
+				t.Errorf("%s: %d %s; delete: %d %s", a.name, acted.Status, acted.Body, deleted.Status, deleted.Body)
+			}
+		}
+	}
+}
+
+// Deleting a project deletes its agents' conversation memory, which holds
+// the people's prompts and the models' answers.
+func TestDeletingAProjectDeletesItsAgentsMemory(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	s.AI.Enqueue(openaitest.Text("An answer."))
+	s.waitResponse(p.ID, s.send(sess.ID, "What does it do?").MessageID)
+	if n := s.count("agent_memory"); n == 0 {
+		t.Fatal("the answered message left no memory")
+	}
+	if r := s.do("DELETE", "/projects/"+p.ID, nil); r.Status != 204 {
+		t.Fatalf("delete = %d %s", r.Status, r.Body)
+	}
+	if n := s.count("agent_memory"); n != 0 {
+		t.Errorf("%d memory rows of the deleted project remain", n)
 	}
 }

@@ -127,7 +127,26 @@ func wrap(err error, what string) error {
 	if IsUnavailable(err) {
 		return &domain.Error{Code: domain.EUNAVAILABLE, Message: "the database is unavailable; retry shortly"}
 	}
+	if parent, ok := deletedParent(err); ok {
+		return &domain.Error{Code: domain.ENOTFOUND, Message: fmt.Sprintf("%s: the %s was deleted meanwhile", what, parent)}
+	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// deletedParent names the row an insert referred to when a concurrent delete
+// removed it (the handler had read it a moment before): a foreign key
+// violation of constraint <table>_<parent>_id_fkey.
+func deletedParent(err error) (string, bool) {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "23503" || !strings.HasPrefix(pgErr.Message, "insert or update") {
+		return "", false
+	}
+	parent, prefixed := strings.CutPrefix(pgErr.ConstraintName, pgErr.TableName+"_")
+	parent, suffixed := strings.CutSuffix(parent, "_id_fkey")
+	if !prefixed || !suffixed || parent == "" {
+		return "", false
+	}
+	return strings.ReplaceAll(parent, "_", " "), true
 }
 
 // DB is what the store runs on: the pool, or (in worker tests) a

@@ -78,6 +78,10 @@ func signature() object.Signature {
 	return sig
 }
 
+// maxSlugSuffix bounds the suffixes insertProject counts from: a larger one
+// is a name's own number, and one past it would overflow.
+const maxSlugSuffix = 1 << 30
+
 const takenSlugs = `SELECT slug FROM projects WHERE slug = $1 OR (slug ~>=~ $2 AND slug ~<~ $3 AND slug ~ $4)`
 
 // insertProject inserts the row under the first free slug of base, base-2,
@@ -106,7 +110,9 @@ func insertProject(ctx context.Context, tx pgx.Tx, id uuid.UUID, name, base stri
 			if t != base {
 				k, _ = strconv.Atoi(t[len(base)+1:])
 			}
-			next = max(next, k+1)
+			if k < maxSlugSuffix { // a name may end in any number ("x 9223372036854775807")
+				next = max(next, k+1)
+			}
 		}
 	}
 	for range 1000 {
@@ -216,11 +222,27 @@ func (s *Store) ListProjects(ctx context.Context) ([]domain.Project, error) {
 func (s *Store) DeleteProject(ctx context.Context, id string) error {
 	var repo uuid.UUID
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		// The project's diffs first: a commit, a review or a diff's test
+		// run locks its diff and then the project (or a row under it); the
+		// other order here was a deadlock with each, and one of the two a
+		// 500.
+		u, err := ParseID("project", id)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM diffs WHERE project_id = $1 ORDER BY id FOR UPDATE`, u); err != nil {
+			return wrap(err, "lock diffs")
+		}
 		p, err := loadProjectRow(ctx, tx, id, true)
 		if err != nil {
 			return err
 		}
 		repo = p.repo
+		// The agents' memory is keyed by the session, without a foreign key.
+		if _, err := tx.Exec(ctx, `DELETE FROM agent_memory WHERE session_key IN
+			(SELECT openai_session_key FROM sessions WHERE project_id = $1)`, p.id); err != nil {
+			return wrap(err, "delete memory")
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM projects WHERE id = $1`, p.id); err != nil {
 			return wrap(err, "delete project")
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -72,5 +73,65 @@ func TestTakenSlugsAreReadFromAnIndex(t *testing.T) {
 	scans := strings.Count(text, "Seq Scan on") + strings.Count(text, "Index Scan on") + strings.Count(text, "Index Only Scan on")
 	if conds := strings.Count(text, "Index Cond:"); scans == 0 || conds != scans || !strings.Contains(text, "projects_slug_prefix") {
 		t.Errorf("the slugs under a name are read by scanning projects:\n%s", text)
+	}
+}
+
+// An insert under a row that a concurrent delete removes, after the insert's
+// request read it, is a 404 naming what was deleted, not a 500: the insert's
+// foreign key check waits for the delete and then fails.
+func TestAnInsertUnderADeletedRowIsNotFound(t *testing.T) {
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	store := &db.Store{Pool: pool}
+	// racing runs insert after the delete (held open in tx) has locked the
+	// row, and commits the delete once the insert waits on it.
+	racing := func(deleteSQL, id string, insert func() error) error {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		if _, err := tx.Exec(ctx, deleteSQL, id); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- insert() }()
+		for dbtest.Count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0 {
+			select {
+			case err := <-done:
+				t.Fatalf("the insert did not wait for the delete: %v", err)
+			default:
+			}
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return <-done
+	}
+	p, err := store.CreateProject(ctx, domain.NewProject{Name: "deleted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := store.CreateTest(ctx, p.ID, domain.NewTestCase{Name: "t", Code: "pass"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, deleteSQL, id, parent string
+		insert                      func() error
+	}{
+		{"test run", `DELETE FROM test_cases WHERE id = $1`, tc.ID, "test", func() error {
+			_, err := store.StartRun(ctx, tc.ID, nil, func(pgx.Tx, string) (int64, error) { return 1, nil })
+			return err
+		}},
+		{"session", `DELETE FROM projects WHERE id = $1`, p.ID, "project", func() error {
+			_, _, err := store.CreateSession(ctx, p.ID, domain.NewSession{}, nil)
+			return err
+		}},
+	} {
+		err := racing(c.deleteSQL, c.id, c.insert)
+		if domain.ErrorCodeOf(err) != domain.ENOTFOUND || !strings.Contains(err.Error(), "the "+c.parent+" was deleted meanwhile") {
+			t.Errorf("%s under a deleted %s: %v", c.name, c.parent, err)
+		}
 	}
 }
