@@ -309,6 +309,45 @@ func TestANULFromTheModelIsReplaced(t *testing.T) {
 	}
 }
 
+// Replies the model may send that are neither an answer nor a patch end the
+// message failed, with what went wrong; an unknown tool call is noted in the
+// stored message, as a refused patch is.
+func TestVibecodeRepliesWithoutAnAnswer(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name    string
+		replies []openaitest.Reply
+		err     string
+	}{
+		{"no output", []openaitest.Reply{{}}, "neither text nor a patch"},
+		{"reasoning only", []openaitest.Reply{openaitest.Reasoning("thinking")}, "neither text nor a patch"},
+		{"a verdict without approved", []openaitest.Reply{submitPatch(greetPatch),
+			openaitest.JSON(map[string]any{"reasoning": "Looks right.", "commit_message": "Say Hi"})}, `the verdict has no "approved"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStack(t, stackOptions{})
+			p, sess := s.project(baseCode)
+			s.AI.Enqueue(c.replies...)
+			resp := s.waitResponse(p.ID, s.send(sess.ID, "Say Hi").MessageID)
+			if resp["status"] != "failed" || !strings.Contains(fmt.Sprint(resp["error"]), c.err) {
+				t.Fatalf("vibecode_response = %v", resp)
+			}
+		})
+	}
+	t.Run("unknown tool", func(t *testing.T) {
+		t.Parallel()
+		s := newStack(t, stackOptions{})
+		p, sess := s.project(baseCode)
+		s.AI.Enqueue(openaitest.FunctionCall("run_python", `{"code":"1"}`), openaitest.Text("Sorry."))
+		resp := s.waitResponse(p.ID, s.send(sess.ID, "Hi?").MessageID)
+		msgs := s.messages(sess.ID)
+		if resp["status"] != "answered" || len(msgs) != 3 || !strings.Contains(msgs[1].Content, `Tool call refused: unknown tool "run_python"`) {
+			t.Fatalf("vibecode_response = %v; messages = %+v", resp, msgs)
+		}
+	})
+}
+
 func TestMessageIDIsIdempotent(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{noWorker: true})

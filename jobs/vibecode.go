@@ -90,7 +90,14 @@ func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.Vi
 			return err
 		}
 		turn.AddReply(reply)
-		next := vibecode.AfterVibeCoderReply(t.BaseCode, node, reply.Text(), reply.ToolCalls())
+		text := reply.Text()
+		if text == "" {
+			text = reply.Refusal() // the model's words to the person
+		}
+		next := vibecode.AfterVibeCoderReply(t.BaseCode, node, text, reply.ToolCalls())
+		if next.Empty {
+			return vibecode.EmptyReply()
+		}
 		turn.AddToolOutputs(next.Outputs)
 		var diff *string
 		if next.Accepted != nil {

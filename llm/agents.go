@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -267,6 +268,9 @@ func (r *Reply) ID() string { return r.resp.ID }
 // Text is the reply's output text.
 func (r *Reply) Text() string { return r.resp.outputText() }
 
+// Refusal is the text of the reply's refusals, if the model refused.
+func (r *Reply) Refusal() string { return r.resp.refusalText() }
+
 // ToolCalls are the reply's function calls, in order.
 func (r *Reply) ToolCalls() []vibecode.ToolCall {
 	var out []vibecode.ToolCall
@@ -285,11 +289,26 @@ func (r *Reply) Usage(agent string, iteration int) domain.TokenUsage {
 	return u
 }
 
-// Verdict decodes an Evaluator reply.
+// Verdict decodes an Evaluator reply. Each field of the schema is required,
+// as the strict schema says: a verdict without "approved" is no rejection.
 func (r *Reply) Verdict() (vibecode.Verdict, error) {
-	var v vibecode.Verdict
-	err := r.resp.decodeOutput(&v)
-	return v, err
+	var v struct {
+		Approved      *bool   `json:"approved"`
+		Reasoning     *string `json:"reasoning"`
+		CommitMessage *string `json:"commit_message"`
+	}
+	if err := r.resp.decodeOutput(&v); err != nil {
+		return vibecode.Verdict{}, err
+	}
+	switch {
+	case v.Approved == nil:
+		return vibecode.Verdict{}, errors.New(`the verdict has no "approved"`)
+	case v.Reasoning == nil:
+		return vibecode.Verdict{}, errors.New(`the verdict has no "reasoning"`)
+	case v.CommitMessage == nil:
+		return vibecode.Verdict{}, errors.New(`the verdict has no "commit_message"`)
+	}
+	return vibecode.Verdict{Approved: *v.Approved, Reasoning: *v.Reasoning, CommitMessage: *v.CommitMessage}, nil
 }
 
 // CallError is a failed model call. It tells the vibecode loop whether trying

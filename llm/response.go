@@ -191,6 +191,25 @@ func (r *response) outputText() string {
 	return b.String()
 }
 
+// refusalText is the text of the response's refusals.
+func (r *response) refusalText() string {
+	if r == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, it := range r.Output {
+		if it.Type != "message" {
+			continue
+		}
+		for _, c := range it.Content {
+			if c.Type == "refusal" {
+				b.WriteString(c.Refusal)
+			}
+		}
+	}
+	return b.String()
+}
+
 // functionCall is a function call of a response.
 type functionCall struct {
 	ID, CallID, Name, Arguments string

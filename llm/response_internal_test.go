@@ -333,3 +333,14 @@ type oldStreamEvent struct {
 	Message  string          `json:"message"`
 	Response json.RawMessage `json:"response"`
 }
+
+// A refusal is the reply's words to the person when it has no text.
+func TestRefusalText(t *testing.T) {
+	r, err := decodeResponse([]byte(`{"id":"resp_1","status":"completed","output":[{"type":"message","id":"m","content":[{"type":"refusal","refusal":"I can't help with that."}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.outputText() != "" || r.refusalText() != "I can't help with that." {
+		t.Fatalf("text %q, refusal %q", r.outputText(), r.refusalText())
+	}
+}

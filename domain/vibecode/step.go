@@ -31,6 +31,9 @@ type ReplyDecision struct {
 	// Answered is a reply without tool calls: the message ends answered,
 	// with the reply's text.
 	Answered bool
+	// Empty is a reply with neither text nor a tool call: the message
+	// fails (EmptyReply), rather than end answered with nothing.
+	Empty bool
 	// Accepted is a valid patch: it goes to the Evaluator.
 	Accepted *PatchCheck
 	// Outputs answer every tool call of the reply, in order.
@@ -49,6 +52,9 @@ type ReplyDecision struct {
 // again in the next round.
 func AfterVibeCoderReply(code string, node *pyast.AgentNode, text string, calls []ToolCall) ReplyDecision {
 	if len(calls) == 0 {
+		if strings.TrimSpace(text) == "" {
+			return ReplyDecision{Empty: true}
+		}
 		return ReplyDecision{Answered: true, Content: text}
 	}
 	var d ReplyDecision
@@ -59,6 +65,7 @@ func AfterVibeCoderReply(code string, node *pyast.AgentNode, text string, calls 
 			d.Outputs = append(d.Outputs, ToolOutput{fc.CallID, "Ignored: a patch from this reply was already accepted."})
 		case fc.Name != SubmitPatchTool:
 			d.Problem = fmt.Sprintf("unknown tool %q; the only tool is %s", fc.Name, SubmitPatchTool)
+			notes = append(notes, "Tool call refused: "+d.Problem)
 			d.Outputs = append(d.Outputs, ToolOutput{fc.CallID, "Error: " + d.Problem})
 		default:
 			c := CheckPatch(code, fc.Arguments, node)
@@ -75,6 +82,12 @@ func AfterVibeCoderReply(code string, node *pyast.AgentNode, text string, calls 
 	}
 	d.Content = strings.TrimSpace(text + "\n" + strings.Join(notes, "\n"))
 	return d
+}
+
+// EmptyReply is the end of a step whose reply had neither text nor a tool
+// call (only reasoning, or no output at all).
+func EmptyReply() error {
+	return Permanent("the VibeCoder's reply had neither text nor a patch")
 }
 
 // NoPatchAfterRounds is the end of a step whose rounds ran out without an
