@@ -135,3 +135,34 @@ func TestAnInsertUnderADeletedRowIsNotFound(t *testing.T) {
 		}
 	}
 }
+
+// A run whose test was deleted while it ran is done: its result has nowhere
+// to go, and its job completes instead of failing an attempt.
+func TestARunDeletedWhileItRanFinishes(t *testing.T) {
+	ctx := context.Background()
+	store := &db.Store{Pool: dbtest.New(t)}
+	p, err := store.CreateProject(ctx, domain.NewProject{Name: "runs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := store.CreateTest(ctx, p.ID, domain.NewTestCase{Name: "t", Code: "pass"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, err := store.StartRun(ctx, tc.ID, nil, func(pgx.Tx, string) (int64, error) { return 1, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	work, ok, err := store.BeginRun(ctx, acc.TestRunID)
+	if err != nil || !ok {
+		t.Fatalf("begin: %v %v", ok, err)
+	}
+	if err := store.DeleteTest(ctx, tc.ID); err != nil {
+		t.Fatal(err)
+	}
+	completed := false
+	_, err = store.FinishRun(ctx, work, db.RunResult{Status: "passed"}, func(pgx.Tx) error { completed = true; return nil })
+	if err != nil || !completed {
+		t.Fatalf("finishing a deleted run: %v, job completed %v", err, completed)
+	}
+}

@@ -326,9 +326,12 @@ func (s *Store) FinishRun(ctx context.Context, w RunWork, r RunResult, complete 
 			WHERE id = $1 AND status IN ('queued', 'running') RETURNING `+runColumns,
 			w.Run.ID, r.Status, r.Stdout, r.Stderr, r.ExitCode, ms, r.Error))
 		if errors.Is(err, pgx.ErrNoRows) {
-			if out, err = getRun(ctx, tx, w.Run.ID); err != nil {
+			out, err = getRun(ctx, tx, w.Run.ID)
+			if err != nil && domain.ErrorCodeOf(err) != domain.ENOTFOUND {
 				return err
 			}
+			// Finished already, or deleted with its test or project while
+			// it ran (as BeginRun, a gone run is done): nothing to store.
 			return runComplete(tx, complete)
 		}
 		if err != nil {
