@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"reflect"
 	"slices"
@@ -15,6 +14,7 @@ import (
 	"github.com/go-fuego/fuego"
 
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/internal/pgtext"
 )
 
 // readBody is the one decoder of JSON request bodies. Unknown fields are
@@ -71,75 +71,30 @@ func invalidUTF8At(b []byte) int {
 
 // loneSurrogateAt finds a \uD800-\uDFFF escape that is not half of a
 // surrogate pair (encoding/json would turn it into U+FFFD silently), or -1.
-// raw is valid JSON: the decoder read it.
-func loneSurrogateAt(b []byte) int {
-	inString := false
-	for i := 0; i < len(b); i++ {
-		switch {
-		case b[i] == '"':
-			inString = !inString
-		case inString && b[i] == '\\' && i+1 < len(b):
-			if b[i+1] != 'u' {
-				i++ // \" and \\ among others
-				continue
-			}
-			r, ok := hex4(b, i+2)
-			switch {
-			case !ok || r < 0xD800 || r > 0xDFFF:
-			case r <= 0xDBFF && i+11 < len(b) && b[i+6] == '\\' && b[i+7] == 'u':
-				if lo, ok := hex4(b, i+8); ok && lo >= 0xDC00 && lo <= 0xDFFF {
-					i += 6 // the pair's low half
-					break
-				}
-				return i
-			default:
-				return i
-			}
-			i += 5
+// raw is valid JSON: the decoder read it. A \u0000 is left to nulField,
+// which names its field.
+func loneSurrogateAt(raw []byte) int {
+	for at := pgtext.EscapeAt(raw, 0); at >= 0; at = pgtext.EscapeAt(raw, at+6) {
+		if string(raw[at:at+6]) != `\u0000` {
+			return at
 		}
 	}
 	return -1
 }
 
-func hex4(b []byte, at int) (rune, bool) {
-	if at+4 > len(b) {
-		return 0, false
-	}
-	v, err := strconv.ParseUint(string(b[at:at+4]), 16, 32)
-	return rune(v), err == nil
-}
-
 // nulField names the first string of v, a decoded body, that holds a NUL,
 // or is "". PostgreSQL stores a NUL neither in text nor in jsonb: the
-// insert would fail, a 500, instead of the input being refused.
+// insert would fail, a 500, instead of the input being refused. Bodies are
+// structs of strings and pointers (to strings, numbers and booleans).
 func nulField(v reflect.Value, name string) string {
 	switch v.Kind() {
 	case reflect.String:
 		if strings.IndexByte(v.String(), 0) >= 0 {
 			return name
 		}
-	case reflect.Pointer, reflect.Interface:
+	case reflect.Pointer:
 		if !v.IsNil() {
 			return nulField(v.Elem(), name)
-		}
-	case reflect.Slice, reflect.Array:
-		if v.Type().Elem().Kind() == reflect.Uint8 {
-			return "" // json.RawMessage, stored as JSON the decoder read
-		}
-		for i := range v.Len() {
-			if f := nulField(v.Index(i), name+"["+strconv.Itoa(i)+"]"); f != "" {
-				return f
-			}
-		}
-	case reflect.Map:
-		for it := v.MapRange(); it.Next(); {
-			key := fmt.Sprint(it.Key())
-			if strings.IndexByte(key, 0) >= 0 {
-				return joinField(name, key)
-			}
-			if f := nulField(it.Value(), joinField(name, key)); f != "" {
-				return f
-			}
 		}
 	case reflect.Struct:
 		for _, sf := range reflect.VisibleFields(v.Type()) {
@@ -151,19 +106,15 @@ func nulField(v reflect.Value, name string) string {
 			if err != nil {
 				continue // under a nil embedded pointer
 			}
-			if f := nulField(fv, joinField(name, fname)); f != "" {
+			if name != "" {
+				fname = name + "." + fname
+			}
+			if f := nulField(fv, fname); f != "" {
 				return f
 			}
 		}
 	}
 	return ""
-}
-
-func joinField(parent, name string) string {
-	if parent == "" {
-		return name
-	}
-	return parent + "." + name
 }
 
 // unknownFields returns the top-level keys of a JSON object that t, a

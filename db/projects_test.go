@@ -108,14 +108,7 @@ func TestAnInsertUnderADeletedRowIsNotFound(t *testing.T) {
 		}
 		return <-done
 	}
-	p, err := store.CreateProject(ctx, domain.NewProject{Name: "deleted"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := store.CreateTest(ctx, p.ID, domain.NewTestCase{Name: "t", Code: "pass"}, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, tc := projectWithTest(t, store)
 	for _, c := range []struct {
 		name, deleteSQL, id, parent string
 		insert                      func() error
@@ -141,14 +134,7 @@ func TestAnInsertUnderADeletedRowIsNotFound(t *testing.T) {
 func TestARunDeletedWhileItRanFinishes(t *testing.T) {
 	ctx := context.Background()
 	store := &db.Store{Pool: dbtest.New(t)}
-	p, err := store.CreateProject(ctx, domain.NewProject{Name: "runs"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := store.CreateTest(ctx, p.ID, domain.NewTestCase{Name: "t", Code: "pass"}, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, tc := projectWithTest(t, store)
 	acc, err := store.StartRun(ctx, tc.ID, nil, func(pgx.Tx, string) (int64, error) { return 1, nil })
 	if err != nil {
 		t.Fatal(err)
@@ -165,4 +151,19 @@ func TestARunDeletedWhileItRanFinishes(t *testing.T) {
 	if err != nil || !completed {
 		t.Fatalf("finishing a deleted run: %v, job completed %v", err, completed)
 	}
+}
+
+// projectWithTest creates a project with one test case.
+func projectWithTest(t *testing.T, store *db.Store) (domain.Project, domain.TestCase) {
+	t.Helper()
+	ctx := context.Background()
+	p, err := store.CreateProject(ctx, domain.NewProject{Name: "tested"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := store.CreateTest(ctx, p.ID, domain.NewTestCase{Name: "t", Code: "pass"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, tc
 }

@@ -24,6 +24,8 @@ import (
 	"github.com/openai/openai-go/v3/responses"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/vibegrapher/vibegrapher/internal/pgtext"
 )
 
 // Default models, per SPEC §5.
@@ -275,7 +277,7 @@ func readStream(ctx context.Context, dec ssestream.Decoder, onDelta func(string)
 			return resp, resp.statusError()
 		case "error":
 			var se streamEvent
-			if err := json.Unmarshal(storableJSON(ev.Data), &se); err != nil {
+			if err := json.Unmarshal(pgtext.JSON(ev.Data), &se); err != nil {
 				return nil, interrupted(ctx, err)
 			}
 			return nil, &ResponseError{Status: "error", Code: se.Code, Message: se.Message}
@@ -299,7 +301,7 @@ func deltaText(raw []byte) string {
 		return string(raw[1 : end-1])
 	}
 	var s string
-	if json.Unmarshal(storableJSON(raw), &s) != nil {
+	if json.Unmarshal(pgtext.JSON(raw), &s) != nil {
 		return ""
 	}
 	return s

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/openai/openai-go/v3/responses"
+
+	"github.com/vibegrapher/vibegrapher/internal/pgtext"
 )
 
 // response is the part of a Responses API response that llm reads, decoded
@@ -73,9 +75,9 @@ type outputItemFields struct {
 }
 
 // decodeResponse decodes a response's JSON; raw is kept, not copied, unless
-// it holds something PostgreSQL cannot store (storableJSON).
+// it holds something PostgreSQL cannot store (pgtext.JSON).
 func decodeResponse(raw []byte) (*response, error) {
-	raw = storableJSON(raw)
+	raw = pgtext.JSON(raw)
 	r, ok := decodeFast(raw)
 	if !ok {
 		// Fall back to openai-go's lenient decoder.
@@ -223,7 +225,7 @@ func (r *response) functionCalls() []functionCall {
 	var calls []functionCall
 	for _, it := range r.Output {
 		if it.Type == "function_call" {
-			calls = append(calls, functionCall{ID: it.ID, CallID: it.CallID, Name: it.Name, Arguments: storableJSONString(it.Arguments)})
+			calls = append(calls, functionCall{ID: it.ID, CallID: it.CallID, Name: it.Name, Arguments: pgtext.JSONString(it.Arguments)})
 		}
 	}
 	return calls
@@ -305,7 +307,7 @@ func (r *response) decodeOutput(v any) error {
 	if text == "" {
 		return fmt.Errorf("the model returned no output text to decode")
 	}
-	if err := json.Unmarshal([]byte(storableJSONString(text)), v); err != nil {
+	if err := json.Unmarshal([]byte(pgtext.JSONString(text)), v); err != nil {
 		return fmt.Errorf("the model's output is not the expected JSON: %w", err)
 	}
 	return nil

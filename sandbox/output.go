@@ -1,11 +1,11 @@
 package sandbox
 
 import (
-	"bytes"
 	"fmt"
-	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/vibegrapher/vibegrapher/internal/pgtext"
 )
 
 // cappedBuffer keeps the first limit bytes written to it and counts the rest,
@@ -43,7 +43,7 @@ func (b *cappedBuffer) text() (string, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.total <= int64(b.limit) {
-		return storableText(b.buf), false
+		return pgtext.Text(b.buf), false
 	}
 	kept := b.buf
 	// Do not end on half a character.
@@ -54,28 +54,7 @@ func (b *cappedBuffer) text() (string, bool) {
 	if i >= 0 && !utf8.FullRune(kept[i:]) {
 		kept = kept[:i]
 	}
-	return storableText(kept) + truncationMarker(b.limit), true
-}
-
-// storableText is out with each NUL and each byte that is not UTF-8 replaced
-// by U+FFFD: a program may print both, and PostgreSQL stores neither (nor
-// can JSON carry the bytes).
-func storableText(out []byte) string {
-	if utf8.Valid(out) && bytes.IndexByte(out, 0) < 0 {
-		return string(out)
-	}
-	var b strings.Builder
-	b.Grow(len(out) + 16)
-	for len(out) > 0 {
-		r, size := utf8.DecodeRune(out)
-		if r == 0 || r == utf8.RuneError && size == 1 {
-			b.WriteRune(utf8.RuneError)
-		} else {
-			b.Write(out[:size])
-		}
-		out = out[size:]
-	}
-	return b.String()
+	return pgtext.Text(kept) + truncationMarker(b.limit), true
 }
 
 func truncationMarker(limit int) string {
