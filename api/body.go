@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net/http"
 	"reflect"
 	"slices"
 	"strconv"
@@ -172,12 +173,25 @@ func jsonName(f reflect.StructField) (string, bool) {
 	return name, true
 }
 
+// queryParam reads an optional query parameter. Given more than once it is a
+// 400: which of the values was meant is not for the server to guess.
+func queryParam(r *http.Request, name string) (string, error) {
+	values := r.URL.Query()[name]
+	if len(values) > 1 {
+		return "", domain.Invalid(name, "is given %d times; give it once", len(values))
+	}
+	if len(values) == 0 {
+		return "", nil
+	}
+	return values[0], nil
+}
+
 // queryBool reads an optional boolean query parameter: absent is false, and
 // anything strconv.ParseBool does not read is a 400 naming the parameter.
-func queryBool(c interface{ QueryParam(string) string }, name string) (bool, error) {
-	v := c.QueryParam(name)
-	if v == "" {
-		return false, nil
+func queryBool(r *http.Request, name string) (bool, error) {
+	v, err := queryParam(r, name)
+	if err != nil || v == "" {
+		return false, err
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {

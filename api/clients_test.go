@@ -298,6 +298,9 @@ func TestMalformedInputIsRefusedAndStoresNothing(t *testing.T) {
 		{"missing project_id", "POST", "/tests", `{"name":"x","code":"pass"}`, "project_id", "required"},
 		{"unparsable wait", "POST", "/tests/" + tc.ID + "/run?wait=maybe", `{}`, "wait", `"maybe"`},
 		{"unknown status filter", "GET", "/projects/" + p.ID + "/diffs?status=bogus", ``, "status", "bogus"},
+		// The first value used to win and the others were not read.
+		{"wait given twice", "POST", "/tests/" + tc.ID + "/run?wait=false&wait=maybe", `{}`, "wait", "given 2 times"},
+		{"status given twice", "GET", "/projects/" + p.ID + "/diffs?status=committed&status=bogus", ``, "status", "given 2 times"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

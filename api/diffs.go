@@ -69,7 +69,11 @@ func (s *Server) registerDiffs() {
 }
 
 func (s *Server) projectDiffs(c fuego.ContextNoBody) ([]domain.Diff, error) {
-	return s.opts.Store.ListDiffs(c.Context(), db.DiffFilter{ProjectID: c.PathParam("id"), Status: c.QueryParam("status")})
+	status, err := queryParam(c.Request(), "status")
+	if err != nil {
+		return nil, err
+	}
+	return s.opts.Store.ListDiffs(c.Context(), db.DiffFilter{ProjectID: c.PathParam("id"), Status: status})
 }
 
 func (s *Server) sessionDiffs(c fuego.ContextNoBody) ([]domain.Diff, error) {

@@ -166,7 +166,8 @@ func classify(err error) (status int, detail, field string) {
 		if name == "" {
 			return http.StatusBadRequest, fmt.Sprintf("request body must be a JSON object, got a JSON %s", typeErr.Value), ""
 		}
-		return http.StatusBadRequest, fmt.Sprintf("%s: must be a %s, got a JSON %s", name, jsonKind(typeErr.Type.String()), typeErr.Value), name
+		kind := jsonKind(typeErr.Type.String())
+		return http.StatusBadRequest, fmt.Sprintf("%s: must be %s %s, got a JSON %s", name, article(kind), kind, typeErr.Value), name
 	case errors.As(err, &syntaxErr):
 		return http.StatusBadRequest, fmt.Sprintf("request body is not valid JSON: %v (at byte %d)", syntaxErr, syntaxErr.Offset), ""
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -202,13 +203,22 @@ func statusOf(c domain.ErrorCode) int {
 	return http.StatusInternalServerError
 }
 
+func article(noun string) string {
+	if strings.ContainsRune("aeiou", rune(noun[0])) {
+		return "an"
+	}
+	return "a"
+}
+
 func jsonKind(goType string) string {
 	switch {
 	case goType == "string", goType == "*string":
 		return "string"
 	case goType == "bool", goType == "*bool":
 		return "boolean"
-	case strings.Contains(goType, "int"), strings.Contains(goType, "float"):
+	case strings.Contains(goType, "int"):
+		return "integer" // also what a 1.5 or a 1e30 is refused for
+	case strings.Contains(goType, "float"):
 		return "number"
 	case strings.HasPrefix(goType, "[]"):
 		return "array"

@@ -94,7 +94,7 @@ func (s *Server) runTest(c fuego.ContextWithBody[RunRequest]) (RunAnswer, error)
 	if err != nil {
 		return RunAnswer{}, err
 	}
-	wait, err := queryBool(c, "wait")
+	wait, err := queryBool(c.Request(), "wait")
 	if err != nil {
 		return RunAnswer{}, err
 	}

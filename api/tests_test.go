@@ -56,25 +56,27 @@ func TestTestCasesCRUDAndValidation(t *testing.T) {
 		t.Fatalf("list = %+v", list)
 	}
 	for _, c := range []struct {
-		path  string
-		body  any
-		code  int
-		field string
+		path   string
+		body   any
+		code   int
+		field  string
+		reason string // in the problem's detail, when set
 	}{
-		{"/projects/" + p.ID + "/tests", map[string]any{"name": "", "code": "pass"}, 400, "name"},
-		{"/projects/" + p.ID + "/tests", map[string]any{"name": "x", "code": "  "}, 400, "code"},
-		{"/projects/" + p.ID + "/tests", map[string]any{"name": "x", "code": "pass", "timeout_seconds": 0}, 400, "timeout_seconds"},
-		{"/projects/" + p.ID + "/tests", map[string]any{"name": "x", "code": "pass", "timeout_seconds": 31}, 400, "timeout_seconds"},
-		{"/projects/" + p.ID + "/tests", `{"name": "x", "code": "pass", "timeout_seconds": "5"}`, 400, "timeout_seconds"},
-		{"/tests", map[string]any{"name": "x", "code": "pass"}, 400, "project_id"},
-		{"/tests", map[string]any{"project_id": "nope", "name": "x", "code": "pass"}, 400, "project_id"},
+		{"/projects/" + p.ID + "/tests", map[string]any{"name": "", "code": "pass"}, 400, "name", ""},
+		{"/projects/" + p.ID + "/tests", map[string]any{"name": "x", "code": "  "}, 400, "code", ""},
+		{"/projects/" + p.ID + "/tests", map[string]any{"name": "x", "code": "pass", "timeout_seconds": 0}, 400, "timeout_seconds", ""},
+		{"/projects/" + p.ID + "/tests", map[string]any{"name": "x", "code": "pass", "timeout_seconds": 31}, 400, "timeout_seconds", ""},
+		{"/projects/" + p.ID + "/tests", `{"name": "x", "code": "pass", "timeout_seconds": "5"}`, 400, "timeout_seconds", "must be an integer, got a JSON string"},
+		{"/projects/" + p.ID + "/tests", `{"name": "x", "code": "pass", "timeout_seconds": 1.5}`, 400, "timeout_seconds", "must be an integer, got a JSON number 1.5"},
+		{"/tests", map[string]any{"name": "x", "code": "pass"}, 400, "project_id", ""},
+		{"/tests", map[string]any{"project_id": "nope", "name": "x", "code": "pass"}, 400, "project_id", ""},
 	} {
 		res := s.do("POST", c.path, c.body)
 		if res.Status != c.code {
 			t.Errorf("%v: %d %s", c.body, res.Status, res.Body)
 			continue
 		}
-		if pr := res.problem(t); len(pr.Errors) == 0 || pr.Errors[0].Name != c.field {
+		if pr := res.problem(t); len(pr.Errors) == 0 || pr.Errors[0].Name != c.field || !strings.Contains(pr.Detail, c.reason) {
 			t.Errorf("%v: %+v", c.body, pr)
 		}
 	}

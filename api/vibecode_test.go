@@ -90,6 +90,12 @@ func TestVibecodeTextAnswer(t *testing.T) {
 	if job.Kind != "vibecode" || job.Queue != "vibecode" || job.ID != acc.JobID {
 		t.Fatalf("job = %+v", job)
 	}
+	// Only the id's own spelling names it.
+	for _, path := range []string{fmt.Sprint("/jobs/+", acc.JobID), fmt.Sprint("/jobs/0", acc.JobID), "/jobs/0", "/jobs/-1", "/jobs/x"} {
+		if res := s.do("GET", path, nil); res.Status != 404 {
+			t.Errorf("GET %s = %d %s", path, res.Status, res.Body)
+		}
+	}
 }
 
 func TestVibecodePatchApprovedAtOnce(t *testing.T) {
