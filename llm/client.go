@@ -14,6 +14,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -227,7 +229,52 @@ func (c *Client) stream(ctx context.Context, params responses.ResponseNewParams,
 	if dec == nil {
 		return nil, ErrStreamEnded
 	}
+	if ct := raw.Header.Get("Content-Type"); !eventStream(ct) {
+		return notStreamed(ctx, raw.Body, ct, onDelta)
+	}
 	return readStream(ctx, dec, onDelta, onOther)
+}
+
+// eventStream reports whether a response's Content-Type is that of a
+// stream; none is taken as one, as openai-go does.
+func eventStream(contentType string) bool {
+	if contentType == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "text/event-stream"
+}
+
+// maxUnstreamed bounds the body read by notStreamed.
+const maxUnstreamed = 64 << 20
+
+// ErrNotAStream is a stream request answered with something that is not an
+// event stream nor a whole response: OPENAI_BASE_URL likely points at
+// something other than a Responses API (a proxy's page, another API). It is
+// permanent: asking again gets the same answer.
+var ErrNotAStream = errors.New("the model's server did not answer with an event stream")
+
+// notStreamed reads the answer to a stream request that came as something
+// else. Some gateways answer with the whole response as JSON: it is read as
+// the stream's final response, its text passed to onDelta at once. Anything
+// else is ErrNotAStream; reading it as an empty stream would retry it as a
+// broken connection for minutes.
+func notStreamed(ctx context.Context, body io.Reader, contentType string, onDelta func(string)) (*response, error) {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	if mt == "application/json" {
+		raw, err := io.ReadAll(io.LimitReader(body, maxUnstreamed))
+		if err != nil {
+			return nil, interrupted(ctx, err)
+		}
+		if resp, err := decodeResponse(raw); err == nil && resp.ID != "" && resp.Status != "" {
+			stateOf(ctx).firstToken()
+			if text := resp.outputText(); text != "" && onDelta != nil {
+				onDelta(text)
+			}
+			return resp, resp.statusError()
+		}
+	}
+	return nil, fmt.Errorf("%w (Content-Type %q; check OPENAI_BASE_URL)", ErrNotAStream, contentType)
 }
 
 // readStream reads a Responses stream's events up to the final response.

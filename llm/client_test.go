@@ -415,3 +415,37 @@ func TestConnectionsKeptAfterABurst(t *testing.T) {
 		t.Errorf("the second burst opened %d new connections; want the first burst's %d reused", opened, calls)
 	}
 }
+
+// A gateway may answer a stream request with the whole response as JSON: it
+// is the answer, its text one delta. Anything else that is not an event
+// stream fails at once, not as a broken connection retried for minutes.
+func TestStreamAnsweredWithoutAStream(t *testing.T) {
+	s := openaitest.New(t)
+	want := "All of it at once."
+	r := openaitest.Text(want)
+	r.Unstreamed = true
+	s.Enqueue(r)
+	var deltas []string
+	resp, err := newClient(s, 0).Stream(context.Background(), ask("hi"), func(d string) { deltas = append(deltas, d) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.OutputText() != want || strings.Join(deltas, "") != want || resp.Usage.TotalTokens == 0 {
+		t.Fatalf("output %q, deltas %q, usage %+v", resp.OutputText(), deltas, resp.Usage)
+	}
+
+	var requests int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests++
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, "<html>Sign in to the proxy</html>")
+	}))
+	defer srv.Close()
+	_, err = llm.New(llm.Config{APIKey: "k", BaseURL: srv.URL + "/v1", MaxRetries: 2}).Stream(context.Background(), ask("hi"), nil)
+	if !errors.Is(err, llm.ErrNotAStream) || llm.IsTransient(err) || !strings.Contains(llm.ErrorMessage(err), `"text/html"`) {
+		t.Fatalf("err %v (transient %v)", err, llm.IsTransient(err))
+	}
+	if requests != 1 {
+		t.Errorf("%d requests, want 1", requests)
+	}
+}

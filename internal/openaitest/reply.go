@@ -62,6 +62,10 @@ type Reply struct {
 	// as a network failure mid-stream would. A non-streaming request gets its
 	// connection aborted before any byte is written.
 	CutAfter int
+
+	// Unstreamed answers a streaming request with the whole response as
+	// plain JSON, as a gateway that does not pass streams on may do.
+	Unstreamed bool
 }
 
 // Usage is the token usage of a scripted response.

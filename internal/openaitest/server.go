@@ -180,7 +180,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := build(req, reply)
-	if req.Stream {
+	if req.Stream && !reply.Unstreamed {
 		stream(r.Context(), w, resp, reply)
 		return
 	}
