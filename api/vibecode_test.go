@@ -247,6 +247,52 @@ func TestVibecodeTransientErrorsRetryWithoutDuplicates(t *testing.T) {
 	}
 }
 
+// A retried step streams its answer again, and a tool round streams the text
+// of its next reply: the text a client shows for a message is what it
+// streamed since the step's latest job_status running or the message's
+// latest reply (docs/api.md), not every delta it ever received.
+func TestDeltasSinceTheStepStartedAddUpToTheAnswer(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	cut := openaitest.Text("I was going to say something long before the connection broke, word after word after word.")
+	cut.Delay, cut.CutAfter = 5*time.Millisecond, 12 // some deltas, then the connection breaks
+	bad := openaitest.Text("Trying a patch.").And(submitPatch("not a patch"))
+	s.AI.Enqueue(cut, bad, openaitest.Text("I give up: here is the answer."))
+	acc := s.send(sess.ID, "Hi?")
+	resp := s.waitResponse(p.ID, acc.MessageID)
+	if resp["status"] != "answered" {
+		t.Fatalf("vibecode_response = %v", resp)
+	}
+	var all, current strings.Builder
+	var retried, replies int
+	for _, e := range s.events(p.ID) {
+		switch {
+		case e.Name == "job_status" && e.Payload["message_id"] == acc.MessageID && e.Payload["state"] == "running":
+			current.Reset()
+		case e.Name == "job_status" && e.Payload["message_id"] == acc.MessageID && e.Payload["state"] == "retryable":
+			retried++
+		case e.Name == "conversation_message" && e.Payload["reply_to"] == acc.MessageID:
+			replies++
+			// A refused patch's note follows the streamed text.
+			if content := e.Payload["content"].(string); current.Len() == 0 || !strings.HasPrefix(content, current.String()) {
+				t.Errorf("reply %q, streamed since the step started or the last reply %q", content, current.String())
+			}
+			current.Reset()
+		case e.Name == "vibecode_delta" && e.Payload["message_id"] == acc.MessageID:
+			all.WriteString(e.Payload["delta"].(string))
+			current.WriteString(e.Payload["delta"].(string))
+		}
+	}
+	if retried != 1 || replies != 2 {
+		t.Fatalf("%d retries and %d replies, want 1 and 2", retried, replies)
+	}
+	// The deltas of the broken attempt and of the first round were sent too.
+	if !strings.HasPrefix(all.String(), "I was going") || !strings.Contains(all.String(), "Trying a patch.") {
+		t.Fatalf("all deltas: %q", all.String())
+	}
+}
+
 func TestVibecodeFailures(t *testing.T) {
 	t.Parallel()
 	t.Run("model answers 400", func(t *testing.T) {
