@@ -45,8 +45,7 @@ func (*websocketCtor) New(ctx *types.HttpContext) transports.Transport {
 	if err != nil {
 		return inner
 	}
-	t := &websocketTransport{Websocket: inner, conn: ctx.Websocket, net: ctx.Websocket.NetConn(), fd: rc}
-	return t
+	return &websocketTransport{Websocket: inner, conn: ctx.Websocket, net: ctx.Websocket.NetConn(), fd: rc, viaEngine: true}
 }
 
 type websocketTransport struct {
@@ -60,6 +59,14 @@ type websocketTransport struct {
 	draining bool   // a goroutine is writing pending
 	owed     int    // engine Sends whose "drain" is due when pending is written
 	failed   bool
+	// viaEngine: engine.io may hold packets for this socket that are not
+	// written yet, so the hub's events go through it, behind them. A new
+	// transport starts so: on an upgrade from polling, the engine sends
+	// what it buffered only after it made this the socket's transport.
+	// The first engine Send written whole (not the upgrade's probe answer)
+	// ends it; from then on the hub's events never go through the engine,
+	// so nothing of theirs waits there.
+	viaEngine bool
 
 	hb heartbeatState // guarded by heartbeats.mu
 }
@@ -87,6 +94,9 @@ func (t *websocketTransport) Send(packets []*packet.Packet) {
 		return
 	}
 	if t.writeNow(frames) {
+		if !probeAnswer(packets) {
+			t.viaEngine = false
+		}
 		t.mu.Unlock()
 		// Written: the engine's batch is done. (Not "ready": the transport
 		// never stopped being writable, and the engine is inside its flush.)
@@ -97,23 +107,33 @@ func (t *websocketTransport) Send(packets []*packet.Packet) {
 	t.mu.Unlock()
 }
 
+// probeAnswer reports whether packets are the PONG "probe" an upgrade
+// sends on the new transport before it is the socket's.
+func probeAnswer(packets []*packet.Packet) bool {
+	return len(packets) == 1 && packets[0].Type == packet.PONG
+}
+
 // writeDirect writes frames (whole websocket frames, see appendTextFrame)
-// when nothing else is waiting to be written to this socket, and reports
-// whether it took them. When it does not, the caller goes through the
-// engine, which keeps them behind what the engine holds.
+// in order with every earlier writeDirect, and reports whether it took
+// them. It does not while engine.io may hold packets for the socket
+// (viaEngine): the caller then goes through the engine, behind them. Once
+// it takes frames it takes all that follow, queued behind what waits for
+// the kernel when it must: frames that went through the engine's buffer
+// while this transport was not writable could be sent after later ones
+// written here.
 func (t *websocketTransport) writeDirect(frames []byte) bool {
-	if !t.Writable() {
-		return false
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.failed {
+	switch {
+	case t.failed:
 		return true // the socket is closing; nothing more reaches it
-	}
-	if t.draining {
+	case t.viaEngine:
 		return false
+	case t.draining:
+		t.pending = append(t.pending, frames...)
+	default:
+		t.writeNow(frames)
 	}
-	t.writeNow(frames)
 	return true
 }
 
