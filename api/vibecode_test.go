@@ -293,6 +293,59 @@ func TestDeltasSinceTheStepStartedAddUpToTheAnswer(t *testing.T) {
 	}
 }
 
+// A response that ended "incomplete" or "failed" was billed: its usage counts
+// in the message's token_usage and has its token_usage event, whether the
+// message then fails or a retry answers.
+func TestAFailedCallsUsageIsCounted(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+
+	incomplete := openaitest.Text("A long answer that stops").WithUsage(1000, 4000, 0, 3900)
+	incomplete.ResponseStatus, incomplete.IncompleteReason = "incomplete", "max_output_tokens"
+	s.AI.Enqueue(incomplete)
+	first := s.send(sess.ID, "Explain everything.")
+	resp := s.waitResponse(p.ID, first.MessageID)
+	usage := resp["token_usage"].(map[string]any)
+	if resp["status"] != "failed" || !strings.Contains(resp["error"].(string), "max_output_tokens") ||
+		usage["prompt_tokens"] != 1000.0 || usage["completion_tokens"] != 4000.0 || usage["reasoning_tokens"] != 3900.0 {
+		t.Fatalf("vibecode_response = %v", resp)
+	}
+
+	failed := openaitest.Text("").WithUsage(200, 10, 0, 0)
+	failed.ResponseStatus, failed.ErrorCode, failed.ErrorMessage = "failed", "server_error", "try again"
+	s.AI.Enqueue(failed, openaitest.Text("Fine.").WithUsage(300, 20, 0, 0))
+	second := s.send(sess.ID, "Hi?")
+	resp = s.waitResponse(p.ID, second.MessageID)
+	usage = resp["token_usage"].(map[string]any)
+	if resp["status"] != "answered" || usage["prompt_tokens"] != 500.0 || usage["completion_tokens"] != 30.0 {
+		t.Fatalf("vibecode_response = %v", resp)
+	}
+
+	var events []map[string]any
+	for _, e := range s.events(p.ID) {
+		if e.Name == "token_usage" {
+			events = append(events, e.Payload)
+		}
+	}
+	if len(events) != 3 {
+		t.Fatalf("%d token_usage events, want 3 (two failed calls, one answer): %v", len(events), events)
+	}
+	for i, want := range []struct {
+		about  string
+		prompt float64
+	}{{first.MessageID, 1000}, {second.MessageID, 200}} {
+		e := events[i]
+		if e["message_id"] != want.about || e["reply_to"] != want.about || e["usage"].(map[string]any)["prompt_tokens"] != want.prompt {
+			t.Errorf("token_usage %d = %v", i, e)
+		}
+	}
+	// No message is made of a failed call; the answer is the only reply.
+	if msgs := s.messages(sess.ID); len(msgs) != 3 {
+		t.Fatalf("%d messages, want 3", len(msgs))
+	}
+}
+
 func TestVibecodeFailures(t *testing.T) {
 	t.Parallel()
 	t.Run("model answers 400", func(t *testing.T) {

@@ -147,8 +147,10 @@ type lockedTurn struct {
 	usage domain.TokenUsage
 }
 
+// lockSQL's usage is the replies' and the failed calls' (RecordFailedCall).
 const lockSQL = `SELECT status, position, CASE WHEN $2 THEN ARRAY(SELECT r.token_usage::text FROM messages r
-			WHERE r.reply_to = $1 AND r.token_usage IS NOT NULL ORDER BY r.position) END
+			WHERE r.reply_to = $1 AND r.token_usage IS NOT NULL ORDER BY r.position) ||
+			ARRAY(SELECT c.token_usage::text FROM model_calls c WHERE c.message_id = $1 AND c.token_usage IS NOT NULL) END
 		FROM messages WHERE id = $1 AND role = 'user' FOR UPDATE`
 
 // pendingLock is the message's lock queued with the transaction's next
@@ -314,6 +316,48 @@ func (s *Store) RecordReply(ctx context.Context, a AssistantMessage) (domain.Con
 		return err
 	})
 	return m, err
+}
+
+// RecordFailedCall keeps a model call that failed after the model worked on
+// it (its response ended "incomplete" or "failed"): its response and usage
+// under key, which must be the call's key made unique per attempt, so that
+// the user message's token_usage counts what was billed; and emits
+// token_usage, whose message_id is then the user message's (no reply message
+// exists). Nothing happens when the message is gone or the key is stored
+// already.
+func (s *Store) RecordFailedCall(ctx context.Context, t *Turn, key string, response json.RawMessage, usage domain.TokenUsage) error {
+	raw, err := json.Marshal(usage)
+	if err != nil {
+		return err
+	}
+	err = InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		lock := lockTurnLater(ctx, tx, t.Message.ID, false)
+		var inserted bool
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO model_calls (call_key, message_id, response, token_usage) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (call_key) DO NOTHING`, key, t.Message.ID, response, raw).Exec(func(tag pgconn.CommandTag) error {
+			inserted = tag.RowsAffected() == 1
+			return nil
+		})
+		read := batchLater(ctx, tx, b)
+		if _, err := lock.result(); err != nil {
+			return err
+		}
+		if err := read(); err != nil {
+			return wrap(err, "store failed model call")
+		}
+		if !inserted {
+			return nil
+		}
+		return QueueEvent(ctx, tx, t.Session.ProjectID, event.TokenUsage{
+			SessionID: t.Session.ID, MessageID: t.Message.ID, ReplyTo: t.Message.ID,
+			TraceID: t.Message.TraceID, Usage: usage, Timestamp: time.Now().UTC(),
+		})
+	})
+	if errors.Is(err, ErrTurnGone) {
+		return nil
+	}
+	return err
 }
 
 // pendingReply is a model reply's two rows, queued to go with the

@@ -51,7 +51,8 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, job *river.Job[jobargs.Ev
 	var turn llm.Items
 	turn.AddUser(llm.EvaluatorRequest(t.Message.Content, proposal.Content, t.BaseCode, diff, patched, args.Iteration))
 	key := fmt.Sprintf("%s/evaluator/%d", t.Message.ID, args.Iteration)
-	reply, err := w.call(ctx, t, key, func() (*llm.Reply, error) {
+	c := modelCall{key: key, agent: domain.AgentEvaluator, iteration: args.Iteration, attempt: job.Attempt}
+	reply, err := w.call(ctx, t, c, func() (*llm.Reply, error) {
 		return w.LLM.Evaluator(ctx, llm.AgentCall{SessionKey: t.Session.OpenAISessionKey, Memory: memory, Turn: turn})
 	})
 	if err != nil {

@@ -132,18 +132,48 @@ func (d *Deps) jobStatus(ctx context.Context, t *db.Turn, job *rivertype.JobRow,
 	}
 }
 
-// call makes one model call, or returns the reply stored under key by an
+// modelCall names one model call of a step: its key (the same in every
+// attempt of the job, so a retry finds the reply stored before), and the
+// attempt and labels a failed call is kept under.
+type modelCall struct {
+	key       string
+	agent     string
+	iteration int
+	attempt   int
+}
+
+// call makes one model call, or returns the reply stored under its key by an
 // earlier attempt of the job: a step retried after a crash acts on what the
-// model already answered.
-func (d *Deps) call(ctx context.Context, t *db.Turn, key string, model func() (*llm.Reply, error)) (*llm.Reply, error) {
-	raw, ok, err := d.Store.StoredCall(ctx, t, key)
+// model already answered. A call that fails with a response (it ended
+// "incomplete" or "failed") was billed: its usage is kept for the message
+// (db.RecordFailedCall) before the error is returned.
+func (d *Deps) call(ctx context.Context, t *db.Turn, c modelCall, model func() (*llm.Reply, error)) (*llm.Reply, error) {
+	raw, ok, err := d.Store.StoredCall(ctx, t, c.key)
 	if err != nil {
 		return nil, err
 	}
 	if ok {
 		return d.LLM.StoredReply(raw)
 	}
-	return model()
+	reply, err := model()
+	if err != nil {
+		if reply != nil {
+			d.keepFailedCall(ctx, t, c, reply)
+		}
+		return nil, err
+	}
+	return reply, nil
+}
+
+// keepFailedCall stores a failed call's response and usage, best effort: the
+// step's failure is what matters, and it is reported whatever happens here.
+func (d *Deps) keepFailedCall(ctx context.Context, t *db.Turn, c modelCall, reply *llm.Reply) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), replyStoreTimeout)
+	defer cancel()
+	key := fmt.Sprintf("%s/failed/%d", c.key, c.attempt)
+	if err := d.Store.RecordFailedCall(rctx, t, key, reply.Raw(), reply.Usage(c.agent, c.iteration)); err != nil {
+		d.Log.Warn("store a failed model call's usage", "key", key, "error", err)
+	}
 }
 
 // replyMessage is a model reply as the store keeps it, with its usage.

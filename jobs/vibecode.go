@@ -76,7 +76,8 @@ func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.Vi
 	for round := 1; round <= vibecode.MaxPatchRounds; round++ {
 		key := fmt.Sprintf("%s/vibecoder/%d/%d", t.Message.ID, iteration, round)
 		var lastDelta string // sent with the reply, in its transaction
-		reply, err := w.call(ctx, t, key, func() (*llm.Reply, error) {
+		c := modelCall{key: key, agent: domain.AgentVibeCoder, iteration: iteration, attempt: job.Attempt}
+		reply, err := w.call(ctx, t, c, func() (*llm.Reply, error) {
 			deltas := newDeltaBatcher(ctx, w.Deps, t, domain.AgentVibeCoder, iteration)
 			r, err := w.LLM.VibeCoder(ctx, llm.AgentCall{SessionKey: t.Session.OpenAISessionKey, Memory: memory, Turn: turn}, deltas.add)
 			if err != nil {

@@ -339,7 +339,8 @@ type AgentCall struct {
 // VibeCoder streams one VibeCoder call with the submit_patch tool, passing
 // text to onDelta as it arrives, and "" for each delta of a tool call's
 // arguments or of a refusal, so that a caller batching the text by time can
-// send what it holds while the model streams the patch.
+// send what it holds while the model streams the patch. With an error, the
+// reply is nil unless the response itself ended "incomplete" or "failed".
 func (c *Client) VibeCoder(ctx context.Context, call AgentCall, onDelta func(string)) (*Reply, error) {
 	a := c.vibecoder.get(c.vibecoderParams)
 	body, err := a.body(call.SessionKey, call.Memory, call.Turn, true)
@@ -353,14 +354,12 @@ func (c *Client) VibeCoder(ctx context.Context, call AgentCall, onDelta func(str
 		}
 		return c.stream(ctx, responses.ResponseNewParams{}, onDelta, onOther, withBody(body))
 	})
-	if err != nil {
-		return nil, callError(err)
-	}
-	return c.newReply(resp), nil
+	return c.replyOf(resp, err)
 }
 
 // Evaluator runs one Evaluator call, whose answer is a vibecode.Verdict
-// (Reply.Verdict).
+// (Reply.Verdict). With an error, the reply is nil unless the response
+// itself ended "incomplete" or "failed".
 func (c *Client) Evaluator(ctx context.Context, call AgentCall) (*Reply, error) {
 	a := c.evaluator.get(c.evaluatorParams)
 	body, err := a.body(call.SessionKey+"_evaluator", call.Memory, call.Turn, false)
@@ -370,10 +369,17 @@ func (c *Client) Evaluator(ctx context.Context, call AgentCall) (*Reply, error) 
 	resp, err := c.observe(ctx, domain.AgentEvaluator, a.params, func(ctx context.Context) (*response, error) {
 		return c.create(ctx, responses.ResponseNewParams{}, withBody(body))
 	})
-	if err != nil {
+	return c.replyOf(resp, err)
+}
+
+// replyOf is a call's reply and error. A response that ended "incomplete" or
+// "failed" comes with its error: the model worked on it and it is billed,
+// so its usage is the caller's to count.
+func (c *Client) replyOf(resp *response, err error) (*Reply, error) {
+	if resp == nil {
 		return nil, callError(err)
 	}
-	return c.newReply(resp), nil
+	return c.newReply(resp), callError(err)
 }
 
 // vibecoderParams are the params of every VibeCoder call, without input and

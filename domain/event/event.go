@@ -52,7 +52,7 @@ func (ConversationMessage) EventSummary() string {
 // TokenUsage follows every model call.
 type TokenUsage struct {
 	SessionID string            `json:"session_id"`
-	MessageID string            `json:"message_id"`
+	MessageID string            `json:"message_id" description:"the reply made of the call; for a call that failed after the model worked on it (incomplete, failed: billed, no reply), the user message"`
 	ReplyTo   string            `json:"reply_to" description:"the user message the call works on"`
 	TraceID   string            `json:"trace_id"`
 	Usage     domain.TokenUsage `json:"usage"`
