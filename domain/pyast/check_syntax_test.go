@@ -495,3 +495,22 @@ func TestCheckSyntaxAgreesWithPython(t *testing.T) {
 		})
 	}
 }
+
+// Past 200 nested brackets CPython's tokenizer stops, and so does what is
+// parsed: tree-sitter's error recovery over the rest was quadratic (40,000
+// unclosed brackets took 4 s, a megabyte of them minutes, in a request).
+func TestTooManyNestedBracketsStopsTheParse(t *testing.T) {
+	for _, code := range []string{
+		"x = " + strings.Repeat("[", 40_000) + "\n",
+		"a = 1\n" + strings.Repeat("f(\n", 40_000),
+	} {
+		p, err := parse(code)
+		if err == nil || err.Msg != "too many nested parentheses" {
+			t.Fatalf("error %v", err)
+		}
+		if end := p.tree.RootNode().EndByte(); end > 1_000 {
+			t.Errorf("tree-sitter parsed %d bytes of %d, past the tokenizer's stop", end, len(code))
+		}
+		p.close()
+	}
+}

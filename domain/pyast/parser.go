@@ -201,7 +201,7 @@ func parse(code string) (*parsed, *SyntaxError) {
 
 	w := getWorker()
 	defer w.release()
-	tree := w.parser.Parse(tok.flat, nil)
+	tree := w.parser.Parse(tok.flat[:tok.stop], nil)
 	if tree == nil { // only on a timeout or cancellation, which are not set
 		return nil, &SyntaxError{Line: 1, Msg: "tree-sitter could not parse the file"}
 	}
