@@ -61,10 +61,13 @@ func (s *Store) CreateSession(ctx context.Context, projectID string, in domain.N
 
 // ListSessions returns a project's sessions, oldest first.
 func (s *Store) ListSessions(ctx context.Context, projectID string) ([]domain.VibecodeSession, error) {
-	if _, err := loadProjectRow(ctx, s.Pool, projectID, false); err != nil {
+	p, err := loadProjectRow(ctx, s.Pool, projectID, false)
+	if err != nil {
 		return nil, err
 	}
-	rows, err := s.Pool.Query(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE project_id = $1 ORDER BY created_at, id`, projectID)
+	// p.id, not projectID: an id in another of the forms ParseID accepts
+	// (urn:uuid:…) is not one PostgreSQL reads.
+	rows, err := s.Pool.Query(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE project_id = $1 ORDER BY created_at, id`, p.id)
 	if err != nil {
 		return nil, wrap(err, "list sessions")
 	}
