@@ -64,6 +64,7 @@ func TestTestCasesCRUDAndValidation(t *testing.T) {
 	}{
 		{"/projects/" + p.ID + "/tests", map[string]any{"name": "", "code": "pass"}, 400, "name", ""},
 		{"/projects/" + p.ID + "/tests", map[string]any{"name": "x", "code": "  "}, 400, "code", ""},
+		{"/projects/" + p.ID + "/tests", map[string]any{"name": "a\x01b", "code": "pass"}, 400, "name", "control characters"},
 		{"/projects/" + p.ID + "/tests", map[string]any{"name": "x", "code": "pass", "timeout_seconds": 0}, 400, "timeout_seconds", ""},
 		{"/projects/" + p.ID + "/tests", map[string]any{"name": "x", "code": "pass", "timeout_seconds": 31}, 400, "timeout_seconds", ""},
 		{"/projects/" + p.ID + "/tests", `{"name": "x", "code": "pass", "timeout_seconds": "5"}`, 400, "timeout_seconds", "must be an integer, got a JSON string"},

@@ -3,6 +3,7 @@ package domain
 import (
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -37,6 +38,8 @@ func (t *NewTestCase) Validate(maxTimeout time.Duration) (int, error) {
 		return 0, Invalid("name", "is required and must not be blank")
 	case utf8.RuneCountInString(t.Name) > MaxProjectNameLen:
 		return 0, Invalid("name", "must be at most %d characters", MaxProjectNameLen)
+	case strings.ContainsFunc(t.Name, unicode.IsControl): // as a project's name
+		return 0, Invalid("name", "must not contain control characters")
 	case strings.TrimSpace(t.Code) == "":
 		return 0, Invalid("code", "is required and must not be blank")
 	}
