@@ -206,6 +206,42 @@ func TestRunOnADiffUsesThePatchedCode(t *testing.T) {
 	}
 }
 
+// Deleting a test while a diff's batch runs it leaves the batch to the tests
+// that remain: the diff's summary was stuck at "1 of 2 finished" for ever.
+func TestDeletingATestFinishesItsDiffsBatch(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	d := s.approvedDiff(p, sess, greetPatch, "Say Hi")
+	quick := s.newTest(p.ID, "quick", "assert add(1, 1) == 2", 10)
+	slow := s.newTest(p.ID, "slow", "import time\ntime.sleep(25)", 30)
+	var acc db.DiffTestsAccepted
+	s.do("POST", "/diffs/"+d.ID+"/test", nil).json(t, &acc)
+	summary := func() (map[string]any, bool) {
+		var got domain.Diff
+		s.do("GET", "/diffs/"+d.ID, nil).json(t, &got)
+		var m map[string]any
+		_ = json.Unmarshal(got.TestResults, &m)
+		return m, got.TestsRunAt != nil
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for m, _ := summary(); m["finished"] != 1.0; m, _ = summary() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the quick test never finished: %v", m)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if res := s.do("DELETE", "/tests/"+slow.ID, nil); res.Status != 204 {
+		t.Fatalf("delete = %d %s", res.Status, res.Body)
+	}
+	m, done := summary()
+	runs, _ := m["runs"].([]any)
+	if !done || m["total"] != 1.0 || m["finished"] != 1.0 || m["all_passed"] != true || len(runs) != 1 ||
+		runs[0].(map[string]any)["test_id"] != quick.ID {
+		t.Fatalf("after the delete: done %v, summary %v", done, m)
+	}
+}
+
 // The journey the product is judged by: project → vibecode → approved diff →
 // test on the diff → commit → test on the new head, every step visible as an
 // event.

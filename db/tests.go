@@ -78,15 +78,39 @@ func getTest(ctx context.Context, q Querier, id string) (domain.TestCase, error)
 	return t, wrap(err, "read test")
 }
 
-// DeleteTest removes a test case and its runs.
+// DeleteTest removes a test case and its runs. A diff whose latest test
+// batch ran the test gets its summary again without it: a run cut short
+// would otherwise leave the batch unfinished for ever.
 func (s *Store) DeleteTest(ctx context.Context, id string) error {
 	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
 		t, err := getTest(ctx, tx, id)
 		if err != nil {
 			return err
 		}
+		// The diffs are locked before the test and its runs, in the order
+		// StartDiffRuns and FinishRun take them.
+		rows, err := tx.Query(ctx, `SELECT d.id, r.batch_id FROM diffs d
+			JOIN (SELECT DISTINCT diff_id, batch_id FROM test_runs WHERE test_id = $1 AND batch_id IS NOT NULL) r
+				ON d.id = r.diff_id AND d.test_results->>'batch_id' = r.batch_id::text
+			ORDER BY d.id FOR UPDATE OF d`, t.ID)
+		if err != nil {
+			return wrap(err, "lock diffs")
+		}
+		type batch struct {
+			diff uuid.UUID
+			id   uuid.UUID
+		}
+		batches, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (b batch, err error) { return b, r.Scan(&b.diff, &b.id) })
+		if err != nil {
+			return wrap(err, "lock diffs")
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM test_cases WHERE id = $1`, t.ID); err != nil {
 			return wrap(err, "delete test")
+		}
+		for _, b := range batches {
+			if err := summariseBatch(ctx, tx, b.diff.String(), b.id); err != nil {
+				return err
+			}
 		}
 		_, err = Emit(ctx, tx, t.ProjectID, event.TestDeleted{TestID: t.ID})
 		return err
@@ -319,6 +343,12 @@ type RunResult struct {
 func (s *Store) FinishRun(ctx context.Context, w RunWork, r RunResult, complete func(pgx.Tx) error) (domain.TestRun, error) {
 	var out domain.TestRun
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		if w.batchID != nil && w.Run.DiffID != nil {
+			// The diff before the run, as DeleteTest locks them.
+			if _, err := tx.Exec(ctx, `SELECT 1 FROM diffs WHERE id = $1 FOR UPDATE`, *w.Run.DiffID); err != nil {
+				return wrap(err, "lock diff")
+			}
+		}
 		ms := r.Duration.Milliseconds()
 		var err error
 		out, err = scanRun(tx.QueryRow(ctx, `UPDATE test_runs SET status = $2, stdout = $3, stderr = $4, exit_code = $5,
@@ -393,7 +423,7 @@ func summariseBatch(ctx context.Context, tx pgx.Tx, diffID string, batch uuid.UU
 	summary, _ := json.Marshal(map[string]any{
 		"batch_id": batch, "total": len(runs), "finished": finished, "passed": counts[domain.RunPassed],
 		"failed": counts[domain.RunFailed], "timeout": counts[domain.RunTimeout], "error": counts[domain.RunError],
-		"all_passed": finished == len(runs) && counts[domain.RunPassed] == len(runs), "runs": list,
+		"all_passed": len(runs) > 0 && counts[domain.RunPassed] == len(runs), "runs": list,
 	})
 	// Only the diff's latest batch writes its summary.
 	_, err = tx.Exec(ctx, `UPDATE diffs SET test_results = $2,
