@@ -55,8 +55,8 @@ func (s *Server) registerDiffs() {
 	fuego.Get(f, "/diffs/{id}/preview", s.previewDiff, tags, option.Summary("The code before and after the diff"),
 		conflict("the diff does not apply to its base commit"))
 	fuego.Post(f, "/diffs/{id}/review", s.reviewDiff, tags, option.Summary("A person's verdict"),
-		option.Description("Approve (human_approved) or reject (human_rejected). Rejection feedback goes to the VibeCoder as the next message of the session, with its own job and events."),
-		conflict("the diff is not waiting for a review (already reviewed, committed or rejected)"))
+		option.Description("Approve (human_approved) or reject (human_rejected). Rejection feedback goes to the VibeCoder as the next message of the session, with its own job and events. An approved diff may be reviewed again until it is committed (a person changing their mind); a rejection is final."),
+		conflict("the diff is already rejected or committed"))
 	fuego.Post(f, "/diffs/{id}/commit", s.commitDiff, tags, option.Summary("Commit the diff onto the branch head"),
 		option.Description("If the head moved since the diff's base commit and the diff still applies, it is committed on the new head; otherwise 409 with the failing hunk and nothing changes."),
 		conflict("the diff no longer applies to the moved head, or is committed or rejected"))

@@ -129,6 +129,10 @@ func TestRejectWithFeedbackSendsANewMessage(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	p, sess := s.project(baseCode)
 	d := s.approvedDiff(p, sess, greetPatch, "Say Hi")
+	// Approved but not committed: the person may still change their mind.
+	if res := s.do("POST", "/diffs/"+d.ID+"/review", map[string]any{"approved": true}); res.Status != 200 {
+		t.Fatalf("approve = %d %s", res.Status, res.Body)
+	}
 	s.AI.Enqueue(openaitest.Text("Understood, I will keep Hello."))
 	var rev db.ReviewResult
 	res := s.do("POST", "/diffs/"+d.ID+"/review", map[string]any{"approved": false, "feedback": "Keep Hello, add a comma instead"})
@@ -146,6 +150,10 @@ func TestRejectWithFeedbackSendsANewMessage(t *testing.T) {
 	}
 	if res := s.do("POST", "/diffs/"+d.ID+"/commit", nil); res.Status != 409 || !strings.Contains(res.problem(t).Detail, "rejected") {
 		t.Fatalf("commit of a rejected diff = %d %s", res.Status, res.Body)
+	}
+	// A rejection is final: its feedback went to the VibeCoder.
+	if res := s.do("POST", "/diffs/"+d.ID+"/review", map[string]any{"approved": true}); res.Status != 409 {
+		t.Fatalf("review of a rejected diff = %d %s", res.Status, res.Body)
 	}
 	var rejected []domain.Diff
 	s.do("GET", "/projects/"+p.ID+"/diffs?status=human_rejected", nil).json(t, &rejected)
