@@ -573,6 +573,62 @@ func TestMessagesOfASessionRunInOrder(t *testing.T) {
 	}
 }
 
+// A message waiting behind a running one is snoozed; when its project is
+// deleted or its session cleared, its job finds it gone at once instead of
+// sitting scheduled in River UI for SessionOrderSnooze.
+func TestAWaitingMessagesJobEndsWhenItsMessageIsDeleted(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name   string
+		delete func(s *stack, p domain.Project, sess domain.VibecodeSession) string
+	}{
+		{"project deleted", func(s *stack, p domain.Project, _ domain.VibecodeSession) string { return "/projects/" + p.ID }},
+		{"session cleared", func(s *stack, _ domain.Project, sess domain.VibecodeSession) string { return "/sessions/" + sess.ID }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStack(t, stackOptions{})
+			p, sess := s.project(baseCode)
+			release := make(chan struct{})
+			s.AI.Handle(func(r openaitest.Request) openaitest.Reply {
+				<-release
+				return openaitest.Text("late")
+			})
+			defer func() {
+				select {
+				case <-release:
+				default:
+					close(release)
+				}
+			}()
+			s.send(sess.ID, "first")
+			second := s.send(sess.ID, "second")
+			state := func() string {
+				var st string
+				if err := s.Pool.QueryRow(context.Background(), `SELECT state FROM river_job WHERE id = $1`, second.JobID).Scan(&st); err != nil {
+					t.Fatal(err)
+				}
+				return st
+			}
+			waitFor := func(want string) {
+				deadline := time.Now().Add(15 * time.Second) // the snooze is 30 s
+				for st := state(); st != want; st = state() {
+					if time.Now().After(deadline) {
+						t.Fatalf("the second message's job is %s, want %s", st, want)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			waitFor("scheduled") // snoozed behind the first
+			if res := s.do("DELETE", c.delete(s, p, sess), nil); res.Status != 204 {
+				t.Fatalf("delete = %d %s", res.Status, res.Body)
+			}
+			close(release)
+			waitFor("completed")
+		})
+	}
+}
+
 func TestWorkerStoppedMidJobFinishesOnce(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})

@@ -166,6 +166,40 @@ func wakeNextMessage(ctx context.Context, tx pgx.Tx, sessionID string, position 
 	return wrap(err, "wake the next message")
 }
 
+// queuedJobsOf returns the jobs of the queued user messages that where
+// selects (a condition on messages m), to wake with wakeJobsOfDeleted once
+// the messages are deleted.
+func queuedJobsOf(ctx context.Context, tx pgx.Tx, where string, arg any) ([]int64, error) {
+	rows, err := tx.Query(ctx, `SELECT m.job_id FROM messages m
+		WHERE `+where+` AND m.role = 'user' AND m.status = 'queued' AND m.job_id IS NOT NULL`, arg)
+	if err != nil {
+		return nil, wrap(err, "read queued jobs")
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	return ids, wrap(err, "read queued jobs")
+}
+
+// wakeJobsOfDeleted makes available the snoozed jobs of messages deleted in
+// this transaction (a project deleted, a session cleared): a message waiting
+// behind a running one is snoozed for SessionOrderSnooze, and with the one it
+// waited for gone nothing else wakes it. It then finds its message gone and
+// completes, instead of sitting scheduled in River UI for half a minute. It
+// runs after the delete, so that it locks no job before the messages (an
+// ending step locks its message, then the next message's job).
+func wakeJobsOfDeleted(ctx context.Context, tx pgx.Tx, jobs []int64) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `
+		WITH woken AS (
+			UPDATE river_job SET state = 'available', scheduled_at = now()
+			WHERE id = ANY($1) AND state = 'scheduled'
+			RETURNING 1)
+		SELECT pg_notify(current_schema() || '.river_insert', $2) WHERE EXISTS (SELECT 1 FROM woken)`,
+		jobs, `{"queue": "vibecode"}`)
+	return wrap(err, "wake the jobs of deleted messages")
+}
+
 // notifyQueues sends River's insert notification for queues, the one its
 // producers listen to, so that a job made available by SQL is fetched now.
 func notifyQueues(ctx context.Context, tx pgx.Tx, queues []string) error {

@@ -243,8 +243,15 @@ func (s *Store) DeleteProject(ctx context.Context, id string) error {
 			(SELECT openai_session_key FROM sessions WHERE project_id = $1)`, p.id); err != nil {
 			return wrap(err, "delete memory")
 		}
+		queued, err := queuedJobsOf(ctx, tx, "m.project_id = $1", p.id)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM projects WHERE id = $1`, p.id); err != nil {
 			return wrap(err, "delete project")
+		}
+		if err := wakeJobsOfDeleted(ctx, tx, queued); err != nil {
+			return err
 		}
 		if err := DeleteRepository(ctx, tx, p.repo); err != nil {
 			return err

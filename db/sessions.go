@@ -105,8 +105,15 @@ func (s *Store) ClearSession(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
+		queued, err := queuedJobsOf(ctx, tx, "m.session_id = $1", sess.ID)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM messages WHERE session_id = $1`, sess.ID); err != nil {
 			return wrap(err, "delete messages")
+		}
+		if err := wakeJobsOfDeleted(ctx, tx, queued); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM agent_memory WHERE session_key = $1`, sess.OpenAISessionKey); err != nil {
 			return wrap(err, "delete memory")
