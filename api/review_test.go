@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/vibegrapher/vibegrapher/api"
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/domain"
@@ -294,6 +296,16 @@ func TestNodesAndNodeSessions(t *testing.T) {
 	}
 	if again := s.do("POST", "/projects/"+p.ID+"/sessions", map[string]any{"node_id": "spanish_agent"}); again.Status != 200 {
 		t.Fatalf("same node session again = %d", again.Status)
+	}
+	// The check reads the agents kept for the commit; code that does not
+	// parse has none, and an unknown project is still 404.
+	broken, _ := s.project("def broken(:\n")
+	if res := s.do("POST", "/projects/"+broken.ID+"/sessions", map[string]any{"node_id": "a"}); res.Status != 400 ||
+		!strings.Contains(res.problem(t).Detail, "does not parse (line 1") {
+		t.Fatalf("node session on code that does not parse = %d %s", res.Status, res.Body)
+	}
+	if res := s.do("POST", "/projects/"+uuid.NewString()+"/sessions", map[string]any{"node_id": "a"}); res.Status != 404 {
+		t.Fatalf("node session of an unknown project = %d %s", res.Status, res.Body)
 	}
 
 	outside := `@@ -9,3 +9,3 @@

@@ -17,9 +17,18 @@ import (
 // agents never change, so they are parsed once per commit and kept in
 // commit_nodes: after the first request of a commit, a request is one query.
 func (s *Store) ProjectNodes(ctx context.Context, id string) ([]pyast.AgentNode, error) {
+	nodes, parseErr, err := s.projectNodes(ctx, id)
+	if parseErr != nil {
+		return nil, domain.Errorf(domain.ECONFLICT, "the project's current code does not parse: %v", parseErr)
+	}
+	return nodes, err
+}
+
+// projectNodes is ProjectNodes with the error parsing the code apart.
+func (s *Store) projectNodes(ctx context.Context, id string) (nodes []pyast.AgentNode, parseError error, err error) {
 	u, err := ParseID("project", id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var (
 		repo       uuid.UUID
@@ -35,28 +44,28 @@ func (s *Store) ProjectNodes(ctx context.Context, id string) ([]pyast.AgentNode,
 		LEFT JOIN commit_nodes n ON n.repository_id = p.repository_id AND n.commit = r.target
 		WHERE p.id = $1`, u).Scan(&repo, &head, &raw, &parseErr, &remembered)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, domain.NotFound("project", id)
+		return nil, nil, domain.NotFound("project", id)
 	}
 	if err != nil {
-		return nil, wrap(err, "read project nodes")
+		return nil, nil, wrap(err, "read project nodes")
 	}
 	if head == nil || !plumbing.IsHash(*head) {
-		return []pyast.AgentNode{}, nil
+		return []pyast.AgentNode{}, nil, nil
 	}
 	if !remembered {
 		raw, parseErr, err = s.parseNodes(ctx, repo, plumbing.NewHash(*head))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if parseErr != nil {
-		return nil, domain.Errorf(domain.ECONFLICT, "the project's current code does not parse: %s", *parseErr)
+		return nil, errors.New(*parseErr), nil
 	}
-	nodes := []pyast.AgentNode{}
+	nodes = []pyast.AgentNode{}
 	if err := json.Unmarshal(raw, &nodes); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return nodes, nil
+	return nodes, nil, nil
 }
 
 // parseNodes parses the agents of a commit and keeps them.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/domain/event"
+	"github.com/vibegrapher/vibegrapher/domain/pyast"
 )
 
 const sessionColumns = `id, project_id, openai_session_key, session_type, node_id, created_at, updated_at`
@@ -25,29 +26,36 @@ func scanSession(r pgx.Row) (domain.VibecodeSession, error) {
 
 // CreateSession starts a session of a project, or returns the existing one
 // with the same memory key (created reports which). checkNode validates a
-// node id against the project's current code.
-func (s *Store) CreateSession(ctx context.Context, projectID string, in domain.NewSession, checkNode func(code, node string) error) (sess domain.VibecodeSession, created bool, err error) {
+// node id against the agents of the project's current code, or the error
+// parsing it gave; it runs before the transaction, on the agents kept for
+// the commit (ProjectNodes), so that no connection waits on a parse.
+func (s *Store) CreateSession(ctx context.Context, projectID string, in domain.NewSession,
+	checkNode func(nodes []pyast.AgentNode, parseErr error, node string) error) (sess domain.VibecodeSession, created bool, err error) {
+	typ := domain.SessionGlobal
+	if in.NodeID != nil {
+		typ = domain.SessionNode
+		nodes, parseErr, err := s.projectNodes(ctx, projectID)
+		if err != nil {
+			return sess, false, err
+		}
+		if err := checkNode(nodes, parseErr, *in.NodeID); err != nil {
+			return sess, false, err
+		}
+	}
 	err = InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		p, err := getProject(ctx, tx, projectID)
+		p, err := loadProjectRow(ctx, tx, projectID, false)
 		if err != nil {
 			return err
 		}
-		typ := domain.SessionGlobal
-		if in.NodeID != nil {
-			typ = domain.SessionNode
-			if err := checkNode(p.CurrentCode, *in.NodeID); err != nil {
-				return err
-			}
-		}
-		key := domain.SessionKey(p.ID, in.NodeID)
+		key := domain.SessionKey(p.id.String(), in.NodeID)
 		sess, err = scanSession(tx.QueryRow(ctx, `
 			INSERT INTO sessions (id, project_id, openai_session_key, session_type, node_id)
 			VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (openai_session_key) DO NOTHING
-			RETURNING `+sessionColumns, uuid.New(), p.ID, key, typ, in.NodeID))
+			RETURNING `+sessionColumns, uuid.New(), p.id, key, typ, in.NodeID))
 		if err == nil {
 			created = true
-			_, err = Emit(ctx, tx, p.ID, event.SessionCreated{Session: sess, SessionID: sess.ID})
+			_, err = Emit(ctx, tx, p.id.String(), event.SessionCreated{Session: sess, SessionID: sess.ID})
 			return err
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {

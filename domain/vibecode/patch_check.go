@@ -100,11 +100,20 @@ func FocusNode(code string, nodeID *string) (*pyast.AgentNode, error) {
 // the code.
 func CheckNode(code, node string) error {
 	if !domain.IsIdentifier(node) {
-		return domain.Invalid("node_id", "must be a Python identifier naming an agent, got %q", node)
+		return invalidNode(node)
 	}
 	nodes, err := pyast.ParseAgents(code)
-	if err != nil {
-		return domain.Invalid("node_id", "the project's current code does not parse (%v), so it has no nodes to focus on", err)
+	return CheckNodeAmong(nodes, err, node)
+}
+
+// CheckNodeAmong is CheckNode given the code's agents, or the error parsing
+// the code gave (a commit's agents are kept: db.Store.ProjectNodes).
+func CheckNodeAmong(nodes []pyast.AgentNode, parseErr error, node string) error {
+	if !domain.IsIdentifier(node) {
+		return invalidNode(node)
+	}
+	if parseErr != nil {
+		return domain.Invalid("node_id", "the project's current code does not parse (%v), so it has no nodes to focus on", parseErr)
 	}
 	var known []string
 	for _, n := range nodes {
@@ -117,4 +126,8 @@ func CheckNode(code, node string) error {
 		return domain.Invalid("node_id", "%q is not an agent of the current code, which defines no agents", node)
 	}
 	return domain.Invalid("node_id", "%q is not an agent of the current code; known agents: %s", node, strings.Join(known, ", "))
+}
+
+func invalidNode(node string) error {
+	return domain.Invalid("node_id", "must be a Python identifier naming an agent, got %q", node)
 }
