@@ -85,6 +85,15 @@ func LatestSeq(ctx context.Context, q Querier) (int64, error) {
 	return settledSeq(ctx, q)
 }
 
+// SeqIssued is the highest seq the outbox ever handed out, committed or not,
+// pruned or not (0 before the first). A client's since above it comes from
+// another history: the database was reset or restored.
+func SeqIssued(ctx context.Context, q Querier) (int64, error) {
+	var n int64
+	err := q.QueryRow(ctx, `SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('events', 'seq')), 0)`).Scan(&n)
+	return n, wrap(err, "read the outbox's sequence")
+}
+
 // DeleteEventsBefore deletes the events created before cutoff and returns how
 // many it deleted. Clients that reconnect with an older `since` then get the
 // history that is left.

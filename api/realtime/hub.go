@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -384,6 +385,9 @@ func (h *hub) handle(ctx context.Context, c command) {
 			h.reject(c.sock, c.ack, c.project, "could not read the outbox; retry shortly")
 			return
 		}
+		if c.since > h.last && h.fromAnotherHistory(ctx, c) {
+			return
+		}
 		if c.since >= 0 {
 			h.leave(c.sock, c.project) // start again from since
 		}
@@ -417,6 +421,21 @@ func (h *hub) handle(ctx context.Context, c command) {
 		clear(h.replays[len(kept):])
 		h.replays = kept
 	}
+}
+
+// fromAnotherHistory refuses a since above every seq the outbox handed out,
+// and reports whether it did. Such a since comes from before a reset or a
+// restore of the database; taken as it is, every event until the seqs pass
+// it again would look already seen to the client. A since above h.last but
+// handed out is a commit the hub has not read yet: fine.
+func (h *hub) fromAnotherHistory(ctx context.Context, c command) bool {
+	issued, err := db.SeqIssued(ctx, h.pool)
+	if err != nil || c.since <= issued {
+		return false // on a failed read, as before: live from since
+	}
+	h.reject(c.sock, c.ack, c.project, fmt.Sprintf("since %d is beyond the last event this server wrote (%d): its history was reset or restored; "+
+		"load the project again and subscribe with since from the X-Event-Seq header of GET /projects/{id}", c.since, issued))
+	return true
 }
 
 // replayPage sends the next page of the first waiting replay. A replay that
