@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -239,6 +241,49 @@ func TestDeletingATestFinishesItsDiffsBatch(t *testing.T) {
 	if !done || m["total"] != 1.0 || m["finished"] != 1.0 || m["all_passed"] != true || len(runs) != 1 ||
 		runs[0].(map[string]any)["test_id"] != quick.ID {
 		t.Fatalf("after the delete: done %v, summary %v", done, m)
+	}
+}
+
+// A run whose job is cancelled before it runs ends in error: it stayed
+// queued for ever, and POST ?wait=true waited for nothing.
+func TestARunWhoseJobIsCancelledEnds(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{noWorker: true})
+	p, _ := s.project(baseCode)
+	tc := s.newTest(p.ID, "quick", "assert add(2, 3) == 5", 5)
+	var acc domain.TestRunAccepted
+	s.do("POST", "/tests/"+tc.ID+"/run", nil).json(t, &acc)
+	if _, err := s.Worker.JobCancel(context.Background(), acc.JobID); err != nil {
+		t.Fatal(err)
+	}
+	s.startWorker(t)
+	done := s.waitEvent(p.ID, "test_completed", func(e map[string]any) bool { return e["test_run_id"] == acc.TestRunID })
+	if done["status"] != "error" || !strings.Contains(fmt.Sprint(done["error"]), "cancelled") {
+		t.Fatalf("test_completed = %v", done)
+	}
+}
+
+// A worker that stops (a deploy) during a run hands it over: it runs again
+// elsewhere instead of ending as an error ("context canceled") nobody asked
+// for.
+func TestATestRunIsHandedOverWhenItsWorkerStops(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, _ := s.project(baseCode)
+	tc := s.newTest(p.ID, "slow", "import time\ntime.sleep(2)\nassert add(2, 3) == 5", 20)
+	var acc domain.TestRunAccepted
+	s.do("POST", "/tests/"+tc.ID+"/run", nil).json(t, &acc)
+	s.waitEvent(p.ID, "job_status", func(e map[string]any) bool { return e["test_run_id"] == acc.TestRunID && e["state"] == "running" })
+	time.Sleep(300 * time.Millisecond) // inside the sandbox
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Worker.StopAndCancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.startWorker(t)
+	done := s.waitEvent(p.ID, "test_completed", func(e map[string]any) bool { return e["test_run_id"] == acc.TestRunID })
+	if done["status"] != "passed" {
+		t.Fatalf("test_completed = %v", done)
 	}
 }
 

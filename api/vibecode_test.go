@@ -688,6 +688,44 @@ func TestCancelledJobDoesNotBlockTheSession(t *testing.T) {
 	}
 }
 
+// A message whose job is cancelled or deleted in River UI, alone in its
+// session, ends failed with its vibecode_response: it stayed running (or
+// queued) for ever, since only a later message of its session looked.
+func TestAMessageWhoseJobEndsOutsideTheLoopEnds(t *testing.T) {
+	t.Parallel()
+	t.Run("running job cancelled", func(t *testing.T) {
+		t.Parallel()
+		s := newStack(t, stackOptions{})
+		p, sess := s.project(baseCode)
+		started := make(chan struct{}, 1)
+		s.AI.Handle(func(openaitest.Request) openaitest.Reply {
+			started <- struct{}{}
+			return openaitest.Text("late").WithDelay(2 * time.Second)
+		})
+		acc := s.send(sess.ID, "first")
+		<-started
+		if _, err := s.Worker.JobCancel(context.Background(), acc.JobID); err != nil {
+			t.Fatal(err)
+		}
+		if resp := s.waitResponse(p.ID, acc.MessageID); resp["status"] != "failed" || !strings.Contains(resp["error"].(string), "cancelled") {
+			t.Fatalf("vibecode_response = %v", resp)
+		}
+	})
+	t.Run("queued job deleted", func(t *testing.T) {
+		t.Parallel()
+		s := newStack(t, stackOptions{noWorker: true})
+		p, sess := s.project(baseCode)
+		acc := s.send(sess.ID, "first")
+		if _, err := s.Worker.JobDelete(context.Background(), acc.JobID); err != nil {
+			t.Fatal(err)
+		}
+		s.startWorker(t)
+		if resp := s.waitResponse(p.ID, acc.MessageID); resp["status"] != "failed" || !strings.Contains(resp["error"].(string), "missing") {
+			t.Fatalf("vibecode_response = %v", resp)
+		}
+	})
+}
+
 // A message id sent again after its session was cleared is a new message:
 // it gets a job of its own and an answer, though the first message's job
 // still stands completed in River.

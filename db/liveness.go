@@ -59,6 +59,10 @@ type ReapedJob struct {
 	Kind     string
 	Queue    string
 	ClientID string
+	// Cancelled: a cancel was asked for (River UI) while the job was the
+	// dead worker's, so it is cancelled rather than run again, as River's
+	// own rescuer does.
+	Cancelled bool
 }
 
 // ReapJobsOf makes the running jobs of dead workers available at once, the
@@ -74,7 +78,8 @@ func ReapJobsOf(ctx context.Context, pool Beginner, clientIDs []string, maxGiveB
 	err := inTx(ctx, pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 			UPDATE river_job j SET
-				state = 'available',
+				state = CASE WHEN j.metadata ? 'cancel_attempted_at' THEN 'cancelled'::river_job_state ELSE 'available'::river_job_state END,
+				finalized_at = CASE WHEN j.metadata ? 'cancel_attempted_at' THEN now() END,
 				scheduled_at = now(),
 				attempt = CASE WHEN coalesce((j.metadata->>'vibegrapher:reaped')::int, 0) < $3 THEN greatest(j.attempt - 1, 0) ELSE j.attempt END,
 				errors = array_append(j.errors, jsonb_build_object(
@@ -88,7 +93,7 @@ func ReapJobsOf(ctx context.Context, pool Beginner, clientIDs []string, maxGiveB
 				  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 				  AND l.classid = $2::int4::oid
 				  AND l.objid = hashtext(j.attempted_by[array_upper(j.attempted_by, 1)])::oid)
-			RETURNING j.id, j.kind, j.queue, j.attempted_by[array_upper(j.attempted_by, 1)]`,
+			RETURNING j.id, j.kind, j.queue, j.attempted_by[array_upper(j.attempted_by, 1)], j.state = 'cancelled'`,
 			clientIDs, LivenessLockClass, maxGiveBack)
 		if err != nil {
 			return wrap(err, "reap jobs")
@@ -97,7 +102,13 @@ func ReapJobsOf(ctx context.Context, pool Beginner, clientIDs []string, maxGiveB
 		if err != nil {
 			return wrap(err, "reap jobs")
 		}
-		return notifyQueues(ctx, tx, queuesOf(out))
+		var available []ReapedJob
+		for _, j := range out {
+			if !j.Cancelled {
+				available = append(available, j)
+			}
+		}
+		return notifyQueues(ctx, tx, queuesOf(available))
 	})
 	return out, err
 }

@@ -252,14 +252,7 @@ func (s *Store) EarlierMessagePending(ctx context.Context, messageID string) (bo
 		if e.state != "cancelled" && e.state != "discarded" && e.state != "missing" {
 			return true, nil
 		}
-		t, err := loadTurn(ctx, s.Pool, e.id)
-		if errors.Is(err, ErrTurnGone) {
-			continue
-		}
-		if err != nil {
-			return false, err
-		}
-		if err := s.FailTurn(ctx, &t, "its job was "+e.state+" before the message was answered", nil); err != nil {
+		if _, err := s.failOrphanedMessage(ctx, e.id, e.state); err != nil {
 			return false, err
 		}
 	}

@@ -226,12 +226,20 @@ func (l *Liveness) keep(ctx context.Context) {
 	}
 }
 
-// reap makes the jobs of dead workers available, and wakes messages whose
-// session predecessor ended while their job was about to snooze.
+// orphanSweepEvery is how many sweeps go by between two looks for messages
+// and test runs whose job ended without them (db.Store.EndOrphaned): a few
+// seconds is soon enough for what a River UI action or a discarded job left,
+// and the look reads every unfinished message.
+const orphanSweepEvery = 10
+
+// reap makes the jobs of dead workers available, wakes messages whose
+// session predecessor ended while their job was about to snooze, and now
+// and then ends the messages and test runs whose job ended without them.
 func (l *Liveness) reap(ctx context.Context) {
 	t := time.NewTicker(l.SweepInterval)
 	defer t.Stop()
-	for {
+	store := &db.Store{Pool: l.Pool}
+	for n := 1; ; n++ {
 		select {
 		case <-ctx.Done():
 			return
@@ -242,6 +250,16 @@ func (l *Liveness) reap(ctx context.Context) {
 		}
 		if _, err := db.WakeWaitingMessages(ctx, l.Pool); err != nil && ctx.Err() == nil {
 			l.Log.Debug("liveness: wake waiting messages", "error", err)
+		}
+		if n%orphanSweepEvery != 0 {
+			continue
+		}
+		msgs, runs, err := store.EndOrphaned(ctx)
+		if err != nil && ctx.Err() == nil {
+			l.Log.Debug("liveness: end orphaned work", "error", err)
+		}
+		if msgs+runs > 0 {
+			l.Log.Info("ended work whose job ended without it (cancelled, deleted or discarded)", "messages", msgs, "test_runs", runs)
 		}
 	}
 }
@@ -270,6 +288,10 @@ func (l *Liveness) reapOnce(ctx context.Context) error {
 	}
 	reaped, err := db.ReapJobsOf(ctx, l.Pool, dead, l.MaxGiveBack)
 	for _, j := range reaped {
+		if j.Cancelled {
+			l.Log.Info("job cancelled: its worker died after a cancel was asked for", "job", j.ID, "kind", j.Kind, "dead_worker", j.ClientID)
+			continue
+		}
 		l.Log.Info("job made available again: its worker died", "job", j.ID, "kind", j.Kind, "dead_worker", j.ClientID)
 	}
 	return err

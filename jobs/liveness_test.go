@@ -58,6 +58,12 @@ func TestLivenessHandsOverTheJobsOfADeadWorkerOnly(t *testing.T) {
 	t.Cleanup(alive.Stop)
 	deadJob := runningJob(t, pool, "dead-worker")
 	aliveJob := runningJob(t, pool, "alive-worker")
+	// A cancel asked for (River UI) while its worker was dead: River's
+	// rescuer would cancel it, and so does the reaper, rather than run it.
+	cancelledJob := runningJob(t, pool, "dead-worker")
+	if _, err := pool.Exec(ctx, `UPDATE river_job SET metadata = jsonb_build_object('cancel_attempted_at', now()) WHERE id = $1`, cancelledJob); err != nil {
+		t.Fatal(err)
+	}
 
 	reaper := quickLiveness(pool, "reaper")
 	if err := reaper.Start(ctx); err != nil {
@@ -89,6 +95,13 @@ func TestLivenessHandsOverTheJobsOfADeadWorkerOnly(t *testing.T) {
 	}
 	if state != "running" {
 		t.Fatalf("the live worker's job is %s, want it left running", state)
+	}
+	var finalized bool
+	if err := pool.QueryRow(ctx, `SELECT state, finalized_at IS NOT NULL FROM river_job WHERE id = $1`, cancelledJob).Scan(&state, &finalized); err != nil {
+		t.Fatal(err)
+	}
+	if state != "cancelled" || !finalized {
+		t.Fatalf("the dead worker's job with a cancel asked for is %s (finalized %v), want cancelled", state, finalized)
 	}
 }
 

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -50,6 +51,13 @@ func (w *RunTestWorker) Work(ctx context.Context, job *river.Job[jobargs.RunTest
 	}
 	status("running", nil)
 	res := w.Sandbox.Run(ctx, work.Code, work.Test.Code, time.Duration(work.Test.TimeoutSeconds)*time.Second)
+	if errors.Is(ctx.Err(), context.Canceled) {
+		// The worker is stopping or was fenced: the run is handed over as
+		// it is, to run again on another worker, rather than stored as an
+		// error nobody asked for. (A cancel from River UI ends the job; the
+		// liveness sweep then ends the run: db.Store.EndOrphaned.)
+		return ctx.Err()
+	}
 	rr := db.RunResult{Status: string(res.Status), Stdout: res.Stdout, Stderr: res.Stderr, Duration: res.Duration}
 	if res.ExitCode >= 0 {
 		code := res.ExitCode

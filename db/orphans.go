@@ -1,0 +1,110 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vibegrapher/vibegrapher/domain"
+)
+
+// orphanedSQL selects, of rows of table not finished yet, those whose job
+// can no longer finish them: cancelled or deleted in River UI, or discarded
+// (its last attempt handed over at a shutdown, or fenced). Their worker
+// never ran their end, and nothing else would.
+const orphanedSQL = `SELECT r.id, coalesce(j.state::text, 'missing') FROM %s r
+	LEFT JOIN river_job j ON j.id = r.job_id
+	WHERE %s AND r.job_id IS NOT NULL AND (j.id IS NULL OR j.state IN ('cancelled', 'discarded'))`
+
+// EndOrphaned ends the user messages and test runs whose job ended without
+// them: a message fails (vibecode_response failed, and its session's next
+// message goes on), a run ends in error (test_completed). It returns how
+// many of each it ended. The workers' liveness sweep calls it every few
+// seconds; EarlierMessagePending does the same for a message that holds up
+// its session.
+func (s *Store) EndOrphaned(ctx context.Context) (messages, runs int, err error) {
+	msgs, err := s.orphans(ctx, "messages", "r.role = 'user' AND r.status IN ('queued', 'running')")
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, o := range msgs {
+		ended, err := s.failOrphanedMessage(ctx, o.id, o.state)
+		if err != nil {
+			return messages, 0, err
+		}
+		if ended {
+			messages++
+		}
+	}
+	list, err := s.orphans(ctx, "test_runs", "r.status IN ('queued', 'running')")
+	if err != nil {
+		return messages, 0, err
+	}
+	for _, o := range list {
+		ended, err := s.failOrphanedRun(ctx, o.id, o.state)
+		if err != nil {
+			return messages, runs, err
+		}
+		if ended {
+			runs++
+		}
+	}
+	return messages, runs, nil
+}
+
+type orphan struct{ id, state string }
+
+func (s *Store) orphans(ctx context.Context, table, where string) ([]orphan, error) {
+	rows, err := s.Pool.Query(ctx, fmt.Sprintf(orphanedSQL, table, where))
+	if err != nil {
+		return nil, wrap(err, "find orphaned "+table)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (orphan, error) {
+		var o orphan
+		var id uuid.UUID
+		err := r.Scan(&id, &o.state)
+		o.id = id.String()
+		return o, err
+	})
+	return list, wrap(err, "find orphaned "+table)
+}
+
+// failOrphanedMessage fails a message whose job is state (cancelled,
+// discarded or missing); false when it is gone or ended meanwhile.
+func (s *Store) failOrphanedMessage(ctx context.Context, id, state string) (bool, error) {
+	t, err := loadTurn(ctx, s.Pool, id)
+	if errors.Is(err, ErrTurnGone) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if t.Message.Status != nil && domain.IsFinal(*t.Message.Status) {
+		return false, nil
+	}
+	err = s.FailTurn(ctx, &t, "its job was "+state+" before the message was answered", nil)
+	return err == nil, err
+}
+
+// failOrphanedRun ends a run whose job is state in error; false when it is
+// gone or finished meanwhile.
+func (s *Store) failOrphanedRun(ctx context.Context, id, state string) (bool, error) {
+	var w RunWork
+	var err error
+	w.Run, err = scanRun(s.Pool.QueryRow(ctx, `SELECT `+runColumns+`, batch_id FROM test_runs WHERE id = $1`, id), &w.batchID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, wrap(err, "read test run")
+	}
+	if w.Run.Finished() {
+		return false, nil
+	}
+	reason := "its job was " + state + " before the test finished"
+	out, err := s.FinishRun(ctx, w, RunResult{Status: domain.RunError, Error: &reason}, nil)
+	return err == nil && out.Error != nil && *out.Error == reason, err
+}
