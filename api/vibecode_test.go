@@ -629,6 +629,49 @@ func TestAWaitingMessagesJobEndsWhenItsMessageIsDeleted(t *testing.T) {
 	}
 }
 
+// A message's position is drawn at its insert: one that drew the lower
+// position but committed later was not seen by the next message's check for
+// earlier ones, and the two ran at once. A trigger stalls the first
+// message's insert after its position is drawn.
+func TestMessagesOfASessionRunInOrderWhenTheFirstCommitsLate(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	if _, err := s.Pool.Exec(context.Background(), `
+		CREATE FUNCTION stall_first() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.content = 'question A' THEN PERFORM pg_sleep(1); END IF; RETURN NEW; END $$;
+		CREATE TRIGGER stall_first BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION stall_first()`); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var log []string
+	s.AI.Handle(func(r openaitest.Request) openaitest.Reply {
+		in := string(r.Input)
+		q := in[strings.LastIndex(in, "question ")+len("question "):][:1]
+		mu.Lock()
+		log = append(log, "start "+q)
+		mu.Unlock()
+		time.Sleep(300 * time.Millisecond)
+		mu.Lock()
+		log = append(log, "end "+q)
+		mu.Unlock()
+		return openaitest.Text("answer " + q)
+	})
+	var a, b domain.MessageAccepted
+	var wg sync.WaitGroup
+	wg.Go(func() { a = s.send(sess.ID, "question A") })
+	time.Sleep(200 * time.Millisecond) // A's position is drawn; its insert stalls
+	wg.Go(func() { b = s.send(sess.ID, "question B") })
+	wg.Wait()
+	s.waitResponse(p.ID, a.MessageID)
+	s.waitResponse(p.ID, b.MessageID)
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(log, ",") != "start A,end A,start B,end B" {
+		t.Fatalf("model calls: %v", log)
+	}
+}
+
 func TestWorkerStoppedMidJobFinishesOnce(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})

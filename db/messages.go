@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -128,6 +129,20 @@ func submitMessage(ctx context.Context, tx pgx.Tx, sessionID string, id uuid.UUI
 	return m.submit(ctx, tx, sessionID, enqueue)
 }
 
+// sessionLock is the transaction-scoped advisory lock a submission to the
+// session holds from its check to its COMMIT, so that the messages of a
+// session commit in the order their positions were drawn: a message's
+// position comes from an identity at its insert, and a message that drew
+// position 1 but committed after position 2 had started was not seen by its
+// check for earlier messages, and ran beside it. The keys are apart from the
+// outbox's seq locks (seqLockBase); two sessions that share one only wait
+// for each other's COMMIT.
+func sessionLock(session uuid.UUID) int64 {
+	return sessionLockBase | int64(binary.BigEndian.Uint64(session[8:])&(1<<48-1))
+}
+
+const sessionLockBase int64 = 0x5653 << 48
+
 // newMessage is a user message to store, and what the statement that checks
 // it found.
 type newMessage struct {
@@ -141,12 +156,14 @@ type newMessage struct {
 	read    func() error
 }
 
-// checkLater queues the statement that finds the session, whether the
-// message exists and the transaction's time, to go with BEGIN and the job's
-// insert (one round trip for the three). It locks nothing.
+// checkLater queues the statement that takes the session's submission lock
+// (sessionLock) and finds the session, whether the message exists and the
+// transaction's time, to go with BEGIN and the job's insert (one round trip
+// for the three).
 func (m *newMessage) checkLater(ctx context.Context, tx pgx.Tx) {
-	m.read = rowLater(ctx, tx, `SELECT s.project_id, EXISTS (SELECT 1 FROM messages WHERE id = $1), now() FROM sessions s WHERE s.id = $2`,
-		[]any{m.id, m.session}, func(r pgx.Row) error {
+	m.read = rowLater(ctx, tx, `SELECT s.project_id, EXISTS (SELECT 1 FROM messages WHERE id = $1), now()
+		FROM (SELECT pg_advisory_xact_lock($3)) l, sessions s WHERE s.id = $2`,
+		[]any{m.id, m.session, sessionLock(m.session)}, func(r pgx.Row) error {
 			if m.found = r.Scan(&m.project, &m.exists, &m.now); errors.Is(m.found, pgx.ErrNoRows) {
 				return nil // the job's insert goes on, and is rolled back
 			}

@@ -246,6 +246,17 @@ func storeTogether(s *Store, subs []*submission) (again []*submission, ok bool) 
 	out := make([]domain.MessageAccepted, len(subs))
 	msgs := make([]newMessage, len(subs))
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		// The sessions' locks in one order first: each check takes its
+		// own again (they are re-entrant), and two groups taking them in
+		// their submissions' orders could deadlock.
+		keys := make([]int64, len(subs))
+		for i, sub := range subs {
+			keys[i] = sessionLock(sub.m.session)
+		}
+		slices.Sort(keys)
+		if err := later(ctx, tx, `SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) WITH ORDINALITY AS u(k, i) ORDER BY i`, slices.Compact(keys)); err != nil {
+			return wrap(err, "lock sessions")
+		}
 		ids := make([]string, len(subs))
 		for i, sub := range subs {
 			msgs[i] = sub.m
