@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -157,5 +158,43 @@ func TestCORSAndToken(t *testing.T) {
 	}
 	if res := s.do("GET", "/healthz", nil); res.Status != 200 {
 		t.Fatalf("healthz needs no token, got %d", res.Status)
+	}
+	// An OPTIONS request that is not a preflight needs the token too: it
+	// used to pass, and pprof's handlers answer OPTIONS like GET.
+	if res := s.do("OPTIONS", "/projects", nil); res.Status != http.StatusUnauthorized {
+		t.Fatalf("OPTIONS without a token = %d", res.Status)
+	}
+	pprofLike := api.RequireToken("s3cret", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("goroutine stacks")) }))
+	for _, method := range []string{"GET", "OPTIONS", "POST"} {
+		rec := httptest.NewRecorder()
+		pprofLike.ServeHTTP(rec, httptest.NewRequest(method, "/debug/pprof/goroutine?debug=2", nil))
+		if rec.Code != http.StatusUnauthorized {
+			t.Errorf("%s /debug/pprof/ without a token = %d", method, rec.Code)
+		}
+	}
+}
+
+// With CORS_ORIGINS=* any site's page may call the API with its token, but
+// not with the browser's credentials: River UI's basic-auth login, which a
+// browser keeps, let any site read users' prompts and delete jobs.
+func TestCORSWithAnyOriginAllowsNoCredentials(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(o *api.Options) {
+		o.CORSOrigins = []string{"*"}
+		o.APIToken = "s3cret"
+		o.RiverUIPassword = "rpw"
+	})
+	res := s.do("GET", "/projects", nil, "Authorization", "Bearer s3cret", "Origin", "https://evil.example")
+	if res.Status != 200 || res.Header.Get("Access-Control-Allow-Origin") != "https://evil.example" || res.Header.Get("Access-Control-Allow-Credentials") != "" {
+		t.Fatalf("GET /projects from any origin = %d %v", res.Status, res.Header)
+	}
+	pre := s.do("OPTIONS", "/riverui/api/jobs/delete", nil, "Origin", "https://evil.example", "Access-Control-Request-Method", "POST")
+	if pre.Header.Get("Access-Control-Allow-Origin") != "" || pre.Header.Get("Access-Control-Allow-Credentials") != "" || pre.Status == http.StatusNoContent {
+		t.Fatalf("River UI preflight from another site = %d %v", pre.Status, pre.Header)
+	}
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:rpw"))
+	ui := s.do("GET", "/riverui/api/jobs", nil, "Authorization", basic, "Origin", "https://evil.example")
+	if ui.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("River UI answered another site with CORS headers: %v", ui.Header)
 	}
 }

@@ -55,7 +55,10 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case r.Method == http.MethodOptions || publicPath(r.URL.Path):
+		// An OPTIONS request is no exception: a CORS preflight is answered
+		// before this (cors), and anything else mounted here, pprof's
+		// handlers among them, serves OPTIONS like GET.
+		case publicPath(r.URL.Path):
 			next.ServeHTTP(w, r)
 		case riverUIPath(r.URL.Path):
 			if riverUIAllowed(r, token, password) {
@@ -101,16 +104,22 @@ func equal(got, want string) bool {
 }
 
 // cors answers preflights and sets the CORS headers for the allowed origins.
-// Socket.IO sets its own (engine.io), so it is left alone here.
+// Socket.IO sets its own (engine.io), so it is left alone here, and River UI
+// gets none: it is a page of this origin, and the basic-auth login a browser
+// keeps for it must not be usable by another site's scripts. Credentials
+// (cookies, that login) are allowed only for origins listed by name: the
+// REST API takes its token in a header, which needs no credentials, and
+// with "*" any site's page could otherwise send the browser's.
 func cors(origins []string, next http.Handler) http.Handler {
 	any := slices.Contains(origins, "*")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
-		if origin == "" || strings.HasPrefix(r.URL.Path, "/socket.io/") {
+		if origin == "" || strings.HasPrefix(r.URL.Path, "/socket.io/") || riverUIPath(r.URL.Path) {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if !any && !slices.Contains(origins, origin) {
+		listed := slices.Contains(origins, origin)
+		if !any && !listed {
 			if r.Method == http.MethodOptions {
 				writeProblemf(w, http.StatusForbidden, "origin %s is not allowed (CORS_ORIGINS)", origin)
 				return
@@ -121,7 +130,9 @@ func cors(origins []string, next http.Handler) http.Handler {
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", origin)
 		h.Add("Vary", "Origin")
-		h.Set("Access-Control-Allow-Credentials", "true")
+		if listed {
+			h.Set("Access-Control-Allow-Credentials", "true")
+		}
 		h.Set("Access-Control-Expose-Headers", "Location, "+EventSeqHeader)
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
