@@ -2,21 +2,31 @@ package api
 
 import (
 	"crypto/subtle"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // limitBody answers 413 for bodies over MaxBodyBytes: at once when the
-// Content-Length says so, else when a handler reads past the limit.
-func limitBody(next http.Handler) http.Handler {
+// Content-Length says so, else when a handler reads past the limit. A body
+// must also arrive within timeout of the request's start: the connection's
+// read deadline, lifted when the body ends (the server's own ReadTimeout
+// would stay on the connection for the whole handler, and cut long polls
+// and waits).
+func limitBody(timeout time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > MaxBodyBytes {
 			writeProblemf(w, http.StatusRequestEntityTooLarge, "request body is over the limit of %d bytes", MaxBodyBytes)
 			return
 		}
-		if r.Body != nil {
+		if r.Body != nil && r.Body != http.NoBody {
+			rc := http.NewResponseController(w)
+			if rc.SetReadDeadline(time.Now().Add(timeout)) == nil {
+				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+			}
 			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		}
 		if ct := r.Header.Get("Content-Type"); r.ContentLength != 0 && ct != "" && !isJSON(ct) && !strings.HasPrefix(r.URL.Path, "/socket.io/") {
@@ -25,6 +35,22 @@ func limitBody(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// deadlineBody lifts the connection's read deadline once the body is read.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }
 
 func isJSON(contentType string) bool {

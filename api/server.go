@@ -5,6 +5,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -48,7 +50,15 @@ type Options struct {
 	// Telemetry, when set, serves /metrics and /debug/pprof/ (behind
 	// APIToken) and measures and traces every request.
 	Telemetry *telemetry.Telemetry
+	// BodyTimeout bounds reading a request's body, from the request's
+	// start; DefaultBodyTimeout when zero.
+	BodyTimeout time.Duration
 }
+
+// DefaultBodyTimeout leaves a 4 MiB body about 70 KB/s. A client that sends
+// a body more slowly, or stops half-way, is answered 408 and let go instead
+// of holding its connection (and a shutdown) for as long as it likes.
+const DefaultBodyTimeout = time.Minute
 
 // Server serves the REST API. Extra handlers (Socket.IO, River UI) are
 // mounted with Mount before Handler is called.
@@ -122,7 +132,7 @@ func (s *Server) Handler() http.Handler {
 		h := routeProblems(s.fuego.Mux)
 		h = s.authenticate(h)
 		h = cors(s.opts.CORSOrigins, h)
-		h = limitBody(h)
+		h = limitBody(cmp.Or(s.opts.BodyTimeout, DefaultBodyTimeout), h)
 		h = recoverPanics(s.opts.Log, h)
 		// Outermost, and the wrappers above pass the request on unchanged,
 		// so it reads the route the mux matched (r.Pattern).
@@ -159,6 +169,8 @@ func classify(err error) (status int, detail, field string) {
 	switch {
 	case errors.As(err, &de):
 		return statusOf(de.Code), de.Error(), de.Field
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return http.StatusRequestTimeout, "the request body did not arrive in time", ""
 	case errors.As(err, &maxBytes):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", maxBytes.Limit), ""
 	case errors.As(err, &typeErr):

@@ -177,7 +177,16 @@ func listen(ctx context.Context, e env, h http.Handler) error {
 	e.log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), e.cfg.ShutdownGrace)
 	defer cancel()
-	if err := httpSrv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	err = httpSrv.Shutdown(shutdownCtx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// A client still sending a request, or an answer still being
+		// written: the grace is over, so cut it, as SIGKILL would a moment
+		// later, and exit as a shutdown does rather than as a failure.
+		e.log.Warn("connections still open after SHUTDOWN_GRACE were closed", "grace", e.cfg.ShutdownGrace)
+		_ = httpSrv.Close() // its listener is closed already, which it reports
+		return nil
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
