@@ -88,6 +88,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("VIBECODE_WORKERS must be 1..%d, got %d", maxQueueWorkers, c.VibecodeWorkers)
 	case c.EvaluateWorkers < 1 || c.EvaluateWorkers > maxQueueWorkers:
 		return fmt.Errorf("EVALUATE_WORKERS must be 1..%d, got %d", maxQueueWorkers, c.EvaluateWorkers)
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return fmt.Errorf("LOG_FORMAT must be text or json, got %q", c.LogFormat)
+	case c.EventRetention < 0:
+		return fmt.Errorf("EVENT_RETENTION must be 0 (keep every event) or positive, got %s", c.EventRetention)
 	case c.TestWorkers < 0 || c.TestWorkers > maxQueueWorkers:
 		return fmt.Errorf("TEST_WORKERS must be 0 (from the cores and memory) or 1..%d, got %d", maxQueueWorkers, c.TestWorkers)
 	}

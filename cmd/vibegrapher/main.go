@@ -90,6 +90,9 @@ func run(args []string) error {
 		fmt.Fprint(os.Stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)
 	}
+	if err := checkArgs(cmd, fs); err != nil {
+		return err
+	}
 
 	pool, err := db.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -151,4 +154,23 @@ func healthcheck() error {
 		return fmt.Errorf("healthz answered %s", res.Status)
 	}
 	return nil
+}
+
+// flagCommands are the commands each flag is for.
+var flagCommands = map[string]string{"realtime": "api", "no-seed": "reset-db", "no-migrate": "all"}
+
+// checkArgs refuses what the command would ignore: an argument (flag stops
+// at the first one, so `api foo --realtime` started without Socket.IO) and a
+// flag of another command.
+func checkArgs(cmd string, fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q (flags go before nothing else; see vibegrapher help)", cmd, fs.Arg(0))
+	}
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if want := flagCommands[f.Name]; want != cmd && err == nil {
+			err = fmt.Errorf("%s: -%s is a flag of %s only", cmd, f.Name, want)
+		}
+	})
+	return err
 }

@@ -103,4 +103,23 @@ func TestUnknownCommandFails(t *testing.T) {
 	if err := run([]string{"version"}); err != nil {
 		t.Fatal(err)
 	}
+	// What a command would ignore is refused: `api foo --realtime` started
+	// without Socket.IO, and a worker took --realtime silently.
+	t.Setenv("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none") // refused before any connection
+	for _, args := range [][]string{{"api", "foo", "--realtime"}, {"worker", "--realtime"}, {"migrate", "--no-seed"}} {
+		if err := run(args); err == nil || strings.Contains(err.Error(), "connect") {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+}
+
+func TestConfigRefusesWhatItWouldIgnore(t *testing.T) {
+	for name, value := range map[string]string{"LOG_FORMAT": "xml", "EVENT_RETENTION": "-1h"} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(name, value)
+			if _, err := loadConfig(context.Background()); err == nil || !strings.Contains(err.Error(), name) {
+				t.Fatalf("%s=%s: %v", name, value, err)
+			}
+		})
+	}
 }
