@@ -256,6 +256,7 @@ func TestUnknownRoutesAndWrongMethodsAreProblemJSON(t *testing.T) {
 		{"DELETE", "/projects", 405, "GET, HEAD, POST"},
 		{"PUT", "/projects/" + uuid.NewString(), 405, "DELETE, GET, HEAD"},
 		{"PATCH", "/healthz", 405, "GET, HEAD"},
+		{"GET", "/swagger/nope", 404, ""}, // the docs' file server answered plain text
 	} {
 		res := s.do(c.method, c.path, nil)
 		if res.Status != c.status {

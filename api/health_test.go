@@ -37,8 +37,16 @@ func TestHealthAndReadiness(t *testing.T) {
 	if res.Status != http.StatusServiceUnavailable || !strings.Contains(res.problem(t).Detail, "migrat") {
 		t.Fatalf("readyz with a pending migration = %d %s", res.Status, res.Body)
 	}
-	// The database gone: not ready either.
+	// An API process on a database whose schema is behind it (nobody ran
+	// migrate): 503 saying so, not a 500.
 	s.noEventCheck = true
+	if _, err := s.Pool.Exec(t.Context(), `DROP TABLE projects CASCADE`); err != nil {
+		t.Fatal(err)
+	}
+	if res := s.do("GET", "/projects", nil); res.Status != http.StatusServiceUnavailable || !strings.Contains(res.problem(t).Detail, "vibegrapher migrate") {
+		t.Fatalf("GET /projects on an unmigrated database = %d %s", res.Status, res.Body)
+	}
+	// The database gone: not ready either.
 	s.Pool.Close()
 	if res := s.do("GET", "/readyz", nil); res.Status != http.StatusServiceUnavailable {
 		t.Fatalf("readyz without a database = %d %s", res.Status, res.Body)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"net/http"
+	"path"
 	"reflect"
 	"slices"
 	"strconv"
@@ -207,7 +208,18 @@ func (s *Server) serveDocuments() error {
 	mux := s.fuego.Mux
 	mux.Handle("GET /swagger/openapi.json", serveJSONDocument(openapiJSON))
 	mux.Handle("GET /asyncapi.json", serveJSONDocument(asyncapiJSON))
-	mux.Handle("GET /swagger/", http.StripPrefix("/swagger/", http.FileServerFS(ui)))
+	files := http.FileServerFS(ui)
+	mux.Handle("GET /swagger/", http.StripPrefix("/swagger/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The file server's own 404 is plain text; every error here is
+		// problem JSON.
+		if name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/"); name != "" {
+			if _, err := fs.Stat(ui, name); err != nil {
+				writeProblemf(w, http.StatusNotFound, "no page /swagger/%s", name)
+				return
+			}
+		}
+		files.ServeHTTP(w, r)
+	})))
 	return nil
 }
 

@@ -186,6 +186,8 @@ func classify(err error) (status int, detail, field string) {
 		return http.StatusBadRequest, "request body is not valid JSON: it ends too early", ""
 	case db.IsUnavailable(err):
 		return http.StatusServiceUnavailable, "the database is unavailable; retry shortly", ""
+	case db.IsUnmigrated(err):
+		return http.StatusServiceUnavailable, "the database's schema is behind this server: run `vibegrapher migrate` (/readyz says so too)", ""
 	}
 	var ws fuego.ErrorWithStatus
 	if errors.As(err, &ws) {

@@ -114,6 +114,14 @@ func IsUnavailable(err error) bool {
 	return pgconn.SafeToRetry(err)
 }
 
+// IsUnmigrated reports whether err says the database's schema is behind the
+// server's: a table or column it queries does not exist (an api process on a
+// database nobody ran `vibegrapher migrate` on).
+func IsUnmigrated(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "42703")
+}
+
 // wrap turns a database error into a domain error: unavailable when the
 // server cannot be reached, else internal with context.
 func wrap(err error, what string) error {
