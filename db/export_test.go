@@ -1,6 +1,8 @@
 package db
 
 import (
+	"context"
+
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/google/uuid"
 )
@@ -18,3 +20,9 @@ func ScriptCached(projectID, commit string) bool {
 // ForgetScripts drops the project's entries from the script cache, as if it
 // had been created by another process.
 func ForgetScripts(projectID string) { scripts.forget(uuid.MustParse(projectID)) }
+
+// FailOrphanedMessage is the sweep's end of one message it found with its
+// job in state.
+func FailOrphanedMessage(s *Store, ctx context.Context, id, state string) (bool, error) {
+	return s.failOrphanedMessage(ctx, id, state)
+}

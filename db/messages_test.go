@@ -347,3 +347,34 @@ func TestEndTurnNamesAFailedCompletion(t *testing.T) {
 		t.Fatal("the message is no longer running after its step's end failed")
 	}
 }
+
+// The orphan sweep ends a message only if its job is still ended once the
+// message is locked: a retry from River UI between the sweep's look and its
+// end must not be undone.
+func TestTheOrphanSweepLeavesAMessageWhoseJobCameBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	store := &db.Store{Pool: pool}
+	_, _, accepted, _, jobID := startedStep(t, store, "orphan")
+	if _, err := pool.Exec(ctx, `UPDATE messages SET job_id = $2 WHERE id = $1`, accepted.MessageID, jobID); err != nil {
+		t.Fatal(err)
+	}
+	status := func() string {
+		var st string
+		if err := pool.QueryRow(ctx, `SELECT status FROM messages WHERE id = $1`, accepted.MessageID).Scan(&st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	// The sweep saw the job cancelled; it has been retried since.
+	if ended, err := db.FailOrphanedMessage(store, ctx, accepted.MessageID, "cancelled"); err != nil || ended || status() != "running" {
+		t.Fatalf("with its job running: ended %v (%v), status %s", ended, err, status())
+	}
+	if _, err := pool.Exec(ctx, `UPDATE river_job SET state = 'cancelled', finalized_at = now() WHERE id = $1`, jobID); err != nil {
+		t.Fatal(err)
+	}
+	if ended, err := db.FailOrphanedMessage(store, ctx, accepted.MessageID, "cancelled"); err != nil || !ended || status() != "failed" {
+		t.Fatalf("with its job cancelled: ended %v (%v), status %s", ended, err, status())
+	}
+}

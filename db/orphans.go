@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/event"
 )
 
 // orphanedSQL selects, of rows of table not finished yet, those whose job
@@ -85,8 +86,16 @@ func (s *Store) failOrphanedMessage(ctx context.Context, id, state string) (bool
 	if t.Message.Status != nil && domain.IsFinal(*t.Message.Status) {
 		return false, nil
 	}
-	err = s.FailTurn(ctx, &t, "its job was "+state+" before the message was answered", nil)
-	return err == nil, err
+	reason := "its job was " + state + " before the message was answered"
+	if err := s.EndTurn(ctx, &t, TurnEnd{Status: domain.StatusFailed, Outcome: event.VibecodeResponse{Error: &reason}, IfJobEnded: true}); err != nil {
+		return false, err
+	}
+	var status string
+	err = s.Pool.QueryRow(ctx, `SELECT status FROM messages WHERE id = $1`, id).Scan(&status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return status == domain.StatusFailed, wrap(err, "read message")
 }
 
 // failOrphanedRun ends a run whose job is state in error; false when it is
@@ -105,6 +114,6 @@ func (s *Store) failOrphanedRun(ctx context.Context, id, state string) (bool, er
 		return false, nil
 	}
 	reason := "its job was " + state + " before the test finished"
-	out, err := s.FinishRun(ctx, w, RunResult{Status: domain.RunError, Error: &reason}, nil)
+	out, err := s.FinishRun(ctx, w, RunResult{Status: domain.RunError, Error: &reason, IfJobEnded: true}, nil)
 	return err == nil && out.Error != nil && *out.Error == reason, err
 }

@@ -334,6 +334,10 @@ type RunResult struct {
 	ExitCode *int
 	Duration time.Duration
 	Error    *string
+	// IfJobEnded stores the result only if the run's job is cancelled,
+	// discarded or gone: the orphan sweep's, which a retry from River UI
+	// between its look and its write must not undo.
+	IfJobEnded bool
 }
 
 // FinishRun stores a run's result, emits test_completed and, for a run on a
@@ -353,8 +357,10 @@ func (s *Store) FinishRun(ctx context.Context, w RunWork, r RunResult, complete 
 		var err error
 		out, err = scanRun(tx.QueryRow(ctx, `UPDATE test_runs SET status = $2, stdout = $3, stderr = $4, exit_code = $5,
 			duration_ms = $6, error = $7, finished_at = now()
-			WHERE id = $1 AND status IN ('queued', 'running') RETURNING `+runColumns,
-			w.Run.ID, r.Status, r.Stdout, r.Stderr, r.ExitCode, ms, r.Error))
+			WHERE id = $1 AND status IN ('queued', 'running')
+			  AND NOT ($8 AND EXISTS (SELECT 1 FROM river_job j WHERE j.id = test_runs.job_id AND j.state NOT IN ('cancelled', 'discarded')))
+			RETURNING `+runColumns,
+			w.Run.ID, r.Status, r.Stdout, r.Stderr, r.ExitCode, ms, r.Error, r.IfJobEnded))
 		if errors.Is(err, pgx.ErrNoRows) {
 			out, err = getRun(ctx, tx, w.Run.ID)
 			if err != nil && domain.ErrorCodeOf(err) != domain.ENOTFOUND {

@@ -454,6 +454,10 @@ type TurnEnd struct {
 	DiffStep string
 	// Complete, when set, completes the worker's job in the transaction.
 	Complete *Completion
+	// IfJobEnded ends the message only if, once it is locked, its job is
+	// still cancelled, discarded or gone: the orphan sweep's end, which a
+	// retry from River UI between its look and its end must not undo.
+	IfJobEnded bool
 }
 
 // Completion completes a worker's job in the transaction that ends its step.
@@ -493,6 +497,16 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 		l, err := lock.result()
 		if err != nil {
 			return err
+		}
+		if e.IfJobEnded {
+			var ended bool
+			if err := tx.QueryRow(ctx, `SELECT coalesce(j.state::text, 'missing') IN ('cancelled', 'discarded', 'missing')
+				FROM messages m LEFT JOIN river_job j ON j.id = m.job_id WHERE m.id = $1`, t.Message.ID).Scan(&ended); err != nil {
+				return wrap(err, "check the message's job")
+			}
+			if !ended {
+				return nil
+			}
 		}
 		var reply *domain.ConversationMessage
 		if pending != nil {

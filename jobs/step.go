@@ -170,7 +170,9 @@ func (d *Deps) call(ctx context.Context, t *db.Turn, c modelCall, model func() (
 func (d *Deps) keepFailedCall(ctx context.Context, t *db.Turn, c modelCall, reply *llm.Reply) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), replyStoreTimeout)
 	defer cancel()
-	key := fmt.Sprintf("%s/failed/%d", c.key, c.attempt)
+	// The response's id makes the key unique: an attempt's number comes
+	// again when the attempt of a dead worker is given back.
+	key := fmt.Sprintf("%s/failed/%d/%s", c.key, c.attempt, reply.ID())
 	if err := d.Store.RecordFailedCall(rctx, t, key, reply.Raw(), reply.Usage(c.agent, c.iteration)); err != nil {
 		d.Log.Warn("store a failed model call's usage", "key", key, "error", err)
 	}

@@ -3,7 +3,7 @@
 -- A model call that failed after the model worked on it (a response that
 -- ended "incomplete" or "failed") is billed but makes no message: its
 -- response and usage are kept here, under a key of its own
--- (<call key>/failed/<attempt>, which no retry reads back), so that the
+-- (<call key>/failed/<attempt>/<response id>, which no retry reads back), so that the
 -- message's token_usage counts it. Null for a call whose reply is a message
 -- (messages.token_usage holds that one).
 ALTER TABLE model_calls
