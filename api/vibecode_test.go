@@ -56,6 +56,10 @@ func TestVibecodeTextAnswer(t *testing.T) {
 	if len(req.Tools) != 1 || req.Tools[0].Name != "submit_patch" || req.Instructions == "" {
 		t.Fatalf("tools = %+v", req.Tools)
 	}
+	// A long session's oldest turns are dropped rather than every message failing.
+	if !strings.Contains(string(req.Body), `"truncation":"auto"`) {
+		t.Fatalf("the request does not let OpenAI truncate the conversation: %.300s", req.Body)
+	}
 
 	// The full message keeps the raw OpenAI response.
 	var full domain.FullMessage

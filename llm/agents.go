@@ -382,11 +382,19 @@ func (c *Client) replyOf(resp *response, err error) (*Reply, error) {
 	return c.newReply(resp), callError(err)
 }
 
+// conversationTruncation lets OpenAI drop a session's oldest items when its
+// memory, which grows by a turn per message and is sent whole, no longer
+// fits the model's context: with the default ("disabled") every message of
+// a long session failed with a 400 until the person cleared it. The turn
+// being answered (the request, the code) is the newest item, never dropped.
+const conversationTruncation = responses.ResponseNewParamsTruncationAuto
+
 // vibecoderParams are the params of every VibeCoder call, without input and
 // prompt cache key.
 func (c *Client) vibecoderParams() responses.ResponseNewParams {
 	return reasoning(responses.ResponseNewParams{
 		Model:             c.ThinkingModel(),
+		Truncation:        conversationTruncation,
 		Instructions:      openai.String(vibecoderInstructions),
 		Tools:             []responses.ToolUnionParam{FunctionTool(vibecode.SubmitPatchTool, "Submit a unified diff that changes script.py. Answers whether it applies and is valid Python.", submitPatchSchema())},
 		ParallelToolCalls: openai.Bool(false),
@@ -398,6 +406,7 @@ func (c *Client) vibecoderParams() responses.ResponseNewParams {
 func (c *Client) evaluatorParams() responses.ResponseNewParams {
 	return reasoning(responses.ResponseNewParams{
 		Model:        c.ThinkingModel(),
+		Truncation:   conversationTruncation,
 		Instructions: openai.String(evaluatorInstructions),
 		Text:         JSONSchemaFormat("patch_review", EvaluatorSchema()),
 	}, "medium")
