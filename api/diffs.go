@@ -139,8 +139,8 @@ func (s *Server) commitDiff(c fuego.ContextWithBody[CommitRequest]) (db.CommitRe
 	if err != nil {
 		return db.CommitResult{}, err
 	}
-	if len(in.CommitMessage) > 10_000 {
-		return db.CommitResult{}, domain.Invalid("commit_message", "must be at most 10000 bytes")
+	if len(in.CommitMessage) > domain.MaxCommitMessageBytes {
+		return db.CommitResult{}, domain.Invalid("commit_message", "must be at most %d bytes", domain.MaxCommitMessageBytes)
 	}
 	return s.opts.Store.CommitDiff(c.Context(), c.PathParam("id"), in.CommitMessage)
 }
@@ -153,9 +153,15 @@ func (s *Server) refineMessage(c fuego.ContextWithBody[RefineRequest]) (RefinedD
 	if len([]rune(in.Prompt)) > 2000 {
 		return RefinedDiff{}, domain.Invalid("prompt", "must be at most 2000 characters")
 	}
+	if len(in.CurrentMessage) > domain.MaxCommitMessageBytes {
+		return RefinedDiff{}, domain.Invalid("current_message", "must be at most %d bytes", domain.MaxCommitMessageBytes)
+	}
 	d, err := s.opts.Store.GetDiff(c.Context(), c.PathParam("id"))
 	if err != nil {
 		return RefinedDiff{}, err
+	}
+	if d.Status == domain.DiffCommitted { // before the model is paid, or its outage answered
+		return RefinedDiff{}, domain.Errorf(domain.ECONFLICT, "diff %s is already committed; its message cannot change", d.ID)
 	}
 	current := in.CurrentMessage
 	if current == "" {

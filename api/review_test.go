@@ -252,10 +252,46 @@ func TestRefineCommitMessage(t *testing.T) {
 	if req.Model != "gpt-5-mini" || !strings.Contains(string(req.Input), "shorter") || !strings.Contains(string(req.Input), "Say Hi") {
 		t.Fatalf("refine request = %s", req.Body)
 	}
+	// What models wrap a message in goes; an answer that is only that, or
+	// over the limit a person's message has, is not stored (it made blank
+	// and 50,000-byte commits).
+	for _, c := range []struct {
+		answer string
+		status int
+		stored string
+	}{
+		{"```text\nGreet with Hi\n```", 200, "Greet with Hi"},
+		{"```\n\n```", 503, "Greet with Hi"},
+		{"\"  `\"", 503, "Greet with Hi"},
+		{strings.Repeat("z", domain.MaxCommitMessageBytes+1), 503, "Greet with Hi"},
+	} {
+		s.AI.Enqueue(openaitest.Text(c.answer))
+		if res := s.do("POST", "/diffs/"+d.ID+"/refine-message", nil); res.Status != c.status {
+			t.Fatalf("refine answered %.40q = %d %s", c.answer, res.Status, res.Body)
+		}
+		var got domain.Diff
+		s.do("GET", "/diffs/"+d.ID, nil).json(t, &got)
+		if got.CommitMessage != c.stored {
+			t.Fatalf("after an answer %.40q the message is %.80q", c.answer, got.CommitMessage)
+		}
+	}
+	// The server's key or model at fault is not the request's: 503, not 400.
+	s.AI.Enqueue(openaitest.Status(401, "bad key"))
+	if res := s.do("POST", "/diffs/"+d.ID+"/refine-message", nil); res.Status != 503 {
+		t.Fatalf("refine with the key refused = %d %s", res.Status, res.Body)
+	}
+	if res := s.do("POST", "/diffs/"+d.ID+"/refine-message", map[string]any{"current_message": strings.Repeat("x", domain.MaxCommitMessageBytes+1)}); res.Status != 400 {
+		t.Fatalf("refine of a too long current_message = %d %s", res.Status, res.Body)
+	}
 	var c db.CommitResult
 	s.do("POST", "/diffs/"+d.ID+"/commit", nil).json(t, &c)
-	if c.Commit.Message != "Greet users with Hi" {
+	if c.Commit.Message != "Greet with Hi" {
 		t.Fatalf("commit message = %q", c.Commit.Message)
+	}
+	// Committed: 409 before any model call, so an outage cannot make it 503.
+	calls := s.AI.Calls()
+	if res := s.do("POST", "/diffs/"+d.ID+"/refine-message", nil); res.Status != 409 || s.AI.Calls() != calls {
+		t.Fatalf("refine of a committed diff = %d after %d model calls", res.Status, s.AI.Calls()-calls)
 	}
 }
 

@@ -140,6 +140,10 @@ type FullMessage struct {
 // MaxPromptLen bounds a prompt, in characters.
 const MaxPromptLen = 20_000
 
+// MaxCommitMessageBytes bounds a commit message, whoever writes it: the
+// person (commit, refine's current_message) or the small model (refine).
+const MaxCommitMessageBytes = 10_000
+
 // NewMessage is the body of POST /sessions/{id}/messages.
 type NewMessage struct {
 	Prompt    string  `json:"prompt" description:"What to change or ask, 1 to 20,000 characters"`

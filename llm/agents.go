@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -434,16 +435,47 @@ func (c *Client) CommitMessage(ctx context.Context, r CommitMessageRequest) (str
 	})
 	if err != nil {
 		code := domain.EUNAVAILABLE
-		if !IsTransient(err) {
+		if !IsTransient(err) && !serverSide(err) {
 			code = domain.EINVALID
 		}
 		return "", &domain.Error{Code: code, Message: "the small model could not write a message: " + ErrorMessage(err)}
 	}
-	msg := strings.Trim(strings.TrimSpace(resp.outputText()), "`\"")
-	if msg == "" {
+	msg := cleanCommitMessage(resp.outputText())
+	switch {
+	case msg == "":
 		return "", domain.Errorf(domain.EUNAVAILABLE, "the small model answered with an empty message; try again")
+	case len(msg) > domain.MaxCommitMessageBytes:
+		return "", domain.Errorf(domain.EUNAVAILABLE, "the small model answered with a message of %d bytes, over the limit of %d; try again", len(msg), domain.MaxCommitMessageBytes)
 	}
 	return msg, nil
+}
+
+// cleanCommitMessage is a model's commit message without what models wrap
+// one in: a fenced block (and its language tag), quotes, backticks, and the
+// blank space they enclose. What is left may be empty.
+func cleanCommitMessage(s string) string {
+	s = strings.TrimSpace(s)
+	if body, ok := strings.CutPrefix(s, "```"); ok {
+		body = strings.TrimSuffix(body, "```")
+		if tag, rest, found := strings.Cut(body, "\n"); found && !strings.ContainsAny(tag, " \t") {
+			body = rest // the fence's language tag, or nothing
+		}
+		s = body
+	}
+	return strings.TrimSpace(strings.Trim(strings.TrimSpace(s), "`\""))
+}
+
+// serverSide reports whether a permanent error is the server's to fix, not
+// the request's: no API key, a key refused, a model that does not exist, no
+// quota left. The client is told the model is unavailable (503), not that
+// its request was bad (400).
+func serverSide(err error) bool {
+	if errors.Is(err, ErrNoAPIKey) {
+		return true
+	}
+	var apiErr *openai.Error
+	return errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden ||
+		apiErr.StatusCode == http.StatusNotFound || apiErr.Code == "insufficient_quota")
 }
 
 // reasoning asks reasoning models (gpt-5, o-series) for the given effort and
