@@ -309,7 +309,9 @@ func (r *Reply) Verdict() (vibecode.Verdict, error) {
 	case v.CommitMessage == nil:
 		return vibecode.Verdict{}, errors.New(`the verdict has no "commit_message"`)
 	}
-	return vibecode.Verdict{Approved: *v.Approved, Reasoning: *v.Reasoning, CommitMessage: *v.CommitMessage}, nil
+	// The commit message is cleaned as the small model's is (a blank one
+	// falls back to the VibeCoder's description: vibecode.CommitMessage).
+	return vibecode.Verdict{Approved: *v.Approved, Reasoning: *v.Reasoning, CommitMessage: cleanCommitMessage(*v.CommitMessage)}, nil
 }
 
 // CallError is a failed model call. It tells the vibecode loop whether trying

@@ -118,3 +118,21 @@ func TestItemsBuiltHereAreWhatOpenAIGoEncodes(t *testing.T) {
 		}
 	}
 }
+
+func TestCleanCommitMessage(t *testing.T) {
+	for in, want := range map[string]string{
+		"Say Hi":                               "Say Hi",
+		"  `Say Hi`\n":                         "Say Hi",
+		`"Say Hi"`:                             "Say Hi",
+		"```\nSay Hi\n```":                     "Say Hi",
+		"```text\nSay Hi\n\nWhy: brevity\n```": "Say Hi\n\nWhy: brevity",
+		"```Say Hi```":                         "Say Hi",
+		"```\n\n```":                           "",
+		"\"  `\"":                              "",
+		"Fix the `greet` helper":               "Fix the `greet` helper",
+	} {
+		if got := cleanCommitMessage(in); got != want {
+			t.Errorf("cleanCommitMessage(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
