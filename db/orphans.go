@@ -56,6 +56,7 @@ func (s *Store) EndOrphaned(ctx context.Context) (messages, runs int, err error)
 	return messages, runs, nil
 }
 
+// orphan is a message or run and the state of its job.
 type orphan struct{ id, state string }
 
 func (s *Store) orphans(ctx context.Context, table, where string) ([]orphan, error) {
@@ -63,14 +64,19 @@ func (s *Store) orphans(ctx context.Context, table, where string) ([]orphan, err
 	if err != nil {
 		return nil, wrap(err, "find orphaned "+table)
 	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (orphan, error) {
+	list, err := collectOrphans(rows)
+	return list, wrap(err, "find orphaned "+table)
+}
+
+// collectOrphans reads rows of (id, the state of its job).
+func collectOrphans(rows pgx.Rows) ([]orphan, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (orphan, error) {
 		var o orphan
 		var id uuid.UUID
 		err := r.Scan(&id, &o.state)
 		o.id = id.String()
 		return o, err
 	})
-	return list, wrap(err, "find orphaned "+table)
 }
 
 // failOrphanedMessage fails a message whose job is state (cancelled,

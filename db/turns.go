@@ -237,14 +237,7 @@ func (s *Store) EarlierMessagePending(ctx context.Context, messageID string) (bo
 	if err != nil {
 		return false, wrap(err, "check earlier messages")
 	}
-	type earlier struct{ id, state string }
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (earlier, error) {
-		var e earlier
-		var id uuid.UUID
-		err := r.Scan(&id, &e.state)
-		e.id = id.String()
-		return e, err
-	})
+	list, err := collectOrphans(rows)
 	if err != nil {
 		return false, wrap(err, "check earlier messages")
 	}

@@ -2,6 +2,7 @@ package pyast
 
 import (
 	"os"
+	"strings"
 	"testing"
 
 	sitter "github.com/tree-sitter/go-tree-sitter"
@@ -95,5 +96,17 @@ func BenchmarkParseAgents5000Allocator(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkCheckSyntaxUnclosedBrackets is 40,000 unclosed brackets: past
+// 200 the tokenizer stops, and so does tree-sitter's parse (it took about
+// 4 s when tree-sitter recovered from every one of them).
+func BenchmarkCheckSyntaxUnclosedBrackets(b *testing.B) {
+	code := "x = " + strings.Repeat("[", 40_000) + "\n"
+	for b.Loop() {
+		if err := CheckSyntax(code); err == nil {
+			b.Fatal("accepted")
+		}
 	}
 }
