@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/openai/openai-go/v3"
@@ -426,6 +427,11 @@ type CommitMessageRequest struct {
 // CommitMessage asks the small model for a commit message. Errors are
 // domain errors: unavailable when trying again may help, invalid otherwise.
 func (c *Client) CommitMessage(ctx context.Context, r CommitMessageRequest) (string, error) {
+	// A person waits on this request: a small model that does not answer
+	// is unavailable after commitMessageTimeout, not after the SDK's
+	// ten-minute header timeout per attempt.
+	ctx, cancel := context.WithTimeout(ctx, commitMessageTimeout)
+	defer cancel()
 	p := responses.ResponseNewParams{
 		Model:        c.SmallModel(),
 		Instructions: openai.String(commitMessageInstructions),
@@ -451,6 +457,10 @@ func (c *Client) CommitMessage(ctx context.Context, r CommitMessageRequest) (str
 	}
 	return msg, nil
 }
+
+// commitMessageTimeout bounds a commit message's model call, its retries
+// included. A variable for the tests.
+var commitMessageTimeout = time.Minute
 
 // cleanCommitMessage is a model's commit message without what models wrap
 // one in: a fenced block (and its language tag), quotes, backticks, and the

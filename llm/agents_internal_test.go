@@ -1,15 +1,18 @@
 package llm
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/responses"
 
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/domain/vibecode"
+	"github.com/vibegrapher/vibegrapher/internal/openaitest"
 )
 
 // An agent's request is what openai-go would encode from its params with the
@@ -134,5 +137,29 @@ func TestCleanCommitMessage(t *testing.T) {
 		if got := cleanCommitMessage(in); got != want {
 			t.Errorf("cleanCommitMessage(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A small model that does not answer is unavailable after
+// commitMessageTimeout, retries included, rather than after the SDK's
+// ten-minute header timeout per attempt.
+func TestCommitMessageHasADeadline(t *testing.T) {
+	defer func(d time.Duration) { commitMessageTimeout = d }(commitMessageTimeout)
+	commitMessageTimeout = 200 * time.Millisecond
+	s := openaitest.New(t)
+	release := make(chan struct{})
+	defer close(release)
+	s.Handle(func(openaitest.Request) openaitest.Reply {
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		return openaitest.Text("late")
+	})
+	c := New(Config{APIKey: "k", BaseURL: s.URL(), MaxRetries: 2})
+	// Without the deadline the answer comes after 10 s and is taken.
+	msg, err := c.CommitMessage(context.Background(), CommitMessageRequest{Request: "r", Diff: "d", Current: "c"})
+	if domain.ErrorCodeOf(err) != domain.EUNAVAILABLE {
+		t.Fatalf("CommitMessage = %q, %v", msg, err)
 	}
 }
