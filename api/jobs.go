@@ -14,7 +14,6 @@ func (s *Server) getJob(c fuego.ContextNoBody) (domain.Job, error) {
 	raw := c.PathParam("id")
 	id, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != raw { // "+1" and "01" name no job
-
 		return domain.Job{}, domain.NotFound("job", strconv.Quote(raw))
 	}
 	j, err := s.opts.Jobs.JobGet(c.Context(), id)

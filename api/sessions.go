@@ -40,7 +40,7 @@ func (s *Server) createSession(c fuego.ContextWithBody[domain.NewSession]) (doma
 	if err != nil {
 		return domain.VibecodeSession{}, err
 	}
-	sess, created, err := s.opts.Store.CreateSession(c.Context(), c.PathParam("id"), in, vibecode.CheckNodeAmong)
+	sess, created, err := s.opts.Store.CreateSession(c.Context(), c.PathParam("id"), in, vibecode.CheckNode)
 	if err == nil && created {
 		c.SetStatus(http.StatusCreated)
 	}

@@ -12,13 +12,22 @@ import (
 	"github.com/vibegrapher/vibegrapher/domain/event"
 )
 
+// jobOver is true of a job j (a LEFT JOIN of river_job) that can no longer
+// end the message or run it works on: deleted or cancelled in River UI, or
+// discarded (its last attempt handed over at a shutdown, or fenced). Its
+// worker never ran their end, and nothing else would.
+const jobOver = `(j.id IS NULL OR j.state IN ('cancelled', 'discarded'))`
+
+// jobStateOver is jobOver for a state read as coalesce(j.state, 'missing').
+func jobStateOver(state string) bool {
+	return state == "cancelled" || state == "discarded" || state == "missing"
+}
+
 // orphanedSQL selects, of rows of table not finished yet, those whose job
-// can no longer finish them: cancelled or deleted in River UI, or discarded
-// (its last attempt handed over at a shutdown, or fenced). Their worker
-// never ran their end, and nothing else would.
+// is over (jobOver).
 const orphanedSQL = `SELECT r.id, coalesce(j.state::text, 'missing') FROM %s r
 	LEFT JOIN river_job j ON j.id = r.job_id
-	WHERE %s AND r.job_id IS NOT NULL AND (j.id IS NULL OR j.state IN ('cancelled', 'discarded'))`
+	WHERE %s AND r.job_id IS NOT NULL AND ` + jobOver
 
 // EndOrphaned ends the user messages and test runs whose job ended without
 // them: a message fails (vibecode_response failed, and its session's next

@@ -358,7 +358,7 @@ func (s *Store) FinishRun(ctx context.Context, w RunWork, r RunResult, complete 
 		out, err = scanRun(tx.QueryRow(ctx, `UPDATE test_runs SET status = $2, stdout = $3, stderr = $4, exit_code = $5,
 			duration_ms = $6, error = $7, finished_at = now()
 			WHERE id = $1 AND status IN ('queued', 'running')
-			  AND NOT ($8 AND EXISTS (SELECT 1 FROM river_job j WHERE j.id = test_runs.job_id AND j.state NOT IN ('cancelled', 'discarded')))
+			  AND NOT ($8 AND EXISTS (SELECT 1 FROM river_job j WHERE j.id = test_runs.job_id AND NOT `+jobOver+`))
 			RETURNING `+runColumns,
 			w.Run.ID, r.Status, r.Stdout, r.Stderr, r.ExitCode, ms, r.Error, r.IfJobEnded))
 		if errors.Is(err, pgx.ErrNoRows) {

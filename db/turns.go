@@ -242,7 +242,7 @@ func (s *Store) EarlierMessagePending(ctx context.Context, messageID string) (bo
 		return false, wrap(err, "check earlier messages")
 	}
 	for _, e := range list {
-		if e.state != "cancelled" && e.state != "discarded" && e.state != "missing" {
+		if !jobStateOver(e.state) {
 			return true, nil
 		}
 		if _, err := s.failOrphanedMessage(ctx, e.id, e.state); err != nil {
@@ -493,7 +493,7 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 		}
 		if e.IfJobEnded {
 			var ended bool
-			if err := tx.QueryRow(ctx, `SELECT coalesce(j.state::text, 'missing') IN ('cancelled', 'discarded', 'missing')
+			if err := tx.QueryRow(ctx, `SELECT `+jobOver+`
 				FROM messages m LEFT JOIN river_job j ON j.id = m.job_id WHERE m.id = $1`, t.Message.ID).Scan(&ended); err != nil {
 				return wrap(err, "check the message's job")
 			}

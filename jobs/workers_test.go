@@ -64,7 +64,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.session, _, err = f.store.CreateSession(ctx, p.ID, domain.NewSession{}, vibecode.CheckNodeAmong); err != nil {
+	if f.session, _, err = f.store.CreateSession(ctx, p.ID, domain.NewSession{}, vibecode.CheckNode); err != nil {
 		t.Fatal(err)
 	}
 	return f

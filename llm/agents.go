@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -425,7 +424,8 @@ type CommitMessageRequest struct {
 }
 
 // CommitMessage asks the small model for a commit message. Errors are
-// domain errors: unavailable when trying again may help, invalid otherwise.
+// domain errors: unavailable when trying again may help or the server is at
+// fault (serverSide), invalid otherwise.
 func (c *Client) CommitMessage(ctx context.Context, r CommitMessageRequest) (string, error) {
 	// A person waits on this request: a small model that does not answer
 	// is unavailable after commitMessageTimeout, not after the SDK's
@@ -475,19 +475,6 @@ func cleanCommitMessage(s string) string {
 		s = body
 	}
 	return strings.TrimSpace(strings.Trim(strings.TrimSpace(s), "`\""))
-}
-
-// serverSide reports whether a permanent error is the server's to fix, not
-// the request's: no API key, a key refused, a model that does not exist, no
-// quota left. The client is told the model is unavailable (503), not that
-// its request was bad (400).
-func serverSide(err error) bool {
-	if errors.Is(err, ErrNoAPIKey) {
-		return true
-	}
-	var apiErr *openai.Error
-	return errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden ||
-		apiErr.StatusCode == http.StatusNotFound || apiErr.Code == "insufficient_quota")
 }
 
 // reasoning asks reasoning models (gpt-5, o-series) for the given effort and

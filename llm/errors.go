@@ -144,6 +144,19 @@ func IsTransient(err error) bool {
 	return errors.As(err, &netErr)
 }
 
+// serverSide reports whether a permanent error is the server's to fix, not
+// the request's: no API key, a key refused, a model that does not exist, no
+// quota left. The client is told the model is unavailable (503), not that
+// its request was bad (400).
+func serverSide(err error) bool {
+	if errors.Is(err, ErrNoAPIKey) {
+		return true
+	}
+	var apiErr *openai.Error
+	return errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden ||
+		apiErr.StatusCode == http.StatusNotFound || apiErr.Code == "insufficient_quota")
+}
+
 func certificateError(err error) bool {
 	var unknownAuthority x509.UnknownAuthorityError
 	var hostname x509.HostnameError

@@ -96,21 +96,12 @@ func FocusNode(code string, nodeID *string) (*pyast.AgentNode, error) {
 	return nil, fmt.Errorf("agent %q, which this session is about, is no longer in the code", *nodeID)
 }
 
-// CheckNode accepts a node id for a new session only if it names an agent of
-// the code.
-func CheckNode(code, node string) error {
+// CheckNode accepts a node id for a new session only if it names an agent
+// of the code, given the code's agents or the error parsing it gave (a
+// commit's agents are kept: db.Store.ProjectNodes).
+func CheckNode(nodes []pyast.AgentNode, parseErr error, node string) error {
 	if !domain.IsIdentifier(node) {
-		return invalidNode(node)
-	}
-	nodes, err := pyast.ParseAgents(code)
-	return CheckNodeAmong(nodes, err, node)
-}
-
-// CheckNodeAmong is CheckNode given the code's agents, or the error parsing
-// the code gave (a commit's agents are kept: db.Store.ProjectNodes).
-func CheckNodeAmong(nodes []pyast.AgentNode, parseErr error, node string) error {
-	if !domain.IsIdentifier(node) {
-		return invalidNode(node)
+		return domain.Invalid("node_id", "must be a Python identifier naming an agent, got %q", node)
 	}
 	if parseErr != nil {
 		return domain.Invalid("node_id", "the project's current code does not parse (%v), so it has no nodes to focus on", parseErr)
@@ -128,6 +119,3 @@ func CheckNodeAmong(nodes []pyast.AgentNode, parseErr error, node string) error 
 	return domain.Invalid("node_id", "%q is not an agent of the current code; known agents: %s", node, strings.Join(known, ", "))
 }
 
-func invalidNode(node string) error {
-	return domain.Invalid("node_id", "must be a Python identifier naming an agent, got %q", node)
-}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/domain/patch"
+	"github.com/vibegrapher/vibegrapher/domain/pyast"
 	"github.com/vibegrapher/vibegrapher/domain/vibecode"
 )
 
@@ -75,15 +76,19 @@ func TestFocusNodeAndCheckNode(t *testing.T) {
 	if _, err := vibecode.FocusNode(code, new("gone_agent")); err == nil || !strings.Contains(err.Error(), "no longer in the code") {
 		t.Fatalf("FocusNode of a removed agent: %v", err)
 	}
-	if err := vibecode.CheckNode(code, "triage_agent"); err != nil {
+	nodes, perr := pyast.ParseAgents(code)
+	if err := vibecode.CheckNode(nodes, perr, "triage_agent"); err != nil {
 		t.Fatalf("CheckNode(triage_agent) = %v", err)
 	}
-	err := vibecode.CheckNode(code, "billing_agent")
+	err := vibecode.CheckNode(nodes, perr, "billing_agent")
 	if domain.ErrorCodeOf(err) != domain.EINVALID || !strings.Contains(err.Error(), "known agents: spanish_agent, english_agent, triage_agent") {
 		t.Fatalf("CheckNode(billing_agent) = %v", err)
 	}
-	if err := vibecode.CheckNode(code, "not an id"); domain.ErrorCodeOf(err) != domain.EINVALID {
+	if err := vibecode.CheckNode(nodes, perr, "not an id"); domain.ErrorCodeOf(err) != domain.EINVALID {
 		t.Fatalf("CheckNode of a non-identifier = %v", err)
+	}
+	if _, perr := pyast.ParseAgents("def broken(:\n"); !strings.Contains(fmt.Sprint(vibecode.CheckNode(nil, perr, "a")), "does not parse") {
+		t.Fatalf("CheckNode on code that does not parse = %v", vibecode.CheckNode(nil, perr, "a"))
 	}
 }
 
