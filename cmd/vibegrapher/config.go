@@ -67,6 +67,8 @@ func loadConfig(ctx context.Context) (Config, error) {
 	if err := envconfig.Process(ctx, &cfg); err != nil {
 		return Config{}, fmt.Errorf("configuration: %w", err)
 	}
+	// As LOG_LEVEL, whatever its case: LOG_FORMAT=JSON is json.
+	cfg.LogFormat = strings.ToLower(cfg.LogFormat)
 	return cfg, cfg.validate()
 }
 

@@ -123,3 +123,16 @@ func TestConfigRefusesWhatItWouldIgnore(t *testing.T) {
 		})
 	}
 }
+
+// LOG_FORMAT is read whatever its case, as LOG_LEVEL is.
+func TestLogFormatIgnoresCase(t *testing.T) {
+	t.Setenv("LOG_FORMAT", "JSON")
+	t.Setenv("LOG_LEVEL", "WARN")
+	cfg, err := loadConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.LogFormat != "json" {
+		t.Fatalf("LOG_FORMAT=JSON read as %q", cfg.LogFormat)
+	}
+}
