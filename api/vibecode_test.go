@@ -187,6 +187,19 @@ func TestVibecodeMaxIterations(t *testing.T) {
 	if n := s.count("diffs"); n != 0 {
 		t.Fatalf("%d diffs created", n)
 	}
+	// The sum of six calls is labelled with the last: the Evaluator's third.
+	if u, _ := resp["token_usage"].(map[string]any); u["agent"] != "evaluator" || u["iteration"] != 3.0 {
+		t.Errorf("vibecode_response token_usage = %v", u)
+	}
+	// The person saw the last review as final_feedback and may refer to it
+	// in the next message: the VibeCoder knows it too, though no iteration
+	// of its own carried it.
+	s.AI.Enqueue(openaitest.Text("Done as asked."))
+	s.waitResponse(p.ID, s.send(sess.ID, "Do what the reviewer asked last time.").MessageID)
+	requests := s.AI.Requests()
+	if next := string(requests[len(requests)-1].Input); !strings.Contains(next, "Not yet (3).") {
+		t.Errorf("the next request lacks the last review: %s", next)
+	}
 }
 
 func TestVibecodeBadPatchesGoBackToTheModel(t *testing.T) {
@@ -797,4 +810,94 @@ func TestMessageIDAfterTheSessionWasCleared(t *testing.T) {
 	s.waitEvent(p.ID, "vibecode_response", func(e map[string]any) bool {
 		return e["message_id"] == id && e["response"] == "Second answer."
 	})
+}
+
+// The same with a patch: the message sent again is reviewed (the first
+// one's completed review job does not stand in for its own) and gets a diff
+// of its own, not the first one's, which was committed meanwhile.
+func TestMessageIDAfterTheSessionWasClearedMakesItsOwnDiff(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	id := "5d9d7e41-5b3a-4f6e-8d21-7a0b9c8e6f53"
+	s.AI.Enqueue(submitPatch(greetPatch), verdict(true, "ok", "Say Hi"))
+	s.do("POST", "/sessions/"+sess.ID+"/messages", map[string]any{"prompt": "Say Hi", "message_id": id})
+	first := s.waitResponse(p.ID, id)
+	if r := s.do("POST", fmt.Sprint("/diffs/", first["diff_id"], "/commit"), map[string]any{}); r.Status != 200 {
+		t.Fatalf("commit = %d %s", r.Status, r.Body)
+	}
+	if r := s.do("DELETE", "/sessions/"+sess.ID, nil); r.Status != 204 {
+		t.Fatalf("clear = %d %s", r.Status, r.Body)
+	}
+	hey := strings.NewReplacer(`-    return "Hello, " + name`, `-    return "Hi, " + name`, `+    return "Hi, " + name`, `+    return "Hey, " + name`).Replace(greetPatch)
+	s.AI.Enqueue(submitPatch(hey), verdict(true, "ok again", "Say Hey"))
+	if r := s.do("POST", "/sessions/"+sess.ID+"/messages", map[string]any{"prompt": "Say Hey", "message_id": id}); r.Status != 202 {
+		t.Fatalf("again = %d %s", r.Status, r.Body)
+	}
+	second := s.waitEvent(p.ID, "vibecode_response", func(e map[string]any) bool {
+		return e["message_id"] == id && e["seq"].(float64) > first["seq"].(float64)
+	})
+	if second["status"] != "diff_created" || second["diff_id"] == first["diff_id"] {
+		t.Fatalf("second vibecode_response = %v (first diff %v)", second, first["diff_id"])
+	}
+	var d struct {
+		DiffContent string `json:"diff_content"`
+		Status      string `json:"status"`
+	}
+	s.do("GET", fmt.Sprint("/diffs/", second["diff_id"]), nil).json(t, &d)
+	if d.Status != "evaluator_approved" || !strings.Contains(d.DiffContent, `"Hey, "`) {
+		t.Fatalf("the second message's diff: %+v", d)
+	}
+	// And the session goes on.
+	s.AI.Enqueue(openaitest.Text("Later answer."))
+	if r := s.waitResponse(p.ID, s.send(sess.ID, "And now?").MessageID); r["status"] != "answered" {
+		t.Fatalf("a later message: %v", r)
+	}
+}
+
+// An Evaluator that refuses fails the message, and its stored message
+// carries its words, as a VibeCoder's refusal does.
+func TestAnEvaluatorsRefusalIsItsMessage(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	s.AI.Enqueue(submitPatch(greetPatch), openaitest.Refusal("I can't help with reviewing that."))
+	acc := s.send(sess.ID, "Say Hi")
+	resp := s.waitResponse(p.ID, acc.MessageID)
+	if resp["status"] != "failed" || !strings.Contains(fmt.Sprint(resp["error"]), "refused") {
+		t.Fatalf("vibecode_response = %v", resp)
+	}
+	var found bool
+	for _, m := range s.messages(sess.ID) {
+		if m.Agent == "evaluator" {
+			found = true
+			if m.Content != "I can't help with reviewing that." {
+				t.Errorf("the Evaluator's message: %q", m.Content)
+			}
+		}
+	}
+	if !found {
+		t.Error("no Evaluator message stored")
+	}
+}
+
+// A reply with neither text nor a patch fails its message, but was billed:
+// its usage is counted and reported like any call's.
+func TestAnEmptyReplysUsageIsCounted(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	s.AI.Enqueue(openaitest.Reasoning("thinking").WithUsage(500, 900, 0, 900))
+	acc := s.send(sess.ID, "Say Hi")
+	resp := s.waitResponse(p.ID, acc.MessageID)
+	if resp["status"] != "failed" {
+		t.Fatalf("vibecode_response = %v", resp)
+	}
+	if u, _ := resp["token_usage"].(map[string]any); u["prompt_tokens"] != 500.0 || u["completion_tokens"] != 900.0 {
+		t.Errorf("vibecode_response token_usage = %v", u)
+	}
+	usage := s.waitEvent(p.ID, "token_usage", func(e map[string]any) bool { return true })
+	if u, _ := usage["usage"].(map[string]any); u["prompt_tokens"] != 500.0 {
+		t.Errorf("token_usage = %v", usage)
+	}
 }

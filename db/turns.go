@@ -447,10 +447,22 @@ type TurnEnd struct {
 	DiffStep string
 	// Complete, when set, completes the worker's job in the transaction.
 	Complete *Completion
+	// Told, when set, is a turn of another agent's memory written with this
+	// step's: what that agent should know of the step, having no step of its
+	// own that would tell it.
+	Told *MemoryTurn
 	// IfJobEnded ends the message only if, once it is locked, its job is
 	// still cancelled, discarded or gone: the orphan sweep's end, which a
 	// retry from River UI between its look and its end must not undo.
 	IfJobEnded bool
+}
+
+// MemoryTurn is a turn of an agent's memory: its items (a JSON array of
+// input items) under a key unique for the agent's session.
+type MemoryTurn struct {
+	Agent   string
+	TurnKey string
+	Items   json.RawMessage
 }
 
 // Completion completes a worker's job in the transaction that ends its step.
@@ -515,9 +527,12 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 		if l.status != nil && domain.IsFinal(*l.status) {
 			return completed(tx, e)
 		}
-		if e.Items != nil {
+		for _, m := range []*MemoryTurn{{e.Agent, e.TurnKey, e.Items}, e.Told} {
+			if m == nil || m.Items == nil {
+				continue
+			}
 			if err := later(ctx, tx, `INSERT INTO agent_memory (session_key, agent, turn_key, items) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (session_key, agent, turn_key) DO NOTHING`, t.Session.OpenAISessionKey, e.Agent, e.TurnKey, e.Items); err != nil {
+				ON CONFLICT (session_key, agent, turn_key) DO NOTHING`, t.Session.OpenAISessionKey, m.Agent, m.TurnKey, m.Items); err != nil {
 				return wrap(err, "store memory")
 			}
 		}

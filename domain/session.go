@@ -91,8 +91,9 @@ type TokenUsage struct {
 	CostUSD float64 `json:"cost_usd"`
 }
 
-// Add sums the counts of two usages, e.g. the calls behind one message; the
-// labels of u are kept, or taken from o when u has none.
+// Add sums the counts of two usages, e.g. the calls behind one message, o
+// being the later: the sum takes o's labels (model, agent, iteration) where
+// o has them, so that a running sum is labelled with its last call.
 func (u TokenUsage) Add(o TokenUsage) TokenUsage {
 	u.PromptTokens += o.PromptTokens
 	u.CompletionTokens += o.CompletionTokens
@@ -100,13 +101,13 @@ func (u TokenUsage) Add(o TokenUsage) TokenUsage {
 	u.CachedTokens += o.CachedTokens
 	u.ReasoningTokens += o.ReasoningTokens
 	u.CostUSD += o.CostUSD
-	if u.Model == "" {
+	if o.Model != "" {
 		u.Model = o.Model
 	}
-	if u.Agent == "" {
+	if o.Agent != "" {
 		u.Agent = o.Agent
 	}
-	if u.Iteration == 0 {
+	if o.Iteration != 0 {
 		u.Iteration = o.Iteration
 	}
 	return u

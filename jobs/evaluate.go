@@ -60,7 +60,7 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, job *river.Job[jobargs.Ev
 	}
 	v, derr := reply.Verdict()
 	if derr != nil {
-		if err := w.record(ctx, replyMessage(t, key, reply, domain.AgentEvaluator, args.Iteration, reply.Text(), nil, "")); err != nil {
+		if err := w.record(ctx, replyMessage(t, key, reply, domain.AgentEvaluator, args.Iteration, replyText(reply), nil, "")); err != nil {
 			return err
 		}
 		return vibecode.Permanent("the Evaluator's reply is not the verdict it was asked for: " + derr.Error())
@@ -79,14 +79,25 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, job *river.Job[jobargs.Ev
 				BaseCommit: t.BaseCommit, TargetBranch: t.Branch, DiffContent: diff, Status: domain.DiffEvaluatorApproved,
 				VibecoderPrompt: t.Message.Content, EvaluatorReasoning: v.Reasoning, CommitMessage: next.CommitMessage,
 			},
-			DiffStep: t.Message.ID + "/diff",
+			// Keyed by the patch, not by the user message: a message id sent
+			// again after its session was cleared has a patch of its own,
+			// and the earlier diff (maybe committed) outlives the clear.
+			DiffStep: proposal.ID + "/diff",
 		}
 	case vibecode.Revise:
 		e = db.TurnEnd{Enqueue: enqueueNext(ctx, func(*domain.ConversationMessage) river.JobArgs {
 			return jobargs.VibecodeArgs{MessageID: t.Message.ID, Iteration: args.Iteration + 1}
 		})}
 	case vibecode.GiveUp:
-		e = db.TurnEnd{Status: domain.StatusMaxIterations, Outcome: event.VibecodeResponse{Patch: &diff, FinalFeedback: &v.Reasoning}}
+		// The VibeCoder learns a review from its next iteration's request;
+		// there is none after the last, so its memory gets the review the
+		// person was shown, for the session's next message.
+		var told llm.Items
+		told.AddUser(llm.VibeCoderFinalVerdict(v.Reasoning))
+		e = db.TurnEnd{
+			Status: domain.StatusMaxIterations, Outcome: event.VibecodeResponse{Patch: &diff, FinalFeedback: &v.Reasoning},
+			Told: &db.MemoryTurn{Agent: domain.AgentVibeCoder, TurnKey: fmt.Sprintf("%s/%d/review", t.Message.ID, args.Iteration), Items: told.Marshal()},
+		}
 	}
 	e.Reply = replyMessage(t, key, reply, domain.AgentEvaluator, args.Iteration, next.Content, nil, "")
 	return end(ctx, w.Deps, job, t, domain.AgentEvaluator, args.Iteration, turn, e)

@@ -91,12 +91,10 @@ func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.Vi
 			return err
 		}
 		turn.AddReply(reply)
-		text := reply.Text()
-		if text == "" {
-			text = reply.Refusal() // the model's words to the person
-		}
-		next := vibecode.AfterVibeCoderReply(t.BaseCode, node, text, reply.ToolCalls())
+		next := vibecode.AfterVibeCoderReply(t.BaseCode, node, replyText(reply), reply.ToolCalls())
 		if next.Empty {
+			// Billed all the same (reasoning, at least): its usage counts.
+			w.keepFailedCall(ctx, t, c, reply)
 			return vibecode.EmptyReply()
 		}
 		turn.AddToolOutputs(next.Outputs)
@@ -123,4 +121,12 @@ func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.Vi
 		problem = next.Problem
 	}
 	return vibecode.NoPatchAfterRounds(problem)
+}
+
+// replyText is a reply's words to the person: its text, or its refusal.
+func replyText(reply *llm.Reply) string {
+	if text := reply.Text(); text != "" {
+		return text
+	}
+	return reply.Refusal()
 }

@@ -66,6 +66,13 @@ func VibeCoderFeedback(feedback, code string, node *pyast.AgentNode) string {
 		feedback, numbered(code), focusText(node, code))
 }
 
+// VibeCoderFinalVerdict tells the VibeCoder, in its memory, the review of
+// its last patch when no round follows (the message ended max_iterations):
+// the person saw it, and may refer to it in the next message.
+func VibeCoderFinalVerdict(feedback string) string {
+	return fmt.Sprintf("The reviewer rejected your patch again, and no more rounds were allowed; the code is unchanged. The person was shown this review:\n%s", feedback)
+}
+
 // EvaluatorRequest asks the Evaluator to review a patch.
 func EvaluatorRequest(prompt, description, code, diff, patched string, iteration int) string {
 	return fmt.Sprintf("Review round %d.\n\nThe user asked:\n%s\n\nThe VibeCoder says: %s\n\nCurrent script.py:\n```\n%s```\n\nProposed patch:\n```diff\n%s```\n\nscript.py after the patch:\n```\n%s```",

@@ -77,7 +77,9 @@ func (VibecodeDelta) EventSummary() string {
 	return "Text a model is streaming, batched (best effort: a delta may be dropped during a database outage)."
 }
 
-// VibecodeResponse ends a user message, once.
+// VibecodeResponse ends a user message, once. Its token usage is the sum
+// over every model call behind the message, labelled with the last call's
+// model, agent and iteration.
 type VibecodeResponse struct {
 	SessionID     string            `json:"session_id"`
 	MessageID     string            `json:"message_id"`

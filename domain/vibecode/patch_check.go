@@ -118,4 +118,3 @@ func CheckNode(nodes []pyast.AgentNode, parseErr error, node string) error {
 	}
 	return domain.Invalid("node_id", "%q is not an agent of the current code; known agents: %s", node, strings.Join(known, ", "))
 }
-

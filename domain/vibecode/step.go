@@ -39,7 +39,7 @@ type ReplyDecision struct {
 	// Outputs answer every tool call of the reply, in order.
 	Outputs []ToolOutput
 	// Content is the assistant message stored for the reply: its text and
-	// a note per patch (its description, or why it was refused).
+	// the accepted patch's description, or a note per refused call.
 	Content string
 	// Problem is the last refusal, for the error when the rounds run out.
 	Problem string
@@ -76,7 +76,10 @@ func AfterVibeCoderReply(code string, node *pyast.AgentNode, text string, calls 
 				continue
 			}
 			d.Accepted = &c
-			notes = append(notes, c.Description)
+			// The message shows the patch it carries: the refusals before it
+			// in the same reply are the model's drafts (still in its memory,
+			// as tool outputs), not what the person or the Evaluator reviews.
+			notes = []string{c.Description}
 			d.Outputs = append(d.Outputs, ToolOutput{fc.CallID, "The patch applies cleanly and the result is valid Python. It was sent to the reviewer."})
 		}
 	}

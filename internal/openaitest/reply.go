@@ -14,6 +14,9 @@ type Item struct {
 	Type string
 	// Text of an assistant message.
 	Text string
+	// Refusal, when set, makes the assistant message a refusal (its one
+	// content part) instead of Text.
+	Refusal string
 	// Name and Arguments of a function call.
 	Name      string
 	Arguments string
@@ -76,6 +79,11 @@ type Usage struct {
 // Text is an assistant message with the given text.
 func Text(text string) Reply {
 	return Reply{Items: []Item{{Type: "message", Text: text}}}
+}
+
+// Refusal is an assistant message that refuses, with the given words.
+func Refusal(text string) Reply {
+	return Reply{Items: []Item{{Type: "message", Refusal: text}}}
 }
 
 // FunctionCall is a call of the named function tool with the given JSON arguments.

@@ -44,7 +44,7 @@ func build(req Request, reply Reply) *response {
 			if it.ID == "" {
 				it.ID = newID("msg_")
 			}
-			outChars += int64(len(it.Text))
+			outChars += int64(len(it.Text) + len(it.Refusal))
 		case "function_call":
 			if it.ID == "" {
 				it.ID = newID("fc_")
@@ -100,10 +100,18 @@ func (r *response) item(i int, done bool) map[string]any {
 	default:
 		content := []any{}
 		if done {
-			content = append(content, outputText(it.Text))
+			content = append(content, contentPart(it))
 		}
 		return map[string]any{"id": it.ID, "type": "message", "status": status, "role": "assistant", "content": content}
 	}
+}
+
+// contentPart is the one content part of message item it, complete.
+func contentPart(it Item) map[string]any {
+	if it.Refusal != "" {
+		return map[string]any{"type": "refusal", "refusal": it.Refusal}
+	}
+	return outputText(it.Text)
 }
 
 func outputText(text string) map[string]any {
@@ -244,6 +252,17 @@ func stream(ctx context.Context, w http.ResponseWriter, r *response, reply Reply
 					"part": map[string]any{"type": "summary_text", "text": it.Summary}})
 			}
 		default:
+			if it.Refusal != "" {
+				emit("response.content_part.added", map[string]any{"item_id": it.ID, "output_index": i, "content_index": 0,
+					"part": map[string]any{"type": "refusal", "refusal": ""}})
+				for _, d := range chunks(it.Refusal) {
+					wait()
+					emit("response.refusal.delta", map[string]any{"item_id": it.ID, "output_index": i, "content_index": 0, "delta": d})
+				}
+				emit("response.refusal.done", map[string]any{"item_id": it.ID, "output_index": i, "content_index": 0, "refusal": it.Refusal})
+				emit("response.content_part.done", map[string]any{"item_id": it.ID, "output_index": i, "content_index": 0, "part": contentPart(it)})
+				break
+			}
 			empty := outputText("")
 			emit("response.content_part.added", map[string]any{"item_id": it.ID, "output_index": i, "content_index": 0, "part": empty})
 			for _, d := range chunks(it.Text) {

@@ -83,8 +83,12 @@ type EvaluateArgs struct {
 
 func (EvaluateArgs) Kind() string { return "evaluate" }
 
+// InsertOpts make each (message, iteration) a unique job while it is to run
+// or running, as VibecodeArgs' do, and for the same reason: with River's
+// default states the completed review of a message id sent again after its
+// session was cleared stood in for the new patch's, which then never ran.
 func (EvaluateArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueEvaluate, MaxAttempts: 6, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{Queue: QueueEvaluate, MaxAttempts: 6, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: unfinished}}
 }
 
 // PruneEventsArgs deletes outbox events older than the retention period.
