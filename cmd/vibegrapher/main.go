@@ -31,13 +31,15 @@ var version = "dev"
 const usage = `usage: vibegrapher <command> [flags]
 
 commands:
-  all        run every role in one process (api with realtime, worker)
-  api        serve the REST API (--realtime: also Socket.IO)
-  worker     work River's jobs: the vibecode loop and test runs
-  realtime   serve Socket.IO only
-  migrate    apply River's and the application's migrations
-  reset-db   drop the application's and River's tables, migrate, seed (--no-seed)
-  version    print the version
+  all          run every role in one process (api with realtime, worker);
+               --no-migrate: do not apply migrations at start
+  api          serve the REST API (--realtime: also Socket.IO)
+  worker       work River's jobs: the vibecode loop and test runs
+  realtime     serve Socket.IO only
+  migrate      apply River's and the application's migrations
+  reset-db     drop the application's and River's tables, migrate, seed (--no-seed)
+  healthcheck  exit 0 when the service on PORT answers /readyz (for containers)
+  version      print the version
 
 Configuration comes from the environment and .env; see README.md.
 `
@@ -68,6 +70,25 @@ func run(args []string) error {
 		return nil
 	}
 
+	switch cmd {
+	case "migrate", "reset-db", "api", "all", "worker", "realtime":
+	default:
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	realtime := fs.Bool("realtime", false, "api: also serve Socket.IO on the same port")
+	noSeed := fs.Bool("no-seed", false, "reset-db: leave the database empty")
+	noMigrate := fs.Bool("no-migrate", false, "all: do not apply migrations at start (production runs the migrate command as a release step)")
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil // the flags' help is printed: asked for, not a failure
+	} else if err != nil {
+		return err
+	}
+	if err := checkArgs(cmd, fs); err != nil {
+		return err
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg, err := loadConfig(ctx)
@@ -76,23 +97,6 @@ func run(args []string) error {
 	}
 	log := newLogger(cfg)
 	slog.SetDefault(log)
-
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	realtime := fs.Bool("realtime", false, "api: also serve Socket.IO on the same port")
-	noSeed := fs.Bool("no-seed", false, "reset-db: leave the database empty")
-	noMigrate := fs.Bool("no-migrate", false, "all: do not apply migrations at start (production runs `migrate` as a release step)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	switch cmd {
-	case "migrate", "reset-db", "api", "all", "worker", "realtime":
-	default:
-		fmt.Fprint(os.Stderr, usage)
-		return fmt.Errorf("unknown command %q", cmd)
-	}
-	if err := checkArgs(cmd, fs); err != nil {
-		return err
-	}
 
 	pool, err := db.Open(ctx, cfg.DatabaseURL)
 	if err != nil {

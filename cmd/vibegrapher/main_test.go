@@ -93,6 +93,15 @@ func TestMigrateCreatesTheDatabase(t *testing.T) {
 	}
 }
 
+// A command's -h prints its flags and is no failure.
+func TestACommandsHelpIsNoFailure(t *testing.T) {
+	for _, cmd := range []string{"api", "all", "reset-db"} {
+		if err := run([]string{cmd, "-h"}); err != nil {
+			t.Errorf("%s -h: %v", cmd, err)
+		}
+	}
+}
+
 func TestUnknownCommandFails(t *testing.T) {
 	if err := run([]string{"fly-to-the-moon"}); err == nil {
 		t.Fatal("unknown command accepted")
