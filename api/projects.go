@@ -17,7 +17,9 @@ const CommitLogLimit = 200
 func (s *Server) registerProjects() {
 	f := s.fuego
 	tags := option.Tags("projects")
-	fuego.Get(f, "/projects", s.listProjects, tags, option.Summary("List projects, newest first"))
+	fuego.Get(f, "/projects", s.listProjects, tags, option.Summary("List projects, newest first"),
+		pageParams("projects", "all of them",
+			"The id of the last project of the previous page: the answer goes on after it. 400 if no project has that id (it was deleted: start again)."))
 	fuego.Post(f, "/projects", s.createProject, tags, option.Summary("Create a project"),
 		option.DefaultStatusCode(http.StatusCreated),
 		option.Description("The project's git history starts with a commit of `code`, or of a sample Agents SDK workflow when `code` is omitted. The slug is made from the name and made unique with -2, -3, …"))
@@ -29,7 +31,11 @@ func (s *Server) registerProjects() {
 }
 
 func (s *Server) listProjects(c fuego.ContextNoBody) ([]domain.Project, error) {
-	return s.opts.Store.ListProjects(c.Context())
+	page, err := queryPage(c.Request())
+	if err != nil {
+		return nil, err
+	}
+	return s.opts.Store.ListProjects(c.Context(), page)
 }
 
 func (s *Server) createProject(c fuego.ContextWithBody[domain.NewProject]) (domain.Project, error) {

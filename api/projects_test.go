@@ -1,11 +1,15 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
 	"github.com/vibegrapher/vibegrapher/domain"
@@ -246,4 +250,64 @@ func TestProjectEventsGoThroughTheOutbox(t *testing.T) {
 	if names := eventNames(s.outboxEvents(p.ID)); strings.Join(names, ",") != "project_created,project_deleted" {
 		t.Fatalf("events = %v", names)
 	}
+}
+
+// GET /projects answers every project without ?limit=, and pages through
+// them with ?limit= and ?before=, in the same order: newest first, ties by
+// id.
+func TestProjectsPageByLimitAndBefore(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	var ids []string
+	for i := range 5 {
+		var p domain.Project
+		s.do("POST", "/projects", map[string]any{"name": fmt.Sprintf("P%d", i)}).json(t, &p)
+		ids = append(ids, p.ID)
+	}
+	// Three created at the same instant, so that the order within a tie
+	// shows across a page's end.
+	if _, err := s.Pool.Exec(context.Background(), `UPDATE projects SET created_at = (SELECT created_at FROM projects WHERE id = $1)
+		WHERE id = ANY($2)`, ids[1], ids[1:4]); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.Pool.Query(context.Background(), `SELECT id::text FROM projects ORDER BY created_at DESC, id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	idOf := func(p domain.Project) string { return p.ID }
+
+	var all []domain.Project
+	s.do("GET", "/projects", nil).json(t, &all)
+	if got := mapSlice(all, idOf); !slices.Equal(got, want) {
+		t.Fatalf("GET /projects = %v, want %v", got, want)
+	}
+	for limit, requests := range map[int]int{1: 6, 2: 3, 4: 2, 5: 2, 200: 1} {
+		paged, n := readPages(s, "/projects", limit, idOf)
+		if got := mapSlice(paged, idOf); !slices.Equal(got, want) || n != requests {
+			t.Errorf("pages of %d = %v in %d requests, want %v in %d", limit, got, n, want, requests)
+		}
+		if paged[0].CurrentCode == "" {
+			t.Errorf("pages of %d: a project without its code", limit)
+		}
+	}
+	var last []domain.Project
+	s.do("GET", "/projects?before="+want[4], nil).json(t, &last)
+	if last == nil || len(last) != 0 {
+		t.Errorf("after the last project: %+v, want []", last)
+	}
+
+	if res := s.do("DELETE", "/projects/"+ids[0], nil); res.Status != http.StatusNoContent {
+		t.Fatalf("delete = %d", res.Status)
+	}
+	s.wantBadParam("/projects?before="+ids[0], "before", "not in this list")
+	s.wantBadParam("/projects?before=p1", "before", `"p1"`)
+	s.wantBadParam("/projects?before="+ids[1]+"&before="+ids[2], "before", "given 2 times")
+	for _, v := range []string{"0", "-1", "201", "1.5", "ten", "1e2"} {
+		s.wantBadParam("/projects?limit="+v, "limit", "from 1 to 200")
+	}
+	s.wantBadParam("/projects?limit=1&limit=2", "limit", "given 2 times")
 }

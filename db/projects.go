@@ -194,10 +194,21 @@ func loadProjectRow(ctx context.Context, q Querier, id string, forUpdate bool) (
 	return p, wrap(err, "read project")
 }
 
-// ListProjects returns every project, newest first, with its current code,
-// which it does not keep in the script cache (readScript).
-func (s *Store) ListProjects(ctx context.Context) ([]domain.Project, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT `+projectColumns+` FROM projects ORDER BY created_at DESC, id`)
+// listProjects reads a Page of projects: those after the row (created_at
+// $1, id $2) in newest-first order, at most $3 of them (NULL: all). The
+// index projects_newest holds them in that order.
+const listProjects = `SELECT ` + projectColumns + ` FROM projects
+	WHERE created_at <= $1 AND (created_at < $1 OR id > $2)
+	ORDER BY created_at DESC, id LIMIT $3`
+
+// ListProjects returns a page of the projects, newest first, with their
+// current code, which it does not keep in the script cache (readScript).
+func (s *Store) ListProjects(ctx context.Context, page Page) ([]domain.Project, error) {
+	start, err := page.start(ctx, s.Pool, "project", `SELECT created_at FROM projects WHERE id = $1`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.Pool.Query(ctx, listProjects, start.at, start.id, page.limit())
 	if err != nil {
 		return nil, wrap(err, "list projects")
 	}
