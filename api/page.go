@@ -12,7 +12,9 @@ import (
 	"github.com/vibegrapher/vibegrapher/domain"
 )
 
-// MaxLimit is the most items one answer of a paged list holds (?limit=).
+// MaxLimit is the most items one answer of a paged list holds (?limit=),
+// and what GET /projects/{id}/commits answers without it: a git log is read
+// commit by commit, one query each.
 const MaxLimit = 200
 
 // queryPage reads the ?limit= and ?before= of a paged list.

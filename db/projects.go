@@ -276,16 +276,23 @@ func (s *Store) DeleteProject(ctx context.Context, id string) error {
 	return err
 }
 
-// ProjectCommits returns the project's git log, newest first.
-func (s *Store) ProjectCommits(ctx context.Context, id string, limit int) ([]domain.Commit, error) {
+// ProjectCommits returns up to limit commits of the project's git log,
+// newest first: from the branch head, or, with before set, from the first
+// parent of that commit, where a log read page by page goes on.
+func (s *Store) ProjectCommits(ctx context.Context, id string, limit int, before string) ([]domain.Commit, error) {
 	p, err := loadProjectRow(ctx, s.Pool, id, false)
 	if err != nil {
 		return nil, err
 	}
 	repo := NewGitStorage(ctx, s.Pool, p.repo)
-	head, err := BranchHead(repo, p.br)
+	var from plumbing.Hash
+	if before == "" {
+		from, err = BranchHead(repo, p.br)
+	} else {
+		from, err = logAfter(repo, before)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return Log(repo, head, limit)
+	return Log(repo, from, limit)
 }
