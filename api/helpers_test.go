@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -139,4 +140,61 @@ func (s *testServer) do(method, path string, body any, headers ...string) respon
 func (s *testServer) count(table string) int {
 	s.t.Helper()
 	return dbtest.Count(s.t, s.Pool, "SELECT count(*) FROM "+table)
+}
+
+// readPages reads a paged list whole, limit items at a time, each request
+// going on with before set to the key of the previous answer's last item,
+// until an answer is shorter than limit. It returns the items and the
+// number of requests.
+func readPages[T any](s *testServer, path string, limit int, key func(T) string) ([]T, int) {
+	s.t.Helper()
+	var all []T
+	before := ""
+	for requests := 1; ; requests++ {
+		q := fmt.Sprintf("%s?limit=%d", path, limit)
+		if before != "" {
+			q += "&before=" + before
+		}
+		res := s.do("GET", q, nil)
+		if res.Status != 200 {
+			s.t.Fatalf("GET %s = %d %s", q, res.Status, res.Body)
+		}
+		var page []T
+		res.json(s.t, &page)
+		if len(page) > limit {
+			s.t.Fatalf("GET %s answered %d items, over the limit", q, len(page))
+		}
+		all = append(all, page...)
+		if len(page) < limit {
+			return all, requests
+		}
+		if requests > 100 {
+			s.t.Fatalf("GET %s: still not at the end after %d pages", q, requests)
+		}
+		before = key(page[len(page)-1])
+	}
+}
+
+// wantBadParam checks that GET path is a 400 naming the query parameter
+// field, with detail in its detail.
+func (s *testServer) wantBadParam(path, field, detail string) {
+	s.t.Helper()
+	res := s.do("GET", path, nil)
+	if res.Status != 400 {
+		s.t.Errorf("GET %s = %d %s, want 400", path, res.Status, res.Body)
+		return
+	}
+	p := res.problem(s.t)
+	if len(p.Errors) != 1 || p.Errors[0].Name != field || !strings.Contains(p.Detail, detail) {
+		s.t.Errorf("GET %s: %+v, want field %q and %q in the detail", path, p, field, detail)
+	}
+}
+
+// mapSlice is f of each item of s.
+func mapSlice[T, U any](s []T, f func(T) U) []U {
+	out := make([]U, 0, len(s))
+	for _, v := range s {
+		out = append(out, f(v))
+	}
+	return out
 }

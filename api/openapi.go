@@ -33,6 +33,7 @@ const apiDescription = `Change an OpenAI Agents SDK workflow by talking to it.
 
 * **Errors** are RFC 9457 problem JSON (` + "`application/problem+json`" + `): 400 names the field and the reason, 404 unknown ids (malformed ones too) and unknown routes, 405 a wrong method (with ` + "`Allow`" + `), 409 conflicts, 413 bodies over 4 MiB, 415 non-JSON bodies, 503 the database is unavailable. Every other answer is ` + "`application/json`" + `.
 * **Request bodies**: unknown fields are ignored; invalid JSON, data after the JSON value, invalid UTF-8, wrong types and missing required fields are 400 and change nothing.
+* **Lists** are JSON arrays. ` + "`GET /projects`" + `, ` + "`GET /tests/{id}/runs`" + ` and ` + "`GET /projects/{id}/commits`" + ` page with ` + "`limit`" + ` (1 to 200) and ` + "`before`" + ` (the previous answer's last id, or sha): send both until an answer is shorter than the limit.
 * **Auth**: with API_TOKEN set, every route but /healthz, /readyz and the API documents needs ` + "`Authorization: Bearer <token>`" + ` (or ` + "`X-API-Token`" + `); River UI at /riverui/ takes the token too (bearer, or as the basic-auth password) or the user admin with RIVER_UI_PASSWORD, and is never open while either is set.
 * **Realtime**: Socket.IO at /socket.io/; its client and server events are described by the [AsyncAPI 3 document](/asyncapi.json). ` + "`GET /projects/{id}`" + ` answers ` + "`X-Event-Seq`" + `: subscribe with ` + "`since`" + ` set to it to miss no event.
 

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"cmp"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -11,13 +13,12 @@ import (
 	"github.com/vibegrapher/vibegrapher/domain"
 )
 
-// CommitLogLimit bounds GET /projects/{id}/commits.
-const CommitLogLimit = 200
-
 func (s *Server) registerProjects() {
 	f := s.fuego
 	tags := option.Tags("projects")
-	fuego.Get(f, "/projects", s.listProjects, tags, option.Summary("List projects, newest first"))
+	fuego.Get(f, "/projects", s.listProjects, tags, option.Summary("List projects, newest first"),
+		pageParams("projects", "all of them",
+			"The id of the last project of the previous page: the answer goes on after it. 400 if no project has that id (it was deleted: start again)."))
 	fuego.Post(f, "/projects", s.createProject, tags, option.Summary("Create a project"),
 		option.DefaultStatusCode(http.StatusCreated),
 		option.Description("The project's git history starts with a commit of `code`, or of a sample Agents SDK workflow when `code` is omitted. The slug is made from the name and made unique with -2, -3, …"))
@@ -25,11 +26,18 @@ func (s *Server) registerProjects() {
 		option.Description("The X-Event-Seq header is the outbox position this answer reflects: subscribe on Socket.IO with `since` set to it to miss no event that follows."))
 	fuego.Delete(f, "/projects/{id}", s.deleteProject, tags, option.Summary("Delete a project and everything under it"),
 		option.DefaultStatusCode(http.StatusNoContent))
-	fuego.Get(f, "/projects/{id}/commits", s.listCommits, tags, option.Summary("The project's git log, newest first"))
+	fuego.Get(f, "/projects/{id}/commits", s.listCommits, tags, option.Summary("The project's git log, newest first"),
+		option.Description(fmt.Sprintf("Follows first parents from the branch head, %d commits unless `limit` says fewer; page through a longer history with `before` set to the last SHA of each answer, until an answer is shorter than the limit.", MaxLimit)),
+		pageParams("commits", strconv.Itoa(MaxLimit),
+			"The full SHA of the last commit of the previous page: the answer starts at its first parent (empty after the first commit). 400 if it is not a commit of this project."))
 }
 
 func (s *Server) listProjects(c fuego.ContextNoBody) ([]domain.Project, error) {
-	return s.opts.Store.ListProjects(c.Context())
+	page, err := queryPage(c.Request())
+	if err != nil {
+		return nil, err
+	}
+	return s.opts.Store.ListProjects(c.Context(), page)
 }
 
 func (s *Server) createProject(c fuego.ContextWithBody[domain.NewProject]) (domain.Project, error) {
@@ -62,5 +70,9 @@ func (s *Server) deleteProject(c fuego.ContextNoBody) (any, error) {
 }
 
 func (s *Server) listCommits(c fuego.ContextNoBody) ([]domain.Commit, error) {
-	return s.opts.Store.ProjectCommits(c.Context(), c.PathParam("id"), CommitLogLimit)
+	page, err := queryPage(c.Request())
+	if err != nil {
+		return nil, err
+	}
+	return s.opts.Store.ProjectCommits(c.Context(), c.PathParam("id"), cmp.Or(page.Limit, MaxLimit), page.Before)
 }

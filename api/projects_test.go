@@ -1,12 +1,20 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
 	"github.com/vibegrapher/vibegrapher/domain"
 )
@@ -245,5 +253,126 @@ func TestProjectEventsGoThroughTheOutbox(t *testing.T) {
 	s.do("DELETE", "/projects/"+p.ID, nil)
 	if names := eventNames(s.outboxEvents(p.ID)); strings.Join(names, ",") != "project_created,project_deleted" {
 		t.Fatalf("events = %v", names)
+	}
+}
+
+// GET /projects answers every project without ?limit=, and pages through
+// them with ?limit= and ?before=, in the same order: newest first, ties by
+// id.
+func TestProjectsPageByLimitAndBefore(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	var ids []string
+	for i := range 5 {
+		var p domain.Project
+		s.do("POST", "/projects", map[string]any{"name": fmt.Sprintf("P%d", i)}).json(t, &p)
+		ids = append(ids, p.ID)
+	}
+	// Three created at the same instant, so that the order within a tie
+	// shows across a page's end.
+	if _, err := s.Pool.Exec(context.Background(), `UPDATE projects SET created_at = (SELECT created_at FROM projects WHERE id = $1)
+		WHERE id = ANY($2)`, ids[1], ids[1:4]); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.Pool.Query(context.Background(), `SELECT id::text FROM projects ORDER BY created_at DESC, id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	idOf := func(p domain.Project) string { return p.ID }
+
+	var all []domain.Project
+	s.do("GET", "/projects", nil).json(t, &all)
+	if got := mapSlice(all, idOf); !slices.Equal(got, want) {
+		t.Fatalf("GET /projects = %v, want %v", got, want)
+	}
+	for limit, requests := range map[int]int{1: 6, 2: 3, 4: 2, 5: 2, 200: 1} {
+		paged, n := readPages(s, "/projects", limit, idOf)
+		if got := mapSlice(paged, idOf); !slices.Equal(got, want) || n != requests {
+			t.Errorf("pages of %d = %v in %d requests, want %v in %d", limit, got, n, want, requests)
+		}
+		if paged[0].CurrentCode == "" {
+			t.Errorf("pages of %d: a project without its code", limit)
+		}
+	}
+	var last []domain.Project
+	s.do("GET", "/projects?before="+want[4], nil).json(t, &last)
+	if last == nil || len(last) != 0 {
+		t.Errorf("after the last project: %+v, want []", last)
+	}
+
+	if res := s.do("DELETE", "/projects/"+ids[0], nil); res.Status != http.StatusNoContent {
+		t.Fatalf("delete = %d", res.Status)
+	}
+	s.wantBadParam("/projects?before="+ids[0], "before", "not in this list")
+	s.wantBadParam("/projects?before=p1", "before", `"p1"`)
+	s.wantBadParam("/projects?before="+ids[1]+"&before="+ids[2], "before", "given 2 times")
+	for _, v := range []string{"0", "-1", "201", "1.5", "ten", "1e2"} {
+		s.wantBadParam("/projects?limit="+v, "limit", "from 1 to 200")
+	}
+	s.wantBadParam("/projects?limit=1&limit=2", "limit", "given 2 times")
+}
+
+// GET /projects/{id}/commits answers the 200 newest commits, or fewer with
+// ?limit=, and ?before=<sha> goes on from that commit's parent, so a longer
+// history can be read whole.
+func TestCommitLogPages(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	var p, other domain.Project
+	s.do("POST", "/projects", map[string]any{"name": "Long history", "code": "x = 0\n"}).json(t, &p)
+	s.do("POST", "/projects", map[string]any{"name": "Other"}).json(t, &other)
+	// 205 commits more, written straight to the project's repository.
+	repo := db.NewGitStorage(context.Background(), s.Pool, uuid.MustParse(p.ID))
+	head := plumbing.NewHash(p.CurrentCommit)
+	sig := db.Committer
+	sig.When = time.Now().UTC().Truncate(time.Second)
+	for i := 1; i <= 205; i++ {
+		var err error
+		head, err = db.CommitFiles(repo, p.CurrentBranch, head, map[string]string{domain.ScriptPath: fmt.Sprintf("x = %d\n", i)}, fmt.Sprintf("change %d", i), sig)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	shaOf := func(c domain.Commit) string { return c.SHA }
+
+	var log []domain.Commit
+	s.do("GET", "/projects/"+p.ID+"/commits", nil).json(t, &log)
+	if len(log) != 200 || log[0].SHA != head.String() || log[199].Message != "change 6" {
+		t.Fatalf("default log: %d commits, from %s to %q", len(log), log[0].SHA, log[len(log)-1].Message)
+	}
+	for limit, requests := range map[int]int{50: 5, 103: 3, 200: 2} {
+		whole, n := readPages(s, "/projects/"+p.ID+"/commits", limit, shaOf)
+		if len(whole) != 206 || n != requests || !slices.Equal(mapSlice(whole[:200], shaOf), mapSlice(log, shaOf)) {
+			t.Errorf("pages of %d: %d commits in %d requests, want 206 in %d, the first 200 as the default log", limit, len(whole), n, requests)
+			continue
+		}
+		for i, c := range whole[:205] {
+			if len(c.Parents) != 1 || c.Parents[0] != whole[i+1].SHA {
+				t.Fatalf("pages of %d: commit %d (%s) has parents %v, the next is %s", limit, i, c.SHA, c.Parents, whole[i+1].SHA)
+			}
+		}
+		if root := whole[205]; root.SHA != p.CurrentCommit || len(root.Parents) != 0 {
+			t.Errorf("pages of %d end at %+v, want the first commit", limit, root)
+		}
+	}
+	res := s.do("GET", "/projects/"+p.ID+"/commits?before="+p.CurrentCommit, nil)
+	if res.Status != 200 || strings.TrimSpace(string(res.Body)) != "[]" {
+		t.Errorf("before the first commit: %d %s, want []", res.Status, res.Body)
+	}
+
+	path := "/projects/" + p.ID + "/commits"
+	s.wantBadParam(path+"?before="+other.CurrentCommit, "before", "not a commit of this project")
+	s.wantBadParam(path+"?before="+strings.Repeat("0", 40), "before", "not a commit of this project")
+	s.wantBadParam(path+"?before="+head.String()[:7], "before", "40-character")
+	s.wantBadParam(path+"?before=HEAD", "before", "40-character")
+	for _, v := range []string{"0", "201", "x"} {
+		s.wantBadParam(path+"?limit="+v, "limit", "from 1 to 200")
+	}
+	if res := s.do("GET", "/projects/"+uuid.NewString()+"/commits?limit=1", nil); res.Status != 404 {
+		t.Errorf("log of an unknown project = %d", res.Status)
 	}
 }

@@ -42,7 +42,9 @@ func (s *Server) registerTests() {
 	fuego.Post(f, "/diffs/{id}/test", s.testDiff, option.Tags("diffs"), option.Summary("Run every test of the project on the diff"),
 		option.DefaultStatusCode(http.StatusAccepted), conflict("the project has no test cases"))
 	fuego.Get(f, "/test-runs/{id}", s.getRun, tags, option.Summary("One test run"))
-	fuego.Get(f, "/tests/{id}/runs", s.listRuns, tags, option.Summary("A test's runs, newest first"))
+	fuego.Get(f, "/tests/{id}/runs", s.listRuns, tags, option.Summary("A test's runs, newest first"),
+		pageParams("runs", "all of them",
+			"The id of the last run of the previous page: the answer goes on after it. 400 if it is not a run of this test."))
 }
 
 func (s *Server) createProjectTest(c fuego.ContextWithBody[domain.NewTestCase]) (domain.TestCase, error) {
@@ -152,5 +154,9 @@ func (s *Server) getRun(c fuego.ContextNoBody) (domain.TestRun, error) {
 }
 
 func (s *Server) listRuns(c fuego.ContextNoBody) ([]domain.TestRun, error) {
-	return s.opts.Store.ListRuns(c.Context(), c.PathParam("id"))
+	page, err := queryPage(c.Request())
+	if err != nil {
+		return nil, err
+	}
+	return s.opts.Store.ListRuns(c.Context(), c.PathParam("id"), page)
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/domain"
@@ -326,4 +329,63 @@ func TestEndToEndJourney(t *testing.T) {
 	s.waitEvent(p.ID, "test_completed", func(e map[string]any) bool {
 		return e["test_run_id"] == onHead.ID && e["diff_id"] == nil && e["status"] == "passed" && e["commit"] == c.Commit.SHA
 	})
+}
+
+// GET /tests/{id}/runs answers every run without ?limit=, and pages through
+// them with ?limit= and ?before=, in the same order: newest first, ties by
+// id.
+func TestRunsPageByLimitAndBefore(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	ctx := context.Background()
+	var p domain.Project
+	s.do("POST", "/projects", map[string]any{"name": "Runs"}).json(t, &p)
+	var tc, other domain.TestCase
+	s.do("POST", "/projects/"+p.ID+"/tests", map[string]any{"name": "a", "code": "pass"}).json(t, &tc)
+	s.do("POST", "/projects/"+p.ID+"/tests", map[string]any{"name": "b", "code": "pass"}).json(t, &other)
+	// Seven runs a second apart but the last five at the same instant, so that the
+	// order within a tie shows across a page's end; and one of the other test.
+	if _, err := s.Pool.Exec(ctx, `INSERT INTO test_runs (id, test_id, project_id, commit, status, created_at)
+		SELECT gen_random_uuid(), $1, $2, $3, 'passed', now() - least(n, 3) * interval '1 second'
+		FROM generate_series(1, 7) n`, tc.ID, p.ID, p.CurrentCommit); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool.Exec(ctx, `INSERT INTO test_runs (id, test_id, project_id, commit, status)
+		VALUES (gen_random_uuid(), $1, $2, $3, 'passed')`, other.ID, p.ID, p.CurrentCommit); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.Pool.Query(ctx, `SELECT id::text FROM test_runs WHERE test_id = $1 ORDER BY created_at DESC, id`, tc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	idOf := func(r domain.TestRun) string { return r.ID }
+	path := "/tests/" + tc.ID + "/runs"
+
+	var all []domain.TestRun
+	s.do("GET", path, nil).json(t, &all)
+	if got := mapSlice(all, idOf); !slices.Equal(got, want) {
+		t.Fatalf("GET %s = %v, want %v", path, got, want)
+	}
+	for limit, requests := range map[int]int{1: 8, 2: 4, 3: 3, 7: 2, 200: 1} {
+		paged, n := readPages(s, path, limit, idOf)
+		if got := mapSlice(paged, idOf); !slices.Equal(got, want) || n != requests {
+			t.Errorf("pages of %d = %v in %d requests, want %v in %d", limit, got, n, want, requests)
+		}
+	}
+
+	var otherRuns []domain.TestRun
+	s.do("GET", "/tests/"+other.ID+"/runs", nil).json(t, &otherRuns)
+	if len(otherRuns) != 1 {
+		t.Fatalf("runs of the other test: %+v", otherRuns)
+	}
+	s.wantBadParam(path+"?before="+otherRuns[0].ID, "before", "not in this list")
+	s.wantBadParam(path+"?before="+tc.ID, "before", "not in this list")
+	s.wantBadParam(path+"?before=latest", "before", `"latest"`)
+	for _, v := range []string{"0", "201", "all"} {
+		s.wantBadParam(path+"?limit="+v, "limit", "from 1 to 200")
+	}
 }

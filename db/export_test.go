@@ -26,3 +26,10 @@ func ForgetScripts(projectID string) { scripts.forget(uuid.MustParse(projectID))
 func FailOrphanedMessage(s *Store, ctx context.Context, id, state string) (bool, error) {
 	return s.failOrphanedMessage(ctx, id, state)
 }
+
+// ListProjectsSQL and ListRunsSQL are the statements that read a page of
+// projects and of a test's runs.
+const (
+	ListProjectsSQL = listProjects
+	ListRunsSQL     = listRuns
+)

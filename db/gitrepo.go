@@ -182,9 +182,9 @@ func ReadFile(s storer.EncodedObjectStorer, c plumbing.Hash, p string) (string, 
 }
 
 // Log returns up to limit commits reachable from head, newest first, following
-// first parents.
+// first parents; none, an empty list, from a zero head.
 func Log(s storer.EncodedObjectStorer, head plumbing.Hash, limit int) ([]domain.Commit, error) {
-	var out []domain.Commit
+	out := []domain.Commit{} // an answer's JSON array, not null
 	for h := head; !h.IsZero() && len(out) < limit; {
 		c, err := object.GetCommit(s, h)
 		if err != nil {
@@ -204,6 +204,27 @@ func Log(s storer.EncodedObjectStorer, head plumbing.Hash, limit int) ([]domain.
 		}
 	}
 	return out, nil
+}
+
+// logAfter is where a log read page by page goes on after commit sha (a
+// client's cursor, ?before=): its first parent, or zero after the first
+// commit. A sha that is malformed or not a commit of the repository is a 400
+// naming before.
+func logAfter(s storer.EncodedObjectStorer, sha string) (plumbing.Hash, error) {
+	if !plumbing.IsHash(sha) {
+		return plumbing.ZeroHash, domain.Invalid("before", "must be the full 40-character SHA of a commit, got %q", sha)
+	}
+	c, err := object.GetCommit(s, plumbing.NewHash(sha))
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return plumbing.ZeroHash, domain.Invalid("before", "%s is not a commit of this project", sha)
+	}
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("read commit %s: %w", sha, err)
+	}
+	if len(c.ParentHashes) == 0 {
+		return plumbing.ZeroHash, nil
+	}
+	return c.ParentHashes[0], nil
 }
 
 // scripts caches script.py by commit for the vibecode steps, which read

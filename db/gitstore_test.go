@@ -298,7 +298,7 @@ func TestTheScriptCacheKeepsWhatStepsRead(t *testing.T) {
 		t.Fatal("creating a project did not keep its code")
 	}
 	db.ForgetScripts(p.ID) // as if another process had created it
-	list, err := store.ListProjects(ctx)
+	list, err := store.ListProjects(ctx, db.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}

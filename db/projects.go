@@ -194,10 +194,21 @@ func loadProjectRow(ctx context.Context, q Querier, id string, forUpdate bool) (
 	return p, wrap(err, "read project")
 }
 
-// ListProjects returns every project, newest first, with its current code,
-// which it does not keep in the script cache (readScript).
-func (s *Store) ListProjects(ctx context.Context) ([]domain.Project, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT `+projectColumns+` FROM projects ORDER BY created_at DESC, id`)
+// listProjects reads a Page of projects: those after the row (created_at
+// $1, id $2) in newest-first order, at most $3 of them (NULL: all). The
+// index projects_newest holds them in that order.
+const listProjects = `SELECT ` + projectColumns + ` FROM projects
+	WHERE created_at <= $1 AND (created_at < $1 OR id > $2)
+	ORDER BY created_at DESC, id LIMIT $3`
+
+// ListProjects returns a page of the projects, newest first, with their
+// current code, which it does not keep in the script cache (readScript).
+func (s *Store) ListProjects(ctx context.Context, page Page) ([]domain.Project, error) {
+	start, err := page.start(ctx, s.Pool, "project", `SELECT created_at FROM projects WHERE id = $1`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.Pool.Query(ctx, listProjects, start.at, start.id, page.limit())
 	if err != nil {
 		return nil, wrap(err, "list projects")
 	}
@@ -265,16 +276,23 @@ func (s *Store) DeleteProject(ctx context.Context, id string) error {
 	return err
 }
 
-// ProjectCommits returns the project's git log, newest first.
-func (s *Store) ProjectCommits(ctx context.Context, id string, limit int) ([]domain.Commit, error) {
+// ProjectCommits returns up to limit commits of the project's git log,
+// newest first: from the branch head, or, with before set, from the first
+// parent of that commit, where a log read page by page goes on.
+func (s *Store) ProjectCommits(ctx context.Context, id string, limit int, before string) ([]domain.Commit, error) {
 	p, err := loadProjectRow(ctx, s.Pool, id, false)
 	if err != nil {
 		return nil, err
 	}
 	repo := NewGitStorage(ctx, s.Pool, p.repo)
-	head, err := BranchHead(repo, p.br)
+	var from plumbing.Hash
+	if before == "" {
+		from, err = BranchHead(repo, p.br)
+	} else {
+		from, err = logAfter(repo, before)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return Log(repo, head, limit)
+	return Log(repo, from, limit)
 }

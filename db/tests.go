@@ -259,13 +259,24 @@ func getRun(ctx context.Context, q Querier, id string) (domain.TestRun, error) {
 	return r, wrap(err, "read test run")
 }
 
-// ListRuns returns a test's runs, newest first.
-func (s *Store) ListRuns(ctx context.Context, testID string) ([]domain.TestRun, error) {
+// listRuns reads a Page of a test's runs (test_id $1): those after the row
+// (created_at $2, id $3) in newest-first order, at most $4 of them (NULL:
+// all). The index test_runs_test_newest holds them in that order.
+const listRuns = `SELECT ` + runColumns + ` FROM test_runs
+	WHERE test_id = $1 AND created_at <= $2 AND (created_at < $2 OR id > $3)
+	ORDER BY created_at DESC, id LIMIT $4`
+
+// ListRuns returns a page of a test's runs, newest first.
+func (s *Store) ListRuns(ctx context.Context, testID string, page Page) ([]domain.TestRun, error) {
 	t, err := getTest(ctx, s.Pool, testID)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.Pool.Query(ctx, `SELECT `+runColumns+` FROM test_runs WHERE test_id = $1 ORDER BY created_at DESC, id`, t.ID)
+	start, err := page.start(ctx, s.Pool, "test run", `SELECT created_at FROM test_runs WHERE id = $1 AND test_id = $2`, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.Pool.Query(ctx, listRuns, t.ID, start.at, start.id, page.limit())
 	if err != nil {
 		return nil, wrap(err, "list runs")
 	}

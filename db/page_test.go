@@ -1,0 +1,72 @@
+package db_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/db/dbtest"
+)
+
+// A page of projects or of a test's runs is read from an index in the
+// list's order, from where the page starts to its limit: no scan of the
+// table, and no sort of the rows after the page's start, however many there
+// are. Planned as pgx runs the statements after a few calls (a generic plan
+// of the prepared statement), on a few thousand rows.
+func TestPagedListsAreReadInIndexOrder(t *testing.T) {
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	for _, q := range []string{
+		`INSERT INTO git_repositories (id) SELECT gen_random_uuid() FROM generate_series(1, 3000)`,
+		`INSERT INTO projects (id, repository_id, name, slug, branch, created_at)
+			SELECT id, id, 'p' || n, 'p-' || n, 'main', now() - n * interval '1 minute'
+			FROM (SELECT id, row_number() OVER () AS n FROM git_repositories) r`,
+		`INSERT INTO test_cases (id, project_id, name, code, timeout_seconds)
+			SELECT gen_random_uuid(), id, 't', 'pass', 5 FROM projects`,
+		`INSERT INTO test_runs (id, test_id, project_id, commit, status, created_at)
+			SELECT gen_random_uuid(), t.id, t.project_id, 'c', 'passed', now() - n * interval '1 second'
+			FROM (SELECT * FROM test_cases LIMIT 1) t, generate_series(1, 3000) n`,
+		`INSERT INTO test_runs (id, test_id, project_id, commit, status)
+			SELECT gen_random_uuid(), id, project_id, 'c', 'passed' FROM test_cases`,
+		"ANALYZE projects, test_runs",
+		"SET LOCAL plan_cache_mode = force_generic_plan",
+		"PREPARE list_projects(timestamptz, uuid, bigint) AS " + db.ListProjectsSQL,
+		"PREPARE list_runs(uuid, timestamptz, uuid, bigint) AS " + db.ListRunsSQL,
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	// The test with 3,000 runs, and one of its runs as a page's start.
+	var test, cursor string
+	if err := tx.QueryRow(ctx, `SELECT test_id, id FROM test_runs WHERE created_at < now() - interval '10 minutes' LIMIT 1`).Scan(&test, &cursor); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, explain, index string }{
+		{"first page of projects", `EXPLAIN EXECUTE list_projects('infinity', '00000000-0000-0000-0000-000000000000', 50)`, "projects_newest"},
+		{"later page of projects", `EXPLAIN EXECUTE list_projects(now() - interval '1 day', gen_random_uuid(), 50)`, "projects_newest"},
+		{"first page of runs", `EXPLAIN EXECUTE list_runs('` + test + `', 'infinity', '00000000-0000-0000-0000-000000000000', 50)`, "test_runs_test_newest"},
+		{"later page of runs", `EXPLAIN EXECUTE list_runs('` + test + `', now() - interval '10 minutes', '` + cursor + `', 50)`, "test_runs_test_newest"},
+	} {
+		rows, err := tx.Query(ctx, c.explain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Join(plan, "\n")
+		if !strings.Contains(text, c.index) || strings.Contains(text, "Sort") || strings.Contains(text, "Seq Scan") {
+			t.Errorf("%s is not read from %s in the list's order:\n%s", c.name, c.index, text)
+		}
+	}
+}
