@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -19,10 +20,30 @@ type RunRequest struct {
 	DiffID *string `json:"diff_id,omitempty" description:"Run on this diff's patched code instead of the project's head"`
 }
 
-// RunAnswer is a queued run (202), or with ?wait=true the finished TestRun.
+// RunAnswer is a queued run (202), or with ?wait=true the TestRun: as
+// FinishedRun once Run is set.
 type RunAnswer struct {
 	domain.TestRunAccepted
 	Run *domain.TestRun `json:"test_run,omitempty"`
+}
+
+// FinishedRun is the answer with ?wait=true: the TestRun, as SPEC.md says
+// (200, or 202 if the run had not finished when the wait ended), with
+// test_run_id beside its id, and the same TestRun under test_run as earlier
+// releases answered it.
+type FinishedRun struct {
+	domain.TestRun
+	TestRunID string          `json:"test_run_id"`
+	Run       *domain.TestRun `json:"test_run" description:"The same TestRun, as earlier releases answered it (deprecated: read the top-level fields)"`
+}
+
+// MarshalJSON writes a RunAnswer with its Run as a FinishedRun.
+func (a RunAnswer) MarshalJSON() ([]byte, error) {
+	if a.Run == nil {
+		type queued RunAnswer // without this method
+		return json.Marshal(queued(a))
+	}
+	return json.Marshal(FinishedRun{TestRun: *a.Run, TestRunID: a.TestRunID, Run: a.Run})
 }
 
 func (s *Server) registerTests() {
@@ -38,7 +59,8 @@ func (s *Server) registerTests() {
 		option.DefaultStatusCode(http.StatusNoContent))
 	fuego.Post(f, "/tests/{id}/run", s.runTest, tags, option.Summary("Run a test on the head or on a diff"),
 		option.QueryBool("wait", "wait for the result (up to the test's timeout plus a margin) and answer 200 with the TestRun"),
-		option.AddResponse(http.StatusAccepted, "Queued", fuego.Response{Type: RunAnswer{}}))
+		option.AddResponse(http.StatusOK, "With ?wait=true: the finished TestRun", fuego.Response{Type: FinishedRun{}}),
+		option.AddResponse(http.StatusAccepted, "Queued (with ?wait=true and the run not finished in time: the TestRun as it is)", fuego.Response{Type: RunAnswer{}}))
 	fuego.Post(f, "/diffs/{id}/test", s.testDiff, option.Tags("diffs"), option.Summary("Run every test of the project on the diff"),
 		option.DefaultStatusCode(http.StatusAccepted), conflict("the project has no test cases"))
 	fuego.Get(f, "/test-runs/{id}", s.getRun, tags, option.Summary("One test run"))

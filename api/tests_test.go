@@ -15,19 +15,22 @@ import (
 	"github.com/vibegrapher/vibegrapher/domain"
 )
 
-// runResult runs a test with ?wait=true and returns the finished run.
+// runWait runs a test with ?wait=true and returns the finished run: the
+// answer is the TestRun (SPEC.md), with test_run_id, and the same run under
+// test_run as earlier releases answered it.
 func (s *stack) runWait(testID string, body any) domain.TestRun {
 	s.t.Helper()
 	res := s.do("POST", "/tests/"+testID+"/run?wait=true", body)
 	var a struct {
-		domain.TestRunAccepted
-		Run *domain.TestRun `json:"test_run"`
+		domain.TestRun
+		TestRunID string          `json:"test_run_id"`
+		Run       *domain.TestRun `json:"test_run"`
 	}
 	res.json(s.t, &a)
-	if res.Status != 200 || a.Run == nil || !a.Run.Finished() {
+	if res.Status != 200 || !a.Finished() || a.ID == "" || a.TestRunID != a.ID || a.Run == nil || a.Run.Stdout != a.Stdout || a.Run.Status != a.Status {
 		s.t.Fatalf("run: %d %s", res.Status, res.Body)
 	}
-	return *a.Run
+	return a.TestRun
 }
 
 func (s *stack) newTest(projectID, name, code string, timeout int) domain.TestCase {
