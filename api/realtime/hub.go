@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -423,18 +422,15 @@ func (h *hub) handle(ctx context.Context, c command) {
 	}
 }
 
-// fromAnotherHistory refuses a since above every seq the outbox handed out,
-// and reports whether it did. Such a since comes from before a reset or a
-// restore of the database; taken as it is, every event until the seqs pass
-// it again would look already seen to the client. A since above h.last but
+// fromAnotherHistory refuses a since above every seq the outbox handed out
+// (sinceBeyond), and reports whether it did. A since above h.last but
 // handed out is a commit the hub has not read yet: fine.
 func (h *hub) fromAnotherHistory(ctx context.Context, c command) bool {
 	issued, err := db.SeqIssued(ctx, h.pool)
 	if err != nil || c.since <= issued {
 		return false // on a failed read, as before: live from since
 	}
-	h.reject(c.sock, c.ack, c.project, fmt.Sprintf("since %d is beyond the last event this server wrote (%d): its history was reset or restored; "+
-		"load the project again and subscribe with since from the X-Event-Seq header of GET /projects/{id}", c.since, issued))
+	h.reject(c.sock, c.ack, c.project, sinceBeyond(strconv.FormatInt(c.since, 10), issued))
 	return true
 }
 
