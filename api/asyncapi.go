@@ -99,7 +99,7 @@ func buildAsyncAPI() ([]byte, error) {
 		}
 	}
 	messages["heartbeat"] = jsonObject{"name": "heartbeat", "summary": "The server is alive: every HEARTBEAT_INTERVAL (30 s), once per room the socket is in, with that project_id; once without project_id to a socket in no room.", "payload": payload(schemas["heartbeat"])}
-	messages["error"] = jsonObject{"name": "error", "summary": "A request of this socket was refused (bad project id, unknown project, outbox unreadable).", "payload": payload(schemas["error"])}
+	messages["error"] = jsonObject{"name": "error", "summary": "A request of this socket was refused (bad project id or since, unknown or deleted project, outbox unreadable).", "payload": payload(schemas["error"])}
 	clientSchema := func(v any) (*openapi3.Schema, error) { return payloadSchema(v, false) }
 	sub, err := clientSchema(event.SubscribeRequest{})
 	if err != nil {

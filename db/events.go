@@ -2,10 +2,13 @@ package db
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/vibegrapher/vibegrapher/domain/event"
 )
 
 // The outbox's read side: the realtime role follows the events table by seq
@@ -117,4 +120,24 @@ func ProjectExists(ctx context.Context, q Querier, id string) (bool, error) {
 		return false, wrap(err, "look up project")
 	}
 	return ok, nil
+}
+
+// ProjectDeletedSeq returns the seq of a deleted project's project_deleted
+// event, 0 when the outbox has none: the project exists, never did, or was
+// deleted before the retention (DeleteEventsBefore) dropped its events. A
+// client that was away when its project was deleted learns it from here.
+func ProjectDeletedSeq(ctx context.Context, q Querier, id string) (int64, error) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return 0, nil
+	}
+	var seq int64
+	// Backwards along events_project_seq: the project's last event is its
+	// project_deleted.
+	err = q.QueryRow(ctx, `SELECT seq FROM events WHERE project_id = $1 AND name = $2 ORDER BY seq DESC LIMIT 1`,
+		u, event.ProjectDeleted{}.EventName()).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return seq, wrap(err, "look up the project's deletion")
 }

@@ -129,6 +129,48 @@ func TestProjectExists(t *testing.T) {
 	}
 }
 
+// A deleted project is known by its project_deleted until the retention
+// drops it; a live project, an unknown id and a malformed one have none.
+func TestProjectDeletedSeq(t *testing.T) {
+	t.Parallel()
+	store := &db.Store{Pool: dbtest.New(t)}
+	ctx := context.Background()
+	kept, err := store.CreateProject(ctx, domain.NewProject{Name: "kept"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := store.CreateProject(ctx, domain.NewProject{Name: "gone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.DeleteProject(ctx, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	last, err := db.LatestSeq(ctx, store.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		id   string
+		want int64
+	}{
+		{gone.ID, last},
+		{kept.ID, 0},
+		{uuid.NewString(), 0},
+		{"not-a-uuid", 0},
+	} {
+		if got, err := db.ProjectDeletedSeq(ctx, store.Pool, tc.id); err != nil || got != tc.want {
+			t.Errorf("ProjectDeletedSeq(%q) = %d, %v; want %d", tc.id, got, err, tc.want)
+		}
+	}
+	if _, err := db.DeleteEventsBefore(ctx, store.Pool, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.ProjectDeletedSeq(ctx, store.Pool, gone.ID); err != nil || got != 0 {
+		t.Errorf("after the retention: %d, %v", got, err)
+	}
+}
+
 // TestEventsAfterNeverSkips is the property the realtime role relies on:
 // concurrent writers commit out of seq order, and some roll back, yet a
 // reader that follows "seq > last seen" never passes over an event that

@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -47,6 +48,30 @@ type Event struct {
 // through here (or QueueEvent); nothing is sent to clients that was not
 // committed.
 func Emit(ctx context.Context, q Querier, projectID string, e event.Event) (int64, error) {
+	return emit(ctx, q, emitSQL, projectID, e)
+}
+
+// EmitIfProjectExists is Emit for a transaction that holds no row under the
+// project, which DeleteProject could therefore delete meanwhile: a job that
+// reports its status or streams text while its project is deleted. It
+// writes nothing (seq 0) once the project is gone, and otherwise keeps the
+// project's row from being deleted until the transaction ends (FOR KEY
+// SHARE, as a foreign key would), so a DeleteProject running meanwhile
+// waits and its project_deleted comes after the event. A client sees
+// nothing of a project after its project_deleted.
+//
+// A transaction that locked a row under the project (a message, a run)
+// needs none of this, and must not take it: DeleteProject locks the
+// project before it deletes the rows under it, the opposite order.
+func EmitIfProjectExists(ctx context.Context, q Querier, projectID string, e event.Event) (int64, error) {
+	seq, err := emit(ctx, q, emitIfProjectSQL, projectID, e)
+	if errors.Is(err, pgx.ErrNoRows) { // no project, no row
+		return 0, nil
+	}
+	return seq, err
+}
+
+func emit(ctx context.Context, q Querier, sql, projectID string, e event.Event) (int64, error) {
 	name, raw, err := encodeEvent(e)
 	if err != nil {
 		return 0, err
@@ -58,7 +83,7 @@ func Emit(ctx context.Context, q Querier, projectID string, e event.Event) (int6
 	// transaction, as PostgreSQL does, at the cost of its commit lock.
 	et, deferred := q.(*eventTx)
 	var seq int64
-	err = q.QueryRow(ctx, emitSQL, projectID, name, raw, seqLockBase, EventsChannel, deferred).Scan(&seq, nil, nil)
+	err = q.QueryRow(ctx, sql, projectID, name, raw, seqLockBase, EventsChannel, deferred).Scan(&seq, nil, nil)
 	if err != nil {
 		return 0, wrap(err, "write "+name+" event")
 	}
@@ -96,12 +121,40 @@ func QueueEvent(ctx context.Context, q Querier, projectID string, e event.Event)
 	return nil
 }
 
+// holdProject reports whether the project exists and, when it does, keeps
+// its row from being deleted until the transaction ends, as
+// EmitIfProjectExists does, for a transaction that emits through a caller's
+// function.
+func holdProject(ctx context.Context, q Querier, projectID string) (bool, error) {
+	err := q.QueryRow(ctx, `SELECT 1 FROM projects WHERE id = $1 FOR KEY SHARE`, projectID).Scan(nil)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, wrap(err, "lock project")
+}
+
 // emitSQL writes an event: the row, the lock on its seq and, unless $6, the
 // notification.
 const emitSQL = emitMarker + `
 		WITH ins AS (
 			INSERT INTO events (project_id, name, payload, created_at) VALUES ($1, $2, $3, clock_timestamp()) RETURNING seq)
-		SELECT seq, pg_advisory_xact_lock($4 + seq)::text, CASE WHEN $6 THEN '' ELSE pg_notify($5, seq::text)::text END FROM ins`
+		` + emitLockAndNotify
+
+// emitIfProjectSQL is emitSQL that writes nothing (no row) when the project
+// is gone, and otherwise holds its row (EmitIfProjectExists). The row lock
+// waits for a DeleteProject that holds the row, then finds it deleted (or
+// for a CommitDiff, which holds it a moment); readers count the statement
+// as a writer in flight meanwhile (emitsRunning), as they must: it takes
+// its seq after the wait.
+const emitIfProjectSQL = emitMarker + `
+		WITH project AS (
+			SELECT id FROM projects WHERE id = $1 FOR KEY SHARE),
+		ins AS (
+			INSERT INTO events (project_id, name, payload, created_at)
+			SELECT id, $2::text, $3::jsonb, clock_timestamp() FROM project RETURNING seq)
+		` + emitLockAndNotify
+
+const emitLockAndNotify = `SELECT seq, pg_advisory_xact_lock($4 + seq)::text, CASE WHEN $6 THEN '' ELSE pg_notify($5, seq::text)::text END FROM ins`
 
 func encodeEvent(e event.Event) (string, []byte, error) {
 	name := e.EventName()
@@ -120,18 +173,20 @@ func traceEvent(ctx context.Context, name string, seq int64) {
 	trace.SpanFromContext(ctx).AddEvent(name, trace.WithAttributes(attribute.Int64("seq", seq)))
 }
 
-// EmitJobStatus emits job_status for a project.
+// EmitJobStatus emits job_status for a project, unless the project was
+// deleted (EmitIfProjectExists): a job that ends after its project's
+// deletion is not reported after project_deleted.
 func (s *Store) EmitJobStatus(ctx context.Context, projectID string, e event.JobStatus) error {
 	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		_, err := Emit(ctx, tx, projectID, e)
+		_, err := EmitIfProjectExists(ctx, tx, projectID, e)
 		return err
 	})
 }
 
-// EmitDelta emits a vibecode_delta.
+// EmitDelta emits a vibecode_delta, unless the project was deleted.
 func (s *Store) EmitDelta(ctx context.Context, t *Turn, agent string, iteration int, delta string) error {
 	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		_, err := Emit(ctx, tx, t.Session.ProjectID, event.VibecodeDelta{
+		_, err := EmitIfProjectExists(ctx, tx, t.Session.ProjectID, event.VibecodeDelta{
 			SessionID: t.Session.ID, MessageID: t.Message.ID, TraceID: t.Message.TraceID,
 			Agent: agent, Iteration: iteration, Delta: delta,
 		})

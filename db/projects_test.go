@@ -6,11 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/event"
 )
 
 // A name's next slug is one past the highest base-N taken, whatever other
@@ -147,7 +149,7 @@ func TestARunDeletedWhileItRanFinishes(t *testing.T) {
 		t.Fatal(err)
 	}
 	completed := false
-	_, err = store.FinishRun(ctx, work, db.RunResult{Status: "passed"}, func(pgx.Tx) error { completed = true; return nil })
+	_, err = store.FinishRun(ctx, work, db.RunResult{Status: "passed"}, &db.Completion{Job: func(pgx.Tx) error { completed = true; return nil }})
 	if err != nil || !completed {
 		t.Fatalf("finishing a deleted run: %v, job completed %v", err, completed)
 	}
@@ -166,4 +168,100 @@ func projectWithTest(t *testing.T, store *db.Store) (domain.Project, domain.Test
 		t.Fatal(err)
 	}
 	return p, tc
+}
+
+// A job that reports on a project after its deletion writes nothing: a
+// client sees nothing of a project after its project_deleted. (Its status,
+// its streamed text and the job_status of a test run that ran while the
+// project was deleted were written after it.)
+func TestNoEventOfAProjectFollowsItsDeletion(t *testing.T) {
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	store := &db.Store{Pool: pool}
+	p, tc := projectWithTest(t, store)
+	acc, err := store.StartRun(ctx, tc.ID, nil, func(pgx.Tx, string) (int64, error) { return 1, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	work, ok, err := store.BeginRun(ctx, acc.TestRunID)
+	if err != nil || !ok {
+		t.Fatalf("begin: %v %v", ok, err)
+	}
+	if err := store.DeleteProject(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	status := event.JobStatus{JobID: 1, Kind: "vibecode", State: "completed"}
+	if err := store.EmitJobStatus(ctx, p.ID, status); err != nil {
+		t.Errorf("job_status of a deleted project: %v", err)
+	}
+	turn := &db.Turn{Session: domain.VibecodeSession{ID: uuid.NewString(), ProjectID: p.ID}}
+	if err := store.EmitDelta(ctx, turn, domain.AgentVibeCoder, 1, "late text"); err != nil {
+		t.Errorf("vibecode_delta of a deleted project: %v", err)
+	}
+	completed := false
+	_, err = store.FinishRun(ctx, work, db.RunResult{Status: "passed"}, &db.Completion{
+		Job: func(pgx.Tx) error { completed = true; return nil },
+		Event: func(tx pgx.Tx) error {
+			_, err := db.Emit(ctx, tx, p.ID, status)
+			return err
+		},
+	})
+	if err != nil || !completed {
+		t.Errorf("finishing a run of a deleted project: %v, job completed %v", err, completed)
+	}
+	if names := projectEvents(t, pool, p.ID); names[len(names)-1] != "project_deleted" {
+		t.Fatalf("events of the deleted project: %v, want project_deleted last", names)
+	}
+
+	// A job reporting while the delete is under way waits for it, then
+	// writes nothing. (The delete is held open here, as DeleteProject's
+	// own transaction is between its project_deleted and its COMMIT.)
+	q, _ := projectWithTest(t, store)
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	if _, err := tx.Exec(ctx, `DELETE FROM projects WHERE id = $1`, q.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Emit(ctx, tx, q.ID, event.ProjectDeleted{ProjectID: q.ID}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- store.EmitJobStatus(ctx, q.ID, status) }()
+	waited := false
+	for !waited {
+		select {
+		case err := <-done:
+			done <- err
+			waited = true // it did not wait: the events below say what it wrote
+		default:
+			waited = dbtest.Count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) > 0
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("job_status during the delete: %v", err)
+	}
+	if names := projectEvents(t, pool, q.ID); names[len(names)-1] != "project_deleted" {
+		t.Fatalf("events of the project deleted meanwhile: %v, want project_deleted last", names)
+	}
+}
+
+// projectEvents are the names of a project's events, in seq order.
+func projectEvents(t *testing.T, q db.Querier, project string) []string {
+	t.Helper()
+	events, err := db.ProjectEventsAfter(context.Background(), q, project, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, len(events))
+	for i, e := range events {
+		names[i] = e.Name
+	}
+	return names
 }

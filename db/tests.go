@@ -354,8 +354,9 @@ type RunResult struct {
 // FinishRun stores a run's result, emits test_completed and, for a run on a
 // diff, updates the diff's test summary, in one transaction. A run that has
 // its result already is left alone. complete, when set, runs last in the
-// transaction: the worker completes its job there with its job_status.
-func (s *Store) FinishRun(ctx context.Context, w RunWork, r RunResult, complete func(pgx.Tx) error) (domain.TestRun, error) {
+// transaction: the worker completes its job there with its job_status, which
+// is left out when the run's project was deleted while it ran.
+func (s *Store) FinishRun(ctx context.Context, w RunWork, r RunResult, complete *Completion) (domain.TestRun, error) {
 	var out domain.TestRun
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
 		if w.batchID != nil && w.Run.DiffID != nil {
@@ -379,7 +380,10 @@ func (s *Store) FinishRun(ctx context.Context, w RunWork, r RunResult, complete 
 			}
 			// Finished already, or deleted with its test or project while
 			// it ran (as BeginRun, a gone run is done): nothing to store.
-			return runComplete(tx, complete)
+			// No row under the project is locked here, so its job_status
+			// goes out only while the project exists: not after its
+			// project_deleted.
+			return runComplete(ctx, tx, complete, w.Run.ProjectID)
 		}
 		if err != nil {
 			return wrap(err, "store test result")
@@ -401,16 +405,35 @@ func (s *Store) FinishRun(ctx context.Context, w RunWork, r RunResult, complete 
 				return err
 			}
 		}
-		return runComplete(tx, complete)
+		// The run's row is locked: the project cannot be deleted before
+		// this commits.
+		return runComplete(ctx, tx, complete, "")
 	})
 	return out, err
 }
 
-func runComplete(tx pgx.Tx, complete func(pgx.Tx) error) error {
+// runComplete completes the run's job and emits its job_status. With
+// unlockedProject (the run's project, when the transaction holds no row
+// under it), the job_status goes out only if that project still exists
+// (holdProject).
+func runComplete(ctx context.Context, tx pgx.Tx, complete *Completion, unlockedProject string) error {
 	if complete == nil {
 		return nil
 	}
-	return complete(tx)
+	if complete.Job != nil {
+		if err := complete.Job(tx); err != nil {
+			return err
+		}
+	}
+	if complete.Event == nil {
+		return nil
+	}
+	if unlockedProject != "" {
+		if exists, err := holdProject(ctx, tx, unlockedProject); err != nil || !exists {
+			return err
+		}
+	}
+	return complete.Event(tx)
 }
 
 // summariseBatch writes the diff's test_results from its latest batch of

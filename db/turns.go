@@ -465,11 +465,12 @@ type MemoryTurn struct {
 	Items   json.RawMessage
 }
 
-// Completion completes a worker's job in the transaction that ends its step.
-// Job (CompleteJob) goes in the transaction's first batch, with the
-// message's lock and the reply, since nothing it writes depends on them;
-// Event (the job_status) is queued after every other event of the step, so
-// clients see the job completed after what it did.
+// Completion completes a worker's job in the transaction that ends its step
+// (EndTurn) or its test run (FinishRun). In EndTurn, Job (CompleteJob) goes
+// in the transaction's first batch, with the message's lock and the reply,
+// since nothing it writes depends on them; Event (the job_status) is queued
+// after every other event of the step, so clients see the job completed
+// after what it did.
 type Completion struct {
 	Job   func(tx pgx.Tx) error
 	Event func(tx pgx.Tx) error

@@ -25,8 +25,12 @@ func TestDeltaBatcherHoldsTextForAnInterval(t *testing.T) {
 	pool := dbtest.New(t)
 	const interval = 200 * time.Millisecond
 	deps := &Deps{Store: &db.Store{Pool: pool}, Log: slog.New(slog.DiscardHandler), DeltaInterval: interval}
+	p, err := deps.Store.CreateProject(ctx, domain.NewProject{Name: "deltas"}) // a deleted project's text is not sent
+	if err != nil {
+		t.Fatal(err)
+	}
 	turn := &db.Turn{
-		Session: domain.VibecodeSession{ID: uuid.NewString(), ProjectID: uuid.NewString()},
+		Session: domain.VibecodeSession{ID: uuid.NewString(), ProjectID: p.ID},
 		Message: domain.ConversationMessage{ID: uuid.NewString(), TraceID: "trace"},
 	}
 	emitted := func() []string {

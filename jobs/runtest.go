@@ -67,12 +67,12 @@ func (w *RunTestWorker) Work(ctx context.Context, job *river.Job[jobargs.RunTest
 		e := res.Error
 		rr.Error = &e
 	}
-	complete := func(tx pgx.Tx) error {
-		if err := db.CompleteJob(context.WithoutCancel(ctx), tx, job.ID); err != nil {
+	complete := &db.Completion{
+		Job: func(tx pgx.Tx) error { return db.CompleteJob(context.WithoutCancel(ctx), tx, job.ID) },
+		Event: func(tx pgx.Tx) error {
+			_, err := db.Emit(context.WithoutCancel(ctx), tx, work.Run.ProjectID, statusEvent("completed", nil))
 			return err
-		}
-		_, err := db.Emit(context.WithoutCancel(ctx), tx, work.Run.ProjectID, statusEvent("completed", nil))
-		return err
+		},
 	}
 	if _, err := w.Store.FinishRun(context.WithoutCancel(ctx), work, rr, complete); err != nil {
 		msg := err.Error()

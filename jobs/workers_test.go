@@ -458,3 +458,29 @@ func TestDeltasCountTheirIntervalFromTheFirstText(t *testing.T) {
 		})
 	}
 }
+
+// A step whose project is deleted while the model answers ends quietly: its
+// job completes, and nothing of the project (no vibecode_delta, no
+// job_status) is written after project_deleted.
+func TestAStepWhoseProjectWasDeletedReportsNothingAfterIt(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	acc := f.send(t, "What does this workflow do?")
+	f.ai.Handle(func(openaitest.Request) openaitest.Reply {
+		// The worker waits for this answer, so the fixture's transaction
+		// is free meanwhile.
+		if err := f.store.DeleteProject(f.ctx, f.session.ProjectID); err != nil {
+			t.Errorf("delete the project: %v", err)
+		}
+		return openaitest.Text("It triages by language.")
+	})
+
+	res := work(t, f, &jobs.VibecodeWorker{Deps: f.deps}, f.job(t, acc.JobID))
+	if res.Job.State != rivertype.JobStateCompleted {
+		t.Fatalf("job ended in state %s, want completed", res.Job.State)
+	}
+	got := f.events(t)
+	if i := slices.Index(got, "project_deleted"); i != len(got)-1 {
+		t.Fatalf("events %v, want project_deleted last", got)
+	}
+}

@@ -42,6 +42,14 @@ func TestBadInput(t *testing.T) {
 		{"fractional since", "subscribe", []any{map[string]any{"project_id": p, "since": 1.5}}, "since must be", p},
 		{"text since", "subscribe", []any{map[string]any{"project_id": p, "since": "yesterday"}}, "since must be", p},
 		{"object since", "subscribe", []any{map[string]any{"project_id": p, "since": map[string]any{}}}, "since must be", p},
+		// Integers past any seq a bigint holds: from another history, not malformed.
+		{"since past 2^63-1", "subscribe", []any{map[string]any{"project_id": p, "since": "9223372036854775808"}},
+			"since 9223372036854775808 is beyond the last event this server wrote: its history was reset or restored; load the project again", p},
+		{"since past 2^63-1 as a number", "subscribe", []any{map[string]any{"project_id": p, "since": 1e19}},
+			"since 10000000000000000000 is beyond the last event this server wrote: its history was reset or restored", p},
+		{"since past 2^53 as a number", "subscribe", []any{map[string]any{"project_id": p, "since": 1e17}},
+			"since 100000000000000000 is beyond the last event this server wrote (", p},
+		{"negative since past -2^63", "subscribe", []any{map[string]any{"project_id": p, "since": "-9223372036854775809"}}, "since must be", p},
 		{"unsubscribe number", "unsubscribe", []any{3}, "got a JSON number", ""},
 		{"leave malformed", "leave_project", []any{"x"}, "not a valid UUID", "x"},
 	}

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -83,16 +82,19 @@ type command struct {
 	ack     socket.Ack // nil when the client did not ask for one
 	project string
 	since   int64 // -1: no replay
+	deleted int64 // the project's project_deleted, when it was deleted
 	err     string
 }
 
-// replay is a subscription catching up from the outbox before it goes live.
+// replay is a subscription catching up from the outbox before it goes live,
+// or, for a deleted project, before it is refused.
 type replay struct {
 	sock     *socket.Socket
 	project  string
 	cursor   int64 // last seq sent
 	replayed int
 	ack      socket.Ack
+	deleted  int64 // the project's project_deleted: replay up to it, then refuse
 }
 
 func newHub(io *socket.Server, pool *pgxpool.Pool, log *slog.Logger, pollEvery, heartbeatEvery time.Duration, stopped <-chan struct{}) *hub {
@@ -388,6 +390,10 @@ func (h *hub) handle(ctx context.Context, c command) {
 		if c.since > h.last && h.fromAnotherHistory(ctx, c) {
 			return
 		}
+		if c.deleted > 0 {
+			h.subscribeDeleted(c)
+			return
+		}
 		if c.since >= 0 {
 			h.leave(c.sock, c.project) // start again from since
 		}
@@ -423,24 +429,44 @@ func (h *hub) handle(ctx context.Context, c command) {
 	}
 }
 
-// fromAnotherHistory refuses a since above every seq the outbox handed out,
-// and reports whether it did. Such a since comes from before a reset or a
-// restore of the database; taken as it is, every event until the seqs pass
-// it again would look already seen to the client. A since above h.last but
+// fromAnotherHistory refuses a since above every seq the outbox handed out
+// (sinceBeyond), and reports whether it did. A since above h.last but
 // handed out is a commit the hub has not read yet: fine.
 func (h *hub) fromAnotherHistory(ctx context.Context, c command) bool {
 	issued, err := db.SeqIssued(ctx, h.pool)
 	if err != nil || c.since <= issued {
 		return false // on a failed read, as before: live from since
 	}
-	h.reject(c.sock, c.ack, c.project, fmt.Sprintf("since %d is beyond the last event this server wrote (%d): its history was reset or restored; "+
-		"load the project again and subscribe with since from the X-Event-Seq header of GET /projects/{id}", c.since, issued))
+	h.reject(c.sock, c.ack, c.project, sinceBeyond(strconv.FormatInt(c.since, 10), issued))
 	return true
+}
+
+// subscribeDeleted answers a subscribe to a deleted project. It has no room
+// to join; a client that was away when it was deleted (its since before the
+// project_deleted) first gets what it missed, project_deleted last, so that
+// it learns of the deletion as a client that was there did. Then, or at
+// once, the refusal.
+func (h *hub) subscribeDeleted(c command) {
+	h.leave(c.sock, c.project)
+	if c.since < 0 || c.since >= c.deleted {
+		h.refuse(c.sock, c.ack, c.project, projectDeleted(c.deleted), nil)
+		return
+	}
+	h.replays = append(h.replays, &replay{sock: c.sock, project: c.project, cursor: c.since, ack: c.ack, deleted: c.deleted})
+}
+
+// projectDeleted is the refusal of a subscribe to a deleted project.
+func projectDeleted(seq int64) string {
+	return "project deleted: its project_deleted event is seq " + strconv.FormatInt(seq, 10)
 }
 
 // replayPage sends the next page of the first waiting replay. A replay that
 // reaches h.last joins the room right away; until then live events for the
 // project do not reach this socket, and the replay itself will carry them.
+// A deleted project's replay goes up to its project_deleted, past h.last if
+// need be (nothing live follows it, and every event of the project before
+// it is committed: the delete waited for the transactions that held the
+// project's rows), and is then refused.
 func (h *hub) replayPage(ctx context.Context) {
 	r := h.replays[0]
 	h.replays[0] = nil
@@ -456,8 +482,12 @@ func (h *hub) replayPage(ctx context.Context) {
 		}
 		return
 	}
+	end := h.last // later ones: live delivery will bring them
+	if r.deleted > 0 {
+		end = r.deleted
+	}
 	n := 0
-	for n < len(events) && events[n].Seq <= h.last { // later ones: live delivery will bring them
+	for n < len(events) && events[n].Seq <= end {
 		n++
 	}
 	if n > 0 {
@@ -468,11 +498,15 @@ func (h *hub) replayPage(ctx context.Context) {
 			h.metrics.replay(ev.Name)
 		}
 	}
-	// More to replay only when the whole page was at or below h.last: a page
+	// More to replay only when the whole page was at or below end: a page
 	// that reached past it has sent all that live delivery will not bring,
-	// and reading it again would only fetch the same events above h.last.
-	if n == pageSize && r.cursor < h.last {
+	// and reading it again would only fetch the same events above end.
+	if n == pageSize && r.cursor < end {
 		h.replays = append(h.replays, r)
+		return
+	}
+	if r.deleted > 0 {
+		h.refuse(r.sock, r.ack, r.project, projectDeleted(r.deleted), &r.replayed)
 		return
 	}
 	h.join(r.sock, r.project)
@@ -532,9 +566,14 @@ func (h *hub) subscribed(ack socket.Ack, project string, replayed int) {
 // reject answers a request that failed: an `error` event, and the ack when
 // the client asked for one.
 func (h *hub) reject(sock *socket.Socket, ack socket.Ack, project, msg string) {
+	h.refuse(sock, ack, project, msg, nil)
+}
+
+// refuse is reject, after a replay of replayed events when there was one.
+func (h *hub) refuse(sock *socket.Socket, ack socket.Ack, project, msg string, replayed *int) {
 	_ = sock.Emit("error", event.SocketError{Message: msg, ProjectID: project})
 	if ack != nil {
-		res := event.SubscribeAck{ProjectID: project, Error: msg}
+		res := event.SubscribeAck{ProjectID: project, Error: msg, Replayed: replayed}
 		if transient(msg) {
 			// The database is unreachable: the client subscribes again
 			// after this long (docs/reliability.md).

@@ -1,6 +1,7 @@
 package realtime_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,10 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/db/dbtest"
 )
 
 // Events reach a socket in seq order also when some of them waited in
@@ -183,4 +188,69 @@ func eventSeq(msg string) (int64, bool) {
 		Seq int64 `json:"seq"`
 	}
 	return p.Seq, json.Unmarshal(args[1], &p) == nil && p.Seq > 0
+}
+
+// The ack of a subscribe with since comes after the replayed events and
+// before the live ones that follow, also on a socket whose writes are backed
+// up: the ack waited in engine.io's buffer while the events went on in the
+// connection's own, and came after every live event written meanwhile.
+func TestTheAckComesBetweenTheReplayAndLiveEvents(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := e.project()
+	since := e.latestSeq()
+	// About 8 MB of history: more than the socket buffers of a client that
+	// does not read hold, so the replay's writes wait and so does the ack.
+	pad := strings.Repeat("h", 64<<10)
+	err := db.InTx(context.Background(), e.Pool, func(tx pgx.Tx) error {
+		for i := range 120 {
+			if _, err := db.Emit(context.Background(), tx, p, dbtest.Event{Name: "history", Payload: map[string]any{"i": i, "pad": pad}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	c := dialRaw(t, e.URL)
+	c.write(fmt.Sprintf(`420["subscribe",{"project_id":%q,"since":%d}]`, p, since))
+	stop := writeUntil(e, p)
+	time.Sleep(time.Second) // not reading: the replay backs up and live events queue behind it
+	stop()
+	end := e.latestSeq()
+
+	last, before := since, 0
+	var ack map[string]any
+	for ack == nil {
+		msg := c.read()
+		if strings.HasPrefix(msg, "430") {
+			var args []map[string]any
+			if err := json.Unmarshal([]byte(msg[3:]), &args); err != nil || len(args) != 1 || args[0]["ok"] != true {
+				t.Fatalf("subscribe ack %.200q", msg)
+			}
+			ack = args[0]
+			continue
+		}
+		seq, ok := eventSeq(msg)
+		if !ok || seq <= last {
+			t.Fatalf("before the ack, after seq %d: %.200q", last, msg)
+		}
+		last, before = seq, before+1
+	}
+	if replayed := ack["replayed"].(float64); int(replayed) != before {
+		t.Fatalf("the ack came after %d events; it says %v were replayed", before, replayed)
+	}
+	after := 0
+	for last < end {
+		seq, ok := eventSeq(c.read())
+		if !ok || seq <= last {
+			t.Fatalf("after the ack, after seq %d: seq %d", last, seq)
+		}
+		last, after = seq, after+1
+	}
+	if after == 0 {
+		t.Fatal("no live event followed the ack: the test wrote none after the replay")
+	}
 }

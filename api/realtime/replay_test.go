@@ -13,6 +13,7 @@ import (
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
+	domainevent "github.com/vibegrapher/vibegrapher/domain/event"
 )
 
 // TestReplaySinceThenLive: a client that comes back with `since` gets every
@@ -174,5 +175,87 @@ func TestReplayShortCases(t *testing.T) {
 		}
 		c.expect(x)
 		c.expect(e.emit(p, "live", map[string]any{}))
+	})
+}
+
+// A client that was away when its project was deleted learns it when it
+// comes back: a subscribe with since gets what it missed, project_deleted
+// last, then the refusal, which says the project was deleted. Nothing of the
+// project reaches anyone after its project_deleted.
+func TestSubscribeToADeletedProject(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	p, other := e.project(), e.project()
+	there := e.dial(t)
+	there.Subscribe(p)
+	there.Subscribe(other)
+	since := e.latestSeq()
+	missed := e.emit(p, "missed", map[string]any{})
+	if err := e.Store.DeleteProject(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	deleted, err := db.ProjectDeletedSeq(ctx, e.Pool, p)
+	if err != nil || deleted <= missed {
+		t.Fatalf("project_deleted seq %d, %v", deleted, err)
+	}
+	// A job of the project that ends after the delete reports nothing.
+	if err := e.Store.EmitJobStatus(ctx, p, domainevent.JobStatus{JobID: 1, Kind: "vibecode", State: "completed"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := there.expect(missed, deleted); got[1].Name != "project_deleted" {
+		t.Fatalf("the client that was there got %s", got[1].Name)
+	}
+	there.expect(e.emit(other, "next", map[string]any{}))
+
+	refused := func(t *testing.T, ack map[string]any, replayed int) {
+		t.Helper()
+		msg, _ := ack["error"].(string)
+		if ack["ok"] != false || ack["project_id"] != p || !strings.Contains(msg, "project deleted") {
+			t.Fatalf("ack %v, want the project deleted", ack)
+		}
+		if n, _ := ack["replayed"].(float64); int(n) != replayed {
+			t.Fatalf("ack %v, want %d replayed", ack, replayed)
+		}
+	}
+	t.Run("since before the deletion", func(t *testing.T) {
+		c := e.dial(t)
+		refused(t, c.Request("subscribe", map[string]any{"project_id": p, "since": since}), 2)
+		if got := c.expect(missed, deleted); got[1].Name != "project_deleted" || got[1].Payload["project_id"] != p {
+			t.Fatalf("replayed %v", got[1])
+		}
+		if ev := c.NextError(); !strings.Contains(fmt.Sprint(ev["message"]), "project deleted") || ev["project_id"] != p {
+			t.Fatalf("error event %v", ev)
+		}
+	})
+	t.Run("handshake query", func(t *testing.T) {
+		c := e.dial(t, withQuery(url.Values{"project_id": {p}, "since": {strconv.FormatInt(missed, 10)}}))
+		c.expect(deleted)
+		if ev := c.NextError(); !strings.Contains(fmt.Sprint(ev["message"]), "project deleted") {
+			t.Fatalf("error event %v", ev)
+		}
+	})
+	t.Run("without since, or having seen project_deleted", func(t *testing.T) {
+		c := e.dial(t)
+		refused(t, c.Request("subscribe", map[string]any{"project_id": p}), 0)
+		refused(t, c.Request("join_project", map[string]any{"project_id": p, "since": deleted}), 0)
+		if n := c.Events.Pending(); n != 0 {
+			t.Fatalf("%d events for a refused subscribe", n)
+		}
+	})
+	t.Run("events pruned", func(t *testing.T) {
+		// Past the retention, a deleted project is one the outbox knows
+		// nothing of.
+		gone := e.project()
+		if err := e.Store.DeleteProject(ctx, gone); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Pool.Exec(ctx, `DELETE FROM events WHERE project_id = $1`, gone); err != nil {
+			t.Fatal(err)
+		}
+		c := e.dial(t)
+		if ack := c.Request("subscribe", map[string]any{"project_id": gone, "since": 0}); ack["ok"] != false || ack["error"] != "project not found" {
+			t.Fatalf("ack %v", ack)
+		}
 	})
 }

@@ -69,23 +69,46 @@ func parseRequest(args []any) (req request, ack socket.Ack, err error) {
 }
 
 // parseSince accepts a non-negative integer, as a JSON number or a string
-// (query parameters are strings).
+// (query parameters are strings). One past the seqs PostgreSQL can hand out
+// (a bigint) is refused as a since from another history is (sinceBeyond):
+// it is an integer, just not a seq this server wrote.
 func parseSince(v any) (int64, error) {
 	bad := errors.New("since must be a non-negative integer: the last seq the client saw")
 	switch s := v.(type) {
 	case float64:
-		if s < 0 || s != math.Trunc(s) || s > 1<<53 {
+		switch {
+		case s < 0 || s != math.Trunc(s):
 			return -1, bad
+		case s >= math.MaxInt64: // 2^63: float64 has no MaxInt64 itself
+			return -1, errors.New(sinceBeyond(strconv.FormatFloat(s, 'f', -1, 64), -1))
 		}
 		return int64(s), nil
 	case string:
-		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		text := strings.TrimSpace(s)
+		n, err := strconv.ParseInt(text, 10, 64)
+		if errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(text, "-") {
+			return -1, errors.New(sinceBeyond(shorten(text), -1))
+		}
 		if err != nil || n < 0 {
 			return -1, bad
 		}
 		return n, nil
 	}
 	return -1, bad
+}
+
+// sinceBeyond refuses a since above every seq the outbox handed out
+// (issued, or -1 when the since is past any seq there can be). Such a
+// since comes from before a reset or a restore of the database; taken as it
+// is, every event until the seqs pass it again would look already seen to
+// the client.
+func sinceBeyond(since string, issued int64) string {
+	last := ""
+	if issued >= 0 {
+		last = fmt.Sprintf(" (%d)", issued)
+	}
+	return fmt.Sprintf("since %s is beyond the last event this server wrote%s: its history was reset or restored; "+
+		"load the project again and subscribe with since from the X-Event-Seq header of GET /projects/{id}", since, last)
 }
 
 func jsonKind(v any) string {

@@ -269,10 +269,17 @@ func (s *Server) subscribe(sock *socket.Socket, args []any) {
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
 	exists, err := db.ProjectExists(ctx, s.opts.Pool, req.project)
+	var deleted int64
+	if err == nil && !exists {
+		// A client away when it was deleted learns it from the replay.
+		deleted, err = db.ProjectDeletedSeq(ctx, s.opts.Pool, req.project)
+	}
 	switch {
 	case err != nil:
 		s.log.Warn("realtime: look up project", "project_id", req.project, "error", err)
 		s.hub.send(command{kind: cmdReject, sock: sock, ack: ack, project: req.project, err: "could not look up the project; retry shortly"})
+	case deleted > 0:
+		s.hub.send(command{kind: cmdSubscribe, sock: sock, ack: ack, project: req.project, since: req.since, deleted: deleted})
 	case !exists:
 		s.hub.send(command{kind: cmdReject, sock: sock, ack: ack, project: req.project, err: "project not found"})
 	default:

@@ -28,9 +28,13 @@ import (
 // Node's socket.io does; only when the kernel's send buffer is full does the
 // rest wait in a per-connection buffer that one goroutine drains. The hub
 // uses the same path to write a run of events to a socket in one system call
-// (writeDirect). Reading, handshakes, upgrades from polling, pings and close
-// stay the library's. Per-message deflate is not configured, so frames are
-// never compressed.
+// (writeDirect). The engine's own packets (acks, error events, heartbeats)
+// join that buffer too, in the order they are written: the transport stays
+// writable while frames wait, so the engine holds none of them back, and an
+// ack the hub sends after a replay comes after the replay and before the
+// live events the hub writes next. Reading, handshakes, upgrades from
+// polling, pings and close stay the library's. Per-message deflate is not
+// configured, so frames are never compressed.
 
 // websocketCtor builds the websocket transport (registered in New).
 type websocketCtor struct{ engine.WebSocketBuilder }
@@ -63,16 +67,18 @@ type websocketTransport struct {
 	// written yet, so the hub's events go through it, behind them. A new
 	// transport starts so: on an upgrade from polling, the engine sends
 	// what it buffered only after it made this the socket's transport.
-	// The first engine Send written whole (not the upgrade's probe answer)
-	// ends it; from then on the hub's events never go through the engine,
-	// so nothing of theirs waits there.
+	// The first engine Send (not the upgrade's probe answer) ends it: the
+	// engine has handed over all it held, and as the transport never stops
+	// being writable it holds nothing back again.
 	viaEngine bool
 
 	hb heartbeatState // guarded by heartbeats.mu
 }
 
-// Send is the engine's: its packets, in order. The engine does not call it
-// again until the transport is writable, so while frames wait it is not.
+// Send is the engine's: its packets, in order. The engine calls it from its
+// flush, on the goroutine that wrote the packet, while the transport is
+// writable, which it always is: while frames wait, the packets join them,
+// in the order they were written, as the hub's events do.
 func (t *websocketTransport) Send(packets []*packet.Packet) {
 	var frames []byte
 	for _, p := range packets {
@@ -87,6 +93,9 @@ func (t *websocketTransport) Send(packets []*packet.Packet) {
 		t.mu.Unlock()
 		return
 	}
+	if !probeAnswer(packets) {
+		t.viaEngine = false
+	}
 	if t.draining {
 		t.pending = append(t.pending, frames...)
 		t.owed++
@@ -94,9 +103,6 @@ func (t *websocketTransport) Send(packets []*packet.Packet) {
 		return
 	}
 	if t.writeNow(frames) {
-		if !probeAnswer(packets) {
-			t.viaEngine = false
-		}
 		t.mu.Unlock()
 		// Written: the engine's batch is done. (Not "ready": the transport
 		// never stopped being writable, and the engine is inside its flush.)
@@ -114,13 +120,11 @@ func probeAnswer(packets []*packet.Packet) bool {
 }
 
 // writeDirect writes frames (whole websocket frames, see appendTextFrame)
-// in order with every earlier writeDirect, and reports whether it took
-// them. It does not while engine.io may hold packets for the socket
-// (viaEngine): the caller then goes through the engine, behind them. Once
-// it takes frames it takes all that follow, queued behind what waits for
-// the kernel when it must: frames that went through the engine's buffer
-// while this transport was not writable could be sent after later ones
-// written here.
+// in order with every earlier writeDirect and engine Send, and reports
+// whether it took them. It does not while engine.io may hold packets for
+// the socket (viaEngine): the caller then goes through the engine, behind
+// them. Once it takes frames it takes all that follow, queued behind what
+// waits for the kernel when it must.
 func (t *websocketTransport) writeDirect(frames []byte) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -166,9 +170,11 @@ func (t *websocketTransport) writeNow(frames []byte) bool {
 	if n == len(frames) {
 		return true
 	}
+	// The transport stays writable: what the engine writes meanwhile must
+	// queue here, behind these frames and before the hub's next ones, not in
+	// the engine's buffer until they are written (Send).
 	t.pending = append(t.pending[:0], frames[n:]...)
 	t.draining = true
-	t.SetWritable(false)
 	go t.drain()
 	return false
 }
@@ -221,8 +227,6 @@ func (t *websocketTransport) drain() {
 			for range owed {
 				t.Emit("drain")
 			}
-			t.SetWritable(true)
-			t.Emit("ready")
 			return
 		}
 		t.mu.Unlock()
