@@ -3,11 +3,14 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/internal/fixtures"
@@ -899,5 +902,55 @@ func TestAnEmptyReplysUsageIsCounted(t *testing.T) {
 	usage := s.waitEvent(p.ID, "token_usage", func(e map[string]any) bool { return true })
 	if u, _ := usage["usage"].(map[string]any); u["prompt_tokens"] != 500.0 {
 		t.Errorf("token_usage = %v", usage)
+	}
+}
+
+// A message deleted while its answer streams (its session cleared, its
+// project deleted) streams no more: no vibecode_delta of it is written after
+// the session_cleared or project_deleted, and the model call is cancelled
+// rather than read (and billed) to its end.
+func TestAMessageDeletedWhileItStreamsStopsItsCall(t *testing.T) {
+	t.Parallel()
+	for _, what := range []string{"session", "project"} {
+		t.Run(what, func(t *testing.T) {
+			t.Parallel()
+			s := newStack(t, stackOptions{})
+			p, sess := s.project(baseCode)
+			s.AI.Enqueue(openaitest.Text(strings.Repeat("lorem ipsum dolor sit amet ", 40)).WithDelay(30 * time.Millisecond))
+			acc := s.send(sess.ID, "Explain")
+			s.waitEvent(p.ID, "vibecode_delta", nil)
+			path, deleted := "/sessions/"+sess.ID, "session_cleared"
+			if what == "project" {
+				path, deleted = "/projects/"+p.ID, "project_deleted"
+			}
+			if r := s.do("DELETE", path, nil); r.Status != 204 {
+				t.Fatalf("DELETE %s = %d %s", path, r.Status, r.Body)
+			}
+			ctx := context.Background()
+			deadline := time.Now().Add(30 * time.Second)
+			for s.AI.StreamsLeft() == 0 || s.count(fmt.Sprintf("river_job WHERE id = %d AND state = 'completed'", acc.JobID)) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("after %s: the call was left %d times, the job is not completed", deleted, s.AI.StreamsLeft())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			rows, err := s.Pool.Query(ctx, `SELECT name FROM events WHERE project_id = $1 AND seq >
+				(SELECT max(seq) FROM events WHERE project_id = $1 AND name = $2) ORDER BY seq`, p.ID, deleted)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The job ends, and says so while its project exists.
+			want := []string{"job_status"}
+			if what == "project" {
+				want = nil
+			}
+			if !slices.Equal(after, want) {
+				t.Fatalf("events after %s: %v, want %v", deleted, after, want)
+			}
+		})
 	}
 }

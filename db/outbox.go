@@ -71,7 +71,7 @@ func EmitIfProjectExists(ctx context.Context, q Querier, projectID string, e eve
 	return seq, err
 }
 
-func emit(ctx context.Context, q Querier, sql, projectID string, e event.Event) (int64, error) {
+func emit(ctx context.Context, q Querier, sql, projectID string, e event.Event, args ...any) (int64, error) {
 	name, raw, err := encodeEvent(e)
 	if err != nil {
 		return 0, err
@@ -83,7 +83,7 @@ func emit(ctx context.Context, q Querier, sql, projectID string, e event.Event) 
 	// transaction, as PostgreSQL does, at the cost of its commit lock.
 	et, deferred := q.(*eventTx)
 	var seq int64
-	err = q.QueryRow(ctx, sql, projectID, name, raw, seqLockBase, EventsChannel, deferred).Scan(&seq, nil, nil)
+	err = q.QueryRow(ctx, sql, append([]any{projectID, name, raw, seqLockBase, EventsChannel, deferred}, args...)...).Scan(&seq, nil, nil)
 	if err != nil {
 		return 0, wrap(err, "write "+name+" event")
 	}
@@ -154,6 +154,16 @@ const emitIfProjectSQL = emitMarker + `
 			SELECT id, $2::text, $3::jsonb, clock_timestamp() FROM project RETURNING seq)
 		` + emitLockAndNotify
 
+// emitIfMessageSQL is emitSQL that writes nothing (no row) when the user
+// message $7 is gone, and otherwise holds its row until COMMIT (EmitDelta).
+const emitIfMessageSQL = emitMarker + `
+		WITH message AS (
+			SELECT 1 FROM messages WHERE id = $7 AND role = 'user' AND project_id = $1::uuid FOR KEY SHARE),
+		ins AS (
+			INSERT INTO events (project_id, name, payload, created_at)
+			SELECT $1::uuid, $2::text, $3::jsonb, clock_timestamp() FROM message RETURNING seq)
+		` + emitLockAndNotify
+
 const emitLockAndNotify = `SELECT seq, pg_advisory_xact_lock($4 + seq)::text, CASE WHEN $6 THEN '' ELSE pg_notify($5, seq::text)::text END FROM ins`
 
 func encodeEvent(e event.Event) (string, []byte, error) {
@@ -183,13 +193,21 @@ func (s *Store) EmitJobStatus(ctx context.Context, projectID string, e event.Job
 	})
 }
 
-// EmitDelta emits a vibecode_delta, unless the project was deleted.
+// EmitDelta emits a vibecode_delta of t's message while the message exists,
+// holding it until COMMIT as a step's other writes do (a DELETE of its
+// session or project waits, and its session_cleared or project_deleted
+// comes after the delta): text of a deleted message is not sent after its
+// deletion. When the message is gone it writes nothing and returns
+// ErrTurnGone, for the step to stop.
 func (s *Store) EmitDelta(ctx context.Context, t *Turn, agent string, iteration int, delta string) error {
 	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		_, err := EmitIfProjectExists(ctx, tx, t.Session.ProjectID, event.VibecodeDelta{
+		_, err := emit(ctx, tx, emitIfMessageSQL, t.Session.ProjectID, event.VibecodeDelta{
 			SessionID: t.Session.ID, MessageID: t.Message.ID, TraceID: t.Message.TraceID,
 			Agent: agent, Iteration: iteration, Delta: delta,
-		})
+		}, t.Message.ID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrTurnGone
+		}
 		return err
 	})
 }

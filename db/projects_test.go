@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -195,9 +196,9 @@ func TestNoEventOfAProjectFollowsItsDeletion(t *testing.T) {
 	if err := store.EmitJobStatus(ctx, p.ID, status); err != nil {
 		t.Errorf("job_status of a deleted project: %v", err)
 	}
-	turn := &db.Turn{Session: domain.VibecodeSession{ID: uuid.NewString(), ProjectID: p.ID}}
-	if err := store.EmitDelta(ctx, turn, domain.AgentVibeCoder, 1, "late text"); err != nil {
-		t.Errorf("vibecode_delta of a deleted project: %v", err)
+	turn := &db.Turn{Session: domain.VibecodeSession{ID: uuid.NewString(), ProjectID: p.ID}, Message: domain.ConversationMessage{ID: uuid.NewString()}}
+	if err := store.EmitDelta(ctx, turn, domain.AgentVibeCoder, 1, "late text"); !errors.Is(err, db.ErrTurnGone) {
+		t.Errorf("vibecode_delta of a deleted project's message: %v, want ErrTurnGone", err)
 	}
 	completed := false
 	_, err = store.FinishRun(ctx, work, db.RunResult{Status: "passed"}, &db.Completion{

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -20,8 +21,12 @@ import (
 // batcher that counted the pause emitted the first token alone, in a
 // transaction of its own, while the stream waited for it. Text that streams
 // within one interval goes with the reply, in the step's last transaction.
+//
+// When the message is deleted (its session cleared, its project deleted)
+// the batcher emits nothing more and calls gone, which stops the call.
 type deltaBatcher struct {
 	ctx       context.Context
+	gone      func()
 	d         *Deps
 	t         *db.Turn
 	agent     string
@@ -29,10 +34,11 @@ type deltaBatcher struct {
 	mu        sync.Mutex
 	buf       strings.Builder
 	held      time.Time // when the oldest text in buf arrived
+	stopped   bool      // the message is gone
 }
 
-func newDeltaBatcher(ctx context.Context, d *Deps, t *db.Turn, agent string, iteration int) *deltaBatcher {
-	return &deltaBatcher{ctx: ctx, d: d, t: t, agent: agent, iteration: iteration}
+func newDeltaBatcher(ctx context.Context, d *Deps, t *db.Turn, agent string, iteration int, gone func()) *deltaBatcher {
+	return &deltaBatcher{ctx: ctx, d: d, t: t, agent: agent, iteration: iteration, gone: gone}
 }
 
 // add holds text s; "" only tells the batcher that the stream goes on.
@@ -57,10 +63,17 @@ func (b *deltaBatcher) flush() {
 }
 
 func (b *deltaBatcher) flushLocked() {
-	if b.buf.Len() == 0 {
+	if b.buf.Len() == 0 || b.stopped {
 		return
 	}
-	if err := b.d.Store.EmitDelta(b.ctx, b.t, b.agent, b.iteration, b.buf.String()); err != nil {
+	err := b.d.Store.EmitDelta(b.ctx, b.t, b.agent, b.iteration, b.buf.String())
+	switch {
+	case errors.Is(err, db.ErrTurnGone):
+		b.stopped = true
+		if b.gone != nil {
+			b.gone()
+		}
+	case err != nil:
 		b.d.Log.Warn("emit vibecode_delta", "error", err)
 	}
 	b.buf.Reset()

@@ -33,6 +33,15 @@ func TestDeltaBatcherHoldsTextForAnInterval(t *testing.T) {
 		Session: domain.VibecodeSession{ID: uuid.NewString(), ProjectID: p.ID},
 		Message: domain.ConversationMessage{ID: uuid.NewString(), TraceID: "trace"},
 	}
+	// A deleted message's text is not sent either: the message exists.
+	if _, err := pool.Exec(ctx, `INSERT INTO sessions (id, project_id, openai_session_key, session_type) VALUES ($1, $2, $3, 'global')`,
+		turn.Session.ID, p.ID, "deltas-session"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO messages (id, session_id, project_id, role, agent, content, trace_id, status)
+		VALUES ($1, $2, $3, 'user', 'user', 'Add a note', 'trace', 'running')`, turn.Message.ID, turn.Session.ID, p.ID); err != nil {
+		t.Fatal(err)
+	}
 	emitted := func() []string {
 		t.Helper()
 		rows, err := pool.Query(ctx, `SELECT payload->>'delta' FROM events WHERE name = 'vibecode_delta' ORDER BY seq`)
@@ -45,7 +54,7 @@ func TestDeltaBatcherHoldsTextForAnInterval(t *testing.T) {
 		}
 		return out
 	}
-	b := newDeltaBatcher(ctx, deps, turn, domain.AgentVibeCoder, 1)
+	b := newDeltaBatcher(ctx, deps, turn, domain.AgentVibeCoder, 1, nil)
 	b.add("") // the model streams something else first: nothing starts
 	time.Sleep(interval + 50*time.Millisecond)
 	b.add("I will add a note.")

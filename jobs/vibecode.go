@@ -78,8 +78,16 @@ func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.Vi
 		var lastDelta string // sent with the reply, in its transaction
 		c := modelCall{key: key, agent: domain.AgentVibeCoder, iteration: iteration, attempt: job.Attempt}
 		reply, err := w.call(ctx, t, c, func() (*llm.Reply, error) {
-			deltas := newDeltaBatcher(ctx, w.Deps, t, domain.AgentVibeCoder, iteration)
-			r, err := w.LLM.VibeCoder(ctx, llm.AgentCall{SessionKey: t.Session.OpenAISessionKey, Memory: memory, Turn: turn}, deltas.add)
+			// A message deleted while its answer streams (its session
+			// cleared, its project deleted) stops the call: nobody will
+			// read the answer, and it is billed while it streams.
+			callCtx, stop := context.WithCancelCause(ctx)
+			defer stop(nil)
+			deltas := newDeltaBatcher(ctx, w.Deps, t, domain.AgentVibeCoder, iteration, func() { stop(db.ErrTurnGone) })
+			r, err := w.LLM.VibeCoder(callCtx, llm.AgentCall{SessionKey: t.Session.OpenAISessionKey, Memory: memory, Turn: turn}, deltas.add)
+			if errors.Is(context.Cause(callCtx), db.ErrTurnGone) {
+				return nil, db.ErrTurnGone
+			}
 			if err != nil {
 				deltas.flush()
 			} else {

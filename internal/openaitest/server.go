@@ -37,6 +37,7 @@ type Server struct {
 	handle   func(Request) Reply
 	requests []Request
 	conns    int
+	left     int // streams the client left before their end
 }
 
 // New starts a fake server; it is closed when the test ends.
@@ -89,6 +90,14 @@ func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Request(nil), s.requests...)
+}
+
+// StreamsLeft is how many streams the client stopped reading before their
+// end (it cancelled the call, or its connection broke).
+func (s *Server) StreamsLeft() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.left
 }
 
 // Calls is the number of requests received on /v1/responses.
@@ -181,6 +190,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := build(req, reply)
 	if req.Stream && !reply.Unstreamed {
+		defer func() { // also when the stream panics to abort the connection
+			if r.Context().Err() != nil {
+				s.mu.Lock()
+				s.left++
+				s.mu.Unlock()
+			}
+		}()
 		stream(r.Context(), w, resp, reply)
 		return
 	}
