@@ -33,3 +33,19 @@ const (
 	ListProjectsSQL = listProjects
 	ListRunsSQL     = listRuns
 )
+
+// ReadAfterDelete reads project id's row, deletes the project, then reads
+// what a GET of the project and of its log read from git with that row, as
+// a request that straddles a DeleteProject does.
+func ReadAfterDelete(s *Store, ctx context.Context, id string) (projectErr, logErr error) {
+	p, err := loadProjectRow(ctx, s.Pool, id, false)
+	if err != nil {
+		return err, err
+	}
+	if err := s.DeleteProject(ctx, id); err != nil {
+		return err, err
+	}
+	_, projectErr = readProjectAt(ctx, s.Pool, p, false)
+	_, logErr = projectLog(ctx, s.Pool, p, 10, "")
+	return projectErr, logErr
+}

@@ -55,7 +55,7 @@ func (s *Store) projectNodes(ctx context.Context, id string) (nodes []pyast.Agen
 	if !remembered {
 		raw, parseErr, err = s.parseNodes(ctx, repo, plumbing.NewHash(*head))
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, unlessDeleted(ctx, s.Pool, projectRow{id: u}, err)
 		}
 	}
 	if parseErr != nil {

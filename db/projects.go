@@ -145,7 +145,7 @@ func readProjectAt(ctx context.Context, q Querier, p projectRow, keep bool) (dom
 	repo := NewGitStorage(ctx, q, p.repo)
 	head, err := BranchHead(repo, p.br)
 	if err != nil {
-		return domain.Project{}, err
+		return domain.Project{}, unlessDeleted(ctx, q, p, err)
 	}
 	out := domain.Project{
 		ID: p.id.String(), Name: p.name, Slug: p.slug,
@@ -153,7 +153,7 @@ func readProjectAt(ctx context.Context, q Querier, p projectRow, keep bool) (dom
 		CurrentBranch:  p.br, CreatedAt: p.created.UTC(), UpdatedAt: p.updated.UTC(),
 	}
 	if head.IsZero() {
-		return out, nil
+		return out, unlessDeleted(ctx, q, p, nil)
 	}
 	out.CurrentCommit = head.String()
 	// Through the steps' cache: a new project's first step, when it runs
@@ -162,7 +162,22 @@ func readProjectAt(ctx context.Context, q Querier, p projectRow, keep bool) (dom
 	// transaction that rolls back: a commit's hash covers its tree, so any
 	// commit with that hash holds that code.
 	out.CurrentCode, err = readScript(ctx, q, p.repo, head, keep)
-	return out, err
+	if err != nil {
+		return domain.Project{}, unlessDeleted(ctx, q, p, err)
+	}
+	return out, nil
+}
+
+// unlessDeleted answers a read of project p's git data that failed (err) or
+// found no branch head (err nil): when the project was deleted since its row
+// was read, it is not found (a DeleteProject removes the row, the reference
+// and the objects in one transaction, which a read of several statements
+// can straddle: it found "object not found", or an empty project); else err.
+func unlessDeleted(ctx context.Context, q Querier, p projectRow, err error) error {
+	if ok, xerr := ProjectExists(ctx, q, p.id.String()); xerr == nil && !ok {
+		return domain.NotFound("project", p.id.String())
+	}
+	return err
 }
 
 // GetProject returns a project with its current code.
@@ -219,6 +234,9 @@ func (s *Store) ListProjects(ctx context.Context, page Page) ([]domain.Project, 
 	out := make([]domain.Project, 0, len(list))
 	for _, p := range list {
 		full, err := readProjectAt(ctx, s.Pool, p, false)
+		if domain.ErrorCodeOf(err) == domain.ENOTFOUND {
+			continue // deleted since the list was read
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -284,15 +302,28 @@ func (s *Store) ProjectCommits(ctx context.Context, id string, limit int, before
 	if err != nil {
 		return nil, err
 	}
-	repo := NewGitStorage(ctx, s.Pool, p.repo)
+	return projectLog(ctx, s.Pool, p, limit, before)
+}
+
+// projectLog is ProjectCommits for the project row p, read before.
+func projectLog(ctx context.Context, q Querier, p projectRow, limit int, before string) ([]domain.Commit, error) {
+	repo := NewGitStorage(ctx, q, p.repo)
 	var from plumbing.Hash
+	var err error
 	if before == "" {
 		from, err = BranchHead(repo, p.br)
+		if err == nil && from.IsZero() {
+			err = unlessDeleted(ctx, q, p, nil)
+		}
 	} else {
 		from, err = logAfter(repo, before)
 	}
 	if err != nil {
-		return nil, err
+		return nil, unlessDeleted(ctx, q, p, err)
 	}
-	return Log(repo, from, limit)
+	log, err := Log(repo, from, limit)
+	if err != nil {
+		return nil, unlessDeleted(ctx, q, p, err)
+	}
+	return log, nil
 }

@@ -266,3 +266,23 @@ func projectEvents(t *testing.T, q db.Querier, project string) []string {
 	}
 	return names
 }
+
+// A GET of a project or of its log that straddles the project's deletion
+// (its row read before, its git data after) answers not found, not a
+// missing object (a 500) or an empty project.
+func TestAReadThatStraddlesADeletionFindsNoProject(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := &db.Store{Pool: dbtest.New(t)}
+	p, err := store.CreateProject(ctx, domain.NewProject{Name: "going"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.ForgetScripts(p.ID) // as in another process: the code is read from git
+	projectErr, logErr := db.ReadAfterDelete(store, ctx, p.ID)
+	for what, err := range map[string]error{"project": projectErr, "log": logErr} {
+		if domain.ErrorCodeOf(err) != domain.ENOTFOUND {
+			t.Errorf("%s read across the deletion: %v, want not found", what, err)
+		}
+	}
+}
