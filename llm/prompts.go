@@ -33,7 +33,8 @@ func numbered(code string) string {
 	if code == "" {
 		return "(the file is empty)"
 	}
-	lines := strings.Split(strings.TrimSuffix(code, "\n"), "\n")
+	// A byte order mark is no text of line 1 (patch.Apply sets it aside).
+	lines := strings.Split(strings.TrimSuffix(strings.TrimPrefix(code, "\ufeff"), "\n"), "\n")
 	width := len(fmt.Sprint(len(lines)))
 	var b strings.Builder
 	for i, l := range lines {

@@ -14,6 +14,17 @@ import "strings"
 // most of its line breaks are), or keep the patch's when original has no line
 // break to go by.
 func Apply(original, diff string) (string, error) {
+	// A UTF-8 byte order mark (which Python accepts, and editors on Windows
+	// write) is not part of the first line: the model never sees it (its
+	// listing leaves it out) nor writes it, so it is set aside for the
+	// match and kept on the result.
+	if rest, ok := strings.CutPrefix(original, bom); ok {
+		patched, err := Apply(rest, diff)
+		if err != nil || patched == "" {
+			return patched, err
+		}
+		return bom + patched, nil
+	}
 	pp, err := parse(diff)
 	if err != nil {
 		return "", err
@@ -39,6 +50,9 @@ func Apply(original, diff string) (string, error) {
 	}
 	return t.render(pp.hunks, starts), nil
 }
+
+// bom is the UTF-8 byte order mark.
+const bom = "\ufeff"
 
 // check refuses hunks that cannot be placed or would do nothing.
 func check(hunks []*hunk, blank bool) error {

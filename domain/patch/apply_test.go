@@ -251,6 +251,13 @@ func TestApply(t *testing.T) {
 			diff:     "@@ -1 +0,0 @@\n-x = 1\n",
 			want:     "",
 		},
+		{
+			// The model never sees nor writes it: the mark is not text of line 1.
+			name:     "a byte order mark is kept, not matched",
+			original: "\ufeffx = 1\ny = 2\n",
+			diff:     "@@ -1,2 +1,2 @@\n-x = 1\n+x = 3\n y = 2\n",
+			want:     "\ufeffx = 3\ny = 2\n",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
