@@ -58,9 +58,9 @@ func processesWith(marker string) []string {
 func marker(t *testing.T) string { return "vg" + token(t)[:10] }
 
 // nameProcess makes test code name its process (and the children it forks)
-// after marker.
+// after marker (with prctl: /proc is read-only to test code).
 func nameProcess(marker string) string {
-	return "open('/proc/self/comm', 'w').write(" + strconv.Quote(marker) + ")\n"
+	return "import ctypes\nctypes.CDLL(None).prctl(15, " + strconv.Quote(marker) + ".encode(), 0, 0, 0)\n"
 }
 
 func assertNoLeftovers(t *testing.T, markers ...string) {
@@ -552,6 +552,39 @@ print("devices work")
 	for _, w := range want {
 		if !strings.Contains(res.Stdout, w) {
 			t.Errorf("stdout lacks %q", w)
+		}
+	}
+}
+
+// Memory that no RLIMIT_AS counts (an unmapped memfd, a SysV segment) is
+// refused, and the run cannot lower its processes' oom_score_adj below the
+// server's: held in 64 processes, it could take the host's memory, and the
+// kernel would then kill the server or the database first.
+func TestHostileMemoryOutsideTheLimit(t *testing.T) {
+	res := run(t, "", `
+import ctypes, errno, os
+try:
+    fd = os.memfd_create("hog")
+    os.write(fd, b"x" * (1 << 20))
+    print("MEMFD")
+except OSError as e:
+    print("memfd refused", errno.errorcode[e.errno])
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.shmget(0, 64 << 20, 0o1600) == -1:  # IPC_PRIVATE, IPC_CREAT | 0600
+    print("shmget refused", errno.errorcode[ctypes.get_errno()])
+else:
+    print("SHMGET")
+try:
+    open("/proc/self/oom_score_adj", "w").write("0")
+    print("OOM LOWERED")
+except OSError as e:
+    print("oom_score_adj kept", errno.errorcode[e.errno])
+print("oom_score_adj", open("/proc/self/oom_score_adj").read().strip())
+`, 0)
+	want := []string{"memfd refused ENOSYS", "shmget refused EPERM", "oom_score_adj kept EROFS", "oom_score_adj 1000"}
+	for _, w := range want {
+		if !strings.Contains(res.Stdout, w) {
+			t.Errorf("stdout %q lacks %q (stderr %q)", res.Stdout, w, res.Stderr)
 		}
 	}
 }

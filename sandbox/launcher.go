@@ -96,7 +96,10 @@ func launch(arg string) error {
 	}
 	// Under memory pressure the kernel kills the run's processes before the
 	// server or the database: a run may fork up to RLIMIT_NPROC processes of
-	// RLIMIT_AS each. Raising the score needs no privilege, lowering does.
+	// RLIMIT_AS each. Raising the score needs no privilege; the kernel lets
+	// a process lower it again down to what it inherited, so the test code
+	// gets a read-only /proc (mounts.go; without a private root it runs in
+	// the unisolated tier, where it can).
 	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0); err != nil {
 		return fmt.Errorf("oom_score_adj: %w", err)
 	}
@@ -132,7 +135,7 @@ func launch(arg string) error {
 	if err := dropCapabilities(); err != nil {
 		return err
 	}
-	if err := denyNewUserNamespaces(); err != nil {
+	if err := restrictSyscalls(); err != nil {
 		return err
 	}
 	// A change of credentials clears the parent-death signal; arm it again.

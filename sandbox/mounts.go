@@ -143,6 +143,13 @@ func enterPrivateRoot(spec *launchSpec) error {
 			if err := os.WriteFile("proc/sys/user/max_user_namespaces", []byte("0"), 0); err != nil {
 				return fmt.Errorf("limiting nested user namespaces: %w", err)
 			}
+			// Read-only to the test code: it may not write its
+			// oom_score_adj back down to the server's (the launcher set
+			// 1000; the kernel lets a process lower it to what it
+			// inherited), nor any other knob of its own under /proc.
+			if err := unix.Mount("", "proc", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+				return fmt.Errorf("procfs read-only: %w", err)
+			}
 		}
 	}
 	if err := mountTmpfs("tmp", spec.WorkBytes, "1777", owner); err != nil {
