@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/google/uuid"
@@ -48,4 +49,10 @@ func ReadAfterDelete(s *Store, ctx context.Context, id string) (projectErr, logE
 	_, projectErr = readProjectAt(ctx, s.Pool, p, false)
 	_, logErr = projectLog(ctx, s.Pool, p, 10, "")
 	return projectErr, logErr
+}
+
+// EmitsRunning is whether an event's statement is running in the database,
+// as the outbox's readers see it.
+func EmitsRunning(ctx context.Context, q Querier) (bool, error) {
+	return emitsRunning(ctx, q, time.Now())
 }

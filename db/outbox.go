@@ -64,6 +64,9 @@ func Emit(ctx context.Context, q Querier, projectID string, e event.Event) (int6
 // needs none of this, and must not take it: DeleteProject locks the
 // project before it deletes the rows under it, the opposite order.
 func EmitIfProjectExists(ctx context.Context, q Querier, projectID string, e event.Event) (int64, error) {
+	if err := later(ctx, q, holdProjectSQL, projectID); err != nil {
+		return 0, wrap(err, "lock project")
+	}
 	seq, err := emit(ctx, q, emitIfProjectSQL, projectID, e)
 	if errors.Is(err, pgx.ErrNoRows) { // no project, no row
 		return 0, nil
@@ -126,7 +129,7 @@ func QueueEvent(ctx context.Context, q Querier, projectID string, e event.Event)
 // EmitIfProjectExists does, for a transaction that emits through a caller's
 // function.
 func holdProject(ctx context.Context, q Querier, projectID string) (bool, error) {
-	err := q.QueryRow(ctx, `SELECT 1 FROM projects WHERE id = $1 FOR KEY SHARE`, projectID).Scan(nil)
+	err := q.QueryRow(ctx, holdProjectSQL, projectID).Scan(nil)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
@@ -140,25 +143,34 @@ const emitSQL = emitMarker + `
 			INSERT INTO events (project_id, name, payload, created_at) VALUES ($1, $2, $3, clock_timestamp()) RETURNING seq)
 		` + emitLockAndNotify
 
+// holdProjectSQL and holdMessageSQL keep a project's or a user message's row
+// from being deleted until the transaction ends (FOR KEY SHARE, as a
+// foreign key would); a DeleteProject or ClearSession that holds it makes
+// them wait, then find it gone. They go in a statement of their own before
+// the event's (with it, in one round trip): a statement of emitMarker's
+// waiting on a row lock would read as a writer in flight to the outbox's
+// readers (emitsRunning), which would hold every project's delivery and
+// X-Event-Seq behind it, for a seq it has not taken yet.
+const (
+	holdProjectSQL = `SELECT 1 FROM projects WHERE id = $1 FOR KEY SHARE`
+	holdMessageSQL = `SELECT 1 FROM messages WHERE id = $1 AND role = 'user' FOR KEY SHARE`
+)
+
 // emitIfProjectSQL is emitSQL that writes nothing (no row) when the project
-// is gone, and otherwise holds its row (EmitIfProjectExists). The row lock
-// waits for a DeleteProject that holds the row, then finds it deleted (or
-// for a CommitDiff, which holds it a moment); readers count the statement
-// as a writer in flight meanwhile (emitsRunning), as they must: it takes
-// its seq after the wait.
+// is gone (EmitIfProjectExists, after holdProjectSQL).
 const emitIfProjectSQL = emitMarker + `
 		WITH project AS (
-			SELECT id FROM projects WHERE id = $1 FOR KEY SHARE),
+			SELECT id FROM projects WHERE id = $1),
 		ins AS (
 			INSERT INTO events (project_id, name, payload, created_at)
 			SELECT id, $2::text, $3::jsonb, clock_timestamp() FROM project RETURNING seq)
 		` + emitLockAndNotify
 
 // emitIfMessageSQL is emitSQL that writes nothing (no row) when the user
-// message $7 is gone, and otherwise holds its row until COMMIT (EmitDelta).
+// message $7 is gone (EmitDelta, after holdMessageSQL).
 const emitIfMessageSQL = emitMarker + `
 		WITH message AS (
-			SELECT 1 FROM messages WHERE id = $7 AND role = 'user' AND project_id = $1::uuid FOR KEY SHARE),
+			SELECT 1 FROM messages WHERE id = $7 AND role = 'user' AND project_id = $1::uuid),
 		ins AS (
 			INSERT INTO events (project_id, name, payload, created_at)
 			SELECT $1::uuid, $2::text, $3::jsonb, clock_timestamp() FROM message RETURNING seq)
@@ -201,6 +213,9 @@ func (s *Store) EmitJobStatus(ctx context.Context, projectID string, e event.Job
 // ErrTurnGone, for the step to stop.
 func (s *Store) EmitDelta(ctx context.Context, t *Turn, agent string, iteration int, delta string) error {
 	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		if err := later(ctx, tx, holdMessageSQL, t.Message.ID); err != nil {
+			return wrap(err, "lock message")
+		}
 		_, err := emit(ctx, tx, emitIfMessageSQL, t.Session.ProjectID, event.VibecodeDelta{
 			SessionID: t.Session.ID, MessageID: t.Message.ID, TraceID: t.Message.TraceID,
 			Agent: agent, Iteration: iteration, Delta: delta,

@@ -286,3 +286,50 @@ func TestAReadThatStraddlesADeletionFindsNoProject(t *testing.T) {
 		}
 	}
 }
+
+// A job's event that waits for its project's row (held by a DeleteProject or
+// a CommitDiff) is no event writer in flight to the outbox's readers while it
+// waits: it has no seq yet, and every project's delivery and X-Event-Seq
+// would wait behind it.
+func TestAnEventWaitingForItsProjectHoldsNoReader(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	store := &db.Store{Pool: pool}
+	p, err := store.CreateProject(ctx, domain.NewProject{Name: "held"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM projects WHERE id = $1 FOR UPDATE`, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- store.EmitJobStatus(ctx, p.ID, event.JobStatus{JobID: 1, Kind: "vibecode", State: "running"}) }()
+	// Wait until the emit waits for the row lock.
+	for waiting := false; !waiting; {
+		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock')`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the emit did not wait for the held project: %v", err)
+		default:
+		}
+	}
+	if running, err := db.EmitsRunning(ctx, pool); err != nil || running {
+		t.Errorf("while it waits for the project's row, an event writer reads as running: %v %v", running, err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
