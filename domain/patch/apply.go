@@ -19,6 +19,9 @@ func Apply(original, diff string) (string, error) {
 	// listing leaves it out) nor writes it, so it is set aside for the
 	// match and kept on the result.
 	if rest, ok := strings.CutPrefix(original, bom); ok {
+		// A diff made with the mark (by Unified of an earlier release, or
+		// by a model that copied it) has it on line 1's text: set aside too.
+		diff = strings.NewReplacer("\n "+bom, "\n ", "\n-"+bom, "\n-", "\n+"+bom, "\n+").Replace("\n" + diff)[1:]
 		patched, err := Apply(rest, diff)
 		if err != nil || patched == "" {
 			return patched, err

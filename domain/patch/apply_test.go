@@ -258,6 +258,13 @@ func TestApply(t *testing.T) {
 			diff:     "@@ -1,2 +1,2 @@\n-x = 1\n+x = 3\n y = 2\n",
 			want:     "\ufeffx = 3\ny = 2\n",
 		},
+		{
+			// As Unified wrote it before it left the mark out.
+			name:     "a diff with the byte order mark on line 1",
+			original: "\ufeffx = 1\ny = 2\n",
+			diff:     "@@ -1,2 +1,2 @@\n \ufeffx = 1\n-y = 2\n+y = 3\n",
+			want:     "\ufeffx = 1\ny = 3\n",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -23,6 +23,11 @@ func Unified(oldText, newText, path string) string {
 	if oldText == newText {
 		return ""
 	}
+	// A byte order mark both texts keep is no change and no text of line 1:
+	// the diff is made without it, as Apply matches without it.
+	if o, n, ok := cutBOMs(oldText, newText); ok {
+		oldText, newText = o, n
+	}
 	a, b := splitKeepEOL(oldText), splitKeepEOL(newText)
 	ids := map[string]int{}
 	ops := editScript(intern(ids, a), intern(ids, b))
@@ -210,4 +215,12 @@ func writeLine(w *strings.Builder, prefix byte, line string) {
 	if !strings.HasSuffix(line, "\n") {
 		w.WriteString("\n\\ No newline at end of file\n")
 	}
+}
+
+// cutBOMs returns a and b without the byte order mark both start with, if
+// they do.
+func cutBOMs(a, b string) (string, string, bool) {
+	a2, okA := strings.CutPrefix(a, bom)
+	b2, okB := strings.CutPrefix(b, bom)
+	return a2, b2, okA && okB
 }

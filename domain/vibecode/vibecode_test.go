@@ -215,3 +215,23 @@ func TestRebaseAndCommitMessage(t *testing.T) {
 		t.Errorf("RejectionPrompt = %q", p)
 	}
 }
+
+// Code that starts with a byte order mark: a patch of its first lines is
+// accepted, and the diff stored for it applies to the same code again (the
+// Evaluator's, the preview's and the commit's apply).
+func TestAPatchOfCodeWithAByteOrderMark(t *testing.T) {
+	t.Parallel()
+	base := "\ufeff" + code
+	patched := strings.Replace(base, "from agents import", "from agents  import", 1)
+	c := vibecode.CheckPatch(base, submit(t, strings.TrimPrefix(patched, "\ufeff")), nil)
+	if c.Err != "" {
+		t.Fatalf("refused: %s", c.Err)
+	}
+	if c.Patched != patched {
+		t.Fatalf("patched code lost its mark or its change: %q", c.Patched[:40])
+	}
+	again, err := patch.Apply(base, c.Diff)
+	if err != nil || again != patched {
+		t.Fatalf("the stored diff applied again: %v\n%s", err, c.Diff)
+	}
+}
