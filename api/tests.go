@@ -21,16 +21,16 @@ type RunRequest struct {
 }
 
 // RunAnswer is a queued run (202), or with ?wait=true the TestRun: as
-// FinishedRun once Run is set.
+// FinishedRun once Run is finished (a run still queued or running when the
+// wait ends is the 202 answer, with the run as it is under test_run).
 type RunAnswer struct {
 	domain.TestRunAccepted
 	Run *domain.TestRun `json:"test_run,omitempty"`
 }
 
-// FinishedRun is the answer with ?wait=true: the TestRun, as SPEC.md says
-// (200, or 202 if the run had not finished when the wait ended), with
-// test_run_id beside its id, and the same TestRun under test_run as earlier
-// releases answered it.
+// FinishedRun is the answer with ?wait=true: the finished TestRun, as
+// SPEC.md says (200), with test_run_id beside its id, and the same TestRun
+// under test_run as earlier releases answered it.
 type FinishedRun struct {
 	domain.TestRun
 	TestRunID string          `json:"test_run_id"`
@@ -39,7 +39,7 @@ type FinishedRun struct {
 
 // MarshalJSON writes a RunAnswer with its Run as a FinishedRun.
 func (a RunAnswer) MarshalJSON() ([]byte, error) {
-	if a.Run == nil {
+	if a.Run == nil || !a.Run.Finished() {
 		type queued RunAnswer // without this method
 		return json.Marshal(queued(a))
 	}

@@ -147,10 +147,16 @@ type lockedTurn struct {
 	usage domain.TokenUsage
 }
 
-// lockSQL's usage is the replies' and the failed calls' (RecordFailedCall).
-const lockSQL = `SELECT status, position, CASE WHEN $2 THEN ARRAY(SELECT r.token_usage::text FROM messages r
-			WHERE r.reply_to = $1 AND r.token_usage IS NOT NULL ORDER BY r.position) ||
-			ARRAY(SELECT c.token_usage::text FROM model_calls c WHERE c.message_id = $1 AND c.token_usage IS NOT NULL) END
+// lockSQL's usage is the replies' and the failed calls' (RecordFailedCall),
+// in the order they were stored, so that their sum is labelled with the
+// last (domain.TokenUsage.Add).
+const lockSQL = `SELECT status, position, CASE WHEN $2 THEN ARRAY(SELECT u FROM (
+			SELECT r.token_usage::text AS u, r.created_at AS at, r.position AS pos FROM messages r
+				WHERE r.reply_to = $1 AND r.token_usage IS NOT NULL
+			UNION ALL
+			SELECT c.token_usage::text, c.created_at, NULL FROM model_calls c
+				WHERE c.message_id = $1 AND c.token_usage IS NOT NULL) calls
+			ORDER BY at, pos) END
 		FROM messages WHERE id = $1 AND role = 'user' FOR UPDATE`
 
 // pendingLock is the message's lock queued with the transaction's next
