@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/domain/event"
@@ -223,26 +224,40 @@ func (s *Store) ListProjects(ctx context.Context, page Page) ([]domain.Project, 
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.Pool.Query(ctx, listProjects, start.at, start.id, page.limit())
-	if err != nil {
-		return nil, wrap(err, "list projects")
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (projectRow, error) { return scanProject(r) })
-	if err != nil {
-		return nil, wrap(err, "list projects")
-	}
-	out := make([]domain.Project, 0, len(list))
-	for _, p := range list {
-		full, err := readProjectAt(ctx, s.Pool, p, false)
-		if domain.ErrorCodeOf(err) == domain.ENOTFOUND {
-			continue // deleted since the list was read
+	out := []domain.Project{}
+	for {
+		want := page
+		if page.Limit > 0 {
+			want.Limit = page.Limit - len(out)
 		}
+		rows, err := s.Pool.Query(ctx, listProjects, start.at, start.id, want.limit())
 		if err != nil {
-			return nil, err
+			return nil, wrap(err, "list projects")
 		}
-		out = append(out, full)
+		list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (projectRow, error) { return scanProject(r) })
+		if err != nil {
+			return nil, wrap(err, "list projects")
+		}
+		gone := 0
+		for _, p := range list {
+			full, err := readProjectAt(ctx, s.Pool, p, false)
+			if domain.ErrorCodeOf(err) == domain.ENOTFOUND {
+				gone++ // deleted since the list was read
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, full)
+		}
+		// A page is short only at the end of the list: the projects deleted
+		// meanwhile are made up for from the ones after them.
+		if gone == 0 || page.Limit == 0 || len(list) < want.Limit {
+			return out, nil
+		}
+		last := list[len(list)-1]
+		start = pageStart{at: pgtype.Timestamptz{Time: last.created, Valid: true}, id: last.id}
 	}
-	return out, nil
 }
 
 // DeleteProject removes a project, every row under it and its repository, and

@@ -309,7 +309,9 @@ func TestAnEventWaitingForItsProjectHoldsNoReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- store.EmitJobStatus(ctx, p.ID, event.JobStatus{JobID: 1, Kind: "vibecode", State: "running"}) }()
+	go func() {
+		done <- store.EmitJobStatus(ctx, p.ID, event.JobStatus{JobID: 1, Kind: "vibecode", State: "running"})
+	}()
 	// Wait until the emit waits for the row lock.
 	for waiting := false; !waiting; {
 		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
@@ -332,4 +334,3 @@ func TestAnEventWaitingForItsProjectHoldsNoReader(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
