@@ -15,9 +15,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -38,7 +40,7 @@ commands:
   realtime     serve Socket.IO only
   migrate      apply River's and the application's migrations
   reset-db     drop the application's and River's tables, migrate, seed (--no-seed)
-  healthcheck  exit 0 when the service on PORT answers /readyz (for containers)
+  healthcheck  exit 0 when the service on HOST:PORT answers /healthz (for containers)
   version      print the version
 
 Configuration comes from the environment and .env; see README.md.
@@ -143,13 +145,21 @@ func run(args []string) error {
 
 // healthcheck asks the server on this machine for /healthz; the runtime image
 // has no curl.
+// healthcheck asks the service this configuration (the environment and
+// .env) runs for its /healthz: on HOST:PORT, or on the loopback when HOST
+// binds every address. A worker serves no PORT: check its METRICS_ADDR
+// listener by TCP instead.
 func healthcheck() error {
-	port := os.Getenv("PORT")
-	if port == "" {
-		port = "8000"
+	cfg, err := loadConfig(context.Background())
+	if err != nil {
+		return err
+	}
+	host := cfg.Host
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
 	}
 	c := &http.Client{Timeout: 3 * time.Second}
-	res, err := c.Get("http://127.0.0.1:" + port + "/healthz")
+	res, err := c.Get("http://" + net.JoinHostPort(host, strconv.Itoa(cfg.Port)) + "/healthz")
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -143,5 +146,30 @@ func TestLogFormatIgnoresCase(t *testing.T) {
 	}
 	if cfg.LogFormat != "json" {
 		t.Fatalf("LOG_FORMAT=JSON read as %q", cfg.LogFormat)
+	}
+}
+
+// healthcheck asks the address the configuration binds: HOST when it names
+// one, the loopback when it binds every address.
+func TestHealthcheckAsksTheConfiguredAddress(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			http.NotFound(w, r)
+		}
+	})}
+	go srv.Serve(ln) //nolint:errcheck
+	t.Cleanup(func() { srv.Close() })
+	t.Setenv("HOST", "127.0.0.2")
+	t.Setenv("PORT", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	if err := healthcheck(); err != nil {
+		t.Fatalf("healthcheck of a service on HOST: %v", err)
+	}
+	t.Setenv("HOST", "0.0.0.0") // then the loopback, where nothing listens on that port
+	if err := healthcheck(); err == nil {
+		t.Fatal("healthcheck answered for a service that does not listen on 127.0.0.1")
 	}
 }
