@@ -229,6 +229,7 @@ func (h *hub) run(ctx context.Context) {
 			_ = h.deliver(ctx, readForGap)
 			h.watchGap(true)
 		case <-poll.C:
+			h.checkHistory(ctx)
 			_ = h.deliver(ctx, readForPoll)
 		case <-heartbeat.C:
 			h.heartbeat()
@@ -236,6 +237,48 @@ func (h *hub) run(ctx context.Context) {
 			h.replayPage(ctx)
 		}
 	}
+}
+
+// checkHistory notices an outbox that went back below what the hub has
+// delivered: the database was reset (reset-db) or restored from a backup,
+// and its seqs start again. The hub, waiting for seqs past h.last, would
+// drop every new event until they passed it. It starts again from the
+// outbox's end and disconnects every client: each connects and subscribes
+// again, and one whose since is from the old history is told to reload
+// (fromAnotherHistory).
+func (h *hub) checkHistory(ctx context.Context) {
+	issued, err := db.SeqIssued(ctx, h.pool)
+	if err != nil || issued >= h.last {
+		return
+	}
+	last, err := db.LatestSeq(ctx, h.pool)
+	if err != nil {
+		return // the next poll tries again
+	}
+	h.log.Warn("realtime: the outbox went back (the database was reset or restored): delivering from its end, disconnecting every client",
+		"delivered_up_to", h.last, "outbox_end", last)
+	h.last = last
+	h.delivered.Store(last)
+	h.bare.Store(0)
+	h.held = h.held[:0]
+	h.announcedMu.Lock()
+	h.announced = h.announced[:0]
+	h.announcedMu.Unlock()
+	h.replays = nil
+	socks := map[socket.SocketId]*socket.Socket{}
+	for _, room := range h.live {
+		for id, sock := range room {
+			socks[id] = sock
+		}
+	}
+	clear(h.live)
+	clear(h.rooms)
+	// Not on this goroutine: a disconnect reports back to the hub.
+	go func() {
+		for _, sock := range socks {
+			sock.Disconnect(true)
+		}
+	}()
 }
 
 // deliverAnnounced sends the events handed over that follow h.last with no

@@ -8,9 +8,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/vibegrapher/vibegrapher/api/realtime"
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
 	domainevent "github.com/vibegrapher/vibegrapher/domain/event"
@@ -258,4 +260,37 @@ func TestSubscribeToADeletedProject(t *testing.T) {
 			t.Fatalf("ack %v", ack)
 		}
 	})
+}
+
+// After the database is reset or restored, the outbox's seqs start again
+// below what the hub delivered: it notices at its next poll, delivers from
+// the new end, and disconnects its clients, which subscribe again (one with
+// a since of the old history would be told to reload). Before, it dropped
+// every new event until the seqs passed the old ones.
+func TestTheHubFollowsAnOutboxThatWentBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *realtime.Options) { o.PollInterval = 50 * time.Millisecond })
+	p := e.project()
+	c := e.dial(t)
+	c.Subscribe(p)
+	for i := range 5 {
+		e.emit(p, "before", map[string]any{"i": i})
+	}
+	for range 5 {
+		c.Next()
+	}
+	if _, err := e.Pool.Exec(context.Background(), `TRUNCATE events RESTART IDENTITY`); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Gone:
+	case <-time.After(wait):
+		t.Fatal("the client of the old history was not disconnected")
+	}
+	d := e.dial(t)
+	d.Subscribe(p)
+	seq := e.emit(p, "after", map[string]any{"i": 0})
+	if ev := d.Next(); ev.Name != "after" || ev.Seq() != seq {
+		t.Fatalf("after the reset: %s seq %d, want after seq %d", ev.Name, ev.Seq(), seq)
+	}
 }
