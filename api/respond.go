@@ -117,6 +117,12 @@ func NotFound(w http.ResponseWriter, r *http.Request) {
 	writeProblemf(w, http.StatusNotFound, "no route %s %s; the routes are listed at /swagger/", r.Method, r.URL.Path)
 }
 
+// NotServedHere answers, as problem JSON, a request to a process of the
+// realtime role alone, which serves Socket.IO and the probes only.
+func NotServedHere(w http.ResponseWriter, r *http.Request) {
+	writeProblemf(w, http.StatusNotFound, "no route %s %s: this process serves Socket.IO (/socket.io/), /healthz, /readyz and /metrics only; the REST API is the api role's", r.Method, r.URL.Path)
+}
+
 // headerRecorder keeps what the mux's fallback handler writes.
 type headerRecorder struct {
 	header http.Header

@@ -148,7 +148,7 @@ func serve(ctx context.Context, e env, r roles) error {
 			case strings.HasPrefix(req.URL.Path, "/socket.io/"), req.URL.Path == "/healthz", req.URL.Path == "/readyz", telemetry.IsOwnPath(req.URL.Path):
 				full.ServeHTTP(w, req)
 			default:
-				api.NotFound(w, req)
+				api.NotServedHere(w, req)
 			}
 		})
 	}
