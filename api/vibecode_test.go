@@ -954,3 +954,34 @@ func TestAMessageDeletedWhileItStreamsStopsItsCall(t *testing.T) {
 		})
 	}
 }
+
+// A session's memory keeps each request without its copy of the script:
+// every call carries the current code once, however long the conversation
+// (a memory that kept one copy per message grew by the script's size with
+// each, and a 150 KB script passed the model's context in five messages).
+// The Evaluator gets the patch and the script after it, not also before it.
+func TestALongSessionSendsTheScriptOnce(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	const line = "return a + b" // a line of the script the patch and its context leave out
+	for i := range 4 {
+		s.AI.Enqueue(openaitest.Text(fmt.Sprintf("Answer %d.", i)))
+		s.waitResponse(p.ID, s.send(sess.ID, fmt.Sprintf("Question %d?", i)).MessageID)
+	}
+	s.AI.Enqueue(submitPatch(greetPatch), verdict(true, "ok", "Say Hi"))
+	s.waitResponse(p.ID, s.send(sess.ID, "Say Hi").MessageID)
+	requests := s.AI.Requests()
+	vibecoder, evaluator := string(requests[len(requests)-2].Input), string(requests[len(requests)-1].Input)
+	if n := strings.Count(vibecoder, line); n != 1 {
+		t.Errorf("the fifth message's request carries the script %d times", n)
+	}
+	for i := range 4 { // the conversation itself is kept
+		if !strings.Contains(vibecoder, fmt.Sprintf("Question %d?", i)) || !strings.Contains(vibecoder, fmt.Sprintf("Answer %d.", i)) {
+			t.Errorf("the fifth message's request lacks turn %d", i)
+		}
+	}
+	if n := strings.Count(evaluator, line); n != 1 {
+		t.Errorf("the Evaluator's request carries the script %d times", n)
+	}
+}

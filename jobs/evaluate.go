@@ -49,7 +49,8 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, job *river.Job[jobargs.Ev
 		return vibecode.Permanent("the patch under review no longer applies to its base: " + err.Error())
 	}
 	var turn llm.Items
-	turn.AddUser(llm.EvaluatorRequest(t.Message.Content, proposal.Content, t.BaseCode, diff, patched, args.Iteration))
+	turn.AddUserKept(llm.EvaluatorRequest(t.Message.Content, proposal.Content, diff, patched, args.Iteration),
+		llm.EvaluatorRequestKept(t.Message.Content, proposal.Content, diff, args.Iteration))
 	key := fmt.Sprintf("%s/evaluator/%d", t.Message.ID, args.Iteration)
 	c := modelCall{key: key, agent: domain.AgentEvaluator, iteration: args.Iteration, attempt: job.Attempt}
 	reply, err := w.call(ctx, t, c, func() (*llm.Reply, error) {

@@ -214,7 +214,7 @@ const replyStoreTimeout = 5 * time.Second
 // transaction fails, the reply is stored on its own, so that the retry acts on
 // it rather than paying for the call again.
 func end[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], t *db.Turn, agent string, iteration int, turn llm.Items, e db.TurnEnd) error {
-	e.Agent, e.TurnKey, e.Items = agent, fmt.Sprintf("%s/%d", t.Message.ID, iteration), turn.Marshal()
+	e.Agent, e.TurnKey, e.Items = agent, fmt.Sprintf("%s/%d", t.Message.ID, iteration), turn.Kept()
 	e.Complete = completeJob(ctx, job, t, "completed", nil)
 	err := d.Store.EndTurn(ctx, t, e)
 	if err != nil && e.Reply != nil {

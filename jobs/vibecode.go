@@ -64,13 +64,13 @@ func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.Vi
 	}
 	var turn llm.Items
 	if iteration == 1 {
-		turn.AddUser(llm.VibeCoderRequest(t.Message.Content, t.BaseCode, node))
+		turn.AddUserKept(llm.VibeCoderRequest(t.Message.Content, t.BaseCode, node), llm.VibeCoderRequestKept(t.Message.Content))
 	} else {
 		feedback, err := review.Result()
 		if err != nil {
 			return err
 		}
-		turn.AddUser(llm.VibeCoderFeedback(feedback.Content, t.BaseCode, node))
+		turn.AddUserKept(llm.VibeCoderFeedback(feedback.Content, t.BaseCode, node), llm.VibeCoderFeedbackKept(feedback.Content))
 	}
 	var problem string
 	for round := 1; round <= vibecode.MaxPatchRounds; round++ {

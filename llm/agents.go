@@ -37,8 +37,13 @@ import (
 // message. The items were checked when they were made: built here as
 // openai-go encodes them (addItem), by the decoding of the response for the
 // items a reply adds, and by PostgreSQL when they were stored as jsonb.
+//
+// What memory keeps of a turn (Kept) may differ from what the request sends
+// (AddUserKept): a request carries the whole script, which memory need not
+// keep once per message.
 type Items struct {
-	raw []byte // items' JSON separated by commas, without brackets
+	raw  []byte // items' JSON separated by commas, without brackets
+	kept []byte // as raw, for memory (Kept); nil: the same as raw
 }
 
 // MemoryOf reads an agent's stored memory: one JSON array of all its items,
@@ -65,24 +70,63 @@ func arrayElements(data []byte) ([]byte, bool) {
 }
 
 // Marshal encodes the items as one JSON array, exactly as they are sent.
-func (it Items) Marshal() json.RawMessage {
-	out := make([]byte, 0, len(it.raw)+2)
+func (it Items) Marshal() json.RawMessage { return array(it.raw) }
+
+// Kept encodes the items as memory keeps them: as they are sent, but for a
+// user message added with AddUserKept.
+func (it Items) Kept() json.RawMessage {
+	if it.kept == nil {
+		return array(it.raw)
+	}
+	return array(it.kept)
+}
+
+func array(items []byte) json.RawMessage {
+	out := make([]byte, 0, len(items)+2)
 	out = append(out, '[')
-	out = append(out, it.raw...)
+	out = append(out, items...)
 	return append(out, ']')
 }
 
 // add appends one item's JSON.
 func (it *Items) add(item []byte) {
-	if len(it.raw) > 0 {
-		it.raw = append(it.raw, ',')
+	it.raw = appendItem(it.raw, item)
+	if it.kept != nil {
+		it.kept = appendItem(it.kept, item)
 	}
-	it.raw = append(it.raw, item...)
+}
+
+func appendItem(items, item []byte) []byte {
+	if len(items) > 0 {
+		items = append(items, ',')
+	}
+	return append(items, item...)
 }
 
 // AddUser appends a user message (UserMessage's item).
 func (it *Items) AddUser(text string) {
 	it.addItem(`{"content":`, text, `,"role":"user","type":"message"}`)
+}
+
+// AddUserKept appends a user message sent as text and kept in memory as
+// kept (Kept): the request's copy of the script is the current code, and a
+// conversation that kept one per message grew by the script's size with
+// every message (sent again with each call: a 150 KB script passed the
+// model's context in five messages).
+func (it *Items) AddUserKept(text, kept string) {
+	if it.kept == nil {
+		it.kept = slices.Clone(it.raw)
+		if it.kept == nil {
+			it.kept = []byte{}
+		}
+	}
+	sent := *it
+	sent.kept = nil
+	sent.AddUser(text)
+	it.raw = sent.raw
+	memory := Items{raw: it.kept}
+	memory.AddUser(kept)
+	it.kept = memory.raw
 }
 
 // AddReply appends a reply's output items, each as the exact JSON OpenAI
@@ -107,6 +151,7 @@ func (it *Items) AddToolOutputs(outs []vibecode.ToolOutput) {
 // whole script, and encoding it through the SDK's param types was 7 % of the
 // service's CPU in a burst of steps' starts (docs/benchmarks.md, tenth round).
 func (it *Items) addItem(before, text, after string) {
+	start := len(it.raw)
 	it.raw = slices.Grow(it.raw, 1+len(before)+len(text)+len(after)+2+len(text)/8) // room for some escapes
 	if len(it.raw) > 0 {
 		it.raw = append(it.raw, ',')
@@ -114,6 +159,13 @@ func (it *Items) addItem(before, text, after string) {
 	it.raw = append(it.raw, before...)
 	it.raw = appendQuoted(it.raw, text)
 	it.raw = append(it.raw, after...)
+	if it.kept != nil {
+		item := it.raw[start:]
+		if start > 0 {
+			item = item[1:] // its comma
+		}
+		it.kept = appendItem(it.kept, item)
+	}
 }
 
 func quoted(s string) string { return string(appendQuoted(nil, s)) }

@@ -163,3 +163,37 @@ func TestCommitMessageHasADeadline(t *testing.T) {
 		t.Fatalf("CommitMessage = %q, %v", msg, err)
 	}
 }
+
+// A turn sends its user message as made, and memory keeps what AddUserKept
+// was given for it; every other item is the same in both, before and after.
+func TestItemsKeepTheirRememberedUserMessage(t *testing.T) {
+	var it Items
+	it.AddToolOutputs([]vibecode.ToolOutput{{CallID: "call_0", Output: "before"}})
+	it.AddUserKept("the whole script \"and\" the request", "the request")
+	it.AddToolOutputs([]vibecode.ToolOutput{{CallID: "call_1", Output: "after"}})
+	var sent, kept Items
+	for _, x := range []*Items{&sent, &kept} {
+		x.AddToolOutputs([]vibecode.ToolOutput{{CallID: "call_0", Output: "before"}})
+	}
+	sent.AddUser("the whole script \"and\" the request")
+	kept.AddUser("the request")
+	for _, x := range []*Items{&sent, &kept} {
+		x.AddToolOutputs([]vibecode.ToolOutput{{CallID: "call_1", Output: "after"}})
+	}
+	if got, want := string(it.Marshal()), string(sent.Marshal()); got != want {
+		t.Errorf("sent:\n%s\nwant\n%s", got, want)
+	}
+	if got, want := string(it.Kept()), string(kept.Marshal()); got != want {
+		t.Errorf("kept:\n%s\nwant\n%s", got, want)
+	}
+	var first Items // a turn that starts with it, as a step's does
+	first.AddUserKept("sent", "kept")
+	if string(first.Kept()) != `[{"content":"kept","role":"user","type":"message"}]` || string(first.Marshal()) != `[{"content":"sent","role":"user","type":"message"}]` {
+		t.Errorf("first: %s / %s", first.Marshal(), first.Kept())
+	}
+	var plain Items
+	plain.AddUser("x")
+	if string(plain.Kept()) != string(plain.Marshal()) {
+		t.Errorf("without AddUserKept memory keeps %s, sent %s", plain.Kept(), plain.Marshal())
+	}
+}

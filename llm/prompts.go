@@ -67,6 +67,22 @@ func VibeCoderFeedback(feedback, code string, node *pyast.AgentNode) string {
 		feedback, numbered(code), focusText(node, code))
 }
 
+// The conversation's memory keeps each request without its copy of the
+// script (Items.AddUserKept): the current code comes with every request, and
+// a memory that kept one per message grew by the script's size with each.
+// leftOut says so where the script was.
+const leftOut = "(script.py as it was then is left out of the conversation; the latest request has the current code.)"
+
+// VibeCoderRequestKept is what memory keeps of a VibeCoderRequest.
+func VibeCoderRequestKept(prompt string) string {
+	return fmt.Sprintf("%s\nRequest:\n%s", leftOut, prompt)
+}
+
+// VibeCoderFeedbackKept is what memory keeps of a VibeCoderFeedback.
+func VibeCoderFeedbackKept(feedback string) string {
+	return fmt.Sprintf("The reviewer rejected your patch:\n%s\n\n%s\nSubmit a corrected patch.", feedback, leftOut)
+}
+
 // VibeCoderFinalVerdict tells the VibeCoder, in its memory, the review of
 // its last patch when no round follows (the message ended max_iterations):
 // the person saw it, and may refer to it in the next message.
@@ -74,10 +90,19 @@ func VibeCoderFinalVerdict(feedback string) string {
 	return fmt.Sprintf("The reviewer rejected your patch again, and no more rounds were allowed; the code is unchanged. The person was shown this review:\n%s", feedback)
 }
 
-// EvaluatorRequest asks the Evaluator to review a patch.
-func EvaluatorRequest(prompt, description, code, diff, patched string, iteration int) string {
-	return fmt.Sprintf("Review round %d.\n\nThe user asked:\n%s\n\nThe VibeCoder says: %s\n\nCurrent script.py:\n```\n%s```\n\nProposed patch:\n```diff\n%s```\n\nscript.py after the patch:\n```\n%s```",
-		iteration, prompt, description, numbered(code), diff, numbered(patched))
+// EvaluatorRequest asks the Evaluator to review a patch: the patch and the
+// script after it (the script before it is the patch undone: sending both
+// copies doubled the request, which then passed the model's context at a
+// third of the size of code a project may hold).
+func EvaluatorRequest(prompt, description, diff, patched string, iteration int) string {
+	return fmt.Sprintf("Review round %d.\n\nThe user asked:\n%s\n\nThe VibeCoder says: %s\n\nProposed patch:\n```diff\n%s```\n\nscript.py after the patch:\n```\n%s```",
+		iteration, prompt, description, diff, numbered(patched))
+}
+
+// EvaluatorRequestKept is what memory keeps of an EvaluatorRequest.
+func EvaluatorRequestKept(prompt, description, diff string, iteration int) string {
+	return fmt.Sprintf("Review round %d.\n\nThe user asked:\n%s\n\nThe VibeCoder says: %s\n\nProposed patch:\n```diff\n%s```\n\n%s",
+		iteration, prompt, description, diff, leftOut)
 }
 
 // submitPatchSchema is the strict JSON schema of submit_patch's arguments.

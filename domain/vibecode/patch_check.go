@@ -39,6 +39,10 @@ func CheckPatch(code, arguments string, node *pyast.AgentNode) PatchCheck {
 	if patched == code {
 		return PatchCheck{Err: "the patch changes nothing"}
 	}
+	if len(patched) > domain.MaxCodeBytes && len(patched) > len(code) {
+		// A project's code may not pass it by a commit either.
+		return PatchCheck{Err: fmt.Sprintf("the patched code would be %d bytes, over the limit of %d bytes (1 MiB) a project's code may hold; make it smaller", len(patched), domain.MaxCodeBytes)}
+	}
 	if err := pyast.CheckSyntax(patched); err != nil {
 		return PatchCheck{Err: "the patched code is not valid Python: " + err.Error()}
 	}

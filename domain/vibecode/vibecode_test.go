@@ -235,3 +235,18 @@ func TestAPatchOfCodeWithAByteOrderMark(t *testing.T) {
 		t.Fatalf("the stored diff applied again: %v\n%s", err, c.Diff)
 	}
 }
+
+// A patch may not take the code past the size a project's code may hold
+// (a commit would have stored it; POST /projects refuses it with 413).
+func TestAPatchMayNotPassTheCodeLimit(t *testing.T) {
+	t.Parallel()
+	big := code + "# " + strings.Repeat("x", domain.MaxCodeBytes-len(code)-10) + "\n"
+	bigger := big + "x = 1\n" + "y = 2\n"
+	args, err := json.Marshal(map[string]string{"patch": patch.Unified(big, bigger, "script.py"), "description": "grow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := vibecode.CheckPatch(big, string(args), nil); !strings.Contains(c.Err, "over the limit") {
+		t.Fatalf("a patch past the limit: %+v", c.Err)
+	}
+}
