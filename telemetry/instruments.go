@@ -22,6 +22,13 @@ func (i *instruments) init(mp metric.MeterProvider) error {
 	i.jobWait, err = m.Float64Histogram("river.job.queue_wait",
 		metric.WithDescription("Time from available to started"),
 		metric.WithUnit("s"),
-		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+		metric.WithExplicitBucketBoundaries(secondsBuckets...))
 	return err
 }
+
+// secondsBuckets are the buckets of the job durations, River's own
+// (otelriver's, see New) and the queue wait: from 5 ms to a job's timeout.
+var secondsBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600}
+
+// otelriverScope is the instrumentation scope of otelriver's metrics.
+const otelriverScope = "github.com/riverqueue/rivercontrib/otelriver"

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/riverqueue/river/rivertype"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -54,4 +55,26 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// otelriver's durations get buckets in seconds: with OpenTelemetry's default
+// ones (made for milliseconds) every job under 5 s fell in one bucket.
+func TestRiverDurationsHaveBucketsInSeconds(t *testing.T) {
+	tel, err := New(context.Background(), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	h, err := tel.Meter().Meter(otelriverScope).Float64Histogram("river.work_duration_histogram", metric.WithUnit("s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Record(context.Background(), 0.012)
+	rec := httptest.NewRecorder()
+	tel.Handler().ServeHTTP(rec, httptest.NewRequest("GET", MetricsPath, nil))
+	body, _ := io.ReadAll(rec.Body)
+	lines := grepLines(string(body), "river_work_duration_histogram_seconds_bucket")
+	if !strings.Contains(lines, `le="0.01"`) || !strings.Contains(lines, `le="0.025"`) || strings.Contains(lines, `le="25"`) {
+		t.Errorf("buckets:\n%s", lines)
+	}
 }

@@ -27,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -107,7 +108,14 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 			// The Host header a client sends is not a label: any client
 			// could mint series at will.
 			sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: "http.server.*"},
-				sdkmetric.Stream{AttributeFilter: attribute.NewDenyKeysFilter("server.address", "server.port")}))),
+				sdkmetric.Stream{AttributeFilter: attribute.NewDenyKeysFilter("server.address", "server.port")})),
+			// otelriver's durations are in seconds, but it gives its
+			// histograms no buckets: OpenTelemetry's default ones (0, 5, 10,
+			// 25, … 10000) are made for milliseconds, and put every job
+			// under 5 s in one bucket (a p95 of 4.75 s for 10 ms jobs).
+			sdkmetric.WithView(sdkmetric.NewView(
+				sdkmetric.Instrument{Kind: sdkmetric.InstrumentKindHistogram, Unit: "s", Scope: instrumentation.Scope{Name: otelriverScope}},
+				sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: secondsBuckets}}))),
 		log: cfg.Log,
 	}
 
