@@ -234,6 +234,9 @@ func TestMetricsOfAMessageAndATestRun(t *testing.T) {
 		delta(t, before, after, 1, "river_work_duration_histogram_seconds", "kind", kind)
 	}
 	delta(t, before, after, 3, "river_insert_count_total", "status", "ok")
+	// The message: ended once, with a diff (two jobs, one message).
+	delta(t, before, after, 1, "vibegrapher_messages_ended_total", "vibegrapher_message_status", "diff_created")
+	delta(t, before, after, 0, "vibegrapher_messages_ended_total", "vibegrapher_message_status", "answered")
 
 	// Model calls: one per agent, their tokens by type, their cost.
 	for _, agent := range []string{"vibecoder", "evaluator"} {

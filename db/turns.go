@@ -5,14 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/domain/event"
@@ -489,7 +492,9 @@ type Completion struct {
 // (events, memory, status, the next message's wake-up), and COMMIT. A step
 // that enqueues the next job sends River's insert between them.
 func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
-	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+	ended := false // this call wrote the message's final status
+	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		ended = false
 		lock := lockTurnLater(ctx, tx, t.Message.ID, e.Status != "")
 		var pending *pendingReply
 		if e.Reply != nil {
@@ -586,8 +591,49 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 		if err := QueueEvent(ctx, tx, t.Session.ProjectID, outcome); err != nil {
 			return err
 		}
+		ended = true
 		return completed(tx, e)
 	})
+	if err == nil && ended {
+		endsOf(s.Pool).count(e.Status)
+	}
+	return err
+}
+
+// MessageEnds counts the user messages a pool's transactions ended, by their
+// final status (domain.StatusAnswered, …): how messages end, which their
+// jobs' outcomes do not say (a failed message completes its job, and a
+// message that makes a diff is two jobs).
+type MessageEnds map[string]int64
+
+type messageEnds struct {
+	mu sync.Mutex
+	by map[string]int64
+}
+
+var poolEnds sync.Map // the Store's DB (a *pgxpool.Pool) → *messageEnds
+
+func endsOf(pool any) *messageEnds {
+	if m, ok := poolEnds.Load(pool); ok {
+		return m.(*messageEnds)
+	}
+	m, _ := poolEnds.LoadOrStore(pool, &messageEnds{by: map[string]int64{}})
+	return m.(*messageEnds)
+}
+
+func (m *messageEnds) count(status string) {
+	m.mu.Lock()
+	m.by[status]++
+	m.mu.Unlock()
+}
+
+// PoolMessageEnds returns the messages pool's transactions ended so far, by
+// status.
+func PoolMessageEnds(pool *pgxpool.Pool) MessageEnds {
+	m := endsOf(pool)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.by)
 }
 
 // completed queues the job_status of e's completion, if any.

@@ -33,7 +33,8 @@ import (
 //   - vibegrapher.submissions{vibegrapher.submission.stored=alone|group|
 //     fallback}: messages submitted so far, by how they were stored
 //     (db/submissions.go: alone, in a group with others, or alone after
-//     their group could not store them), and vibegrapher.submissions.waiting:
+//     their group could not store them), vibegrapher.messages.ended by
+//     final status (db.PoolMessageEnds), and vibegrapher.submissions.waiting:
 //     those waiting for a group now.
 func (t *Telemetry) ObservePool(name string, pool *pgxpool.Pool) error {
 	if t == nil {
@@ -95,6 +96,11 @@ func (t *Telemetry) ObservePool(name string, pool *pgxpool.Pool) error {
 	if err != nil {
 		return err
 	}
+	ended, err := m.Int64ObservableCounter("vibegrapher.messages.ended",
+		metric.WithDescription("User messages ended, by their final status: answered, diff_created, max_iterations, failed"), metric.WithUnit("{message}"))
+	if err != nil {
+		return err
+	}
 	poolName := attribute.String("db.client.connection.pool.name", name)
 	storedAs := func(how string) metric.MeasurementOption {
 		return metric.WithAttributes(poolName, attribute.String("vibegrapher.submission.stored", how))
@@ -127,8 +133,11 @@ func (t *Telemetry) ObservePool(name string, pool *pgxpool.Pool) error {
 		o.ObserveInt64(submitted, subs.Grouped, grouped)
 		o.ObserveInt64(submitted, subs.Fallback, fallback)
 		o.ObserveInt64(submitWaiting, int64(subs.Waiting), only)
+		for status, n := range db.PoolMessageEnds(pool) {
+			o.ObserveInt64(ended, n, metric.WithAttributes(poolName, attribute.String("vibegrapher.message.status", status)))
+		}
 		return nil
-	}, count, maxConns, acquires, acquireTime, waits, waitTime, pending, slotWaits, slotWaitTime, submitted, submitWaiting)
+	}, count, maxConns, acquires, acquireTime, waits, waitTime, pending, slotWaits, slotWaitTime, submitted, submitWaiting, ended)
 	if err != nil {
 		return err
 	}
