@@ -6,13 +6,16 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/vibegrapher/vibegrapher/api"
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/patch"
 	"github.com/vibegrapher/vibegrapher/internal/openaitest"
 	"github.com/vibegrapher/vibegrapher/internal/sockettest"
 )
@@ -450,5 +453,67 @@ func TestDeletingAProjectDeletesItsAgentsMemory(t *testing.T) {
 	}
 	if n := s.count("agent_memory"); n != 0 {
 		t.Errorf("%d memory rows of the deleted project remain", n)
+	}
+}
+
+// A commit clears the Evaluator's memory of the session, so that it reviews
+// the next patch afresh, but not the turns of a message still under way:
+// its next round's Evaluator would review without knowing what it asked
+// for in the last.
+func TestACommitKeepsTheEvaluatorsMemoryOfAMessageUnderWay(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	d1 := s.approvedDiff(p, sess, greetPatch, "Say Hi")
+	swap := patch.Unified(baseCode, strings.Replace(baseCode, "return a + b", "return b + a", 1), "script.py")
+	replies := []openaitest.Reply{submitPatch(swap), verdict(false, "Add a comment REASON1.", ""), submitPatch(swap), verdict(true, "ok", "Swap")}
+	round2, release := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	s.AI.Handle(func(openaitest.Request) openaitest.Reply {
+		n := calls.Add(1)
+		if n == 3 { // the VibeCoder's second round: hold it while d1 is committed
+			close(round2)
+			<-release
+		}
+		return replies[min(int(n), len(replies))-1]
+	})
+	acc := s.send(sess.ID, "Swap the operands")
+	select {
+	case <-round2:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second round did not start")
+	}
+	if r := s.do("POST", "/diffs/"+d1.ID+"/commit", map[string]any{}); r.Status != 200 {
+		close(release)
+		t.Fatalf("commit = %d %s", r.Status, r.Body)
+	}
+	close(release)
+	if resp := s.waitResponse(p.ID, acc.MessageID); resp["status"] != "diff_created" {
+		t.Fatalf("vibecode_response = %v", resp)
+	}
+	requests := s.AI.Requests()
+	if last := string(requests[len(requests)-1].Input); !strings.Contains(last, "REASON1") {
+		t.Errorf("the second round's Evaluator does not know its first review: %s", last)
+	}
+}
+
+// Two diffs of one base make the same change: the first commits, and the
+// second is refused rather than applied again on the moved head.
+func TestTheSameChangeIsNotCommittedTwice(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	sub := patch.Unified(baseCode, baseCode+"\n\ndef sub(a, b):\n    return a - b\n", "script.py")
+	a := s.approvedDiff(p, sess, sub, "Add sub")
+	b := s.approvedDiff(p, sess, sub, "Add sub again")
+	if r := s.do("POST", "/diffs/"+a.ID+"/commit", map[string]any{}); r.Status != 200 {
+		t.Fatalf("first commit = %d %s", r.Status, r.Body)
+	}
+	r := s.do("POST", "/diffs/"+b.ID+"/commit", map[string]any{})
+	if r.Status != 409 || !strings.Contains(string(r.Body), "already has its change") {
+		t.Fatalf("second commit = %d %s", r.Status, r.Body)
+	}
+	if code := s.head(p.ID).CurrentCode; strings.Count(code, "def sub(") != 1 {
+		t.Fatalf("head code:\n%s", code)
 	}
 }

@@ -106,7 +106,13 @@ func (s *Store) CommitDiff(ctx context.Context, id string, message string) (Comm
 		if err != nil {
 			return err
 		}
-		patched, err := vibecode.Rebase(code, d.DiffContent, d.TargetBranch, head.String(), d.BaseCommit)
+		baseCode := code
+		if head.String() != d.BaseCommit {
+			if baseCode, err = scriptAt(ctx, tx, p.repo, plumbing.NewHash(d.BaseCommit)); err != nil {
+				return err
+			}
+		}
+		patched, err := vibecode.Rebase(code, baseCode, d.DiffContent, d.TargetBranch, head.String(), d.BaseCommit)
 		if err != nil {
 			return err
 		}
@@ -125,8 +131,13 @@ func (s *Store) CommitDiff(ctx context.Context, id string, message string) (Comm
 			return wrap(err, "touch project")
 		}
 		if d.SessionID != nil {
+			// Not the turns of a message still under way (a turn's key starts
+			// with its message's id): its next round's Evaluator would review
+			// without knowing what it asked for in the last.
 			if _, err := tx.Exec(ctx, `DELETE FROM agent_memory WHERE agent = ANY($2)
-				AND session_key = (SELECT openai_session_key FROM sessions WHERE id = $1)`, *d.SessionID, vibecode.ForgetsOnCommit); err != nil {
+				AND session_key = (SELECT openai_session_key FROM sessions WHERE id = $1)
+				AND split_part(turn_key, '/', 1) NOT IN (SELECT m.id::text FROM messages m
+					WHERE m.session_id = $1 AND m.role = 'user' AND m.status IN ('queued', 'running'))`, *d.SessionID, vibecode.ForgetsOnCommit); err != nil {
 				return wrap(err, "reset evaluator memory")
 			}
 		}

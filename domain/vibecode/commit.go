@@ -13,18 +13,42 @@ import (
 const DefaultCommitMessage = "Apply VibeCoder patch"
 
 // Rebase applies an approved diff to the code at the head of branch. When
-// the head moved since the diff's base and the diff no longer applies, or
-// applies but gives invalid Python, the answer is a conflict that says why.
-func Rebase(headCode, diff, branch, head, base string) (string, error) {
+// the head moved since the diff's base (baseCode) and the diff no longer
+// applies, or applies but gives invalid Python, or the head already has its
+// change, the answer is a conflict that says why.
+func Rebase(headCode, baseCode, diff, branch, head, base string) (string, error) {
 	patched, err := patch.Apply(headCode, diff)
 	if err != nil {
 		return "", domain.Errorf(domain.ECONFLICT, "the diff no longer applies to the head of %s (%s), which moved since its base %s: %v",
 			branch, short(head), short(base), err)
 	}
+	if head != base && alreadyApplied(headCode, baseCode, diff) {
+		// A hunk is placed wherever its lines are found once: a change that
+		// another commit made already (the same lines appended, say)
+		// applied a second time, as git apply would not.
+		return "", domain.Errorf(domain.ECONFLICT, "the head of %s (%s), which moved since the diff's base %s, already has its change",
+			branch, short(head), short(base))
+	}
 	if err := pyast.CheckSyntax(patched); err != nil {
 		return "", domain.Errorf(domain.ECONFLICT, "applied to the head of %s (%s) the diff gives invalid Python: %v", branch, short(head), err)
 	}
 	return patched, nil
+}
+
+// alreadyApplied reports whether the diff's change is already in headCode:
+// undoing it there (the diff from the patched base back to the base)
+// applies.
+func alreadyApplied(headCode, baseCode, diff string) bool {
+	patchedBase, err := patch.Apply(baseCode, diff)
+	if err != nil {
+		return false
+	}
+	undo := patch.Unified(patchedBase, baseCode, domain.ScriptPath)
+	if undo == "" {
+		return false
+	}
+	_, err = patch.Apply(headCode, undo)
+	return err == nil
 }
 
 func short(sha string) string {

@@ -196,15 +196,26 @@ func TestRebaseAndCommitMessage(t *testing.T) {
 	diff := patch.Unified(code, patched, "script.py")
 	// The head moved elsewhere in the file: the diff still applies.
 	head := strings.Replace(code, "import asyncio", "import asyncio\nimport sys", 1)
-	got, err := vibecode.Rebase(head, diff, "main", "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb")
+	got, err := vibecode.Rebase(head, code, diff, "main", "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb")
 	if err != nil || !strings.Contains(got, "import sys") || !strings.Contains(got, `input="Hi"`) {
 		t.Fatalf("Rebase onto a moved head = %v", err)
 	}
 	// The head changed the same line: a conflict naming both commits.
 	clash := strings.Replace(code, `input="Hola, ¿cómo estás?"`, `input="Bonjour"`, 1)
-	_, err = vibecode.Rebase(clash, diff, "main", "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb")
+	_, err = vibecode.Rebase(clash, code, diff, "main", "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb")
 	if domain.ErrorCodeOf(err) != domain.ECONFLICT || !strings.Contains(err.Error(), "head of main (aaaaaaaaaa)") || !strings.Contains(err.Error(), "base bbbbbbbbbb") {
 		t.Fatalf("Rebase onto a clashing head = %v", err)
+	}
+	// Another commit made the same change (lines appended at the end, which
+	// the diff places after the lines it found once): not applied twice.
+	appended := code + "\n\ndef sub(a, b):\n    return a - b\n"
+	appendDiff := patch.Unified(code, appended, "script.py")
+	if _, err := vibecode.Rebase(appended, code, appendDiff, "main", "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"); domain.ErrorCodeOf(err) != domain.ECONFLICT || !strings.Contains(err.Error(), "already has its change") {
+		t.Fatalf("Rebase onto a head that has the change = %v", err)
+	}
+	// The head unmoved: the diff applies as it is.
+	if got, err := vibecode.Rebase(code, code, appendDiff, "main", "bbbbbbbbbbbbbbbb", "bbbbbbbbbbbbbbbb"); err != nil || got != appended {
+		t.Fatalf("Rebase onto its own base = %v", err)
 	}
 	for _, c := range [][3]string{{" mine ", "evaluator's", "mine"}, {"", "evaluator's", "evaluator's"}, {"", "", vibecode.DefaultCommitMessage}} {
 		if got := vibecode.CommitMessage(c[0], c[1]); got != c[2] {
