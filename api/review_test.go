@@ -517,3 +517,40 @@ func TestTheSameChangeIsNotCommittedTwice(t *testing.T) {
 		t.Fatalf("head code:\n%s", code)
 	}
 }
+
+// Tests on a diff vouch for what its commit has or would have: the code at
+// the commit it made, or the diff on the branch's head, which moved since
+// its base; a diff its commit would refuse is refused with the reason.
+func TestTestsOnADiffRunWhatItsCommitHas(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	hi := s.approvedDiff(p, sess, greetPatch, "Say Hi")
+	swap := s.approvedDiff(p, sess, addPatch, "Swap")
+	hey := s.approvedDiff(p, sess, greetConflict, "Say Hey")
+	if r := s.do("POST", "/diffs/"+hi.ID+"/commit", map[string]any{}); r.Status != 200 {
+		t.Fatalf("commit = %d %s", r.Status, r.Body)
+	}
+	greets := s.newTest(p.ID, "greets", `assert greet("Bo") == "Hi, Bo", greet("Bo")`, 10)
+	// Not committed, its base moved: on the head, where its commit would go.
+	head := s.head(p.ID).CurrentCommit
+	if run := s.runWait(greets.ID, map[string]any{"diff_id": swap.ID}); run.Status != "passed" || run.Commit != head {
+		t.Fatalf("run on the uncommitted diff: %s on %s (head %s, base %s)\n%s", run.Status, run.Commit, head, swap.BaseCommit, run.Stderr)
+	}
+	// A diff whose commit would be refused: refused with the reason.
+	if r := s.do("POST", "/tests/"+greets.ID+"/run", map[string]any{"diff_id": hey.ID}); r.Status != 409 || !strings.Contains(string(r.Body), "no longer applies") {
+		t.Fatalf("run on a diff its commit would refuse = %d %s", r.Status, r.Body)
+	}
+	r := s.do("POST", "/diffs/"+swap.ID+"/commit", map[string]any{})
+	var committed struct {
+		Diff domain.Diff `json:"diff"`
+	}
+	r.json(t, &committed)
+	if r.Status != 200 || committed.Diff.CommittedSHA == nil {
+		t.Fatalf("commit = %d %s", r.Status, r.Body)
+	}
+	// Committed: on the commit it made, its change not applied again.
+	if run := s.runWait(greets.ID, map[string]any{"diff_id": swap.ID}); run.Status != "passed" || run.Commit != *committed.Diff.CommittedSHA {
+		t.Fatalf("run on the committed diff: %s on %s (committed %s)\n%s", run.Status, run.Commit, *committed.Diff.CommittedSHA, run.Stderr)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/domain/event"
+	"github.com/vibegrapher/vibegrapher/domain/vibecode"
 )
 
 const testColumns = `id, project_id, name, code, timeout_seconds, created_at, updated_at`
@@ -156,25 +157,59 @@ func (s *Store) StartRun(ctx context.Context, testID string, diffID *string, enq
 	return out, err
 }
 
-// runTarget is the commit a run is about: the diff's base commit, or the
-// project's head.
+// runTarget is the commit a run is about: the project's head, or for a diff
+// the code its commit has or would have: the commit it made, or the head,
+// to which the diff is applied when the run begins (BeginRun).
 func runTarget(ctx context.Context, tx pgx.Tx, projectID string, diffID *string) (string, *domain.Diff, error) {
-	if diffID != nil {
-		d, err := getDiff(ctx, tx, *diffID, false)
+	if diffID == nil {
+		p, err := loadProjectRow(ctx, tx, projectID, false)
 		if err != nil {
 			return "", nil, err
 		}
-		if d.ProjectID != projectID {
-			return "", nil, domain.Invalid("diff_id", "diff %s belongs to another project", d.ID)
-		}
-		return d.BaseCommit, &d, nil
+		head, err := BranchHead(NewGitStorage(ctx, tx, p.repo), p.br)
+		return head.String(), nil, err
 	}
-	p, err := loadProjectRow(ctx, tx, projectID, false)
+	d, err := getDiff(ctx, tx, *diffID, false)
 	if err != nil {
 		return "", nil, err
 	}
-	head, err := BranchHead(NewGitStorage(ctx, tx, p.repo), p.br)
-	return head.String(), nil, err
+	if d.ProjectID != projectID {
+		return "", nil, domain.Invalid("diff_id", "diff %s belongs to another project", d.ID)
+	}
+	commit, err := diffTarget(ctx, tx, d)
+	return commit, &d, err
+}
+
+// diffTarget is the commit a run on diff d starts from. A committed diff's
+// is the commit it made. Any other's is the head of its branch, as a commit
+// of it would be (its base, or a head that moved since, which its commit
+// rebases onto): tests vouch for what would be committed, and a diff that a
+// commit would refuse (it no longer applies there, or the head already has
+// its change) is refused with the same reason.
+func diffTarget(ctx context.Context, tx pgx.Tx, d domain.Diff) (string, error) {
+	if d.CommittedSHA != nil {
+		return *d.CommittedSHA, nil
+	}
+	p, err := loadProjectRow(ctx, tx, d.ProjectID, false)
+	if err != nil {
+		return "", err
+	}
+	head, err := BranchHead(NewGitStorage(ctx, tx, p.repo), d.TargetBranch)
+	if err != nil || head.String() == d.BaseCommit {
+		return d.BaseCommit, err
+	}
+	headCode, err := scriptAt(ctx, tx, p.repo, head)
+	if err != nil {
+		return "", err
+	}
+	baseCode, err := scriptAt(ctx, tx, p.repo, plumbing.NewHash(d.BaseCommit))
+	if err != nil {
+		return "", err
+	}
+	if _, err := vibecode.Rebase(headCode, baseCode, d.DiffContent, d.TargetBranch, head.String(), d.BaseCommit); err != nil {
+		return "", err
+	}
+	return head.String(), nil
 }
 
 func queueRun(ctx context.Context, tx pgx.Tx, t domain.TestCase, diff *domain.Diff, batch *uuid.UUID, commit string, enqueue EnqueueRun) (domain.TestRunAccepted, error) {
@@ -226,8 +261,12 @@ func (s *Store) StartDiffRuns(ctx context.Context, diffID string, enqueue Enqueu
 		}
 		batch := uuid.New()
 		out = DiffTestsAccepted{DiffID: d.ID, BatchID: batch.String(), Runs: []domain.TestRunAccepted{}}
+		commit, err := diffTarget(ctx, tx, d)
+		if err != nil {
+			return err
+		}
 		for _, t := range tests {
-			acc, err := queueRun(ctx, tx, t, &d, &batch, d.BaseCommit, enqueue)
+			acc, err := queueRun(ctx, tx, t, &d, &batch, commit, enqueue)
 			if err != nil {
 				return err
 			}
@@ -323,8 +362,12 @@ func (s *Store) BeginRun(ctx context.Context, id string) (w RunWork, ok bool, er
 			if err != nil {
 				return err
 			}
-			if w.Code, err = applyDiff(code, d); err != nil {
-				return err
+			// A run of a committed diff starts from the commit it made
+			// (diffTarget), which has its change already.
+			if d.CommittedSHA == nil || *d.CommittedSHA != w.Run.Commit {
+				if w.Code, err = applyDiff(code, d); err != nil {
+					return err
+				}
 			}
 		}
 		w.Run.Status = domain.RunRunning
