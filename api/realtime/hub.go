@@ -243,9 +243,9 @@ func (h *hub) run(ctx context.Context) {
 // delivered: the database was reset (reset-db) or restored from a backup,
 // and its seqs start again. The hub, waiting for seqs past h.last, would
 // drop every new event until they passed it. It starts again from the
-// outbox's end and disconnects every client: each connects and subscribes
-// again, and one whose since is from the old history is told to reload
-// (fromAnotherHistory).
+// outbox's end and closes every client's connection: each reconnects and
+// subscribes again, and one whose since is from the old history is told to
+// reload (fromAnotherHistory).
 func (h *hub) checkHistory(ctx context.Context) {
 	issued, err := db.SeqIssued(ctx, h.pool)
 	if err != nil || issued >= h.last {
@@ -273,10 +273,13 @@ func (h *hub) checkHistory(ctx context.Context) {
 	}
 	clear(h.live)
 	clear(h.rooms)
-	// Not on this goroutine: a disconnect reports back to the hub.
+	// The connections close as a dropped one would, without Socket.IO's
+	// DISCONNECT, which clients take for a kick and do not reconnect after:
+	// they reconnect by themselves and subscribe again on connect. Not on
+	// this goroutine: a close reports back to the hub.
 	go func() {
 		for _, sock := range socks {
-			sock.Disconnect(true)
+			sock.Conn().Close(true)
 		}
 	}()
 }
