@@ -114,18 +114,13 @@ func (it *Items) AddUser(text string) {
 // every message (sent again with each call: a 150 KB script passed the
 // model's context in five messages).
 func (it *Items) AddUserKept(text, kept string) {
-	if it.kept == nil {
-		it.kept = slices.Clone(it.raw)
-		if it.kept == nil {
-			it.kept = []byte{}
-		}
-	}
-	sent := *it
-	sent.kept = nil
-	sent.AddUser(text)
-	it.raw = sent.raw
 	memory := Items{raw: it.kept}
+	if it.kept == nil { // memory has kept what was sent so far
+		memory.raw = append([]byte{}, it.raw...)
+	}
 	memory.AddUser(kept)
+	it.kept = nil // text goes to the request only
+	it.AddUser(text)
 	it.kept = memory.raw
 }
 
