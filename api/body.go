@@ -38,12 +38,20 @@ func readBody[B any](s *Server, c fuego.ContextWithBody[B]) (B, error) {
 	if !utf8.Valid(raw) {
 		return out, domain.Errorf(domain.EINVALID, "request body is not valid UTF-8 (first bad byte at offset %d)", invalidUTF8At(raw))
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
+	src := raw
+	unknown := unknownFields(reflect.TypeFor[B](), raw)
+	if caseOf(reflect.TypeFor[B](), unknown) {
+		// encoding/json takes a key for the field it names in another case
+		// (NAME for name, APPROVED for approved); FastAPI, which the API
+		// follows, ignores it as unknown: decode without the unknown keys.
+		src = withoutKeys(raw, unknown)
+	}
+	dec := json.NewDecoder(bytes.NewReader(src))
 	if err := dec.Decode(&out); err != nil {
 		return out, err // syntax and type errors: 400, mapped by classify
 	}
-	if end := dec.InputOffset(); len(bytes.TrimSpace(raw[end:])) > 0 {
-		at := int(end) + len(raw[end:]) - len(bytes.TrimLeft(raw[end:], " \t\r\n"))
+	if end := dec.InputOffset(); len(bytes.TrimSpace(src[end:])) > 0 {
+		at := int(end) + len(src[end:]) - len(bytes.TrimLeft(src[end:], " \t\r\n"))
 		return out, domain.Errorf(domain.EINVALID, "request body has data after the JSON value (at offset %d); send exactly one JSON object", at)
 	}
 	if at := loneSurrogateAt(raw); at >= 0 {
@@ -52,11 +60,37 @@ func readBody[B any](s *Server, c fuego.ContextWithBody[B]) (B, error) {
 	if field := nulField(reflect.ValueOf(out), ""); field != "" {
 		return out, domain.Invalid(field, "must not contain NUL (\\u0000), a control character that cannot be stored")
 	}
-	if unknown := unknownFields(reflect.TypeFor[B](), raw); len(unknown) > 0 {
+	if len(unknown) > 0 {
 		s.opts.Log.DebugContext(r.Context(), "request body: unknown fields ignored",
 			"method", r.Method, "path", r.URL.Path, "fields", unknown)
 	}
 	return out, nil
+}
+
+// caseOf reports whether one of the keys names a field of t in another case.
+func caseOf(t reflect.Type, keys []string) bool {
+	for _, k := range keys {
+		if slices.ContainsFunc(jsonFields(t), func(f string) bool { return strings.EqualFold(f, k) }) {
+			return true
+		}
+	}
+	return false
+}
+
+// withoutKeys is the JSON object raw without the top-level keys given.
+func withoutKeys(raw []byte, keys []string) []byte {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) != nil {
+		return raw
+	}
+	for _, k := range keys {
+		delete(obj, k)
+	}
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return raw
+	}
+	return out
 }
 
 func invalidUTF8At(b []byte) int {
@@ -118,8 +152,8 @@ func nulField(v reflect.Value, name string) string {
 	return ""
 }
 
-// unknownFields returns the top-level keys of a JSON object that t, a
-// struct, does not decode.
+// unknownFields returns the top-level keys of a JSON object that are not the
+// JSON name of a field of t, a struct, exactly (case included).
 func unknownFields(t reflect.Type, raw []byte) []string {
 	if t.Kind() != reflect.Struct {
 		return nil
@@ -131,7 +165,7 @@ func unknownFields(t reflect.Type, raw []byte) []string {
 	known := jsonFields(t)
 	var out []string
 	for k := range obj {
-		if !slices.ContainsFunc(known, func(f string) bool { return strings.EqualFold(f, k) }) {
+		if !slices.Contains(known, k) {
 			out = append(out, k)
 		}
 	}

@@ -388,3 +388,24 @@ func TestAnswersAreJSONWhateverTheAcceptHeader(t *testing.T) {
 		}
 	}
 }
+
+// A key that names a field in another case is an unknown field, ignored, as
+// FastAPI does (encoding/json alone would take NAME for name).
+func TestFieldNamesAreMatchedExactly(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	var p domain.Project
+	res := s.do("POST", "/projects", `{"name":"kept","NAME":"taken","Name":"also taken"}`)
+	res.json(t, &p)
+	if res.Status != 201 || p.Name != "kept" {
+		t.Fatalf("create = %d %s", res.Status, res.Body)
+	}
+	// Not a field: no type error for it.
+	if res := s.do("POST", "/projects/"+p.ID+"/tests", `{"name":"t","code":"assert 1","TIMEOUT_SECONDS":"soon"}`); res.Status != 201 {
+		t.Fatalf("create test = %d %s", res.Status, res.Body)
+	}
+	// And a body of only such keys has none of the fields.
+	if res := s.do("POST", "/projects", `{"NAME":"x"}`); res.Status != 400 {
+		t.Fatalf("create without name = %d %s", res.Status, res.Body)
+	}
+}

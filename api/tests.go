@@ -122,6 +122,11 @@ func (s *Server) runTest(c fuego.ContextWithBody[RunRequest]) (RunAnswer, error)
 	if err != nil {
 		return RunAnswer{}, err
 	}
+	if in.DiffID != nil {
+		if _, err := db.ParseID("diff", *in.DiffID); err != nil {
+			return RunAnswer{}, domain.Invalid("diff_id", "must be the UUID of a diff, got %q", *in.DiffID)
+		}
+	}
 	acc, err := s.opts.Store.StartRun(c.Context(), c.PathParam("id"), in.DiffID, s.enqueueRun(c.Request()))
 	if err != nil {
 		return RunAnswer{}, err

@@ -392,3 +392,17 @@ func TestRunsPageByLimitAndBefore(t *testing.T) {
 		s.wantBadParam(path+"?limit="+v, "limit", "from 1 to 200")
 	}
 }
+
+// A diff_id that is no UUID is a 400 naming the field, as a project_id is.
+func TestARunsDiffIDMustBeAUUID(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, _ := s.project(baseCode)
+	tc := s.newTest(p.ID, "t", "assert True", 10)
+	for _, id := range []string{"abc", "", "   "} {
+		res := s.do("POST", "/tests/"+tc.ID+"/run", map[string]any{"diff_id": id})
+		if res.Status != 400 || !strings.Contains(string(res.Body), "diff_id") {
+			t.Errorf("diff_id %q: %d %s", id, res.Status, res.Body)
+		}
+	}
+}
