@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
+	"unicode"
 
 	"github.com/go-fuego/fuego"
 	"github.com/go-fuego/fuego/option"
@@ -141,6 +143,10 @@ func (s *Server) commitDiff(c fuego.ContextWithBody[CommitRequest]) (db.CommitRe
 	}
 	if len(in.CommitMessage) > domain.MaxCommitMessageBytes {
 		return db.CommitResult{}, domain.Invalid("commit_message", "must be at most %d bytes", domain.MaxCommitMessageBytes)
+	}
+	if strings.ContainsFunc(in.CommitMessage, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' }) {
+		// A terminal that shows the git log would act on an escape.
+		return db.CommitResult{}, domain.Invalid("commit_message", "must not contain control characters but line breaks and tabs")
 	}
 	return s.opts.Store.CommitDiff(c.Context(), c.PathParam("id"), in.CommitMessage)
 }

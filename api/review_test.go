@@ -554,3 +554,20 @@ func TestTestsOnADiffRunWhatItsCommitHas(t *testing.T) {
 		t.Fatalf("run on the committed diff: %s on %s (committed %s)\n%s", run.Status, run.Commit, *committed.Diff.CommittedSHA, run.Stderr)
 	}
 }
+
+// A person's commit message goes into the git log as it is: control
+// characters but line breaks and tabs (an escape a terminal would act on)
+// are refused, naming the field, and nothing is committed.
+func TestACommitMessageHasNoControlCharacters(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	d := s.approvedDiff(p, sess, greetPatch, "Say Hi")
+	res := s.do("POST", "/diffs/"+d.ID+"/commit", map[string]any{"commit_message": "Say hi\x1b[2J"})
+	if res.Status != 400 || !strings.Contains(string(res.Body), "commit_message") {
+		t.Fatalf("commit = %d %s", res.Status, res.Body)
+	}
+	if res := s.do("POST", "/diffs/"+d.ID+"/commit", map[string]any{"commit_message": "Say hi\r\n\n\tto everyone"}); res.Status != 200 {
+		t.Fatalf("commit with line breaks and a tab = %d %s", res.Status, res.Body)
+	}
+}
