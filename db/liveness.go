@@ -63,13 +63,19 @@ type ReapedJob struct {
 	// dead worker's, so it is cancelled rather than run again, as River's
 	// own rescuer does.
 	Cancelled bool
+	// Discarded: the job's workers died in all its attempts, its give-backs
+	// used up: it is discarded as River discards a job out of attempts (the
+	// orphan sweep then ends its message or run), rather than run again by
+	// the next worker it may kill too.
+	Discarded bool
 }
 
 // ReapJobsOf makes the running jobs of dead workers available at once, the
 // way River's own hand-over on shutdown does: the attempt the dead worker
-// used is given back (up to maxGiveBack times per job, so that a job that
-// kills its worker still runs out of attempts) and the death is recorded in
-// the job's errors for River UI. A job whose lock is held again, or that
+// used is given back (up to maxGiveBack times per job) and the death is
+// recorded in the job's errors for River UI. A job past its give-backs on
+// its last attempt is discarded instead: a job that kills its workers runs
+// out of attempts (River's fetch does not look at them). A job whose lock is held again, or that
 // another worker fetched in between, is left alone. The queues of the
 // reaped jobs are notified so that idle workers fetch them now rather than at
 // their next poll.
@@ -78,13 +84,17 @@ func ReapJobsOf(ctx context.Context, pool Beginner, clientIDs []string, maxGiveB
 	err := inTx(ctx, pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 			UPDATE river_job j SET
-				state = CASE WHEN j.metadata ? 'cancel_attempted_at' THEN 'cancelled'::river_job_state ELSE 'available'::river_job_state END,
-				finalized_at = CASE WHEN j.metadata ? 'cancel_attempted_at' THEN now() END,
+				state = CASE WHEN j.metadata ? 'cancel_attempted_at' THEN 'cancelled'::river_job_state
+					WHEN `+outOfAttempts+` THEN 'discarded'::river_job_state
+					ELSE 'available'::river_job_state END,
+				finalized_at = CASE WHEN j.metadata ? 'cancel_attempted_at' OR `+outOfAttempts+` THEN now() END,
 				scheduled_at = now(),
 				attempt = CASE WHEN coalesce((j.metadata->>'vibegrapher:reaped')::int, 0) < $3 THEN greatest(j.attempt - 1, 0) ELSE j.attempt END,
 				errors = array_append(j.errors, jsonb_build_object(
 					'at', now(), 'attempt', j.attempt, 'trace', '',
-					'error', 'worker ' || j.attempted_by[array_upper(j.attempted_by, 1)] || ' died (its liveness lock is free); the job was made available again')),
+					'error', 'worker ' || j.attempted_by[array_upper(j.attempted_by, 1)] || ' died (its liveness lock is free); ' ||
+						CASE WHEN `+outOfAttempts+` THEN 'its workers died in every attempt: discarded'
+						ELSE 'the job was made available again' END)),
 				metadata = j.metadata || jsonb_build_object('vibegrapher:reaped', coalesce((j.metadata->>'vibegrapher:reaped')::int, 0) + 1)
 			WHERE j.state = 'running' AND j.attempted_by[array_upper(j.attempted_by, 1)] = ANY($1)
 			  AND NOT EXISTS (
@@ -93,7 +103,7 @@ func ReapJobsOf(ctx context.Context, pool Beginner, clientIDs []string, maxGiveB
 				  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 				  AND l.classid = $2::int4::oid
 				  AND l.objid = hashtext(j.attempted_by[array_upper(j.attempted_by, 1)])::oid)
-			RETURNING j.id, j.kind, j.queue, j.attempted_by[array_upper(j.attempted_by, 1)], j.state = 'cancelled'`,
+			RETURNING j.id, j.kind, j.queue, j.attempted_by[array_upper(j.attempted_by, 1)], j.state = 'cancelled', j.state = 'discarded'`,
 			clientIDs, LivenessLockClass, maxGiveBack)
 		if err != nil {
 			return wrap(err, "reap jobs")
@@ -104,7 +114,7 @@ func ReapJobsOf(ctx context.Context, pool Beginner, clientIDs []string, maxGiveB
 		}
 		var available []ReapedJob
 		for _, j := range out {
-			if !j.Cancelled {
+			if !j.Cancelled && !j.Discarded {
 				available = append(available, j)
 			}
 		}
@@ -112,6 +122,10 @@ func ReapJobsOf(ctx context.Context, pool Beginner, clientIDs []string, maxGiveB
 	})
 	return out, err
 }
+
+// outOfAttempts is, in ReapJobsOf's UPDATE, a job that gets no attempt back
+// (its give-backs, $3, used up) and has used its last.
+const outOfAttempts = `(coalesce((j.metadata->>'vibegrapher:reaped')::int, 0) >= $3 AND j.attempt >= j.max_attempts)`
 
 // WakeWaitingMessages makes available the snoozed first job of every queued
 // user message whose earlier messages have all ended: the safety net behind

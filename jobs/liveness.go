@@ -62,7 +62,8 @@ type Liveness struct {
 	ReapGrace     time.Duration // a lock seen free this long means a dead worker
 	SweepInterval time.Duration // how often the reaper looks
 	// MaxGiveBack is how many deaths of its workers a job is not charged an
-	// attempt for: a job that kills its worker still runs out of attempts.
+	// attempt for; past them, a death on its last attempt discards it (a job
+	// that kills its workers runs out of attempts).
 	MaxGiveBack int
 
 	mu       sync.Mutex
@@ -290,6 +291,10 @@ func (l *Liveness) reapOnce(ctx context.Context) error {
 	for _, j := range reaped {
 		if j.Cancelled {
 			l.Log.Info("job cancelled: its worker died after a cancel was asked for", "job", j.ID, "kind", j.Kind, "dead_worker", j.ClientID)
+			continue
+		}
+		if j.Discarded {
+			l.Log.Warn("job discarded: its workers died in every attempt", "job", j.ID, "kind", j.Kind, "dead_worker", j.ClientID)
 			continue
 		}
 		l.Log.Info("job made available again: its worker died", "job", j.ID, "kind", j.Kind, "dead_worker", j.ClientID)

@@ -64,6 +64,15 @@ func TestLivenessHandsOverTheJobsOfADeadWorkerOnly(t *testing.T) {
 	if _, err := pool.Exec(ctx, `UPDATE river_job SET metadata = jsonb_build_object('cancel_attempted_at', now()) WHERE id = $1`, cancelledJob); err != nil {
 		t.Fatal(err)
 	}
+	// A job whose workers died in all its attempts, its give-backs used up:
+	// discarded, as River discards a job out of attempts, rather than run
+	// by the next worker it may kill too.
+	exhaustedJob := runningJob(t, pool, "dead-worker")
+	reaperGiveBacks := quickLiveness(pool, "any").MaxGiveBack
+	if _, err := pool.Exec(ctx, `UPDATE river_job SET attempt = max_attempts, metadata = jsonb_build_object('vibegrapher:reaped', $2::int)
+		WHERE id = $1`, exhaustedJob, reaperGiveBacks); err != nil {
+		t.Fatal(err)
+	}
 
 	reaper := quickLiveness(pool, "reaper")
 	if err := reaper.Start(ctx); err != nil {
@@ -102,6 +111,12 @@ func TestLivenessHandsOverTheJobsOfADeadWorkerOnly(t *testing.T) {
 	}
 	if state != "cancelled" || !finalized {
 		t.Fatalf("the dead worker's job with a cancel asked for is %s (finalized %v), want cancelled", state, finalized)
+	}
+	if err := pool.QueryRow(ctx, `SELECT state, finalized_at IS NOT NULL FROM river_job WHERE id = $1`, exhaustedJob).Scan(&state, &finalized); err != nil {
+		t.Fatal(err)
+	}
+	if state != "discarded" || !finalized {
+		t.Fatalf("the dead worker's job out of attempts and give-backs is %s (finalized %v), want discarded", state, finalized)
 	}
 }
 
