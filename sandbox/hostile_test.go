@@ -671,3 +671,41 @@ func TestHostileServerDies(t *testing.T) {
 	_ = server.Wait()
 	assertNoLeftovers(t, marker)
 }
+
+// A process killed during a run leaves its run directory, with the
+// project's code, on the host; the next one started on the same scratch
+// root removes the directories of this host's processes that are gone, and
+// leaves a live process's alone.
+func TestTheRunDirectoriesOfDeadProcessesAreRemoved(t *testing.T) {
+	scratch := t.TempDir()
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := filepath.Join(scratch, fmt.Sprintf("run-%s-%d-123", host, gone.Process.Pid))
+	live := filepath.Join(scratch, fmt.Sprintf("run-%s-%d-456", host, os.Getppid()))
+	other := filepath.Join(scratch, fmt.Sprintf("run-otherhost-%d-789", gone.Process.Pid))
+	for _, d := range []string{dead, live, other} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "script.py"), []byte("x = 1\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sandbox.New(sandbox.Config{ScratchRoot: scratch, Timeout: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("the dead process's run directory is still there: %v", err)
+	}
+	for _, d := range []string{live, other} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s was removed: %v", d, err)
+		}
+	}
+}

@@ -5,12 +5,15 @@ package sandbox
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -76,6 +79,9 @@ func newRunner(cfg Config, withoutNamespaces bool) (*Runner, error) {
 	}
 	if err := os.Chmod(scratch, 0o700); err != nil {
 		return nil, fmt.Errorf("sandbox scratch root: %w", err)
+	}
+	if n := removeDeadRuns(scratch); n > 0 {
+		log.Info("sandbox: removed the run directories of processes that died during their runs", "dirs", n)
 	}
 	info, err := queryPython(python)
 	if err != nil {
@@ -144,7 +150,7 @@ func (r *Runner) run(ctx context.Context, projectCode, testCode string, timeout 
 		res.Status, res.Error, res.Duration = StatusError, "sandbox failure: "+err.Error(), time.Since(start)
 		return res
 	}
-	dir, err := os.MkdirTemp(r.scratchRoot, "run-")
+	dir, err := os.MkdirTemp(r.scratchRoot, runPrefix())
 	if err != nil {
 		return fail(err)
 	}
@@ -317,4 +323,53 @@ func (r *Runner) spec(dir string, timeout time.Duration, t tier) launchSpec {
 	}
 	s.Argv = []string{r.python, "-I", "-B", "-u", "-c", runnerProgram, work}
 	return s
+}
+
+// runPrefix begins the names of this process's run directories: its host and
+// pid. A process killed during a run leaves its directory (with the
+// project's code), its deferred removal never run; the next process on the
+// same host removes it (removeDeadRuns), and none of a live process's,
+// though several may share the scratch root.
+func runPrefix() string {
+	return fmt.Sprintf("run-%s-%d-", hostName(), os.Getpid())
+}
+
+func hostName() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "host"
+	}
+	return strings.ReplaceAll(h, string(filepath.Separator), "_")
+}
+
+// removeDeadRuns removes the run directories under scratch of this host's
+// processes that are gone, and returns how many.
+func removeDeadRuns(scratch string) int {
+	entries, err := os.ReadDir(scratch)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), "run-"+hostName()+"-")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		digits, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(digits)
+		if err != nil || pid <= 0 || pid == os.Getpid() || processExists(pid) {
+			continue
+		}
+		if os.RemoveAll(filepath.Join(scratch, e.Name())) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// processExists reports whether a process with that pid exists (a pid a
+// dead process left may be another's since: its directory then waits).
+func processExists(pid int) bool {
+	err := unix.Kill(pid, 0)
+	return err == nil || errors.Is(err, unix.EPERM)
 }
