@@ -138,6 +138,11 @@ func describe(t *openapi3.T) {
 			if r := op.Responses.Value("204"); r != nil {
 				r.Value.Content = nil
 			}
+			for _, r := range op.Responses.Map() { // Fuego's default for AddResponse: answers are JSON
+				if r.Value != nil {
+					delete(r.Value.Content, "application/xml")
+				}
+			}
 			hasBody := op.RequestBody != nil
 			if hasBody {
 				op.RequestBody.Value.Description = "" // Fuego's names the Go type
@@ -171,10 +176,13 @@ func describe(t *openapi3.T) {
 			if hasID {
 				add(http.StatusNotFound, "Not Found: no such id (a malformed id included)")
 			}
+			// Every route reads what body a request has (middleware.go).
 			if hasBody {
 				add(http.StatusRequestEntityTooLarge, "Content Too Large: the body is over 4 MiB, or code over 1 MiB")
-				add(http.StatusUnsupportedMediaType, "Unsupported Media Type: the body is not JSON")
+			} else {
+				add(http.StatusRequestEntityTooLarge, "Content Too Large: the body (none is needed) is over 4 MiB")
 			}
+			add(http.StatusUnsupportedMediaType, "Unsupported Media Type: the body is not JSON")
 			add(http.StatusInternalServerError, "Internal Server Error: a bug; the server logged the details")
 			if path != "/healthz" {
 				add(http.StatusServiceUnavailable, "Service Unavailable: the database is unavailable; retry shortly")

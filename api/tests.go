@@ -60,6 +60,7 @@ func (s *Server) registerTests() {
 	fuego.Post(f, "/tests/{id}/run", s.runTest, tags, option.Summary("Run a test on the head or on a diff"),
 		option.QueryBool("wait", "wait for the result (up to the test's timeout plus a margin) and answer 200 with the TestRun"),
 		option.AddResponse(http.StatusOK, "With ?wait=true: the finished TestRun", fuego.Response{Type: FinishedRun{}}),
+		conflict("with diff_id, the diff's commit would be refused: it no longer applies to the branch's head, or the head already has its change"),
 		option.AddResponse(http.StatusAccepted, "Queued (with ?wait=true and the run not finished in time: the TestRun as it is)", fuego.Response{Type: RunAnswer{}}))
 	fuego.Post(f, "/diffs/{id}/test", s.testDiff, option.Tags("diffs"), option.Summary("Run every test of the project on the diff"),
 		option.DefaultStatusCode(http.StatusAccepted), conflict("the project has no test cases"))
