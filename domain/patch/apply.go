@@ -20,8 +20,9 @@ func Apply(original, diff string) (string, error) {
 	// match and kept on the result.
 	if rest, ok := strings.CutPrefix(original, bom); ok {
 		// A diff made with the mark (by Unified of an earlier release, or
-		// by a model that copied it) has it on line 1's text: set aside too.
-		diff = strings.NewReplacer("\n "+bom, "\n ", "\n-"+bom, "\n-", "\n+"+bom, "\n+").Replace("\n" + diff)[1:]
+		// by a model that copied it) has it on line 1's text: set aside too,
+		// in the first line of a hunk at line 1, and nowhere else.
+		diff = withoutFirstBOM(diff)
 		patched, err := Apply(rest, diff)
 		if err != nil || patched == "" {
 			return patched, err
@@ -52,6 +53,32 @@ func Apply(original, diff string) (string, error) {
 		return "", err
 	}
 	return t.render(pp.hunks, starts), nil
+}
+
+// withoutFirstBOM removes the mark from line 1 of the old and of the new
+// text in a hunk that starts at line 1 (the first context or removed line,
+// and the first context or added line), where those lines have it.
+func withoutFirstBOM(diff string) string {
+	lines := strings.SplitAfter(diff, "\n")
+	for i, l := range lines {
+		if !strings.HasPrefix(l, "@@ -1,") && !strings.HasPrefix(l, "@@ -1 ") {
+			continue
+		}
+		oldSeen, newSeen := false, false
+		for j := i + 1; j < len(lines) && !strings.HasPrefix(lines[j], "@@") && !(oldSeen && newSeen); j++ {
+			l := lines[j]
+			if l == "" {
+				continue
+			}
+			isOld, isNew := l[0] == ' ' || l[0] == '-', l[0] == ' ' || l[0] == '+'
+			if (isOld && !oldSeen || isNew && !newSeen) && strings.HasPrefix(l[1:], bom) {
+				lines[j] = l[:1] + l[1+len(bom):]
+			}
+			oldSeen, newSeen = oldSeen || isOld, newSeen || isNew
+		}
+		break
+	}
+	return strings.Join(lines, "")
 }
 
 // bom is the UTF-8 byte order mark.

@@ -259,6 +259,13 @@ func TestApply(t *testing.T) {
 			want:     "\ufeffx = 3\ny = 2\n",
 		},
 		{
+			// Only line 1's mark is set aside: one further down is text.
+			name:     "a byte order mark on a later line is text",
+			original: "\ufeffx = 1\n\ufeffy = 2\n",
+			diff:     "@@ -2 +2 @@\n-\ufeffy = 2\n+y = 3\n",
+			want:     "\ufeffx = 1\ny = 3\n",
+		},
+		{
 			// As Unified wrote it before it left the mark out.
 			name:     "a diff with the byte order mark on line 1",
 			original: "\ufeffx = 1\ny = 2\n",

@@ -329,3 +329,24 @@ func (p *parser) stray(line string) error {
 	}
 	return nil
 }
+
+// OnlyAdds reports whether a unified diff adds lines and removes none (a
+// diff that does not parse adds nothing).
+func OnlyAdds(diff string) bool {
+	pp, err := parse(diff)
+	if err != nil || len(pp.hunks) == 0 {
+		return false
+	}
+	adds := false
+	for _, h := range pp.hunks {
+		for _, l := range h.lines {
+			switch l.op {
+			case '-':
+				return false
+			case '+':
+				adds = true
+			}
+		}
+	}
+	return adds
+}

@@ -36,9 +36,15 @@ func Rebase(headCode, baseCode, diff, branch, head, base string) (string, error)
 }
 
 // alreadyApplied reports whether the diff's change is already in headCode:
-// undoing it there (the diff from the patched base back to the base)
-// applies.
+// a diff that only adds lines (the one kind that applies again over its own
+// change: a diff that removes or changes lines finds them gone) whose undoing
+// (the diff from the patched base back to the base, which removes the added
+// lines) applies there. Undoing a removal is an addition, which a hunk
+// placed wherever its context is found would apply to almost any head.
 func alreadyApplied(headCode, baseCode, diff string) bool {
+	if !patch.OnlyAdds(diff) {
+		return false
+	}
 	patchedBase, err := patch.Apply(baseCode, diff)
 	if err != nil {
 		return false

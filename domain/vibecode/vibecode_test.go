@@ -213,6 +213,16 @@ func TestRebaseAndCommitMessage(t *testing.T) {
 	if _, err := vibecode.Rebase(appended, code, appendDiff, "main", "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"); domain.ErrorCodeOf(err) != domain.ECONFLICT || !strings.Contains(err.Error(), "already has its change") {
 		t.Fatalf("Rebase onto a head that has the change = %v", err)
 	}
+	// A diff that removes the first or the last lines, on a head that moved
+	// elsewhere: applied, not taken for a change the head has (undoing a
+	// removal is an addition, which would apply almost anywhere).
+	moved := strings.Replace(code, "You only speak English", "You speak English only", 1)
+	for _, cut := range []string{strings.SplitAfterN(code, "\n", 2)[1], code[:strings.Index(code, "\n\n\nif __name__")+1]} {
+		got, err := vibecode.Rebase(moved, code, patch.Unified(code, cut, "script.py"), "main", "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb")
+		if err != nil || !strings.Contains(got, "You speak English only") {
+			t.Fatalf("Rebase of a removal at an end of the file onto a moved head = %v", err)
+		}
+	}
 	// The head unmoved: the diff applies as it is.
 	if got, err := vibecode.Rebase(code, code, appendDiff, "main", "bbbbbbbbbbbbbbbb", "bbbbbbbbbbbbbbbb"); err != nil || got != appended {
 		t.Fatalf("Rebase onto its own base = %v", err)
