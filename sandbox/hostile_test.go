@@ -674,38 +674,45 @@ func TestHostileServerDies(t *testing.T) {
 
 // A process killed during a run leaves its run directory, with the
 // project's code, on the host; the next one started on the same scratch
-// root removes the directories of this host's processes that are gone, and
-// leaves a live process's alone.
+// root removes the directories of every owner whose lock is free (a dead
+// process's), and leaves those of an owner whose lock is held (a live
+// process's, in this container or another; pids repeat across restarts).
 func TestTheRunDirectoriesOfDeadProcessesAreRemoved(t *testing.T) {
 	scratch := t.TempDir()
-	host, err := os.Hostname()
-	if err != nil {
-		t.Fatal(err)
-	}
-	gone := exec.Command("true")
-	if err := gone.Run(); err != nil {
-		t.Fatal(err)
-	}
-	dead := filepath.Join(scratch, fmt.Sprintf("run-%s-%d-123", host, gone.Process.Pid))
-	live := filepath.Join(scratch, fmt.Sprintf("run-%s-%d-456", host, os.Getppid()))
-	other := filepath.Join(scratch, fmt.Sprintf("run-otherhost-%d-789", gone.Process.Pid))
-	for _, d := range []string{dead, live, other} {
+	dirs := map[string]string{}
+	for _, owner := range []string{"dead", "live"} {
+		if err := os.WriteFile(filepath.Join(scratch, "run-"+owner+".lock"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d := filepath.Join(scratch, "run-"+owner+"-123")
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(d, "script.py"), []byte("x = 1\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		dirs[owner] = d
+	}
+	// The live owner holds its lock, as a running process does, through a
+	// descriptor of its own.
+	held, err := os.Open(filepath.Join(scratch, "run-live.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := syscall.Flock(int(held.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := sandbox.New(sandbox.Config{ScratchRoot: scratch, Timeout: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(dead); !os.IsNotExist(err) {
-		t.Errorf("the dead process's run directory is still there: %v", err)
+	if _, err := os.Stat(dirs["dead"]); !os.IsNotExist(err) {
+		t.Errorf("the dead owner's run directory is still there: %v", err)
 	}
-	for _, d := range []string{live, other} {
-		if _, err := os.Stat(d); err != nil {
-			t.Errorf("%s was removed: %v", d, err)
-		}
+	if _, err := os.Stat(filepath.Join(scratch, "run-dead.lock")); !os.IsNotExist(err) {
+		t.Errorf("the dead owner's lock file is still there: %v", err)
+	}
+	if _, err := os.Stat(dirs["live"]); err != nil {
+		t.Errorf("the live owner's run directory was removed: %v", err)
 	}
 }

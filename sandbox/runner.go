@@ -4,15 +4,15 @@ package sandbox
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -27,6 +27,8 @@ type Runner struct {
 	python      string
 	binds       []string // interpreter directories shown read-only
 	scratchRoot string
+	owner       string   // names its run directories (claimScratch)
+	ownerLock   *os.File // held for the process's life
 	features    Features
 	isolated    bool   // run in namespaces (else the unisolated tier)
 	unavailable string // when set, Run fails with it
@@ -83,6 +85,10 @@ func newRunner(cfg Config, withoutNamespaces bool) (*Runner, error) {
 	if n := removeDeadRuns(scratch); n > 0 {
 		log.Info("sandbox: removed the run directories of processes that died during their runs", "dirs", n)
 	}
+	owner, ownerLock, err := claimScratch(scratch)
+	if err != nil {
+		return nil, err
+	}
 	info, err := queryPython(python)
 	if err != nil {
 		return nil, err
@@ -91,8 +97,8 @@ func newRunner(cfg Config, withoutNamespaces bool) (*Runner, error) {
 	if len(refused) > 0 {
 		log.Warn("sandbox: interpreter directories not shown to test code (they would expose the scratch root or the whole file system)", "dirs", refused)
 	}
-	r := &Runner{cfg: cfg, python: python, binds: binds, scratchRoot: scratch, withoutNamespaces: withoutNamespaces,
-		inst: newInstruments(cfg.Meter, cfg.Tracer)}
+	r := &Runner{cfg: cfg, python: python, binds: binds, scratchRoot: scratch, owner: owner, ownerLock: ownerLock,
+		withoutNamespaces: withoutNamespaces, inst: newInstruments(cfg.Meter, cfg.Tracer)}
 	r.hostUID, r.hostGID = os.Getuid(), os.Getgid()
 	if r.hostUID == 0 {
 		// Never run test code as host root: RLIMIT_NPROC does not apply to
@@ -150,7 +156,7 @@ func (r *Runner) run(ctx context.Context, projectCode, testCode string, timeout 
 		res.Status, res.Error, res.Duration = StatusError, "sandbox failure: "+err.Error(), time.Since(start)
 		return res
 	}
-	dir, err := os.MkdirTemp(r.scratchRoot, runPrefix())
+	dir, err := os.MkdirTemp(r.scratchRoot, "run-"+r.owner+"-")
 	if err != nil {
 		return fail(err)
 	}
@@ -325,25 +331,38 @@ func (r *Runner) spec(dir string, timeout time.Duration, t tier) launchSpec {
 	return s
 }
 
-// runPrefix begins the names of this process's run directories: its host and
-// pid. A process killed during a run leaves its directory (with the
-// project's code), its deferred removal never run; the next process on the
-// same host removes it (removeDeadRuns), and none of a live process's,
-// though several may share the scratch root.
-func runPrefix() string {
-	return fmt.Sprintf("run-%s-%d-", hostName(), os.Getpid())
-}
+// The run directories of a process killed during a run stay (their deferred
+// removal never ran), with the project's code in them. Each runner claims
+// an owner id, holding an exclusive flock on run-<id>.lock under the scratch
+// root for as long as its process lives, and names its run directories
+// run-<id>-…; a runner that starts removes the directories of every owner
+// whose lock it can take: the kernel drops a lock when its process dies,
+// whatever killed it, and keeps a live one's, in this container or another
+// sharing the scratch root (pids and host names repeat across restarts of a
+// container).
 
-func hostName() string {
-	h, err := os.Hostname()
-	if err != nil || h == "" {
-		return "host"
+// claimScratch takes an owner id for a runner: its lock file, locked. The
+// file stays open (and locked) in the Runner for the process's life.
+func claimScratch(scratch string) (string, *os.File, error) {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", nil, err
 	}
-	return strings.ReplaceAll(h, string(filepath.Separator), "_")
+	id := hex.EncodeToString(b)
+	f, err := os.OpenFile(filepath.Join(scratch, "run-"+id+".lock"), os.O_CREATE|os.O_RDWR|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return "", nil, fmt.Errorf("sandbox scratch root: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return "", nil, fmt.Errorf("sandbox scratch root: lock %s: %w", f.Name(), err)
+	}
+	return id, f, nil
 }
 
-// removeDeadRuns removes the run directories under scratch of this host's
-// processes that are gone, and returns how many.
+// removeDeadRuns removes the run directories under scratch of owners that
+// are gone (their lock is free), and their lock files; it returns how many
+// directories it removed.
 func removeDeadRuns(scratch string) int {
 	entries, err := os.ReadDir(scratch)
 	if err != nil {
@@ -351,25 +370,26 @@ func removeDeadRuns(scratch string) int {
 	}
 	n := 0
 	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), "run-"+hostName()+"-")
-		if !ok || !e.IsDir() {
+		id, ok := strings.CutSuffix(strings.TrimPrefix(e.Name(), "run-"), ".lock")
+		if !ok || !strings.HasPrefix(e.Name(), "run-") || e.IsDir() {
 			continue
 		}
-		digits, _, _ := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(digits)
-		if err != nil || pid <= 0 || pid == os.Getpid() || processExists(pid) {
+		lockPath := filepath.Join(scratch, e.Name())
+		f, err := os.OpenFile(lockPath, os.O_RDWR|syscall.O_CLOEXEC, 0)
+		if err != nil {
 			continue
 		}
-		if os.RemoveAll(filepath.Join(scratch, e.Name())) == nil {
-			n++
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+			f.Close() // its owner lives
+			continue
 		}
+		for _, d := range entries {
+			if d.IsDir() && strings.HasPrefix(d.Name(), "run-"+id+"-") && os.RemoveAll(filepath.Join(scratch, d.Name())) == nil {
+				n++
+			}
+		}
+		os.Remove(lockPath)
+		f.Close()
 	}
 	return n
-}
-
-// processExists reports whether a process with that pid exists (a pid a
-// dead process left may be another's since: its directory then waits).
-func processExists(pid int) bool {
-	err := unix.Kill(pid, 0)
-	return err == nil || errors.Is(err, unix.EPERM)
 }
