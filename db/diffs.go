@@ -175,7 +175,7 @@ func deref(s *string) string {
 func applyDiff(base string, d domain.Diff) (string, error) {
 	patched, err := patch.Apply(base, d.DiffContent)
 	if err != nil {
-		return "", domain.Errorf(domain.ECONFLICT, "diff %s does not apply to its base commit: %v", d.ID, err)
+		return "", domain.Errorf(domain.ECONFLICT, "diff %s does not apply to the code it is run on: %v", d.ID, err)
 	}
 	return patched, nil
 }

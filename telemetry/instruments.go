@@ -27,8 +27,10 @@ func (i *instruments) init(mp metric.MeterProvider) error {
 }
 
 // secondsBuckets are the buckets of the job durations, River's own
-// (otelriver's, see New) and the queue wait: from 5 ms to a job's timeout.
-var secondsBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600}
+// (otelriver's, see New: also its fetches and inserts, under a few
+// milliseconds) and the queue wait: from half a millisecond to a job's
+// timeout.
+var secondsBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600}
 
 // otelriverScope is the instrumentation scope of otelriver's metrics.
 const otelriverScope = "github.com/riverqueue/rivercontrib/otelriver"

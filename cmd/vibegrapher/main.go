@@ -143,12 +143,11 @@ func run(args []string) error {
 	return serve(ctx, env{cfg: cfg, log: log, pool: pool, schema: schema, store: store}, rolesOf(cmd, *realtime))
 }
 
-// healthcheck asks the server on this machine for /healthz; the runtime image
-// has no curl.
 // healthcheck asks the service this configuration (the environment and
 // .env) runs for its /healthz: on HOST:PORT, or on the loopback when HOST
-// binds every address. A worker serves no PORT: check its METRICS_ADDR
-// listener by TCP instead.
+// binds every address (the runtime image has no curl). It is for the roles
+// that serve HTTP; a worker serves no PORT, and a deployment checks its
+// METRICS_ADDR listener by TCP instead (fly.toml).
 func healthcheck() error {
 	cfg, err := loadConfig(context.Background())
 	if err != nil {

@@ -2,6 +2,7 @@ package vibecode
 
 import (
 	"strings"
+	"unicode"
 
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/domain/patch"
@@ -65,15 +66,26 @@ func short(sha string) string {
 }
 
 // CommitMessage is the message a commit gets: the person's, else the diff's,
-// else DefaultCommitMessage.
+// else DefaultCommitMessage. The diff's is the Evaluator's (a model's words,
+// which the code it read can steer): it goes into the git log without the
+// control characters a person's may not carry either (an escape a terminal
+// would act on).
 func CommitMessage(requested, diffs string) string {
 	if msg := strings.TrimSpace(requested); msg != "" {
 		return msg
 	}
-	if diffs != "" {
-		return diffs
+	if msg := strings.TrimSpace(strings.Map(dropControl, diffs)); msg != "" {
+		return msg
 	}
 	return DefaultCommitMessage
+}
+
+// dropControl drops a control character but a line break or a tab.
+func dropControl(r rune) rune {
+	if unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' {
+		return -1
+	}
+	return r
 }
 
 // ForgetsOnCommit are the agents whose memory of a session is cleared when a

@@ -227,7 +227,8 @@ func TestRebaseAndCommitMessage(t *testing.T) {
 	if got, err := vibecode.Rebase(code, code, appendDiff, "main", "bbbbbbbbbbbbbbbb", "bbbbbbbbbbbbbbbb"); err != nil || got != appended {
 		t.Fatalf("Rebase onto its own base = %v", err)
 	}
-	for _, c := range [][3]string{{" mine ", "evaluator's", "mine"}, {"", "evaluator's", "evaluator's"}, {"", "", vibecode.DefaultCommitMessage}} {
+	for _, c := range [][3]string{{" mine ", "evaluator's", "mine"}, {"", "evaluator's", "evaluator's"}, {"", "", vibecode.DefaultCommitMessage},
+		{"", "Say hi\x1b[2J\n\nBody", "Say hi[2J\n\nBody"}, {"", "\x1b\x07", vibecode.DefaultCommitMessage}} {
 		if got := vibecode.CommitMessage(c[0], c[1]); got != c[2] {
 			t.Errorf("CommitMessage(%q, %q) = %q, want %q", c[0], c[1], got, c[2])
 		}
