@@ -129,6 +129,9 @@ func runPipeline(args []string) error {
 	fake.Handle(model.reply)
 	fakeURL := "http://" + ln.Addr().String() + "/v1"
 	if f.serveFake {
+		// No project here to read: the patch is of the code a project gets
+		// when it is created without any (POST /projects {name}).
+		model.setPatch(domain.SampleWorkflow)
 		fmt.Printf("fake Responses API: OPENAI_BASE_URL=%s (model latency %s, %s mode); Ctrl-C ends it\n", fakeURL, f.latency, f.mode)
 		<-ctx.Done()
 		return nil
