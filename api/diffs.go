@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"unicode"
 
 	"github.com/go-fuego/fuego"
 	"github.com/go-fuego/fuego/option"
@@ -17,6 +16,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/domain/pyast"
+	"github.com/vibegrapher/vibegrapher/domain/vibecode"
 	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 	"github.com/vibegrapher/vibegrapher/llm"
 )
@@ -144,7 +144,7 @@ func (s *Server) commitDiff(c fuego.ContextWithBody[CommitRequest]) (db.CommitRe
 	if len(in.CommitMessage) > domain.MaxCommitMessageBytes {
 		return db.CommitResult{}, domain.Invalid("commit_message", "must be at most %d bytes", domain.MaxCommitMessageBytes)
 	}
-	if strings.ContainsFunc(in.CommitMessage, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' }) {
+	if strings.ContainsFunc(in.CommitMessage, vibecode.StrayControl) {
 		// A terminal that shows the git log would act on an escape.
 		return db.CommitResult{}, domain.Invalid("commit_message", "must not contain control characters but line breaks and tabs")
 	}

@@ -137,7 +137,23 @@ func TestAnInsertUnderADeletedRowIsNotFound(t *testing.T) {
 func TestARunDeletedWhileItRanFinishes(t *testing.T) {
 	ctx := context.Background()
 	store := &db.Store{Pool: dbtest.New(t)}
-	_, tc := projectWithTest(t, store)
+	_, tc, work := runningTest(t, store)
+	if err := store.DeleteTest(ctx, tc.ID); err != nil {
+		t.Fatal(err)
+	}
+	completed := false
+	_, err := store.FinishRun(ctx, work, db.RunResult{Status: "passed"}, &db.Completion{Job: func(pgx.Tx) error { completed = true; return nil }})
+	if err != nil || !completed {
+		t.Fatalf("finishing a deleted run: %v, job completed %v", err, completed)
+	}
+}
+
+// runningTest creates a project with one test case and a run of it that
+// has begun (as a worker's, BeginRun).
+func runningTest(t *testing.T, store *db.Store) (domain.Project, domain.TestCase, db.RunWork) {
+	t.Helper()
+	ctx := context.Background()
+	p, tc := projectWithTest(t, store)
 	acc, err := store.StartRun(ctx, tc.ID, nil, func(pgx.Tx, string) (int64, error) { return 1, nil })
 	if err != nil {
 		t.Fatal(err)
@@ -146,14 +162,7 @@ func TestARunDeletedWhileItRanFinishes(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("begin: %v %v", ok, err)
 	}
-	if err := store.DeleteTest(ctx, tc.ID); err != nil {
-		t.Fatal(err)
-	}
-	completed := false
-	_, err = store.FinishRun(ctx, work, db.RunResult{Status: "passed"}, &db.Completion{Job: func(pgx.Tx) error { completed = true; return nil }})
-	if err != nil || !completed {
-		t.Fatalf("finishing a deleted run: %v, job completed %v", err, completed)
-	}
+	return p, tc, work
 }
 
 // projectWithTest creates a project with one test case.
@@ -179,15 +188,7 @@ func TestNoEventOfAProjectFollowsItsDeletion(t *testing.T) {
 	ctx := context.Background()
 	pool := dbtest.New(t)
 	store := &db.Store{Pool: pool}
-	p, tc := projectWithTest(t, store)
-	acc, err := store.StartRun(ctx, tc.ID, nil, func(pgx.Tx, string) (int64, error) { return 1, nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	work, ok, err := store.BeginRun(ctx, acc.TestRunID)
-	if err != nil || !ok {
-		t.Fatalf("begin: %v %v", ok, err)
-	}
+	p, _, work := runningTest(t, store)
 	if err := store.DeleteProject(ctx, p.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +202,7 @@ func TestNoEventOfAProjectFollowsItsDeletion(t *testing.T) {
 		t.Errorf("vibecode_delta of a deleted project's message: %v, want ErrTurnGone", err)
 	}
 	completed := false
-	_, err = store.FinishRun(ctx, work, db.RunResult{Status: "passed"}, &db.Completion{
+	_, err := store.FinishRun(ctx, work, db.RunResult{Status: "passed"}, &db.Completion{
 		Job: func(pgx.Tx) error { completed = true; return nil },
 		Event: func(tx pgx.Tx) error {
 			_, err := db.Emit(ctx, tx, p.ID, status)

@@ -102,17 +102,7 @@ func (s *Store) CommitDiff(ctx context.Context, id string, message string) (Comm
 		if err != nil {
 			return err
 		}
-		code, err := scriptAt(ctx, tx, p.repo, head)
-		if err != nil {
-			return err
-		}
-		baseCode := code
-		if head.String() != d.BaseCommit {
-			if baseCode, err = scriptAt(ctx, tx, p.repo, plumbing.NewHash(d.BaseCommit)); err != nil {
-				return err
-			}
-		}
-		patched, err := vibecode.Rebase(code, baseCode, d.DiffContent, d.TargetBranch, head.String(), d.BaseCommit)
+		patched, err := rebaseOnHead(ctx, tx, p.repo, d, head)
 		if err != nil {
 			return err
 		}
@@ -171,4 +161,21 @@ func emitCodeChanged(ctx context.Context, tx pgx.Tx, p domain.Project, parent pl
 	}
 	_, err = Emit(ctx, tx, p.ID, e)
 	return err
+}
+
+// rebaseOnHead is the code diff d gives on head, the head of its branch
+// (vibecode.Rebase), reading the base's code too when the head moved since.
+// A commit writes it; a test run on the diff checks that it would.
+func rebaseOnHead(ctx context.Context, tx pgx.Tx, repo uuid.UUID, d domain.Diff, head plumbing.Hash) (string, error) {
+	headCode, err := scriptAt(ctx, tx, repo, head)
+	if err != nil {
+		return "", err
+	}
+	baseCode := headCode
+	if head.String() != d.BaseCommit {
+		if baseCode, err = scriptAt(ctx, tx, repo, plumbing.NewHash(d.BaseCommit)); err != nil {
+			return "", err
+		}
+	}
+	return vibecode.Rebase(headCode, baseCode, d.DiffContent, d.TargetBranch, head.String(), d.BaseCommit)
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/domain/event"
-	"github.com/vibegrapher/vibegrapher/domain/vibecode"
 )
 
 const testColumns = `id, project_id, name, code, timeout_seconds, created_at, updated_at`
@@ -198,15 +197,7 @@ func diffTarget(ctx context.Context, tx pgx.Tx, d domain.Diff) (string, error) {
 	if err != nil || head.String() == d.BaseCommit {
 		return d.BaseCommit, err
 	}
-	headCode, err := scriptAt(ctx, tx, p.repo, head)
-	if err != nil {
-		return "", err
-	}
-	baseCode, err := scriptAt(ctx, tx, p.repo, plumbing.NewHash(d.BaseCommit))
-	if err != nil {
-		return "", err
-	}
-	if _, err := vibecode.Rebase(headCode, baseCode, d.DiffContent, d.TargetBranch, head.String(), d.BaseCommit); err != nil {
+	if _, err := rebaseOnHead(ctx, tx, p.repo, d, head); err != nil {
 		return "", err
 	}
 	return head.String(), nil

@@ -111,8 +111,8 @@ func (it *Items) AddUser(text string) {
 // AddUserKept appends a user message sent as text and kept in memory as
 // kept (Kept): the request's copy of the script is the current code, and a
 // conversation that kept one per message grew by the script's size with
-// every message (sent again with each call: a 150 KB script passed the
-// model's context in five messages).
+// every message, all of it sent again with each call
+// (TestALongSessionSendsTheScriptOnce).
 func (it *Items) AddUserKept(text, kept string) {
 	memory := Items{raw: it.kept}
 	if it.kept == nil { // memory has kept what was sent so far

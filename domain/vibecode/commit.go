@@ -74,18 +74,22 @@ func CommitMessage(requested, diffs string) string {
 	if msg := strings.TrimSpace(requested); msg != "" {
 		return msg
 	}
-	if msg := strings.TrimSpace(strings.Map(dropControl, diffs)); msg != "" {
+	dropped := strings.Map(func(r rune) rune {
+		if StrayControl(r) {
+			return -1
+		}
+		return r
+	}, diffs)
+	if msg := strings.TrimSpace(dropped); msg != "" {
 		return msg
 	}
 	return DefaultCommitMessage
 }
 
-// dropControl drops a control character but a line break or a tab.
-func dropControl(r rune) rune {
-	if unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' {
-		return -1
-	}
-	return r
+// StrayControl reports whether r is a control character that a commit
+// message may not carry: any but a line break or a tab.
+func StrayControl(r rune) bool {
+	return unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t'
 }
 
 // ForgetsOnCommit are the agents whose memory of a session is cleared when a
