@@ -18,13 +18,13 @@ import (
 // a shutdown past SHUTDOWN_GRACE nor makes it fail (it exited 1 after the
 // grace), and is answered 408 once the body's time is up.
 func TestAStalledRequestBodyHoldsNeitherItsConnectionNorAShutdown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", ownLoopback+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	cfg := Config{Host: "127.0.0.1", Port: port, ShutdownGrace: 300 * time.Millisecond}
+	cfg := Config{Host: ownLoopback, Port: port, ShutdownGrace: 300 * time.Millisecond}
 	srv := api.New(api.Options{Log: slog.New(slog.DiscardHandler), BodyTimeout: time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -79,3 +79,10 @@ func TestAStalledRequestBodyHoldsNeitherItsConnectionNorAShutdown(t *testing.T) 
 		t.Fatalf("the stalled connection after the shutdown: %q %v", b, err)
 	}
 }
+
+// ownLoopback is the address these tests serve on. They pick a free port,
+// close it, and the code under test listens on it again: on 127.0.0.1 a test
+// server of another package running meanwhile could take the port in
+// between (GET /metrics once answered another package's 404), and none of
+// them listens on this address of the loopback.
+const ownLoopback = "127.0.0.3"

@@ -25,7 +25,7 @@ func TestWorkerMetricsListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tel.Shutdown(context.Background())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", ownLoopback+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,14 +81,14 @@ func TestWorkerMetricsListener(t *testing.T) {
 // `vibegrapher all` wires telemetry into every part: /metrics on PORT shows
 // the process's role, the pool, and the HTTP request that asked.
 func TestAllRoleServesMetrics(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", ownLoopback+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close() // serve listens on it again
 	t.Setenv("DATABASE_URL", dbtest.NewURL(t))
-	t.Setenv("HOST", "127.0.0.1")
+	t.Setenv("HOST", ownLoopback)
 	t.Setenv("PORT", strconv.Itoa(port))
 	t.Setenv("MEDIA_PATH", t.TempDir())
 	t.Setenv("API_TOKEN", "s3cret")
@@ -113,7 +113,7 @@ func TestAllRoleServesMetrics(t *testing.T) {
 		done <- serve(ctx, env{cfg: cfg, log: log, pool: pool, schema: schema, store: &db.Store{Pool: pool}}, rolesOf("all", false))
 	}()
 
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	base := fmt.Sprintf("http://%s:%d", ownLoopback, port)
 	get := func(path string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", base+path, nil)
