@@ -5,6 +5,7 @@ package db
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -40,6 +41,12 @@ type Querier interface {
 // process that runs both (slots.go).
 const DefaultMaxConns = 10
 
+// processName is the application_name of this process's connections, unless
+// DATABASE_URL gives one: pg_stat_activity shows which sessions are the
+// service's, and Schema.Reset ends every session of the database but this
+// process's own.
+var processName = "vibegrapher " + rand.Text()[:8]
+
 // Open connects to the database at url, creating the database first when it
 // does not exist.
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
@@ -49,6 +56,9 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	}
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = DefaultMaxConns
+	}
+	if _, named := cfg.ConnConfig.RuntimeParams["application_name"]; !named {
+		cfg.ConnConfig.RuntimeParams["application_name"] = processName
 	}
 	if err := EnsureDatabase(ctx, cfg.ConnConfig); err != nil {
 		return nil, err

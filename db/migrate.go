@@ -53,8 +53,26 @@ func (s *Schema) Migrate(ctx context.Context) error {
 
 // Reset drops the application's and River's tables and migrates again: an
 // empty database at the current schema.
+//
+// Like DROP DATABASE … WITH (FORCE), it first ends the database's other
+// sessions (those of another application_name than this process's). A
+// running service's connections hold plans of the tables and types it drops
+// (River's job-state enum is created anew), and each would fail one request
+// or job after the reset ("cached plan must not change result type"); ended,
+// they are replaced when next taken from their pool, which pings a
+// connection idle for over a second. A session left idle in a transaction
+// would also block the drop.
 func (s *Schema) Reset(ctx context.Context) error {
 	return s.locked(ctx, func(ctx context.Context) error {
+		var ended int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()
+				AND application_name IS DISTINCT FROM current_setting('application_name')`).Scan(&ended); err != nil {
+			return wrap(err, "end the database's other sessions")
+		}
+		if ended > 0 {
+			s.log.Info("ended the database's other sessions before the reset", "sessions", ended)
+		}
 		if _, err := s.goose.DownTo(ctx, 0); err != nil {
 			return fmt.Errorf("drop application schema: %w", err)
 		}

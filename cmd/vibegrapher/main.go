@@ -39,7 +39,8 @@ commands:
   worker       work River's jobs: the vibecode loop and test runs
   realtime     serve Socket.IO only
   migrate      apply River's and the application's migrations
-  reset-db     drop the application's and River's tables, migrate, seed (--no-seed)
+  reset-db     end the database's other sessions, drop the application's and
+               River's tables, migrate, seed (--no-seed)
   healthcheck  exit 0 when the service on HOST:PORT answers /healthz (for containers)
   version      print the version
 

@@ -2,18 +2,14 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vibegrapher/vibegrapher/db"
-	"github.com/vibegrapher/vibegrapher/db/dbtest"
 	"github.com/vibegrapher/vibegrapher/telemetry"
 )
 
@@ -81,58 +77,10 @@ func TestWorkerMetricsListener(t *testing.T) {
 // `vibegrapher all` wires telemetry into every part: /metrics on PORT shows
 // the process's role, the pool, and the HTTP request that asked.
 func TestAllRoleServesMetrics(t *testing.T) {
-	ln, err := net.Listen("tcp", ownLoopback+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close() // serve listens on it again
-	t.Setenv("DATABASE_URL", dbtest.NewURL(t))
-	t.Setenv("HOST", ownLoopback)
-	t.Setenv("PORT", strconv.Itoa(port))
-	t.Setenv("MEDIA_PATH", t.TempDir())
-	t.Setenv("API_TOKEN", "s3cret")
-	t.Setenv("LOG_LEVEL", "error")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cfg, err := loadConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	pool := mustPool(t, cfg.DatabaseURL)
-	schema, err := db.NewSchema(pool, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := schema.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, env{cfg: cfg, log: log, pool: pool, schema: schema, store: &db.Store{Pool: pool}}, rolesOf("all", false))
-	}()
-
-	base := fmt.Sprintf("http://%s:%d", ownLoopback, port)
+	s := startAll(t, "s3cret")
 	get := func(path string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", base+path, nil)
-		req.Header.Set("Authorization", "Bearer s3cret")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer res.Body.Close()
-		body, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(body)
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if code, _ := get("/healthz"); code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the server did not come up")
-		}
+		return s.do("GET", path, "")
 	}
 	get("/projects")
 	code, body := get("/metrics")
@@ -151,9 +99,5 @@ func TestAllRoleServesMetrics(t *testing.T) {
 	}
 	if code, _ := get("/debug/pprof/"); code != http.StatusOK {
 		t.Errorf("GET /debug/pprof/: %d", code)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
 	}
 }
