@@ -34,7 +34,8 @@
 //     /etc/alternatives and the interpreter's own directories (a virtualenv,
 //     a pyenv prefix) bound read-only from descriptors opened beforehand;
 //     synthetic /etc/passwd, group, hosts, nsswitch.conf; /dev with null,
-//     zero, full, random, urandom; a procfs of the new pid namespace (left
+//     zero, full, random, urandom, and stdin, stdout, stderr and fd as links
+//     into /proc/self/fd; a procfs of the new pid namespace (left
 //     out where the host refuses one, as Docker's masked /proc does); /work
 //     (the run's files, the current directory and HOME) and /tmp as 32 MiB
 //     tmpfs, /dev/shm as 8 MiB; then pivot_root, the host root detached and
@@ -55,6 +56,13 @@
 //     timeout, the kernel kills every process of the run. The network
 //     namespace has only a loopback interface that is down.
 //
+// Output goes through two pipes the server reads. They belong to the run's
+// host user, so a program may open them again by name (open("/dev/stdout"),
+// a logging handler on /dev/stderr, a shell-out's "> /dev/stdout"): reopening
+// /proc/self/fd/1 checks the pipe's owner and 0600 mode, and a server running
+// as root is unmapped (nobody) in the run's user namespace. This needs the
+// run's procfs; where the host refuses one (Docker), /dev/stdout leads nowhere.
+//
 // New probes this once: it starts the launcher in each namespace, then runs a
 // probe program and checks from the outside what it could not do (reach a
 // TCP listener of the server, read or write a canary beside the run
@@ -69,12 +77,18 @@
 // Docker image; the launcher does the same in a few hundred lines and costs
 // about the same (see BenchmarkRunPass vs BenchmarkBarePython). Cgroups are not used:
 // on a fly.io machine running the image as a non-root user they are
-// usually not writable, and here (cgroup v1 memory, v2 without controllers)
-// placing runs would mean writing into the cgroup of whoever started the
-// server; RLIMIT_AS per process, RLIMIT_NPROC and oom_score_adj bound a run
-// instead. Landlock is not used in the isolated tier: the mount namespace
-// already shows nothing but what Landlock rules would allow, and the network
-// and signal scopes duplicate the network and pid namespaces.
+// usually not writable, and here (the memory controller bound to a cgroup v1
+// hierarchy whose every group belongs to the VM's init, cgroup v2 with only
+// hugetlb) placing runs would mean writing into the cgroup of whoever started
+// the server; RLIMIT_AS per process, RLIMIT_NPROC and oom_score_adj bound a run
+// instead. What they leave out is kernel memory: pipe and socket buffers count
+// against no rlimit (RLIMIT_NOFILE and the kernel's per-user pipe quota,
+// fs.pipe-user-pages-soft, bound them), so a run may pin tens of megabytes per
+// process beyond SANDBOX_MEMORY_MB, with oom_score_adj 1000 making its
+// processes the out-of-memory killer's first choice. Landlock is not used in
+// the isolated tier: the mount namespace already shows nothing but what
+// Landlock rules would allow, and the network and signal scopes duplicate the
+// network and pid namespaces.
 //
 // In a Docker container the isolated tier needs a seccomp profile allowing
 // clone, mount, umount2, pivot_root, sethostname and mount_setattr without

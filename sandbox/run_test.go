@@ -107,6 +107,47 @@ if __name__ == "__main__":
 	}
 }
 
+// streamsByName is test code writing to its output through /dev/stdout,
+// /dev/stderr and /dev/fd/N opened by name, as logging configurations,
+// print(file=open("/dev/stdout", "w")) and shell-outs do.
+const streamsByName = `import logging, subprocess, sys
+print("via sys.stdout")
+with open("/dev/stdout", "w") as f:
+    print("via /dev/stdout", file=f)
+with open("/dev/stderr", "w") as f:
+    f.write("via /dev/stderr\n")
+with open("/dev/fd/1", "w") as f:
+    f.write("via /dev/fd/1\n")
+log = logging.getLogger("t")
+log.addHandler(logging.FileHandler("/dev/stderr"))
+log.error("via a logging FileHandler")
+subprocess.run(["/bin/sh", "-c", "echo via a shell-out > /dev/stdout"], check=True)
+print(open("/dev/stdin").read() == "")
+`
+
+// wantStreamsByName checks what a user sees of streamsByName's run.
+func wantStreamsByName(t *testing.T, res sandbox.Result) {
+	t.Helper()
+	const stdout = "via sys.stdout\nvia /dev/stdout\nvia /dev/fd/1\nvia a shell-out\nTrue\n"
+	if res.Status != sandbox.StatusPassed || res.Stdout != stdout {
+		t.Errorf("status %s stdout %q, want passed with %q (stderr %q)", res.Status, res.Stdout, stdout, res.Stderr)
+	}
+	for _, s := range []string{"via /dev/stderr\n", "via a logging FileHandler\n"} {
+		if !strings.Contains(res.Stderr, s) {
+			t.Errorf("stderr %q lacks %q", res.Stderr, s)
+		}
+	}
+}
+
+func TestStreamsOpenedByName(t *testing.T) {
+	if !runner(t).Features().Proc {
+		// /dev/stdout is /proc/self/fd/1: nothing to open by name where the
+		// host refuses the run a procfs (Docker's masked /proc).
+		t.Skip("the run has no /proc on this host: " + runner(t).Features().String())
+	}
+	wantStreamsByName(t, run(t, "", streamsByName, 0))
+}
+
 func TestTimeout(t *testing.T) {
 	for name, code := range map[string]string{
 		"busy loop": "while True:\n    pass\n",

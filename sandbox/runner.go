@@ -204,12 +204,27 @@ func (r *Runner) launch(ctx context.Context, spec launchSpec, t tier, timeout ti
 		return facts
 	}
 	defer statusR.Close()
+	outR, outW, err := r.outputPipe()
+	if err != nil {
+		statusW.Close()
+		facts.startErr = err
+		return facts
+	}
+	defer outR.Close()
+	errR, errW, err := r.outputPipe()
+	if err != nil {
+		statusW.Close()
+		outW.Close()
+		facts.startErr = err
+		return facts
+	}
+	defer errR.Close()
 
 	cmd := exec.CommandContext(runCtx, "/proc/self/exe")
 	cmd.Args = []string{launcherArg0, string(arg)}
 	cmd.Env = []string{launcherEnv + "=1"}
 	cmd.Dir = "/"
-	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Stdout, cmd.Stderr = outW, errW
 	cmd.ExtraFiles = []*os.File{statusW}
 	cmd.SysProcAttr = r.sysProcAttr(t)
 	// Killing pid 1 of the run's pid namespace kills every process in it;
@@ -218,9 +233,7 @@ func (r *Runner) launch(ctx context.Context, spec launchSpec, t tier, timeout ti
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		return cmd.Process.Kill()
 	}
-	// Output pipes held open by a stray process (unisolated tier only) must
-	// not hold up the result.
-	cmd.WaitDelay = 500 * time.Millisecond
+	cmd.WaitDelay = outputDrainDelay
 
 	// The parent-death signal fires when the thread that forked the launcher
 	// ends; keep that thread to this goroutine until the run is over.
@@ -228,6 +241,8 @@ func (r *Runner) launch(ctx context.Context, spec launchSpec, t tier, timeout ti
 	defer runtime.UnlockOSThread()
 	err = cmd.Start()
 	statusW.Close()
+	outW.Close()
+	errW.Close()
 	if err != nil {
 		facts.startErr = err
 		return facts
@@ -237,8 +252,25 @@ func (r *Runner) launch(ctx context.Context, spec launchSpec, t tier, timeout ti
 		b, _ := io.ReadAll(io.LimitReader(statusR, 4096))
 		launchErr <- string(b)
 	}()
+	copied := make(chan struct{}, 2)
+	for _, c := range []struct {
+		dst io.Writer
+		src *os.File
+	}{{stdout, outR}, {stderr, errR}} {
+		go func() {
+			_, _ = io.Copy(c.dst, c.src)
+			copied <- struct{}{}
+		}()
+	}
 	waitErr := cmd.Wait()
 	facts.launchErr = <-launchErr
+	// Output pipes held open by a stray process (unisolated tier only) must
+	// not hold up the result.
+	drainBy := time.Now().Add(outputDrainDelay)
+	_ = outR.SetReadDeadline(drainBy)
+	_ = errR.SetReadDeadline(drainBy)
+	<-copied
+	<-copied
 	if t == tierUnisolated {
 		// Without a pid namespace, this is the best effort at strays.
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
@@ -257,6 +289,30 @@ func (r *Runner) launch(ctx context.Context, spec launchSpec, t tier, timeout ti
 		}
 	}
 	return facts
+}
+
+// outputDrainDelay is how long output may still arrive after the run's first
+// process ended.
+const outputDrainDelay = 500 * time.Millisecond
+
+// outputPipe is a pipe for the run's stdout or stderr, the write end for the
+// run. The run's user owns it: a program opens it again by name too
+// (/dev/stdout is /proc/self/fd/1, which reopens the pipe itself, mode 0600),
+// and a server running as root is unmapped in the run's user namespace, so a
+// pipe left to it could not be opened. Nothing else of the host is given.
+func (r *Runner) outputPipe() (read, write *os.File, err error) {
+	read, write, err = os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.hostUID != os.Getuid() || r.hostGID != os.Getgid() {
+		if err := write.Chown(r.hostUID, r.hostGID); err != nil {
+			read.Close()
+			write.Close()
+			return nil, nil, fmt.Errorf("output pipe: %w", err)
+		}
+	}
+	return read, write, nil
 }
 
 // sysProcAttr makes the launcher's namespaces. The run's user is uid/gid 1000

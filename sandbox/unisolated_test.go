@@ -72,6 +72,7 @@ func TestUnisolatedTier(t *testing.T) {
 		if res := r.Run(ctx, "", "while True: pass", time.Second); res.Status != sandbox.StatusTimeout {
 			t.Errorf("timeout: %s", res.Status)
 		}
+		wantStreamsByName(t, r.Run(ctx, "", streamsByName, 0))
 	})
 	t.Run("limits still hold", func(t *testing.T) {
 		secret := filepath.Join(dir, "server-secret")
