@@ -105,6 +105,11 @@ func DeleteEventsBefore(ctx context.Context, q Querier, cutoff time.Time) (int64
 	if err != nil {
 		return 0, wrap(err, "delete old events")
 	}
+	// Where deleted projects stood in the list of projects, kept as long as
+	// their project_deleted events (ListProjects).
+	if _, err := q.Exec(ctx, `DELETE FROM deleted_projects WHERE deleted_at < $1`, cutoff); err != nil {
+		return 0, wrap(err, "delete old places of deleted projects")
+	}
 	return tag.RowsAffected(), nil
 }
 

@@ -220,7 +220,9 @@ const listProjects = `SELECT ` + projectColumns + ` FROM projects
 // ListProjects returns a page of the projects, newest first, with their
 // current code, which it does not keep in the script cache (readScript).
 func (s *Store) ListProjects(ctx context.Context, page Page) ([]domain.Project, error) {
-	start, err := page.start(ctx, s.Pool, "project", `SELECT created_at FROM projects WHERE id = $1`)
+	// A project deleted since a client was shown it still marks its place.
+	start, err := page.start(ctx, s.Pool, "project", `SELECT created_at FROM projects WHERE id = $1
+		UNION ALL SELECT created_at FROM deleted_projects WHERE id = $1 LIMIT 1`)
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +293,8 @@ func (s *Store) DeleteProject(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM projects WHERE id = $1`, p.id); err != nil {
+		if _, err := tx.Exec(ctx, `WITH gone AS (DELETE FROM projects WHERE id = $1 RETURNING id, created_at)
+			INSERT INTO deleted_projects (id, created_at) SELECT id, created_at FROM gone`, p.id); err != nil {
 			return wrap(err, "delete project")
 		}
 		if err := wakeJobsOfDeleted(ctx, tx, queued); err != nil {
