@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -269,6 +270,50 @@ func TestUnknownRoutesAndWrongMethodsAreProblemJSON(t *testing.T) {
 		if allow := res.Header.Get("Allow"); allow != c.allow || (allow != "" && !strings.HasSuffix(p.Detail, "allowed: "+allow)) {
 			t.Errorf("%s %s: Allow %q, detail %q; want Allow %q", c.method, c.path, allow, p.Detail, c.allow)
 		}
+	}
+}
+
+// A path with an empty segment, "." or ".." is an unknown route, answered
+// as one. net/http's ServeMux redirected it (307, an HTML body) to its
+// cleaned form, where a POST was sent again.
+func TestPathsThatAreNotCleanAreUnknownRoutes(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	id := uuid.NewString()
+	for _, c := range []struct{ method, path, clean string }{
+		{"GET", "//projects", "/projects"},
+		{"POST", "//projects", "/projects"},
+		{"GET", "/projects/../projects", "/projects"},
+		{"GET", "/projects/%2e%2e/projects", "/projects"},
+		{"DELETE", "/projects/./" + id, "/projects/" + id},
+		{"GET", "/swagger/../projects", "/projects"}, // under a public prefix
+		{"GET", "/projects//", "/projects/"},
+	} {
+		req, err := http.NewRequest(c.method, s.URL+c.path, strings.NewReader(`{"name":"via a redirect"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		res, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := response{Status: res.StatusCode, Header: res.Header, Body: body}
+		if got.Status != http.StatusNotFound || got.Header.Get("Location") != "" {
+			t.Fatalf("%s %s = %d (Location %q) %s, want 404", c.method, c.path, got.Status, got.Header.Get("Location"), body)
+		}
+		if p := got.problem(t); !strings.Contains(p.Detail, "cleaned, it is "+c.clean+")") {
+			t.Errorf("%s %s: detail %q does not give the cleaned path %s", c.method, c.path, p.Detail, c.clean)
+		}
+	}
+	if n := s.count("projects"); n != 0 {
+		t.Fatalf("%d projects created through an unclean path", n)
 	}
 }
 

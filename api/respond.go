@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path"
 
 	"github.com/go-fuego/fuego"
 )
@@ -83,9 +84,17 @@ func (w jsonWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // routeProblems answers requests that match no route as problem JSON: 404
 // for an unknown path, 405 with Allow for a known path and a wrong method.
-// Everything else goes to the mux as it is.
+// A path with an empty segment, "." or ".." (//projects, /projects/../x)
+// names no route either: the mux would redirect it to its cleaned form with
+// an HTML body, and a client would reach, by a 307 that repeats a POST or
+// a DELETE, a route it did not write. Everything else goes to the mux as it
+// is.
 func routeProblems(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if clean := cleanPath(r.URL.Path); clean != r.URL.Path {
+			writeProblemf(w, http.StatusNotFound, "no route %s %s: a path with an empty segment, . or .. names no route (cleaned, it is %s); the routes are listed at /swagger/", r.Method, r.URL.Path, clean)
+			return
+		}
 		h, pattern := mux.Handler(r)
 		if pattern != "" {
 			mux.ServeHTTP(w, r)
@@ -109,6 +118,22 @@ func routeProblems(mux *http.ServeMux) http.Handler {
 			_, _ = w.Write(rec.body.Bytes())
 		}
 	})
+}
+
+// cleanPath is the path net/http's ServeMux redirects p to: rooted, with
+// no empty, "." or ".." segment, a trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	clean := path.Clean(p)
+	if p[len(p)-1] == '/' && clean != "/" {
+		clean += "/"
+	}
+	return clean
 }
 
 // NotFound answers a request for a route that does not exist here, as

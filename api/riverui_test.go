@@ -119,3 +119,32 @@ func basic(user, pass string) string {
 	r.SetBasicAuth(user, pass)
 	return r.Header.Get("Authorization")
 }
+
+// River UI refuses a method as the rest of the API does: problem JSON with
+// Allow, for an OPTIONS that is not a CORS preflight too. It answered
+// "method not allowed" in plain text.
+func TestRiverUIRefusesMethodsAsProblemJSON(t *testing.T) {
+	t.Parallel()
+	s, _ := riverUIServer(t, "tok", "")
+	auth := []string{"Authorization", "Bearer tok"}
+	for _, c := range []struct{ method, path string }{
+		{"OPTIONS", "/riverui/"},
+		{"OPTIONS", "/riverui/api/jobs"},
+		{"DELETE", "/riverui/api/jobs"},
+		{"PUT", "/riverui/"},
+	} {
+		res := s.do(c.method, c.path, nil, auth...)
+		if res.Status != http.StatusMethodNotAllowed {
+			t.Fatalf("%s %s = %d %s", c.method, c.path, res.Status, res.Body)
+		}
+		p := res.problem(t)
+		allow := res.Header.Get("Allow")
+		if allow == "" || !strings.Contains(p.Detail, c.method+" is not allowed on "+c.path) || !strings.HasSuffix(p.Detail, "allowed: "+allow) {
+			t.Errorf("%s %s: Allow %q, detail %q", c.method, c.path, allow, p.Detail)
+		}
+	}
+	// What River UI serves is untouched.
+	if res := s.do("GET", "/riverui/api/jobs?state=available", nil, auth...); res.Status != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("job list = %d %v %s", res.Status, res.Header, res.Body)
+	}
+}

@@ -40,6 +40,18 @@ func newEnv(t testing.TB, opts ...func(*realtime.Options)) *env {
 // newEnvOn starts a realtime server on an existing database.
 func newEnvOn(t testing.TB, pool *pgxpool.Pool, opts ...func(*realtime.Options)) *env {
 	t.Helper()
+	return startEnv(t, pool, nil, opts...)
+}
+
+// newEnvWith is newEnv with setup run on the server before it serves or
+// runs: where the test hooks of export_test.go go.
+func newEnvWith(t testing.TB, setup func(*realtime.Server), opts ...func(*realtime.Options)) *env {
+	t.Helper()
+	return startEnv(t, dbtest.New(t), setup, opts...)
+}
+
+func startEnv(t testing.TB, pool *pgxpool.Pool, setup func(*realtime.Server), opts ...func(*realtime.Options)) *env {
+	t.Helper()
 	o := realtime.Options{
 		Pool: pool, Log: slog.New(slog.DiscardHandler), CORSOrigins: []string{"*"},
 		HeartbeatInterval: time.Hour,
@@ -52,6 +64,9 @@ func newEnvOn(t testing.TB, pool *pgxpool.Pool, opts ...func(*realtime.Options))
 	rt, err := realtime.New(o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(rt)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", rt.Handler())

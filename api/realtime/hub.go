@@ -55,6 +55,7 @@ type hub struct {
 	live    map[string]map[socket.SocketId]*socket.Socket // project → sockets in its room
 	rooms   map[socket.SocketId]map[string]bool           // socket → projects it receives live
 	replays []*replay                                     // round robin, one page per turn
+	deleted deletions                                     // projects whose project_deleted went out lately
 	failing bool                                          // the last outbox read failed (log once)
 	scratch encoded                                       // reused by encode
 	packet  []byte                                        // reused by encode
@@ -83,7 +84,10 @@ type command struct {
 	project string
 	since   int64 // -1: no replay
 	deleted int64 // the project's project_deleted, when it was deleted
-	err     string
+	// from is what the hub had delivered before the project was found to
+	// exist: a project_deleted at or below it would have been seen.
+	from int64
+	err  string
 }
 
 // replay is a subscription catching up from the outbox before it goes live,
@@ -106,6 +110,7 @@ func newHub(io *socket.Server, pool *pgxpool.Pool, log *slog.Logger, pollEvery, 
 		halted:  make(chan struct{}),
 		live:    map[string]map[socket.SocketId]*socket.Socket{},
 		rooms:   map[socket.SocketId]map[string]bool{},
+		deleted: newDeletions(deletionsKept),
 	}
 }
 
@@ -191,6 +196,7 @@ func (h *hub) run(ctx context.Context) {
 		if err == nil {
 			h.last = last
 			h.delivered.Store(last)
+			h.deleted.reset(last)
 			// Read once now: it delivers what committed meanwhile, and
 			// prepares the read on the hub's connection, which the
 			// first event would otherwise wait for.
@@ -259,6 +265,7 @@ func (h *hub) checkHistory(ctx context.Context) {
 		"delivered_up_to", h.last, "outbox_end", last)
 	h.last = last
 	h.delivered.Store(last)
+	h.deleted.reset(last)
 	h.bare.Store(0)
 	h.held = h.held[:0]
 	h.announcedMu.Lock()
@@ -412,6 +419,11 @@ func (h *hub) toRooms(events []db.Event) {
 				h.metrics.emit(ev.Name)
 			}
 		}
+		for _, ev := range events[i:j] {
+			if ev.Name == projectDeletedName {
+				h.deleted.add(ev.ProjectID, ev.Seq)
+			}
+		}
 		h.last = events[j-1].Seq
 		i = j
 	}
@@ -435,6 +447,16 @@ func (h *hub) handle(ctx context.Context, c command) {
 		}
 		if c.since > h.last && h.fromAnotherHistory(ctx, c) {
 			return
+		}
+		if c.deleted == 0 {
+			// Deleted after its check: refused as if checked after.
+			seq, err := h.deletedAfter(ctx, c.project, c.from)
+			if err != nil {
+				h.log.Warn("realtime: look up the project's deletion", "project_id", c.project, "error", err)
+				h.reject(c.sock, c.ack, c.project, "could not look up the project; retry shortly")
+				return
+			}
+			c.deleted = seq
 		}
 		if c.deleted > 0 {
 			h.subscribeDeleted(c)
@@ -485,6 +507,18 @@ func (h *hub) fromAnotherHistory(ctx context.Context, c command) bool {
 	}
 	h.reject(c.sock, c.ack, c.project, sinceBeyond(strconv.FormatInt(c.since, 10), issued))
 	return true
+}
+
+// deletedAfter returns the seq of the project's project_deleted when it has
+// been delivered (or committed) since from, a position the hub had
+// delivered up to, 0 when it has not. The hub's memory answers, unless it
+// may have forgotten it (or from is from before the outbox went back): then
+// the outbox does.
+func (h *hub) deletedAfter(ctx context.Context, project string, from int64) (int64, error) {
+	if seq, sure := h.deleted.after(project, from); sure && from <= h.last {
+		return seq, nil
+	}
+	return db.ProjectDeletedSeq(ctx, h.pool, project)
 }
 
 // subscribeDeleted answers a subscribe to a deleted project. It has no room

@@ -68,6 +68,8 @@ type Server struct {
 	metrics *metrics
 	beats   *heartbeats
 
+	afterLookup func(project string) // tests: runs between a subscribe's check and the hub
+
 	started   atomic.Bool
 	closeOnce sync.Once
 	stopped   chan struct{} // closed by Close
@@ -268,11 +270,17 @@ func (s *Server) subscribe(sock *socket.Socket, args []any) {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
+	// Read before the check: a project found to exist is deleted, if at
+	// all, by an event after this (the hub's deletions).
+	from := s.hub.delivered.Load()
 	exists, err := db.ProjectExists(ctx, s.opts.Pool, req.project)
 	var deleted int64
 	if err == nil && !exists {
 		// A client away when it was deleted learns it from the replay.
 		deleted, err = db.ProjectDeletedSeq(ctx, s.opts.Pool, req.project)
+	}
+	if s.afterLookup != nil {
+		s.afterLookup(req.project)
 	}
 	switch {
 	case err != nil:
@@ -283,7 +291,7 @@ func (s *Server) subscribe(sock *socket.Socket, args []any) {
 	case !exists:
 		s.hub.send(command{kind: cmdReject, sock: sock, ack: ack, project: req.project, err: "project not found"})
 	default:
-		s.hub.send(command{kind: cmdSubscribe, sock: sock, ack: ack, project: req.project, since: req.since})
+		s.hub.send(command{kind: cmdSubscribe, sock: sock, ack: ack, project: req.project, since: req.since, from: from})
 	}
 }
 
