@@ -30,6 +30,19 @@ import (
 // cleared): the work for it stops quietly.
 var ErrTurnGone = errors.New("the message was deleted")
 
+// GoneMessages returns those of ids, user messages whose model calls are in
+// flight, that no longer exist (their session was cleared, their project
+// deleted): one query for all of a worker's calls (jobs.Liveness).
+func GoneMessages(ctx context.Context, q Querier, ids []string) ([]string, error) {
+	rows, err := q.Query(ctx, `SELECT w.id::text FROM unnest($1::uuid[]) AS w (id)
+		WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = w.id)`, ids)
+	if err != nil {
+		return nil, wrap(err, "look for deleted messages")
+	}
+	gone, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return gone, wrap(err, "look for deleted messages")
+}
+
 // Turn is a user message being processed, with what the loop needs.
 type Turn struct {
 	Message    domain.ConversationMessage
