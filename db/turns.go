@@ -598,6 +598,14 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 		if err := later(ctx, tx, `UPDATE messages SET status = $2, outcome = $3 WHERE id = $1`, t.Message.ID, e.Status, raw); err != nil {
 			return wrap(err, "finish message")
 		}
+		// The turns a commit kept for this message's next round (CommitDiff)
+		// go with its end: the session's next message is reviewed afresh
+		// since that commit.
+		if err := laterAs(ctx, tx, "forget memory kept past a commit", `DELETE FROM agent_memory
+			WHERE session_key = $1 AND forget_when_ended AND split_part(turn_key, '/', 1) = $2`,
+			t.Session.OpenAISessionKey, t.Message.ID); err != nil {
+			return wrap(err, "forget memory kept past a commit")
+		}
 		if err := wakeNextMessage(ctx, tx, t.Session.ID, l.position); err != nil {
 			return err
 		}
