@@ -928,9 +928,9 @@ func TestAMessageDeletedWhileItStreamsStopsItsCall(t *testing.T) {
 			}
 			ctx := context.Background()
 			deadline := time.Now().Add(30 * time.Second)
-			for s.AI.StreamsLeft() == 0 || s.count(fmt.Sprintf("river_job WHERE id = %d AND state = 'completed'", acc.JobID)) == 0 {
+			for s.AI.CallsLeft() == 0 || s.count(fmt.Sprintf("river_job WHERE id = %d AND state = 'completed'", acc.JobID)) == 0 {
 				if time.Now().After(deadline) {
-					t.Fatalf("after %s: the call was left %d times, the job is not completed", deleted, s.AI.StreamsLeft())
+					t.Fatalf("after %s: the call was left %d times, the job is not completed", deleted, s.AI.CallsLeft())
 				}
 				time.Sleep(20 * time.Millisecond)
 			}

@@ -121,14 +121,20 @@ func (s *Store) CommitDiff(ctx context.Context, id string, message string) (Comm
 			return wrap(err, "touch project")
 		}
 		if d.SessionID != nil {
-			// Not the turns of a message still under way (a turn's key starts
-			// with its message's id): its next round's Evaluator would review
-			// without knowing what it asked for in the last.
-			if _, err := tx.Exec(ctx, `DELETE FROM agent_memory WHERE agent = ANY($2)
-				AND session_key = (SELECT openai_session_key FROM sessions WHERE id = $1)
-				AND split_part(turn_key, '/', 1) NOT IN (SELECT m.id::text FROM messages m
-					WHERE m.session_id = $1 AND m.role = 'user' AND m.status IN ('queued', 'running'))`, *d.SessionID, vibecode.ForgetsOnCommit); err != nil {
+			// The turns of a message still under way (a turn's key starts
+			// with its message's id) stay until it ends, marked to go then
+			// (EndTurn): its next round's Evaluator would review without
+			// knowing what it asked for in the last.
+			const underWay = `split_part(turn_key, '/', 1) IN (SELECT m.id::text FROM messages m
+				WHERE m.session_id = $1 AND m.role = 'user' AND m.status IN ('queued', 'running'))`
+			const memory = `agent = ANY($2) AND session_key = (SELECT openai_session_key FROM sessions WHERE id = $1)`
+			if err := laterAs(ctx, tx, "reset evaluator memory", `DELETE FROM agent_memory WHERE `+memory+` AND NOT `+underWay,
+				*d.SessionID, vibecode.ForgetsOnCommit); err != nil {
 				return wrap(err, "reset evaluator memory")
+			}
+			if err := laterAs(ctx, tx, "mark evaluator memory to forget", `UPDATE agent_memory SET forget_when_ended = true
+				WHERE `+memory+` AND `+underWay, *d.SessionID, vibecode.ForgetsOnCommit); err != nil {
+				return wrap(err, "mark evaluator memory to forget")
 			}
 		}
 		out.Diff = d

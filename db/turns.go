@@ -30,6 +30,19 @@ import (
 // cleared): the work for it stops quietly.
 var ErrTurnGone = errors.New("the message was deleted")
 
+// GoneMessages returns those of ids, user messages whose model calls are in
+// flight, that no longer exist (their session was cleared, their project
+// deleted): one query for all of a worker's calls (jobs.Liveness).
+func GoneMessages(ctx context.Context, q Querier, ids []string) ([]string, error) {
+	rows, err := q.Query(ctx, `SELECT w.id::text FROM unnest($1::uuid[]) AS w (id)
+		WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = w.id)`, ids)
+	if err != nil {
+		return nil, wrap(err, "look for deleted messages")
+	}
+	gone, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return gone, wrap(err, "look for deleted messages")
+}
+
 // Turn is a user message being processed, with what the loop needs.
 type Turn struct {
 	Message    domain.ConversationMessage
@@ -584,6 +597,14 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 		}
 		if err := later(ctx, tx, `UPDATE messages SET status = $2, outcome = $3 WHERE id = $1`, t.Message.ID, e.Status, raw); err != nil {
 			return wrap(err, "finish message")
+		}
+		// The turns a commit kept for this message's next round (CommitDiff)
+		// go with its end: the session's next message is reviewed afresh
+		// since that commit.
+		if err := laterAs(ctx, tx, "forget memory kept past a commit", `DELETE FROM agent_memory
+			WHERE session_key = $1 AND forget_when_ended AND split_part(turn_key, '/', 1) = $2`,
+			t.Session.OpenAISessionKey, t.Message.ID); err != nil {
+			return wrap(err, "forget memory kept past a commit")
 		}
 		if err := wakeNextMessage(ctx, tx, t.Session.ID, l.position); err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,6 +49,13 @@ var ErrLivenessLost = errors.New("this worker lost its liveness lock; another wo
 //     (< ReapGrace) cancels its running jobs itself, so that a job is not
 //     worked twice at once. A late write of such a job is harmless anyway:
 //     every step of a message is idempotent (model_calls, step keys, EndTurn).
+//   - deleted messages: a job waiting on the model for a user message
+//     (watchCall) is cancelled, cause db.ErrTurnGone, within GoneCheckInterval
+//     of the message's deletion (its session cleared, its project deleted),
+//     whatever the call is doing: reasoning, streaming a patch's arguments,
+//     an Evaluator's unstreamed verdict. Nobody will read the answer, and the
+//     call is billed while it runs. One query per interval for all of the
+//     worker's calls (db.GoneMessages), none while no call is in flight.
 //
 // The reaper runs in every worker, not as a leader-only periodic job: River's
 // leader is re-elected only after its 5 s TTL (plus padding), and a reaper
@@ -61,6 +69,9 @@ type Liveness struct {
 	FenceAfter    time.Duration // without the lock this long, cancel own jobs
 	ReapGrace     time.Duration // a lock seen free this long means a dead worker
 	SweepInterval time.Duration // how often the reaper looks
+	// GoneCheckInterval is how often the messages of the model calls in
+	// flight are looked for (watchGone).
+	GoneCheckInterval time.Duration
 	// MaxGiveBack is how many deaths of its workers a job is not charged an
 	// attempt for; past them, a death on its last attempt discards it (a job
 	// that kills its workers runs out of attempts).
@@ -70,7 +81,7 @@ type Liveness struct {
 	conn     *pgx.Conn
 	lostAt   time.Time // zero while the lock is held
 	fenced   bool
-	running  map[int64]context.CancelCauseFunc
+	running  map[int64]*runningJob
 	stop     context.CancelFunc
 	loops    sync.WaitGroup
 	freeSeen map[string]time.Time // reaper: since when a client's lock looks free
@@ -86,6 +97,8 @@ func NewLiveness(pool *pgxpool.Pool, log *slog.Logger, clientID string) *Livenes
 		ReapGrace:     2 * time.Second,
 		SweepInterval: 500 * time.Millisecond,
 		MaxGiveBack:   3,
+
+		GoneCheckInterval: time.Second,
 	}
 }
 
@@ -121,11 +134,12 @@ func (l *Liveness) Start(ctx context.Context) error {
 	if err := l.lock(ctx); err != nil {
 		return err
 	}
-	l.running = map[int64]context.CancelCauseFunc{}
+	l.running = map[int64]*runningJob{}
 	l.freeSeen = map[string]time.Time{}
 	ctx, l.stop = context.WithCancel(context.WithoutCancel(ctx))
 	l.loops.Go(func() { l.keep(ctx) })
 	l.loops.Go(func() { l.reap(ctx) })
+	l.loops.Go(func() { l.watchGone(ctx) })
 	return nil
 }
 
@@ -217,8 +231,8 @@ func (l *Liveness) keep(ctx context.Context) {
 		l.mu.Lock()
 		if !l.fenced && time.Since(l.lostAt) >= l.FenceAfter {
 			l.fenced = true
-			for _, cancel := range l.running {
-				cancel(ErrLivenessLost)
+			for _, j := range l.running {
+				j.cancel(ErrLivenessLost)
 			}
 			l.Log.Warn("worker liveness lock not held; cancelled the running jobs so that other workers take them over",
 				"client_id", l.ClientID, "jobs", len(l.running))
@@ -316,12 +330,14 @@ func (m *livenessMiddleware) Work(ctx context.Context, job *rivertype.JobRow, do
 	l := m.l
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	running := &runningJob{l: l, cancel: cancel}
+	ctx = context.WithValue(ctx, runningKey{}, running)
 	l.mu.Lock()
 	if l.fenced {
 		cancel(ErrLivenessLost)
 	}
 	if l.running != nil {
-		l.running[job.ID] = cancel
+		l.running[job.ID] = running
 	}
 	l.mu.Unlock()
 	defer func() {
@@ -341,4 +357,86 @@ func (m *livenessMiddleware) Work(ctx context.Context, job *rivertype.JobRow, do
 		}
 	}
 	return err
+}
+
+// runningJob is a job of this worker, as its liveness knows it: how to
+// cancel it, and while it waits on the model for a user message, the
+// message's id (watchCall). l.mu guards message.
+type runningJob struct {
+	l       *Liveness
+	cancel  context.CancelCauseFunc
+	message string
+}
+
+// runningKey is the context key of a job's *runningJob.
+type runningKey struct{}
+
+// watchCall tells the liveness of the worker running ctx's job that the job
+// waits on the model for the user message messageID, until the returned
+// func is called: when the message is deleted meanwhile, watchGone cancels
+// the job with cause db.ErrTurnGone. Without a liveness (a job worked
+// outside a worker client, as rivertest does) it does nothing.
+func watchCall(ctx context.Context, messageID string) (done func()) {
+	j, _ := ctx.Value(runningKey{}).(*runningJob)
+	if j == nil {
+		return func() {}
+	}
+	j.l.mu.Lock()
+	j.message = messageID
+	j.l.mu.Unlock()
+	return func() {
+		j.l.mu.Lock()
+		j.message = ""
+		j.l.mu.Unlock()
+	}
+}
+
+// watchGone cancels, every GoneCheckInterval, the jobs whose model call is
+// for a message that no longer exists, with cause db.ErrTurnGone: the step
+// ends as it does when it finds its message gone (jobs/step.go), its job
+// completed, nothing stored. One query a tick for all the calls in flight,
+// none while there is none, and no goroutine or timer per call.
+func (l *Liveness) watchGone(ctx context.Context) {
+	t := time.NewTicker(l.GoneCheckInterval)
+	defer t.Stop()
+	var ids []string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ids = ids[:0]
+		l.mu.Lock()
+		for _, j := range l.running {
+			if j.message != "" {
+				ids = append(ids, j.message)
+			}
+		}
+		l.mu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		gone, err := db.GoneMessages(ctx, l.Pool, ids)
+		if err != nil {
+			if ctx.Err() == nil {
+				l.Log.Debug("liveness: look for deleted messages", "error", err)
+			}
+			continue
+		}
+		if len(gone) == 0 {
+			continue
+		}
+		l.mu.Lock()
+		// Only a job still waiting on the model for the message: one whose
+		// call ended meanwhile acts on its reply and finds the message gone
+		// in its own transaction.
+		for _, j := range l.running {
+			if j.message != "" && slices.Contains(gone, j.message) {
+				j.cancel(db.ErrTurnGone)
+			}
+		}
+		l.mu.Unlock()
+		l.Log.Debug("cancelled model calls of deleted messages", "messages", len(gone))
+	}
 }

@@ -2,8 +2,12 @@ package jobs_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,8 +19,13 @@ import (
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
+	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/patch"
+	"github.com/vibegrapher/vibegrapher/domain/vibecode"
+	"github.com/vibegrapher/vibegrapher/internal/openaitest"
 	"github.com/vibegrapher/vibegrapher/jobs"
 	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
+	"github.com/vibegrapher/vibegrapher/llm"
 )
 
 // bound is how long a test waits for something that should happen.
@@ -212,5 +221,140 @@ func TestLivenessFencesAWorkerThatLostItsLock(t *testing.T) {
 		}
 	case <-time.After(bound):
 		t.Fatal("the job of a worker without its lock was not cancelled")
+	}
+}
+
+// liveWorker runs the service's workers on pool as the worker role does,
+// with the fake model ai, its liveness looking for deleted messages every
+// 50 ms. It returns the store and the worker's client.
+func liveWorker(t *testing.T, pool *pgxpool.Pool, ai *openaitest.Server) (*db.Store, *jobargs.Client) {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	store := &db.Store{Pool: pool}
+	deps := &jobs.Deps{
+		Store:         store,
+		LLM:           llm.New(llm.Config{APIKey: "test", BaseURL: ai.URL(), ThinkingModel: "gpt-5", SmallModel: "gpt-5-mini"}),
+		MaxIterations: 3,
+		Log:           log,
+		DeltaInterval: 20 * time.Millisecond,
+	}
+	workers := jobs.NewWorkers(deps, &jobs.RunTestWorker{}, &jobs.PruneEventsWorker{Retention: time.Hour})
+	client, live, err := jobs.NewLiveWorkerClient(pool, log, workers, jobs.WorkerConfig{VibecodeWorkers: 2, EvaluateWorkers: 2, TestWorkers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live.GoneCheckInterval = 50 * time.Millisecond
+	if err := live.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Start(context.Background()); err != nil {
+		live.Stop()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = client.StopAndCancel(ctx)
+		live.Stop()
+	})
+	return store, client
+}
+
+// A message deleted while its model call is under way has the call
+// cancelled whatever the call is doing, not only at its next streamed text:
+// a VibeCoder still reasoning (nothing streamed), one streaming a patch's
+// arguments (no text), an Evaluator (its verdict is not streamed). The fake
+// model sees the client go away; the job completes without a retry and
+// without a vibecode_response or a failure for the deleted message.
+func TestADeletedMessagesCallIsCancelledInEveryPhase(t *testing.T) {
+	t.Parallel()
+	patched := strings.Replace(domain.SampleWorkflow, `input="Hola, ¿cómo estás?"`, `input="Hello"`, 1)
+	validPatch, _ := json.Marshal(map[string]string{"patch": patch.Unified(domain.SampleWorkflow, patched, "script.py"), "description": "Greet in English"})
+	longPatch, _ := json.Marshal(map[string]string{"patch": strings.Repeat("+print('hello') ", 2000), "description": "long"})
+	for _, tc := range []struct {
+		name   string
+		before []openaitest.Reply // served first, in full
+		stall  openaitest.Reply   // the call under way when the message is deleted
+	}{
+		{name: "VibeCoder reasoning", stall: openaitest.Reasoning("Weighing the options").And(openaitest.Text("never read")).WithStall(time.Hour)},
+		{name: "VibeCoder streaming a patch's arguments", stall: openaitest.FunctionCall("submit_patch", string(longPatch)).WithDelay(50 * time.Millisecond)},
+		{name: "Evaluator", before: []openaitest.Reply{openaitest.FunctionCall("submit_patch", string(validPatch))},
+			stall: openaitest.JSON(vibecode.Verdict{Approved: true, Reasoning: "never read", CommitMessage: "never"}).WithStall(time.Hour)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			pool := dbtest.New(t)
+			ai := openaitest.New(t)
+			ai.Enqueue(tc.before...)
+			asked := make(chan struct{})
+			var once sync.Once
+			ai.Handle(func(openaitest.Request) openaitest.Reply {
+				once.Do(func() { close(asked) })
+				return tc.stall
+			})
+			store, client := liveWorker(t, pool, ai)
+			p, err := store.CreateProject(ctx, domain.NewProject{Name: "gone"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sess, _, err := store.CreateSession(ctx, p.ID, domain.NewSession{}, vibecode.CheckNode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "Greet in English"}, func(ctx context.Context, tx pgx.Tx, ids []string) ([]int64, error) {
+				res, err := client.InsertTx(ctx, tx, jobargs.VibecodeArgs{MessageID: ids[0], Iteration: 1}, nil)
+				if err != nil {
+					return nil, err
+				}
+				return []int64{res.Job.ID}, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-asked:
+			case <-time.After(bound):
+				t.Fatal("the model was not called")
+			}
+			if err := store.ClearSession(ctx, sess.ID); err != nil {
+				t.Fatal(err)
+			}
+
+			count := func(sql string, args ...any) int {
+				var n int
+				if err := pool.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+					t.Fatalf("%s: %v", sql, err)
+				}
+				return n
+			}
+			const unfinished = `SELECT count(*) FROM river_job WHERE state <> 'completed'`
+			for deadline := time.Now().Add(bound); ai.CallsLeft() == 0 || count(unfinished) > 0; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("after session_cleared: the model call was left %d times, %d jobs not completed", ai.CallsLeft(), count(unfinished))
+				}
+			}
+			if n := count(`SELECT count(*) FROM river_job WHERE errors IS NOT NULL OR attempt <> 1`); n != 0 {
+				t.Errorf("%d jobs failed or were retried", n)
+			}
+			if want := len(tc.before) + 1; ai.Calls() != want {
+				t.Errorf("%d model calls, want %d: the cancelled one was made again", ai.Calls(), want)
+			}
+			rows, err := pool.Query(ctx, `SELECT name || coalesce(' ' || (payload->>'state'), '') FROM events WHERE project_id = $1 AND seq >
+				(SELECT max(seq) FROM events WHERE project_id = $1 AND name = 'session_cleared') ORDER BY seq`, p.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := []string{"job_status completed"}; !slices.Equal(after, want) {
+				t.Errorf("events after session_cleared: %q, want %q", after, want)
+			}
+			if n := count(`SELECT count(*) FROM events WHERE project_id = $1 AND (name = 'vibecode_response'
+				OR (name = 'job_status' AND payload->>'state' NOT IN ('running', 'completed')))`, p.ID); n != 0 {
+				t.Errorf("%d vibecode_response or failed job_status events for the deleted message", n)
+			}
+		})
 	}
 }

@@ -146,7 +146,10 @@ type modelCall struct {
 // earlier attempt of the job: a step retried after a crash acts on what the
 // model already answered. A call that fails with a response (it ended
 // "incomplete" or "failed") was billed: its usage is kept for the message
-// (db.RecordFailedCall) before the error is returned.
+// (db.RecordFailedCall) before the error is returned. While the model works,
+// the worker's liveness watches the message (watchCall): deleted meanwhile,
+// the call is cancelled, whatever it is doing, and call returns
+// db.ErrTurnGone, which ends the step quietly.
 func (d *Deps) call(ctx context.Context, t *db.Turn, c modelCall, model func() (*llm.Reply, error)) (*llm.Reply, error) {
 	raw, ok, err := d.Store.StoredCall(ctx, t, c.key)
 	if err != nil {
@@ -155,7 +158,12 @@ func (d *Deps) call(ctx context.Context, t *db.Turn, c modelCall, model func() (
 	if ok {
 		return d.LLM.StoredReply(raw)
 	}
+	done := watchCall(ctx, t.Message.ID)
 	reply, err := model()
+	done()
+	if errors.Is(context.Cause(ctx), db.ErrTurnGone) {
+		return nil, db.ErrTurnGone
+	}
 	if err != nil {
 		if reply != nil {
 			d.keepFailedCall(ctx, t, c, reply)

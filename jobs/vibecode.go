@@ -79,8 +79,9 @@ func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.Vi
 		c := modelCall{key: key, agent: domain.AgentVibeCoder, iteration: iteration, attempt: job.Attempt}
 		reply, err := w.call(ctx, t, c, func() (*llm.Reply, error) {
 			// A message deleted while its answer streams (its session
-			// cleared, its project deleted) stops the call: nobody will
-			// read the answer, and it is billed while it streams.
+			// cleared, its project deleted) stops the call at its next
+			// text, when its vibecode_delta finds the message gone; in any
+			// other phase the worker's liveness stops it (Deps.call).
 			callCtx, stop := context.WithCancelCause(ctx)
 			defer stop(nil)
 			deltas := newDeltaBatcher(ctx, w.Deps, t, domain.AgentVibeCoder, iteration, func() { stop(db.ErrTurnGone) })

@@ -484,3 +484,93 @@ func TestAStepWhoseProjectWasDeletedReportsNothingAfterIt(t *testing.T) {
 		t.Fatalf("events %v, want project_deleted last", got)
 	}
 }
+
+// submitPatch is the VibeCoder's call of submit_patch with the patch from
+// code to patched.
+func submitPatch(code, patched string) openaitest.Reply {
+	args, _ := json.Marshal(map[string]string{"patch": patch.Unified(code, patched, "script.py"), "description": "change the greeting"})
+	return openaitest.FunctionCall("submit_patch", string(args))
+}
+
+// available returns the one available job of a kind: the next step a worker
+// inserted.
+func (f *fixture) available(t *testing.T, kind string) *rivertype.JobRow {
+	t.Helper()
+	var id int64
+	if err := f.tx.QueryRow(f.ctx, `SELECT id FROM river_job WHERE kind = $1 AND state = 'available'`, kind).Scan(&id); err != nil {
+		t.Fatalf("the available %s job: %v", kind, err)
+	}
+	return f.job(t, id)
+}
+
+// A commit clears the session's Evaluator memory but for the turns of a
+// message still in its patch and review rounds, which its next round's
+// Evaluator reads; those go when that message ends, so the session's next
+// message's Evaluator is asked with no review from before the commit.
+func TestTheEvaluatorForgetsWhatACommitKeptOnceItsMessageEnds(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	vibecoder, evaluator := &jobs.VibecodeWorker{Deps: f.deps}, &jobs.EvaluateWorker{Deps: f.deps}
+	english := strings.Replace(domain.SampleWorkflow, `input="Hola, ¿cómo estás?"`, `input="Hello"`, 1)
+	verdict := func(approved bool, reasoning string) openaitest.Reply {
+		return openaitest.JSON(vibecode.Verdict{Approved: approved, Reasoning: reasoning, CommitMessage: "Greet"})
+	}
+	// step works job and checks that it completed.
+	step := func(job *rivertype.JobRow) {
+		t.Helper()
+		var res *rivertest.WorkResult
+		if job.Kind == "evaluate" {
+			res = work(t, f, evaluator, job)
+		} else {
+			res = work(t, f, vibecoder, job)
+		}
+		if res.Job.State != rivertype.JobStateCompleted {
+			t.Fatalf("%s job ended in state %s", job.Kind, res.Job.State)
+		}
+	}
+	lastRequest := func() string {
+		reqs := f.ai.Requests()
+		return string(reqs[len(reqs)-1].Body)
+	}
+
+	// A diff to commit, reviewed by the Evaluator.
+	alpha := f.send(t, "Greet in English")
+	f.ai.Enqueue(submitPatch(domain.SampleWorkflow, english), verdict(true, "ALPHA-REVIEW"))
+	step(f.job(t, alpha.JobID))
+	step(f.available(t, "evaluate"))
+	diffID, _ := f.outcome(t, alpha.MessageID)["diff_id"].(string)
+
+	// A message in its rounds: its first patch rejected, its second round
+	// queued, when the diff is committed.
+	mu := f.send(t, "Say hello")
+	f.ai.Enqueue(submitPatch(domain.SampleWorkflow, english), verdict(false, "MU-FIRST-REVIEW"))
+	step(f.job(t, mu.JobID))
+	step(f.available(t, "evaluate"))
+	if _, err := f.store.CommitDiff(f.ctx, diffID, ""); err != nil {
+		t.Fatal(err)
+	}
+	f.ai.Enqueue(submitPatch(domain.SampleWorkflow, english), verdict(true, "MU-SECOND-REVIEW"))
+	step(f.available(t, "vibecode"))
+	step(f.available(t, "evaluate"))
+	if req := lastRequest(); !strings.Contains(req, "MU-FIRST-REVIEW") || strings.Contains(req, "ALPHA-REVIEW") {
+		t.Fatalf("the second round's Evaluator request should hold its first round's review and not the committed diff's: %s", req)
+	}
+	if out := f.outcome(t, mu.MessageID); out["status"] != domain.StatusDiffCreated {
+		t.Fatalf("the message in its rounds ended %v", out)
+	}
+
+	// The next message, on the committed code.
+	nu := f.send(t, "Say hi")
+	f.ai.Enqueue(submitPatch(english, strings.Replace(english, `input="Hello"`, `input="Hi"`, 1)), verdict(true, "NU-REVIEW"))
+	step(f.job(t, nu.JobID))
+	step(f.available(t, "evaluate"))
+	req := lastRequest()
+	for _, before := range []string{"ALPHA-REVIEW", "MU-FIRST-REVIEW"} {
+		if strings.Contains(req, before) {
+			t.Errorf("the next message's Evaluator request holds %s, a review from before the commit", before)
+		}
+	}
+	if !strings.Contains(req, "MU-SECOND-REVIEW") {
+		t.Errorf("the next message's Evaluator request lacks MU-SECOND-REVIEW, made after the commit: %s", req)
+	}
+}

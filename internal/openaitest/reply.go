@@ -49,6 +49,12 @@ type Reply struct {
 	// Delay is slept before each streamed delta (text, arguments, summary).
 	Delay time.Duration
 
+	// Stall is waited before the output, as a model reasons before it
+	// writes: a stream sends response.created and response.in_progress
+	// first, an unstreamed response nothing. A client that goes away
+	// meanwhile is counted by CallsLeft.
+	Stall time.Duration
+
 	// Outcome of the response: "" or "completed", "incomplete" (with
 	// IncompleteReason) or "failed" (with ErrorCode and ErrorMessage, which then
 	// go in the response's error object instead of an HTTP error).
@@ -164,6 +170,12 @@ func (r Reply) WithUsage(input, output, cached, reasoning int64) Reply {
 // WithDelay sleeps d before each streamed delta.
 func (r Reply) WithDelay(d time.Duration) Reply {
 	r.Delay = d
+	return r
+}
+
+// WithStall waits d before the output (Reply.Stall).
+func (r Reply) WithStall(d time.Duration) Reply {
+	r.Stall = d
 	return r
 }
 

@@ -37,7 +37,7 @@ type Server struct {
 	handle   func(Request) Reply
 	requests []Request
 	conns    int
-	left     int // streams the client left before their end
+	left     int // responses the client left before their end
 }
 
 // New starts a fake server; it is closed when the test ends.
@@ -92,9 +92,11 @@ func (s *Server) Requests() []Request {
 	return append([]Request(nil), s.requests...)
 }
 
-// StreamsLeft is how many streams the client stopped reading before their
-// end (it cancelled the call, or its connection broke).
-func (s *Server) StreamsLeft() int {
+// CallsLeft is how many responses the client stopped waiting for or
+// reading before their end (it cancelled the call, or its connection
+// broke): streams, and unstreamed responses while they stalled
+// (Reply.Stall).
+func (s *Server) CallsLeft() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.left
@@ -198,6 +200,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}()
 		stream(r.Context(), w, resp, reply)
+		return
+	}
+	if !stall(r.Context(), reply.Stall) {
+		s.mu.Lock()
+		s.left++
+		s.mu.Unlock()
 		return
 	}
 	if reply.CutAfter > 0 {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -373,3 +374,48 @@ func TestCutAbortsTheConnection(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A stalled reply answers nothing (a stream: nothing after
+// response.in_progress) until the client goes away, which CallsLeft counts.
+func TestStallHoldsTheAnswerUntilTheClientLeaves(t *testing.T) {
+	for _, streamed := range []bool{false, true} {
+		t.Run(fmt.Sprint("streamed=", streamed), func(t *testing.T) {
+			s := openaitest.New(t)
+			s.Enqueue(openaitest.Text("never sent").WithStall(time.Hour))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL()+"/responses",
+				strings.NewReader(fmt.Sprintf(`{"model":"m","input":"hi","stream":%v}`, streamed)))
+			req.Header.Set("Authorization", "Bearer sk-test")
+			got := make(chan string, 1)
+			go func() {
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					got <- ""
+					return
+				}
+				defer res.Body.Close()
+				body, _ := io.ReadAll(res.Body)
+				got <- string(body)
+			}()
+			for deadline := time.Now().Add(10 * time.Second); s.Calls() == 0; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the request did not arrive")
+				}
+			}
+			if n := s.CallsLeft(); n != 0 {
+				t.Fatalf("CallsLeft %d while the client waits", n)
+			}
+			cancel()
+			body := <-got
+			if strings.Contains(body, "never sent") || strings.Contains(body, "output_item") {
+				t.Fatalf("the stalled reply sent its output: %q", body)
+			}
+			for deadline := time.Now().Add(10 * time.Second); s.CallsLeft() != 1; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("CallsLeft %d after the client went away, want 1", s.CallsLeft())
+				}
+			}
+		})
+	}
+}

@@ -230,6 +230,9 @@ func stream(ctx context.Context, w http.ResponseWriter, r *response, reply Reply
 
 	emit("response.created", map[string]any{"response": r.object("in_progress", []any{}, false)})
 	emit("response.in_progress", map[string]any{"response": r.object("in_progress", []any{}, false)})
+	if !stall(ctx, reply.Stall) {
+		panic(http.ErrAbortHandler)
+	}
 	for i, it := range r.items {
 		emit("response.output_item.added", map[string]any{"output_index": i, "item": r.item(i, false)})
 		switch it.Type {
@@ -286,6 +289,22 @@ func stream(ctx context.Context, w http.ResponseWriter, r *response, reply Reply
 		final = "response.failed"
 	}
 	emit(final, map[string]any{"response": r.final()})
+}
+
+// stall waits d, or less when ctx ends first; it reports whether it waited
+// all of d.
+func stall(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // chunks splits text the way a model streams it: a few words per delta, and
