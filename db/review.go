@@ -91,6 +91,22 @@ func (s *Store) CommitDiff(ctx context.Context, id string, message string) (Comm
 		case domain.DiffHumanRejected:
 			return domain.Errorf(domain.ECONFLICT, "diff %s was rejected; it cannot be committed", d.ID)
 		}
+		// The session's messages under way, whose Evaluator turns outlive
+		// the memory reset below, locked so that none ends meanwhile: an end
+		// (EndTurn, which locks its message first) that ran between the
+		// reset's statements, or before they commit, would leave its turns
+		// for good. Before the project row, in EndTurn's order.
+		underWay := []string{}
+		if d.SessionID != nil {
+			rows, err := tx.Query(ctx, `SELECT id::text FROM messages WHERE session_id = $1 AND role = 'user'
+				AND status IN ('queued', 'running') ORDER BY id FOR SHARE`, *d.SessionID)
+			if err != nil {
+				return wrap(err, "lock the messages under way")
+			}
+			if underWay, err = pgx.AppendRows(underWay, rows, pgx.RowTo[string]); err != nil {
+				return wrap(err, "lock the messages under way")
+			}
+		}
 		// Commits of one project are serialised by the project row; the
 		// compare-and-swap on the branch still guards against any other writer.
 		p, err := loadProjectRow(ctx, tx, d.ProjectID, true)
@@ -125,15 +141,13 @@ func (s *Store) CommitDiff(ctx context.Context, id string, message string) (Comm
 			// with its message's id) stay until it ends, marked to go then
 			// (EndTurn): its next round's Evaluator would review without
 			// knowing what it asked for in the last.
-			const underWay = `split_part(turn_key, '/', 1) IN (SELECT m.id::text FROM messages m
-				WHERE m.session_id = $1 AND m.role = 'user' AND m.status IN ('queued', 'running'))`
 			const memory = `agent = ANY($2) AND session_key = (SELECT openai_session_key FROM sessions WHERE id = $1)`
-			if err := laterAs(ctx, tx, "reset evaluator memory", `DELETE FROM agent_memory WHERE `+memory+` AND NOT `+underWay,
-				*d.SessionID, vibecode.ForgetsOnCommit); err != nil {
+			if err := laterAs(ctx, tx, "reset evaluator memory", `DELETE FROM agent_memory WHERE `+memory+`
+				AND split_part(turn_key, '/', 1) <> ALL($3)`, *d.SessionID, vibecode.ForgetsOnCommit, underWay); err != nil {
 				return wrap(err, "reset evaluator memory")
 			}
 			if err := laterAs(ctx, tx, "mark evaluator memory to forget", `UPDATE agent_memory SET forget_when_ended = true
-				WHERE `+memory+` AND `+underWay, *d.SessionID, vibecode.ForgetsOnCommit); err != nil {
+				WHERE `+memory+` AND split_part(turn_key, '/', 1) = ANY($3)`, *d.SessionID, vibecode.ForgetsOnCommit, underWay); err != nil {
 				return wrap(err, "mark evaluator memory to forget")
 			}
 		}
