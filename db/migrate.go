@@ -55,7 +55,10 @@ func (s *Schema) Migrate(ctx context.Context) error {
 // empty database at the current schema.
 //
 // Like DROP DATABASE … WITH (FORCE), it first ends the database's other
-// sessions (those of another application_name than this process's). A
+// client sessions that its role may end (those of another application_name
+// than this process's; a superuser's session, or another role's without
+// pg_signal_backend, is left, as are all when DATABASE_URL names the
+// application_name every process shares). A
 // running service's connections hold plans of the tables and types it drops
 // (River's job-state enum is created anew), and each would fail one request
 // or job after the reset ("cached plan must not change result type"); ended,
@@ -66,8 +69,12 @@ func (s *Schema) Reset(ctx context.Context) error {
 	return s.locked(ctx, func(ctx context.Context) error {
 		var ended int
 		if err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
-			WHERE datname = current_database() AND pid <> pg_backend_pid()
-				AND application_name IS DISTINCT FROM current_setting('application_name')`).Scan(&ended); err != nil {
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+				AND application_name IS DISTINCT FROM current_setting('application_name')
+				-- only what this role may end: pg_terminate_backend fails on the rest
+				AND ((SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+					OR NOT (SELECT rolsuper FROM pg_roles WHERE oid = usesysid)
+						AND (pg_has_role(usesysid, 'MEMBER') OR pg_has_role('pg_signal_backend', 'MEMBER')))`).Scan(&ended); err != nil {
 			return wrap(err, "end the database's other sessions")
 		}
 		if ended > 0 {
