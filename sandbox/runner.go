@@ -306,11 +306,9 @@ func (r *Runner) outputPipe() (read, write *os.File, err error) {
 		return nil, nil, err
 	}
 	if r.hostUID != os.Getuid() || r.hostGID != os.Getgid() {
-		if err := write.Chown(r.hostUID, r.hostGID); err != nil {
-			read.Close()
-			write.Close()
-			return nil, nil, fmt.Errorf("output pipe: %w", err)
-		}
+		// A root without CAP_CHOWN keeps the pipe: the run still writes to
+		// its descriptors, only not to /dev/stdout by name.
+		_ = write.Chown(r.hostUID, r.hostGID)
 	}
 	return read, write, nil
 }
