@@ -95,7 +95,10 @@ func getSession(ctx context.Context, q Querier, id string, forUpdate bool) (doma
 	}
 	sql := `SELECT ` + sessionColumns + ` FROM sessions WHERE id = $1`
 	if forUpdate {
-		sql += ` FOR UPDATE`
+		// Not FOR UPDATE: that would also hold off every row that refers
+		// to the session (a step's reply, a diff), while their writers hold
+		// the message the clear then waits for: a deadlock.
+		sql += ` FOR NO KEY UPDATE`
 	}
 	sess, err := scanSession(q.QueryRow(ctx, sql, u))
 	if errors.Is(err, pgx.ErrNoRows) {

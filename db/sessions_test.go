@@ -1,0 +1,84 @@
+package db_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/db/dbtest"
+	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/event"
+)
+
+// Clearing a session while a step of its message ends clears it, and the
+// step ends quietly: neither is a deadlock PostgreSQL breaks by failing one
+// (DELETE /sessions/{id} a 500). The clear locked the session against every
+// row that refers to it, and then waited for the message the step held; the
+// step's reply, a row that refers to the session, waited for the session.
+// The interleaving is forced by holding the messages table: the step waits
+// to insert its reply, the clear holds its session and waits to delete the
+// messages; which of the two then locks the message first varies, so the
+// test tries a few times.
+func TestClearingASessionWhileItsMessageEndsIsNoDeadlock(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	store := &db.Store{Pool: pool}
+	for i := range 5 {
+		clearDuringEnd(t, store, fmt.Sprintf("a clear during an end %d", i))
+	}
+}
+
+func clearDuringEnd(t *testing.T, store *db.Store, name string) {
+	ctx := context.Background()
+	pool := store.Pool
+	_, sess, accepted, turn, _ := startedStep(t, store, name)
+
+	blocker, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Rollback(ctx) //nolint:errcheck
+	if _, err := blocker.Exec(ctx, `LOCK TABLE messages IN SHARE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	waiters := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if dbtest.Count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("fewer than %d transactions wait", n)
+			}
+		}
+	}
+	answer := "Hello."
+	ended := make(chan error, 1)
+	go func() {
+		ended <- store.EndTurn(ctx, &turn, db.TurnEnd{
+			Reply: &db.AssistantMessage{Turn: &turn, CallKey: accepted.MessageID + "/vibecoder/1/1", Response: json.RawMessage(`{"id":"resp_1"}`),
+				ResponseID: "resp_1", Agent: domain.AgentVibeCoder, Iteration: 1, Content: answer},
+			Status: domain.StatusAnswered, Outcome: event.VibecodeResponse{Response: &answer},
+		})
+	}()
+	waiters(1) // the step holds its message, its reply waits
+	cleared := make(chan error, 1)
+	go func() { cleared <- store.ClearSession(ctx, sess.ID) }()
+	waiters(2) // the clear holds its session, its delete waits
+	if err := blocker.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-cleared; err != nil {
+		t.Errorf("DELETE /sessions/{id} during a step's end: %v", err)
+	}
+	if err := <-ended; err != nil && !errors.Is(err, db.ErrTurnGone) {
+		t.Errorf("the step's end during a clear: %v", err)
+	}
+	if n := dbtest.Count(t, pool, `SELECT count(*) FROM messages WHERE session_id = $1`, sess.ID); n != 0 {
+		t.Errorf("the cleared session holds %d messages", n)
+	}
+}
