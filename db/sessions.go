@@ -95,10 +95,7 @@ func getSession(ctx context.Context, q Querier, id string, forUpdate bool) (doma
 	}
 	sql := `SELECT ` + sessionColumns + ` FROM sessions WHERE id = $1`
 	if forUpdate {
-		// Not FOR UPDATE: that would also hold off every row that refers
-		// to the session (a step's reply, a diff), while their writers hold
-		// the message the clear then waits for: a deadlock.
-		sql += ` FOR NO KEY UPDATE`
+		sql += ` FOR UPDATE`
 	}
 	sess, err := scanSession(q.QueryRow(ctx, sql, u))
 	if errors.Is(err, pgx.ErrNoRows) {

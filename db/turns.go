@@ -508,6 +508,13 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 	ended := false // this call wrote the message's final status
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
 		ended = false
+		// The session before the message: a clear and a project's delete
+		// lock the session, then its messages. The reply and a diff refer
+		// to the session, and their key-share lock of it, taken after the
+		// message's, was a deadlock with either (one of them failed).
+		if err := later(ctx, tx, `SELECT 1 FROM sessions WHERE id = $1 FOR KEY SHARE`, t.Session.ID); err != nil {
+			return wrap(err, "hold session")
+		}
 		lock := lockTurnLater(ctx, tx, t.Message.ID, e.Status != "")
 		var pending *pendingReply
 		if e.Reply != nil {
