@@ -66,7 +66,6 @@ type hub struct {
 	gapWait time.Duration                                 // how long the next wait for a gap is
 	gapFrom int64                                         // last when it was armed
 }
-
 type cmdKind int
 
 const (
@@ -422,6 +421,7 @@ func (h *hub) toRooms(events []db.Event) {
 		for _, ev := range events[i:j] {
 			if ev.Name == projectDeletedName {
 				h.deleted.add(ev.ProjectID, ev.Seq)
+				h.closeRoom(ev.ProjectID)
 			}
 		}
 		h.last = events[j-1].Seq
@@ -497,6 +497,22 @@ func (h *hub) handle(ctx context.Context, c command) {
 	}
 }
 
+// deletion is the index of the project_deleted among events, -1 if none.
+func deletion(events []db.Event) int {
+	return slices.IndexFunc(events, func(ev db.Event) bool { return ev.Name == projectDeletedName })
+}
+
+// closeRoom ends every subscription to a project whose project_deleted the
+// room was just sent: nothing of the project follows it, and a subscribe
+// now would be refused. Its sockets stay connected, in their other rooms.
+// Before, the room stayed until each of its sockets left or disconnected (a
+// browser tab: days), and their heartbeats went on naming the project.
+func (h *hub) closeRoom(project string) {
+	for _, sock := range h.live[project] {
+		h.leave(sock, project)
+	}
+}
+
 // fromAnotherHistory refuses a since above every seq the outbox handed out
 // (sinceBeyond), and reports whether it did. A since above h.last but
 // handed out is a commit the hub has not read yet: fine.
@@ -569,6 +585,14 @@ func (h *hub) replayPage(ctx context.Context) {
 	n := 0
 	for n < len(events) && events[n].Seq <= end {
 		n++
+	}
+	if r.deleted == 0 {
+		// Deleted while the replay ran (after its subscribe was handled):
+		// it ends at the project_deleted, refused, as for a project deleted
+		// before, rather than join a room that was closed.
+		if k := deletion(events[:n]); k >= 0 {
+			r.deleted, end, n = events[k].Seq, events[k].Seq, k+1
+		}
 	}
 	if n > 0 {
 		h.write(r.sock, h.encode(events[:n]))
