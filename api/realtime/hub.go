@@ -596,6 +596,7 @@ func (h *hub) replayPage(ctx context.Context) {
 	}
 	if n > 0 {
 		h.write(r.sock, h.encode(events[:n]))
+		h.release()
 		r.cursor = events[n-1].Seq
 		r.replayed += n
 		for _, ev := range events[:n] {
@@ -733,6 +734,28 @@ func (h *hub) fanOut(room map[socket.SocketId]*socket.Socket, events []db.Event)
 	e := h.encode(events)
 	for _, sock := range room {
 		h.write(sock, e)
+	}
+	h.release()
+}
+
+// maxScratchBytes is the largest buffer encode keeps for the next run.
+const maxScratchBytes = 1 << 20
+
+// release lets go of what the last encode holds once it is written: its
+// events and payloads, and its buffers when that run made them larger than
+// maxScratchBytes. Kept, they pinned the largest page the hub ever sent (a
+// replay of 500 events of up to 1 MiB of code each) for the process's life:
+// the next, smaller runs overwrote only their first payloads and reused the
+// buffers' capacity.
+func (h *hub) release() {
+	e := &h.scratch
+	clear(e.payloads)
+	e.events, e.payloads = nil, e.payloads[:0]
+	if cap(e.frames) > maxScratchBytes {
+		e.frames = nil
+	}
+	if cap(h.packet) > maxScratchBytes {
+		h.packet = nil
 	}
 }
 
