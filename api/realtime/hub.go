@@ -44,6 +44,10 @@ type hub struct {
 	halted   chan struct{} // closed when run returns
 	haltOnce sync.Once
 
+	writtenMu sync.Mutex
+	written   []*replay     // parked replays whose socket took what they sent
+	resume    chan struct{} // written has some
+
 	announcedMu sync.Mutex
 	announced   []db.Event // committed events handed over since the last wake, to send without a read
 
@@ -56,6 +60,7 @@ type hub struct {
 	rooms   map[socket.SocketId]map[string]bool           // socket → projects it receives live
 	replays []*replay                                     // round robin, one page per turn
 	deleted deletions                                     // projects whose project_deleted went out lately
+	parked  []*replay                                     // replays waiting for their socket to take what they sent
 	failing bool                                          // the last outbox read failed (log once)
 	scratch encoded                                       // reused by encode
 	packet  []byte                                        // reused by encode
@@ -105,6 +110,7 @@ func newHub(io *socket.Server, pool *pgxpool.Pool, log *slog.Logger, pollEvery, 
 		io: io, pool: pool, log: log, pollEvery: pollEvery, heartbeatEvery: heartbeatEvery,
 		cmds:    make(chan command, 1024),
 		wake:    make(chan struct{}, 1),
+		resume:  make(chan struct{}, 1),
 		stopped: stopped,
 		halted:  make(chan struct{}),
 		live:    map[string]map[socket.SocketId]*socket.Socket{},
@@ -240,6 +246,8 @@ func (h *hub) run(ctx context.Context) {
 			h.heartbeat()
 		case <-replayTurn:
 			h.replayPage(ctx)
+		case <-h.resume:
+			h.unpark()
 		}
 	}
 }
@@ -270,7 +278,7 @@ func (h *hub) checkHistory(ctx context.Context) {
 	h.announcedMu.Lock()
 	h.announced = h.announced[:0]
 	h.announcedMu.Unlock()
-	h.replays = nil
+	h.replays, h.parked = nil, nil
 	socks := map[socket.SocketId]*socket.Socket{}
 	for _, room := range h.live {
 		for id, sock := range room {
@@ -494,6 +502,7 @@ func (h *hub) handle(ctx context.Context, c command) {
 		}
 		clear(h.replays[len(kept):])
 		h.replays = kept
+		h.parked = slices.DeleteFunc(h.parked, func(r *replay) bool { return r.sock == c.sock })
 	}
 }
 
@@ -570,6 +579,13 @@ func (h *hub) replayPage(ctx context.Context) {
 	if !r.sock.Connected() {
 		return
 	}
+	if t, ok := r.sock.Conn().Transport().(*websocketTransport); ok && t.whenWritten(func() { h.written1(r) }) {
+		// The client has not taken the last page yet: the next waits for
+		// it, so that a client that reads slowly (or stopped) holds one
+		// page here, not the whole history it asked for.
+		h.parked = append(h.parked, r)
+		return
+	}
 	events, err := db.ProjectEventsAfter(ctx, h.pool, r.project, r.cursor, pageSize)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -618,7 +634,43 @@ func (h *hub) replayPage(ctx context.Context) {
 	h.subscribed(r.ack, r.project, r.replayed)
 }
 
+// written1 hands a parked replay back to the hub: its socket took what it
+// sent (drain's goroutine).
+func (h *hub) written1(r *replay) {
+	h.writtenMu.Lock()
+	h.written = append(h.written, r)
+	h.writtenMu.Unlock()
+	select {
+	case h.resume <- struct{}{}:
+	default:
+	}
+}
+
+// unpark puts the parked replays whose socket took their page back in turn;
+// those dropped meanwhile (gone, superseded, unsubscribed) are not parked
+// any more and stay dropped.
+func (h *hub) unpark() {
+	h.writtenMu.Lock()
+	written := h.written
+	h.written = nil
+	h.writtenMu.Unlock()
+	for _, r := range written {
+		if i := slices.Index(h.parked, r); i >= 0 {
+			h.parked = slices.Delete(h.parked, i, i+1)
+			h.replays = append(h.replays, r)
+		}
+	}
+}
+
 func (h *hub) dropReplay(sock *socket.Socket, project, why string) {
+	if i := slices.IndexFunc(h.parked, func(r *replay) bool { return r.sock == sock && r.project == project }); i >= 0 {
+		r := h.parked[i]
+		h.parked = slices.Delete(h.parked, i, i+1)
+		if r.ack != nil {
+			r.ack([]any{event.SubscribeAck{ProjectID: project, Error: why}}, nil)
+		}
+		return
+	}
 	for i, r := range h.replays {
 		if r.sock == sock && r.project == project {
 			h.replays = append(h.replays[:i], h.replays[i+1:]...)
