@@ -44,6 +44,10 @@ type hub struct {
 	halted   chan struct{} // closed when run returns
 	haltOnce sync.Once
 
+	writtenMu sync.Mutex
+	written   []*replay     // parked replays whose socket took what they sent
+	resume    chan struct{} // written has some
+
 	announcedMu sync.Mutex
 	announced   []db.Event // committed events handed over since the last wake, to send without a read
 
@@ -56,6 +60,7 @@ type hub struct {
 	rooms   map[socket.SocketId]map[string]bool           // socket → projects it receives live
 	replays []*replay                                     // round robin, one page per turn
 	deleted deletions                                     // projects whose project_deleted went out lately
+	parked  []*replay                                     // replays waiting for their socket to take what they sent
 	failing bool                                          // the last outbox read failed (log once)
 	scratch encoded                                       // reused by encode
 	packet  []byte                                        // reused by encode
@@ -66,7 +71,6 @@ type hub struct {
 	gapWait time.Duration                                 // how long the next wait for a gap is
 	gapFrom int64                                         // last when it was armed
 }
-
 type cmdKind int
 
 const (
@@ -106,6 +110,7 @@ func newHub(io *socket.Server, pool *pgxpool.Pool, log *slog.Logger, pollEvery, 
 		io: io, pool: pool, log: log, pollEvery: pollEvery, heartbeatEvery: heartbeatEvery,
 		cmds:    make(chan command, 1024),
 		wake:    make(chan struct{}, 1),
+		resume:  make(chan struct{}, 1),
 		stopped: stopped,
 		halted:  make(chan struct{}),
 		live:    map[string]map[socket.SocketId]*socket.Socket{},
@@ -241,6 +246,8 @@ func (h *hub) run(ctx context.Context) {
 			h.heartbeat()
 		case <-replayTurn:
 			h.replayPage(ctx)
+		case <-h.resume:
+			h.unpark()
 		}
 	}
 }
@@ -271,7 +278,7 @@ func (h *hub) checkHistory(ctx context.Context) {
 	h.announcedMu.Lock()
 	h.announced = h.announced[:0]
 	h.announcedMu.Unlock()
-	h.replays = nil
+	h.replays, h.parked = nil, nil
 	socks := map[socket.SocketId]*socket.Socket{}
 	for _, room := range h.live {
 		for id, sock := range room {
@@ -422,6 +429,7 @@ func (h *hub) toRooms(events []db.Event) {
 		for _, ev := range events[i:j] {
 			if ev.Name == projectDeletedName {
 				h.deleted.add(ev.ProjectID, ev.Seq)
+				h.closeRoom(ev.ProjectID)
 			}
 		}
 		h.last = events[j-1].Seq
@@ -494,6 +502,23 @@ func (h *hub) handle(ctx context.Context, c command) {
 		}
 		clear(h.replays[len(kept):])
 		h.replays = kept
+		h.parked = slices.DeleteFunc(h.parked, func(r *replay) bool { return r.sock == c.sock })
+	}
+}
+
+// deletion is the index of the project_deleted among events, -1 if none.
+func deletion(events []db.Event) int {
+	return slices.IndexFunc(events, func(ev db.Event) bool { return ev.Name == projectDeletedName })
+}
+
+// closeRoom ends every subscription to a project whose project_deleted the
+// room was just sent: nothing of the project follows it, and a subscribe
+// now would be refused. Its sockets stay connected, in their other rooms.
+// Before, the room stayed until each of its sockets left or disconnected (a
+// browser tab: days), and their heartbeats went on naming the project.
+func (h *hub) closeRoom(project string) {
+	for _, sock := range h.live[project] {
+		h.leave(sock, project)
 	}
 }
 
@@ -554,6 +579,13 @@ func (h *hub) replayPage(ctx context.Context) {
 	if !r.sock.Connected() {
 		return
 	}
+	if t, ok := r.sock.Conn().Transport().(*websocketTransport); ok && t.whenWritten(func() { h.written1(r) }) {
+		// The client has not taken the last page yet: the next waits for
+		// it, so that a client that reads slowly (or stopped) holds one
+		// page here, not the whole history it asked for.
+		h.parked = append(h.parked, r)
+		return
+	}
 	events, err := db.ProjectEventsAfter(ctx, h.pool, r.project, r.cursor, pageSize)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -570,8 +602,17 @@ func (h *hub) replayPage(ctx context.Context) {
 	for n < len(events) && events[n].Seq <= end {
 		n++
 	}
+	if r.deleted == 0 {
+		// Deleted while the replay ran (after its subscribe was handled):
+		// it ends at the project_deleted, refused, as for a project deleted
+		// before, rather than join a room that was closed.
+		if k := deletion(events[:n]); k >= 0 {
+			r.deleted, end, n = events[k].Seq, events[k].Seq, k+1
+		}
+	}
 	if n > 0 {
 		h.write(r.sock, h.encode(events[:n]))
+		h.release()
 		r.cursor = events[n-1].Seq
 		r.replayed += n
 		for _, ev := range events[:n] {
@@ -593,7 +634,43 @@ func (h *hub) replayPage(ctx context.Context) {
 	h.subscribed(r.ack, r.project, r.replayed)
 }
 
+// written1 hands a parked replay back to the hub: its socket took what it
+// sent (drain's goroutine).
+func (h *hub) written1(r *replay) {
+	h.writtenMu.Lock()
+	h.written = append(h.written, r)
+	h.writtenMu.Unlock()
+	select {
+	case h.resume <- struct{}{}:
+	default:
+	}
+}
+
+// unpark puts the parked replays whose socket took their page back in turn;
+// those dropped meanwhile (gone, superseded, unsubscribed) are not parked
+// any more and stay dropped.
+func (h *hub) unpark() {
+	h.writtenMu.Lock()
+	written := h.written
+	h.written = nil
+	h.writtenMu.Unlock()
+	for _, r := range written {
+		if i := slices.Index(h.parked, r); i >= 0 {
+			h.parked = slices.Delete(h.parked, i, i+1)
+			h.replays = append(h.replays, r)
+		}
+	}
+}
+
 func (h *hub) dropReplay(sock *socket.Socket, project, why string) {
+	if i := slices.IndexFunc(h.parked, func(r *replay) bool { return r.sock == sock && r.project == project }); i >= 0 {
+		r := h.parked[i]
+		h.parked = slices.Delete(h.parked, i, i+1)
+		if r.ack != nil {
+			r.ack([]any{event.SubscribeAck{ProjectID: project, Error: why}}, nil)
+		}
+		return
+	}
 	for i, r := range h.replays {
 		if r.sock == sock && r.project == project {
 			h.replays = append(h.replays[:i], h.replays[i+1:]...)
@@ -709,6 +786,28 @@ func (h *hub) fanOut(room map[socket.SocketId]*socket.Socket, events []db.Event)
 	e := h.encode(events)
 	for _, sock := range room {
 		h.write(sock, e)
+	}
+	h.release()
+}
+
+// maxScratchBytes is the largest buffer encode keeps for the next run.
+const maxScratchBytes = 1 << 20
+
+// release lets go of what the last encode holds once it is written: its
+// events and payloads, and its buffers when that run made them larger than
+// maxScratchBytes. Kept, they pinned the largest page the hub ever sent (a
+// replay of 500 events of up to 1 MiB of code each) for the process's life:
+// the next, smaller runs overwrote only their first payloads and reused the
+// buffers' capacity.
+func (h *hub) release() {
+	e := &h.scratch
+	clear(e.payloads)
+	e.events, e.payloads = nil, e.payloads[:0]
+	if cap(e.frames) > maxScratchBytes {
+		e.frames = nil
+	}
+	if cap(h.packet) > maxScratchBytes {
+		h.packet = nil
 	}
 }
 

@@ -61,8 +61,10 @@ type websocketTransport struct {
 	mu       sync.Mutex
 	pending  []byte // frames waiting for the kernel's send buffer, in order
 	draining bool   // a goroutine is writing pending
+	writing  int    // bytes that goroutine is writing now, taken from pending
 	owed     int    // engine Sends whose "drain" is due when pending is written
 	failed   bool
+	written  []func() // whenWritten's: called once pending is written (or the socket failed)
 	// viaEngine: engine.io may hold packets for this socket that are not
 	// written yet, so the hub's events go through it, behind them. A new
 	// transport starts so: on an upgrade from polling, the engine sends
@@ -213,19 +215,39 @@ func cmpErr(a, b error) error {
 	return b
 }
 
+// whenWritten reports whether frames wait for the kernel to take them; if
+// so, fn is called (once, on another goroutine) when they are written or the
+// socket failed. The hub's replays wait so for a client that reads slower
+// than they read the outbox, rather than queue its whole history here.
+func (t *websocketTransport) whenWritten(fn func()) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.draining || t.failed {
+		return false
+	}
+	t.written = append(t.written, fn)
+	return true
+}
+
 // drain writes pending, waiting for the socket, until nothing is left.
 func (t *websocketTransport) drain() {
 	for {
 		t.mu.Lock()
 		b := t.pending
 		t.pending = nil
+		t.writing = len(b)
 		if len(b) == 0 || t.failed {
-			t.draining = false
+			t.draining, t.writing = false, 0
 			owed := t.owed
 			t.owed = 0
+			written := t.written
+			t.written = nil
 			t.mu.Unlock()
 			for range owed {
 				t.Emit("drain")
+			}
+			for _, fn := range written {
+				fn()
 			}
 			return
 		}

@@ -193,7 +193,7 @@ type ProjectDeleted struct {
 
 func (ProjectDeleted) EventName() string { return "project_deleted" }
 func (ProjectDeleted) EventSummary() string {
-	return "A project was deleted with everything under it: the project's last event. A subscribe to it is refused; one with since below this seq first replays up to it."
+	return "A project was deleted with everything under it: the project's last event, which ends every subscription to it (the socket leaves its room). A subscribe to it is refused; one with since below this seq first replays up to it."
 }
 
 // SessionCreated is a new session.

@@ -1,0 +1,131 @@
+package realtime_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/db/dbtest"
+)
+
+// A client that asks for a long history and does not read it is sent one
+// page at a time, as it takes them: the server holds about one page for
+// it, not the whole history (before: all of it, 20 MB per client for a
+// 5,000-event project in the soak, until the ping timeout). When it reads
+// again it gets every event, in order, then the ack.
+func TestAReplayWaitsForItsClient(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	p := e.project()
+	since := e.latestSeq()
+	const n, size = 3000, 4 << 10 // 12 MB: six pages of 2 MB
+	pad := strings.Repeat("x", size)
+	err := db.InTx(ctx, e.Pool, func(tx pgx.Tx) error {
+		for i := range n {
+			if _, err := db.Emit(ctx, tx, p, dbtest.Event{Name: "old", Payload: map[string]any{"i": i, "pad": pad}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	slow := dialRaw(t, e.URL)
+	slow.write(fmt.Sprintf(`420["subscribe",{"project_id":%q,"since":%d}]`, p, since))
+	deadline := time.Now().Add(wait)
+	for e.RT.PendingBytes() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the server's writes to the client that does not read never backed up")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Each subscribe is answered from the hub's goroutine: after these the
+	// hub has had every chance to send the remaining pages.
+	other, q := e.dial(t), e.project()
+	for range 50 {
+		other.Subscribe(q)
+	}
+	const onePage = 500 * (size + 100)
+	if b := e.RT.PendingBytes(); b > onePage+onePage/4 {
+		t.Fatalf("%d bytes wait for the client that does not read: more than a page (%d)", b, onePage)
+	}
+
+	for i := range n {
+		name, payload := slow.event()
+		if name != "old" || payload["i"] != float64(i) {
+			t.Fatalf("event %d: %s %v", i, name, payload["i"])
+		}
+	}
+	if ack := slow.read(); !strings.HasPrefix(ack, "430") || !strings.Contains(ack, `"ok":true`) || !strings.Contains(ack, fmt.Sprintf(`"replayed":%d`, n)) {
+		t.Fatalf("subscribe ack: %.300q", ack)
+	}
+	live := e.emit(p, "live", map[string]any{})
+	if name, payload := slow.event(); name != "live" || payload["seq"] != float64(live) {
+		t.Fatalf("live event: %s %v", name, payload)
+	}
+}
+
+// A project deleted while a replay of it waits for its client: the replay
+// ends at the project_deleted and the subscribe is refused, as for a
+// project deleted before it; it does not join the room that the deletion
+// closed, where it would stay for the connection's life.
+func TestAReplayReachingTheDeletionIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	p := e.project()
+	since := e.latestSeq()
+	const n, size = 3000, 4 << 10
+	pad := strings.Repeat("x", size)
+	err := db.InTx(ctx, e.Pool, func(tx pgx.Tx) error {
+		for i := range n {
+			if _, err := db.Emit(ctx, tx, p, dbtest.Event{Name: "old", Payload: map[string]any{"i": i, "pad": pad}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := dialRaw(t, e.URL)
+	slow.write(fmt.Sprintf(`420["subscribe",{"project_id":%q,"since":%d}]`, p, since))
+	deadline := time.Now().Add(wait)
+	for e.RT.PendingBytes() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the server's writes to the client that does not read never backed up")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := e.Store.DeleteProject(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	deleted, err := db.ProjectDeletedSeq(ctx, e.Pool, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if name, payload := slow.event(); name != "old" || payload["i"] != float64(i) {
+			t.Fatalf("event %d: %s %v", i, name, payload["i"])
+		}
+	}
+	if name, payload := slow.event(); name != "project_deleted" || payload["seq"] != float64(deleted) {
+		t.Fatalf("after the history: %s %v, want project_deleted seq %d", name, payload, deleted)
+	}
+	msg := slow.read()
+	for strings.HasPrefix(msg, `42["error"`) {
+		msg = slow.read()
+	}
+	if !strings.HasPrefix(msg, "430") || !strings.Contains(msg, `"ok":false`) || !strings.Contains(msg, "project deleted") ||
+		!strings.Contains(msg, fmt.Sprintf(`"replayed":%d`, n+1)) {
+		t.Fatalf("subscribe ack: %.300q, want it refused after %d replayed", msg, n+1)
+	}
+}
