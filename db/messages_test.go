@@ -217,9 +217,10 @@ func TestEndTurnInTwoRoundTrips(t *testing.T) {
 	if len(sent) != 2 {
 		t.Errorf("the end of a step: %d round trips, want 2: %q", len(sent), sent)
 	}
-	// The message's lock first, then the reply's rows, then the job's
-	// completion: the lock order of every writer (the message, then its job).
-	if first := sent[0]; !strings.HasPrefix(first, "batch of 5: begin | SELECT status, position") ||
+	// The session's hold, the message's lock, then the reply's rows, then
+	// the job's completion: the lock order of every writer (the session, the
+	// message, then its job).
+	if first := sent[0]; !strings.HasPrefix(first, "batch of 6: begin | SELECT 1 FROM sessions WHERE id = $1 FOR KEY SHARE | SELECT status, position") ||
 		!(strings.Index(first, "INSERT INTO model_calls") < strings.Index(first, "UPDATE river_job")) {
 		t.Errorf("the first batch of a step's end: %q", first)
 	}
