@@ -104,8 +104,16 @@ func (s *Store) DeleteTest(ctx context.Context, id string) error {
 		if err != nil {
 			return wrap(err, "lock diffs")
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM test_cases WHERE id = $1`, t.ID); err != nil {
+		// The same DELETE sent twice at once (a client retrying): both read
+		// the test, and the second's DELETE waits for the first's and then
+		// finds nothing. It is then 404, as it would be a moment later,
+		// rather than a second 204 and a second test_deleted.
+		tag, err := tx.Exec(ctx, `DELETE FROM test_cases WHERE id = $1`, t.ID)
+		if err != nil {
 			return wrap(err, "delete test")
+		}
+		if tag.RowsAffected() == 0 {
+			return domain.NotFound("test", id)
 		}
 		for _, b := range batches {
 			if err := summariseBatch(ctx, tx, b.diff.String(), b.id); err != nil {
