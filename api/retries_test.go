@@ -6,8 +6,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptrace"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/internal/openaitest"
 )
 
 // burst sends the same request n times at once, as a client on a flaky
@@ -86,5 +91,140 @@ func TestATestDeletedSeveralTimesAtOnceIsDeletedOnce(t *testing.T) {
 		if deleted != 1 {
 			t.Errorf("%d test_deleted events for one test", deleted)
 		}
+	}
+}
+
+// countEvents is the number of the project's events named name whose
+// payload has key set to value.
+func (s *testServer) countEvents(projectID, name, key, value string) int {
+	s.t.Helper()
+	n := 0
+	for _, e := range s.outboxEvents(projectID) {
+		if e.Name == name && (key == "" || e.Payload[key] == value) {
+			n++
+		}
+	}
+	return n
+}
+
+// splitAnswers checks that one of rs has status first and the others
+// status rest, and returns the first's.
+func splitAnswers(t *testing.T, what string, rs []response, first, rest int) response {
+	t.Helper()
+	var got []response
+	for _, r := range rs {
+		switch r.Status {
+		case first:
+			got = append(got, r)
+		case rest:
+		default:
+			t.Fatalf("%s = %d %s, want %d or %d", what, r.Status, r.Body, first, rest)
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("%s sent %d times at once: %d answered %d, want one", what, len(rs), len(got), first)
+	}
+	return got[0]
+}
+
+// A client on a flaky network sends the same request again, in sequence or
+// while the first is still being served: what a person acts on happens once
+// and the repeats get the documented answer, never a 500.
+func TestRetriedStateChangesHappenOnce(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+
+	// A session for the same memory key is the same session.
+	var p2 domain.Project
+	s.do("POST", "/projects", map[string]any{"name": "Sample"}).json(t, &p2)
+	for _, body := range []any{nil, map[string]any{"node_id": "triage_agent"}} {
+		first := splitAnswers(t, "POST sessions", s.burst(4, "POST", "/projects/"+p2.ID+"/sessions", body), 201, 200)
+		var want domain.VibecodeSession
+		first.json(t, &want)
+		for _, r := range append(s.burst(2, "POST", "/projects/"+p2.ID+"/sessions", body), s.do("POST", "/projects/"+p2.ID+"/sessions", body)) {
+			var got domain.VibecodeSession
+			r.json(t, &got)
+			if r.Status != 200 || got.ID != want.ID {
+				t.Fatalf("repeated POST sessions = %d %s, want 200 with %s", r.Status, r.Body, want.ID)
+			}
+		}
+	}
+	if n := s.countEvents(p2.ID, "session_created", "", ""); n != 2 {
+		t.Fatalf("%d session_created for two sessions", n)
+	}
+
+	// Approving again is allowed until the commit; committing happens once,
+	// and each repeat names the commit it made.
+	d := s.approvedDiff(p, sess, greetPatch, "Say Hi")
+	for _, r := range s.burst(3, "POST", "/diffs/"+d.ID+"/review", map[string]any{"approved": true}) {
+		if r.Status != 200 {
+			t.Fatalf("approve sent at once = %d %s", r.Status, r.Body)
+		}
+	}
+	var c db.CommitResult
+	splitAnswers(t, "commit", s.burst(3, "POST", "/diffs/"+d.ID+"/commit", nil), 200, 409).json(t, &c)
+	if r := s.do("POST", "/diffs/"+d.ID+"/commit", nil); r.Status != 409 || !strings.Contains(r.problem(t).Detail, "already committed as "+c.Commit.SHA) {
+		t.Fatalf("commit again = %d %s", r.Status, r.Body)
+	}
+	var log []domain.Commit
+	s.do("GET", "/projects/"+p.ID+"/commits", nil).json(t, &log)
+	if len(log) != 2 || log[0].SHA != c.Commit.SHA {
+		t.Fatalf("log after a commit sent three times: %+v", log)
+	}
+	if n := s.countEvents(p.ID, "code_changed", "", ""); n != 1 {
+		t.Fatalf("%d code_changed for one commit", n)
+	}
+
+	// A rejection with feedback sends one message to the VibeCoder.
+	d2 := s.approvedDiff(p, sess, addPatch, "Swap")
+	s.AI.Enqueue(openaitest.Text("Understood."))
+	before := len(s.messages(sess.ID))
+	var rev db.ReviewResult
+	splitAnswers(t, "reject", s.burst(3, "POST", "/diffs/"+d2.ID+"/review", map[string]any{"approved": false, "feedback": "no"}), 200, 409).json(t, &rev)
+	if r := s.do("POST", "/diffs/"+d2.ID+"/review", map[string]any{"approved": false, "feedback": "no"}); r.Status != 409 {
+		t.Fatalf("reject again = %d %s", r.Status, r.Body)
+	}
+	s.waitResponse(p.ID, rev.Message.MessageID)
+	if after := len(s.messages(sess.ID)); after != before+2 {
+		t.Fatalf("messages %d -> %d after one rejection with feedback, want its message and the answer", before, after)
+	}
+
+	// A project is deleted once.
+	splitAnswers(t, "DELETE project", s.burst(3, "DELETE", "/projects/"+p.ID, nil), 204, 404)
+	if r := s.do("DELETE", "/projects/"+p.ID, nil); r.Status != 404 {
+		t.Fatalf("DELETE project again = %d %s", r.Status, r.Body)
+	}
+	if n := s.countEvents(p.ID, "project_deleted", "", ""); n != 1 {
+		t.Fatalf("%d project_deleted", n)
+	}
+}
+
+// A commit whose answer was lost (the connection cut while it was served)
+// and is sent again: the diff is committed once, and the repeat is the 200
+// of the commit or the 409 naming it, never a diff or a head half moved.
+func TestACommitCutAndSentAgain(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	d := s.approvedDiff(p, sess, greetPatch, "Say Hi")
+	s.cut("POST", "/diffs/"+d.ID+"/commit", nil)
+	r := s.do("POST", "/diffs/"+d.ID+"/commit", nil)
+	var got domain.Diff
+	s.do("GET", "/diffs/"+d.ID, nil).json(t, &got)
+	head := s.head(p.ID)
+	if got.Status != domain.DiffCommitted || got.CommittedSHA == nil || *got.CommittedSHA != head.CurrentCommit || head.CurrentCode != greetPatched {
+		t.Fatalf("after a cut commit and its repeat (%d %s): diff %+v, head %s", r.Status, r.Body, got, head.CurrentCommit)
+	}
+	switch {
+	case r.Status == 200:
+	case r.Status == 409 && strings.Contains(r.problem(t).Detail, "already committed as "+head.CurrentCommit):
+	default:
+		t.Fatalf("commit sent again = %d %s", r.Status, r.Body)
+	}
+	var log []domain.Commit
+	s.do("GET", "/projects/"+p.ID+"/commits", nil).json(t, &log)
+	if len(log) != 2 {
+		t.Fatalf("%d commits after one diff's commit", len(log))
 	}
 }
