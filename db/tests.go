@@ -155,14 +155,14 @@ func (s *Store) StartRun(ctx context.Context, testID string, diffID *string, enq
 			if _, err := ParseID("diff", *diffID); err != nil {
 				return err
 			}
-			if err := holdRow(ctx, tx, "diffs", "diff", *diffID); err != nil {
+			if err := holdRow(ctx, tx, "diffs", "diff", *diffID, domain.NotFound("diff", *diffID)); err != nil {
 				return err
 			}
 		}
-		if err := holdRow(ctx, tx, "projects", "project", t.ProjectID); err != nil {
+		if err := holdRow(ctx, tx, "projects", "project", t.ProjectID, deletedMeanwhile("project")); err != nil {
 			return err
 		}
-		if err := holdRow(ctx, tx, "test_cases", "test", t.ID); err != nil {
+		if err := holdRow(ctx, tx, "test_cases", "test", t.ID, deletedMeanwhile("test")); err != nil {
 			return err
 		}
 		commit, diff, err := runTarget(ctx, tx, t.ProjectID, diffID)
@@ -176,15 +176,21 @@ func (s *Store) StartRun(ctx context.Context, testID string, diffID *string, enq
 }
 
 // holdRow locks the row of table with id FOR KEY SHARE, as a reference
-// to it does, until the transaction ends; a row deleted meanwhile is not
-// found.
-func holdRow(ctx context.Context, tx pgx.Tx, table, what, id string) error {
+// to it does, until the transaction ends; without the row it answers
+// missing.
+func holdRow(ctx context.Context, tx pgx.Tx, table, what, id string, missing error) error {
 	var one int
 	err := tx.QueryRow(ctx, `SELECT 1 FROM `+table+` WHERE id = $1 FOR KEY SHARE`, id).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return domain.NotFound(what, id)
+		return missing
 	}
 	return wrap(err, "lock "+what)
+}
+
+// deletedMeanwhile is the answer about a row read earlier in the
+// transaction and deleted since, as wrap words a reference to it.
+func deletedMeanwhile(what string) error {
+	return &domain.Error{Code: domain.ENOTFOUND, Message: "store test run: the " + what + " was deleted meanwhile"}
 }
 
 // runTarget is the commit a run is about: the project's head, or for a diff
@@ -275,7 +281,7 @@ func (s *Store) StartDiffRuns(ctx context.Context, diffID string, enqueue Enqueu
 		// order of a project's delete, which holds the diff, then the
 		// project, then deletes the tests. A test deleted meanwhile is
 		// not run.
-		if err := holdRow(ctx, tx, "projects", "project", d.ProjectID); err != nil {
+		if err := holdRow(ctx, tx, "projects", "project", d.ProjectID, deletedMeanwhile("project")); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `SELECT `+testColumns+` FROM test_cases WHERE project_id = $1 ORDER BY created_at, id FOR KEY SHARE`, d.ProjectID)
