@@ -30,18 +30,34 @@ func TestClearingASessionWhileItsMessageEndsIsNoDeadlock(t *testing.T) {
 	pool := dbtest.New(t)
 	store := &db.Store{Pool: pool}
 	for i := range 5 {
-		clearDuringEnd(t, store, fmt.Sprintf("a clear during an end %d", i), "DELETE /sessions/{id}",
-			func(_ domain.Project, sess domain.VibecodeSession) error {
-				return store.ClearSession(context.Background(), sess.ID)
-			})
-		clearDuringEnd(t, store, fmt.Sprintf("a delete during an end %d", i), "DELETE /projects/{id}",
-			func(p domain.Project, _ domain.VibecodeSession) error {
-				return store.DeleteProject(context.Background(), p.ID)
-			})
+		for _, step := range []struct {
+			name string
+			end  func(db.Turn, *db.AssistantMessage) error
+		}{
+			{"an end", func(turn db.Turn, reply *db.AssistantMessage) error {
+				return store.EndTurn(context.Background(), &turn, db.TurnEnd{Reply: reply, Status: domain.StatusAnswered,
+					Outcome: event.VibecodeResponse{Response: &reply.Content}})
+			}},
+			// A reply stored before the step's end (a step of several calls).
+			{"a reply", func(_ db.Turn, reply *db.AssistantMessage) error {
+				_, err := store.RecordReply(context.Background(), *reply)
+				return err
+			}},
+		} {
+			clearDuringEnd(t, store, fmt.Sprintf("a clear during %s %d", step.name, i), "DELETE /sessions/{id}", step.end,
+				func(_ domain.Project, sess domain.VibecodeSession) error {
+					return store.ClearSession(context.Background(), sess.ID)
+				})
+			clearDuringEnd(t, store, fmt.Sprintf("a delete during %s %d", step.name, i), "DELETE /projects/{id}", step.end,
+				func(p domain.Project, _ domain.VibecodeSession) error {
+					return store.DeleteProject(context.Background(), p.ID)
+				})
+		}
 	}
 }
 
-func clearDuringEnd(t *testing.T, store *db.Store, name, what string, clear func(domain.Project, domain.VibecodeSession) error) {
+func clearDuringEnd(t *testing.T, store *db.Store, name, what string, end func(db.Turn, *db.AssistantMessage) error,
+	clear func(domain.Project, domain.VibecodeSession) error) {
 	t.Helper()
 	ctx := context.Background()
 	pool := store.Pool
@@ -69,11 +85,8 @@ func clearDuringEnd(t *testing.T, store *db.Store, name, what string, clear func
 	answer := "Hello."
 	ended := make(chan error, 1)
 	go func() {
-		ended <- store.EndTurn(ctx, &turn, db.TurnEnd{
-			Reply: &db.AssistantMessage{Turn: &turn, CallKey: accepted.MessageID + "/vibecoder/1/1", Response: json.RawMessage(`{"id":"resp_1"}`),
-				ResponseID: "resp_1", Agent: domain.AgentVibeCoder, Iteration: 1, Content: answer},
-			Status: domain.StatusAnswered, Outcome: event.VibecodeResponse{Response: &answer},
-		})
+		ended <- end(turn, &db.AssistantMessage{Turn: &turn, CallKey: accepted.MessageID + "/vibecoder/1/1", Response: json.RawMessage(`{"id":"resp_1"}`),
+			ResponseID: "resp_1", Agent: domain.AgentVibeCoder, Iteration: 1, Content: answer})
 	}()
 	waiters(1) // the step holds its message, its reply waits
 	cleared := make(chan error, 1)

@@ -312,6 +312,13 @@ type AssistantMessage struct {
 func (s *Store) RecordReply(ctx context.Context, a AssistantMessage) (domain.ConversationMessage, error) {
 	var m domain.ConversationMessage
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		// The session before the message, as EndTurn holds them: the
+		// reply refers to the session, and its key-share lock of it,
+		// taken after the message's, was a deadlock with a clear or a
+		// project's delete (session, then its messages).
+		if err := later(ctx, tx, `SELECT 1 FROM sessions WHERE id = $1 FOR KEY SHARE`, a.Turn.Session.ID); err != nil {
+			return wrap(err, "hold session")
+		}
 		lock := lockTurnLater(ctx, tx, a.Turn.Message.ID, false)
 		reply, err := queueReply(ctx, tx, a)
 		if err != nil {
