@@ -284,6 +284,13 @@ func (s *Store) DeleteProject(ctx context.Context, id string) error {
 			return err
 		}
 		repo = p.repo
+		// The sessions before their memory: a clear holds its session and
+		// then deletes its messages and its memory; deleting the memory
+		// here and then the sessions (by the cascade) was a deadlock with
+		// it, which failed one of the two.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM sessions WHERE project_id = $1 ORDER BY id FOR UPDATE`, p.id); err != nil {
+			return wrap(err, "lock sessions")
+		}
 		// The agents' memory is keyed by the session, without a foreign key.
 		if _, err := tx.Exec(ctx, `DELETE FROM agent_memory WHERE session_key IN
 			(SELECT openai_session_key FROM sessions WHERE project_id = $1)`, p.id); err != nil {

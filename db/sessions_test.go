@@ -105,3 +105,59 @@ func clearDuringEnd(t *testing.T, store *db.Store, name, what string, end func(d
 		t.Errorf("after %s the session holds %d messages", what, n)
 	}
 }
+
+// A session cleared while its project is deleted: both succeed. The delete
+// removed the agents' memory and then (by the cascade) the sessions, while
+// a clear holds its session and then deletes its messages and its memory: a
+// deadlock, a 500 for one of the two. The interleaving is forced by holding
+// the messages table: the clear holds its session and waits to delete its
+// messages, the delete waits for the session.
+func TestClearingASessionWhileItsProjectIsDeletedIsNoDeadlock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	store := &db.Store{Pool: pool}
+	for i := range 3 {
+		p, sess, _, _, _ := startedStep(t, store, fmt.Sprintf("cleared and deleted %d", i))
+		if _, err := pool.Exec(ctx, `INSERT INTO agent_memory (session_key, agent, turn_key, items) VALUES ($1, 'vibecoder', '1', '[]')`,
+			sess.OpenAISessionKey); err != nil {
+			t.Fatal(err)
+		}
+		blocker, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := blocker.Exec(ctx, `LOCK TABLE messages IN SHARE MODE`); err != nil {
+			t.Fatal(err)
+		}
+		waiters := func(n int) {
+			t.Helper()
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if dbtest.Count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) >= n {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("fewer than %d transactions wait", n)
+				}
+			}
+		}
+		cleared := make(chan error, 1)
+		go func() { cleared <- store.ClearSession(ctx, sess.ID) }()
+		waiters(1) // the clear holds its session
+		deleted := make(chan error, 1)
+		go func() { deleted <- store.DeleteProject(ctx, p.ID) }()
+		waiters(2) // the delete waits for the session
+		if err := blocker.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-cleared; err != nil {
+			t.Errorf("%d: DELETE /sessions/{id} during its project's delete: %v", i, err)
+		}
+		if err := <-deleted; err != nil {
+			t.Errorf("%d: DELETE /projects/{id} during a clear of its session: %v", i, err)
+		}
+		if n := dbtest.Count(t, pool, `SELECT count(*) FROM agent_memory WHERE session_key = $1`, sess.OpenAISessionKey); n != 0 {
+			t.Errorf("%d: after both, %d rows of memory remain", i, n)
+		}
+	}
+}
