@@ -195,14 +195,21 @@ func getProject(ctx context.Context, q Querier, id string) (domain.Project, erro
 }
 
 func loadProjectRow(ctx context.Context, q Querier, id string, forUpdate bool) (projectRow, error) {
+	lock := ""
+	if forUpdate {
+		lock = ` FOR UPDATE`
+	}
+	return lockProjectRow(ctx, q, id, lock)
+}
+
+// lockProjectRow reads a project's row with the locking clause lock (""
+// for none).
+func lockProjectRow(ctx context.Context, q Querier, id, lock string) (projectRow, error) {
 	u, err := ParseID("project", id)
 	if err != nil {
 		return projectRow{}, err
 	}
-	sql := `SELECT ` + projectColumns + ` FROM projects WHERE id = $1`
-	if forUpdate {
-		sql += ` FOR UPDATE`
-	}
+	sql := `SELECT ` + projectColumns + ` FROM projects WHERE id = $1` + lock
 	p, err := scanProject(q.QueryRow(ctx, sql, u))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return projectRow{}, domain.NotFound("project", id)

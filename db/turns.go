@@ -519,6 +519,15 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 		// lock the session, then its messages. The reply and a diff refer
 		// to the session, and their key-share lock of it, taken after the
 		// message's, was a deadlock with either (one of them failed).
+		// And with a diff, the project before the session: the diff
+		// refers to the project, and its key-share lock of it, taken after
+		// the session's, was a deadlock with a project's delete (the
+		// project, then its sessions).
+		if e.Diff != nil {
+			if err := later(ctx, tx, `SELECT 1 FROM projects WHERE id = $1 FOR KEY SHARE`, t.Session.ProjectID); err != nil {
+				return wrap(err, "hold project")
+			}
+		}
 		if err := later(ctx, tx, `SELECT 1 FROM sessions WHERE id = $1 FOR KEY SHARE`, t.Session.ID); err != nil {
 			return wrap(err, "hold session")
 		}
