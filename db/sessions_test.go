@@ -161,3 +161,59 @@ func TestClearingASessionWhileItsProjectIsDeletedIsNoDeadlock(t *testing.T) {
 		}
 	}
 }
+
+// A session asked for while its project is deleted is not found: the
+// answer waits for the delete. A session that existed with the key was
+// read after the insert did nothing; with the delete committed meanwhile
+// that read found no row (a 500), and before it, the answer was a session
+// of a project being deleted. The delete is held by a third transaction
+// holding the agents' memory, which the delete removes after it holds the
+// project.
+func TestASessionCreatedWhileItsProjectIsDeletedIsNotFound(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	store := &db.Store{Pool: pool}
+	p, _ := newSession(t, store, "created while deleted")
+	blocker, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Rollback(ctx) //nolint:errcheck
+	if _, err := blocker.Exec(ctx, `LOCK TABLE agent_memory IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	waiting := func() int {
+		return dbtest.Count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
+	}
+	deleted := make(chan error, 1)
+	go func() { deleted <- store.DeleteProject(ctx, p.ID) }()
+	for deadline := time.Now().Add(10 * time.Second); waiting() < 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the delete does not wait")
+		}
+	}
+	created := make(chan error, 1)
+	go func() {
+		sess, _, err := store.CreateSession(ctx, p.ID, domain.NewSession{}, nil)
+		if err == nil {
+			err = fmt.Errorf("session %s answered", sess.ID)
+		}
+		created <- err
+	}()
+	// The create waits for the delete, or (without the fix) answers at once.
+	for deadline := time.Now().Add(10 * time.Second); waiting() < 2 && len(created) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the create neither waits nor answers")
+		}
+	}
+	if err := blocker.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-deleted; err != nil {
+		t.Errorf("DELETE /projects/{id}: %v", err)
+	}
+	if err := <-created; domain.ErrorCodeOf(err) != domain.ENOTFOUND {
+		t.Errorf("POST /projects/{id}/sessions during its project's delete: %v, want not found", err)
+	}
+}
