@@ -228,3 +228,41 @@ func TestACommitWhileADiffEndsIsNoDeadlock(t *testing.T) {
 		}
 	}
 }
+
+// A diff's preview read while its project is deleted is not found, or the
+// preview: the read of its project's row and then of its git objects can
+// straddle the delete, which answered "object not found", a 500. Timing
+// decides whether a read straddles it, so the test deletes many projects
+// while reading their diff's preview.
+func TestADiffPreviewedWhileItsProjectIsDeletedIsNotFound(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := &db.Store{Pool: dbtest.New(t)}
+	for i := range 20 {
+		p, sess, accepted, turn, _ := startedStep(t, store, fmt.Sprintf("previewed %d", i))
+		if err := store.EndTurn(ctx, &turn, db.TurnEnd{Status: domain.StatusDiffCreated, DiffStep: accepted.MessageID + "/diff",
+			Diff: &domain.Diff{ProjectID: p.ID, SessionID: &sess.ID, MessageID: &accepted.MessageID, BaseCommit: turn.BaseCommit,
+				TargetBranch: p.CurrentBranch, DiffContent: patch.Unified(p.CurrentCode, p.CurrentCode+"# x\n", domain.ScriptPath),
+				Status: domain.DiffEvaluatorApproved, VibecoderPrompt: "hi", CommitMessage: "c"}}); err != nil {
+			t.Fatal(err)
+		}
+		var diffID string
+		if err := store.Pool.QueryRow(ctx, `SELECT id::text FROM diffs WHERE project_id = $1`, p.ID).Scan(&diffID); err != nil {
+			t.Fatal(err)
+		}
+		deleted := make(chan error, 1)
+		go func() { deleted <- store.DeleteProject(ctx, p.ID) }()
+		for {
+			_, err := store.PreviewDiff(ctx, diffID)
+			if err != nil {
+				if domain.ErrorCodeOf(err) != domain.ENOTFOUND {
+					t.Errorf("%d: GET /diffs/{id}/preview during its project's delete: %v", i, err)
+				}
+				break
+			}
+		}
+		if err := <-deleted; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
