@@ -134,7 +134,8 @@ func (s *Store) PreviewDiff(ctx context.Context, id string) (DiffPreview, error)
 	}
 	code, err := ReadFile(NewGitStorage(ctx, s.Pool, p.repo), plumbing.NewHash(d.BaseCommit), domain.ScriptPath)
 	if err != nil {
-		return DiffPreview{}, err
+		// A project deleted after its row was read: its objects are gone.
+		return DiffPreview{}, unlessDeleted(ctx, s.Pool, p, err)
 	}
 	patched, err := applyDiff(code, d)
 	if err != nil {

@@ -195,14 +195,21 @@ func getProject(ctx context.Context, q Querier, id string) (domain.Project, erro
 }
 
 func loadProjectRow(ctx context.Context, q Querier, id string, forUpdate bool) (projectRow, error) {
+	lock := ""
+	if forUpdate {
+		lock = ` FOR UPDATE`
+	}
+	return lockProjectRow(ctx, q, id, lock)
+}
+
+// lockProjectRow reads a project's row with the locking clause lock (""
+// for none).
+func lockProjectRow(ctx context.Context, q Querier, id, lock string) (projectRow, error) {
 	u, err := ParseID("project", id)
 	if err != nil {
 		return projectRow{}, err
 	}
-	sql := `SELECT ` + projectColumns + ` FROM projects WHERE id = $1`
-	if forUpdate {
-		sql += ` FOR UPDATE`
-	}
+	sql := `SELECT ` + projectColumns + ` FROM projects WHERE id = $1` + lock
 	p, err := scanProject(q.QueryRow(ctx, sql, u))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return projectRow{}, domain.NotFound("project", id)
@@ -284,6 +291,13 @@ func (s *Store) DeleteProject(ctx context.Context, id string) error {
 			return err
 		}
 		repo = p.repo
+		// The sessions before their memory: a clear holds its session and
+		// then deletes its messages and its memory; deleting the memory
+		// here and then the sessions (by the cascade) was a deadlock with
+		// it, which failed one of the two.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM sessions WHERE project_id = $1 ORDER BY id FOR UPDATE`, p.id); err != nil {
+			return wrap(err, "lock sessions")
+		}
 		// The agents' memory is keyed by the session, without a foreign key.
 		if _, err := tx.Exec(ctx, `DELETE FROM agent_memory WHERE session_key IN
 			(SELECT openai_session_key FROM sessions WHERE project_id = $1)`, p.id); err != nil {

@@ -335,3 +335,55 @@ func TestAnEventWaitingForItsProjectHoldsNoReader(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A test run started while its project is deleted is not found, and the
+// delete succeeds. The run's insert checked its test and then its project,
+// which the delete holds before it deletes the tests: a deadlock that
+// failed one of the two with a 500.
+func TestRunningATestWhileItsProjectIsDeletedIsNoDeadlock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	store := &db.Store{Pool: pool}
+	for i := range 3 {
+		p, tc := projectWithTest(t, store)
+		// The delete holds the project and then waits on the agents'
+		// memory, which a third transaction holds.
+		blocker, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := blocker.Exec(ctx, `LOCK TABLE agent_memory IN ACCESS EXCLUSIVE MODE`); err != nil {
+			t.Fatal(err)
+		}
+		waiters := func(n int) {
+			t.Helper()
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if dbtest.Count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) >= n {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("fewer than %d transactions wait", n)
+				}
+			}
+		}
+		deleted := make(chan error, 1)
+		go func() { deleted <- store.DeleteProject(ctx, p.ID) }()
+		waiters(1) // the delete holds the project
+		started := make(chan error, 1)
+		go func() {
+			_, err := store.StartRun(ctx, tc.ID, nil, func(pgx.Tx, string) (int64, error) { return 1, nil })
+			started <- err
+		}()
+		waiters(2) // the run waits for the project
+		if err := blocker.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-deleted; err != nil {
+			t.Errorf("%d: DELETE /projects/{id} during POST /tests/{id}/run: %v", i, err)
+		}
+		if err := <-started; domain.ErrorCodeOf(err) != domain.ENOTFOUND {
+			t.Errorf("%d: POST /tests/{id}/run during its project's delete: %v, want not found", i, err)
+		}
+	}
+}

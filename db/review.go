@@ -109,7 +109,12 @@ func (s *Store) CommitDiff(ctx context.Context, id string, message string) (Comm
 		}
 		// Commits of one project are serialised by the project row; the
 		// compare-and-swap on the branch still guards against any other writer.
-		p, err := loadProjectRow(ctx, tx, d.ProjectID, true)
+		// FOR NO KEY UPDATE, which commits and a project's delete wait for,
+		// but not a row that refers to the project (its key share): a
+		// step's end holds the project's key share before its session and
+		// message (to insert its diff), and this commit holds the session's
+		// messages before the project.
+		p, err := lockProjectRow(ctx, tx, d.ProjectID, ` FOR NO KEY UPDATE`)
 		if err != nil {
 			return err
 		}

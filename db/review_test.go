@@ -2,6 +2,8 @@ package db_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -87,5 +89,180 @@ func TestAMessageEndingDuringACommitKeepsNoTurnFromBeforeIt(t *testing.T) {
 	if n := dbtest.Count(t, pool, `SELECT count(*) FROM agent_memory WHERE turn_key = $1`, mu.MessageID+"/1"); n != 0 {
 		t.Errorf("mu ended, yet its Evaluator turn from before the commit is still in memory (%d row, forget_when_ended=%d)", n,
 			dbtest.Count(t, pool, `SELECT count(*) FROM agent_memory WHERE turn_key = $1 AND forget_when_ended`, mu.MessageID+"/1"))
+	}
+}
+
+// A step that ends with a diff while its project is deleted: both succeed.
+// The diff refers to the project, and its key share of it came after the
+// step's hold of its session and message, while the delete holds the
+// project and then its sessions: a deadlock, a 500 for the delete or a
+// failed step. The interleaving is forced by holding the diffs table: the
+// step holds its session and waits to insert its diff, the delete waits for
+// the session (or, with the fix, for the project).
+func TestADiffEndingWhileItsProjectIsDeletedIsNoDeadlock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	store := &db.Store{Pool: pool}
+	for i := range 3 {
+		p, sess, accepted, turn, _ := startedStep(t, store, fmt.Sprintf("diff and delete %d", i))
+		blocker, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := blocker.Exec(ctx, `LOCK TABLE diffs IN SHARE MODE`); err != nil {
+			t.Fatal(err)
+		}
+		waiters := func(n int) {
+			t.Helper()
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if dbtest.Count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) >= n {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("fewer than %d transactions wait", n)
+				}
+			}
+		}
+		ended := make(chan error, 1)
+		go func() {
+			ended <- store.EndTurn(ctx, &turn, db.TurnEnd{Status: domain.StatusDiffCreated, DiffStep: accepted.MessageID + "/diff",
+				Diff: &domain.Diff{ProjectID: p.ID, SessionID: &sess.ID, MessageID: &accepted.MessageID, BaseCommit: turn.BaseCommit,
+					TargetBranch: p.CurrentBranch, DiffContent: patch.Unified(p.CurrentCode, p.CurrentCode+"# x\n", domain.ScriptPath),
+					Status: domain.DiffEvaluatorApproved, VibecoderPrompt: "hi", CommitMessage: "c"}})
+		}()
+		waiters(1) // the step holds its session, its diff waits
+		deleted := make(chan error, 1)
+		go func() { deleted <- store.DeleteProject(ctx, p.ID) }()
+		waiters(2) // the delete waits
+		if err := blocker.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-ended; err != nil && !errors.Is(err, db.ErrTurnGone) {
+			t.Errorf("%d: a step's end with a diff during its project's delete: %v", i, err)
+		}
+		if err := <-deleted; err != nil {
+			t.Errorf("%d: DELETE /projects/{id} during a step's end with a diff: %v", i, err)
+		}
+		if n := dbtest.Count(t, pool, `SELECT count(*) FROM diffs WHERE project_id = $1`, p.ID); n != 0 {
+			t.Errorf("%d: after the delete, %d diffs of the project remain", i, n)
+		}
+	}
+}
+
+// A commit while another message of its session ends with a diff: both
+// succeed. The commit holds the session's messages under way and then its
+// project, and the step's end holds the project's key share (for its diff)
+// and then its message: the commit's FOR UPDATE of the project waited for
+// that key share, a deadlock. The interleaving is forced by holding the
+// project row FOR NO KEY UPDATE from a third transaction: the commit holds
+// the message and waits for the project, the end holds the project's key
+// share and waits for the message.
+func TestACommitWhileADiffEndsIsNoDeadlock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	store := &db.Store{Pool: pool}
+	noJobs := func(_ context.Context, _ pgx.Tx, ids []string) ([]int64, error) { return make([]int64, len(ids)), nil }
+	for i := range 3 {
+		p, sess, alpha, turnA, _ := startedStep(t, store, fmt.Sprintf("commit and diff %d", i))
+		endWithDiff := func(turn *db.Turn, messageID, line string) error {
+			return store.EndTurn(ctx, turn, db.TurnEnd{Status: domain.StatusDiffCreated, DiffStep: messageID + "/diff",
+				Diff: &domain.Diff{ProjectID: p.ID, SessionID: &sess.ID, MessageID: &messageID, BaseCommit: turn.BaseCommit,
+					TargetBranch: p.CurrentBranch, DiffContent: patch.Unified(p.CurrentCode, p.CurrentCode+line, domain.ScriptPath),
+					Status: domain.DiffEvaluatorApproved, VibecoderPrompt: "hi", CommitMessage: "c"}})
+		}
+		if err := endWithDiff(&turnA, alpha.MessageID, "# alpha\n"); err != nil {
+			t.Fatal(err)
+		}
+		var diffID string
+		if err := pool.QueryRow(ctx, `SELECT id::text FROM diffs WHERE project_id = $1`, p.ID).Scan(&diffID); err != nil {
+			t.Fatal(err)
+		}
+		beta, err := store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "beta"}, noJobs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		turnB, err := store.StartTurn(ctx, beta.MessageID, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocker, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := blocker.Exec(ctx, `SELECT 1 FROM projects WHERE id = $1 FOR NO KEY UPDATE`, p.ID); err != nil {
+			t.Fatal(err)
+		}
+		waiters := func(n int) {
+			t.Helper()
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if dbtest.Count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) >= n {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("fewer than %d transactions wait", n)
+				}
+			}
+		}
+		committed := make(chan error, 1)
+		go func() {
+			_, err := store.CommitDiff(ctx, diffID, "")
+			committed <- err
+		}()
+		waiters(1) // the commit holds the message under way, waits for the project
+		ended := make(chan error, 1)
+		go func() { ended <- endWithDiff(&turnB, beta.MessageID, "# beta\n") }()
+		waiters(2) // the end holds the project's key share, waits for its message
+		if err := blocker.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-committed; err != nil {
+			t.Errorf("%d: POST /diffs/{id}/commit while a message of its session ends with a diff: %v", i, err)
+		}
+		if err := <-ended; err != nil {
+			t.Errorf("%d: a step's end with a diff during a commit: %v", i, err)
+		}
+		if n := dbtest.Count(t, pool, `SELECT count(*) FROM diffs WHERE project_id = $1 AND status = 'committed'`, p.ID); n != 1 {
+			t.Errorf("%d: %d committed diffs, want 1", i, n)
+		}
+	}
+}
+
+// A diff's preview read while its project is deleted is not found, or the
+// preview: the read of its project's row and then of its git objects can
+// straddle the delete, which answered "object not found", a 500. Timing
+// decides whether a read straddles it, so the test deletes many projects
+// while reading their diff's preview.
+func TestADiffPreviewedWhileItsProjectIsDeletedIsNotFound(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := &db.Store{Pool: dbtest.New(t)}
+	for i := range 20 {
+		p, sess, accepted, turn, _ := startedStep(t, store, fmt.Sprintf("previewed %d", i))
+		if err := store.EndTurn(ctx, &turn, db.TurnEnd{Status: domain.StatusDiffCreated, DiffStep: accepted.MessageID + "/diff",
+			Diff: &domain.Diff{ProjectID: p.ID, SessionID: &sess.ID, MessageID: &accepted.MessageID, BaseCommit: turn.BaseCommit,
+				TargetBranch: p.CurrentBranch, DiffContent: patch.Unified(p.CurrentCode, p.CurrentCode+"# x\n", domain.ScriptPath),
+				Status: domain.DiffEvaluatorApproved, VibecoderPrompt: "hi", CommitMessage: "c"}}); err != nil {
+			t.Fatal(err)
+		}
+		var diffID string
+		if err := store.Pool.QueryRow(ctx, `SELECT id::text FROM diffs WHERE project_id = $1`, p.ID).Scan(&diffID); err != nil {
+			t.Fatal(err)
+		}
+		deleted := make(chan error, 1)
+		go func() { deleted <- store.DeleteProject(ctx, p.ID) }()
+		for {
+			_, err := store.PreviewDiff(ctx, diffID)
+			if err != nil {
+				if domain.ErrorCodeOf(err) != domain.ENOTFOUND {
+					t.Errorf("%d: GET /diffs/{id}/preview during its project's delete: %v", i, err)
+				}
+				break
+			}
+		}
+		if err := <-deleted; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -47,6 +47,15 @@ func (s *Store) CreateSession(ctx context.Context, projectID string, in domain.N
 		if err != nil {
 			return err
 		}
+		// The project's key share, as the insert's reference to it takes,
+		// but held before it: a session found by its key (the insert did
+		// nothing) was read after a project's delete that committed
+		// meanwhile, "no rows", a 500; or answered from a project being
+		// deleted. The delete is waited for, and the project is not found.
+		if err := holdRow(ctx, tx, "projects", "project", p.id.String(),
+			&domain.Error{Code: domain.ENOTFOUND, Message: "create session: the project was deleted meanwhile"}); err != nil {
+			return err
+		}
 		key := domain.SessionKey(p.id.String(), in.NodeID)
 		sess, err = scanSession(tx.QueryRow(ctx, `
 			INSERT INTO sessions (id, project_id, openai_session_key, session_type, node_id)

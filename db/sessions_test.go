@@ -30,18 +30,34 @@ func TestClearingASessionWhileItsMessageEndsIsNoDeadlock(t *testing.T) {
 	pool := dbtest.New(t)
 	store := &db.Store{Pool: pool}
 	for i := range 5 {
-		clearDuringEnd(t, store, fmt.Sprintf("a clear during an end %d", i), "DELETE /sessions/{id}",
-			func(_ domain.Project, sess domain.VibecodeSession) error {
-				return store.ClearSession(context.Background(), sess.ID)
-			})
-		clearDuringEnd(t, store, fmt.Sprintf("a delete during an end %d", i), "DELETE /projects/{id}",
-			func(p domain.Project, _ domain.VibecodeSession) error {
-				return store.DeleteProject(context.Background(), p.ID)
-			})
+		for _, step := range []struct {
+			name string
+			end  func(db.Turn, *db.AssistantMessage) error
+		}{
+			{"an end", func(turn db.Turn, reply *db.AssistantMessage) error {
+				return store.EndTurn(context.Background(), &turn, db.TurnEnd{Reply: reply, Status: domain.StatusAnswered,
+					Outcome: event.VibecodeResponse{Response: &reply.Content}})
+			}},
+			// A reply stored before the step's end (a step of several calls).
+			{"a reply", func(_ db.Turn, reply *db.AssistantMessage) error {
+				_, err := store.RecordReply(context.Background(), *reply)
+				return err
+			}},
+		} {
+			clearDuringEnd(t, store, fmt.Sprintf("a clear during %s %d", step.name, i), "DELETE /sessions/{id}", step.end,
+				func(_ domain.Project, sess domain.VibecodeSession) error {
+					return store.ClearSession(context.Background(), sess.ID)
+				})
+			clearDuringEnd(t, store, fmt.Sprintf("a delete during %s %d", step.name, i), "DELETE /projects/{id}", step.end,
+				func(p domain.Project, _ domain.VibecodeSession) error {
+					return store.DeleteProject(context.Background(), p.ID)
+				})
+		}
 	}
 }
 
-func clearDuringEnd(t *testing.T, store *db.Store, name, what string, clear func(domain.Project, domain.VibecodeSession) error) {
+func clearDuringEnd(t *testing.T, store *db.Store, name, what string, end func(db.Turn, *db.AssistantMessage) error,
+	clear func(domain.Project, domain.VibecodeSession) error) {
 	t.Helper()
 	ctx := context.Background()
 	pool := store.Pool
@@ -69,11 +85,8 @@ func clearDuringEnd(t *testing.T, store *db.Store, name, what string, clear func
 	answer := "Hello."
 	ended := make(chan error, 1)
 	go func() {
-		ended <- store.EndTurn(ctx, &turn, db.TurnEnd{
-			Reply: &db.AssistantMessage{Turn: &turn, CallKey: accepted.MessageID + "/vibecoder/1/1", Response: json.RawMessage(`{"id":"resp_1"}`),
-				ResponseID: "resp_1", Agent: domain.AgentVibeCoder, Iteration: 1, Content: answer},
-			Status: domain.StatusAnswered, Outcome: event.VibecodeResponse{Response: &answer},
-		})
+		ended <- end(turn, &db.AssistantMessage{Turn: &turn, CallKey: accepted.MessageID + "/vibecoder/1/1", Response: json.RawMessage(`{"id":"resp_1"}`),
+			ResponseID: "resp_1", Agent: domain.AgentVibeCoder, Iteration: 1, Content: answer})
 	}()
 	waiters(1) // the step holds its message, its reply waits
 	cleared := make(chan error, 1)
@@ -90,5 +103,117 @@ func clearDuringEnd(t *testing.T, store *db.Store, name, what string, clear func
 	}
 	if n := dbtest.Count(t, pool, `SELECT count(*) FROM messages WHERE session_id = $1`, sess.ID); n != 0 {
 		t.Errorf("after %s the session holds %d messages", what, n)
+	}
+}
+
+// A session cleared while its project is deleted: both succeed. The delete
+// removed the agents' memory and then (by the cascade) the sessions, while
+// a clear holds its session and then deletes its messages and its memory: a
+// deadlock, a 500 for one of the two. The interleaving is forced by holding
+// the messages table: the clear holds its session and waits to delete its
+// messages, the delete waits for the session.
+func TestClearingASessionWhileItsProjectIsDeletedIsNoDeadlock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	store := &db.Store{Pool: pool}
+	for i := range 3 {
+		p, sess, _, _, _ := startedStep(t, store, fmt.Sprintf("cleared and deleted %d", i))
+		if _, err := pool.Exec(ctx, `INSERT INTO agent_memory (session_key, agent, turn_key, items) VALUES ($1, 'vibecoder', '1', '[]')`,
+			sess.OpenAISessionKey); err != nil {
+			t.Fatal(err)
+		}
+		blocker, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := blocker.Exec(ctx, `LOCK TABLE messages IN SHARE MODE`); err != nil {
+			t.Fatal(err)
+		}
+		waiters := func(n int) {
+			t.Helper()
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if dbtest.Count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) >= n {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("fewer than %d transactions wait", n)
+				}
+			}
+		}
+		cleared := make(chan error, 1)
+		go func() { cleared <- store.ClearSession(ctx, sess.ID) }()
+		waiters(1) // the clear holds its session
+		deleted := make(chan error, 1)
+		go func() { deleted <- store.DeleteProject(ctx, p.ID) }()
+		waiters(2) // the delete waits for the session
+		if err := blocker.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-cleared; err != nil {
+			t.Errorf("%d: DELETE /sessions/{id} during its project's delete: %v", i, err)
+		}
+		if err := <-deleted; err != nil {
+			t.Errorf("%d: DELETE /projects/{id} during a clear of its session: %v", i, err)
+		}
+		if n := dbtest.Count(t, pool, `SELECT count(*) FROM agent_memory WHERE session_key = $1`, sess.OpenAISessionKey); n != 0 {
+			t.Errorf("%d: after both, %d rows of memory remain", i, n)
+		}
+	}
+}
+
+// A session asked for while its project is deleted is not found: the
+// answer waits for the delete. A session that existed with the key was
+// read after the insert did nothing; with the delete committed meanwhile
+// that read found no row (a 500), and before it, the answer was a session
+// of a project being deleted. The delete is held by a third transaction
+// holding the agents' memory, which the delete removes after it holds the
+// project.
+func TestASessionCreatedWhileItsProjectIsDeletedIsNotFound(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	store := &db.Store{Pool: pool}
+	p, _ := newSession(t, store, "created while deleted")
+	blocker, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Rollback(ctx) //nolint:errcheck
+	if _, err := blocker.Exec(ctx, `LOCK TABLE agent_memory IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	waiting := func() int {
+		return dbtest.Count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
+	}
+	deleted := make(chan error, 1)
+	go func() { deleted <- store.DeleteProject(ctx, p.ID) }()
+	for deadline := time.Now().Add(10 * time.Second); waiting() < 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the delete does not wait")
+		}
+	}
+	created := make(chan error, 1)
+	go func() {
+		sess, _, err := store.CreateSession(ctx, p.ID, domain.NewSession{}, nil)
+		if err == nil {
+			err = fmt.Errorf("session %s answered", sess.ID)
+		}
+		created <- err
+	}()
+	// The create waits for the delete, or (without the fix) answers at once.
+	for deadline := time.Now().Add(10 * time.Second); waiting() < 2 && len(created) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the create neither waits nor answers")
+		}
+	}
+	if err := blocker.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-deleted; err != nil {
+		t.Errorf("DELETE /projects/{id}: %v", err)
+	}
+	if err := <-created; domain.ErrorCodeOf(err) != domain.ENOTFOUND {
+		t.Errorf("POST /projects/{id}/sessions during its project's delete: %v, want not found", err)
 	}
 }

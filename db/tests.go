@@ -154,6 +154,25 @@ func (s *Store) StartRun(ctx context.Context, testID string, diffID *string, enq
 		if err != nil {
 			return err
 		}
+		// The run's references are held before its insert checks them,
+		// in the order of a project's delete and a commit (the diff, then
+		// the project) and then the test: the insert's own checks take
+		// the test and then the project, the other order, and were a
+		// deadlock (a 500) with either.
+		if diffID != nil {
+			if _, err := ParseID("diff", *diffID); err != nil {
+				return err
+			}
+			if err := holdRow(ctx, tx, "diffs", "diff", *diffID, domain.NotFound("diff", *diffID)); err != nil {
+				return err
+			}
+		}
+		if err := holdRow(ctx, tx, "projects", "project", t.ProjectID, deletedMeanwhile("project")); err != nil {
+			return err
+		}
+		if err := holdRow(ctx, tx, "test_cases", "test", t.ID, deletedMeanwhile("test")); err != nil {
+			return err
+		}
 		commit, diff, err := runTarget(ctx, tx, t.ProjectID, diffID)
 		if err != nil {
 			return err
@@ -162,6 +181,24 @@ func (s *Store) StartRun(ctx context.Context, testID string, diffID *string, enq
 		return err
 	})
 	return out, err
+}
+
+// holdRow locks the row of table with id FOR KEY SHARE, as a reference
+// to it does, until the transaction ends; without the row it answers
+// missing.
+func holdRow(ctx context.Context, tx pgx.Tx, table, what, id string, missing error) error {
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM `+table+` WHERE id = $1 FOR KEY SHARE`, id).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return missing
+	}
+	return wrap(err, "lock "+what)
+}
+
+// deletedMeanwhile is the answer about a row read earlier in the
+// transaction and deleted since, as wrap words a reference to it.
+func deletedMeanwhile(what string) error {
+	return &domain.Error{Code: domain.ENOTFOUND, Message: "store test run: the " + what + " was deleted meanwhile"}
 }
 
 // runTarget is the commit a run is about: the project's head, or for a diff
@@ -247,7 +284,15 @@ func (s *Store) StartDiffRuns(ctx context.Context, diffID string, enqueue Enqueu
 		if err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT `+testColumns+` FROM test_cases WHERE project_id = $1 ORDER BY created_at, id`, d.ProjectID)
+		// The project, and then its tests, before the runs' inserts
+		// check them (which take each test before the project): the
+		// order of a project's delete, which holds the diff, then the
+		// project, then deletes the tests. A test deleted meanwhile is
+		// not run.
+		if err := holdRow(ctx, tx, "projects", "project", d.ProjectID, deletedMeanwhile("project")); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT `+testColumns+` FROM test_cases WHERE project_id = $1 ORDER BY created_at, id FOR KEY SHARE`, d.ProjectID)
 		if err != nil {
 			return wrap(err, "list tests")
 		}

@@ -312,6 +312,13 @@ type AssistantMessage struct {
 func (s *Store) RecordReply(ctx context.Context, a AssistantMessage) (domain.ConversationMessage, error) {
 	var m domain.ConversationMessage
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		// The session before the message, as EndTurn holds them: the
+		// reply refers to the session, and its key-share lock of it,
+		// taken after the message's, was a deadlock with a clear or a
+		// project's delete (session, then its messages).
+		if err := later(ctx, tx, `SELECT 1 FROM sessions WHERE id = $1 FOR KEY SHARE`, a.Turn.Session.ID); err != nil {
+			return wrap(err, "hold session")
+		}
 		lock := lockTurnLater(ctx, tx, a.Turn.Message.ID, false)
 		reply, err := queueReply(ctx, tx, a)
 		if err != nil {
@@ -512,6 +519,15 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 		// lock the session, then its messages. The reply and a diff refer
 		// to the session, and their key-share lock of it, taken after the
 		// message's, was a deadlock with either (one of them failed).
+		// And with a diff, the project before the session: the diff
+		// refers to the project, and its key-share lock of it, taken after
+		// the session's, was a deadlock with a project's delete (the
+		// project, then its sessions).
+		if e.Diff != nil {
+			if err := later(ctx, tx, `SELECT 1 FROM projects WHERE id = $1 FOR KEY SHARE`, t.Session.ProjectID); err != nil {
+				return wrap(err, "hold project")
+			}
+		}
 		if err := later(ctx, tx, `SELECT 1 FROM sessions WHERE id = $1 FOR KEY SHARE`, t.Session.ID); err != nil {
 			return wrap(err, "hold session")
 		}
