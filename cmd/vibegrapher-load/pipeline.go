@@ -98,7 +98,7 @@ func runPipeline(args []string) error {
 		"with -exec: the PostgreSQL server; a database of its own is created and dropped")
 	fs.StringVar(&f.env, "env", "", "with -exec: extra environment, comma-separated KEY=VALUE")
 	fs.StringVar(&f.serverLog, "server-log", "", "with -exec: file for the service's log (default: discarded)")
-	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "upper bound of the whole command")
+	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "upper bound of the whole command (with -serve-fake: none unless given)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -113,8 +113,17 @@ func runPipeline(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
+	timeout := f.timeout
+	if f.serveFake && !flagGiven(fs, "timeout") {
+		// A fake serving a service under test ran out after ten minutes,
+		// silently, and the service's messages failed from then on.
+		timeout = 0
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 
 	model := &fakeModel{latency: f.latency, mode: f.mode}
 	ln, err := net.Listen("tcp", f.fake)
@@ -134,6 +143,9 @@ func runPipeline(args []string) error {
 		model.setPatch(domain.SampleWorkflow)
 		fmt.Printf("fake Responses API: OPENAI_BASE_URL=%s (model latency %s, %s mode); Ctrl-C ends it\n", fakeURL, f.latency, f.mode)
 		<-ctx.Done()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("the fake model stopped after -timeout %s", timeout)
+		}
 		return nil
 	}
 
@@ -805,4 +817,11 @@ func writeTimeline(path string, rows []timelineRow) error {
 		return fmt.Errorf("write the timeline: %w", err)
 	}
 	return nil
+}
+
+// flagGiven reports whether the command line set the flag name.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
