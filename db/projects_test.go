@@ -349,36 +349,17 @@ func TestRunningATestWhileItsProjectIsDeletedIsNoDeadlock(t *testing.T) {
 		p, tc := projectWithTest(t, store)
 		// The delete holds the project and then waits on the agents'
 		// memory, which a third transaction holds.
-		blocker, err := pool.Begin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := blocker.Exec(ctx, `LOCK TABLE agent_memory IN ACCESS EXCLUSIVE MODE`); err != nil {
-			t.Fatal(err)
-		}
-		waiters := func(n int) {
-			t.Helper()
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				if dbtest.Count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) >= n {
-					return
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("fewer than %d transactions wait", n)
-				}
-			}
-		}
+		release := holdLocks(t, pool, `LOCK TABLE agent_memory IN ACCESS EXCLUSIVE MODE`)
 		deleted := make(chan error, 1)
 		go func() { deleted <- store.DeleteProject(ctx, p.ID) }()
-		waiters(1) // the delete holds the project
+		waitForLockWaiters(t, pool, 1) // the delete holds the project
 		started := make(chan error, 1)
 		go func() {
 			_, err := store.StartRun(ctx, tc.ID, nil, func(pgx.Tx, string) (int64, error) { return 1, nil })
 			started <- err
 		}()
-		waiters(2) // the run waits for the project
-		if err := blocker.Rollback(ctx); err != nil {
-			t.Fatal(err)
-		}
+		waitForLockWaiters(t, pool, 2) // the run waits for the project
+		release()
 		if err := <-deleted; err != nil {
 			t.Errorf("%d: DELETE /projects/{id} during POST /tests/{id}/run: %v", i, err)
 		}

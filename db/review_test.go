@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -51,32 +50,14 @@ func TestAMessageEndingDuringACommitKeepsNoTurnFromBeforeIt(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	blocker, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := blocker.Exec(ctx, `LOCK TABLE events IN SHARE MODE`); err != nil {
-		t.Fatal(err)
-	}
-	waiters := func(n int) {
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if dbtest.Count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) >= n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("fewer than %d waiters", n)
-			}
-		}
-	}
+	release := holdLocks(t, pool, `LOCK TABLE events IN SHARE MODE`)
 	commitErr := make(chan error, 1)
 	go func() { _, err := store.CommitDiff(ctx, diffID, ""); commitErr <- err }()
-	waiters(1) // the commit's DELETE and UPDATE ran: mu's turn is marked, not committed
+	waitForLockWaiters(t, pool, 1) // the commit's DELETE and UPDATE ran: mu's turn is marked, not committed
 	endErr := make(chan error, 1)
 	go func() { endErr <- store.FailTurn(ctx, &turnMu, "boom", nil) }()
-	waiters(2) // mu's end ran its DELETE, which did not see the mark
-	if err := blocker.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
+	waitForLockWaiters(t, pool, 2) // mu's end ran its DELETE, which did not see the mark
+	release()
 	if err := <-commitErr; err != nil {
 		t.Fatal(err)
 	}
@@ -106,24 +87,7 @@ func TestADiffEndingWhileItsProjectIsDeletedIsNoDeadlock(t *testing.T) {
 	store := &db.Store{Pool: pool}
 	for i := range 3 {
 		p, sess, accepted, turn, _ := startedStep(t, store, fmt.Sprintf("diff and delete %d", i))
-		blocker, err := pool.Begin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := blocker.Exec(ctx, `LOCK TABLE diffs IN SHARE MODE`); err != nil {
-			t.Fatal(err)
-		}
-		waiters := func(n int) {
-			t.Helper()
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				if dbtest.Count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) >= n {
-					return
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("fewer than %d transactions wait", n)
-				}
-			}
-		}
+		release := holdLocks(t, pool, `LOCK TABLE diffs IN SHARE MODE`)
 		ended := make(chan error, 1)
 		go func() {
 			ended <- store.EndTurn(ctx, &turn, db.TurnEnd{Status: domain.StatusDiffCreated, DiffStep: accepted.MessageID + "/diff",
@@ -131,13 +95,11 @@ func TestADiffEndingWhileItsProjectIsDeletedIsNoDeadlock(t *testing.T) {
 					TargetBranch: p.CurrentBranch, DiffContent: patch.Unified(p.CurrentCode, p.CurrentCode+"# x\n", domain.ScriptPath),
 					Status: domain.DiffEvaluatorApproved, VibecoderPrompt: "hi", CommitMessage: "c"}})
 		}()
-		waiters(1) // the step holds its session, its diff waits
+		waitForLockWaiters(t, pool, 1) // the step holds its session, its diff waits
 		deleted := make(chan error, 1)
 		go func() { deleted <- store.DeleteProject(ctx, p.ID) }()
-		waiters(2) // the delete waits
-		if err := blocker.Rollback(ctx); err != nil {
-			t.Fatal(err)
-		}
+		waitForLockWaiters(t, pool, 2) // the delete waits
+		release()
 		if err := <-ended; err != nil && !errors.Is(err, db.ErrTurnGone) {
 			t.Errorf("%d: a step's end with a diff during its project's delete: %v", i, err)
 		}
@@ -187,36 +149,17 @@ func TestACommitWhileADiffEndsIsNoDeadlock(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		blocker, err := pool.Begin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := blocker.Exec(ctx, `SELECT 1 FROM projects WHERE id = $1 FOR NO KEY UPDATE`, p.ID); err != nil {
-			t.Fatal(err)
-		}
-		waiters := func(n int) {
-			t.Helper()
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				if dbtest.Count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) >= n {
-					return
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("fewer than %d transactions wait", n)
-				}
-			}
-		}
+		release := holdLocks(t, pool, `SELECT 1 FROM projects WHERE id = $1 FOR NO KEY UPDATE`, p.ID)
 		committed := make(chan error, 1)
 		go func() {
 			_, err := store.CommitDiff(ctx, diffID, "")
 			committed <- err
 		}()
-		waiters(1) // the commit holds the message under way, waits for the project
+		waitForLockWaiters(t, pool, 1) // the commit holds the message under way, waits for the project
 		ended := make(chan error, 1)
 		go func() { ended <- endWithDiff(&turnB, beta.MessageID, "# beta\n") }()
-		waiters(2) // the end holds the project's key share, waits for its message
-		if err := blocker.Rollback(ctx); err != nil {
-			t.Fatal(err)
-		}
+		waitForLockWaiters(t, pool, 2) // the end holds the project's key share, waits for its message
+		release()
 		if err := <-committed; err != nil {
 			t.Errorf("%d: POST /diffs/{id}/commit while a message of its session ends with a diff: %v", i, err)
 		}

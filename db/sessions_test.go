@@ -59,42 +59,21 @@ func TestClearingASessionWhileItsMessageEndsIsNoDeadlock(t *testing.T) {
 func clearDuringEnd(t *testing.T, store *db.Store, name, what string, end func(db.Turn, *db.AssistantMessage) error,
 	clear func(domain.Project, domain.VibecodeSession) error) {
 	t.Helper()
-	ctx := context.Background()
 	pool := store.Pool
 	p, sess, accepted, turn, _ := startedStep(t, store, name)
 
-	blocker, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer blocker.Rollback(ctx) //nolint:errcheck
-	if _, err := blocker.Exec(ctx, `LOCK TABLE messages IN SHARE MODE`); err != nil {
-		t.Fatal(err)
-	}
-	waiters := func(n int) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if dbtest.Count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) >= n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("fewer than %d transactions wait", n)
-			}
-		}
-	}
+	release := holdLocks(t, pool, `LOCK TABLE messages IN SHARE MODE`)
 	answer := "Hello."
 	ended := make(chan error, 1)
 	go func() {
 		ended <- end(turn, &db.AssistantMessage{Turn: &turn, CallKey: accepted.MessageID + "/vibecoder/1/1", Response: json.RawMessage(`{"id":"resp_1"}`),
 			ResponseID: "resp_1", Agent: domain.AgentVibeCoder, Iteration: 1, Content: answer})
 	}()
-	waiters(1) // the step holds its message, its reply waits
+	waitForLockWaiters(t, pool, 1) // the step holds its message, its reply waits
 	cleared := make(chan error, 1)
 	go func() { cleared <- clear(p, sess) }()
-	waiters(2) // the clear holds its session, its delete waits
-	if err := blocker.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
+	waitForLockWaiters(t, pool, 2) // the clear holds its session, its delete waits
+	release()
 	if err := <-cleared; err != nil {
 		t.Errorf("%s during a step's end: %v", what, err)
 	}
@@ -123,33 +102,14 @@ func TestClearingASessionWhileItsProjectIsDeletedIsNoDeadlock(t *testing.T) {
 			sess.OpenAISessionKey); err != nil {
 			t.Fatal(err)
 		}
-		blocker, err := pool.Begin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := blocker.Exec(ctx, `LOCK TABLE messages IN SHARE MODE`); err != nil {
-			t.Fatal(err)
-		}
-		waiters := func(n int) {
-			t.Helper()
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				if dbtest.Count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) >= n {
-					return
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("fewer than %d transactions wait", n)
-				}
-			}
-		}
+		release := holdLocks(t, pool, `LOCK TABLE messages IN SHARE MODE`)
 		cleared := make(chan error, 1)
 		go func() { cleared <- store.ClearSession(ctx, sess.ID) }()
-		waiters(1) // the clear holds its session
+		waitForLockWaiters(t, pool, 1) // the clear holds its session
 		deleted := make(chan error, 1)
 		go func() { deleted <- store.DeleteProject(ctx, p.ID) }()
-		waiters(2) // the delete waits for the session
-		if err := blocker.Rollback(ctx); err != nil {
-			t.Fatal(err)
-		}
+		waitForLockWaiters(t, pool, 2) // the delete waits for the session
+		release()
 		if err := <-cleared; err != nil {
 			t.Errorf("%d: DELETE /sessions/{id} during its project's delete: %v", i, err)
 		}
@@ -175,20 +135,10 @@ func TestASessionCreatedWhileItsProjectIsDeletedIsNotFound(t *testing.T) {
 	pool := dbtest.New(t)
 	store := &db.Store{Pool: pool}
 	p, _ := newSession(t, store, "created while deleted")
-	blocker, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer blocker.Rollback(ctx) //nolint:errcheck
-	if _, err := blocker.Exec(ctx, `LOCK TABLE agent_memory IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
-	waiting := func() int {
-		return dbtest.Count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
-	}
+	release := holdLocks(t, pool, `LOCK TABLE agent_memory IN ACCESS EXCLUSIVE MODE`)
 	deleted := make(chan error, 1)
 	go func() { deleted <- store.DeleteProject(ctx, p.ID) }()
-	for deadline := time.Now().Add(10 * time.Second); waiting() < 1; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); lockWaiters(t, pool) < 1; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the delete does not wait")
 		}
@@ -202,14 +152,12 @@ func TestASessionCreatedWhileItsProjectIsDeletedIsNotFound(t *testing.T) {
 		created <- err
 	}()
 	// The create waits for the delete, or (without the fix) answers at once.
-	for deadline := time.Now().Add(10 * time.Second); waiting() < 2 && len(created) == 0; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); lockWaiters(t, pool) < 2 && len(created) == 0; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the create neither waits nor answers")
 		}
 	}
-	if err := blocker.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if err := <-deleted; err != nil {
 		t.Errorf("DELETE /projects/{id}: %v", err)
 	}
