@@ -96,8 +96,14 @@ func (s *Store) CommitDiff(ctx context.Context, id string, message string) (Comm
 		// (EndTurn, which locks its message first) that ran between the
 		// reset's statements, or before they commit, would leave its turns
 		// for good. Before the project row, in EndTurn's order.
+		// The session's key share first: a clear holds the session and then
+		// deletes its messages in its own order, which meeting this one in
+		// the messages was a deadlock; it waits on the session instead.
 		underWay := []string{}
 		if d.SessionID != nil {
+			if err := later(ctx, tx, `SELECT 1 FROM sessions WHERE id = $1 FOR KEY SHARE`, *d.SessionID); err != nil {
+				return wrap(err, "hold session")
+			}
 			rows, err := tx.Query(ctx, `SELECT id::text FROM messages WHERE session_id = $1 AND role = 'user'
 				AND status IN ('queued', 'running') ORDER BY id FOR SHARE`, *d.SessionID)
 			if err != nil {

@@ -209,3 +209,51 @@ func TestADiffPreviewedWhileItsProjectIsDeletedIsNotFound(t *testing.T) {
 		}
 	}
 }
+
+// A commit of a session's diff while the session is cleared is no deadlock
+// (a 500 for one of them). The commit locks the session's messages under
+// way FOR SHARE in id order; the clear holds the session and then deletes
+// its messages in the scan's order (position). With two messages under way
+// whose ids sort the other way round from their positions, the commit
+// holds the later message and waits for the earlier one, which the clear's
+// DELETE holds while it waits for the later one: a deadlock, a 500 for one.
+// The interleaving is forced by holding the later message FOR UPDATE.
+func TestACommitWhileItsSessionIsClearedIsNoDeadlock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	store := &db.Store{Pool: pool}
+	noJobs := func(_ context.Context, _ pgx.Tx, ids []string) ([]int64, error) { return make([]int64, len(ids)), nil }
+	p, sess, alpha, turnA, _ := startedStep(t, store, "commit and clear")
+	if err := store.EndTurn(ctx, &turnA, db.TurnEnd{Status: domain.StatusDiffCreated, DiffStep: alpha.MessageID + "/diff",
+		Diff: &domain.Diff{ProjectID: p.ID, SessionID: &sess.ID, MessageID: &alpha.MessageID, BaseCommit: turnA.BaseCommit,
+			TargetBranch: p.CurrentBranch, DiffContent: patch.Unified(p.CurrentCode, p.CurrentCode+"# x\n", domain.ScriptPath),
+			Status: domain.DiffEvaluatorApproved, VibecoderPrompt: "hi", CommitMessage: "c"}}); err != nil {
+		t.Fatal(err)
+	}
+	var diffID string
+	if err := pool.QueryRow(ctx, `SELECT id::text FROM diffs WHERE project_id = $1`, p.ID).Scan(&diffID); err != nil {
+		t.Fatal(err)
+	}
+	// Earlier position, larger id; later position, smaller id.
+	first, second := "f0000000-0000-4000-8000-000000000001", "10000000-0000-4000-8000-000000000001"
+	for _, id := range []string{first, second} {
+		if _, err := store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "p", MessageID: &id}, noJobs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release := holdLocks(t, pool, `SELECT 1 FROM messages WHERE id = $1 FOR UPDATE`, second)
+	committed := make(chan error, 1)
+	go func() { _, err := store.CommitDiff(ctx, diffID, ""); committed <- err }()
+	waitForLockWaiters(t, pool, 1) // the commit waits for the later message (the first in id order)
+	cleared := make(chan error, 1)
+	go func() { cleared <- store.ClearSession(ctx, sess.ID) }()
+	waitForLockWaiters(t, pool, 2) // the clear deleted the earlier message and waits for the later one
+	release()
+	if err := <-committed; err != nil {
+		t.Errorf("POST /diffs/{id}/commit while its session is cleared: %v", err)
+	}
+	if err := <-cleared; err != nil {
+		t.Errorf("DELETE /sessions/{id} during a commit of its diff: %v", err)
+	}
+}
