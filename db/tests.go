@@ -160,10 +160,12 @@ func (s *Store) StartRun(ctx context.Context, testID string, diffID *string, enq
 		// the test and then the project, the other order, and were a
 		// deadlock (a 500) with either.
 		if diffID != nil {
-			if _, err := ParseID("diff", *diffID); err != nil {
+			u, err := ParseID("diff", *diffID)
+			if err != nil {
 				return err
 			}
-			if err := holdRow(ctx, tx, "diffs", "diff", *diffID, domain.NotFound("diff", *diffID)); err != nil {
+			// The id as PostgreSQL reads it: ParseID takes every spelling.
+			if err := holdRow(ctx, tx, "diffs", "diff", u.String(), domain.NotFound("diff", *diffID)); err != nil {
 				return err
 			}
 		}

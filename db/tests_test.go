@@ -1,0 +1,46 @@
+package db_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/db/dbtest"
+	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/patch"
+)
+
+// A run on a diff named in another spelling of its UUID ("urn:uuid:…",
+// which the API accepts) is queued: the diff's id went to PostgreSQL as the
+// client spelled it, which PostgreSQL refused (a 500).
+func TestARunOnADiffNamedByURNIsQueued(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	store := &db.Store{Pool: pool}
+	p, sess, alpha, turnA, _ := startedStep(t, store, "urn")
+	if err := store.EndTurn(ctx, &turnA, db.TurnEnd{Status: domain.StatusDiffCreated, DiffStep: alpha.MessageID + "/diff",
+		Diff: &domain.Diff{ProjectID: p.ID, SessionID: &sess.ID, MessageID: &alpha.MessageID, BaseCommit: turnA.BaseCommit,
+			TargetBranch: p.CurrentBranch, DiffContent: patch.Unified(p.CurrentCode, p.CurrentCode+"# x\n", domain.ScriptPath),
+			Status: domain.DiffEvaluatorApproved, VibecoderPrompt: "hi", CommitMessage: "c"}}); err != nil {
+		t.Fatal(err)
+	}
+	var diffID string
+	if err := pool.QueryRow(ctx, `SELECT id::text FROM diffs WHERE project_id = $1`, p.ID).Scan(&diffID); err != nil {
+		t.Fatal(err)
+	}
+	tc, err := store.CreateTest(ctx, p.ID, domain.NewTestCase{Name: "t", Code: "pass"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	urn := "urn:uuid:" + diffID
+	if _, err := db.ParseID("diff", urn); err != nil {
+		t.Fatalf("ParseID refuses %q: %v", urn, err)
+	}
+	if _, err := store.StartRun(ctx, tc.ID, &urn, func(pgx.Tx, string) (int64, error) { return 1, nil }); err != nil {
+		t.Errorf("POST /tests/{id}/run with diff_id %q: %v (code %q)", urn, err, domain.ErrorCodeOf(err))
+	}
+}
