@@ -71,10 +71,11 @@ func (s *Schema) Reset(ctx context.Context) error {
 		if err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
 			WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
 				AND application_name IS DISTINCT FROM current_setting('application_name')
-				-- only what this role may end: pg_terminate_backend fails on the rest
+				-- only what this role may end (it has the privileges of the session's
+				-- role, or pg_signal_backend's): pg_terminate_backend fails on the rest
 				AND ((SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
 					OR NOT (SELECT rolsuper FROM pg_roles WHERE oid = usesysid)
-						AND (pg_has_role(usesysid, 'MEMBER') OR pg_has_role('pg_signal_backend', 'MEMBER')))`).Scan(&ended); err != nil {
+						AND (pg_has_role(usesysid, 'USAGE') OR pg_has_role('pg_signal_backend', 'USAGE')))`).Scan(&ended); err != nil {
 			return wrap(err, "end the database's other sessions")
 		}
 		if ended > 0 {
