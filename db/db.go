@@ -100,6 +100,23 @@ func EnsureDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
 	return nil
 }
 
+// onceMoreAfterDeadlock runs fn, a transaction, and runs it once more when
+// PostgreSQL broke a deadlock by failing it. Lock order (docs/reliability.md)
+// leaves one cycle: a diff stored between a project delete's lock of the
+// project's diffs and of the project, which a commit then holds while it
+// waits for the project, and the delete for it (its session's key share, or
+// in the cascade the diff). Either may be failed. A delete tried again
+// waits for the commit at its first lock (the diffs) and deletes the
+// committed project; a commit waits for the delete first (CommitDiff) and
+// finds its diff gone (404).
+func onceMoreAfterDeadlock(fn func() error) error {
+	err := fn()
+	if isCode(err, "40P01") { // deadlock_detected
+		err = fn()
+	}
+	return err
+}
+
 func isCode(err error, code string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == code

@@ -271,54 +271,57 @@ func (s *Store) ListProjects(ctx context.Context, page Page) ([]domain.Project, 
 
 // DeleteProject removes a project, every row under it and its repository, and
 // emits project_deleted. This process's script cache forgets its code; other
-// processes' caches let it age out.
+// processes' caches let it age out. A deadlock with a commit is tried again
+// (onceMoreAfterDeadlock).
 func (s *Store) DeleteProject(ctx context.Context, id string) error {
 	var repo uuid.UUID
-	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		// The project's diffs first: a commit, a review or a diff's test
-		// run locks its diff and then the project (or a row under it); the
-		// other order here was a deadlock with each, and one of the two a
-		// 500.
-		u, err := ParseID("project", id)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM diffs WHERE project_id = $1 ORDER BY id FOR UPDATE`, u); err != nil {
-			return wrap(err, "lock diffs")
-		}
-		p, err := loadProjectRow(ctx, tx, id, true)
-		if err != nil {
-			return err
-		}
-		repo = p.repo
-		// The sessions before their memory: a clear holds its session and
-		// then deletes its messages and its memory; deleting the memory
-		// here and then the sessions (by the cascade) was a deadlock with
-		// it, which failed one of the two.
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM sessions WHERE project_id = $1 ORDER BY id FOR UPDATE`, p.id); err != nil {
-			return wrap(err, "lock sessions")
-		}
-		// The agents' memory is keyed by the session, without a foreign key.
-		if _, err := tx.Exec(ctx, `DELETE FROM agent_memory WHERE session_key IN
+	err := onceMoreAfterDeadlock(func() error {
+		return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+			// The project's diffs first: a commit, a review or a diff's test
+			// run locks its diff and then the project (or a row under it); the
+			// other order here was a deadlock with each, and one of the two a
+			// 500.
+			u, err := ParseID("project", id)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `SELECT 1 FROM diffs WHERE project_id = $1 ORDER BY id FOR UPDATE`, u); err != nil {
+				return wrap(err, "lock diffs")
+			}
+			p, err := loadProjectRow(ctx, tx, id, true)
+			if err != nil {
+				return err
+			}
+			repo = p.repo
+			// The sessions before their memory: a clear holds its session and
+			// then deletes its messages and its memory; deleting the memory
+			// here and then the sessions (by the cascade) was a deadlock with
+			// it, which failed one of the two.
+			if _, err := tx.Exec(ctx, `SELECT 1 FROM sessions WHERE project_id = $1 ORDER BY id FOR UPDATE`, p.id); err != nil {
+				return wrap(err, "lock sessions")
+			}
+			// The agents' memory is keyed by the session, without a foreign key.
+			if _, err := tx.Exec(ctx, `DELETE FROM agent_memory WHERE session_key IN
 			(SELECT openai_session_key FROM sessions WHERE project_id = $1)`, p.id); err != nil {
-			return wrap(err, "delete memory")
-		}
-		queued, err := queuedJobsOf(ctx, tx, "m.project_id = $1", p.id)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `WITH gone AS (DELETE FROM projects WHERE id = $1 RETURNING id, created_at)
+				return wrap(err, "delete memory")
+			}
+			queued, err := queuedJobsOf(ctx, tx, "m.project_id = $1", p.id)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `WITH gone AS (DELETE FROM projects WHERE id = $1 RETURNING id, created_at)
 			INSERT INTO deleted_projects (id, created_at) SELECT id, created_at FROM gone`, p.id); err != nil {
-			return wrap(err, "delete project")
-		}
-		if err := wakeJobsOfDeleted(ctx, tx, queued); err != nil {
+				return wrap(err, "delete project")
+			}
+			if err := wakeJobsOfDeleted(ctx, tx, queued); err != nil {
+				return err
+			}
+			if err := DeleteRepository(ctx, tx, p.repo); err != nil {
+				return err
+			}
+			_, err = Emit(ctx, tx, p.id.String(), event.ProjectDeleted{ProjectID: p.id.String()})
 			return err
-		}
-		if err := DeleteRepository(ctx, tx, p.repo); err != nil {
-			return err
-		}
-		_, err = Emit(ctx, tx, p.id.String(), event.ProjectDeleted{ProjectID: p.id.String()})
-		return err
+		})
 	})
 	if err == nil {
 		scripts.forget(repo)

@@ -78,9 +78,30 @@ type CommitResult struct {
 // it no longer applies the answer is a conflict and nothing changes. The
 // commit, the diff's status, the Evaluator's memory reset and code_changed
 // are one transaction, with the reference compare-and-swap.
+//
+// A deadlock with a project's delete (onceMoreAfterDeadlock) is tried again
+// once the project is free: the delete, which holds it, has ended, and the
+// diff is gone with it (404).
 func (s *Store) CommitDiff(ctx context.Context, id string, message string) (CommitResult, error) {
 	var out CommitResult
-	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+	err := s.commitDiff(ctx, id, message, &out)
+	if isCode(err, "40P01") { // deadlock_detected
+		u, perr := ParseID("diff", id)
+		if perr != nil {
+			return out, perr
+		}
+		// Tried again at once, the commit met the delete again.
+		if _, err := s.Pool.Exec(ctx, `SELECT 1 FROM projects WHERE id = (SELECT project_id FROM diffs WHERE id = $1) FOR KEY SHARE`, u); err != nil {
+			return out, wrap(err, "wait for the project")
+		}
+		out = CommitResult{}
+		err = s.commitDiff(ctx, id, message, &out)
+	}
+	return out, err
+}
+
+func (s *Store) commitDiff(ctx context.Context, id string, message string, out *CommitResult) error {
+	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
 		d, err := getDiff(ctx, tx, id, true)
 		if err != nil {
 			return err
@@ -173,7 +194,6 @@ func (s *Store) CommitDiff(ctx context.Context, id string, message string) (Comm
 		}
 		return emitCodeChanged(ctx, tx, out.Project, head, &d)
 	})
-	return out, err
 }
 
 // emitCodeChanged emits code_changed for a new commit of a project, with the

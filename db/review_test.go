@@ -257,3 +257,46 @@ func TestACommitWhileItsSessionIsClearedIsNoDeadlock(t *testing.T) {
 		t.Errorf("DELETE /sessions/{id} during a commit of its diff: %v", err)
 	}
 }
+
+// A commit of a diff stored between a project delete's lock of the
+// project's diffs and its lock of the project is no 500, nor is the delete:
+// the commit holds the new diff (and its session's key share) and waits for
+// the project, the delete holds the project and waits for the session or,
+// in its cascade, the diff, and PostgreSQL fails one of them. That one is
+// tried again and waits for the other: the commit then finds its diff gone
+// with the project (404), or the delete deletes the committed project. The
+// interleaving is forced by holding the project as another commit would.
+func TestACommitOfADiffStoredDuringItsProjectsDeleteIsNoDeadlock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	store := &db.Store{Pool: pool}
+	p, sess, alpha, turnA, _ := startedStep(t, store, "a commit during a delete")
+	release := holdLocks(t, pool, `SELECT 1 FROM projects WHERE id = $1 FOR NO KEY UPDATE`, p.ID)
+	deleted := make(chan error, 1)
+	go func() { deleted <- store.DeleteProject(ctx, p.ID) }()
+	waitForLockWaiters(t, pool, 1) // the delete locked the diffs (none) and waits for the project
+	if err := store.EndTurn(ctx, &turnA, db.TurnEnd{Status: domain.StatusDiffCreated, DiffStep: alpha.MessageID + "/diff",
+		Diff: &domain.Diff{ProjectID: p.ID, SessionID: &sess.ID, MessageID: &alpha.MessageID, BaseCommit: turnA.BaseCommit,
+			TargetBranch: p.CurrentBranch, DiffContent: patch.Unified(p.CurrentCode, p.CurrentCode+"# x\n", domain.ScriptPath),
+			Status: domain.DiffEvaluatorApproved, VibecoderPrompt: "hi", CommitMessage: "c"}}); err != nil {
+		t.Fatal(err)
+	}
+	var diffID string
+	if err := pool.QueryRow(ctx, `SELECT id::text FROM diffs WHERE project_id = $1`, p.ID).Scan(&diffID); err != nil {
+		t.Fatal(err)
+	}
+	committed := make(chan error, 1)
+	go func() { _, err := store.CommitDiff(ctx, diffID, ""); committed <- err }()
+	waitForLockWaiters(t, pool, 2) // the commit holds the new diff and waits for the project
+	release()
+	if err := <-deleted; err != nil {
+		t.Errorf("DELETE /projects/{id}: %v", err)
+	}
+	if err := <-committed; err != nil && domain.ErrorCodeOf(err) != domain.ENOTFOUND {
+		t.Errorf("POST /diffs/{id}/commit of a diff stored during its project's delete: %v, want it committed or not found", err)
+	}
+	if n := dbtest.Count(t, pool, `SELECT count(*) FROM projects WHERE id = $1`, p.ID); n != 0 {
+		t.Errorf("the project is still there")
+	}
+}
