@@ -18,6 +18,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/domain/event"
+	"github.com/vibegrapher/vibegrapher/domain/patch"
 	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 )
 
@@ -295,6 +296,25 @@ func startedStep(t *testing.T, store *db.Store, name string) (domain.Project, do
 		t.Fatal(err)
 	}
 	return p, sess, accepted, turn, jobID
+}
+
+// endWithDiff ends the started step turn of the message accepted with an
+// Evaluator-approved diff that makes the project's code patched, and
+// returns the diff's id.
+func endWithDiff(t *testing.T, store *db.Store, p domain.Project, sess domain.VibecodeSession, accepted domain.MessageAccepted, turn *db.Turn, patched string) string {
+	t.Helper()
+	ctx := context.Background()
+	if err := store.EndTurn(ctx, turn, db.TurnEnd{Status: domain.StatusDiffCreated, DiffStep: accepted.MessageID + "/diff",
+		Diff: &domain.Diff{ProjectID: p.ID, SessionID: &sess.ID, MessageID: &accepted.MessageID, BaseCommit: turn.BaseCommit,
+			TargetBranch: p.CurrentBranch, DiffContent: patch.Unified(p.CurrentCode, patched, domain.ScriptPath),
+			Status: domain.DiffEvaluatorApproved, VibecoderPrompt: "hi", CommitMessage: "c"}}); err != nil {
+		t.Fatal(err)
+	}
+	var diffID string
+	if err := store.Pool.QueryRow(ctx, `SELECT id::text FROM diffs WHERE message_id = $1`, accepted.MessageID).Scan(&diffID); err != nil {
+		t.Fatal(err)
+	}
+	return diffID
 }
 
 // newSession creates a project named name and a session of it.

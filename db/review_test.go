@@ -27,16 +27,7 @@ func TestAMessageEndingDuringACommitKeepsNoTurnFromBeforeIt(t *testing.T) {
 	store := &db.Store{Pool: pool}
 	p, sess, alpha, turnA, _ := startedStep(t, store, "race")
 	patched := p.CurrentCode + "# reviewed\n"
-	if err := store.EndTurn(ctx, &turnA, db.TurnEnd{Status: domain.StatusDiffCreated, DiffStep: alpha.MessageID + "/diff",
-		Diff: &domain.Diff{ProjectID: p.ID, SessionID: &sess.ID, MessageID: &alpha.MessageID, BaseCommit: turnA.BaseCommit,
-			TargetBranch: p.CurrentBranch, DiffContent: patch.Unified(p.CurrentCode, patched, domain.ScriptPath),
-			Status: domain.DiffEvaluatorApproved, VibecoderPrompt: "hi", CommitMessage: "c"}}); err != nil {
-		t.Fatal(err)
-	}
-	var diffID string
-	if err := pool.QueryRow(ctx, `SELECT id::text FROM diffs WHERE project_id = $1`, p.ID).Scan(&diffID); err != nil {
-		t.Fatal(err)
-	}
+	diffID := endWithDiff(t, store, p, sess, alpha, &turnA, patched)
 	mu, err := store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "mu"}, func(_ context.Context, _ pgx.Tx, ids []string) ([]int64, error) { return make([]int64, len(ids)), nil })
 	if err != nil {
 		t.Fatal(err)
@@ -225,16 +216,7 @@ func TestACommitWhileItsSessionIsClearedIsNoDeadlock(t *testing.T) {
 	store := &db.Store{Pool: pool}
 	noJobs := func(_ context.Context, _ pgx.Tx, ids []string) ([]int64, error) { return make([]int64, len(ids)), nil }
 	p, sess, alpha, turnA, _ := startedStep(t, store, "commit and clear")
-	if err := store.EndTurn(ctx, &turnA, db.TurnEnd{Status: domain.StatusDiffCreated, DiffStep: alpha.MessageID + "/diff",
-		Diff: &domain.Diff{ProjectID: p.ID, SessionID: &sess.ID, MessageID: &alpha.MessageID, BaseCommit: turnA.BaseCommit,
-			TargetBranch: p.CurrentBranch, DiffContent: patch.Unified(p.CurrentCode, p.CurrentCode+"# x\n", domain.ScriptPath),
-			Status: domain.DiffEvaluatorApproved, VibecoderPrompt: "hi", CommitMessage: "c"}}); err != nil {
-		t.Fatal(err)
-	}
-	var diffID string
-	if err := pool.QueryRow(ctx, `SELECT id::text FROM diffs WHERE project_id = $1`, p.ID).Scan(&diffID); err != nil {
-		t.Fatal(err)
-	}
+	diffID := endWithDiff(t, store, p, sess, alpha, &turnA, p.CurrentCode+"# x\n")
 	// Earlier position, larger id; later position, smaller id.
 	first, second := "f0000000-0000-4000-8000-000000000001", "10000000-0000-4000-8000-000000000001"
 	for _, id := range []string{first, second} {
@@ -276,16 +258,7 @@ func TestACommitOfADiffStoredDuringItsProjectsDeleteIsNoDeadlock(t *testing.T) {
 	deleted := make(chan error, 1)
 	go func() { deleted <- store.DeleteProject(ctx, p.ID) }()
 	waitForLockWaiters(t, pool, 1) // the delete locked the diffs (none) and waits for the project
-	if err := store.EndTurn(ctx, &turnA, db.TurnEnd{Status: domain.StatusDiffCreated, DiffStep: alpha.MessageID + "/diff",
-		Diff: &domain.Diff{ProjectID: p.ID, SessionID: &sess.ID, MessageID: &alpha.MessageID, BaseCommit: turnA.BaseCommit,
-			TargetBranch: p.CurrentBranch, DiffContent: patch.Unified(p.CurrentCode, p.CurrentCode+"# x\n", domain.ScriptPath),
-			Status: domain.DiffEvaluatorApproved, VibecoderPrompt: "hi", CommitMessage: "c"}}); err != nil {
-		t.Fatal(err)
-	}
-	var diffID string
-	if err := pool.QueryRow(ctx, `SELECT id::text FROM diffs WHERE project_id = $1`, p.ID).Scan(&diffID); err != nil {
-		t.Fatal(err)
-	}
+	diffID := endWithDiff(t, store, p, sess, alpha, &turnA, p.CurrentCode+"# x\n")
 	committed := make(chan error, 1)
 	go func() { _, err := store.CommitDiff(ctx, diffID, ""); committed <- err }()
 	waitForLockWaiters(t, pool, 2) // the commit holds the new diff and waits for the project

@@ -10,7 +10,6 @@ import (
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
 	"github.com/vibegrapher/vibegrapher/domain"
-	"github.com/vibegrapher/vibegrapher/domain/patch"
 )
 
 // A run on a diff named in another spelling of its UUID ("urn:uuid:…",
@@ -22,16 +21,7 @@ func TestARunOnADiffNamedByURNIsQueued(t *testing.T) {
 	pool := dbtest.New(t)
 	store := &db.Store{Pool: pool}
 	p, sess, alpha, turnA, _ := startedStep(t, store, "urn")
-	if err := store.EndTurn(ctx, &turnA, db.TurnEnd{Status: domain.StatusDiffCreated, DiffStep: alpha.MessageID + "/diff",
-		Diff: &domain.Diff{ProjectID: p.ID, SessionID: &sess.ID, MessageID: &alpha.MessageID, BaseCommit: turnA.BaseCommit,
-			TargetBranch: p.CurrentBranch, DiffContent: patch.Unified(p.CurrentCode, p.CurrentCode+"# x\n", domain.ScriptPath),
-			Status: domain.DiffEvaluatorApproved, VibecoderPrompt: "hi", CommitMessage: "c"}}); err != nil {
-		t.Fatal(err)
-	}
-	var diffID string
-	if err := pool.QueryRow(ctx, `SELECT id::text FROM diffs WHERE project_id = $1`, p.ID).Scan(&diffID); err != nil {
-		t.Fatal(err)
-	}
+	diffID := endWithDiff(t, store, p, sess, alpha, &turnA, p.CurrentCode+"# x\n")
 	tc, err := store.CreateTest(ctx, p.ID, domain.NewTestCase{Name: "t", Code: "pass"}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
