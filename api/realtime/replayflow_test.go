@@ -21,32 +21,8 @@ import (
 func TestAReplayWaitsForItsClient(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ctx := context.Background()
-	p := e.project()
-	since := e.latestSeq()
 	const n, size = 3000, 4 << 10 // 12 MB: six pages of 2 MB
-	pad := strings.Repeat("x", size)
-	err := db.InTx(ctx, e.Pool, func(tx pgx.Tx) error {
-		for i := range n {
-			if _, err := db.Emit(ctx, tx, p, dbtest.Event{Name: "old", Payload: map[string]any{"i": i, "pad": pad}}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	slow := dialRaw(t, e.URL)
-	slow.write(fmt.Sprintf(`420["subscribe",{"project_id":%q,"since":%d}]`, p, since))
-	deadline := time.Now().Add(wait)
-	for e.RT.PendingBytes() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the server's writes to the client that does not read never backed up")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	p, slow := unreadReplay(t, e, n, size)
 	// Each subscribe is answered from the hub's goroutine: after these the
 	// hub has had every chance to send the remaining pages.
 	other, q := e.dial(t), e.project()
@@ -58,12 +34,7 @@ func TestAReplayWaitsForItsClient(t *testing.T) {
 		t.Fatalf("%d bytes wait for the client that does not read: more than a page (%d)", b, onePage)
 	}
 
-	for i := range n {
-		name, payload := slow.event()
-		if name != "old" || payload["i"] != float64(i) {
-			t.Fatalf("event %d: %s %v", i, name, payload["i"])
-		}
-	}
+	slow.readOld(t, n)
 	if ack := slow.read(); !strings.HasPrefix(ack, "430") || !strings.Contains(ack, `"ok":true`) || !strings.Contains(ack, fmt.Sprintf(`"replayed":%d`, n)) {
 		t.Fatalf("subscribe ack: %.300q", ack)
 	}
@@ -81,30 +52,8 @@ func TestAReplayReachingTheDeletionIsRefused(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	p := e.project()
-	since := e.latestSeq()
-	const n, size = 3000, 4 << 10
-	pad := strings.Repeat("x", size)
-	err := db.InTx(ctx, e.Pool, func(tx pgx.Tx) error {
-		for i := range n {
-			if _, err := db.Emit(ctx, tx, p, dbtest.Event{Name: "old", Payload: map[string]any{"i": i, "pad": pad}}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	slow := dialRaw(t, e.URL)
-	slow.write(fmt.Sprintf(`420["subscribe",{"project_id":%q,"since":%d}]`, p, since))
-	deadline := time.Now().Add(wait)
-	for e.RT.PendingBytes() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the server's writes to the client that does not read never backed up")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	const n = 3000
+	p, slow := unreadReplay(t, e, n, 4<<10)
 	if err := e.Store.DeleteProject(ctx, p); err != nil {
 		t.Fatal(err)
 	}
@@ -112,11 +61,7 @@ func TestAReplayReachingTheDeletionIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range n {
-		if name, payload := slow.event(); name != "old" || payload["i"] != float64(i) {
-			t.Fatalf("event %d: %s %v", i, name, payload["i"])
-		}
-	}
+	slow.readOld(t, n)
 	if name, payload := slow.event(); name != "project_deleted" || payload["seq"] != float64(deleted) {
 		t.Fatalf("after the history: %s %v, want project_deleted seq %d", name, payload, deleted)
 	}
@@ -127,5 +72,46 @@ func TestAReplayReachingTheDeletionIsRefused(t *testing.T) {
 	if !strings.HasPrefix(msg, "430") || !strings.Contains(msg, `"ok":false`) || !strings.Contains(msg, "project deleted") ||
 		!strings.Contains(msg, fmt.Sprintf(`"replayed":%d`, n+1)) {
 		t.Fatalf("subscribe ack: %.300q, want it refused after %d replayed", msg, n+1)
+	}
+}
+
+// unreadReplay stores n events ("old", i, and size bytes of padding) of a
+// new project, then subscribes to the project from before them with a raw
+// client that does not read, and returns once the server's writes to that
+// client back up.
+func unreadReplay(t *testing.T, e *env, n, size int) (project string, slow *rawClient) {
+	t.Helper()
+	ctx := context.Background()
+	project = e.project()
+	since := e.latestSeq()
+	pad := strings.Repeat("x", size)
+	err := db.InTx(ctx, e.Pool, func(tx pgx.Tx) error {
+		for i := range n {
+			if _, err := db.Emit(ctx, tx, project, dbtest.Event{Name: "old", Payload: map[string]any{"i": i, "pad": pad}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow = dialRaw(t, e.URL)
+	slow.write(fmt.Sprintf(`420["subscribe",{"project_id":%q,"since":%d}]`, project, since))
+	for deadline := time.Now().Add(wait); e.RT.PendingBytes() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the server's writes to the client that does not read never backed up")
+		}
+	}
+	return project, slow
+}
+
+// readOld reads the n events unreadReplay stored, in order.
+func (c *rawClient) readOld(t *testing.T, n int) {
+	t.Helper()
+	for i := range n {
+		if name, payload := c.event(); name != "old" || payload["i"] != float64(i) {
+			t.Fatalf("event %d: %s %v", i, name, payload["i"])
+		}
 	}
 }
