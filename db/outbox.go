@@ -154,6 +154,9 @@ const emitSQL = emitMarker + `
 const (
 	holdProjectSQL = `SELECT 1 FROM projects WHERE id = $1 FOR KEY SHARE`
 	holdMessageSQL = `SELECT 1 FROM messages WHERE id = $1 AND role = 'user' FOR KEY SHARE`
+	// holdSessionSQL is the session's key share that a step's writes and a
+	// commit take before their messages (docs/reliability.md, lock order).
+	holdSessionSQL = `SELECT 1 FROM sessions WHERE id = $1 FOR KEY SHARE`
 )
 
 // emitIfProjectSQL is emitSQL that writes nothing (no row) when the project

@@ -122,7 +122,7 @@ func (s *Store) commitDiff(ctx context.Context, id string, message string, out *
 		// the messages was a deadlock; it waits on the session instead.
 		underWay := []string{}
 		if d.SessionID != nil {
-			if err := later(ctx, tx, `SELECT 1 FROM sessions WHERE id = $1 FOR KEY SHARE`, *d.SessionID); err != nil {
+			if err := later(ctx, tx, holdSessionSQL, *d.SessionID); err != nil {
 				return wrap(err, "hold session")
 			}
 			rows, err := tx.Query(ctx, `SELECT id::text FROM messages WHERE session_id = $1 AND role = 'user'

@@ -316,7 +316,7 @@ func (s *Store) RecordReply(ctx context.Context, a AssistantMessage) (domain.Con
 		// reply refers to the session, and its key-share lock of it,
 		// taken after the message's, was a deadlock with a clear or a
 		// project's delete (session, then its messages).
-		if err := later(ctx, tx, `SELECT 1 FROM sessions WHERE id = $1 FOR KEY SHARE`, a.Turn.Session.ID); err != nil {
+		if err := later(ctx, tx, holdSessionSQL, a.Turn.Session.ID); err != nil {
 			return wrap(err, "hold session")
 		}
 		lock := lockTurnLater(ctx, tx, a.Turn.Message.ID, false)
@@ -524,11 +524,11 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 		// the session's, was a deadlock with a project's delete (the
 		// project, then its sessions).
 		if e.Diff != nil {
-			if err := later(ctx, tx, `SELECT 1 FROM projects WHERE id = $1 FOR KEY SHARE`, t.Session.ProjectID); err != nil {
+			if err := later(ctx, tx, holdProjectSQL, t.Session.ProjectID); err != nil {
 				return wrap(err, "hold project")
 			}
 		}
-		if err := later(ctx, tx, `SELECT 1 FROM sessions WHERE id = $1 FOR KEY SHARE`, t.Session.ID); err != nil {
+		if err := later(ctx, tx, holdSessionSQL, t.Session.ID); err != nil {
 			return wrap(err, "hold session")
 		}
 		lock := lockTurnLater(ctx, tx, t.Message.ID, e.Status != "")
