@@ -19,14 +19,15 @@ package main
 // Each of -sessions sessions has its own project and its own subscribed
 // client (websocket) and sends -messages messages one after another; all
 // sessions start together. -runs repeats that on the same sessions. Per run
-// it prints p50/p90/p99 latency, messages/s, the server's CPU per message
-// (utime+stime from /proc/PID/stat, over the run), its RSS, PostgreSQL's CPU
-// per message (every postgres process on this machine: meaningful when the
-// service's database is local and otherwise idle), this process's own CPU
-// per message (the clients and the fake model, which share the machine with
-// both) and the medians of three phases: POST → 202, POST → the message's job_status "running", and
-// "running" → vibecode_response. VGLOAD_CPUPROFILE=FILE writes a CPU profile
-// of this process (the clients and the fake model) to FILE;
+// it prints p50/p90/p99, max and mean latency, messages/s, the server's CPU
+// per message (utime+stime from /proc/PID/stat, over the run), its RSS,
+// PostgreSQL's CPU per message (every postgres process on this machine:
+// meaningful when the service's database is local and otherwise idle), this
+// process's own CPU per message (the clients and the fake model, which share
+// the machine with both) and the medians of three phases: POST → 202, POST →
+// the message's job_status "running", and "running" → vibecode_response.
+// VGLOAD_CPUPROFILE=FILE writes a CPU profile of this process (the clients
+// and the fake model) to FILE;
 // VGLOAD_TIMELINE=FILE writes each message's times (CSV) to FILE.
 
 import (
@@ -188,7 +189,7 @@ func runPipeline(args []string) error {
 	fmt.Println("pg/msg: the same for every postgres process on this machine (meaningful when the service's PostgreSQL is local and otherwise idle);")
 	fmt.Println("load/msg: the same for this process (the clients and the fake model), which shares the machine with both;")
 	fmt.Println("phases (medians): POST → 202, POST → the message's job_status running, running → vibecode_response")
-	fmt.Printf("%4s %8s %6s | %9s %9s %9s %9s | %9s | %8s %10s %6s %8s | %s\n", "run", "messages", "failed", "p50", "p90", "p99", "max", "msg/s", "cpu/msg", "rss-peak", "pg/msg", "load/msg", "202 running response")
+	fmt.Printf("%4s %8s %6s | %9s %9s %9s %9s %9s | %9s | %8s %10s %6s %8s | %s\n", "run", "messages", "failed", "p50", "p90", "p99", "max", "mean", "msg/s", "cpu/msg", "rss-peak", "pg/msg", "load/msg", "202 running response")
 	var rows []runResult
 	for run := 1; run <= f.runs; run++ {
 		r, err := measurePipeline(ctx, lc, sessions, f.messages, f.pid)
@@ -608,7 +609,7 @@ type runResult struct {
 	accepted, started, worked time.Duration
 	messages, failed          int
 	p50, p90, p99             time.Duration
-	max                       time.Duration
+	mean, max                 time.Duration
 	perSecond                 float64
 	cpuPerMessage             time.Duration
 	pgPerMessage              time.Duration // PostgreSQL's CPU, when it runs on this machine
@@ -730,6 +731,10 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 	slices.Sort(latencies)
 	at := func(p int) time.Duration { return latencies[min(len(latencies)-1, len(latencies)*p/100)] }
 	n := len(latencies) + failed
+	var sum time.Duration
+	for _, l := range latencies {
+		sum += l
+	}
 	median := func(d []time.Duration) time.Duration {
 		if len(d) == 0 {
 			return 0
@@ -741,6 +746,7 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 		accepted: median(accepted), started: median(started), worked: median(worked),
 		messages: n, failed: failed,
 		p50: at(50), p90: at(90), p99: at(99), max: latencies[len(latencies)-1],
+		mean:           sum / time.Duration(len(latencies)),
 		perSecond:      float64(len(latencies)) / elapsed.Seconds(),
 		cpuPerMessage:  (cpu1 - cpu0) / time.Duration(n),
 		pgPerMessage:   (pg1 - pg0) / time.Duration(n),
@@ -750,8 +756,8 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 }
 
 func printRow(label string, r runResult) {
-	fmt.Printf("%4s %8d %6d | %9s %9s %9s %9s | %9.1f | %8s %10s %6s %8s | %s %s %s\n", label, r.messages, r.failed,
-		ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max), r.perSecond, ms(r.cpuPerMessage), mib(r.rssPeak), ms(r.pgPerMessage), ms(r.loadPerMessage),
+	fmt.Printf("%4s %8d %6d | %9s %9s %9s %9s %9s | %9.1f | %8s %10s %6s %8s | %s %s %s\n", label, r.messages, r.failed,
+		ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max), ms(r.mean), r.perSecond, ms(r.cpuPerMessage), mib(r.rssPeak), ms(r.pgPerMessage), ms(r.loadPerMessage),
 		ms(r.accepted), ms(r.started), ms(r.worked))
 }
 
@@ -775,6 +781,7 @@ func medianRow(rows []runResult) runResult {
 		p90:            d(func(r runResult) time.Duration { return r.p90 }),
 		p99:            d(func(r runResult) time.Duration { return r.p99 }),
 		max:            d(func(r runResult) time.Duration { return r.max }),
+		mean:           d(func(r runResult) time.Duration { return r.mean }),
 		perSecond:      med(func(r runResult) float64 { return r.perSecond }),
 		cpuPerMessage:  d(func(r runResult) time.Duration { return r.cpuPerMessage }),
 		pgPerMessage:   d(func(r runResult) time.Duration { return r.pgPerMessage }),
