@@ -24,6 +24,20 @@ const (
 	workBytes    = 32 << 20 // size of each of the writable /work and /tmp
 )
 
+// userNSLimits are the per-user limits a run's user namespace sets for
+// itself (mounts.go), where the kernel counts a run against the server's
+// user too: 4 of the host's 128 inotify instances (fs.inotify.
+// max_user_instances) per run, and no fanotify.
+var userNSLimits = []struct {
+	name string
+	max  int
+}{
+	{"max_inotify_instances", 4},
+	{"max_inotify_watches", 1024},
+	{"max_fanotify_groups", 0},
+	{"max_fanotify_marks", 0},
+}
+
 // Config says how test cases run. The zero value of each field means its
 // default; the environment names are those of SPEC.md §7.
 type Config struct {

@@ -25,10 +25,12 @@
 // The server binary is its own launcher: Run re-executes /proc/self/exe with
 // VIBEGRAPHER_SANDBOX_LAUNCHER=1 (Main, called first in main, recognises
 // it) in new user, pid, network, mount, ipc and uts namespaces. The run's
-// user is uid/gid 1000 inside, mapped to the server's uid outside, or to
-// nobody (65534) when the server is root, so the test code is never host
-// root and RLIMIT_NPROC counts it. The launcher carries only the
-// capabilities it needs (ambient, inside its namespace) and, as pid 1:
+// user is uid/gid 1000 inside, mapped to the server's uid outside, or, when
+// the server is root, to a uid of its own among 65000-65511 (one per run at
+// once; 65534 shared where the server's user namespace does not map that
+// range), so the test code is never host root and RLIMIT_NPROC counts it.
+// The launcher carries only the capabilities it needs (ambient, inside its
+// namespace) and, as pid 1:
 //
 //   - builds a new root on a tmpfs: /usr, /bin, /lib*, /sbin, /etc/ssl,
 //     /etc/alternatives and the interpreter's own directories (a virtualenv,
@@ -42,8 +44,10 @@
 //     the new root remounted read-only. Nothing of the host's files, the
 //     scratch root, other runs or the server's environment is reachable,
 //     and writes land in memory that vanishes with the run;
-//   - sets the hostname, forbids nested user namespaces (max_user_namespaces
-//     0 through the new procfs where there is one, and always a seccomp filter
+//   - sets the hostname, caps the namespace's inotify (4 instances, 1024
+//     watches) and fanotify (none) through the new procfs where there is one,
+//     forbids nested user namespaces (max_user_namespaces
+//     0 through that procfs, and always a seccomp filter
 //     of its own: clone and unshare with CLONE_NEWUSER fail with EPERM,
 //     clone3 with ENOSYS, other ABIs' system calls with EPERM), raises
 //     oom_score_adj to 1000 (the kernel kills the run before
@@ -85,7 +89,27 @@
 // against no rlimit (RLIMIT_NOFILE and the kernel's per-user pipe quota,
 // fs.pipe-user-pages-soft, bound them), so a run may pin tens of megabytes per
 // process beyond SANDBOX_MEMORY_MB, with oom_score_adj 1000 making its
-// processes the out-of-memory killer's first choice. Landlock is not used in
+// processes the out-of-memory killer's first choice.
+//
+// # What runs at once share
+//
+// Since Linux 5.14 RLIMIT_NPROC counts per user namespace, so each run has its
+// own 64 processes whatever its host uid (on 6.18: a run holding 63 processes
+// left the run beside it its 20 forks). Other accounting is per host uid
+// across every namespace: the pipe quota (past 16384 pages a uid's new pipes
+// get 2 pages and cannot grow: one run of one process, 64 pipes grown to
+// 1 MiB, left every other run of its uid 8 KiB pipes), key quotas (200 keys,
+// 20000 bytes), epoll watches, descriptors in flight over Unix sockets. A
+// root server gives each run at once its own uid (runids.go), so runs share
+// none of these. A server that is not root can map only its own uid: its runs
+// share these quotas with each other and with the server itself (whose epoll
+// watches are its network), bounded only by 256 descriptors per process and
+// 64 processes per run. inotify and fanotify count at every level of user
+// namespaces, the top one being the server's user whatever the run's uid,
+// against the host's 128 instances: one run took all 128, leaving other runs
+// and the server (root: every root process of the host) none. Each run's
+// namespace caps its own share (4 instances, no fanotify) where it has a
+// procfs; where it has none (Docker) a run can still take them all. Landlock is not used in
 // the isolated tier: the mount namespace already shows nothing but what
 // Landlock rules would allow, and the network and signal scopes duplicate the
 // network and pid namespaces.
@@ -99,9 +123,11 @@
 // default seccomp profile) New reports "sandbox unavailable" unless
 // Config.AllowUnisolated, in which case runs get the unisolated tier, logged
 // at ERROR: the same launcher without namespaces sets the rlimits,
-// no_new_privs, uid 65534 when the server is root, and Landlock where the
-// kernel has it (reads: system directories and the interpreter; writes: the
-// run directory; no TCP; no signals or abstract sockets outside the run).
+// no_new_privs, the run's own uid (as above: there RLIMIT_NPROC counts per
+// host uid, so this also keeps runs' processes apart) when the server is
+// root, and Landlock where the kernel has it (reads: system directories and
+// the interpreter; writes: the run directory; no TCP; no signals or abstract
+// sockets outside the run).
 // Processes that leave the run's process group may survive it there.
 //
 // On fly.io (a Firecracker VM whose image runs as a non-root user with

@@ -28,6 +28,9 @@ type Features struct {
 	// (only probed when the namespaces are missing and AllowUnisolated is set).
 	Unisolated []string
 	Python     string // the interpreter and its version
+	// RunIDs says which host uids runs get: one per run at once from a
+	// range (a root server), or one all runs share (runids.go).
+	RunIDs string
 }
 
 // String is the one-line summary logged at start.
@@ -57,6 +60,9 @@ func (f Features) String() string {
 	fmt.Fprintf(&b, "; cgroup: %s", orNone([]string{f.Cgroup}))
 	if len(f.Unisolated) > 0 {
 		fmt.Fprintf(&b, "; unisolated tier: %s", strings.Join(f.Unisolated, ", "))
+	}
+	if f.RunIDs != "" {
+		fmt.Fprintf(&b, "; run uids: %s", f.RunIDs)
 	}
 	if f.Python != "" {
 		fmt.Fprintf(&b, "; python: %s", f.Python)

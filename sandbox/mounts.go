@@ -5,6 +5,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -142,6 +143,20 @@ func enterPrivateRoot(spec *launchSpec) error {
 			// surface for unprivileged code. The limit is this namespace's.
 			if err := os.WriteFile("proc/sys/user/max_user_namespaces", []byte("0"), 0); err != nil {
 				return fmt.Errorf("limiting nested user namespaces: %w", err)
+			}
+			// The kernel counts inotify and fanotify instances and marks
+			// per user at every level of user namespaces: a run's count at
+			// the top level is that of the server's user (the namespace's
+			// creator), whatever the run's own uid, against the host's
+			// limits (128 instances by default). Cap each run's share.
+			for _, l := range userNSLimits {
+				err := os.WriteFile("proc/sys/user/"+l.name, []byte(strconv.Itoa(l.max)), 0)
+				if errors.Is(err, fs.ErrNotExist) {
+					continue // a kernel without inotify or fanotify for users
+				}
+				if err != nil {
+					return fmt.Errorf("limiting %s: %w", l.name, err)
+				}
 			}
 			// Read-only to the test code: it may not write its
 			// oom_score_adj back down to the server's (the launcher set

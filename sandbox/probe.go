@@ -250,7 +250,7 @@ func (r *Runner) launchNoop(flags uintptr) error {
 	cmd.Env = []string{launcherEnv + "=1"}
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{statusW}
-	attr := r.sysProcAttr(tierIsolated)
+	attr := r.sysProcAttr(tierIsolated, hostIDs{r.hostUID, r.hostGID})
 	attr.Cloneflags = flags
 	cmd.SysProcAttr = attr
 	out, err := cmd.CombinedOutput()

@@ -32,8 +32,9 @@ type Runner struct {
 	features    Features
 	isolated    bool   // run in namespaces (else the unisolated tier)
 	unavailable string // when set, Run fails with it
-	hostUID     int    // the host uid and gid the run's user maps to
+	hostUID     int    // the host uid and gid the run's user maps to, unless runIDs
 	hostGID     int
+	runIDs      *runIDs // when set, each run at once gets its own host ids instead
 
 	withoutNamespaces bool // tests: probe as if the host had no user namespaces
 	inst              *instruments
@@ -103,10 +104,14 @@ func newRunner(cfg Config, withoutNamespaces bool) (*Runner, error) {
 	if r.hostUID == 0 {
 		// Never run test code as host root: RLIMIT_NPROC does not apply to
 		// it, and it would own whatever it could reach.
-		r.hostUID, r.hostGID = 65534, 65534
+		r.hostUID, r.hostGID = sharedRunID, sharedRunID
+		if mappable("/proc/self/uid_map", runUIDFirst, runUIDCount) && mappable("/proc/self/gid_map", runUIDFirst, runUIDCount) {
+			r.runIDs = newRunIDs(runUIDFirst, runUIDCount)
+		}
 	}
 	r.features = r.probe(info)
 	r.features.Python = python + " " + info.Version
+	r.features.RunIDs = runIDsText(r.runIDs, r.hostUID)
 	switch {
 	case r.features.Isolated:
 		r.isolated = true
@@ -156,6 +161,18 @@ func (r *Runner) run(ctx context.Context, projectCode, testCode string, timeout 
 		res.Status, res.Error, res.Duration = StatusError, "sandbox failure: "+err.Error(), time.Since(start)
 		return res
 	}
+	ids := hostIDs{r.hostUID, r.hostGID}
+	if r.runIDs != nil {
+		id, err := r.runIDs.acquire(ctx)
+		if err != nil {
+			res.Status, res.Error, res.Duration = StatusError, "canceled: "+err.Error(), time.Since(start)
+			return res
+		}
+		// Released after the run's directory is gone and its processes
+		// with it (the kernel reaps a pid namespace before its pid 1).
+		defer r.runIDs.release(id)
+		ids = hostIDs{id, id}
+	}
 	dir, err := os.MkdirTemp(r.scratchRoot, "run-"+r.owner+"-")
 	if err != nil {
 		return fail(err)
@@ -167,17 +184,17 @@ func (r *Runner) run(ctx context.Context, projectCode, testCode string, timeout 
 		}
 	}
 	if t == tierUnisolated && os.Getuid() == 0 {
-		// The run will be uid 65534; let it into its directory, only.
+		// The run will be an unprivileged uid; let it into its directory, only.
 		for _, p := range []string{dir, filepath.Join(dir, "script.py"), filepath.Join(dir, "test_case.py")} {
-			if err := os.Chown(p, r.hostUID, r.hostGID); err != nil {
+			if err := os.Chown(p, ids.uid, ids.gid); err != nil {
 				return fail(err)
 			}
 		}
 	}
 
-	spec := r.spec(dir, timeout, t)
+	spec := r.spec(dir, timeout, t, ids)
 	stdout, stderr := newCappedBuffer(r.cfg.OutputLimit), newCappedBuffer(r.cfg.OutputLimit)
-	facts := r.launch(ctx, spec, t, timeout, stdout, stderr)
+	facts := r.launch(ctx, spec, t, ids, timeout, stdout, stderr)
 
 	res.Duration = time.Since(start)
 	res.Stdout, res.StdoutTruncated = stdout.text()
@@ -189,7 +206,7 @@ func (r *Runner) run(ctx context.Context, projectCode, testCode string, timeout 
 }
 
 // launch starts the launcher, waits for it and collects how it ended.
-func (r *Runner) launch(ctx context.Context, spec launchSpec, t tier, timeout time.Duration, stdout, stderr io.Writer) exitFacts {
+func (r *Runner) launch(ctx context.Context, spec launchSpec, t tier, ids hostIDs, timeout time.Duration, stdout, stderr io.Writer) exitFacts {
 	var facts exitFacts
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -204,14 +221,14 @@ func (r *Runner) launch(ctx context.Context, spec launchSpec, t tier, timeout ti
 		return facts
 	}
 	defer statusR.Close()
-	outR, outW, err := r.outputPipe()
+	outR, outW, err := r.outputPipe(ids)
 	if err != nil {
 		statusW.Close()
 		facts.startErr = err
 		return facts
 	}
 	defer outR.Close()
-	errR, errW, err := r.outputPipe()
+	errR, errW, err := r.outputPipe(ids)
 	if err != nil {
 		statusW.Close()
 		outW.Close()
@@ -226,7 +243,7 @@ func (r *Runner) launch(ctx context.Context, spec launchSpec, t tier, timeout ti
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = outW, errW
 	cmd.ExtraFiles = []*os.File{statusW}
-	cmd.SysProcAttr = r.sysProcAttr(t)
+	cmd.SysProcAttr = r.sysProcAttr(t, ids)
 	// Killing pid 1 of the run's pid namespace kills every process in it;
 	// the process group covers the unisolated tier.
 	cmd.Cancel = func() error {
@@ -300,28 +317,31 @@ const outputDrainDelay = 500 * time.Millisecond
 // (/dev/stdout is /proc/self/fd/1, which reopens the pipe itself, mode 0600),
 // and a server running as root is unmapped in the run's user namespace, so a
 // pipe left to it could not be opened. Nothing else of the host is given.
-func (r *Runner) outputPipe() (read, write *os.File, err error) {
+func (r *Runner) outputPipe(ids hostIDs) (read, write *os.File, err error) {
 	read, write, err = os.Pipe()
 	if err != nil {
 		return nil, nil, err
 	}
-	if r.hostUID != os.Getuid() || r.hostGID != os.Getgid() {
+	if ids.uid != os.Getuid() || ids.gid != os.Getgid() {
 		// A root without CAP_CHOWN keeps the pipe: the run still writes to
 		// its descriptors, only not to /dev/stdout by name.
-		_ = write.Chown(r.hostUID, r.hostGID)
+		_ = write.Chown(ids.uid, ids.gid)
 	}
 	return read, write, nil
 }
 
+// hostIDs are the host uid and gid a run's user is.
+type hostIDs struct{ uid, gid int }
+
 // sysProcAttr makes the launcher's namespaces. The run's user is uid/gid 1000
-// inside and an unprivileged host id outside: the server's own when it is not
-// root, nobody (65534) when it is.
-func (r *Runner) sysProcAttr(t tier) *syscall.SysProcAttr {
+// inside and ids outside, an unprivileged host id: the server's own when it
+// is not root, the run's own from a range when it is (runids.go).
+func (r *Runner) sysProcAttr(t tier, ids hostIDs) *syscall.SysProcAttr {
 	a := &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 	if t == tierIsolated {
 		a.Cloneflags = cloneFlags
-		a.UidMappings = []syscall.SysProcIDMap{{ContainerID: innerUID, HostID: r.hostUID, Size: 1}}
-		a.GidMappings = []syscall.SysProcIDMap{{ContainerID: innerGID, HostID: r.hostGID, Size: 1}}
+		a.UidMappings = []syscall.SysProcIDMap{{ContainerID: innerUID, HostID: ids.uid, Size: 1}}
+		a.GidMappings = []syscall.SysProcIDMap{{ContainerID: innerGID, HostID: ids.gid, Size: 1}}
 		// Only a privileged parent may allow setgroups, which the launcher
 		// needs to shed root's supplementary groups.
 		a.GidMappingsEnableSetgroups = os.Getuid() == 0
@@ -340,7 +360,7 @@ func (r *Runner) cpuLimit(timeout time.Duration) time.Duration {
 }
 
 // spec is what the launcher is told for one run in dir.
-func (r *Runner) spec(dir string, timeout time.Duration, t tier) launchSpec {
+func (r *Runner) spec(dir string, timeout time.Duration, t tier, ids hostIDs) launchSpec {
 	cpu := uint64(r.cpuLimit(timeout) / time.Second)
 	s := launchSpec{
 		Mode:   modeRun,
@@ -373,7 +393,7 @@ func (r *Runner) spec(dir string, timeout time.Duration, t tier) launchSpec {
 		s.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + workDir, "LANG=C.UTF-8"}
 	case tierUnisolated:
 		if os.Getuid() == 0 {
-			s.UID, s.GID, s.DropGroups = r.hostUID, r.hostGID, true
+			s.UID, s.GID, s.DropGroups = ids.uid, ids.gid, true
 		}
 		if abi := landlockABI(); abi > 0 {
 			read := append([]string{"/etc", "/proc", "/dev"}, systemDirs...)
