@@ -11,11 +11,16 @@ func AfterLookup(s *Server, f func(project string)) { s.afterLookup = f }
 // Run.
 func KeepDeletions(s *Server, n int) { s.hub.deleted.limit = n }
 
-// PendingBytes is what waits in the server's websocket connections for
-// the kernel to take it (their clients to read).
+// MaxReplayBytes is the most one write of a replay sends.
+const MaxReplayBytes = maxReplayBytes
+
+// PendingBytes is what waits in the server's connections for their
+// clients: in websocket connections for the kernel to take it, in
+// engine.io's buffer for a polling client's next GET.
 func (s *Server) PendingBytes() int {
 	n := 0
 	s.io.Sockets().Sockets().Range(func(_ socket.SocketId, sock *socket.Socket) bool {
+		n += s.queues.queued(sock.Conn())
 		if t, ok := sock.Conn().Transport().(*websocketTransport); ok {
 			t.mu.Lock()
 			n += len(t.pending) + t.writing

@@ -51,8 +51,9 @@ type hub struct {
 	announcedMu sync.Mutex
 	announced   []db.Event // committed events handed over since the last wake, to send without a read
 
-	metrics   *metrics     // nil: none (metrics.go)
-	delivered atomic.Int64 // last, for the outbox lag metric
+	metrics   *metrics      // nil: none (metrics.go)
+	queues    *engineQueues // engine.io's buffers of polling connections (enginequeue.go)
+	delivered atomic.Int64  // last, for the outbox lag metric
 
 	// Owned by run's goroutine.
 	last    int64                                         // every event up to here went to the rooms
@@ -579,7 +580,7 @@ func (h *hub) replayPage(ctx context.Context) {
 	if !r.sock.Connected() {
 		return
 	}
-	if t, ok := r.sock.Conn().Transport().(*websocketTransport); ok && t.whenWritten(func() { h.written1(r) }) {
+	if h.whenWritten(r.sock, func() { h.written1(r) }) {
 		// The client has not taken the last page yet: the next waits for
 		// it, so that a client that reads slowly (or stopped) holds one
 		// page here, not the whole history it asked for.
@@ -610,6 +611,13 @@ func (h *hub) replayPage(ctx context.Context) {
 			r.deleted, end, n = events[k].Seq, events[k].Seq, k+1
 		}
 	}
+	// A page of large events goes in writes of maxReplayBytes: the rest is
+	// read again on the replay's next turn.
+	full := n == pageSize
+	cut := fitReplayWrite(events[:n])
+	if cut < n {
+		n, full = cut, true
+	}
 	if n > 0 {
 		h.write(r.sock, h.encode(events[:n]))
 		h.release()
@@ -619,10 +627,11 @@ func (h *hub) replayPage(ctx context.Context) {
 			h.metrics.replay(ev.Name)
 		}
 	}
-	// More to replay only when the whole page was at or below end: a page
-	// that reached past it has sent all that live delivery will not bring,
-	// and reading it again would only fetch the same events above end.
-	if n == pageSize && r.cursor < end {
+	// More to replay only when the whole page was at or below end (and
+	// written): a page that reached past it has sent all that live delivery
+	// will not bring, and reading it again would only fetch the same events
+	// above end.
+	if full && r.cursor < end {
 		h.replays = append(h.replays, r)
 		return
 	}
@@ -632,6 +641,37 @@ func (h *hub) replayPage(ctx context.Context) {
 	}
 	h.join(r.sock, r.project)
 	h.subscribed(r.ack, r.project, r.replayed)
+}
+
+// maxReplayBytes bounds one write of a replay, a quarter of what a client
+// may be behind (MaxQueuedBytes): a page of 500 large events (up to 1 MiB
+// of code each) would otherwise be more than that in one write, and the
+// live events of the client's other projects behind it would drop it.
+const maxReplayBytes = MaxQueuedBytes / 4
+
+// fitReplayWrite is how many of events (at least one) fit in one replay
+// write of maxReplayBytes, as sent (outgoing, framed).
+func fitReplayWrite(events []db.Event) int {
+	size := 0
+	for i, ev := range events {
+		size += len(ev.Payload) + len(ev.Name) + len(ev.ProjectID) + 64
+		if size > maxReplayBytes && i > 0 {
+			return i
+		}
+	}
+	return len(events)
+}
+
+// whenWritten reports whether what was written to sock still waits for
+// its client: in its websocket's buffer for the kernel, or in engine.io's
+// for a polling client's next GET. If so, fn is called (once, on another
+// goroutine) when it has left.
+func (h *hub) whenWritten(sock *socket.Socket, fn func()) bool {
+	conn := sock.Conn()
+	if t, ok := conn.Transport().(*websocketTransport); ok && t.whenWritten(fn) {
+		return true
+	}
+	return h.queues != nil && h.queues.whenWritten(conn, fn)
 }
 
 // written1 hands a parked replay back to the hub: its socket took what it

@@ -26,9 +26,12 @@ import (
 //   - socketio.outbox.reads: reads of the outbox for live delivery, by why
 //     (hub.go: start, notification, gap, poll, subscribe); events handed
 //     over in their announcement need none
+//   - socketio.connections.behind: connections dropped because their client
+//     was more than MaxQueuedBytes behind, by transport; each reconnects and
+//     catches up with since
 type metrics struct {
-	emitted, replayed, reads metric.Int64Counter
-	reg                      metric.Registration
+	emitted, replayed, reads, behind metric.Int64Counter
+	reg                              metric.Registration
 }
 
 const scope = "github.com/vibegrapher/vibegrapher/api/realtime"
@@ -47,6 +50,10 @@ func newMetrics(mp metric.MeterProvider, s *Server) (*metrics, error) {
 	}
 	if out.reads, err = m.Int64Counter("socketio.outbox.reads", metric.WithUnit("{read}"),
 		metric.WithDescription("Reads of the outbox for live delivery, by why; events that came in their announcement need none")); err != nil {
+		return nil, err
+	}
+	if out.behind, err = m.Int64Counter("socketio.connections.behind", metric.WithUnit("{connection}"),
+		metric.WithDescription("Connections dropped because their client was more than MaxQueuedBytes behind")); err != nil {
 		return nil, err
 	}
 	conns, err := m.Int64ObservableGauge("socketio.connections", metric.WithUnit("{connection}"),
@@ -113,6 +120,12 @@ func (m *metrics) replay(name string) {
 func (m *metrics) read(why string) {
 	if m != nil {
 		m.reads.Add(context.Background(), 1, metric.WithAttributes(attribute.String("why", why)))
+	}
+}
+
+func (m *metrics) dropBehind(transport string) {
+	if m != nil {
+		m.behind.Add(context.Background(), 1, metric.WithAttributes(attribute.String("transport", transport)))
 	}
 }
 

@@ -52,7 +52,10 @@ func TestEventsStayInOrderWhenAStalledClientCatchesUp(t *testing.T) {
 	}
 	stop := writeUntil(e, p)
 	defer stop()
-	time.Sleep(time.Second) // not reading: the socket's send buffer fills and events wait
+	// Not reading until the socket's send buffer fills and events wait (not
+	// a fixed time, which at a fast writer's pace could pass MaxQueuedBytes
+	// and drop the client).
+	e.backedUp()
 	var last int64
 	for i := range 2000 { // reading while the writers go on
 		_, payload := c.event()
@@ -117,6 +120,17 @@ func TestEventsStayInOrderAcrossAnUpgradeFromPolling(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("no event came over the websocket")
+	}
+}
+
+// backedUp waits until the server's writes to a client that does not read
+// wait for it.
+func (e *env) backedUp() {
+	e.t.Helper()
+	for deadline := time.Now().Add(wait); e.RT.PendingBytes() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			e.t.Fatal("the server's writes to the client that does not read never backed up (or it was dropped)")
+		}
 	}
 }
 
@@ -200,7 +214,7 @@ func TestTheAckComesBetweenTheReplayAndLiveEvents(t *testing.T) {
 	p := e.project()
 	since := e.latestSeq()
 	// About 8 MB of history: more than the socket buffers of a client that
-	// does not read hold, so the replay's writes wait and so does the ack.
+	// does not read hold, so the replay's writes wait, and so may the ack.
 	pad := strings.Repeat("h", 64<<10)
 	err := db.InTx(context.Background(), e.Pool, func(tx pgx.Tx) error {
 		for i := range 120 {
@@ -217,9 +231,10 @@ func TestTheAckComesBetweenTheReplayAndLiveEvents(t *testing.T) {
 	c := dialRaw(t, e.URL)
 	c.write(fmt.Sprintf(`420["subscribe",{"project_id":%q,"since":%d}]`, p, since))
 	stop := writeUntil(e, p)
-	time.Sleep(time.Second) // not reading: the replay backs up and live events queue behind it
-	stop()
-	end := e.latestSeq()
+	// Not reading until the replay backs up. A replay writes at most
+	// MaxReplayBytes at a time and waits for the client to take it, so the
+	// writers go on until the ack has been read: live events follow it.
+	e.backedUp()
 
 	last, before := since, 0
 	var ack map[string]any
@@ -239,6 +254,8 @@ func TestTheAckComesBetweenTheReplayAndLiveEvents(t *testing.T) {
 		}
 		last, before = seq, before+1
 	}
+	stop()
+	end := e.latestSeq()
 	if replayed := ack["replayed"].(float64); int(replayed) != before {
 		t.Fatalf("the ack came after %d events; it says %v were replayed", before, replayed)
 	}

@@ -67,6 +67,7 @@ type Server struct {
 	hub     *hub
 	metrics *metrics
 	beats   *heartbeats
+	queues  *engineQueues
 
 	afterLookup func(project string) // tests: runs between a subscribe's check and the hub
 
@@ -102,8 +103,9 @@ func New(opts Options) (*Server, error) {
 	if opts.PingTimeout > 0 {
 		so.SetPingTimeout(opts.PingTimeout)
 	}
-	so.SetParser(gatedParser{parser.NewParser()})                                          // see connect_gate.go and encoder.go
-	so.SetTransports(types.NewSet[engine.TransportCtor](engine.Polling, &websocketCtor{})) // see transport.go
+	so.SetParser(gatedParser{parser.NewParser()}) // see connect_gate.go and encoder.go
+	ws := &websocketCtor{}
+	so.SetTransports(types.NewSet[engine.TransportCtor](engine.Polling, ws)) // see transport.go
 	// Without CORS, engine.io refuses cross-origin websocket upgrades.
 	switch {
 	case slices.Contains(opts.CORSOrigins, "*"):
@@ -116,6 +118,8 @@ func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, log: opts.Log, io: io, stopped: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.hub = newHub(io, opts.Pool, opts.Log, opts.PollInterval, opts.HeartbeatInterval, s.stopped)
+	s.queues = &engineQueues{}
+	s.hub.queues = s.queues
 	if opts.Meter != nil {
 		m, err := newMetrics(opts.Meter, s)
 		if err != nil {
@@ -123,6 +127,8 @@ func New(opts Options) (*Server, error) {
 		}
 		s.metrics, s.hub.metrics = m, m
 	}
+	ws.behind = func() { s.droppedBehind("websocket") }
+	s.queues.behind = func() { s.droppedBehind("polling") }
 	if opts.APIToken != "" {
 		io.Use(s.requireToken)
 	}
@@ -138,9 +144,18 @@ func New(opts Options) (*Server, error) {
 	_ = io.Engine().On("connection", func(args ...any) {
 		if conn, ok := args[0].(engine.Socket); ok {
 			s.beats.takeOver(conn)
+			s.queues.follow(conn) // engine.io's buffer, bounded (enginequeue.go)
 		}
 	})
 	return s, nil
+}
+
+// droppedBehind counts and logs a connection dropped for being more than
+// MaxQueuedBytes behind (transport.go, enginequeue.go).
+func (s *Server) droppedBehind(transport string) {
+	s.metrics.dropBehind(transport)
+	s.log.Info("realtime: dropped a client more than MaxQueuedBytes behind; it reconnects and catches up with since",
+		"transport", transport, "max_queued_bytes", MaxQueuedBytes)
 }
 
 // Handler serves Socket.IO (websocket and polling); mount it at "/socket.io/".

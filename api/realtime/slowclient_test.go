@@ -3,6 +3,7 @@ package realtime_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,6 +14,11 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/vibegrapher/vibegrapher/api/realtime"
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
@@ -146,4 +152,134 @@ func TestSlowClientDoesNotHoldUpOthers(t *testing.T) {
 			t.Fatalf("slow client's event %d: %s seq %v i %v, want seq %d", i, name, payload["seq"], payload["i"], want)
 		}
 	}
+}
+
+// A client that stops reading is dropped once the server holds more than
+// MaxQueuedBytes for it, and the server lets go of what it held. It has
+// received its events in order up to where it stopped; reconnecting with
+// since it gets every one it missed, then the live ones. A client reading on
+// the same project gets every event throughout. Before, the server queued
+// everything for the client that did not read until the ping timeout
+// (45 s of every event).
+func TestAClientTooFarBehindIsDropped(t *testing.T) {
+	t.Parallel()
+	reader := sdkmetric.NewManualReader()
+	e := newEnv(t, func(o *realtime.Options) { o.Meter = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)) })
+	p := e.project()
+
+	slow := dialRaw(t, e.URL)
+	slow.write(fmt.Sprintf(`420["subscribe",{"project_id":%q}]`, p))
+	if ack := slow.read(); !strings.HasPrefix(ack, "430") || !strings.Contains(ack, `"ok":true`) {
+		t.Fatalf("subscribe ack: %q", ack)
+	}
+	fast := e.dial(t)
+	fast.Subscribe(p)
+
+	// Transactions of 2.6 MB until the client that does not read is dropped:
+	// past the bound and whatever the kernel's buffers hold (up to 4 MB
+	// each way here), and far less than 60 MB.
+	const n, size = 40, 64 << 10
+	pad := strings.Repeat("x", size)
+	var seqs []int64
+	for i := 0; e.RT.ConnectionCount() > 1; i++ {
+		if len(seqs)*size > 60<<20 {
+			t.Fatalf("the client that does not read was not dropped after %d MB (MaxQueuedBytes %d)", len(seqs)*size>>20, realtime.MaxQueuedBytes)
+		}
+		var batch []int64
+		err := db.InTx(context.Background(), e.Pool, func(tx pgx.Tx) error {
+			for j := range n {
+				seq, err := db.Emit(context.Background(), tx, p, dbtest.Event{Name: "big", Payload: map[string]any{"i": i*n + j, "pad": pad}})
+				if err != nil {
+					return err
+				}
+				batch = append(batch, seq)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fast.expect(batch...)
+		seqs = append(seqs, batch...)
+	}
+	if len(seqs)*size < realtime.MaxQueuedBytes {
+		t.Fatalf("dropped after %d bytes, below MaxQueuedBytes", len(seqs)*size)
+	}
+	if b := e.RT.PendingBytes(); b != 0 {
+		t.Fatalf("%d bytes still wait once the client that did not read is gone", b)
+	}
+
+	// What the dropped client gets: its events in order, then the end of
+	// the connection (not a Socket.IO disconnect, which clients take for a
+	// kick and do not reconnect after).
+	got := 0
+	for {
+		_ = slow.conn.SetReadDeadline(time.Now().Add(wait))
+		_, msg, err := slow.conn.ReadMessage()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("the connection of the dropped client stayed open after %d events", got)
+			}
+			break
+		}
+		if string(msg) == "2" {
+			continue // a PING: not answered, the client is gone
+		}
+		if strings.HasPrefix(string(msg), "41") {
+			t.Fatalf("the dropped client was sent a Socket.IO disconnect: %q", msg)
+		}
+		var args []json.RawMessage
+		var payload struct {
+			Seq int64 `json:"seq"`
+		}
+		if !strings.HasPrefix(string(msg), "42") || json.Unmarshal(msg[2:], &args) != nil || len(args) != 2 ||
+			json.Unmarshal(args[1], &payload) != nil || got >= len(seqs) || payload.Seq != seqs[got] {
+			t.Fatalf("the dropped client's event %d: %.100q, want seq %d", got, msg, seqs[got])
+		}
+		got++
+	}
+	if got == len(seqs) {
+		t.Fatal("the dropped client got every event: it was not behind")
+	}
+
+	// It reconnects and catches up from its last seq.
+	since := int64(0)
+	if got > 0 {
+		since = seqs[got-1]
+	}
+	back := e.dial(t)
+	if ack := back.Subscribe(p, since); ack["replayed"] != float64(len(seqs)-got) {
+		t.Fatalf("ack %v, want %d replayed", ack, len(seqs)-got)
+	}
+	back.expect(seqs[got:]...)
+	live := e.emit(p, "live", map[string]any{})
+	back.expect(live)
+	fast.expect(live)
+
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	if n := counterValue(rm, "socketio.connections.behind", "transport", "websocket"); n != 1 {
+		t.Fatalf("socketio.connections.behind{transport=websocket} = %d, want 1", n)
+	}
+}
+
+// counterValue is an Int64 counter's value for one attribute.
+func counterValue(rm metricdata.ResourceMetrics, name, key, value string) int64 {
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			sum, ok := m.Data.(metricdata.Sum[int64])
+			if m.Name != name || !ok {
+				continue
+			}
+			for _, dp := range sum.DataPoints {
+				if v, ok := dp.Attributes.Value(attribute.Key(key)); ok && v.AsString() == value {
+					return dp.Value
+				}
+			}
+		}
+	}
+	return 0
 }

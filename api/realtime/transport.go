@@ -36,10 +36,25 @@ import (
 // polling, pings and close stay the library's. Per-message deflate is not
 // configured, so frames are never compressed.
 
-// websocketCtor builds the websocket transport (registered in New).
-type websocketCtor struct{ engine.WebSocketBuilder }
+// MaxQueuedBytes bounds what the server holds for one client that reads
+// slower than its events come: the frames its websocket's kernel send buffer
+// has not taken. A client further behind is disconnected (as a dropped
+// connection: Socket.IO clients reconnect by themselves) and catches up by
+// subscribing again with since, from the outbox, which still holds every
+// event. A few of the largest events (a project's code is up to 1 MiB)
+// fit, so a client that reads at its link's pace through a burst stays.
+const MaxQueuedBytes = 8 << 20
 
-func (*websocketCtor) New(ctx *types.HttpContext) transports.Transport {
+// errBehind is why a client further than MaxQueuedBytes behind is dropped.
+var errBehind = errors.New("the client is more than MaxQueuedBytes behind")
+
+// websocketCtor builds the websocket transport (registered in New).
+type websocketCtor struct {
+	engine.WebSocketBuilder
+	behind func() // a connection was dropped for being MaxQueuedBytes behind (set by New)
+}
+
+func (c *websocketCtor) New(ctx *types.HttpContext) transports.Transport {
 	inner := transports.NewWebSocket(ctx)
 	sc, ok := ctx.Websocket.NetConn().(syscall.Conn)
 	if !ok {
@@ -49,7 +64,7 @@ func (*websocketCtor) New(ctx *types.HttpContext) transports.Transport {
 	if err != nil {
 		return inner
 	}
-	return &websocketTransport{Websocket: inner, conn: ctx.Websocket, net: ctx.Websocket.NetConn(), fd: rc, viaEngine: true}
+	return &websocketTransport{Websocket: inner, conn: ctx.Websocket, net: ctx.Websocket.NetConn(), fd: rc, viaEngine: true, behind: c.behind}
 }
 
 type websocketTransport struct {
@@ -61,7 +76,7 @@ type websocketTransport struct {
 	mu       sync.Mutex
 	pending  []byte // frames waiting for the kernel's send buffer, in order
 	draining bool   // a goroutine is writing pending
-	writing  int    // bytes that goroutine is writing now, taken from pending
+	writing  int    // bytes that goroutine is writing now, taken from pending (it holds them)
 	owed     int    // engine Sends whose "drain" is due when pending is written
 	failed   bool
 	written  []func() // whenWritten's: called once pending is written (or the socket failed)
@@ -73,6 +88,8 @@ type websocketTransport struct {
 	// engine has handed over all it held, and as the transport never stops
 	// being writable it holds nothing back again.
 	viaEngine bool
+
+	behind func() // called when the connection is dropped for being MaxQueuedBytes behind
 
 	hb heartbeatState // guarded by heartbeats.mu
 }
@@ -99,7 +116,7 @@ func (t *websocketTransport) Send(packets []*packet.Packet) {
 		t.viaEngine = false
 	}
 	if t.draining {
-		t.pending = append(t.pending, frames...)
+		t.queue(frames)
 		t.owed++
 		t.mu.Unlock()
 		return
@@ -136,18 +153,34 @@ func (t *websocketTransport) writeDirect(frames []byte) bool {
 	case t.viaEngine:
 		return false
 	case t.draining:
-		t.pending = append(t.pending, frames...)
+		t.queue(frames)
 	default:
 		t.writeNow(frames)
 	}
 	return true
 }
 
+// queue puts frames behind those waiting for the kernel (t.mu is held and
+// a drain runs), unless the client would then be more than MaxQueuedBytes
+// behind: then its connection is dropped, and what waited is let go. Only
+// frames that must wait behind others count against the bound: a write to
+// a connection with nothing waiting is taken whatever its size, so one
+// large event (or replay page) never keeps a client from progressing.
+func (t *websocketTransport) queue(frames []byte) {
+	if len(t.pending)+t.writing+len(frames) > MaxQueuedBytes {
+		t.fail(errBehind)
+		return
+	}
+	t.pending = append(t.pending, frames...)
+}
+
 // pingFrame is engine.io's PING packet ("2") as a websocket text frame.
 var pingFrame = []byte{0x80 | websocket.TextMessage, 1, '2'}
 
 // ping sends engine.io's PING (heartbeats). Its place among the other
-// frames does not matter, so it goes behind whatever waits for the socket.
+// frames does not matter, so it goes behind whatever waits for the socket;
+// its 3 bytes do not count against MaxQueuedBytes (the ping timeout
+// judges a client that does not read them).
 func (t *websocketTransport) ping() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -262,13 +295,17 @@ func (t *websocketTransport) drain() {
 
 // fail stops writing and lets the library close the connection (on another
 // goroutine: the caller may be the hub, which the close reports back to).
+// The close also closes the socket, which ends a drain waiting in a write.
 func (t *websocketTransport) fail(err error) {
 	if t.failed {
 		return
 	}
 	t.failed = true
 	t.pending = nil
-	if websocket.IsUnexpectedCloseError(err) || errors.Is(err, net.ErrClosed) ||
+	if errors.Is(err, errBehind) && t.behind != nil {
+		t.behind()
+	}
+	if errors.Is(err, errBehind) || websocket.IsUnexpectedCloseError(err) || errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
 		go t.conn.Emit("close")
 	} else {
