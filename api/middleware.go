@@ -62,7 +62,7 @@ func isJSON(contentType string) bool {
 // publicPath needs no API token: probes, the API description, and
 // Socket.IO, whose handshake checks the token itself.
 func publicPath(p string) bool {
-	return p == "/healthz" || p == "/readyz" || p == "/asyncapi.json" || strings.HasPrefix(p, "/swagger/") ||
+	return p == "/healthz" || p == "/readyz" || p == "/asyncapi.json" || p == "/swagger" || strings.HasPrefix(p, "/swagger/") ||
 		strings.HasPrefix(p, "/socket.io/")
 }
 

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"path"
+	"strings"
 
 	"github.com/go-fuego/fuego"
 )
@@ -87,8 +89,9 @@ func (w jsonWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // A path with an empty segment, "." or ".." (//projects, /projects/../x)
 // names no route either: the mux would redirect it to its cleaned form with
 // an HTML body, and a client would reach, by a 307 that repeats a POST or
-// a DELETE, a route it did not write. Everything else goes to the mux as it
-// is.
+// a DELETE, a route it did not write. A subtree's root without its slash
+// (/swagger, /riverui) is redirected without that HTML (redirectToSubtree).
+// Everything else goes to the mux as it is.
 func routeProblems(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if clean := cleanPath(r.URL.Path); clean != r.URL.Path {
@@ -96,6 +99,10 @@ func routeProblems(mux *http.ServeMux) http.Handler {
 			return
 		}
 		h, pattern := mux.Handler(r)
+		if to, ok := subtreeRedirect(r, pattern); ok {
+			redirectToSubtree(w, r, to)
+			return
+		}
 		if pattern != "" {
 			mux.ServeHTTP(w, r)
 			return
@@ -118,6 +125,32 @@ func routeProblems(mux *http.ServeMux) http.Handler {
 			_, _ = w.Write(rec.body.Bytes())
 		}
 	})
+}
+
+// subtreeRedirect is where the mux sends a request for a subtree's root
+// without its slash (/swagger, /riverui): to the path with the slash, the
+// pattern it found for it. ok is false for any other request.
+func subtreeRedirect(r *http.Request, pattern string) (to string, ok bool) {
+	i := strings.IndexByte(pattern, '/') // after "METHOD " and a host, which hold none
+	if i < 0 || strings.HasSuffix(r.URL.Path, "/") || pattern[i:] != r.URL.Path+"/" {
+		return "", false
+	}
+	return (&url.URL{Path: r.URL.Path + "/", RawQuery: r.URL.RawQuery}).String(), true
+}
+
+// redirectToSubtree answers a subtree's root without its slash. A browser
+// sent there (GET, HEAD) follows a redirect with no body: net/http's carried
+// an HTML note, the only HTML answer of the API outside its pages. Another
+// method is refused, as an unclean path is, rather than repeated on the
+// subtree by the 307 the mux answered it with.
+func redirectToSubtree(w http.ResponseWriter, r *http.Request, to string) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeProblemf(w, http.StatusMethodNotAllowed, "%s is not allowed on %s, a redirect to %s; allowed: GET, HEAD", r.Method, r.URL.Path, to)
+		return
+	}
+	w.Header().Set("Location", to)
+	w.WriteHeader(http.StatusTemporaryRedirect)
 }
 
 // cleanPath is the path net/http's ServeMux redirects p to: rooted, with

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/vibegrapher/vibegrapher/api"
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/internal/openaitest"
@@ -226,5 +227,107 @@ func TestACommitCutAndSentAgain(t *testing.T) {
 	s.do("GET", "/projects/"+p.ID+"/commits", nil).json(t, &log)
 	if len(log) != 2 {
 		t.Fatalf("%d commits after one diff's commit", len(log))
+	}
+}
+
+// A request that finds the state it asks for already there (a repeat, or a
+// second tab) answers as the first did, but rewrites nothing and emits
+// nothing: a subscribed client sees one event per change, and updated_at
+// stays the time of the change.
+func TestARequestThatChangesNothingEmitsNothing(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	session := func() domain.VibecodeSession {
+		var got domain.VibecodeSession
+		s.do("GET", "/sessions/"+sess.ID, nil).json(t, &got)
+		return got
+	}
+	diff := func(id string) domain.Diff {
+		var got domain.Diff
+		s.do("GET", "/diffs/"+id, nil).json(t, &got)
+		return got
+	}
+	clear := func() {
+		t.Helper()
+		if r := s.do("DELETE", "/sessions/"+sess.ID, nil); r.Status != 204 || len(r.Body) != 0 {
+			t.Fatalf("DELETE session = %d %s", r.Status, r.Body)
+		}
+	}
+
+	// A session with no message yet has nothing to clear.
+	clear()
+	if got := session(); !got.UpdatedAt.Equal(sess.UpdatedAt) {
+		t.Errorf("clearing an empty session moved updated_at %v -> %v", sess.UpdatedAt, got.UpdatedAt)
+	}
+
+	// Approving an approved diff again.
+	d := s.approvedDiff(p, sess, greetPatch, "Say Hi")
+	var approved db.ReviewResult
+	for i := range 3 {
+		res := s.do("POST", "/diffs/"+d.ID+"/review", map[string]any{"approved": true})
+		var rev db.ReviewResult
+		res.json(t, &rev)
+		if res.Status != 200 || rev.Diff.Status != domain.DiffHumanApproved || rev.Message != nil {
+			t.Fatalf("approval %d = %d %s", i+1, res.Status, res.Body)
+		}
+		if i == 0 {
+			approved = rev
+		} else if !rev.Diff.UpdatedAt.Equal(approved.Diff.UpdatedAt) {
+			t.Errorf("approval %d moved updated_at %v -> %v", i+1, approved.Diff.UpdatedAt, rev.Diff.UpdatedAt)
+		}
+	}
+
+	// A refined commit message the model gave back unchanged, then a new one.
+	s.AI.Enqueue(openaitest.Text(d.CommitMessage), openaitest.Text("Greet with Hi"))
+	for _, want := range []string{d.CommitMessage, "Greet with Hi"} {
+		var refined api.RefinedDiff
+		res := s.do("POST", "/diffs/"+d.ID+"/refine-message", map[string]any{})
+		res.json(t, &refined)
+		if res.Status != 200 || refined.RefinedMessage != want || refined.CommitMessage != want {
+			t.Fatalf("refine-message = %d %s, want %q", res.Status, res.Body, want)
+		}
+		if unchanged := want == d.CommitMessage; unchanged != refined.UpdatedAt.Equal(approved.Diff.UpdatedAt) {
+			t.Errorf("refine-message to %q: updated_at %v, approved at %v", want, refined.UpdatedAt, approved.Diff.UpdatedAt)
+		}
+	}
+	if got := diff(d.ID); got.CommitMessage != "Greet with Hi" || got.Status != domain.DiffHumanApproved {
+		t.Fatalf("diff after refine-message: %+v", got)
+	}
+
+	// A session cleared, then cleared again.
+	clear()
+	cleared := session()
+	clear()
+	if got := session(); !got.UpdatedAt.Equal(cleared.UpdatedAt) {
+		t.Errorf("clearing a cleared session moved updated_at %v -> %v", cleared.UpdatedAt, got.UpdatedAt)
+	}
+
+	// A change after the repeats: once the client has it, it has every
+	// event the repeats could have sent.
+	tc := s.newTest(p.ID, "adds", "assert add(2, 3) == 5", 5)
+	s.waitEvent(p.ID, "test_created", func(e map[string]any) bool { return e["test_id"] == tc.ID })
+	count := func(es []event, name string) int {
+		n := 0
+		for _, e := range es {
+			if e.Name == name {
+				n++
+			}
+		}
+		return n
+	}
+	for _, c := range []struct {
+		name string
+		want int // one per change
+	}{
+		{"diff_updated", 2}, // the approval and the new commit message
+		{"session_cleared", 1},
+	} {
+		if got := count(s.events(p.ID), c.name); got != c.want {
+			t.Errorf("the client received %d %s, want %d; events: %v", got, c.name, c.want, eventNames(s.events(p.ID)))
+		}
+		if got := count(s.outboxEvents(p.ID), c.name); got != c.want {
+			t.Errorf("the outbox holds %d %s, want %d", got, c.name, c.want)
+		}
 	}
 }

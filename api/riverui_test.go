@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -146,5 +147,68 @@ func TestRiverUIRefusesMethodsAsProblemJSON(t *testing.T) {
 	// What River UI serves is untouched.
 	if res := s.do("GET", "/riverui/api/jobs?state=available", nil, auth...); res.Status != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
 		t.Fatalf("job list = %d %v %s", res.Status, res.Header, res.Body)
+	}
+}
+
+// /swagger and /riverui without their slash lead a browser to the pages by a
+// redirect without a body: net/http's carried an HTML note, and repeated a
+// POST on River UI. /swagger is as public as the page it leads to.
+func TestSubtreeRootsWithoutTheirSlash(t *testing.T) {
+	t.Parallel()
+	s, _ := riverUIServer(t, "tok", "")
+	auth := basic("admin", "tok") // what a browser's login prompt sends
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	send := func(c *http.Client, method, path, authorization string) (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, s.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Accept", "text/html")
+		if authorization != "" {
+			req.Header.Set("Authorization", authorization)
+		}
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, string(body)
+	}
+	for _, c := range []struct{ method, path, auth, to string }{
+		{"GET", "/swagger", "", "/swagger/"},
+		{"HEAD", "/swagger", "", "/swagger/"},
+		{"GET", "/swagger?url=x", "", "/swagger/?url=x"},
+		{"GET", "/riverui", auth, "/riverui/"},
+		{"HEAD", "/riverui", auth, "/riverui/"},
+	} {
+		res, body := send(noRedirect, c.method, c.path, c.auth)
+		if res.StatusCode != http.StatusTemporaryRedirect || res.Header.Get("Location") != c.to || body != "" || res.Header.Get("Content-Type") != "" {
+			t.Errorf("%s %s = %d Location %q Content-Type %q %q; want 307 to %s without a body", c.method, c.path, res.StatusCode, res.Header.Get("Location"), res.Header.Get("Content-Type"), body, c.to)
+		}
+		if c.method != "GET" {
+			continue
+		}
+		if res, body := send(http.DefaultClient, c.method, c.path, c.auth); res.StatusCode != 200 || !strings.Contains(body, "<html") || res.Request.URL.Path != strings.TrimSuffix(c.to, "?url=x") {
+			t.Errorf("a browser sent to %s got %d at %s", c.path, res.StatusCode, res.Request.URL)
+		}
+	}
+	// Another method is refused there, not sent on to the page's handler.
+	for _, c := range []struct{ method, path string }{{"POST", "/riverui"}, {"DELETE", "/riverui"}, {"POST", "/swagger"}} {
+		res := s.do(c.method, c.path, nil, "Authorization", auth)
+		if res.Status != http.StatusMethodNotAllowed || res.Header.Get("Allow") != "GET, HEAD" || res.Header.Get("Location") != "" {
+			t.Fatalf("%s %s = %d %v %s", c.method, c.path, res.Status, res.Header, res.Body)
+		}
+		if p := res.problem(t); !strings.Contains(p.Detail, c.method+" is not allowed on "+c.path) {
+			t.Errorf("%s %s: detail %q", c.method, c.path, p.Detail)
+		}
+	}
+	// River UI's redirect, like River UI, needs credentials.
+	if res, _ := send(noRedirect, "GET", "/riverui", ""); res.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Basic") {
+		t.Errorf("GET /riverui without credentials = %d %v", res.StatusCode, res.Header)
 	}
 }

@@ -144,7 +144,8 @@ func (s *Store) PreviewDiff(ctx context.Context, id string) (DiffPreview, error)
 	return DiffPreview{OriginalCode: code, PatchedCode: patched, DiffContent: d.DiffContent}, nil
 }
 
-// SetCommitMessage stores a new commit message on a diff not yet committed.
+// SetCommitMessage stores a new commit message on a diff not yet committed;
+// the message it has already changes nothing and emits nothing.
 func (s *Store) SetCommitMessage(ctx context.Context, id, message string) (domain.Diff, error) {
 	var d domain.Diff
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
@@ -154,6 +155,12 @@ func (s *Store) SetCommitMessage(ctx context.Context, id, message string) (domai
 		}
 		if cur.Status == domain.DiffCommitted {
 			return domain.Errorf(domain.ECONFLICT, "diff %s is already committed; its message cannot change", cur.ID)
+		}
+		if cur.CommitMessage == message {
+			// The model gave the message back unchanged: nothing to store,
+			// and no diff_updated for a change that is not one.
+			d = cur
+			return nil
 		}
 		d, err = scanDiff(tx.QueryRow(ctx, `UPDATE diffs SET commit_message = $2, updated_at = now() WHERE id = $1 RETURNING `+diffColumns, cur.ID, message))
 		if err != nil {

@@ -24,7 +24,8 @@ type ReviewResult struct {
 
 // ReviewDiff records a person's verdict on an approved diff. A rejection with
 // feedback sends the feedback to the VibeCoder as the next message of the
-// diff's session, in the same transaction.
+// diff's session, in the same transaction. An approval of a diff a person
+// approved already changes nothing and emits nothing.
 func (s *Store) ReviewDiff(ctx context.Context, id string, approved bool, feedback string, enqueue Enqueue) (ReviewResult, error) {
 	var out ReviewResult
 	feedback = strings.TrimSpace(feedback)
@@ -38,6 +39,12 @@ func (s *Store) ReviewDiff(ctx context.Context, id string, approved bool, feedba
 		}
 		if d.Status != domain.DiffEvaluatorApproved && d.Status != domain.DiffHumanApproved {
 			return domain.Errorf(domain.ECONFLICT, "diff %s is %s; only an approved diff waiting for commit can be reviewed", d.ID, d.Status)
+		}
+		if approved && d.Status == domain.DiffHumanApproved {
+			// Approved again (a repeat, or a second tab): nothing changes, so
+			// nothing is rewritten and no diff_updated says otherwise.
+			out.Diff = d
+			return nil
 		}
 		status := domain.DiffHumanApproved
 		var fb *string

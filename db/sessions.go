@@ -115,7 +115,8 @@ func getSession(ctx context.Context, q Querier, id string, forUpdate bool) (doma
 
 // ClearSession deletes a session's messages and both agents' memory; the
 // session itself stays, empty. Work still queued for its messages finds them
-// gone and stops.
+// gone and stops. A session with nothing to clear is left as it is, without
+// session_cleared.
 func (s *Store) ClearSession(ctx context.Context, id string) error {
 	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
 		sess, err := getSession(ctx, tx, id, true)
@@ -126,14 +127,22 @@ func (s *Store) ClearSession(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM messages WHERE session_id = $1`, sess.ID); err != nil {
+		messages, err := tx.Exec(ctx, `DELETE FROM messages WHERE session_id = $1`, sess.ID)
+		if err != nil {
 			return wrap(err, "delete messages")
 		}
 		if err := wakeJobsOfDeleted(ctx, tx, queued); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM agent_memory WHERE session_key = $1`, sess.OpenAISessionKey); err != nil {
+		memory, err := tx.Exec(ctx, `DELETE FROM agent_memory WHERE session_key = $1`, sess.OpenAISessionKey)
+		if err != nil {
 			return wrap(err, "delete memory")
+		}
+		if messages.RowsAffected() == 0 && memory.RowsAffected() == 0 {
+			// Empty already (cleared before, by this request sent again or
+			// another client): nothing changed, so updated_at stays and no
+			// session_cleared is emitted.
+			return nil
 		}
 		if _, err := tx.Exec(ctx, `UPDATE sessions SET updated_at = $2 WHERE id = $1`, sess.ID, time.Now()); err != nil {
 			return wrap(err, "touch session")
