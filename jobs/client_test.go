@@ -85,13 +85,15 @@ func TestJobsInsertedInQuickSuccessionStartAtOnce(t *testing.T) {
 					t.Fatalf("job %d not started after 5s", i)
 				}
 			}
-			// The machine is shared and noisy: judge the typical wait, not
-			// the worst. Without a notification it is about 100 ms (half
-			// the poll).
+			// Without a notification of its own every job after the first
+			// waits out the cooldown: 99–102 ms each with River's default
+			// (100 ms). With one, a few ms on a quiet machine, yet up to 144
+			// ms, and a median of 44, on one busy with a whole test run in
+			// parallel with other work. So judge the quickest quarter.
 			t.Log(waits)
 			slices.Sort(waits)
-			if med := waits[n/2]; med > 40*time.Millisecond {
-				t.Errorf("median wait from insert to start %s, want the notification's (ms); all: %v", med, waits)
+			if quick := waits[n/4]; quick > 60*time.Millisecond {
+				t.Errorf("a quarter of the jobs started within %s of their insert, want the notification's few ms; all: %v", quick, waits)
 			}
 		})
 	}
