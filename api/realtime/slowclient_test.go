@@ -33,10 +33,16 @@ type rawClient struct {
 
 func dialRaw(t *testing.T, base string) *rawClient {
 	t.Helper()
+	return dialRawWith(t, base, nil)
+}
+
+// dialRawWith is dialRaw with the client's connection wrapped (nil: as is).
+func dialRawWith(t *testing.T, base string, wrap func(net.Conn) net.Conn) *rawClient {
+	t.Helper()
 	u := "ws" + strings.TrimPrefix(base, "http") + "/socket.io/?EIO=4&transport=websocket"
 	// A small receive buffer, so that a client that stops reading fills the
 	// server's side after a few hundred kilobytes.
-	d := websocket.Dialer{HandshakeTimeout: wait, NetDialContext: (&net.Dialer{
+	nd := &net.Dialer{
 		Control: func(_, _ string, c syscall.RawConn) error {
 			var serr error
 			if err := c.Control(func(fd uintptr) {
@@ -46,7 +52,14 @@ func dialRaw(t *testing.T, base string) *rawClient {
 			}
 			return serr
 		},
-	}).DialContext}
+	}
+	d := websocket.Dialer{HandshakeTimeout: wait, NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := nd.DialContext(ctx, network, addr)
+		if err != nil || wrap == nil {
+			return conn, err
+		}
+		return wrap(conn), nil
+	}}
 	conn, res, err := d.Dial(u, http.Header{})
 	if err != nil {
 		t.Fatalf("dial %s: %v", u, err)

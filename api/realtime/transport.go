@@ -79,7 +79,9 @@ type websocketTransport struct {
 	writing  int    // bytes that goroutine is writing now, taken from pending (it holds them)
 	owed     int    // engine Sends whose "drain" is due when pending is written
 	failed   bool
-	written  []func() // whenWritten's: called once pending is written (or the socket failed)
+	queued   int64    // bytes ever put in pending
+	sent     int64    // bytes of pending drain has written, of queued
+	written  []waiter // whenWritten's, in the order of their marks
 	// viaEngine: engine.io may hold packets for this socket that are not
 	// written yet, so the hub's events go through it, behind them. A new
 	// transport starts so: on an upgrade from polling, the engine sends
@@ -160,6 +162,12 @@ func (t *websocketTransport) writeDirect(frames []byte) bool {
 	return true
 }
 
+// waiter is a whenWritten callback, due once sent reaches mark.
+type waiter struct {
+	mark int64
+	fn   func()
+}
+
 // queue puts frames behind those waiting for the kernel (t.mu is held and
 // a drain runs), unless the client would then be more than MaxQueuedBytes
 // behind: then its connection is dropped, and what waited is let go. Only
@@ -172,6 +180,7 @@ func (t *websocketTransport) queue(frames []byte) {
 		return
 	}
 	t.pending = append(t.pending, frames...)
+	t.queued += int64(len(frames))
 }
 
 // pingFrame is engine.io's PING packet ("2") as a websocket text frame.
@@ -188,6 +197,7 @@ func (t *websocketTransport) ping() {
 	case t.failed:
 	case t.draining:
 		t.pending = append(t.pending, pingFrame...)
+		t.queued += int64(len(pingFrame))
 	default:
 		t.writeNow(pingFrame)
 	}
@@ -209,6 +219,7 @@ func (t *websocketTransport) writeNow(frames []byte) bool {
 	// queue here, behind these frames and before the hub's next ones, not in
 	// the engine's buffer until they are written (Send).
 	t.pending = append(t.pending[:0], frames[n:]...)
+	t.queued += int64(len(frames) - n)
 	t.draining = true
 	go t.drain()
 	return false
@@ -249,20 +260,24 @@ func cmpErr(a, b error) error {
 }
 
 // whenWritten reports whether frames wait for the kernel to take them; if
-// so, fn is called (once, on another goroutine) when they are written or the
-// socket failed. The hub's replays wait so for a client that reads slower
-// than they read the outbox, rather than queue its whole history here.
+// so, fn is called (once, on another goroutine) when those frames are
+// written or the socket failed. Frames queued after this call do not delay
+// it: the hub's replays wait so for a client that reads slower than they
+// read the outbox, rather than queue its whole history here, and a steady
+// stream of live events to the socket's other rooms, which may keep frames
+// waiting all the time, does not hold a replay up beyond what it wrote.
 func (t *websocketTransport) whenWritten(fn func()) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.draining || t.failed {
 		return false
 	}
-	t.written = append(t.written, fn)
+	t.written = append(t.written, waiter{mark: t.queued, fn: fn})
 	return true
 }
 
-// drain writes pending, waiting for the socket, until nothing is left.
+// drain writes pending, waiting for the socket, until nothing is left. After
+// each write it calls the whenWritten callbacks whose frames are written.
 func (t *websocketTransport) drain() {
 	for {
 		t.mu.Lock()
@@ -279,16 +294,29 @@ func (t *websocketTransport) drain() {
 			for range owed {
 				t.Emit("drain")
 			}
-			for _, fn := range written {
-				fn()
+			for _, w := range written {
+				w.fn()
 			}
 			return
 		}
 		t.mu.Unlock()
-		if _, err := t.net.Write(b); err != nil {
-			t.mu.Lock()
+		_, err := t.net.Write(b)
+		t.mu.Lock()
+		if err != nil {
 			t.fail(err)
-			t.mu.Unlock()
+		}
+		t.sent += int64(len(b))
+		var due []waiter
+		if !t.failed {
+			n := 0
+			for n < len(t.written) && t.written[n].mark <= t.sent {
+				n++
+			}
+			due, t.written = t.written[:n:n], t.written[n:]
+		}
+		t.mu.Unlock()
+		for _, w := range due {
+			w.fn()
 		}
 	}
 }
