@@ -51,7 +51,7 @@ func TestAReplayCompletesUnderSteadyLiveTraffic(t *testing.T) {
 
 	// A client that reads at a bounded pace, in the room of q, replays p.
 	var pc *paced
-	c := dialRawWith(t, e.URL, func(conn net.Conn) net.Conn { pc = &paced{Conn: conn, rate: rate}; return pc })
+	c := dialRawWith(t, e.URL, func(conn net.Conn) net.Conn { pc = &paced{Conn: conn, rate: rate}; return pc }, nil)
 	c.write(fmt.Sprintf(`420["subscribe",{"project_id":%q}]`, q))
 	if ack := c.read(); !strings.HasPrefix(ack, "430") || !strings.Contains(ack, `"ok":true`) {
 		t.Fatalf("subscribe ack: %q", ack)

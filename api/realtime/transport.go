@@ -32,7 +32,10 @@ import (
 // join that buffer too, in the order they are written: the transport stays
 // writable while frames wait, so the engine holds none of them back, and an
 // ack the hub sends after a replay comes after the replay and before the
-// live events the hub writes next. Reading, handshakes, upgrades from
+// live events the hub writes next. Over TLS terminated in this process (a
+// *tls.Conn, no file descriptor to write records to) every write goes
+// through that buffer and its goroutine: the same order, the same bound,
+// a goroutine per burst as the library had. Reading, handshakes, upgrades from
 // polling, pings and close stay the library's. Per-message deflate is not
 // configured, so frames are never compressed.
 
@@ -55,23 +58,25 @@ type websocketCtor struct {
 }
 
 func (c *websocketCtor) New(ctx *types.HttpContext) transports.Transport {
-	inner := transports.NewWebSocket(ctx)
-	sc, ok := ctx.Websocket.NetConn().(syscall.Conn)
-	if !ok {
-		return inner // not a plain socket (TLS terminated here): the library's writes
+	t := &websocketTransport{Websocket: transports.NewWebSocket(ctx), conn: ctx.Websocket, net: ctx.Websocket.NetConn(), viaEngine: true, behind: c.behind}
+	// A plain socket is written without blocking, on the caller's
+	// goroutine. Any other connection (TLS terminated in this process: a
+	// *tls.Conn, whose records only its own Write may encrypt) is written
+	// by the draining goroutine alone, every frame through pending, so it
+	// keeps the same order and the same MaxQueuedBytes bound.
+	if sc, ok := t.net.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			t.fd = rc
+		}
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return inner
-	}
-	return &websocketTransport{Websocket: inner, conn: ctx.Websocket, net: ctx.Websocket.NetConn(), fd: rc, viaEngine: true, behind: c.behind}
+	return t
 }
 
 type websocketTransport struct {
 	transports.Websocket
 	conn *types.WebSocketConn
 	net  net.Conn
-	fd   syscall.RawConn
+	fd   syscall.RawConn // nil: not a plain socket; drain writes everything
 
 	mu       sync.Mutex
 	pending  []byte // frames waiting for the kernel's send buffer, in order
@@ -225,8 +230,12 @@ func (t *websocketTransport) writeNow(frames []byte) bool {
 	return false
 }
 
-// tryWrite writes as much of b as the socket takes now.
+// tryWrite writes as much of b as the socket takes now (nothing when it is
+// not a plain socket: drain writes it).
 func (t *websocketTransport) tryWrite(b []byte) (int, error) {
+	if t.fd == nil {
+		return 0, nil
+	}
 	n := 0
 	var werr error
 	err := t.fd.Write(func(fd uintptr) bool {
