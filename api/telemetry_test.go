@@ -301,6 +301,10 @@ func TestMetricsOfAMessageAndATestRun(t *testing.T) {
 	if got := after.value("socketio_outbox_lag"); got != 0 {
 		t.Errorf("socketio.outbox.lag = %v, want 0", got)
 	}
+	// A client that reads its events is never dropped for being behind
+	// (socketio.connections.behind, on the dashboard; its series appears
+	// with the first drop: api/realtime/slowclient_test.go checks that).
+	delta(t, before, after, 0, "socketio_connections_behind_total")
 	// One writer at a time here, in this process: every event was handed to
 	// the hub as it committed, and none needed a read for its notification
 	// or for a gap.

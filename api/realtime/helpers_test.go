@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -29,6 +30,7 @@ type env struct {
 	Store *db.Store
 	URL   string
 	RT    *realtime.Server
+	srv   *httptest.Server
 }
 
 func newEnv(t testing.TB, opts ...func(*realtime.Options)) *env {
@@ -40,17 +42,32 @@ func newEnv(t testing.TB, opts ...func(*realtime.Options)) *env {
 // newEnvOn starts a realtime server on an existing database.
 func newEnvOn(t testing.TB, pool *pgxpool.Pool, opts ...func(*realtime.Options)) *env {
 	t.Helper()
-	return startEnv(t, pool, nil, opts...)
+	return startEnv(t, pool, serving{}, opts...)
 }
 
 // newEnvWith is newEnv with setup run on the server before it serves or
 // runs: where the test hooks of export_test.go go.
 func newEnvWith(t testing.TB, setup func(*realtime.Server), opts ...func(*realtime.Options)) *env {
 	t.Helper()
-	return startEnv(t, dbtest.New(t), setup, opts...)
+	return startEnv(t, dbtest.New(t), serving{setup: setup}, opts...)
 }
 
-func startEnv(t testing.TB, pool *pgxpool.Pool, setup func(*realtime.Server), opts ...func(*realtime.Options)) *env {
+// serving is how startEnv serves: setup runs on the server before it serves
+// or runs (the test hooks of export_test.go), listener wraps the
+// listener, and tls serves HTTPS (httptest's self-signed certificate).
+type serving struct {
+	setup    func(*realtime.Server)
+	listener func(net.Listener) net.Listener
+	tls      bool
+}
+
+// newEnvServing is newEnv served as s says.
+func newEnvServing(t testing.TB, s serving, opts ...func(*realtime.Options)) *env {
+	t.Helper()
+	return startEnv(t, dbtest.New(t), s, opts...)
+}
+
+func startEnv(t testing.TB, pool *pgxpool.Pool, s serving, opts ...func(*realtime.Options)) *env {
 	t.Helper()
 	o := realtime.Options{
 		Pool: pool, Log: slog.New(slog.DiscardHandler), CORSOrigins: []string{"*"},
@@ -65,12 +82,20 @@ func startEnv(t testing.TB, pool *pgxpool.Pool, setup func(*realtime.Server), op
 	if err != nil {
 		t.Fatal(err)
 	}
-	if setup != nil {
-		setup(rt)
+	if s.setup != nil {
+		s.setup(rt)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", rt.Handler())
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewUnstartedServer(mux)
+	if s.listener != nil {
+		srv.Listener = s.listener(srv.Listener)
+	}
+	if s.tls {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rt.Run(ctx) }()
@@ -82,7 +107,7 @@ func startEnv(t testing.TB, pool *pgxpool.Pool, setup func(*realtime.Server), op
 		}
 		srv.Close()
 	})
-	return &env{t: t, Pool: pool, Store: &db.Store{Pool: pool}, URL: srv.URL, RT: rt}
+	return &env{t: t, Pool: pool, Store: &db.Store{Pool: pool}, URL: srv.URL, RT: rt, srv: srv}
 }
 
 // otherProcess is a pool of its own on e's database, as another process of

@@ -104,6 +104,9 @@ type replay struct {
 	replayed int
 	ack      socket.Ack
 	deleted  int64 // the project's project_deleted: replay up to it, then refuse
+	// resumed: its socket took what it had sent when it parked; the next
+	// page goes now, behind whatever was written to the socket since.
+	resumed bool
 }
 
 func newHub(io *socket.Server, pool *pgxpool.Pool, log *slog.Logger, pollEvery, heartbeatEvery time.Duration, stopped <-chan struct{}) *hub {
@@ -580,13 +583,17 @@ func (h *hub) replayPage(ctx context.Context) {
 	if !r.sock.Connected() {
 		return
 	}
-	if h.whenWritten(r.sock, func() { h.written1(r) }) {
+	if !r.resumed && h.whenWritten(r.sock, func() { h.written1(r) }) {
 		// The client has not taken the last page yet: the next waits for
 		// it, so that a client that reads slowly (or stopped) holds one
-		// page here, not the whole history it asked for.
+		// page here, not the whole history it asked for. It waits for
+		// what is queued now only: live events of the socket's other rooms
+		// written meanwhile do not hold it up (with a steady stream of
+		// them the queue may never be empty).
 		h.parked = append(h.parked, r)
 		return
 	}
+	r.resumed = false
 	events, err := db.ProjectEventsAfter(ctx, h.pool, r.project, r.cursor, pageSize)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -697,6 +704,7 @@ func (h *hub) unpark() {
 	for _, r := range written {
 		if i := slices.Index(h.parked, r); i >= 0 {
 			h.parked = slices.Delete(h.parked, i, i+1)
+			r.resumed = true
 			h.replays = append(h.replays, r)
 		}
 	}

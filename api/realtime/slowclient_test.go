@@ -2,6 +2,7 @@ package realtime_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,10 +34,17 @@ type rawClient struct {
 
 func dialRaw(t *testing.T, base string) *rawClient {
 	t.Helper()
+	return dialRawWith(t, base, nil, nil)
+}
+
+// dialRawWith is dialRaw with the client's connection wrapped (nil: as is),
+// and, for an https base, TLS configured by tlsConf.
+func dialRawWith(t *testing.T, base string, wrap func(net.Conn) net.Conn, tlsConf *tls.Config) *rawClient {
+	t.Helper()
 	u := "ws" + strings.TrimPrefix(base, "http") + "/socket.io/?EIO=4&transport=websocket"
 	// A small receive buffer, so that a client that stops reading fills the
 	// server's side after a few hundred kilobytes.
-	d := websocket.Dialer{HandshakeTimeout: wait, NetDialContext: (&net.Dialer{
+	nd := &net.Dialer{
 		Control: func(_, _ string, c syscall.RawConn) error {
 			var serr error
 			if err := c.Control(func(fd uintptr) {
@@ -46,7 +54,14 @@ func dialRaw(t *testing.T, base string) *rawClient {
 			}
 			return serr
 		},
-	}).DialContext}
+	}
+	d := websocket.Dialer{HandshakeTimeout: wait, TLSClientConfig: tlsConf, NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := nd.DialContext(ctx, network, addr)
+		if err != nil || wrap == nil {
+			return conn, err
+		}
+		return wrap(conn), nil
+	}}
 	conn, res, err := d.Dial(u, http.Header{})
 	if err != nil {
 		t.Fatalf("dial %s: %v", u, err)
@@ -212,33 +227,7 @@ func TestAClientTooFarBehindIsDropped(t *testing.T) {
 	// What the dropped client gets: its events in order, then the end of
 	// the connection (not a Socket.IO disconnect, which clients take for a
 	// kick and do not reconnect after).
-	got := 0
-	for {
-		_ = slow.conn.SetReadDeadline(time.Now().Add(wait))
-		_, msg, err := slow.conn.ReadMessage()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				t.Fatalf("the connection of the dropped client stayed open after %d events", got)
-			}
-			break
-		}
-		if string(msg) == "2" {
-			continue // a PING: not answered, the client is gone
-		}
-		if strings.HasPrefix(string(msg), "41") {
-			t.Fatalf("the dropped client was sent a Socket.IO disconnect: %q", msg)
-		}
-		var args []json.RawMessage
-		var payload struct {
-			Seq int64 `json:"seq"`
-		}
-		if !strings.HasPrefix(string(msg), "42") || json.Unmarshal(msg[2:], &args) != nil || len(args) != 2 ||
-			json.Unmarshal(args[1], &payload) != nil || got >= len(seqs) || payload.Seq != seqs[got] {
-			t.Fatalf("the dropped client's event %d: %.100q, want seq %d", got, msg, seqs[got])
-		}
-		got++
-	}
+	got := slow.readUntilDropped(seqs)
 	if got == len(seqs) {
 		t.Fatal("the dropped client got every event: it was not behind")
 	}
@@ -263,6 +252,116 @@ func TestAClientTooFarBehindIsDropped(t *testing.T) {
 	}
 	if n := counterValue(rm, "socketio.connections.behind", "transport", "websocket"); n != 1 {
 		t.Fatalf("socketio.connections.behind{transport=websocket} = %d, want 1", n)
+	}
+	if n := counterValue(rm, "socketio.connections.behind", "transport", "polling"); n != 0 {
+		t.Fatalf("socketio.connections.behind{transport=polling} = %d, want 0", n)
+	}
+}
+
+// readUntilDropped reads the events of a client that was dropped, which
+// must be seqs in order up to where it stopped, then the end of the
+// connection (not a Socket.IO disconnect, which clients take for a kick and
+// do not reconnect after); it returns how many it got.
+func (c *rawClient) readUntilDropped(seqs []int64) int {
+	t := c.t
+	t.Helper()
+	got := 0
+	for {
+		_ = c.conn.SetReadDeadline(time.Now().Add(wait))
+		_, msg, err := c.conn.ReadMessage()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("the connection of the dropped client stayed open after %d events", got)
+			}
+			return got
+		}
+		if string(msg) == "2" {
+			continue // a PING: not answered, the client is gone
+		}
+		if strings.HasPrefix(string(msg), "41") {
+			t.Fatalf("the dropped client was sent a Socket.IO disconnect: %q", msg)
+		}
+		var args []json.RawMessage
+		var payload struct {
+			Seq int64 `json:"seq"`
+		}
+		if !strings.HasPrefix(string(msg), "42") || json.Unmarshal(msg[2:], &args) != nil || len(args) != 2 ||
+			json.Unmarshal(args[1], &payload) != nil || got >= len(seqs) || payload.Seq != seqs[got] {
+			t.Fatalf("the dropped client's event %d: %.100q, want seq %d", got, msg, seqs[got])
+		}
+		got++
+	}
+}
+
+// Over TLS terminated in this process the websocket is written as a plain
+// socket is: a client that stops reading is dropped once the server holds
+// more than MaxQueuedBytes for it, having got its events in order up to
+// there, and counted as a websocket. Before, a *tls.Conn was written by the
+// library's own websocket writer: engine.io's buffer ahead of it was
+// bounded (enginequeue.go), but the drop counted as polling, and one more
+// flush of up to MaxQueuedBytes could wait in that writer.
+func TestAClientTooFarBehindOverTLSIsDropped(t *testing.T) {
+	t.Parallel()
+	reader := sdkmetric.NewManualReader()
+	e := newEnvServing(t, serving{tls: true}, func(o *realtime.Options) {
+		o.Meter = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	})
+	p := e.project()
+	tlsConf := e.srv.Client().Transport.(*http.Transport).TLSClientConfig
+	slow, fast := dialRawWith(t, e.URL, nil, tlsConf), dialRawWith(t, e.URL, nil, tlsConf)
+	for _, c := range []*rawClient{slow, fast} {
+		c.write(fmt.Sprintf(`420["subscribe",{"project_id":%q}]`, p))
+		if ack := c.read(); !strings.HasPrefix(ack, "430") || !strings.Contains(ack, `"ok":true`) {
+			t.Fatalf("subscribe ack: %q", ack)
+		}
+	}
+
+	const n, size = 40, 64 << 10
+	pad := strings.Repeat("x", size)
+	var seqs []int64
+	for i := 0; e.RT.ConnectionCount() > 1; i++ {
+		if len(seqs)*size > 60<<20 {
+			t.Fatalf("the client that does not read was not dropped after %d MB (MaxQueuedBytes %d)", len(seqs)*size>>20, realtime.MaxQueuedBytes)
+		}
+		err := db.InTx(context.Background(), e.Pool, func(tx pgx.Tx) error {
+			for j := range n {
+				seq, err := db.Emit(context.Background(), tx, p, dbtest.Event{Name: "big", Payload: map[string]any{"i": i*n + j, "pad": pad}})
+				if err != nil {
+					return err
+				}
+				seqs = append(seqs, seq)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The client that reads gets everything while the other reads nothing.
+		for _, want := range seqs[len(seqs)-n:] {
+			if name, payload := fast.event(); name != "big" || payload["seq"] != float64(want) {
+				t.Fatalf("the reading client's event: %s seq %v, want %d", name, payload["seq"], want)
+			}
+		}
+	}
+	if len(seqs)*size < realtime.MaxQueuedBytes {
+		t.Fatalf("dropped after %d bytes, below MaxQueuedBytes", len(seqs)*size)
+	}
+	if b := e.RT.PendingBytes(); b != 0 {
+		t.Fatalf("%d bytes still wait once the client that did not read is gone", b)
+	}
+	if got := slow.readUntilDropped(seqs); got == len(seqs) {
+		t.Fatal("the dropped client got every event: it was not behind")
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	if n := counterValue(rm, "socketio.connections.behind", "transport", "websocket"); n != 1 {
+		t.Fatalf("socketio.connections.behind{transport=websocket} = %d, want 1", n)
+	}
+	if n := counterValue(rm, "socketio.connections.behind", "transport", "polling"); n != 0 {
+		t.Fatalf("socketio.connections.behind{transport=polling} = %d, want 0", n)
 	}
 }
 

@@ -32,7 +32,10 @@ import (
 // join that buffer too, in the order they are written: the transport stays
 // writable while frames wait, so the engine holds none of them back, and an
 // ack the hub sends after a replay comes after the replay and before the
-// live events the hub writes next. Reading, handshakes, upgrades from
+// live events the hub writes next. Over TLS terminated in this process (a
+// *tls.Conn, no file descriptor to write records to) every write goes
+// through that buffer and its goroutine: the same order, the same bound,
+// a goroutine per burst as the library had. Reading, handshakes, upgrades from
 // polling, pings and close stay the library's. Per-message deflate is not
 // configured, so frames are never compressed.
 
@@ -55,23 +58,25 @@ type websocketCtor struct {
 }
 
 func (c *websocketCtor) New(ctx *types.HttpContext) transports.Transport {
-	inner := transports.NewWebSocket(ctx)
-	sc, ok := ctx.Websocket.NetConn().(syscall.Conn)
-	if !ok {
-		return inner // not a plain socket (TLS terminated here): the library's writes
+	t := &websocketTransport{Websocket: transports.NewWebSocket(ctx), conn: ctx.Websocket, net: ctx.Websocket.NetConn(), viaEngine: true, behind: c.behind}
+	// A plain socket is written without blocking, on the caller's
+	// goroutine. Any other connection (TLS terminated in this process: a
+	// *tls.Conn, whose records only its own Write may encrypt) is written
+	// by the draining goroutine alone, every frame through pending, so it
+	// keeps the same order and the same MaxQueuedBytes bound.
+	if sc, ok := t.net.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			t.fd = rc
+		}
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return inner
-	}
-	return &websocketTransport{Websocket: inner, conn: ctx.Websocket, net: ctx.Websocket.NetConn(), fd: rc, viaEngine: true, behind: c.behind}
+	return t
 }
 
 type websocketTransport struct {
 	transports.Websocket
 	conn *types.WebSocketConn
 	net  net.Conn
-	fd   syscall.RawConn
+	fd   syscall.RawConn // nil: not a plain socket; drain writes everything
 
 	mu       sync.Mutex
 	pending  []byte // frames waiting for the kernel's send buffer, in order
@@ -79,7 +84,9 @@ type websocketTransport struct {
 	writing  int    // bytes that goroutine is writing now, taken from pending (it holds them)
 	owed     int    // engine Sends whose "drain" is due when pending is written
 	failed   bool
-	written  []func() // whenWritten's: called once pending is written (or the socket failed)
+	queued   int64    // bytes ever put in pending
+	sent     int64    // bytes of pending drain has written, of queued
+	written  []waiter // whenWritten's, in the order of their marks
 	// viaEngine: engine.io may hold packets for this socket that are not
 	// written yet, so the hub's events go through it, behind them. A new
 	// transport starts so: on an upgrade from polling, the engine sends
@@ -160,6 +167,12 @@ func (t *websocketTransport) writeDirect(frames []byte) bool {
 	return true
 }
 
+// waiter is a whenWritten callback, due once sent reaches mark.
+type waiter struct {
+	mark int64
+	fn   func()
+}
+
 // queue puts frames behind those waiting for the kernel (t.mu is held and
 // a drain runs), unless the client would then be more than MaxQueuedBytes
 // behind: then its connection is dropped, and what waited is let go. Only
@@ -172,6 +185,7 @@ func (t *websocketTransport) queue(frames []byte) {
 		return
 	}
 	t.pending = append(t.pending, frames...)
+	t.queued += int64(len(frames))
 }
 
 // pingFrame is engine.io's PING packet ("2") as a websocket text frame.
@@ -188,6 +202,7 @@ func (t *websocketTransport) ping() {
 	case t.failed:
 	case t.draining:
 		t.pending = append(t.pending, pingFrame...)
+		t.queued += int64(len(pingFrame))
 	default:
 		t.writeNow(pingFrame)
 	}
@@ -209,13 +224,18 @@ func (t *websocketTransport) writeNow(frames []byte) bool {
 	// queue here, behind these frames and before the hub's next ones, not in
 	// the engine's buffer until they are written (Send).
 	t.pending = append(t.pending[:0], frames[n:]...)
+	t.queued += int64(len(frames) - n)
 	t.draining = true
 	go t.drain()
 	return false
 }
 
-// tryWrite writes as much of b as the socket takes now.
+// tryWrite writes as much of b as the socket takes now (nothing when it is
+// not a plain socket: drain writes it).
 func (t *websocketTransport) tryWrite(b []byte) (int, error) {
+	if t.fd == nil {
+		return 0, nil
+	}
 	n := 0
 	var werr error
 	err := t.fd.Write(func(fd uintptr) bool {
@@ -249,20 +269,24 @@ func cmpErr(a, b error) error {
 }
 
 // whenWritten reports whether frames wait for the kernel to take them; if
-// so, fn is called (once, on another goroutine) when they are written or the
-// socket failed. The hub's replays wait so for a client that reads slower
-// than they read the outbox, rather than queue its whole history here.
+// so, fn is called (once, on another goroutine) when those frames are
+// written or the socket failed. Frames queued after this call do not delay
+// it: the hub's replays wait so for a client that reads slower than they
+// read the outbox, rather than queue its whole history here, and a steady
+// stream of live events to the socket's other rooms, which may keep frames
+// waiting all the time, does not hold a replay up beyond what it wrote.
 func (t *websocketTransport) whenWritten(fn func()) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.draining || t.failed {
 		return false
 	}
-	t.written = append(t.written, fn)
+	t.written = append(t.written, waiter{mark: t.queued, fn: fn})
 	return true
 }
 
-// drain writes pending, waiting for the socket, until nothing is left.
+// drain writes pending, waiting for the socket, until nothing is left. After
+// each write it calls the whenWritten callbacks whose frames are written.
 func (t *websocketTransport) drain() {
 	for {
 		t.mu.Lock()
@@ -279,16 +303,29 @@ func (t *websocketTransport) drain() {
 			for range owed {
 				t.Emit("drain")
 			}
-			for _, fn := range written {
-				fn()
+			for _, w := range written {
+				w.fn()
 			}
 			return
 		}
 		t.mu.Unlock()
-		if _, err := t.net.Write(b); err != nil {
-			t.mu.Lock()
+		_, err := t.net.Write(b)
+		t.mu.Lock()
+		if err != nil {
 			t.fail(err)
-			t.mu.Unlock()
+		}
+		t.sent += int64(len(b))
+		var due []waiter
+		if !t.failed {
+			n := 0
+			for n < len(t.written) && t.written[n].mark <= t.sent {
+				n++
+			}
+			due, t.written = t.written[:n:n], t.written[n:]
+		}
+		t.mu.Unlock()
+		for _, w := range due {
+			w.fn()
 		}
 	}
 }
