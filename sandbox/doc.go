@@ -49,7 +49,8 @@
 //     forbids nested user namespaces (max_user_namespaces
 //     0 through that procfs, and always a seccomp filter
 //     of its own: clone and unshare with CLONE_NEWUSER fail with EPERM,
-//     clone3 with ENOSYS, other ABIs' system calls with EPERM), raises
+//     clone3 with ENOSYS, other ABIs' system calls with EPERM; it also
+//     refuses memfd_create, shmget and epoll, below), raises
 //     oom_score_adj to 1000 (the kernel kills the run before
 //     the server or the database), sets no_new_privs and the limits
 //     RLIMIT_CPU, NPROC (64), FSIZE (16 MiB), NOFILE (256), CORE, MEMLOCK and
@@ -101,10 +102,32 @@
 // 1 MiB, left every other run of its uid 8 KiB pipes), key quotas (200 keys,
 // 20000 bytes), epoll watches, descriptors in flight over Unix sockets. A
 // root server gives each run at once its own uid (runids.go), so runs share
-// none of these. A server that is not root can map only its own uid: its runs
-// share these quotas with each other and with the server itself (whose epoll
-// watches are its network), bounded only by 256 descriptors per process and
-// 64 processes per run. inotify and fanotify count at every level of user
+// none of these. A server that is not root (the Docker image, fly.io: uid
+// 10001) can map only its own uid: its runs share these quotas with each
+// other and with the server itself.
+//
+// Epoll watches are the server's network: Go's poller adds every socket to an
+// epoll instance, and when the uid's fs.epoll.max_user_watches (4 % of RAM at
+// 184 bytes a watch: 5.49M on this 24 GB machine, at most 233K on a 1 GB VM,
+// 58K on 256 MB) is used up, every new connection fails with ENOSPC,
+// accepted (the HTTP server retries: cmd/vibegrapher's listener) or dialled
+// (PostgreSQL, the model), until the run ends. No rlimit bounds a run's share:
+// a watch is a file and a descriptor number, and a file passed to another
+// process outlives its numbers, so 256 descriptors and 64 processes bound
+// nothing. One run of one process and four holders took all 5,491,489 watches
+// of its uid in about 10 s (TestHostileEpollWatches; under 1 s for a small
+// VM's quota). The seccomp filter therefore refuses epoll_create and
+// epoll_create1 (ENOSYS): a run takes no watch at all, and Python's selectors,
+// hence asyncio and openai-agents' HTTP client, fall back to poll(2), which
+// the kernel does not count. The other shared quotas only slow or refuse the
+// run's own user, not the server: past the pipe quota the server's new output
+// pipes get 8 KiB (still read in full); the server uses no keys and passes no
+// descriptors. The run's processes also count towards the server uid's own
+// RLIMIT_NPROC (the kernel counts at each level of user namespaces): 64 per
+// run at once, against a default of half the kernel's max_threads (about
+// 1000 on 256 MB), where TEST_WORKERS is 1.
+//
+// inotify and fanotify count at every level of user
 // namespaces, the top one being the server's user whatever the run's uid,
 // against the host's 128 instances: one run took all 128, leaving other runs
 // and the server (root: every root process of the host) none. Each run's

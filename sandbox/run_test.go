@@ -77,6 +77,11 @@ if __name__ == "__main__":
 		{name: "threads live under the memory limit", project: project,
 			test:   "from concurrent.futures import ThreadPoolExecutor\nwith ThreadPoolExecutor(24) as ex:\n    print(sum(ex.map(lambda i: len([bytearray(10**5) for _ in range(50)]), range(100))))\n",
 			status: sandbox.StatusPassed, stdout: "5000\n"},
+		// What openai-agents' Runner.run_sync does underneath (httpx over
+		// anyio over asyncio), without the network: asyncio on poll(2),
+		// epoll being refused.
+		{name: "asyncio streams, subprocesses and threads", project: project, test: asyncioTest,
+			status: sandbox.StatusPassed, stdout: "50 HI 7 sub thread PollSelector\n"},
 		{name: "may write its directory and /tmp", project: project,
 			test:   "import tempfile\nopen('out.txt', 'w').write('x')\nwith tempfile.NamedTemporaryFile() as f:\n    f.write(b'y')\nprint(open('out.txt').read())\n",
 			status: sandbox.StatusPassed, stdout: "x\n"},
@@ -106,6 +111,31 @@ if __name__ == "__main__":
 		})
 	}
 }
+
+const asyncioTest = `import asyncio
+async def handle(r, w):
+    w.write((await r.readline()).upper())
+    await w.drain()
+    w.close()
+async def main():
+    server = await asyncio.start_unix_server(handle, "/tmp/s")
+    async def ask(i):
+        r, w = await asyncio.open_unix_connection("/tmp/s")
+        w.write(b"hi %d\n" % i)
+        await w.drain()
+        line = await r.readline()
+        w.close()
+        return line
+    replies = await asyncio.gather(*(ask(i) for i in range(50)))
+    p = await asyncio.create_subprocess_exec("echo", "sub", stdout=asyncio.subprocess.PIPE)
+    out, _ = await p.communicate()
+    t = await asyncio.to_thread(lambda: "thread")
+    await asyncio.wait_for(asyncio.sleep(0.01), 1)
+    server.close()
+    await server.wait_closed()
+    print(len(replies), replies[7].decode().strip(), out.decode().strip(), t, type(asyncio.get_running_loop()._selector).__name__)
+asyncio.run(main())
+`
 
 // streamsByName is test code writing to its output through /dev/stdout,
 // /dev/stderr and /dev/fd/N opened by name, as logging configurations,

@@ -23,9 +23,24 @@ import (
 //     unmapped memfd or a SysV segment counts against no RLIMIT_AS, so 64
 //     processes could hold gigabytes past SANDBOX_MEMORY_MB. (POSIX shared
 //     memory is in /dev/shm, a tmpfs of the run with a size.)
+//   - epoll_create and epoll_create1 fail with ENOSYS: the kernel counts
+//     epoll watches per host uid (fs.epoll.max_user_watches), and no rlimit
+//     bounds a run's share, since a watch is a file and a descriptor number
+//     and the files can outlive their numbers (passed to another process):
+//     one run took the whole quota, 5.4M watches on a 24 GB machine, in
+//     about 10 s. A server that is not root shares its uid with its runs,
+//     and its own network poller then fails for every new socket. Python's
+//     selectors (3.9 on) tries epoll at import and takes poll(2), which the
+//     kernel does not count, when it fails, and asyncio with it.
 //   - System calls of another ABI (i386, x32) are refused.
 func restrictSyscalls() error {
-	arch, ok := map[string]uint32{"amd64": unix.AUDIT_ARCH_X86_64, "arm64": unix.AUDIT_ARCH_AARCH64}[runtime.GOARCH]
+	abi, ok := map[string]struct {
+		arch uint32
+		old  []uint32 // system calls only this ABI has, refused with ENOSYS
+	}{
+		"amd64": {unix.AUDIT_ARCH_X86_64, []uint32{213}}, // epoll_create (arm64 has only epoll_create1)
+		"arm64": {unix.AUDIT_ARCH_AARCH64, nil},
+	}[runtime.GOARCH]
 	if !ok {
 		return nil // no filter on other architectures: the probe still checks the rest
 	}
@@ -44,24 +59,36 @@ func restrictSyscalls() error {
 	eperm := uint32(unix.SECCOMP_RET_ERRNO) | uint32(unix.EPERM)
 	enosys := uint32(unix.SECCOMP_RET_ERRNO) | uint32(unix.ENOSYS)
 	prog := []unix.SockFilter{
-		/* 0 */ {Code: ld, K: offArch},
-		/* 1 */ {Code: jeq, Jt: 1, Jf: 0, K: arch},
-		/* 2 */ {Code: ret, K: eperm},
-		/* 3 */ {Code: ld, K: offNr},
-		/* 4 */ {Code: jge, Jt: 0, Jf: 1, K: 0x40000000}, // x32 numbers
-		/* 5 */ {Code: ret, K: eperm},
-		/* 6 */ {Code: jeq, Jt: 8, Jf: 0, K: unix.SYS_MEMFD_CREATE}, // → 15
-		/* 7 */ {Code: jeq, Jt: 5, Jf: 0, K: unix.SYS_SHMGET}, // → 13
-		/* 8 */ {Code: jeq, Jt: 2, Jf: 0, K: unix.SYS_CLONE},
-		/* 9 */ {Code: jeq, Jt: 1, Jf: 0, K: unix.SYS_UNSHARE},
-		/* 10 */ {Code: jeq, Jt: 4, Jf: 5, K: unix.SYS_CLONE3},
-		/* 11 */ {Code: ld, K: offArg0},
-		/* 12 */ {Code: jset, Jt: 0, Jf: 1, K: unix.CLONE_NEWUSER},
-		/* 13 */ {Code: ret, K: eperm},
-		/* 14 */ {Code: ret, K: allow},
-		/* 15 */ {Code: ret, K: enosys},
-		/* 16 */ {Code: ret, K: allow},
+		{Code: ld, K: offArch},
+		{Code: jeq, Jt: 1, Jf: 0, K: abi.arch},
+		{Code: ret, K: eperm},
+		{Code: ld, K: offNr},
+		{Code: jge, Jt: 0, Jf: 1, K: 0x40000000}, // x32 numbers
+		{Code: ret, K: eperm},
 	}
+	refused := []struct{ nr, action uint32 }{
+		{unix.SYS_MEMFD_CREATE, enosys},
+		{unix.SYS_SHMGET, eperm},
+		{unix.SYS_EPOLL_CREATE1, enosys},
+		{unix.SYS_CLONE3, enosys},
+	}
+	for _, nr := range abi.old {
+		refused = append(refused, struct{ nr, action uint32 }{nr, enosys})
+	}
+	for _, c := range refused { // if nr is c.nr, return its errno
+		prog = append(prog,
+			unix.SockFilter{Code: jeq, Jt: 0, Jf: 1, K: c.nr},
+			unix.SockFilter{Code: ret, K: c.action})
+	}
+	// clone and unshare with CLONE_NEWUSER; this loads args[0], so it comes last.
+	prog = append(prog,
+		unix.SockFilter{Code: jeq, Jt: 1, Jf: 0, K: unix.SYS_CLONE},
+		unix.SockFilter{Code: jeq, Jt: 0, Jf: 3, K: unix.SYS_UNSHARE},
+		unix.SockFilter{Code: ld, K: offArg0},
+		unix.SockFilter{Code: jset, Jt: 0, Jf: 1, K: unix.CLONE_NEWUSER},
+		unix.SockFilter{Code: ret, K: eperm},
+		unix.SockFilter{Code: ret, K: allow},
+	)
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
 	// no_new_privs is set already, so no privilege is needed.
 	if _, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog))); errno != 0 {

@@ -156,19 +156,25 @@ func serve(ctx context.Context, e env, r roles) error {
 }
 
 func listen(ctx context.Context, e env, h http.Handler) error {
+	ln, err := net.Listen("tcp", net.JoinHostPort(e.cfg.Host, strconv.Itoa(e.cfg.Port)))
+	if err != nil {
+		return err
+	}
+	return serveOn(ctx, e, ln, h)
+}
+
+// serveOn serves h on ln until ctx ends, then shuts down within
+// SHUTDOWN_GRACE. Accept failures for want of a kernel resource are waited
+// out (listener.go), not the end of serving.
+func serveOn(ctx context.Context, e env, ln net.Listener, h http.Handler) error {
 	httpSrv := &http.Server{
-		Addr:              net.JoinHostPort(e.cfg.Host, strconv.Itoa(e.cfg.Port)),
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}
-	ln, err := net.Listen("tcp", httpSrv.Addr)
-	if err != nil {
-		return err
-	}
 	e.log.Info("serving", "addr", ln.Addr().String(), "version", version)
 	errc := make(chan error, 1)
-	go func() { errc <- httpSrv.Serve(ln) }()
+	go func() { errc <- httpSrv.Serve(newPatientListener(ln, e.log, e.tel.Meter())) }()
 	select {
 	case err := <-errc:
 		return err
@@ -177,7 +183,7 @@ func listen(ctx context.Context, e env, h http.Handler) error {
 	e.log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), e.cfg.ShutdownGrace)
 	defer cancel()
-	err = httpSrv.Shutdown(shutdownCtx)
+	err := httpSrv.Shutdown(shutdownCtx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		// A client still sending a request, or an answer still being
 		// written: the grace is over, so cut it, as SIGKILL would a moment

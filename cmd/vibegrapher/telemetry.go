@@ -75,7 +75,7 @@ func serveMetrics(ctx context.Context, e env) error {
 	srv := &http.Server{Handler: api.RequireToken(e.cfg.APIToken, e.tel.Handler()), ReadHeaderTimeout: 10 * time.Second}
 	e.log.Info("metrics: /metrics and /debug/pprof/", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(newPatientListener(ln, e.log, e.tel.Meter())) }()
 	select {
 	case err := <-errc:
 		return err
