@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/vibegrapher/vibegrapher/api/realtime"
 	"github.com/vibegrapher/vibegrapher/db"
@@ -19,10 +21,12 @@ import (
 // is: a replay waits for its GETs, one page at a time (before, the whole
 // history went into engine.io's buffer at once), and live events past
 // MaxQueuedBytes drop its connection (before, engine.io buffered them until
-// the ping timeout). Dropped, it reconnects and catches up with since.
+// the ping timeout). Dropped, it reconnects and catches up with since, and
+// the drop is counted as polling's.
 func TestAPollingClientThatDoesNotPollIsBounded(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	reader := sdkmetric.NewManualReader()
+	e := newEnv(t, func(o *realtime.Options) { o.Meter = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)) })
 	p := e.project()
 	since := e.latestSeq()
 	const history, size = 3000, 4 << 10 // 12 MB: six pages of 2 MB
@@ -60,6 +64,15 @@ func TestAPollingClientThatDoesNotPollIsBounded(t *testing.T) {
 	}
 	if b := e.RT.PendingBytes(); b != 0 {
 		t.Fatalf("%d bytes still wait once the client that did not poll is gone", b)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for transport, want := range map[string]int64{"polling": 1, "websocket": 0} {
+		if n := counterValue(rm, "socketio.connections.behind", "transport", transport); n != want {
+			t.Fatalf("socketio.connections.behind{transport=%s} = %d, want %d", transport, n, want)
+		}
 	}
 	res, err := http.Get(c.url())
 	if err != nil {
