@@ -36,18 +36,7 @@ func TestAReplayCompletesUnderSteadyLiveTraffic(t *testing.T) {
 	const rate = 640 << 10    // what the client reads a second
 	// 16 KB to the other project every 20 ms: 800 KB a second.
 	const every, otherSize = 20 * time.Millisecond, 16 << 10
-	pad := strings.Repeat("x", size)
-	err := db.InTx(ctx, e.Pool, func(tx pgx.Tx) error {
-		for i := range n {
-			if _, err := db.Emit(ctx, tx, p, dbtest.Event{Name: "old", Payload: map[string]any{"i": i, "pad": pad}}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	emitPadded(t, e, p, "old", 0, n, size)
 
 	// A client that reads at a bounded pace, in the room of q, replays p.
 	var pc *paced

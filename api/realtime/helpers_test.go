@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -209,4 +210,27 @@ func mustJSON(t testing.TB, v any) string {
 		t.Fatal(err)
 	}
 	return string(raw)
+}
+
+// emitPadded commits n events of the project in one transaction, each named
+// name with its number i (first, first+1, …) and size bytes of padding
+// ("pad"), and returns their seqs.
+func emitPadded(t *testing.T, e *env, project, name string, first, n, size int) []int64 {
+	t.Helper()
+	pad := strings.Repeat("x", size)
+	var seqs []int64
+	err := db.InTx(context.Background(), e.Pool, func(tx pgx.Tx) error {
+		for i := range n {
+			seq, err := db.Emit(context.Background(), tx, project, dbtest.Event{Name: name, Payload: map[string]any{"i": first + i, "pad": pad}})
+			if err != nil {
+				return err
+			}
+			seqs = append(seqs, seq)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seqs
 }

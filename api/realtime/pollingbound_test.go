@@ -8,13 +8,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/vibegrapher/vibegrapher/api/realtime"
-	"github.com/vibegrapher/vibegrapher/db"
-	"github.com/vibegrapher/vibegrapher/db/dbtest"
 )
 
 // A long-polling client that stops polling is bounded as a websocket one
@@ -30,7 +27,7 @@ func TestAPollingClientThatDoesNotPollIsBounded(t *testing.T) {
 	p := e.project()
 	since := e.latestSeq()
 	const history, size = 3000, 4 << 10 // 12 MB: six pages of 2 MB
-	old := emitPadded(t, e, p, "old", history, size)
+	old := emitPadded(t, e, p, "old", 0, history, size)
 
 	c := openPolling(t, e.URL)
 	c.post(fmt.Sprintf(`420["subscribe",{"project_id":%q,"since":%d}]`, p, since))
@@ -55,7 +52,7 @@ func TestAPollingClientThatDoesNotPollIsBounded(t *testing.T) {
 		if len(live)*(64<<10) > 40<<20 {
 			t.Fatalf("the client that does not poll was not dropped after %d MB", len(live)*(64<<10)>>20)
 		}
-		batch := emitPadded(t, e, p, "big", 40, 64<<10)
+		batch := emitPadded(t, e, p, "big", 0, 40, 64<<10)
 		fast.expect(batch...)
 		live = append(live, batch...)
 	}
@@ -87,28 +84,6 @@ func TestAPollingClientThatDoesNotPollIsBounded(t *testing.T) {
 	back := openPolling(t, e.URL)
 	back.post(fmt.Sprintf(`420["subscribe",{"project_id":%q,"since":%d}]`, p, last))
 	back.readUntilAck(t, live)
-}
-
-// emitPadded commits n events of the project (name, i, size bytes of
-// padding) in one transaction and returns their seqs.
-func emitPadded(t *testing.T, e *env, project, name string, n, size int) []int64 {
-	t.Helper()
-	pad := strings.Repeat("x", size)
-	var seqs []int64
-	err := db.InTx(context.Background(), e.Pool, func(tx pgx.Tx) error {
-		for i := range n {
-			seq, err := db.Emit(context.Background(), tx, project, dbtest.Event{Name: name, Payload: map[string]any{"i": i, "pad": pad}})
-			if err != nil {
-				return err
-			}
-			seqs = append(seqs, seq)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return seqs
 }
 
 // readUntilAck polls until the subscribe's ack, checks that the events

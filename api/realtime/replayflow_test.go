@@ -6,11 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/vibegrapher/vibegrapher/api/realtime"
 	"github.com/vibegrapher/vibegrapher/db"
-	"github.com/vibegrapher/vibegrapher/db/dbtest"
 )
 
 // A client that asks for a long history and does not read it is sent one
@@ -108,21 +105,9 @@ func TestAReplayReachingTheDeletionIsRefused(t *testing.T) {
 // client back up.
 func unreadReplay(t *testing.T, e *env, n, size int) (project string, slow *rawClient) {
 	t.Helper()
-	ctx := context.Background()
 	project = e.project()
 	since := e.latestSeq()
-	pad := strings.Repeat("x", size)
-	err := db.InTx(ctx, e.Pool, func(tx pgx.Tx) error {
-		for i := range n {
-			if _, err := db.Emit(ctx, tx, project, dbtest.Event{Name: "old", Payload: map[string]any{"i": i, "pad": pad}}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	emitPadded(t, e, project, "old", 0, n, size)
 	slow = dialRaw(t, e.URL)
 	slow.write(fmt.Sprintf(`420["subscribe",{"project_id":%q,"since":%d}]`, project, since))
 	e.backedUp()

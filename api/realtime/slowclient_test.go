@@ -14,15 +14,11 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/vibegrapher/vibegrapher/api/realtime"
-
-	"github.com/vibegrapher/vibegrapher/db"
-	"github.com/vibegrapher/vibegrapher/db/dbtest"
 )
 
 // rawClient speaks engine.io/Socket.IO over a plain websocket, so a test
@@ -141,20 +137,7 @@ func TestSlowClientDoesNotHoldUpOthers(t *testing.T) {
 	pad := strings.Repeat("x", size)
 	var seqs []int64
 	for b := range batches {
-		var batch []int64
-		err := db.InTx(context.Background(), e.Pool, func(tx pgx.Tx) error {
-			for i := range n {
-				seq, err := db.Emit(context.Background(), tx, p, dbtest.Event{Name: "big", Payload: map[string]any{"i": b*n + i, "pad": pad}})
-				if err != nil {
-					return err
-				}
-				batch = append(batch, seq)
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		batch := emitPadded(t, e, p, "big", b*n, n, size)
 		// The client that reads gets everything while the other reads nothing.
 		fast.expect(batch...)
 		seqs = append(seqs, batch...)
@@ -194,26 +177,12 @@ func TestAClientTooFarBehindIsDropped(t *testing.T) {
 	// past the bound and whatever the kernel's buffers hold (up to 4 MB
 	// each way here), and far less than 60 MB.
 	const n, size = 40, 64 << 10
-	pad := strings.Repeat("x", size)
 	var seqs []int64
 	for i := 0; e.RT.ConnectionCount() > 1; i++ {
 		if len(seqs)*size > 60<<20 {
 			t.Fatalf("the client that does not read was not dropped after %d MB (MaxQueuedBytes %d)", len(seqs)*size>>20, realtime.MaxQueuedBytes)
 		}
-		var batch []int64
-		err := db.InTx(context.Background(), e.Pool, func(tx pgx.Tx) error {
-			for j := range n {
-				seq, err := db.Emit(context.Background(), tx, p, dbtest.Event{Name: "big", Payload: map[string]any{"i": i*n + j, "pad": pad}})
-				if err != nil {
-					return err
-				}
-				batch = append(batch, seq)
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		batch := emitPadded(t, e, p, "big", i*n, n, size)
 		fast.expect(batch...)
 		seqs = append(seqs, batch...)
 	}
@@ -318,25 +287,12 @@ func TestAClientTooFarBehindOverTLSIsDropped(t *testing.T) {
 	}
 
 	const n, size = 40, 64 << 10
-	pad := strings.Repeat("x", size)
 	var seqs []int64
 	for i := 0; e.RT.ConnectionCount() > 1; i++ {
 		if len(seqs)*size > 60<<20 {
 			t.Fatalf("the client that does not read was not dropped after %d MB (MaxQueuedBytes %d)", len(seqs)*size>>20, realtime.MaxQueuedBytes)
 		}
-		err := db.InTx(context.Background(), e.Pool, func(tx pgx.Tx) error {
-			for j := range n {
-				seq, err := db.Emit(context.Background(), tx, p, dbtest.Event{Name: "big", Payload: map[string]any{"i": i*n + j, "pad": pad}})
-				if err != nil {
-					return err
-				}
-				seqs = append(seqs, seq)
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		seqs = append(seqs, emitPadded(t, e, p, "big", i*n, n, size)...)
 		// The client that reads gets everything while the other reads nothing.
 		for _, want := range seqs[len(seqs)-n:] {
 			if name, payload := fast.event(); name != "big" || payload["seq"] != float64(want) {
