@@ -302,8 +302,13 @@ func TestMetricsOfAMessageAndATestRun(t *testing.T) {
 		t.Errorf("socketio.outbox.lag = %v, want 0", got)
 	}
 	// A client that reads its events is never dropped for being behind
-	// (socketio.connections.behind, on the dashboard; its series appears
-	// with the first drop: api/realtime/slowclient_test.go checks that).
+	// (socketio.connections.behind, on the dashboard: its series are there
+	// from the start, at 0; api/realtime/slowclient_test.go checks a drop).
+	for _, transport := range []string{"websocket", "polling"} {
+		if len(after.series("socketio_connections_behind_total", "transport", transport)) != 1 {
+			t.Errorf("no socketio_connections_behind_total{transport=%q} series before any drop", transport)
+		}
+	}
 	delta(t, before, after, 0, "socketio_connections_behind_total")
 	// One writer at a time here, in this process: every event was handed to
 	// the hub as it committed, and none needed a read for its notification

@@ -56,6 +56,12 @@ func newMetrics(mp metric.MeterProvider, s *Server) (*metrics, error) {
 		metric.WithDescription("Connections dropped because their client was more than MaxQueuedBytes behind")); err != nil {
 		return nil, err
 	}
+	// Its series exist from the start, at 0: an alert on its rate, or a
+	// check that it stays 0, sees the metric rather than nothing until the
+	// first drop.
+	for _, transport := range []string{"websocket", "polling"} {
+		out.behind.Add(context.Background(), 0, metric.WithAttributes(attribute.String("transport", transport)))
+	}
 	conns, err := m.Int64ObservableGauge("socketio.connections", metric.WithUnit("{connection}"),
 		metric.WithDescription("Connected sockets by transport"))
 	if err != nil {
