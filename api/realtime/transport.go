@@ -35,9 +35,13 @@ import (
 // live events the hub writes next. Over TLS terminated in this process (a
 // *tls.Conn, no file descriptor to write records to) every write goes
 // through that buffer and its goroutine: the same order, the same bound,
-// a goroutine per burst as the library had. Reading, handshakes, upgrades from
-// polling, pings and close stay the library's. Per-message deflate is not
-// configured, so frames are never compressed.
+// a goroutine per burst as the library had. The answers to a client's
+// websocket PING and close frames take the same path (answerPing,
+// answerClose), in place of gorilla's, which wrote them outside it: into a
+// frame written in part, and with a one second write deadline left on the
+// socket. Reading, handshakes, upgrades from polling, engine.io's pings and
+// close stay the library's. Per-message deflate is not configured, so frames
+// are never compressed.
 
 // MaxQueuedBytes bounds what the server holds for one client that reads
 // slower than its events come: the frames its websocket's kernel send buffer
@@ -58,7 +62,7 @@ type websocketCtor struct {
 }
 
 func (c *websocketCtor) New(ctx *types.HttpContext) transports.Transport {
-	t := &websocketTransport{Websocket: transports.NewWebSocket(ctx), conn: ctx.Websocket, net: ctx.Websocket.NetConn(), viaEngine: true, behind: c.behind}
+	t := &websocketTransport{conn: ctx.Websocket, net: ctx.Websocket.NetConn(), viaEngine: true, behind: c.behind}
 	// A plain socket is written without blocking, on the caller's
 	// goroutine. Any other connection (TLS terminated in this process: a
 	// *tls.Conn, whose records only its own Write may encrypt) is written
@@ -69,6 +73,10 @@ func (c *websocketCtor) New(ctx *types.HttpContext) transports.Transport {
 			t.fd = rc
 		}
 	}
+	// Before the library's reader starts (in NewWebSocket), which calls them.
+	t.conn.SetPingHandler(t.answerPing)
+	t.conn.SetCloseHandler(t.answerClose)
+	t.Websocket = transports.NewWebSocket(ctx)
 	return t
 }
 
@@ -84,6 +92,8 @@ type websocketTransport struct {
 	writing  int    // bytes that goroutine is writing now, taken from pending (it holds them)
 	owed     int    // engine Sends whose "drain" is due when pending is written
 	failed   bool
+	closed   bool     // the answer to the client's close frame is written or queued: no frame follows it
+	pong     []byte   // the PONG answering the client's last PING, which drain writes after the frames it takes
 	queued   int64    // bytes ever put in pending
 	sent     int64    // bytes of pending drain has written, of queued
 	written  []waiter // whenWritten's, in the order of their marks
@@ -115,7 +125,7 @@ func (t *websocketTransport) Send(packets []*packet.Packet) {
 		}
 	}
 	t.mu.Lock()
-	if t.failed {
+	if t.failed || t.closed {
 		t.mu.Unlock()
 		return
 	}
@@ -155,7 +165,7 @@ func (t *websocketTransport) writeDirect(frames []byte) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
-	case t.failed:
+	case t.failed, t.closed:
 		return true // the socket is closing; nothing more reaches it
 	case t.viaEngine:
 		return false
@@ -199,13 +209,54 @@ func (t *websocketTransport) ping() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
-	case t.failed:
+	case t.failed || t.closed:
 	case t.draining:
 		t.pending = append(t.pending, pingFrame...)
 		t.queued += int64(len(pingFrame))
 	default:
 		t.writeNow(pingFrame)
 	}
+}
+
+// answerPing answers a client's websocket PING (gorilla's ping handler, on
+// the connection's reader) with its PONG, in order with the other frames:
+// at once when nothing waits for the socket, else after the frames waiting
+// now, when drain takes them. A PONG, like engine.io's PING, does not count
+// against MaxQueuedBytes; at most one waits, the latest (RFC 6455 5.5.3
+// allows answering only the most recent PING), so a client that sends
+// PINGs and reads nothing cannot grow what the server holds for it.
+func (t *websocketTransport) answerPing(data string) error {
+	frame := appendFrame(nil, websocket.PongMessage, []byte(data))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.failed || t.closed:
+	case t.draining:
+		t.pong = frame
+	default:
+		t.writeNow(frame)
+	}
+	return nil
+}
+
+// answerClose answers a client's close frame (gorilla's close handler, on
+// the connection's reader) with a close frame of the same code, behind what
+// waits for the socket, and ends the transport's writes. The library then
+// closes the connection, which ends a drain still writing.
+func (t *websocketTransport) answerClose(code int, _ string) error {
+	frame := appendFrame(nil, websocket.CloseMessage, websocket.FormatCloseMessage(code, ""))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.failed || t.closed:
+	case t.draining:
+		t.pending = append(t.pending, frame...)
+		t.queued += int64(len(frame))
+	default:
+		t.writeNow(frame)
+	}
+	t.closed = true
+	return nil
 }
 
 // writeNow writes what the kernel takes without waiting and hands the rest
@@ -285,15 +336,16 @@ func (t *websocketTransport) whenWritten(fn func()) bool {
 	return true
 }
 
-// drain writes pending, waiting for the socket, until nothing is left. After
-// each write it calls the whenWritten callbacks whose frames are written.
+// drain writes pending, and a PONG that waits after it, waiting for the
+// socket, until nothing is left. After each write it calls the whenWritten
+// callbacks whose frames are written.
 func (t *websocketTransport) drain() {
 	for {
 		t.mu.Lock()
-		b := t.pending
-		t.pending = nil
+		b, pong := t.pending, t.pong
+		t.pending, t.pong = nil, nil
 		t.writing = len(b)
-		if len(b) == 0 || t.failed {
+		if len(b)+len(pong) == 0 || t.failed {
 			t.draining, t.writing = false, 0
 			owed := t.owed
 			t.owed = 0
@@ -309,7 +361,10 @@ func (t *websocketTransport) drain() {
 			return
 		}
 		t.mu.Unlock()
-		_, err := t.net.Write(b)
+		// b ends with a whole frame (only its first may have been begun by
+		// writeNow), so the PONG goes between frames.
+		bufs := net.Buffers{b, pong}
+		_, err := bufs.WriteTo(t.net)
 		t.mu.Lock()
 		if err != nil {
 			t.fail(err)
