@@ -46,10 +46,7 @@ func TestEventsStayInOrderWhenAStalledClientCatchesUp(t *testing.T) {
 	e := newEnv(t)
 	p := e.project()
 	c := dialRaw(t, e.URL)
-	c.write(fmt.Sprintf(`420["subscribe",{"project_id":%q}]`, p))
-	if ack := c.read(); !strings.HasPrefix(ack, "430") || !strings.Contains(ack, `"ok":true`) {
-		t.Fatalf("subscribe ack %q", ack)
-	}
+	c.subscribe(p)
 	stop := writeUntil(e, p)
 	defer stop()
 	// Not reading until the socket's send buffer fills and events wait (not

@@ -151,10 +151,7 @@ func TestClientCloseIsAnsweredInOrder(t *testing.T) {
 
 	t.Run("frames wait", func(t *testing.T) {
 		c := dialRawWith(t, e.URL, func(c net.Conn) net.Conn { return slowReader{c} }, nil)
-		c.write(fmt.Sprintf(`420["subscribe",{"project_id":%q}]`, p))
-		if ack := c.read(); !strings.HasPrefix(ack, "430") || !strings.Contains(ack, `"ok":true`) {
-			t.Fatalf("subscribe ack: %q", ack)
-		}
+		c.subscribe(p)
 		const n, size = 40, 64 << 10
 		seqs := emitPadded(t, e, p, "big", 0, n, size)
 		name, _ := c.event()

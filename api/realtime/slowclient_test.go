@@ -82,6 +82,15 @@ func (c *rawClient) write(msg string) {
 	}
 }
 
+// subscribe subscribes to project (without since) and reads the ack.
+func (c *rawClient) subscribe(project string) {
+	c.t.Helper()
+	c.write(fmt.Sprintf(`420["subscribe",{"project_id":%q}]`, project))
+	if ack := c.read(); !strings.HasPrefix(ack, "430") || !strings.Contains(ack, `"ok":true`) {
+		c.t.Fatalf("subscribe ack: %q", ack)
+	}
+}
+
 // read returns the next engine.io message other than a ping (answered).
 func (c *rawClient) read() string {
 	c.t.Helper()
@@ -123,10 +132,7 @@ func TestSlowClientDoesNotHoldUpOthers(t *testing.T) {
 	p := e.project()
 
 	slow := dialRaw(t, e.URL)
-	slow.write(fmt.Sprintf(`420["subscribe",{"project_id":%q}]`, p))
-	if ack := slow.read(); !strings.HasPrefix(ack, "430") || !strings.Contains(ack, `"ok":true`) {
-		t.Fatalf("subscribe ack: %q", ack)
-	}
+	slow.subscribe(p)
 	fast := e.dial(t)
 	fast.Subscribe(p)
 
@@ -166,10 +172,7 @@ func TestAClientTooFarBehindIsDropped(t *testing.T) {
 	p := e.project()
 
 	slow := dialRaw(t, e.URL)
-	slow.write(fmt.Sprintf(`420["subscribe",{"project_id":%q}]`, p))
-	if ack := slow.read(); !strings.HasPrefix(ack, "430") || !strings.Contains(ack, `"ok":true`) {
-		t.Fatalf("subscribe ack: %q", ack)
-	}
+	slow.subscribe(p)
 	fast := e.dial(t)
 	fast.Subscribe(p)
 
@@ -280,10 +283,7 @@ func TestAClientTooFarBehindOverTLSIsDropped(t *testing.T) {
 	tlsConf := e.srv.Client().Transport.(*http.Transport).TLSClientConfig
 	slow, fast := dialRawWith(t, e.URL, nil, tlsConf), dialRawWith(t, e.URL, nil, tlsConf)
 	for _, c := range []*rawClient{slow, fast} {
-		c.write(fmt.Sprintf(`420["subscribe",{"project_id":%q}]`, p))
-		if ack := c.read(); !strings.HasPrefix(ack, "430") || !strings.Contains(ack, `"ok":true`) {
-			t.Fatalf("subscribe ack: %q", ack)
-		}
+		c.subscribe(p)
 	}
 
 	const n, size = 40, 64 << 10
