@@ -176,25 +176,7 @@ func TestAClientTooFarBehindIsDropped(t *testing.T) {
 	fast := e.dial(t)
 	fast.Subscribe(p)
 
-	// Transactions of 2.6 MB until the client that does not read is dropped:
-	// past the bound and whatever the kernel's buffers hold (up to 4 MB
-	// each way here), and far less than 60 MB.
-	const n, size = 40, 64 << 10
-	var seqs []int64
-	for i := 0; e.RT.ConnectionCount() > 1; i++ {
-		if len(seqs)*size > 60<<20 {
-			t.Fatalf("the client that does not read was not dropped after %d MB (MaxQueuedBytes %d)", len(seqs)*size>>20, realtime.MaxQueuedBytes)
-		}
-		batch := emitPadded(t, e, p, "big", i*n, n, size)
-		fast.expect(batch...)
-		seqs = append(seqs, batch...)
-	}
-	if len(seqs)*size < realtime.MaxQueuedBytes {
-		t.Fatalf("dropped after %d bytes, below MaxQueuedBytes", len(seqs)*size)
-	}
-	if b := e.RT.PendingBytes(); b != 0 {
-		t.Fatalf("%d bytes still wait once the client that did not read is gone", b)
-	}
+	seqs := emitUntilDropped(t, e, p, func(batch []int64) { fast.expect(batch...) })
 
 	// What the dropped client gets: its events in order, then the end of
 	// the connection (not a Socket.IO disconnect, which clients take for a
@@ -286,26 +268,14 @@ func TestAClientTooFarBehindOverTLSIsDropped(t *testing.T) {
 		c.subscribe(p)
 	}
 
-	const n, size = 40, 64 << 10
-	var seqs []int64
-	for i := 0; e.RT.ConnectionCount() > 1; i++ {
-		if len(seqs)*size > 60<<20 {
-			t.Fatalf("the client that does not read was not dropped after %d MB (MaxQueuedBytes %d)", len(seqs)*size>>20, realtime.MaxQueuedBytes)
-		}
-		seqs = append(seqs, emitPadded(t, e, p, "big", i*n, n, size)...)
-		// The client that reads gets everything while the other reads nothing.
-		for _, want := range seqs[len(seqs)-n:] {
+	// The client that reads gets everything while the other reads nothing.
+	seqs := emitUntilDropped(t, e, p, func(batch []int64) {
+		for _, want := range batch {
 			if name, payload := fast.event(); name != "big" || payload["seq"] != float64(want) {
 				t.Fatalf("the reading client's event: %s seq %v, want %d", name, payload["seq"], want)
 			}
 		}
-	}
-	if len(seqs)*size < realtime.MaxQueuedBytes {
-		t.Fatalf("dropped after %d bytes, below MaxQueuedBytes", len(seqs)*size)
-	}
-	if b := e.RT.PendingBytes(); b != 0 {
-		t.Fatalf("%d bytes still wait once the client that did not read is gone", b)
-	}
+	})
 	if got := slow.readUntilDropped(seqs); got == len(seqs) {
 		t.Fatal("the dropped client got every event: it was not behind")
 	}
@@ -319,6 +289,34 @@ func TestAClientTooFarBehindOverTLSIsDropped(t *testing.T) {
 	if n := counterValue(rm, "socketio.connections.behind", "transport", "polling"); n != 0 {
 		t.Fatalf("socketio.connections.behind{transport=polling} = %d, want 0", n)
 	}
+}
+
+// emitUntilDropped commits transactions of 40 events of 64 KiB ("big", i
+// counting from 0) to project, handing each transaction's seqs to took (the
+// client that reads), until the server has dropped the other connection,
+// the client that does not read: past the bound and whatever the kernel's
+// buffers hold (up to 4 MB each way here), and far less than 60 MB. It fails
+// unless the drop came past MaxQueuedBytes and the server then holds
+// nothing, and returns every seq committed.
+func emitUntilDropped(t *testing.T, e *env, project string, took func(batch []int64)) []int64 {
+	t.Helper()
+	const n, size = 40, 64 << 10
+	var seqs []int64
+	for i := 0; e.RT.ConnectionCount() > 1; i++ {
+		if len(seqs)*size > 60<<20 {
+			t.Fatalf("the client that does not read was not dropped after %d MB (MaxQueuedBytes %d)", len(seqs)*size>>20, realtime.MaxQueuedBytes)
+		}
+		batch := emitPadded(t, e, project, "big", i*n, n, size)
+		took(batch)
+		seqs = append(seqs, batch...)
+	}
+	if len(seqs)*size < realtime.MaxQueuedBytes {
+		t.Fatalf("dropped after %d bytes, below MaxQueuedBytes", len(seqs)*size)
+	}
+	if b := e.RT.PendingBytes(); b != 0 {
+		t.Fatalf("%d bytes still wait once the client that did not read is gone", b)
+	}
+	return seqs
 }
 
 // counterValue is an Int64 counter's value for one attribute.
