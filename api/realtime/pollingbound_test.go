@@ -1,7 +1,6 @@
 package realtime_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,7 +8,6 @@ import (
 	"testing"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/vibegrapher/vibegrapher/api/realtime"
 )
@@ -62,15 +60,7 @@ func TestAPollingClientThatDoesNotPollIsBounded(t *testing.T) {
 	if b := e.RT.PendingBytes(); b != 0 {
 		t.Fatalf("%d bytes still wait once the client that did not poll is gone", b)
 	}
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	for transport, want := range map[string]int64{"polling": 1, "websocket": 0} {
-		if n := counterValue(rm, "socketio.connections.behind", "transport", transport); n != want {
-			t.Fatalf("socketio.connections.behind{transport=%s} = %d, want %d", transport, n, want)
-		}
-	}
+	wantDropped(t, reader, map[string]int64{"polling": 1, "websocket": 0})
 	res, err := http.Get(c.url())
 	if err != nil {
 		t.Fatal(err)

@@ -200,16 +200,7 @@ func TestAClientTooFarBehindIsDropped(t *testing.T) {
 	back.expect(live)
 	fast.expect(live)
 
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	if n := counterValue(rm, "socketio.connections.behind", "transport", "websocket"); n != 1 {
-		t.Fatalf("socketio.connections.behind{transport=websocket} = %d, want 1", n)
-	}
-	if n := counterValue(rm, "socketio.connections.behind", "transport", "polling"); n != 0 {
-		t.Fatalf("socketio.connections.behind{transport=polling} = %d, want 0", n)
-	}
+	wantDropped(t, reader, map[string]int64{"websocket": 1, "polling": 0})
 }
 
 // readUntilDropped reads the events of a client that was dropped, which
@@ -279,16 +270,7 @@ func TestAClientTooFarBehindOverTLSIsDropped(t *testing.T) {
 	if got := slow.readUntilDropped(seqs); got == len(seqs) {
 		t.Fatal("the dropped client got every event: it was not behind")
 	}
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	if n := counterValue(rm, "socketio.connections.behind", "transport", "websocket"); n != 1 {
-		t.Fatalf("socketio.connections.behind{transport=websocket} = %d, want 1", n)
-	}
-	if n := counterValue(rm, "socketio.connections.behind", "transport", "polling"); n != 0 {
-		t.Fatalf("socketio.connections.behind{transport=polling} = %d, want 0", n)
-	}
+	wantDropped(t, reader, map[string]int64{"websocket": 1, "polling": 0})
 }
 
 // emitUntilDropped commits transactions of 40 events of 64 KiB ("big", i
@@ -317,6 +299,20 @@ func emitUntilDropped(t *testing.T, e *env, project string, took func(batch []in
 		t.Fatalf("%d bytes still wait once the client that did not read is gone", b)
 	}
 	return seqs
+}
+
+// wantDropped checks socketio.connections.behind for each transport.
+func wantDropped(t *testing.T, reader *sdkmetric.ManualReader, want map[string]int64) {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for transport, w := range want {
+		if n := counterValue(rm, "socketio.connections.behind", "transport", transport); n != w {
+			t.Fatalf("socketio.connections.behind{transport=%s} = %d, want %d", transport, n, w)
+		}
+	}
 }
 
 // counterValue is an Int64 counter's value for one attribute.
