@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/trace"
@@ -16,12 +15,12 @@ import (
 	"github.com/vibegrapher/vibegrapher/domain"
 )
 
-// Submissions of messages are stored in groups under load (group commit).
-// A pool stores at most maxSubmitting groups at once; a submission that
-// arrives when one is free is stored at once, alone, as before (two round
-// trips). One that arrives when none is free waits, and when a group ends,
-// the first of those waiting stores itself and the others (up to
-// maxSubmitGroup) in one transaction: the checks go with BEGIN and one River
+// Submissions of messages are stored in groups under load (group commit,
+// txgroups.go). A pool stores at most maxSubmitting groups at once; a
+// submission that arrives when one is free is stored at once, alone, as
+// before (two round trips). One that arrives when none is free waits, and
+// when a group ends, the first of those waiting stores itself and the others
+// (up to maxSubmitGroup) in one transaction: the checks go with BEGIN and one River
 // insert of all their jobs, the messages and their events with COMMIT. In
 // a burst, BEGIN, COMMIT (and its WAL flush), River's insert and its
 // notification, and the round trips are then the group's rather than each
@@ -59,53 +58,31 @@ const (
 	submitGroupTimeout = 30 * time.Second
 )
 
-// submission is a message to store and, once a group has run, whether it
-// was stored there.
+// submission is a message to store and, once it ran, how it was stored.
 type submission struct {
 	ctx       context.Context
 	sessionID string // as the client sent it
 	m         newMessage
 	enqueue   Enqueue
 
-	out  domain.MessageAccepted
-	err  error
-	done bool      // by its group (out, err); otherwise it is stored alone
-	turn chan bool // true: store the next group; false: its group ran
+	out domain.MessageAccepted
+	err error
 }
 
 // submissions are a pool's submissions waiting for a transaction.
 type submissions struct {
-	mu         sync.Mutex
-	waiting    []*submission
-	submitting int // transactions of submissions running
-	stored     SubmissionStats
+	groups txGroups[*submission]
 }
 
 // SubmissionStats counts a pool's submissions of messages by how they were
-// stored (submissions.go): Alone, with a transaction of their own (a free
-// place, a group of one, a traced request); Grouped, with others; Fallback,
-// alone after their group could not store them (a repeat, a missing
-// session, a failure). Waiting is how many wait for a group now.
-type SubmissionStats struct {
-	Waiting                  int
-	Alone, Grouped, Fallback int64
-}
+// stored: Alone, with a transaction of their own (a free place, a group of
+// one, a traced request); Grouped, with others; Fallback, alone after their
+// group could not store them (a repeat, a missing session, a failure).
+type SubmissionStats = GroupStats
 
 // PoolSubmissions returns the submission statistics of pool.
 func PoolSubmissions(pool *pgxpool.Pool) SubmissionStats {
-	q := submissionsOf(pool)
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	st := q.stored
-	st.Waiting = len(q.waiting)
-	return st
-}
-
-// count adds n submissions to the counter of how they were stored.
-func (q *submissions) count(counter *int64, n int) {
-	q.mu.Lock()
-	*counter += int64(n)
-	q.mu.Unlock()
+	return submissionsOf(pool).groups.statsNow()
 }
 
 var poolSubmissions sync.Map // *pgxpool.Pool → *submissions
@@ -114,126 +91,53 @@ func submissionsOf(pool *pgxpool.Pool) *submissions {
 	if q, ok := poolSubmissions.Load(pool); ok {
 		return q.(*submissions)
 	}
-	q, _ := poolSubmissions.LoadOrStore(pool, &submissions{})
+	q, _ := poolSubmissions.LoadOrStore(pool, &submissions{groups: txGroups[*submission]{maxRunning: maxSubmitting, maxGroup: maxSubmitGroup}})
 	return q.(*submissions)
 }
 
 // submit stores sub: at once and alone when a group may start, else with
 // the others waiting.
 func (q *submissions) submit(s *Store, sub *submission) (domain.MessageAccepted, error) {
+	alone := func(sub *submission) { sub.out, sub.err = s.submitAlone(sub) }
 	if trace.SpanContextFromContext(sub.ctx).IsSampled() {
-		q.count(&q.stored.Alone, 1)
-		return s.submitAlone(sub)
-	}
-	q.mu.Lock()
-	if q.submitting < maxSubmitting {
-		q.submitting++
-		q.stored.Alone++
-		q.mu.Unlock()
-		defer q.next()
-		return s.submitAlone(sub)
-	}
-	sub.turn = make(chan bool, 1)
-	q.waiting = append(q.waiting, sub)
-	q.mu.Unlock()
-	var lead bool
-	select {
-	case lead = <-sub.turn:
-	case <-sub.ctx.Done():
-		if q.leave(sub) {
-			return domain.MessageAccepted{}, wrap(sub.ctx.Err(), "store message")
-		}
-		// It was taken into a group or handed the next one: it goes on.
-		lead = <-sub.turn
-	}
-	if lead {
-		q.storeNext(s, sub)
-	}
-	if sub.done {
+		q.groups.count(ranAlone, 1)
+		alone(sub)
 		return sub.out, sub.err
 	}
-	q.count(&q.stored.Fallback, 1)
-	return s.submitAlone(sub)
-}
-
-// storeNext stores the group that first leads and hands the turn on, also
-// when storing panics: the others of the group and those waiting must not
-// wait for ever.
-func (q *submissions) storeNext(s *Store, first *submission) {
-	group := q.group(first)
-	defer func() {
-		for _, other := range group[1:] {
-			other.turn <- false
-		}
-		q.next()
-	}()
-	storeGroup(s, q, group)
-}
-
-// leave takes sub out of the submissions waiting, when it still is one.
-func (q *submissions) leave(sub *submission) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	i := slices.Index(q.waiting, sub)
-	if i < 0 {
-		return false
+	if q.groups.do(sub.ctx, sub, alone, func(group []*submission) []bool { return storeGroup(s, group) }) == leftWaiting {
+		return domain.MessageAccepted{}, wrap(sub.ctx.Err(), "store message")
 	}
-	q.waiting = slices.Delete(q.waiting, i, i+1)
-	return true
-}
-
-// next hands the transaction that has ended to the first submission waiting,
-// which stores the next group, or frees it.
-func (q *submissions) next() {
-	q.mu.Lock()
-	if len(q.waiting) == 0 {
-		q.submitting--
-		q.mu.Unlock()
-		return
-	}
-	first := q.waiting[0]
-	q.waiting = q.waiting[1:]
-	q.mu.Unlock()
-	first.turn <- true
-}
-
-// group is first and the submissions waiting after it, up to maxSubmitGroup.
-func (q *submissions) group(first *submission) []*submission {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	n := min(len(q.waiting), maxSubmitGroup-1)
-	group := append([]*submission{first}, q.waiting[:n]...)
-	q.waiting = q.waiting[n:]
-	return group
+	return sub.out, sub.err
 }
 
 // storeGroup stores the submissions of group: a group of one alone, more
-// in one transaction (storeTogether), tried twice at most.
-func storeGroup(s *Store, q *submissions, group []*submission) {
-	seen := make(map[uuid.UUID]bool, len(group))
-	var subs []*submission
-	for _, sub := range group {
-		if seen[sub.m.id] || sub.ctx.Err() != nil {
-			continue // alone: a repeat, or its request has ended
-		}
-		seen[sub.m.id] = true
-		subs = append(subs, sub)
+// in one transaction (storeTogether), tried twice at most. It returns which
+// it stored; the others are stored alone.
+func storeGroup(s *Store, group []*submission) (stored []bool) {
+	stored = make([]bool, len(group))
+	// A repeat, or a submission whose request has ended, is stored alone.
+	subs, index := groupMembers(group, func(sub *submission) string { return sub.m.id.String() }, func(sub *submission) context.Context { return sub.ctx }, false)
+	at := make(map[*submission]int, len(subs))
+	for i, sub := range subs {
+		at[sub] = index[i]
 	}
 	for range 2 {
 		if len(subs) == 1 {
-			q.count(&q.stored.Alone, 1)
 			subs[0].out, subs[0].err = s.submitAlone(subs[0])
-			subs[0].done = true
+			stored[at[subs[0]]] = true
 		}
 		if len(subs) < 2 {
-			return
+			return stored
 		}
 		var ok bool
 		if subs, ok = storeTogether(s, subs); ok {
-			q.count(&q.stored.Grouped, len(subs))
-			return
+			for _, sub := range subs {
+				stored[at[sub]] = true
+			}
+			return stored
 		}
 	}
+	return stored
 }
 
 // storeTogether stores subs in one transaction and returns them. When one
@@ -299,7 +203,7 @@ func storeTogether(s *Store, subs []*submission) (again []*submission, ok bool) 
 		return nil, false
 	}
 	for i, sub := range subs {
-		sub.out, sub.done = out[i], true
+		sub.out = out[i]
 	}
 	return subs, true
 }

@@ -70,19 +70,14 @@ var ErrEarlierMessage = errors.New("an earlier message of the session has not en
 // in the same transaction (the step's job_status and the read of its agent's
 // memory, queued to go with COMMIT: one round trip for the three).
 func (s *Store) StartTurn(ctx context.Context, messageID string, inOrder bool, also ...func(pgx.Tx, *Turn) error) (Turn, error) {
+	st := &start{ctx: ctx, messageID: messageID, inOrder: inOrder, also: also}
 	var t Turn
-	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		var err error
-		if t, err = startTurn(ctx, tx, messageID, inOrder); err != nil {
-			return err
-		}
-		for _, f := range also {
-			if err := f(tx, &t); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	var err error
+	if pool, ok := s.Pool.(*pgxpool.Pool); ok {
+		t, err = s.startStep(pool, st)
+	} else {
+		t, err = s.startAlone(st)
+	}
 	if err != nil {
 		return t, err
 	}
@@ -95,10 +90,10 @@ func (s *Store) StartTurn(ctx context.Context, messageID string, inOrder bool, a
 // branch without commits, as BranchHead) and returns the turn with the keys
 // of the replies stored for it.
 func startTurn(ctx context.Context, tx pgx.Tx, messageID string, inOrder bool) (Turn, error) {
-	var t Turn
-	var sid, sproject uuid.UUID
-	sess := &t.Session
-	msg, err := scanMessage(tx.QueryRow(ctx, `
+	return scanStart(tx.QueryRow(ctx, startSQL, messageID, plumbing.ZeroHash.String(), inOrder), inOrder)
+}
+
+var startSQL = `
 		UPDATE messages m SET
 			status = CASE m.status WHEN 'queued' THEN 'running' ELSE m.status END,
 			base_commit = coalesce(m.base_commit, (SELECT r.target FROM git_references r
@@ -107,10 +102,16 @@ func startTurn(ctx context.Context, tx pgx.Tx, messageID string, inOrder bool) (
 		WHERE m.id = $1 AND m.role = 'user' AND p.id = m.project_id AND s.id = m.session_id
 			AND NOT ($3 AND EXISTS (SELECT 1 FROM messages e WHERE e.session_id = m.session_id AND e.role = 'user'
 				AND e.position < m.position AND e.status IN ('queued', 'running')))
-		RETURNING `+prefixed("m", messageColumns)+`, m.position, m.base_commit, p.branch, p.repository_id,
+		RETURNING ` + prefixed("m", messageColumns) + `, m.position, m.base_commit, p.branch, p.repository_id,
 			s.id, s.project_id, s.openai_session_key, s.session_type, s.node_id, s.created_at, s.updated_at,
-			(SELECT coalesce(array_agg(c.call_key), '{}') FROM model_calls c WHERE c.message_id = m.id)`,
-		messageID, plumbing.ZeroHash.String(), inOrder),
+			(SELECT coalesce(array_agg(c.call_key), '{}') FROM model_calls c WHERE c.message_id = m.id)`
+
+// scanStart reads startSQL's row.
+func scanStart(r pgx.Row, inOrder bool) (Turn, error) {
+	var t Turn
+	var sid, sproject uuid.UUID
+	sess := &t.Session
+	msg, err := scanMessage(r,
 		&t.Position, &t.BaseCommit, &t.Branch, &t.repo,
 		&sid, &sproject, &sess.OpenAISessionKey, &sess.SessionType, &sess.NodeID, &sess.CreatedAt, &sess.UpdatedAt, &t.calls)
 	if errors.Is(err, pgx.ErrNoRows) && inOrder {
@@ -512,136 +513,160 @@ type Completion struct {
 // (events, memory, status, the next message's wake-up), and COMMIT. A step
 // that enqueues the next job sends River's insert between them.
 func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
+	if pool, ok := s.Pool.(*pgxpool.Pool); ok && e.groupable() {
+		return s.endStep(pool, &ending{ctx: ctx, t: t, e: e})
+	}
+	return s.endAlone(ctx, t, e)
+}
+
+// endAlone ends a step in a transaction of its own.
+func (s *Store) endAlone(ctx context.Context, t *Turn, e TurnEnd) error {
 	ended := false // this call wrote the message's final status
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		ended = false
-		// The session before the message: a clear and a project's delete
-		// lock the session, then its messages. The reply and a diff refer
-		// to the session, and their key-share lock of it, taken after the
-		// message's, was a deadlock with either (one of them failed).
-		// And with a diff, the project before the session: the diff
-		// refers to the project, and its key-share lock of it, taken after
-		// the session's, was a deadlock with a project's delete (the
-		// project, then its sessions).
-		if e.Diff != nil {
-			if err := later(ctx, tx, holdProjectSQL, t.Session.ProjectID); err != nil {
-				return wrap(err, "hold project")
-			}
-		}
-		if err := later(ctx, tx, holdSessionSQL, t.Session.ID); err != nil {
-			return wrap(err, "hold session")
-		}
-		lock := lockTurnLater(ctx, tx, t.Message.ID, e.Status != "")
-		var pending *pendingReply
-		if e.Reply != nil {
-			var err error
-			if pending, err = queueReply(ctx, tx, *e.Reply); err != nil {
-				return err
-			}
-		}
-		if e.Complete != nil && e.Complete.Job != nil {
-			if err := e.Complete.Job(tx); err != nil {
-				if _, lerr := lock.result(); lock.ran && lerr != nil {
-					return lerr // the lock failed first (or the message is gone)
-				}
-				return err
-			}
-		}
-		l, err := lock.result()
+		finish, err := queueEnd(ctx, tx, t, e)
 		if err != nil {
 			return err
 		}
-		if e.IfJobEnded {
-			var ended bool
-			if err := tx.QueryRow(ctx, `SELECT `+jobOver+`
-				FROM messages m LEFT JOIN river_job j ON j.id = m.job_id WHERE m.id = $1`, t.Message.ID).Scan(&ended); err != nil {
-				return wrap(err, "check the message's job")
-			}
-			if !ended {
-				return nil
-			}
-		}
-		var reply *domain.ConversationMessage
-		if pending != nil {
-			m, inserted, err := pending.emit(ctx, tx)
-			if err != nil {
-				return err
-			}
-			if inserted { // else it was stored before the lock and is in l.usage
-				l.usage = l.usage.Add(e.Reply.Usage)
-			}
-			reply = &m
-		}
-		if l.status != nil && domain.IsFinal(*l.status) {
-			return completed(tx, e)
-		}
-		for _, m := range []*MemoryTurn{{e.Agent, e.TurnKey, e.Items}, e.Told} {
-			if m == nil || m.Items == nil {
-				continue
-			}
-			if err := later(ctx, tx, `INSERT INTO agent_memory (session_key, agent, turn_key, items) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (session_key, agent, turn_key) DO NOTHING`, t.Session.OpenAISessionKey, m.Agent, m.TurnKey, m.Items); err != nil {
-				return wrap(err, "store memory")
-			}
-		}
-		if e.Enqueue != nil {
-			jobID, err := e.Enqueue(tx, reply)
-			if err != nil {
-				return err
-			}
-			// The message follows its current job, so that a job cancelled
-			// or discarded outside the loop can be noticed (EarlierMessagePending).
-			if err := later(ctx, tx, `UPDATE messages SET job_id = $2 WHERE id = $1`, t.Message.ID, jobID); err != nil {
-				return wrap(err, "record job")
-			}
-		}
-		if e.Status == "" {
-			return completed(tx, e)
-		}
-		outcome := e.Outcome
-		outcome.SessionID, outcome.MessageID, outcome.TraceID, outcome.Status = t.Session.ID, t.Message.ID, t.Message.TraceID, e.Status
-		outcome.TokenUsage = l.usage
-		if e.Diff != nil {
-			d, err := insertDiff(ctx, tx, e.Diff, e.DiffStep)
-			if err != nil {
-				return err
-			}
-			outcome.DiffID = &d.ID
-			if err := later(ctx, tx, `UPDATE messages SET diff_id = $2 WHERE id = $1`, t.Message.ID, d.ID); err != nil {
-				return wrap(err, "link diff")
-			}
-			if err := QueueEvent(ctx, tx, t.Session.ProjectID, event.DiffCreated{Diff: d, DiffID: d.ID, TraceID: t.Message.TraceID}); err != nil {
-				return err
-			}
-		}
-		raw, err := json.Marshal(outcome)
-		if err != nil {
-			return err
-		}
-		if err := later(ctx, tx, `UPDATE messages SET status = $2, outcome = $3 WHERE id = $1`, t.Message.ID, e.Status, raw); err != nil {
-			return wrap(err, "finish message")
-		}
-		// The turns a commit kept for this message's next round (CommitDiff)
-		// go with its end: the session's next message is reviewed afresh
-		// since that commit.
-		if err := laterAs(ctx, tx, "forget memory kept past a commit", `DELETE FROM agent_memory
-			WHERE session_key = $1 AND forget_when_ended AND split_part(turn_key, '/', 1) = $2`,
-			t.Session.OpenAISessionKey, t.Message.ID); err != nil {
-			return wrap(err, "forget memory kept past a commit")
-		}
-		if err := wakeNextMessage(ctx, tx, t.Session.ID, l.position); err != nil {
-			return err
-		}
-		if err := QueueEvent(ctx, tx, t.Session.ProjectID, outcome); err != nil {
-			return err
-		}
-		ended = true
-		return completed(tx, e)
+		ended, err = finish()
+		return err
 	})
 	if err == nil && ended {
 		endsOf(s.Pool).count(e.Status)
 	}
 	return err
+}
+
+// queueEnd queues the first batch of a step's end in tx: the locks, the
+// reply's rows and the job's completion. finish reads the lock (sending the
+// batch when nothing has) and writes the rest, queued for COMMIT; ended
+// reports whether it wrote the message's final status.
+func queueEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd) (finish func() (ended bool, err error), err error) {
+	// The session before the message: a clear and a project's delete
+	// lock the session, then its messages. The reply and a diff refer
+	// to the session, and their key-share lock of it, taken after the
+	// message's, was a deadlock with either (one of them failed).
+	// And with a diff, the project before the session: the diff
+	// refers to the project, and its key-share lock of it, taken after
+	// the session's, was a deadlock with a project's delete (the
+	// project, then its sessions).
+	if e.Diff != nil {
+		if err := later(ctx, tx, holdProjectSQL, t.Session.ProjectID); err != nil {
+			return nil, wrap(err, "hold project")
+		}
+	}
+	if err := later(ctx, tx, holdSessionSQL, t.Session.ID); err != nil {
+		return nil, wrap(err, "hold session")
+	}
+	lock := lockTurnLater(ctx, tx, t.Message.ID, e.Status != "")
+	var pending *pendingReply
+	if e.Reply != nil {
+		var err error
+		if pending, err = queueReply(ctx, tx, *e.Reply); err != nil {
+			return nil, err
+		}
+	}
+	if e.Complete != nil && e.Complete.Job != nil {
+		if err := e.Complete.Job(tx); err != nil {
+			if _, lerr := lock.result(); lock.ran && lerr != nil {
+				return nil, lerr // the lock failed first (or the message is gone)
+			}
+			return nil, err
+		}
+	}
+	return func() (bool, error) { return finishEnd(ctx, tx, t, e, lock, pending) }, nil
+}
+
+// finishEnd is the rest of queueEnd.
+func finishEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd, lock *pendingLock, pending *pendingReply) (bool, error) {
+	l, err := lock.result()
+	if err != nil {
+		return false, err
+	}
+	if e.IfJobEnded {
+		var ended bool
+		if err := tx.QueryRow(ctx, `SELECT `+jobOver+`
+			FROM messages m LEFT JOIN river_job j ON j.id = m.job_id WHERE m.id = $1`, t.Message.ID).Scan(&ended); err != nil {
+			return false, wrap(err, "check the message's job")
+		}
+		if !ended {
+			return false, nil
+		}
+	}
+	var reply *domain.ConversationMessage
+	if pending != nil {
+		m, inserted, err := pending.emit(ctx, tx)
+		if err != nil {
+			return false, err
+		}
+		if inserted { // else it was stored before the lock and is in l.usage
+			l.usage = l.usage.Add(e.Reply.Usage)
+		}
+		reply = &m
+	}
+	if l.status != nil && domain.IsFinal(*l.status) {
+		return false, completed(tx, e)
+	}
+	for _, m := range []*MemoryTurn{{e.Agent, e.TurnKey, e.Items}, e.Told} {
+		if m == nil || m.Items == nil {
+			continue
+		}
+		if err := later(ctx, tx, `INSERT INTO agent_memory (session_key, agent, turn_key, items) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (session_key, agent, turn_key) DO NOTHING`, t.Session.OpenAISessionKey, m.Agent, m.TurnKey, m.Items); err != nil {
+			return false, wrap(err, "store memory")
+		}
+	}
+	if e.Enqueue != nil {
+		jobID, err := e.Enqueue(tx, reply)
+		if err != nil {
+			return false, err
+		}
+		// The message follows its current job, so that a job cancelled
+		// or discarded outside the loop can be noticed (EarlierMessagePending).
+		if err := later(ctx, tx, `UPDATE messages SET job_id = $2 WHERE id = $1`, t.Message.ID, jobID); err != nil {
+			return false, wrap(err, "record job")
+		}
+	}
+	if e.Status == "" {
+		return false, completed(tx, e)
+	}
+	outcome := e.Outcome
+	outcome.SessionID, outcome.MessageID, outcome.TraceID, outcome.Status = t.Session.ID, t.Message.ID, t.Message.TraceID, e.Status
+	outcome.TokenUsage = l.usage
+	if e.Diff != nil {
+		d, err := insertDiff(ctx, tx, e.Diff, e.DiffStep)
+		if err != nil {
+			return false, err
+		}
+		outcome.DiffID = &d.ID
+		if err := later(ctx, tx, `UPDATE messages SET diff_id = $2 WHERE id = $1`, t.Message.ID, d.ID); err != nil {
+			return false, wrap(err, "link diff")
+		}
+		if err := QueueEvent(ctx, tx, t.Session.ProjectID, event.DiffCreated{Diff: d, DiffID: d.ID, TraceID: t.Message.TraceID}); err != nil {
+			return false, err
+		}
+	}
+	raw, err := json.Marshal(outcome)
+	if err != nil {
+		return false, err
+	}
+	if err := later(ctx, tx, `UPDATE messages SET status = $2, outcome = $3 WHERE id = $1`, t.Message.ID, e.Status, raw); err != nil {
+		return false, wrap(err, "finish message")
+	}
+	// The turns a commit kept for this message's next round (CommitDiff)
+	// go with its end: the session's next message is reviewed afresh
+	// since that commit.
+	if err := laterAs(ctx, tx, "forget memory kept past a commit", `DELETE FROM agent_memory
+		WHERE session_key = $1 AND forget_when_ended AND split_part(turn_key, '/', 1) = $2`,
+		t.Session.OpenAISessionKey, t.Message.ID); err != nil {
+		return false, wrap(err, "forget memory kept past a commit")
+	}
+	if err := wakeNextMessage(ctx, tx, t.Session.ID, l.position); err != nil {
+		return false, err
+	}
+	if err := QueueEvent(ctx, tx, t.Session.ProjectID, outcome); err != nil {
+		return false, err
+	}
+	return true, completed(tx, e)
 }
 
 // MessageEnds counts the user messages a pool's transactions ended, by their

@@ -1,0 +1,470 @@
+package db_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vibegrapher/vibegrapher/db"
+	"github.com/vibegrapher/vibegrapher/db/dbtest"
+	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/domain/event"
+)
+
+// steps is a fixture for the groups of steps' starts and ends: a store on a
+// pool whose round trips are counted, and messages queued in sessions of
+// their own.
+type steps struct {
+	t       *testing.T
+	pool    *pgxpool.Pool
+	counted *roundTrips
+	store   *db.Store
+}
+
+func newSteps(t *testing.T) *steps {
+	pool, counted := countedPool(t)
+	return &steps{t: t, pool: pool, counted: counted, store: &db.Store{Pool: pool}}
+}
+
+// queued submits a message to a new session named name (or to session, when
+// given) and returns it.
+func (s *steps) queued(name string, session *domain.VibecodeSession) (domain.VibecodeSession, domain.MessageAccepted) {
+	s.t.Helper()
+	var sess domain.VibecodeSession
+	if session != nil {
+		sess = *session
+	} else {
+		_, sess = newSession(s.t, s.store, name)
+	}
+	accepted, err := s.store.SubmitMessage(context.Background(), sess.ID, domain.NewMessage{Prompt: "prompt of " + name},
+		func(_ context.Context, _ pgx.Tx, ids []string) ([]int64, error) { return make([]int64, len(ids)), nil })
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return sess, accepted
+}
+
+// holdTwo runs two transactions of one kind (run, which must call hold
+// inside its transaction) that hold both places a pool gives that kind at
+// once, until release: what comes meanwhile waits. release lets the first
+// end, so that the next group goes in its place, and returns its error; then
+// it lets the second end.
+func (s *steps) holdTwo(run func(i int, hold func()) error) (release func() (first, second error)) {
+	s.t.Helper()
+	var entered sync.WaitGroup
+	gates := []chan struct{}{make(chan struct{}), make(chan struct{})}
+	done := []chan error{make(chan error, 1), make(chan error, 1)}
+	for i := range 2 {
+		entered.Add(1)
+		go func() {
+			done[i] <- run(i, func() { entered.Done(); <-gates[i] })
+		}()
+	}
+	entered.Wait()
+	var once sync.Once
+	free := func() {
+		once.Do(func() {
+			for _, g := range gates {
+				select {
+				case <-g:
+				default:
+					close(g)
+				}
+			}
+		})
+	}
+	s.t.Cleanup(free)
+	return func() (error, error) {
+		close(gates[0])
+		first := wait(s.t, done[0])
+		close(gates[1])
+		return first, wait(s.t, done[1])
+	}
+}
+
+func wait(t *testing.T, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("timed out")
+		return nil
+	}
+}
+
+func (s *steps) waitFor(cond func() bool, what string) {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// sameTransaction reports whether the rows of ids in messages were last
+// written by one transaction.
+func (s *steps) sameTransaction(ids []string) bool {
+	s.t.Helper()
+	return dbtest.Count(s.t, s.pool, `SELECT count(DISTINCT xmin::text) FROM messages WHERE id = ANY($1::uuid[])`, ids) == 1
+}
+
+// Steps that start while both places for starts are taken wait, and start
+// in one transaction of two round trips: each with its own turn, its
+// job_status (what also queues), its memory read; a message whose session
+// has an earlier one queued, and a message deleted before its step began,
+// are answered in the group as they would be alone.
+func TestStepsThatWaitAreStartedTogether(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newSteps(t)
+	_, heldA := s.queued("held a", nil)
+	_, heldB := s.queued("held b", nil)
+	release := s.holdTwo(func(i int, hold func()) error {
+		_, err := s.store.StartTurn(ctx, []string{heldA.MessageID, heldB.MessageID}[i], true, func(pgx.Tx, *db.Turn) error { hold(); return nil })
+		return err
+	})
+
+	type started struct {
+		id, session string
+		inOrder     bool
+		turn        db.Turn
+		err         error
+		memory      *db.PendingMemory
+	}
+	var all []*started
+	for _, name := range []string{"a", "b", "c", "d"} {
+		sess, m := s.queued("together "+name, nil)
+		all = append(all, &started{id: m.MessageID, session: sess.ID, inOrder: true})
+	}
+	earlierSess, _ := s.queued("an earlier message queued", nil)
+	_, later := s.queued("", &earlierSess)
+	goneSess, gone := s.queued("gone", nil)
+	if err := s.store.ClearSession(ctx, goneSess.ID); err != nil {
+		t.Fatal(err)
+	}
+	all = append(all, &started{id: later.MessageID, session: earlierSess.ID, inOrder: true}, &started{id: gone.MessageID, session: goneSess.ID})
+
+	var mu sync.Mutex
+	alsoRan := map[string]int{}
+	done := make(chan error, len(all))
+	for _, st := range all {
+		go func() {
+			st.turn, st.err = s.store.StartTurn(ctx, st.id, st.inOrder, func(tx pgx.Tx, turn *db.Turn) error {
+				mu.Lock()
+				alsoRan[turn.Message.ID]++
+				mu.Unlock()
+				st.memory = db.ReadMemoryLater(ctx, tx, turn.Session.OpenAISessionKey, domain.AgentVibeCoder, nil)
+				return db.QueueEvent(ctx, tx, turn.Session.ProjectID, dbtest.Event{Name: "started", Payload: map[string]any{"message_id": turn.Message.ID}})
+			})
+			done <- nil
+		}()
+	}
+	s.waitFor(func() bool { return db.PoolStarts(s.pool).Waiting == len(all) }, "the starts to wait")
+	before := s.counted.count()
+	if errA, errB := release(); errA != nil || errB != nil {
+		t.Fatalf("the held starts: %v, %v", errA, errB)
+	}
+	for range all {
+		wait(t, done)
+	}
+
+	starts := s.counted.containing(before, "UPDATE messages m SET")
+	if len(starts) != 1 || strings.Count(starts[0], "UPDATE messages m SET") != len(all) || !strings.HasPrefix(starts[0], "batch of") {
+		t.Errorf("the waiting starts' UPDATEs went in %d round trips, want one batch of all %d: %q", len(starts), len(all), starts)
+	}
+	if st := db.PoolStarts(s.pool); st != (db.GroupStats{Alone: 2, Grouped: int64(len(all))}) {
+		t.Errorf("starts counted %+v, want the held two alone and the %d waiting grouped", st, len(all))
+	}
+	var ids []string
+	for _, st := range all[:4] {
+		if st.err != nil {
+			t.Fatalf("message %s: %v", st.id, st.err)
+		}
+		if st.turn.Message.ID != st.id || st.turn.Session.ID != st.session || *st.turn.Message.Status != domain.StatusRunning || st.turn.BaseCommit == "" {
+			t.Errorf("message %s of session %s started as %+v", st.id, st.session, st.turn)
+		}
+		if raw, err := st.memory.Result(); err != nil || string(raw) != "[]" {
+			t.Errorf("message %s: its memory read gave %q, %v; want an empty memory", st.id, raw, err)
+		}
+		if alsoRan[st.id] != 1 {
+			t.Errorf("message %s: what its start queues ran %d times, want once", st.id, alsoRan[st.id])
+		}
+		if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM events WHERE name = 'started' AND payload->>'message_id' = $1`, st.id); n != 1 {
+			t.Errorf("message %s: %d started events, want 1", st.id, n)
+		}
+		var status string
+		if err := s.pool.QueryRow(ctx, `SELECT status FROM messages WHERE id = $1 AND base_commit IS NOT NULL`, st.id).Scan(&status); err != nil || status != domain.StatusRunning {
+			t.Errorf("message %s stored as %q (%v), want running with its base commit", st.id, status, err)
+		}
+		ids = append(ids, st.id)
+	}
+	if !s.sameTransaction(ids) {
+		t.Error("the waiting messages were started by more than one transaction")
+	}
+	if err := all[4].err; !errors.Is(err, db.ErrEarlierMessage) || alsoRan[all[4].id] != 0 {
+		t.Errorf("a message whose session has an earlier one queued: %v (what its start queues ran %d times); want ErrEarlierMessage and nothing run",
+			err, alsoRan[all[4].id])
+	}
+	if err := all[5].err; !errors.Is(err, db.ErrTurnGone) {
+		t.Errorf("a message deleted before its step: %v, want ErrTurnGone", err)
+	}
+	if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM messages WHERE id = $1 AND status = 'queued'`, later.MessageID); n != 1 {
+		t.Error("the message behind an earlier one was started")
+	}
+}
+
+// When a statement of a group of starts fails, the group commits nothing
+// and each of its steps starts alone: the others start, the failing one
+// fails as it would alone.
+func TestAGroupOfStartsThatFailsStartsEachAlone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newSteps(t)
+	_, heldA := s.queued("held a", nil)
+	_, heldB := s.queued("held b", nil)
+	release := s.holdTwo(func(i int, hold func()) error {
+		_, err := s.store.StartTurn(ctx, []string{heldA.MessageID, heldB.MessageID}[i], true, func(pgx.Tx, *db.Turn) error { hold(); return nil })
+		return err
+	})
+	var ids []string
+	for _, name := range []string{"a", "b", "c"} {
+		_, m := s.queued("fails "+name, nil)
+		ids = append(ids, m.MessageID)
+	}
+	failing := ids[1]
+	errs := make([]error, len(ids))
+	done := make(chan error, len(ids))
+	for i, id := range ids {
+		go func() {
+			_, errs[i] = s.store.StartTurn(ctx, id, true, func(tx pgx.Tx, turn *db.Turn) error {
+				if turn.Message.ID == failing {
+					// A statement that fails in PostgreSQL, queued with the
+					// group's COMMIT.
+					_, err := tx.Exec(ctx, `SELECT 1 / 0`)
+					return err
+				}
+				return db.QueueEvent(ctx, tx, turn.Session.ProjectID, dbtest.Event{Name: "started", Payload: map[string]any{"message_id": turn.Message.ID}})
+			})
+			done <- nil
+		}()
+	}
+	s.waitFor(func() bool { return db.PoolStarts(s.pool).Waiting == len(ids) }, "the starts to wait")
+	if errA, errB := release(); errA != nil || errB != nil {
+		t.Fatalf("the held starts: %v, %v", errA, errB)
+	}
+	for range ids {
+		wait(t, done)
+	}
+	for i, id := range ids {
+		var status string
+		if err := s.pool.QueryRow(ctx, `SELECT status FROM messages WHERE id = $1`, id).Scan(&status); err != nil {
+			t.Fatal(err)
+		}
+		events := dbtest.Count(t, s.pool, `SELECT count(*) FROM events WHERE name = 'started' AND payload->>'message_id' = $1`, id)
+		switch {
+		case id == failing && (errs[i] == nil || !strings.Contains(errs[i].Error(), "division by zero") || status != domain.StatusQueued):
+			t.Errorf("the failing start: %v, message %s; want its own failure and the message queued", errs[i], status)
+		case id != failing && (errs[i] != nil || status != domain.StatusRunning || events != 1):
+			t.Errorf("message %s after its group failed: %v, %s, %d started events; want it started alone", id, errs[i], status, events)
+		}
+	}
+	if st := db.PoolStarts(s.pool); st != (db.GroupStats{Alone: 2, Fallback: int64(len(ids))}) {
+		t.Errorf("starts counted %+v, want the held two alone and the %d of the failed group alone after it", st, len(ids))
+	}
+}
+
+// running is a started step and the River job it completes.
+type running struct {
+	session domain.VibecodeSession
+	m       domain.MessageAccepted
+	turn    db.Turn
+	job     int64
+}
+
+// started queues a message in a new session, starts its step and inserts a
+// running job for it.
+func (s *steps) started(name string) *running {
+	s.t.Helper()
+	ctx := context.Background()
+	r := &running{}
+	r.session, r.m = s.queued(name, nil)
+	var err error
+	if r.turn, err = s.store.StartTurn(ctx, r.m.MessageID, true); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := s.pool.QueryRow(ctx, `INSERT INTO river_job (kind, args, state, attempt, max_attempts, attempted_at)
+		VALUES ('vibecode', '{}', 'running', 1, 25, now()) RETURNING id`).Scan(&r.job); err != nil {
+		s.t.Fatal(err)
+	}
+	return r
+}
+
+// answer ends r's step with a text answer; held, when set, runs in the
+// end's transaction, before its batch is sent.
+func (s *steps) answer(r *running, held func()) error {
+	ctx := context.Background()
+	text := "answer to " + r.m.MessageID
+	return s.store.EndTurn(ctx, &r.turn, db.TurnEnd{
+		Reply: &db.AssistantMessage{Turn: &r.turn, CallKey: r.m.MessageID + "/vibecoder/1/1", Response: json.RawMessage(`{"id":"resp"}`),
+			ResponseID: "resp", Agent: domain.AgentVibeCoder, Iteration: 1, Content: text, Usage: domain.TokenUsage{PromptTokens: 3, CompletionTokens: 2, TotalTokens: 5}},
+		Agent: domain.AgentVibeCoder, TurnKey: r.m.MessageID + "/1", Items: json.RawMessage(`[{"role":"user","content":"hi"}]`),
+		Status: domain.StatusAnswered, Outcome: event.VibecodeResponse{Response: &text},
+		Complete: &db.Completion{
+			Job: func(tx pgx.Tx) error {
+				if held != nil {
+					held()
+				}
+				return db.CompleteJob(ctx, tx, r.job)
+			},
+			Event: func(tx pgx.Tx) error {
+				return db.QueueEvent(ctx, tx, r.turn.Session.ProjectID, dbtest.Event{Name: "job_done", Payload: map[string]any{"message_id": r.m.MessageID}})
+			},
+		},
+	})
+}
+
+// answered reports what a person would see of r's end: the message's status,
+// its reply, its vibecode_response and job_status, its memory turn and its
+// job's state, as one line to compare.
+func (s *steps) answered(r *running) string {
+	s.t.Helper()
+	ctx := context.Background()
+	var status, reply, job string
+	if err := s.pool.QueryRow(ctx, `SELECT m.status, coalesce((SELECT content FROM messages WHERE reply_to = m.id), ''), j.state
+		FROM messages m, river_job j WHERE m.id = $1 AND j.id = $2`, r.m.MessageID, r.job).Scan(&status, &reply, &job); err != nil {
+		return err.Error()
+	}
+	responses := dbtest.Count(s.t, s.pool, `SELECT count(*) FROM events WHERE name = 'vibecode_response' AND payload->>'message_id' = $1
+		AND payload->>'status' = 'answered' AND payload->>'response' = $2`, r.m.MessageID, "answer to "+r.m.MessageID)
+	done := dbtest.Count(s.t, s.pool, `SELECT count(*) FROM events WHERE name = 'job_done' AND payload->>'message_id' = $1`, r.m.MessageID)
+	memory := dbtest.Count(s.t, s.pool, `SELECT count(*) FROM agent_memory WHERE turn_key = $1`, r.m.MessageID+"/1")
+	var b strings.Builder
+	b.WriteString(status + " | " + reply + " | " + job)
+	for _, n := range []int{responses, done, memory} {
+		b.WriteString(" | ")
+		b.WriteByte(byte('0' + n))
+	}
+	return b.String()
+}
+
+func (s *steps) wantAnswered(r *running) {
+	s.t.Helper()
+	if got, want := s.answered(r), "answered | answer to "+r.m.MessageID+" | completed | 1 | 1 | 1"; got != want {
+		s.t.Errorf("message %s: %q, want %q (status | reply | job | vibecode_response | job_status | memory)", r.m.MessageID, got, want)
+	}
+}
+
+// Steps that end while both places for ends are taken wait, and end in one
+// transaction of two round trips, each as it would alone: its reply, its
+// status, its events, its memory, its job completed.
+func TestStepsThatWaitAreEndedTogether(t *testing.T) {
+	t.Parallel()
+	s := newSteps(t)
+	held := []*running{s.started("held a"), s.started("held b")}
+	var waiting []*running
+	for _, name := range []string{"a", "b", "c", "d"} {
+		waiting = append(waiting, s.started("together "+name))
+	}
+	release := s.holdTwo(func(i int, hold func()) error { return s.answer(held[i], hold) })
+	errs := make([]error, len(waiting))
+	done := make(chan error, len(waiting))
+	for i, r := range waiting {
+		go func() { errs[i] = s.answer(r, nil); done <- nil }()
+	}
+	s.waitFor(func() bool { return db.PoolEnds(s.pool).Waiting == len(waiting) }, "the ends to wait")
+	before := s.counted.count()
+	if errA, errB := release(); errA != nil || errB != nil {
+		t.Fatalf("the held ends: %v, %v", errA, errB)
+	}
+	for range waiting {
+		wait(t, done)
+	}
+
+	// The held ends' batches go once they are released, each with its
+	// reply; the waiting ends' replies in one batch.
+	var sizes []int
+	for _, b := range s.counted.containing(before, "INSERT INTO model_calls") {
+		sizes = append(sizes, strings.Count(b, "INSERT INTO model_calls"))
+	}
+	slices.Sort(sizes)
+	if !slices.Equal(sizes, []int{1, 1, len(waiting)}) {
+		t.Errorf("the ends' replies went %v at a time, want the held two alone and the %d waiting in one batch", sizes, len(waiting))
+	}
+	if st := db.PoolEnds(s.pool); st != (db.GroupStats{Alone: 2, Grouped: int64(len(waiting))}) {
+		t.Errorf("ends counted %+v, want the held two alone and the %d waiting grouped", st, len(waiting))
+	}
+	var ids []string
+	for i, r := range waiting {
+		if errs[i] != nil {
+			t.Fatalf("message %s: %v", r.m.MessageID, errs[i])
+		}
+		s.wantAnswered(r)
+		ids = append(ids, r.m.MessageID)
+	}
+	for _, r := range held {
+		s.wantAnswered(r)
+	}
+	if !s.sameTransaction(ids) {
+		t.Error("the waiting messages were ended by more than one transaction")
+	}
+	if ends := db.PoolMessageEnds(s.pool); ends[domain.StatusAnswered] != int64(len(waiting)+len(held)) {
+		t.Errorf("messages ended counted %v, want %d answered", ends, len(waiting)+len(held))
+	}
+}
+
+// A group of ends that holds a message deleted since its step began (its
+// session cleared) is rolled back, and each of its steps ends alone: the
+// others are answered, the gone one ends quietly.
+func TestAGroupOfEndsWithAGoneMessageEndsEachAlone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newSteps(t)
+	held := []*running{s.started("held a"), s.started("held b")}
+	var waiting []*running
+	for _, name := range []string{"a", "b", "c"} {
+		waiting = append(waiting, s.started("gone "+name))
+	}
+	gone := waiting[1]
+	if err := s.store.ClearSession(ctx, gone.session.ID); err != nil {
+		t.Fatal(err)
+	}
+	release := s.holdTwo(func(i int, hold func()) error { return s.answer(held[i], hold) })
+	errs := make([]error, len(waiting))
+	done := make(chan error, len(waiting))
+	for i, r := range waiting {
+		go func() { errs[i] = s.answer(r, nil); done <- nil }()
+	}
+	s.waitFor(func() bool { return db.PoolEnds(s.pool).Waiting == len(waiting) }, "the ends to wait")
+	if errA, errB := release(); errA != nil || errB != nil {
+		t.Fatalf("the held ends: %v, %v", errA, errB)
+	}
+	for range waiting {
+		wait(t, done)
+	}
+	for i, r := range waiting {
+		if r == gone {
+			if !errors.Is(errs[i], db.ErrTurnGone) {
+				t.Errorf("the gone message's end: %v, want ErrTurnGone", errs[i])
+			}
+			continue
+		}
+		if errs[i] != nil {
+			t.Fatalf("message %s: %v", r.m.MessageID, errs[i])
+		}
+		s.wantAnswered(r)
+	}
+	if st := db.PoolEnds(s.pool); st != (db.GroupStats{Alone: 2, Fallback: int64(len(waiting))}) {
+		t.Errorf("ends counted %+v, want the held two alone and the %d of the rolled back group alone after it", st, len(waiting))
+	}
+}
