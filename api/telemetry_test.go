@@ -355,6 +355,19 @@ func TestMetricsOfAMessageAndATestRun(t *testing.T) {
 	if len(after.series("vibegrapher_submissions_waiting")) != 1 {
 		t.Error("vibegrapher_submissions_waiting: no series")
 	}
+	// The steps of the loop, by how their transaction ran: this message's
+	// start and end alone.
+	for _, phase := range []string{"start", "end"} {
+		for _, how := range []string{"alone", "group", "fallback"} {
+			if len(after.series("vibegrapher_steps_total", "vibegrapher_step_phase", phase, "vibegrapher_step_ran", how)) != 1 {
+				t.Errorf("vibegrapher_steps_total{vibegrapher_step_phase=%q,vibegrapher_step_ran=%q}: no series", phase, how)
+			}
+		}
+		if got := after.value("vibegrapher_steps_total", "vibegrapher_step_phase", phase, "vibegrapher_step_ran", "alone") -
+			before.value("vibegrapher_steps_total", "vibegrapher_step_phase", phase, "vibegrapher_step_ran", "alone"); got < 1 {
+			t.Errorf("vibegrapher.steps{%s, alone} grew by %v, want the message's step", phase, got)
+		}
+	}
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }

@@ -47,8 +47,8 @@ func endingsOf(pool *pgxpool.Pool) *txGroups[*ending] {
 	return q.(*txGroups[*ending])
 }
 
-// PoolEnds counts the steps ended on pool by EndTurn's groups, by how
-// (GroupStats); the ends that enqueue or create a diff are not counted.
+// PoolEnds counts the steps ended on pool, by how (GroupStats): the ends
+// that enqueue a job or create a diff count as alone.
 func PoolEnds(pool *pgxpool.Pool) GroupStats { return endingsOf(pool).statsNow() }
 
 // groupable reports whether e can end in a group: its transaction is two

@@ -513,9 +513,14 @@ type Completion struct {
 // (events, memory, status, the next message's wake-up), and COMMIT. A step
 // that enqueues the next job sends River's insert between them.
 func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
-	if pool, ok := s.Pool.(*pgxpool.Pool); ok && e.groupable() {
+	pool, ok := s.Pool.(*pgxpool.Pool)
+	switch {
+	case !ok:
+		return s.endAlone(ctx, t, e)
+	case e.groupable():
 		return s.endStep(pool, &ending{ctx: ctx, t: t, e: e})
 	}
+	endingsOf(pool).count(ranAlone, 1)
 	return s.endAlone(ctx, t, e)
 }
 

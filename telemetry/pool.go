@@ -36,6 +36,12 @@ import (
 //     their group could not store them), vibegrapher.messages.ended by
 //     final status (db.PoolMessageEnds), and vibegrapher.submissions.waiting:
 //     those waiting for a group now.
+//   - vibegrapher.steps{vibegrapher.step.phase=start|end,
+//     vibegrapher.step.ran=alone|group|fallback}: the steps of the vibecode
+//     loop started and ended so far, by how their transaction ran
+//     (db/starts.go, db/ends.go: alone, in a group with others, or alone
+//     after their group could not run them; the ends that enqueue a job or
+//     create a diff always go alone).
 func (t *Telemetry) ObservePool(name string, pool *pgxpool.Pool) error {
 	if t == nil {
 		return nil
@@ -96,6 +102,11 @@ func (t *Telemetry) ObservePool(name string, pool *pgxpool.Pool) error {
 	if err != nil {
 		return err
 	}
+	steps, err := m.Int64ObservableCounter("vibegrapher.steps",
+		metric.WithDescription("Steps of the vibecode loop started and ended, by how their transaction ran"), metric.WithUnit("{step}"))
+	if err != nil {
+		return err
+	}
 	ended, err := m.Int64ObservableCounter("vibegrapher.messages.ended",
 		metric.WithDescription("User messages ended, by their final status: answered, diff_created, max_iterations, failed"), metric.WithUnit("{message}"))
 	if err != nil {
@@ -106,6 +117,16 @@ func (t *Telemetry) ObservePool(name string, pool *pgxpool.Pool) error {
 		return metric.WithAttributes(poolName, attribute.String("vibegrapher.submission.stored", how))
 	}
 	alone, grouped, fallback := storedAs("alone"), storedAs("group"), storedAs("fallback")
+	stepRan := func(phase, how string) metric.MeasurementOption {
+		return metric.WithAttributes(poolName, attribute.String("vibegrapher.step.phase", phase), attribute.String("vibegrapher.step.ran", how))
+	}
+	phases := []struct {
+		stats                    func(*pgxpool.Pool) db.GroupStats
+		alone, grouped, fallback metric.MeasurementOption
+	}{
+		{db.PoolStarts, stepRan("start", "alone"), stepRan("start", "group"), stepRan("start", "fallback")},
+		{db.PoolEnds, stepRan("end", "alone"), stepRan("end", "group"), stepRan("end", "fallback")},
+	}
 	byClass := [...]metric.MeasurementOption{
 		db.ClassJob:   metric.WithAttributes(poolName, attribute.String("vibegrapher.transaction.class", "job")),
 		db.ClassOther: metric.WithAttributes(poolName, attribute.String("vibegrapher.transaction.class", "other")),
@@ -133,11 +154,17 @@ func (t *Telemetry) ObservePool(name string, pool *pgxpool.Pool) error {
 		o.ObserveInt64(submitted, subs.Grouped, grouped)
 		o.ObserveInt64(submitted, subs.Fallback, fallback)
 		o.ObserveInt64(submitWaiting, int64(subs.Waiting), only)
+		for _, p := range phases {
+			st := p.stats(pool)
+			o.ObserveInt64(steps, st.Alone, p.alone)
+			o.ObserveInt64(steps, st.Grouped, p.grouped)
+			o.ObserveInt64(steps, st.Fallback, p.fallback)
+		}
 		for status, n := range db.PoolMessageEnds(pool) {
 			o.ObserveInt64(ended, n, metric.WithAttributes(poolName, attribute.String("vibegrapher.message.status", status)))
 		}
 		return nil
-	}, count, maxConns, acquires, acquireTime, waits, waitTime, pending, slotWaits, slotWaitTime, submitted, submitWaiting, ended)
+	}, count, maxConns, acquires, acquireTime, waits, waitTime, pending, slotWaits, slotWaitTime, submitted, submitWaiting, steps, ended)
 	if err != nil {
 		return err
 	}
