@@ -23,6 +23,7 @@ import (
 // its steps ends alone, as before: an end is idempotent, its rows keyed.
 // A traced step ends alone (starts.go).
 const (
+	// As for starts (starts.go).
 	maxEnding       = 2
 	maxEndGroup     = 64
 	endGroupTimeout = 30 * time.Second
@@ -74,7 +75,14 @@ func (s *Store) endStep(pool *pgxpool.Pool, en *ending) error {
 // ended.
 func endGroup(s *Store, group []*ending) (ran []bool) {
 	ran = make([]bool, len(group))
-	ens, index := groupMembers(group, func(en *ending) string { return en.t.Message.ID }, func(en *ending) context.Context { return en.ctx }, true)
+	// In the order of their sessions, then messages: each end takes its
+	// session's key share before its message, and a project's delete locks
+	// the project's sessions in id order before their messages; ends taken
+	// in the order of their messages could hold one session's key share and
+	// wait for another's while the delete holds that one and waits for the
+	// first (docs/reliability.md, lock order).
+	ens, index := groupMembers(group, func(en *ending) string { return en.t.Session.ID + "/" + en.t.Message.ID },
+		func(en *ending) context.Context { return en.ctx }, true)
 	if len(ens) == 1 {
 		ens[0].err = s.endAlone(ens[0].ctx, ens[0].t, ens[0].e)
 		ran[index[0]] = true
@@ -85,7 +93,7 @@ func endGroup(s *Store, group []*ending) (ran []bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ens[0].ctx), endGroupTimeout)
 	defer cancel()
 	ended := make([]bool, len(ens))
-	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+	err := inGroupTx(ctx, s.Pool, func(tx pgx.Tx) error {
 		finishes := make([]func() (bool, error), len(ens))
 		for i, en := range ens {
 			var err error

@@ -29,8 +29,13 @@ import (
 // submission is stored alone: the group's statements would go in the first
 // member's trace.
 const (
-	maxStarting       = 2
-	maxStartGroup     = 64
+	// Two groups of up to 64, as for submissions: with two, the next group
+	// forms while one runs. Four or eight groups of ends at once did no
+	// better in the 500-session row (docs/benchmarks.md, sixteenth round).
+	maxStarting   = 2
+	maxStartGroup = 64
+	// startGroupTimeout bounds a group's transaction, which runs on after
+	// the job of the step that leads it has ended: the others wait for it.
 	startGroupTimeout = 30 * time.Second
 )
 
@@ -107,7 +112,19 @@ func startGroup(s *Store, group []*start) (ran []bool) {
 	defer cancel()
 	turns := make([]Turn, len(sts))
 	errs := make([]error, len(sts))
-	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+	err := inGroupTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		// The sessions' key shares first, in id order, as a step's end and
+		// a project's delete take them before the messages: the UPDATEs
+		// below lock messages of several sessions, which a delete could
+		// otherwise hold one of while it waits for another.
+		ids := make([]string, len(sts))
+		for i, st := range sts {
+			ids[i] = st.messageID
+		}
+		if err := later(ctx, tx, `SELECT 1 FROM sessions WHERE id IN (SELECT session_id FROM messages WHERE id = ANY($1::uuid[]))
+			ORDER BY id FOR KEY SHARE`, ids); err != nil {
+			return wrap(err, "hold sessions")
+		}
 		reads := make([]func() error, len(sts))
 		for i, st := range sts {
 			reads[i] = rowLater(ctx, tx, startSQL, []any{st.messageID, plumbing.ZeroHash.String(), st.inOrder}, func(r pgx.Row) error {

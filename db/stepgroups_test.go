@@ -249,8 +249,8 @@ func TestAGroupOfStartsThatFailsStartsEachAlone(t *testing.T) {
 		go func() {
 			_, errs[i] = s.store.StartTurn(ctx, id, true, func(tx pgx.Tx, turn *db.Turn) error {
 				if turn.Message.ID == failing {
-					// A statement that fails in PostgreSQL, queued with the
-					// group's COMMIT.
+					// A statement that fails in PostgreSQL, in the middle
+					// of the group's transaction.
 					_, err := tx.Exec(ctx, `SELECT 1 / 0`)
 					return err
 				}
@@ -466,5 +466,141 @@ func TestAGroupOfEndsWithAGoneMessageEndsEachAlone(t *testing.T) {
 	}
 	if st := db.PoolEnds(s.pool); st != (db.GroupStats{Alone: 2, Fallback: int64(len(waiting))}) {
 		t.Errorf("ends counted %+v, want the held two alone and the %d of the rolled back group alone after it", st, len(waiting))
+	}
+}
+
+// An end that enqueues the next job or creates a diff does not wait for a
+// group: it ends while both places for ends are taken, and counts as alone.
+func TestAnEndThatEnqueuesGoesAlone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newSteps(t)
+	held := []*running{s.started("held a"), s.started("held b")}
+	release := s.holdTwo(func(i int, hold func()) error { return s.answer(held[i], hold) })
+	r := s.started("enqueues")
+	ended := make(chan error, 1)
+	go func() {
+		ended <- s.store.EndTurn(ctx, &r.turn, db.TurnEnd{
+			Enqueue:  func(pgx.Tx, *domain.ConversationMessage) (int64, error) { return r.job + 1000, nil },
+			Complete: &db.Completion{Job: func(tx pgx.Tx) error { return db.CompleteJob(ctx, tx, r.job) }},
+		})
+	}()
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the end that enqueues waited for the held ends")
+	}
+	if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM messages WHERE id = $1 AND job_id = $2`, r.m.MessageID, r.job+1000); n != 1 {
+		t.Error("the end that enqueues did not record its next job while the other ends were held")
+	}
+	if errA, errB := release(); errA != nil || errB != nil {
+		t.Fatalf("the held ends: %v, %v", errA, errB)
+	}
+	if st := db.PoolEnds(s.pool); st != (db.GroupStats{Alone: 3}) {
+		t.Errorf("ends counted %+v, want three alone", st)
+	}
+}
+
+// A member of a group whose row another transaction holds makes the group
+// give up after a short wait: the others end at once, each alone, and the
+// one whose row is held ends when it is free.
+func TestAGroupWaitsBrieflyForALockedRow(t *testing.T) {
+	t.Parallel()
+	s := newSteps(t)
+	held := []*running{s.started("held a"), s.started("held b")}
+	var waiting []*running
+	for _, name := range []string{"a", "b", "c"} {
+		waiting = append(waiting, s.started("locked "+name))
+	}
+	locked := waiting[1]
+	unlock := holdLocks(t, s.pool, `SELECT 1 FROM messages WHERE id = $1 FOR UPDATE`, locked.m.MessageID)
+	release := s.holdTwo(func(i int, hold func()) error { return s.answer(held[i], hold) })
+	errs := make([]error, len(waiting))
+	done := make([]chan error, len(waiting))
+	for i, r := range waiting {
+		done[i] = make(chan error, 1)
+		go func() { errs[i] = s.answer(r, nil); done[i] <- nil }()
+	}
+	s.waitFor(func() bool { return db.PoolEnds(s.pool).Waiting == len(waiting) }, "the ends to wait")
+	if errA, errB := release(); errA != nil || errB != nil {
+		t.Fatalf("the held ends: %v, %v", errA, errB)
+	}
+	for i, r := range waiting {
+		if r == locked {
+			continue
+		}
+		wait(t, done[i]) // while the locked one's row is still held
+		if errs[i] != nil {
+			t.Fatalf("message %s: %v", r.m.MessageID, errs[i])
+		}
+		s.wantAnswered(r)
+	}
+	unlock()
+	wait(t, done[1])
+	if errs[1] != nil {
+		t.Fatalf("the locked message: %v", errs[1])
+	}
+	s.wantAnswered(locked)
+	if st := db.PoolEnds(s.pool); st != (db.GroupStats{Alone: 2, Fallback: int64(len(waiting))}) {
+		t.Errorf("ends counted %+v, want the held two alone and the %d of the group that gave up alone after it", st, len(waiting))
+	}
+}
+
+// A member's callback that panics in a group's transaction panics in its
+// own step only: the group is rolled back, the others start alone, and the
+// one at fault panics when it runs alone.
+func TestAPanicInAGroupIsItsMembers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newSteps(t)
+	_, heldA := s.queued("held a", nil)
+	_, heldB := s.queued("held b", nil)
+	release := s.holdTwo(func(i int, hold func()) error {
+		_, err := s.store.StartTurn(ctx, []string{heldA.MessageID, heldB.MessageID}[i], true, func(pgx.Tx, *db.Turn) error { hold(); return nil })
+		return err
+	})
+	var ids []string
+	for _, name := range []string{"a", "b", "c"} {
+		_, m := s.queued("panics "+name, nil)
+		ids = append(ids, m.MessageID)
+	}
+	faulty := ids[2]
+	errs := make([]error, len(ids))
+	panics := make([]any, len(ids))
+	done := make(chan error, len(ids))
+	for i, id := range ids {
+		// The faulty one waits last: the group is led by another member.
+		s.waitFor(func() bool { return db.PoolStarts(s.pool).Waiting == i }, "the starts before it to wait")
+		go func() {
+			defer func() { panics[i] = recover(); done <- nil }()
+			_, errs[i] = s.store.StartTurn(ctx, id, true, func(_ pgx.Tx, turn *db.Turn) error {
+				if turn.Message.ID == faulty {
+					panic("also of " + faulty)
+				}
+				return nil
+			})
+		}()
+	}
+	s.waitFor(func() bool { return db.PoolStarts(s.pool).Waiting == len(ids) }, "the starts to wait")
+	if errA, errB := release(); errA != nil || errB != nil {
+		t.Fatalf("the held starts: %v, %v", errA, errB)
+	}
+	for range ids {
+		wait(t, done)
+	}
+	for i, id := range ids {
+		status := ""
+		if err := s.pool.QueryRow(ctx, `SELECT status FROM messages WHERE id = $1`, id).Scan(&status); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case id == faulty && (panics[i] != "also of "+faulty || status != domain.StatusQueued):
+			t.Errorf("the faulty start: panic %v, message %s; want its own panic and the message queued", panics[i], status)
+		case id != faulty && (panics[i] != nil || errs[i] != nil || status != domain.StatusRunning):
+			t.Errorf("message %s beside a panicking member: panic %v, error %v, %s; want it started", id, panics[i], errs[i], status)
+		}
 	}
 }

@@ -2,9 +2,12 @@ package db
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // txGroups runs transactions of one kind in groups under load (group
@@ -112,13 +115,6 @@ func (q *txGroups[M]) do(ctx context.Context, m M, alone func(M), together func(
 	return gt.how
 }
 
-// waitingNow is how many members wait for a group.
-func (q *txGroups[M]) waitingNow() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.waiting)
-}
-
 // runGroup runs the group first leads and hands the turn on, also when
 // together panics: the others of the group and those waiting must not wait
 // for ever.
@@ -151,6 +147,7 @@ func (q *txGroups[M]) runGroup(first *groupTurn[M], together func([]M) []bool) {
 	}
 }
 
+// leave takes gt out of the members waiting, when it still is one.
 func (q *txGroups[M]) leave(gt *groupTurn[M]) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -177,6 +174,7 @@ func (q *txGroups[M]) next() {
 	first.turn <- true
 }
 
+// group is first and the members waiting after it, up to maxGroup.
 func (q *txGroups[M]) group(first *groupTurn[M]) []*groupTurn[M] {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -215,4 +213,29 @@ func groupMembers[M any](group []M, key func(M) string, ctx func(M) context.Cont
 		sorted[i], sortedIndex[i] = members[o], index[o]
 	}
 	return sorted, sortedIndex
+}
+
+// groupLockTimeout bounds what a group's transaction waits for a row lock:
+// one member whose row another transaction holds (a commit's git work, a
+// project's delete) would stop every member of its group and one of the
+// two places of its kind. Past it the group fails and each member runs
+// alone, where the one that waits waits as before.
+const groupLockTimeout = "100ms"
+
+// inGroupTx runs fn in a transaction of InTx for a group of members of
+// other transactions: with groupLockTimeout, and a panic in fn (in one
+// member's callback) rolls it back and returns as a failure, so that each
+// member runs alone and only the one at fault panics, in its own goroutine.
+func inGroupTx(ctx context.Context, pool DB, fn func(pgx.Tx) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("a group's transaction panicked: %v", p)
+		}
+	}()
+	return InTx(ctx, pool, func(tx pgx.Tx) error {
+		if err := later(ctx, tx, `SELECT set_config('lock_timeout', $1, true)`, groupLockTimeout); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
 }
