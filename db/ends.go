@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // The steps that end together are ended together under load (group
@@ -41,11 +40,7 @@ type ending struct {
 var poolEndings sync.Map // *pgxpool.Pool → *txGroups[*ending]
 
 func endingsOf(pool *pgxpool.Pool) *txGroups[*ending] {
-	if q, ok := poolEndings.Load(pool); ok {
-		return q.(*txGroups[*ending])
-	}
-	q, _ := poolEndings.LoadOrStore(pool, &txGroups[*ending]{maxRunning: maxEnding, maxGroup: maxEndGroup})
-	return q.(*txGroups[*ending])
+	return groupsOf[*ending](&poolEndings, pool, maxEnding, maxEndGroup)
 }
 
 // PoolEnds counts the steps ended on pool, by how (GroupStats): the ends
@@ -58,14 +53,8 @@ func (e TurnEnd) groupable() bool { return e.Diff == nil && e.Enqueue == nil && 
 
 // endStep ends en, with others when they wait too.
 func (s *Store) endStep(pool *pgxpool.Pool, en *ending) error {
-	q := endingsOf(pool)
 	alone := func(en *ending) { en.err = s.endAlone(en.ctx, en.t, en.e) }
-	if trace.SpanContextFromContext(en.ctx).IsSampled() {
-		q.count(ranAlone, 1)
-		alone(en)
-		return en.err
-	}
-	if q.do(en.ctx, en, alone, func(group []*ending) []bool { return endGroup(s, group) }) == leftWaiting {
+	if endingsOf(pool).do(en.ctx, en, alone, func(group []*ending) []bool { return endGroup(s, group) }) == leftWaiting {
 		return wrap(en.ctx.Err(), "end step")
 	}
 	return en.err

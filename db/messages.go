@@ -64,7 +64,7 @@ func (s *Store) SubmitMessage(ctx context.Context, sessionID string, in domain.N
 	}
 	sub := &submission{ctx: ctx, sessionID: sessionID, m: newMessage{session: sid, id: id, prompt: in.Prompt, trace: traceID(ctx)}, enqueue: enqueue}
 	if pool, ok := s.Pool.(*pgxpool.Pool); ok {
-		return submissionsOf(pool).submit(s, sub)
+		return s.submit(pool, sub)
 	}
 	return s.submitAlone(sub)
 }

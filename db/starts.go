@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // The steps that start together are started together under load (group
@@ -25,9 +24,7 @@ import (
 // (a start is idempotent: its UPDATE keeps a running message's status and
 // base commit, and its queued writes were rolled back). A message gone, or
 // waiting for an earlier one, is answered so from the group as it would be
-// alone. A traced step (its span sampled) starts alone, as a traced
-// submission is stored alone: the group's statements would go in the first
-// member's trace.
+// alone. A traced step (its span sampled) starts alone (txGroups.do).
 const (
 	// Two groups of up to 64, as for submissions: with two, the next group
 	// forms while one runs. Four or eight groups of ends at once did no
@@ -53,11 +50,7 @@ type start struct {
 var poolStarts sync.Map // *pgxpool.Pool → *txGroups[*start]
 
 func startsOf(pool *pgxpool.Pool) *txGroups[*start] {
-	if q, ok := poolStarts.Load(pool); ok {
-		return q.(*txGroups[*start])
-	}
-	q, _ := poolStarts.LoadOrStore(pool, &txGroups[*start]{maxRunning: maxStarting, maxGroup: maxStartGroup})
-	return q.(*txGroups[*start])
+	return groupsOf[*start](&poolStarts, pool, maxStarting, maxStartGroup)
 }
 
 // PoolStarts counts the steps started on pool, by how (GroupStats).
@@ -65,14 +58,8 @@ func PoolStarts(pool *pgxpool.Pool) GroupStats { return startsOf(pool).statsNow(
 
 // startStep starts st, with others when they wait too.
 func (s *Store) startStep(pool *pgxpool.Pool, st *start) (Turn, error) {
-	q := startsOf(pool)
 	alone := func(st *start) { st.t, st.err = s.startAlone(st) }
-	if trace.SpanContextFromContext(st.ctx).IsSampled() {
-		q.count(ranAlone, 1)
-		alone(st)
-		return st.t, st.err
-	}
-	if q.do(st.ctx, st, alone, func(group []*start) []bool { return startGroup(s, group) }) == leftWaiting {
+	if startsOf(pool).do(st.ctx, st, alone, func(group []*start) []bool { return startGroup(s, group) }) == leftWaiting {
 		return Turn{}, wrap(st.ctx.Err(), "start message")
 	}
 	return st.t, st.err

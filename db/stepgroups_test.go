@@ -90,6 +90,41 @@ func (s *steps) holdTwo(run func(i int, hold func()) error) (release func() (fir
 	}
 }
 
+// holdStarts takes both places for starts with two steps of its own until
+// release(n): once n starts wait, it lets the held two end (the first, so
+// that the waiting go as a group in its place, then the second).
+func (s *steps) holdStarts() (release func(n int)) {
+	s.t.Helper()
+	ctx := context.Background()
+	_, a := s.queued("held a", nil)
+	_, b := s.queued("held b", nil)
+	held := s.holdTwo(func(i int, hold func()) error {
+		_, err := s.store.StartTurn(ctx, []string{a.MessageID, b.MessageID}[i], true, func(pgx.Tx, *db.Turn) error { hold(); return nil })
+		return err
+	})
+	return func(n int) {
+		s.t.Helper()
+		s.waitFor(func() bool { return db.PoolStarts(s.pool).Waiting == n }, "the starts to wait")
+		if errA, errB := held(); errA != nil || errB != nil {
+			s.t.Fatalf("the held starts: %v, %v", errA, errB)
+		}
+	}
+}
+
+// holdEnds is holdStarts for ends: held are the two steps it ends.
+func (s *steps) holdEnds() (held []*running, release func(n int)) {
+	s.t.Helper()
+	held = []*running{s.started("held a"), s.started("held b")}
+	ended := s.holdTwo(func(i int, hold func()) error { return s.answer(held[i], hold) })
+	return held, func(n int) {
+		s.t.Helper()
+		s.waitFor(func() bool { return db.PoolEnds(s.pool).Waiting == n }, "the ends to wait")
+		if errA, errB := ended(); errA != nil || errB != nil {
+			s.t.Fatalf("the held ends: %v, %v", errA, errB)
+		}
+	}
+}
+
 func wait(t *testing.T, done <-chan error) error {
 	t.Helper()
 	select {
@@ -128,12 +163,7 @@ func TestStepsThatWaitAreStartedTogether(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newSteps(t)
-	_, heldA := s.queued("held a", nil)
-	_, heldB := s.queued("held b", nil)
-	release := s.holdTwo(func(i int, hold func()) error {
-		_, err := s.store.StartTurn(ctx, []string{heldA.MessageID, heldB.MessageID}[i], true, func(pgx.Tx, *db.Turn) error { hold(); return nil })
-		return err
-	})
+	release := s.holdStarts()
 
 	type started struct {
 		id, session string
@@ -170,11 +200,8 @@ func TestStepsThatWaitAreStartedTogether(t *testing.T) {
 			done <- nil
 		}()
 	}
-	s.waitFor(func() bool { return db.PoolStarts(s.pool).Waiting == len(all) }, "the starts to wait")
 	before := s.counted.count()
-	if errA, errB := release(); errA != nil || errB != nil {
-		t.Fatalf("the held starts: %v, %v", errA, errB)
-	}
+	release(len(all))
 	for range all {
 		wait(t, done)
 	}
@@ -231,12 +258,7 @@ func TestAGroupOfStartsThatFailsStartsEachAlone(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newSteps(t)
-	_, heldA := s.queued("held a", nil)
-	_, heldB := s.queued("held b", nil)
-	release := s.holdTwo(func(i int, hold func()) error {
-		_, err := s.store.StartTurn(ctx, []string{heldA.MessageID, heldB.MessageID}[i], true, func(pgx.Tx, *db.Turn) error { hold(); return nil })
-		return err
-	})
+	release := s.holdStarts()
 	var ids []string
 	for _, name := range []string{"a", "b", "c"} {
 		_, m := s.queued("fails "+name, nil)
@@ -259,10 +281,7 @@ func TestAGroupOfStartsThatFailsStartsEachAlone(t *testing.T) {
 			done <- nil
 		}()
 	}
-	s.waitFor(func() bool { return db.PoolStarts(s.pool).Waiting == len(ids) }, "the starts to wait")
-	if errA, errB := release(); errA != nil || errB != nil {
-		t.Fatalf("the held starts: %v, %v", errA, errB)
-	}
+	release(len(ids))
 	for range ids {
 		wait(t, done)
 	}
@@ -371,22 +390,18 @@ func (s *steps) wantAnswered(r *running) {
 func TestStepsThatWaitAreEndedTogether(t *testing.T) {
 	t.Parallel()
 	s := newSteps(t)
-	held := []*running{s.started("held a"), s.started("held b")}
+	held, release := s.holdEnds()
 	var waiting []*running
 	for _, name := range []string{"a", "b", "c", "d"} {
 		waiting = append(waiting, s.started("together "+name))
 	}
-	release := s.holdTwo(func(i int, hold func()) error { return s.answer(held[i], hold) })
 	errs := make([]error, len(waiting))
 	done := make(chan error, len(waiting))
 	for i, r := range waiting {
 		go func() { errs[i] = s.answer(r, nil); done <- nil }()
 	}
-	s.waitFor(func() bool { return db.PoolEnds(s.pool).Waiting == len(waiting) }, "the ends to wait")
 	before := s.counted.count()
-	if errA, errB := release(); errA != nil || errB != nil {
-		t.Fatalf("the held ends: %v, %v", errA, errB)
-	}
+	release(len(waiting))
 	for range waiting {
 		wait(t, done)
 	}
@@ -430,7 +445,7 @@ func TestAGroupOfEndsWithAGoneMessageEndsEachAlone(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newSteps(t)
-	held := []*running{s.started("held a"), s.started("held b")}
+	_, release := s.holdEnds()
 	var waiting []*running
 	for _, name := range []string{"a", "b", "c"} {
 		waiting = append(waiting, s.started("gone "+name))
@@ -439,16 +454,12 @@ func TestAGroupOfEndsWithAGoneMessageEndsEachAlone(t *testing.T) {
 	if err := s.store.ClearSession(ctx, gone.session.ID); err != nil {
 		t.Fatal(err)
 	}
-	release := s.holdTwo(func(i int, hold func()) error { return s.answer(held[i], hold) })
 	errs := make([]error, len(waiting))
 	done := make(chan error, len(waiting))
 	for i, r := range waiting {
 		go func() { errs[i] = s.answer(r, nil); done <- nil }()
 	}
-	s.waitFor(func() bool { return db.PoolEnds(s.pool).Waiting == len(waiting) }, "the ends to wait")
-	if errA, errB := release(); errA != nil || errB != nil {
-		t.Fatalf("the held ends: %v, %v", errA, errB)
-	}
+	release(len(waiting))
 	for range waiting {
 		wait(t, done)
 	}
@@ -475,8 +486,7 @@ func TestAnEndThatEnqueuesGoesAlone(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newSteps(t)
-	held := []*running{s.started("held a"), s.started("held b")}
-	release := s.holdTwo(func(i int, hold func()) error { return s.answer(held[i], hold) })
+	_, release := s.holdEnds()
 	r := s.started("enqueues")
 	ended := make(chan error, 1)
 	go func() {
@@ -496,9 +506,7 @@ func TestAnEndThatEnqueuesGoesAlone(t *testing.T) {
 	if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM messages WHERE id = $1 AND job_id = $2`, r.m.MessageID, r.job+1000); n != 1 {
 		t.Error("the end that enqueues did not record its next job while the other ends were held")
 	}
-	if errA, errB := release(); errA != nil || errB != nil {
-		t.Fatalf("the held ends: %v, %v", errA, errB)
-	}
+	release(0)
 	if st := db.PoolEnds(s.pool); st != (db.GroupStats{Alone: 3}) {
 		t.Errorf("ends counted %+v, want three alone", st)
 	}
@@ -510,24 +518,20 @@ func TestAnEndThatEnqueuesGoesAlone(t *testing.T) {
 func TestAGroupWaitsBrieflyForALockedRow(t *testing.T) {
 	t.Parallel()
 	s := newSteps(t)
-	held := []*running{s.started("held a"), s.started("held b")}
+	_, release := s.holdEnds()
 	var waiting []*running
 	for _, name := range []string{"a", "b", "c"} {
 		waiting = append(waiting, s.started("locked "+name))
 	}
 	locked := waiting[1]
 	unlock := holdLocks(t, s.pool, `SELECT 1 FROM messages WHERE id = $1 FOR UPDATE`, locked.m.MessageID)
-	release := s.holdTwo(func(i int, hold func()) error { return s.answer(held[i], hold) })
 	errs := make([]error, len(waiting))
 	done := make([]chan error, len(waiting))
 	for i, r := range waiting {
 		done[i] = make(chan error, 1)
 		go func() { errs[i] = s.answer(r, nil); done[i] <- nil }()
 	}
-	s.waitFor(func() bool { return db.PoolEnds(s.pool).Waiting == len(waiting) }, "the ends to wait")
-	if errA, errB := release(); errA != nil || errB != nil {
-		t.Fatalf("the held ends: %v, %v", errA, errB)
-	}
+	release(len(waiting))
 	for i, r := range waiting {
 		if r == locked {
 			continue
@@ -556,12 +560,7 @@ func TestAPanicInAGroupIsItsMembers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newSteps(t)
-	_, heldA := s.queued("held a", nil)
-	_, heldB := s.queued("held b", nil)
-	release := s.holdTwo(func(i int, hold func()) error {
-		_, err := s.store.StartTurn(ctx, []string{heldA.MessageID, heldB.MessageID}[i], true, func(pgx.Tx, *db.Turn) error { hold(); return nil })
-		return err
-	})
+	release := s.holdStarts()
 	var ids []string
 	for _, name := range []string{"a", "b", "c"} {
 		_, m := s.queued("panics "+name, nil)
@@ -584,10 +583,7 @@ func TestAPanicInAGroupIsItsMembers(t *testing.T) {
 			})
 		}()
 	}
-	s.waitFor(func() bool { return db.PoolStarts(s.pool).Waiting == len(ids) }, "the starts to wait")
-	if errA, errB := release(); errA != nil || errB != nil {
-		t.Fatalf("the held starts: %v, %v", errA, errB)
-	}
+	release(len(ids))
 	for range ids {
 		wait(t, done)
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/vibegrapher/vibegrapher/domain"
 )
@@ -69,11 +68,6 @@ type submission struct {
 	err error
 }
 
-// submissions are a pool's submissions waiting for a transaction.
-type submissions struct {
-	groups txGroups[*submission]
-}
-
 // SubmissionStats counts a pool's submissions of messages by how they were
 // stored: Alone, with a transaction of their own (a free place, a group of
 // one, a traced request); Grouped, with others; Fallback, alone after their
@@ -82,29 +76,20 @@ type SubmissionStats = GroupStats
 
 // PoolSubmissions returns the submission statistics of pool.
 func PoolSubmissions(pool *pgxpool.Pool) SubmissionStats {
-	return submissionsOf(pool).groups.statsNow()
+	return submissionsOf(pool).statsNow()
 }
 
-var poolSubmissions sync.Map // *pgxpool.Pool → *submissions
+var poolSubmissions sync.Map // *pgxpool.Pool → *txGroups[*submission]
 
-func submissionsOf(pool *pgxpool.Pool) *submissions {
-	if q, ok := poolSubmissions.Load(pool); ok {
-		return q.(*submissions)
-	}
-	q, _ := poolSubmissions.LoadOrStore(pool, &submissions{groups: txGroups[*submission]{maxRunning: maxSubmitting, maxGroup: maxSubmitGroup}})
-	return q.(*submissions)
+func submissionsOf(pool *pgxpool.Pool) *txGroups[*submission] {
+	return groupsOf[*submission](&poolSubmissions, pool, maxSubmitting, maxSubmitGroup)
 }
 
 // submit stores sub: at once and alone when a group may start, else with
 // the others waiting.
-func (q *submissions) submit(s *Store, sub *submission) (domain.MessageAccepted, error) {
+func (s *Store) submit(pool *pgxpool.Pool, sub *submission) (domain.MessageAccepted, error) {
 	alone := func(sub *submission) { sub.out, sub.err = s.submitAlone(sub) }
-	if trace.SpanContextFromContext(sub.ctx).IsSampled() {
-		q.groups.count(ranAlone, 1)
-		alone(sub)
-		return sub.out, sub.err
-	}
-	if q.groups.do(sub.ctx, sub, alone, func(group []*submission) []bool { return storeGroup(s, group) }) == leftWaiting {
+	if submissionsOf(pool).do(sub.ctx, sub, alone, func(group []*submission) []bool { return storeGroup(s, group) }) == leftWaiting {
 		return domain.MessageAccepted{}, wrap(sub.ctx.Err(), "store message")
 	}
 	return sub.out, sub.err

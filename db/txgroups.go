@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // txGroups runs transactions of one kind in groups under load (group
@@ -33,6 +35,16 @@ type txGroups[M any] struct {
 type GroupStats struct {
 	Waiting                  int
 	Alone, Grouped, Fallback int64
+}
+
+// groupsOf returns the txGroups of pool in all (a map of pools to their
+// queues of one kind), made with the given limits the first time.
+func groupsOf[M any](all *sync.Map, pool *pgxpool.Pool, maxRunning, maxGroup int) *txGroups[M] {
+	if q, ok := all.Load(pool); ok {
+		return q.(*txGroups[M])
+	}
+	q, _ := all.LoadOrStore(pool, &txGroups[M]{maxRunning: maxRunning, maxGroup: maxGroup})
+	return q.(*txGroups[M])
 }
 
 // statsNow returns q's statistics.
@@ -81,7 +93,19 @@ const (
 // (together), which runs the members it can and returns which those are; a
 // member it did not run then runs alone, in its own goroutine. A member
 // whose ctx ends while it waits leaves without running.
+//
+// A member whose ctx is traced (its span sampled) runs alone: a group's
+// transaction runs in the context of its first member, and its statements
+// (River's insert, which otelriver links to that context's trace) would go
+// in a stranger's trace. With tracing on and OpenTelemetry's default
+// sampler every request is sampled, so grouping needs tracing off or a
+// sampling ratio (OTEL_TRACES_SAMPLER).
 func (q *txGroups[M]) do(ctx context.Context, m M, alone func(M), together func([]M) []bool) groupOutcome {
+	if trace.SpanContextFromContext(ctx).IsSampled() {
+		alone(m)
+		q.count(ranAlone, 1)
+		return ranAlone
+	}
 	q.mu.Lock()
 	if q.running < q.maxRunning {
 		q.running++
