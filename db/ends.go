@@ -20,7 +20,7 @@ import (
 // When a statement of the group fails (a message gone since its step
 // began, say), or it cannot commit, the group is rolled back and each of
 // its steps ends alone, as before: an end is idempotent, its rows keyed.
-// A traced step ends alone (starts.go).
+// A traced step ends alone (txGroups.do).
 const (
 	// As for starts (starts.go).
 	maxEnding       = 2

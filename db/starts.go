@@ -27,7 +27,7 @@ import (
 // alone. A traced step (its span sampled) starts alone (txGroups.do).
 const (
 	// Two groups of up to 64, as for submissions: with two, the next group
-	// forms while one runs. Four or eight groups of ends at once did no
+	// forms while one runs. Four or eight at once, tried for ends, did no
 	// better in the 500-session row (docs/benchmarks.md, sixteenth round).
 	maxStarting   = 2
 	maxStartGroup = 64

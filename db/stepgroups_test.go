@@ -353,6 +353,27 @@ func (s *steps) answer(r *running, held func()) error {
 	})
 }
 
+// startedSteps starts a step in each of n new sessions, named name a, b, ….
+func (s *steps) startedSteps(name string, n int) []*running {
+	s.t.Helper()
+	rs := make([]*running, n)
+	for i := range rs {
+		rs[i] = s.started(name + " " + string(rune('a'+i)))
+	}
+	return rs
+}
+
+// answering ends each of rs with a text answer, each in a goroutine of its
+// own; ended(i) waits for the end of rs[i] and returns its error.
+func (s *steps) answering(rs []*running) (ended func(i int) error) {
+	done := make([]chan error, len(rs))
+	for i, r := range rs {
+		done[i] = make(chan error, 1)
+		go func() { done[i] <- s.answer(r, nil) }()
+	}
+	return func(i int) error { return wait(s.t, done[i]) }
+}
+
 // answered reports what a person would see of r's end: the message's status,
 // its reply, its vibecode_response and job_status, its memory turn and its
 // job's state, as one line to compare.
@@ -391,19 +412,13 @@ func TestStepsThatWaitAreEndedTogether(t *testing.T) {
 	t.Parallel()
 	s := newSteps(t)
 	held, release := s.holdEnds()
-	var waiting []*running
-	for _, name := range []string{"a", "b", "c", "d"} {
-		waiting = append(waiting, s.started("together "+name))
-	}
-	errs := make([]error, len(waiting))
-	done := make(chan error, len(waiting))
-	for i, r := range waiting {
-		go func() { errs[i] = s.answer(r, nil); done <- nil }()
-	}
+	waiting := s.startedSteps("together", 4)
+	ended := s.answering(waiting)
 	before := s.counted.count()
 	release(len(waiting))
-	for range waiting {
-		wait(t, done)
+	errs := make([]error, len(waiting))
+	for i := range waiting {
+		errs[i] = ended(i)
 	}
 
 	// The held ends' batches go once they are released, each with its
@@ -446,32 +461,23 @@ func TestAGroupOfEndsWithAGoneMessageEndsEachAlone(t *testing.T) {
 	ctx := context.Background()
 	s := newSteps(t)
 	_, release := s.holdEnds()
-	var waiting []*running
-	for _, name := range []string{"a", "b", "c"} {
-		waiting = append(waiting, s.started("gone "+name))
-	}
+	waiting := s.startedSteps("gone", 3)
 	gone := waiting[1]
 	if err := s.store.ClearSession(ctx, gone.session.ID); err != nil {
 		t.Fatal(err)
 	}
-	errs := make([]error, len(waiting))
-	done := make(chan error, len(waiting))
-	for i, r := range waiting {
-		go func() { errs[i] = s.answer(r, nil); done <- nil }()
-	}
+	ended := s.answering(waiting)
 	release(len(waiting))
-	for range waiting {
-		wait(t, done)
-	}
 	for i, r := range waiting {
+		err := ended(i)
 		if r == gone {
-			if !errors.Is(errs[i], db.ErrTurnGone) {
-				t.Errorf("the gone message's end: %v, want ErrTurnGone", errs[i])
+			if !errors.Is(err, db.ErrTurnGone) {
+				t.Errorf("the gone message's end: %v, want ErrTurnGone", err)
 			}
 			continue
 		}
-		if errs[i] != nil {
-			t.Fatalf("message %s: %v", r.m.MessageID, errs[i])
+		if err != nil {
+			t.Fatalf("message %s: %v", r.m.MessageID, err)
 		}
 		s.wantAnswered(r)
 	}
@@ -519,33 +525,23 @@ func TestAGroupWaitsBrieflyForALockedRow(t *testing.T) {
 	t.Parallel()
 	s := newSteps(t)
 	_, release := s.holdEnds()
-	var waiting []*running
-	for _, name := range []string{"a", "b", "c"} {
-		waiting = append(waiting, s.started("locked "+name))
-	}
+	waiting := s.startedSteps("locked", 3)
 	locked := waiting[1]
 	unlock := holdLocks(t, s.pool, `SELECT 1 FROM messages WHERE id = $1 FOR UPDATE`, locked.m.MessageID)
-	errs := make([]error, len(waiting))
-	done := make([]chan error, len(waiting))
-	for i, r := range waiting {
-		done[i] = make(chan error, 1)
-		go func() { errs[i] = s.answer(r, nil); done[i] <- nil }()
-	}
+	ended := s.answering(waiting)
 	release(len(waiting))
 	for i, r := range waiting {
 		if r == locked {
 			continue
 		}
-		wait(t, done[i]) // while the locked one's row is still held
-		if errs[i] != nil {
-			t.Fatalf("message %s: %v", r.m.MessageID, errs[i])
+		if err := ended(i); err != nil { // while the locked one's row is still held
+			t.Fatalf("message %s: %v", r.m.MessageID, err)
 		}
 		s.wantAnswered(r)
 	}
 	unlock()
-	wait(t, done[1])
-	if errs[1] != nil {
-		t.Fatalf("the locked message: %v", errs[1])
+	if err := ended(1); err != nil {
+		t.Fatalf("the locked message: %v", err)
 	}
 	s.wantAnswered(locked)
 	if st := db.PoolEnds(s.pool); st != (db.GroupStats{Alone: 2, Fallback: int64(len(waiting))}) {
