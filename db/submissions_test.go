@@ -336,9 +336,10 @@ func TestATracedSubmissionIsStoredAlone(t *testing.T) {
 }
 
 // A submission whose request ends while it waits for a group leaves the
-// queue and answers the request's error; one whose group's enqueue panics
-// is stored alone, as are the others of its group; and the pool stores new
-// submissions after both.
+// queue and answers the request's error; a group whose River insert panics
+// is rolled back and each of its submissions stored alone, where only the
+// one whose insert panics alone panics, in its own request; and the pool
+// stores new submissions after both.
 func TestASubmissionThatStopsWaitingOrAPanickingGroupBlocksNothing(t *testing.T) {
 	t.Parallel()
 	s, enqueue := newSubmitting(t)
@@ -360,12 +361,13 @@ func TestASubmissionThatStopsWaitingOrAPanickingGroupBlocksNothing(t *testing.T)
 		t.Errorf("%d submissions wait after it left, want 0", n)
 	}
 
-	// The next group's enqueue panics once: the group's first submission
-	// and its others are stored alone.
-	var panicked sync.Once
+	// The next group holds a submission whose insert panics (with its
+	// id, in a group and alone). It comes last, so that another leads the
+	// group: the panic is not the leader's, nor the others'.
+	faulty := uuid.NewString()
 	panicking := func(ctx context.Context, tx pgx.Tx, ids []string) ([]int64, error) {
-		if len(ids) > 1 {
-			panicked.Do(func() { panic("enqueue failed") })
+		if slices.Contains(ids, faulty) {
+			panic("enqueue of " + faulty)
 		}
 		return enqueue(ctx, tx, ids)
 	}
@@ -373,39 +375,40 @@ func TestASubmissionThatStopsWaitingOrAPanickingGroupBlocksNothing(t *testing.T)
 	for i := range msgs {
 		msgs[i] = sent{in: domain.NewMessage{Prompt: "after " + strconv.Itoa(i)}, sid: sess.ID}
 	}
-	var leaderPanic any
+	msgs[2].in.MessageID = &faulty
+	panics := make([]any, len(msgs))
 	done := make(chan error, len(msgs))
 	for i := range msgs {
 		go func() {
-			defer func() {
-				if p := recover(); p != nil {
-					leaderPanic = p
-					done <- nil
-				}
-			}()
+			defer func() { panics[i] = recover(); done <- nil }()
 			m := &msgs[i]
 			m.out, m.err = s.store.SubmitMessage(context.Background(), m.sid, m.in, panicking)
-			done <- nil
 		}()
+		s.waitFor(func() bool { return db.PoolSubmissions(s.pool).Waiting == i+1 }, "the submission to wait")
 	}
-	s.waitFor(func() bool { return db.PoolSubmissions(s.pool).Waiting == len(msgs) }, "the submissions to wait")
+	before := db.PoolSubmissions(s.pool)
 	if err := release(); err != nil {
 		t.Fatalf("a held submission: %v", err)
 	}
 	for range msgs {
 		_ = s.wait(done)
 	}
-	if leaderPanic == nil {
-		t.Fatal("the group's enqueue did not panic")
-	}
-	stored := 0
-	for _, m := range msgs {
-		if m.err == nil && m.out.MessageID != "" {
-			stored++
+	for i, m := range msgs {
+		stored := m.err == nil && m.out.MessageID != ""
+		switch {
+		case i == 2 && (panics[i] != "enqueue of "+faulty || stored):
+			t.Errorf("the submission whose insert panics: panic %v, stored %v; want its own panic and nothing stored", panics[i], stored)
+		case i != 2 && (panics[i] != nil || !stored):
+			t.Errorf("submission %d beside one whose insert panics: panic %v, %+v, %v; want it stored", i, panics[i], m.out, m.err)
 		}
 	}
-	if stored != len(msgs)-1 {
-		t.Errorf("%d of the others stored after their group's panic, want %d", stored, len(msgs)-1)
+	var status string
+	err := s.pool.QueryRow(context.Background(), `SELECT count(*)::text FROM messages WHERE id = $1`, faulty).Scan(&status)
+	if err != nil || status != "0" {
+		t.Errorf("the faulty submission's message: %s rows, %v; want none", status, err)
+	}
+	if after := db.PoolSubmissions(s.pool); after.Fallback-before.Fallback != int64(len(msgs)) {
+		t.Errorf("%d submissions stored alone after their group, want %d", after.Fallback-before.Fallback, len(msgs))
 	}
 	out, err := s.store.SubmitMessage(context.Background(), sess.ID, domain.NewMessage{Prompt: "later"}, enqueue)
 	if err != nil || out.JobID == 0 {
