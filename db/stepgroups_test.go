@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/domain/event"
+	"github.com/vibegrapher/vibegrapher/domain/pyast"
 )
 
 // steps is a fixture for the groups of steps' starts and ends: a store on a
@@ -29,8 +31,8 @@ type steps struct {
 	store   *db.Store
 }
 
-func newSteps(t *testing.T) *steps {
-	pool, counted := countedPool(t)
+func newSteps(t *testing.T, configure ...func(*pgxpool.Config)) *steps {
+	pool, counted := countedPool(t, configure...)
 	return &steps{t: t, pool: pool, counted: counted, store: &db.Store{Pool: pool}}
 }
 
@@ -315,9 +317,16 @@ type running struct {
 // running job for it.
 func (s *steps) started(name string) *running {
 	s.t.Helper()
+	sess, m := s.queued(name, nil)
+	return s.startedAs(sess, m)
+}
+
+// startedAs starts the step of m, a message queued in sess, and inserts a
+// running job for it.
+func (s *steps) startedAs(sess domain.VibecodeSession, m domain.MessageAccepted) *running {
+	s.t.Helper()
 	ctx := context.Background()
-	r := &running{}
-	r.session, r.m = s.queued(name, nil)
+	r := &running{session: sess, m: m}
 	var err error
 	if r.turn, err = s.store.StartTurn(ctx, r.m.MessageID, true); err != nil {
 		s.t.Fatal(err)
@@ -546,6 +555,69 @@ func TestAGroupWaitsBrieflyForALockedRow(t *testing.T) {
 	s.wantAnswered(locked)
 	if st := db.PoolEnds(s.pool); st != (db.GroupStats{Alone: 2, Fallback: int64(len(waiting))}) {
 		t.Errorf("ends counted %+v, want the held two alone and the %d of the group that gave up alone after it", st, len(waiting))
+	}
+}
+
+// A group of ends takes its sessions in their order, as a project's delete
+// does (docs/reliability.md, "Lock order"), not in its messages' order: a
+// group that held one of the project's sessions while waiting for another
+// that the delete had locked made a cycle with the delete, which PostgreSQL
+// broke by failing one of them. The interleaving is forced: a third
+// transaction holds the later session from the delete (not from the group's
+// key share) until the group waits; the later session's message is the
+// earlier of the two; and deadlocks are looked for after 10 ms, before the
+// group's lock timeout would end the wait first.
+func TestAGroupOfEndsTakesItsSessionsInTheOrderADeleteDoes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newSteps(t, func(cfg *pgxpool.Config) { cfg.ConnConfig.RuntimeParams["deadlock_timeout"] = "10ms" })
+	_, release := s.holdEnds()
+
+	p, global := newSession(t, s.store, "ordered")
+	node := "helper"
+	other, _, err := s.store.CreateSession(ctx, p.ID, domain.NewSession{NodeID: &node},
+		func([]pyast.AgentNode, error, string) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions := []domain.VibecodeSession{global, other}
+	slices.SortFunc(sessions, func(a, b domain.VibecodeSession) int { return strings.Compare(a.ID, b.ID) })
+	ids := []string{uuid.NewString(), uuid.NewString()}
+	slices.Sort(ids)
+	// The later session's message first in the messages' order.
+	steps := make([]*running, 2)
+	for i, sess := range sessions {
+		id := ids[1-i]
+		m, err := s.store.SubmitMessage(ctx, sess.ID, domain.NewMessage{Prompt: "prompt " + id, MessageID: &id},
+			func(_ context.Context, _ pgx.Tx, ids []string) ([]int64, error) { return make([]int64, len(ids)), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps[i] = s.startedAs(sess, m)
+	}
+
+	unlock := holdLocks(t, s.pool, `SELECT 1 FROM sessions WHERE id = $1 FOR SHARE`, sessions[1].ID)
+	deleted := make(chan error, 1)
+	go func() { deleted <- s.store.DeleteProject(ctx, p.ID) }()
+	waitForLockWaiters(t, s.pool, 1) // the delete, having locked the first session
+	ended := s.answering(steps)
+	release(len(steps))
+	waitForLockWaiters(t, s.pool, 2) // and the group
+	unlock()
+
+	if err := wait(t, deleted); err != nil {
+		t.Fatalf("the delete: %v", err)
+	}
+	for i, r := range steps {
+		if err := ended(i); err != nil && !errors.Is(err, db.ErrTurnGone) {
+			t.Errorf("the end of %s: %v, want it answered or gone", r.m.MessageID, err)
+		}
+	}
+	if n := s.counted.failures("40P01"); n != 0 {
+		t.Errorf("%d statements failed in a deadlock of the group with the delete, want none", n)
+	}
+	if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM projects WHERE id = $1`, p.ID); n != 0 {
+		t.Errorf("the project is still there after its delete")
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vibegrapher/vibegrapher/db"
@@ -266,10 +267,35 @@ func BenchmarkQueuedEvents(b *testing.B) {
 const announceSQL = "SELECT pg_notify($1, $2)"
 
 // roundTrips counts the statements and batches a pool's connections send:
-// each is a write and a wait for the answer.
+// each is a write and a wait for the answer. It also keeps the SQLSTATE of
+// each statement that failed.
 type roundTrips struct {
-	mu   sync.Mutex
-	sent []string // each statement's first line; a batch's as "batch: …"
+	mu     sync.Mutex
+	sent   []string // each statement's first line; a batch's as "batch: …"
+	failed []string // the codes of the statements that failed
+}
+
+func (r *roundTrips) fail(err error) {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failed = append(r.failed, pgErr.Code)
+}
+
+// failures is how many statements failed with the SQLSTATE code.
+func (r *roundTrips) failures(code string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, c := range r.failed {
+		if c == code {
+			n++
+		}
+	}
+	return n
 }
 
 func (r *roundTrips) add(s string) {
@@ -308,7 +334,9 @@ func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.Tra
 	r.add(d.SQL)
 	return ctx
 }
-func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (r *roundTrips) TraceQueryEnd(_ context.Context, _ *pgx.Conn, d pgx.TraceQueryEndData) {
+	r.fail(d.Err)
+}
 func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
 	var firsts []string // each statement's first line
 	for _, q := range d.Batch.QueuedQueries {
@@ -318,15 +346,21 @@ func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.Tra
 	r.add("batch of " + strconv.Itoa(len(firsts)) + ": " + strings.Join(firsts, " | "))
 	return ctx
 }
-func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (r *roundTrips) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	r.fail(d.Err)
+}
 func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
-// countedPool is a pool on a fresh database whose round trips are counted.
-func countedPool(t *testing.T) (*pgxpool.Pool, *roundTrips) {
+// countedPool is a pool on a fresh database whose round trips are counted;
+// configure, when given, changes its configuration first.
+func countedPool(t *testing.T, configure ...func(*pgxpool.Config)) (*pgxpool.Pool, *roundTrips) {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(dbtest.New(t).Config().ConnString())
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, c := range configure {
+		c(cfg)
 	}
 	counted := &roundTrips{}
 	cfg.ConnConfig.Tracer = counted
