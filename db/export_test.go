@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
 // TakenSlugs is the statement that reads the slugs taken under a base name.
@@ -55,4 +56,10 @@ func ReadAfterDelete(s *Store, ctx context.Context, id string) (projectErr, logE
 // as the outbox's readers see it.
 func EmitsRunning(ctx context.Context, q Querier) (bool, error) {
 	return emitsRunning(ctx, q, time.Now())
+}
+
+// SendBatchReserved sends b on c as a transaction's batches are sent: with
+// c's write buffer grown for b first (writebuf.go).
+func SendBatchReserved(ctx context.Context, c *pgx.Conn, b *pgx.Batch) pgx.BatchResults {
+	return sendBatch(ctx, c, b)
 }

@@ -52,7 +52,7 @@ func (tx *eventTx) send(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	all := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(b.QueuedQueries)+1)}
 	all.Queue("begin")
 	all.QueuedQueries = append(all.QueuedQueries, b.QueuedQueries...)
-	br := c.Conn().SendBatch(ctx, all)
+	br := sendBatch(ctx, c.Conn(), all)
 	_, _ = br.Exec() // BEGIN; its error stays in br
 	return br
 }
@@ -485,7 +485,7 @@ func (o onConn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if err != nil {
 		return pgx.FailedBatchResults(b, err)
 	}
-	return c.SendBatch(ctx, b)
+	return sendBatch(ctx, c, b)
 }
 
 func (o onConn) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
