@@ -18,11 +18,26 @@ import (
 // 25 allocations and about four times the batch in copies. That was a fifth
 // of the service's CPU while a burst's first answers were stored
 // (docs/benchmarks.md, "Seventeenth round").
+//
+// Only the buffer's capacity changes, never its bytes. A closed connection
+// is left alone (pgx writes its Terminate message from another goroutine),
+// and so is a busy one. A batch that fails before it is written (an argument
+// that cannot be encoded, a context that has ended) leaves the buffer as pgx
+// would have. When the batch holds a statement new to the connection, pgx
+// first writes its Parse messages, which takes the reserved buffer away, and
+// the batch grows the buffer as before.
 func sendBatch(ctx context.Context, c *pgx.Conn, b *pgx.Batch) pgx.BatchResults {
-	if n := reserveFor(b); n > minReserve {
-		c.PgConn().Frontend().Send(reserveWrite(n))
+	n := reserveFor(b)
+	if n <= minReserve || c.IsClosed() || c.PgConn().IsBusy() {
+		return c.SendBatch(ctx, b)
 	}
-	return c.SendBatch(ctx, b)
+	f := c.PgConn().Frontend()
+	f.Send(reserveWrite(n))
+	br := c.SendBatch(ctx, b)
+	if !c.IsClosed() {
+		f.Send(reserveWrite(0))
+	}
+	return br
 }
 
 // minReserve is the size of pgx's write buffer after a write: a batch that
@@ -78,12 +93,20 @@ func arraySize[T string | []byte](v []T) int {
 }
 
 // reserveWrite is a message of no bytes whose encoding grows the buffer it
-// is appended to by its value (pgproto3.Frontend.Send): what pgx encodes
-// next then goes in without growing it again.
+// is appended to (pgproto3.Frontend.Send) by its value, so that what pgx
+// encodes next goes in without growing it again; reserveWrite(0) gives an
+// empty buffer grown that way, not written, pgx's own size back. (With
+// pgproto3's tracing on, each is traced as a message of no bytes.)
 type reserveWrite int
 
 func (reserveWrite) Frontend()           {}
 func (reserveWrite) Decode([]byte) error { return nil }
 func (n reserveWrite) Encode(dst []byte) ([]byte, error) {
+	if n == 0 {
+		if len(dst) == 0 && cap(dst) > minReserve {
+			return make([]byte, 0, minReserve), nil
+		}
+		return dst, nil
+	}
 	return slices.Grow(dst, int(n)), nil
 }
