@@ -63,3 +63,7 @@ func EmitsRunning(ctx context.Context, q Querier) (bool, error) {
 func SendBatchReserved(ctx context.Context, c *pgx.Conn, b *pgx.Batch) pgx.BatchResults {
 	return sendBatch(ctx, c, b)
 }
+
+// SessionLockKey is the key of the advisory lock that orders a session's
+// submissions.
+func SessionLockKey(sessionID string) int64 { return sessionLock(uuid.MustParse(sessionID)) }

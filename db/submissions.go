@@ -31,9 +31,8 @@ import (
 // transaction is rolled back, those submissions are stored alone (where
 // SubmitMessage answers repeats and missing sessions) and the others are
 // tried once more as a group; when a group fails otherwise, each of its
-// submissions is stored alone, outside the limit, as before: also when it
-// waits more than groupLockTimeout for a session's lock, or when River's
-// insert panics (the panic is then the group's failure, and only a
+// submissions is stored alone, outside the limit, as before: also when
+// River's insert panics (the panic is then the group's failure, and only a
 // submission whose insert panics alone panics, in its own request). An id
 // twice in one group goes alone after it, as a repeat of the first.
 //
@@ -137,7 +136,11 @@ func storeTogether(s *Store, subs []*submission) (again []*submission, ok bool) 
 	defer cancel()
 	out := make([]domain.MessageAccepted, len(subs))
 	msgs := make([]newMessage, len(subs))
-	err := inGroupTx(ctx, s.Pool, func(tx pgx.Tx) error {
+	// groupTx and not inGroupTx: the group waits for its sessions' locks
+	// as a submission alone does. They are held only by other submissions,
+	// the other group's among them, and a lock timeout made whole groups
+	// fall back under load.
+	err := groupTx(ctx, s.Pool, func(tx pgx.Tx) error {
 		// The sessions' locks in one order first: each check takes its
 		// own again (they are re-entrant), and two groups taking them in
 		// their submissions' orders could deadlock.

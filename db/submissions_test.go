@@ -335,6 +335,41 @@ func TestATracedSubmissionIsStoredAlone(t *testing.T) {
 	}
 }
 
+// A group of submissions waits for its sessions' locks as long as a
+// submission alone does: they are held only by other submissions, the other
+// group's among them, and a group that gave up after a lock timeout (as the
+// groups of steps do for row locks) stored a whole burst alone.
+func TestAGroupWaitsForItsSessionsLocks(t *testing.T) {
+	t.Parallel()
+	s, enqueue := newSubmitting(t)
+	_, heldIn := newSession(t, s.store, "held places")
+	_, locked := newSession(t, s.store, "locked")
+	_, other := newSession(t, s.store, "other")
+	release := s.hold(heldIn.ID, enqueue)
+	msgs := make([]sent, 3)
+	for i, sid := range []string{locked.ID, other.ID, locked.ID} {
+		id := uuid.NewString()
+		msgs[i] = sent{in: domain.NewMessage{Prompt: "prompt " + id, MessageID: &id}, sid: sid}
+	}
+	wait := s.sendWaiting(msgs, enqueue)
+	unlock := holdLocks(t, s.pool, `SELECT pg_advisory_xact_lock($1)`, db.SessionLockKey(locked.ID))
+	if err := release(); err != nil {
+		t.Fatalf("a held submission: %v", err)
+	}
+	s.waitFor(func() bool { return lockWaiters(t, s.pool) == 1 }, "the group to wait for the session's lock")
+	time.Sleep(300 * time.Millisecond) // three times a group of steps' lock timeout
+	unlock()
+	wait()
+	for _, m := range msgs {
+		if m.err != nil || m.out.MessageID != *m.in.MessageID || m.out.JobID == 0 {
+			t.Errorf("message %s: %+v, %v; want it stored", *m.in.MessageID, m.out, m.err)
+		}
+	}
+	if st := db.PoolSubmissions(s.pool); st.Grouped != int64(len(msgs)) || st.Fallback != 0 {
+		t.Errorf("submissions counted %+v, want the %d waiting stored as one group", st, len(msgs))
+	}
+}
+
 // A submission whose request ends while it waits for a group leaves the
 // queue and answers the request's error; a group whose River insert panics
 // is rolled back and each of its submissions stored alone, where only the

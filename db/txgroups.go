@@ -3,6 +3,8 @@ package db
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -246,20 +248,34 @@ func groupMembers[M any](group []M, key func(M) string, ctx func(M) context.Cont
 // alone, where the one that waits waits as before.
 const groupLockTimeout = "100ms"
 
-// inGroupTx runs fn in a transaction of InTx for a group of members of
-// other transactions: with groupLockTimeout, and a panic in fn (in one
-// member's callback) rolls it back and returns as a failure, so that each
-// member runs alone and only the one at fault panics, in its own goroutine.
-func inGroupTx(ctx context.Context, pool DB, fn func(pgx.Tx) error) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("a group's transaction panicked: %v", p)
-		}
-	}()
-	return InTx(ctx, pool, func(tx pgx.Tx) error {
+// inGroupTx runs fn in a transaction of InTx for a group of steps (starts,
+// ends): with groupLockTimeout, and a panic in fn (in one member's callback)
+// rolls it back and returns as a failure (groupTx).
+func inGroupTx(ctx context.Context, pool DB, fn func(pgx.Tx) error) error {
+	return groupTx(ctx, pool, func(tx pgx.Tx) error {
 		if err := later(ctx, tx, `SELECT set_config('lock_timeout', $1, true)`, groupLockTimeout); err != nil {
 			return err
 		}
 		return fn(tx)
 	})
+}
+
+// groupTx runs fn in a transaction of InTx for a group of members of other
+// transactions. A panic in fn rolls it back and returns as a failure, so that
+// each member runs alone and only the one at fault panics, in its own
+// goroutine; it is logged with its stack, since a panic of the group's own
+// code would otherwise show only as members run alone (GroupStats.Fallback).
+func groupTx(ctx context.Context, pool DB, fn func(pgx.Tx) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			slog.Default().WarnContext(ctx, "a group's transaction panicked; its members run alone",
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if perr, ok := p.(error); ok {
+				err = fmt.Errorf("a group's transaction panicked: %w", perr)
+			} else {
+				err = fmt.Errorf("a group's transaction panicked: %v", p)
+			}
+		}
+	}()
+	return InTx(ctx, pool, fn)
 }
