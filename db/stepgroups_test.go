@@ -54,6 +54,18 @@ func (s *steps) queued(name string, session *domain.VibecodeSession) (domain.Vib
 	return sess, accepted
 }
 
+// queuedIDs queues a message in each of n new sessions, named name a, b, …,
+// and returns the messages' ids.
+func (s *steps) queuedIDs(name string, n int) []string {
+	s.t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		_, m := s.queued(name+" "+string(rune('a'+i)), nil)
+		ids[i] = m.MessageID
+	}
+	return ids
+}
+
 // holdTwo runs two transactions of one kind (run, which must call hold
 // inside its transaction) that hold both places a pool gives that kind at
 // once, until release: what comes meanwhile waits. release lets the first
@@ -140,10 +152,17 @@ func wait(t *testing.T, done <-chan error) error {
 
 func (s *steps) waitFor(cond func() bool, what string) {
 	s.t.Helper()
+	waitUntil(s.t, cond, what)
+}
+
+// waitUntil returns once cond holds, checking it every millisecond, and
+// fails t after 30 s.
+func waitUntil(t *testing.T, cond func() bool, what string) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			s.t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -261,11 +280,7 @@ func TestAGroupOfStartsThatFailsStartsEachAlone(t *testing.T) {
 	ctx := context.Background()
 	s := newSteps(t)
 	release := s.holdStarts()
-	var ids []string
-	for _, name := range []string{"a", "b", "c"} {
-		_, m := s.queued("fails "+name, nil)
-		ids = append(ids, m.MessageID)
-	}
+	ids := s.queuedIDs("fails", 3)
 	failing := ids[1]
 	errs := make([]error, len(ids))
 	done := make(chan error, len(ids))
@@ -633,11 +648,7 @@ func TestAPanicInAGroupIsItsMembers(t *testing.T) {
 	ctx := context.Background()
 	s := newSteps(t)
 	release := s.holdStarts()
-	var ids []string
-	for _, name := range []string{"a", "b", "c"} {
-		_, m := s.queued("panics "+name, nil)
-		ids = append(ids, m.MessageID)
-	}
+	ids := s.queuedIDs("panics", 3)
 	faulty := ids[2]
 	errs := make([]error, len(ids))
 	panics := make([]any, len(ids))

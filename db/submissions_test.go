@@ -136,13 +136,8 @@ func (s *submitting) releaseAll() {
 }
 
 func (s *submitting) wait(done chan error) error {
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(30 * time.Second):
-		s.t.Fatal("a submission did not end within 30 s")
-		return nil
-	}
+	s.t.Helper()
+	return wait(s.t, done)
 }
 
 // sendWaiting sends each message at once and returns when all of them wait
@@ -168,13 +163,7 @@ func (s *submitting) sendWaiting(msgs []sent, enqueue db.Enqueue) (wait func() [
 
 func (s *submitting) waitFor(cond func() bool, what string) {
 	s.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			s.t.Fatalf("waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(s.t, cond, what)
 }
 
 // Messages sent while the transactions of submissions are busy are stored in
