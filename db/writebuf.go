@@ -52,7 +52,7 @@ const minReserve = 1024
 func reserveFor(b *pgx.Batch) int {
 	n := 0
 	for _, q := range b.QueuedQueries {
-		// Bind's header and statement name (pgx's are 74 bytes),
+		// Bind's header and statement name (pgx's names are 58 bytes),
 		// Describe and Execute.
 		n += 128
 		for _, a := range q.Arguments {
