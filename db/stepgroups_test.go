@@ -66,6 +66,36 @@ func (s *steps) queuedIDs(name string, n int) []string {
 	return ids
 }
 
+// startingGroup starts the steps of ids while both places for starts are
+// held, each in a goroutine of its own and waiting in the order of ids (the
+// first leads their group), with also in each start's transaction; then it
+// lets the group run and returns each start's error, the panic it ended in
+// (recovered), and its message's status.
+func (s *steps) startingGroup(ids []string, also func(pgx.Tx, *db.Turn) error) (errs []error, panics []any, statuses []string) {
+	s.t.Helper()
+	ctx := context.Background()
+	release := s.holdStarts()
+	errs, panics, statuses = make([]error, len(ids)), make([]any, len(ids)), make([]string, len(ids))
+	done := make(chan error, len(ids))
+	for i, id := range ids {
+		s.waitFor(func() bool { return db.PoolStarts(s.pool).Waiting == i }, "the starts before it to wait")
+		go func() {
+			defer func() { panics[i] = recover(); done <- nil }()
+			_, errs[i] = s.store.StartTurn(ctx, id, true, also)
+		}()
+	}
+	release(len(ids))
+	for range ids {
+		wait(s.t, done)
+	}
+	for i, id := range ids {
+		if err := s.pool.QueryRow(ctx, `SELECT status FROM messages WHERE id = $1`, id).Scan(&statuses[i]); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	return errs, panics, statuses
+}
+
 // holdTwo runs two transactions of one kind (run, which must call hold
 // inside its transaction) that hold both places a pool gives that kind at
 // once, until release: what comes meanwhile waits. release lets the first
@@ -279,34 +309,19 @@ func TestAGroupOfStartsThatFailsStartsEachAlone(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newSteps(t)
-	release := s.holdStarts()
 	ids := s.queuedIDs("fails", 3)
 	failing := ids[1]
-	errs := make([]error, len(ids))
-	done := make(chan error, len(ids))
-	for i, id := range ids {
-		go func() {
-			_, errs[i] = s.store.StartTurn(ctx, id, true, func(tx pgx.Tx, turn *db.Turn) error {
-				if turn.Message.ID == failing {
-					// A statement that fails in PostgreSQL, in the middle
-					// of the group's transaction.
-					_, err := tx.Exec(ctx, `SELECT 1 / 0`)
-					return err
-				}
-				return db.QueueEvent(ctx, tx, turn.Session.ProjectID, dbtest.Event{Name: "started", Payload: map[string]any{"message_id": turn.Message.ID}})
-			})
-			done <- nil
-		}()
-	}
-	release(len(ids))
-	for range ids {
-		wait(t, done)
-	}
-	for i, id := range ids {
-		var status string
-		if err := s.pool.QueryRow(ctx, `SELECT status FROM messages WHERE id = $1`, id).Scan(&status); err != nil {
-			t.Fatal(err)
+	errs, _, statuses := s.startingGroup(ids, func(tx pgx.Tx, turn *db.Turn) error {
+		if turn.Message.ID == failing {
+			// A statement that fails in PostgreSQL, in the middle of the
+			// group's transaction.
+			_, err := tx.Exec(ctx, `SELECT 1 / 0`)
+			return err
 		}
+		return db.QueueEvent(ctx, tx, turn.Session.ProjectID, dbtest.Event{Name: "started", Payload: map[string]any{"message_id": turn.Message.ID}})
+	})
+	for i, id := range ids {
+		status := statuses[i]
 		events := dbtest.Count(t, s.pool, `SELECT count(*) FROM events WHERE name = 'started' AND payload->>'message_id' = $1`, id)
 		switch {
 		case id == failing && (errs[i] == nil || !strings.Contains(errs[i].Error(), "division by zero") || status != domain.StatusQueued):
@@ -645,36 +660,17 @@ func TestAGroupOfEndsTakesItsSessionsInTheOrderADeleteDoes(t *testing.T) {
 // one at fault panics when it runs alone.
 func TestAPanicInAGroupIsItsMembers(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	s := newSteps(t)
-	release := s.holdStarts()
 	ids := s.queuedIDs("panics", 3)
-	faulty := ids[2]
-	errs := make([]error, len(ids))
-	panics := make([]any, len(ids))
-	done := make(chan error, len(ids))
-	for i, id := range ids {
-		// The faulty one waits last: the group is led by another member.
-		s.waitFor(func() bool { return db.PoolStarts(s.pool).Waiting == i }, "the starts before it to wait")
-		go func() {
-			defer func() { panics[i] = recover(); done <- nil }()
-			_, errs[i] = s.store.StartTurn(ctx, id, true, func(_ pgx.Tx, turn *db.Turn) error {
-				if turn.Message.ID == faulty {
-					panic("also of " + faulty)
-				}
-				return nil
-			})
-		}()
-	}
-	release(len(ids))
-	for range ids {
-		wait(t, done)
-	}
-	for i, id := range ids {
-		status := ""
-		if err := s.pool.QueryRow(ctx, `SELECT status FROM messages WHERE id = $1`, id).Scan(&status); err != nil {
-			t.Fatal(err)
+	faulty := ids[2] // waits last: the group is led by another member
+	errs, panics, statuses := s.startingGroup(ids, func(_ pgx.Tx, turn *db.Turn) error {
+		if turn.Message.ID == faulty {
+			panic("also of " + faulty)
 		}
+		return nil
+	})
+	for i, id := range ids {
+		status := statuses[i]
 		switch {
 		case id == faulty && (panics[i] != "also of "+faulty || status != domain.StatusQueued):
 			t.Errorf("the faulty start: panic %v, message %s; want its own panic and the message queued", panics[i], status)
