@@ -64,22 +64,16 @@ func (s *Schema) Migrate(ctx context.Context) error {
 // or job after the reset ("cached plan must not change result type"); ended,
 // they are replaced when next taken from their pool, which pings a
 // connection idle for over a second. A session left idle in a transaction
-// would also block the drop.
+// would also block the drop. The sessions are ended again once the schema is
+// back: a running service connects anew during the reset (River polls every
+// 200 ms), and a connection that prepared a statement before the drop would
+// hold its stale plan for the request that next took it: a 500 well after
+// the reset (the likely cause of one failure of
+// TestAServiceRunningThroughResetDBAnswers in CI).
 func (s *Schema) Reset(ctx context.Context) error {
 	return s.locked(ctx, func(ctx context.Context) error {
-		var ended int
-		if err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
-			WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
-				AND application_name IS DISTINCT FROM current_setting('application_name')
-				-- only what this role may end (it has the privileges of the session's
-				-- role, or pg_signal_backend's): pg_terminate_backend fails on the rest
-				AND ((SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-					OR NOT (SELECT rolsuper FROM pg_roles WHERE oid = usesysid)
-						AND (pg_has_role(usesysid, 'USAGE') OR pg_has_role('pg_signal_backend', 'USAGE')))`).Scan(&ended); err != nil {
-			return wrap(err, "end the database's other sessions")
-		}
-		if ended > 0 {
-			s.log.Info("ended the database's other sessions before the reset", "sessions", ended)
+		if err := s.endOtherSessions(ctx); err != nil {
+			return err
 		}
 		if _, err := s.goose.DownTo(ctx, 0); err != nil {
 			return fmt.Errorf("drop application schema: %w", err)
@@ -87,8 +81,31 @@ func (s *Schema) Reset(ctx context.Context) error {
 		if _, err := s.river.Migrate(ctx, rivermigrate.DirectionDown, &rivermigrate.MigrateOpts{TargetVersion: -1}); err != nil {
 			return fmt.Errorf("drop River schema: %w", err)
 		}
-		return s.up(ctx)
+		if err := s.up(ctx); err != nil {
+			return err
+		}
+		return s.endOtherSessions(ctx)
 	})
+}
+
+// endOtherSessions ends the database's other client sessions that this
+// role may end (Reset).
+func (s *Schema) endOtherSessions(ctx context.Context) error {
+	var ended int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+				AND application_name IS DISTINCT FROM current_setting('application_name')
+				-- only what this role may end (it has the privileges of the session's
+				-- role, or pg_signal_backend's): pg_terminate_backend fails on the rest
+				AND ((SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+					OR NOT (SELECT rolsuper FROM pg_roles WHERE oid = usesysid)
+						AND (pg_has_role(usesysid, 'USAGE') OR pg_has_role('pg_signal_backend', 'USAGE')))`).Scan(&ended); err != nil {
+		return wrap(err, "end the database's other sessions")
+	}
+	if ended > 0 {
+		s.log.Info("ended the database's other sessions for the reset", "sessions", ended)
+	}
+	return nil
 }
 
 // Check returns an error unless every migration, River's and ours, is applied.
