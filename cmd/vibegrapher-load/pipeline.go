@@ -17,15 +17,20 @@ package main
 // (-serve-fake runs only the fake, until interrupted).
 //
 // Each of -sessions sessions has its own project and its own subscribed
-// client (websocket) and sends -messages messages one after another; all
-// sessions start together. -runs repeats that on the same sessions. Per run
+// client (websocket); once all are set up, each reads its history (GET
+// …/messages, as a session's page does when it opens, so each user has a
+// connection to the service before posting) and then sends -messages
+// messages one after another; all sessions start together. -runs repeats
+// that on the same sessions. Per run
 // it prints p50/p90/p99, max and mean latency, messages/s, the server's CPU
 // per message (utime+stime from /proc/PID/stat, over the run), its RSS,
 // PostgreSQL's CPU per message (every postgres process on this machine:
 // meaningful when the service's database is local and otherwise idle), this
 // process's own CPU per message (the clients and the fake model, which share
-// the machine with both) and the medians of three phases: POST → 202, POST →
-// the message's job_status "running", and "running" → vibecode_response.
+// the machine with both) and the medians of five phases: POST → 202, POST →
+// the message's job_status "running", "running" → vibecode_response, POST →
+// the fake model's receipt of the message's VibeCoder call, and the model's
+// answer (that call + -latency) → vibecode_response.
 // VGLOAD_CPUPROFILE=FILE writes a CPU profile of this process (the clients
 // and the fake model) to FILE;
 // VGLOAD_TIMELINE=FILE writes each message's times (CSV) to FILE.
@@ -188,11 +193,12 @@ func runPipeline(args []string) error {
 	fmt.Println("latency: POST /sessions/{id}/messages → its vibecode_response on the session's client; cpu/msg: server utime+stime over the run / messages;")
 	fmt.Println("pg/msg: the same for every postgres process on this machine (meaningful when the service's PostgreSQL is local and otherwise idle);")
 	fmt.Println("load/msg: the same for this process (the clients and the fake model), which shares the machine with both;")
-	fmt.Println("phases (medians): POST → 202, POST → the message's job_status running, running → vibecode_response")
-	fmt.Printf("%4s %8s %6s | %9s %9s %9s %9s %9s | %9s | %8s %10s %6s %8s | %s\n", "run", "messages", "failed", "p50", "p90", "p99", "max", "mean", "msg/s", "cpu/msg", "rss-peak", "pg/msg", "load/msg", "202 running response")
+	fmt.Println("phases (medians): POST → 202, POST → the message's job_status running, running → vibecode_response;")
+	fmt.Println("call: POST → the fake model has the message's (first) VibeCoder call; answer: the model's answer (call + latency) → vibecode_response")
+	fmt.Printf("%4s %8s %6s | %9s %9s %9s %9s %9s | %9s | %8s %10s %6s %8s | %s\n", "run", "messages", "failed", "p50", "p90", "p99", "max", "mean", "msg/s", "cpu/msg", "rss-peak", "pg/msg", "load/msg", "202 running response | call answer")
 	var rows []runResult
 	for run := 1; run <= f.runs; run++ {
-		r, err := measurePipeline(ctx, lc, sessions, f.messages, f.pid)
+		r, err := measurePipeline(ctx, lc, sessions, f.messages, f.pid, model)
 		if err != nil {
 			return fmt.Errorf("run %d: %w", run, err)
 		}
@@ -252,7 +258,48 @@ type fakeModel struct {
 	mode    string
 	mu      sync.Mutex
 	patch   string
-	errors  atomic.Int64
+	// calls are when each call came, by its prompt_cache_key (the
+	// session's openai_session_key for the VibeCoder's), since the run
+	// began (resetCalls).
+	calls  map[string][]time.Time
+	errors atomic.Int64
+}
+
+// resetCalls forgets the calls of the run before.
+func (m *fakeModel) resetCalls() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.calls = map[string][]time.Time{}
+}
+
+// call is when the model got the i-th VibeCoder call of the session whose
+// key is key in this run (zero if it did not, or if the calls go to a fake
+// of another process).
+func (m *fakeModel) call(key string, i int) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c := m.calls[key]; i < len(c) {
+		return c[i]
+	}
+	return time.Time{}
+}
+
+// cacheKey is the request's prompt_cache_key, read without decoding the
+// whole body (a VibeCoder request holds the project's code).
+func cacheKey(body []byte) string {
+	i := bytes.Index(body, []byte(`"prompt_cache_key"`))
+	if i < 0 {
+		return ""
+	}
+	rest := bytes.TrimLeft(body[i+len(`"prompt_cache_key"`):], " \t\r\n:")
+	if len(rest) == 0 || rest[0] != '"' {
+		return ""
+	}
+	end := bytes.IndexByte(rest[1:], '"')
+	if end < 0 {
+		return ""
+	}
+	return string(rest[1 : 1+end])
 }
 
 func (m *fakeModel) setPatch(code string) {
@@ -262,6 +309,13 @@ func (m *fakeModel) setPatch(code string) {
 }
 
 func (m *fakeModel) reply(req openaitest.Request) openaitest.Reply {
+	// The Evaluator's calls are kept apart: their key ends in _evaluator.
+	at, key := time.Now(), cacheKey(req.Body)
+	m.mu.Lock()
+	if m.calls != nil {
+		m.calls[key] = append(m.calls[key], at)
+	}
+	m.mu.Unlock()
 	if m.latency > 0 {
 		time.Sleep(m.latency)
 	}
@@ -426,6 +480,7 @@ func (l *loadHTTP) currentCode(ctx context.Context, project string) (string, err
 // loadSession is one user: a project, a session and a subscribed client.
 type loadSession struct {
 	project, session string
+	key              string // openai_session_key: the prompt_cache_key of its VibeCoder calls
 	watch            *responseWatch
 }
 
@@ -447,7 +502,8 @@ func setUp(ctx context.Context, lc *loadHTTP, base string, n int) ([]*loadSessio
 				return
 			}
 			var s struct {
-				ID string `json:"id"`
+				ID  string `json:"id"`
+				Key string `json:"openai_session_key"`
 			}
 			if err := lc.do(ctx, http.MethodPost, "/projects/"+p.ID+"/sessions", nil, &s); err != nil {
 				errs <- err
@@ -458,7 +514,7 @@ func setUp(ctx context.Context, lc *loadHTTP, base string, n int) ([]*loadSessio
 				errs <- fmt.Errorf("client of project %s: %w", p.ID, err)
 				return
 			}
-			out[i] = &loadSession{project: p.ID, session: s.ID, watch: w}
+			out[i] = &loadSession{project: p.ID, session: s.ID, key: s.Key, watch: w}
 		})
 	}
 	wg.Wait()
@@ -467,7 +523,27 @@ func setUp(ctx context.Context, lc *loadHTTP, base string, n int) ([]*loadSessio
 	if err := <-errs; err != nil {
 		return live, err
 	}
-	return live, nil
+	return live, openSessions(ctx, lc, live)
+}
+
+// openSessions reads every session's history at once, as each user's
+// frontend does when the session's page opens. The users then post over
+// connections they already have, as browsers showing the app do (or a proxy
+// in front of the service), rather than all opening one in the instant
+// they post: the set-up above opens only 16.
+func openSessions(ctx context.Context, lc *loadHTTP, sessions []*loadSession) error {
+	errs := make(chan error, len(sessions))
+	var wg sync.WaitGroup
+	for _, s := range sessions {
+		wg.Go(func() {
+			if err := lc.do(ctx, http.MethodGet, "/sessions/"+s.session+"/messages", nil, nil); err != nil {
+				errs <- fmt.Errorf("open session %s: %w", s.session, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
 }
 
 // arrival is a vibecode_response as the client got it, with when the
@@ -605,8 +681,13 @@ func watchOnce(ctx context.Context, base, project string) (*responseWatch, error
 
 type runResult struct {
 	// phases are the medians of POST → its 202, POST → the message's first
-	// job_status "running" (its job started), and that → vibecode_response.
+	// job_status "running" (its job started), and that → vibecode_response;
+	// of POST → the fake model's receipt of its first VibeCoder call, and of
+	// the model's answer (that + its latency) → vibecode_response (in patch
+	// mode the Evaluator's call is in the latter). The last two are zero
+	// when the calls go to a fake of another process (-serve-fake).
 	accepted, started, worked time.Duration
+	called, answered          time.Duration
 	messages, failed          int
 	p50, p90, p99             time.Duration
 	mean, max                 time.Duration
@@ -617,13 +698,15 @@ type runResult struct {
 	rssPeak                   int64
 }
 
-func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession, messages, pid int) (runResult, error) {
+func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession, messages, pid int, model *fakeModel) (runResult, error) {
 	var (
 		mu        sync.Mutex
 		latencies []time.Duration
 		accepted  []time.Duration
 		started   []time.Duration
 		worked    []time.Duration
+		called    []time.Duration
+		answered  []time.Duration
 		timeline  []timelineRow
 		failed    int
 		firstErr  error
@@ -658,6 +741,7 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 		return runResult{}, err
 	}
 	timelineFile := os.Getenv("VGLOAD_TIMELINE")
+	model.resetCalls()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for si, s := range sessions {
@@ -692,11 +776,19 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 						started = append(started, a.running.Sub(t0))
 						worked = append(worked, a.at.Sub(a.running))
 					}
+					call := model.call(s.key, mi)
+					if !call.IsZero() {
+						called = append(called, call.Sub(t0))
+						answered = append(answered, a.at.Sub(call.Add(model.latency)))
+					}
 					if timelineFile != "" {
 						row := timelineRow{session: si, message: mi, posted: t0.Sub(start),
-							accepted: t202.Sub(start), running: -1, answered: a.at.Sub(start)}
+							accepted: t202.Sub(start), running: -1, call: -1, answered: a.at.Sub(start)}
 						if !a.running.IsZero() {
 							row.running = a.running.Sub(start)
+						}
+						if !call.IsZero() {
+							row.call = call.Sub(start)
 						}
 						timeline = append(timeline, row)
 					}
@@ -744,6 +836,7 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 	}
 	return runResult{
 		accepted: median(accepted), started: median(started), worked: median(worked),
+		called: median(called), answered: median(answered),
 		messages: n, failed: failed,
 		p50: at(50), p90: at(90), p99: at(99), max: latencies[len(latencies)-1],
 		mean:           sum / time.Duration(len(latencies)),
@@ -756,9 +849,13 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 }
 
 func printRow(label string, r runResult) {
-	fmt.Printf("%4s %8d %6d | %9s %9s %9s %9s %9s | %9.1f | %8s %10s %6s %8s | %s %s %s\n", label, r.messages, r.failed,
+	calls := "- -"
+	if r.called != 0 {
+		calls = ms(r.called) + " " + ms(r.answered)
+	}
+	fmt.Printf("%4s %8d %6d | %9s %9s %9s %9s %9s | %9.1f | %8s %10s %6s %8s | %s %s %s | %s\n", label, r.messages, r.failed,
 		ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max), ms(r.mean), r.perSecond, ms(r.cpuPerMessage), mib(r.rssPeak), ms(r.pgPerMessage), ms(r.loadPerMessage),
-		ms(r.accepted), ms(r.started), ms(r.worked))
+		ms(r.accepted), ms(r.started), ms(r.worked), calls)
 }
 
 // medianRow is the median of each column over the runs.
@@ -790,6 +887,8 @@ func medianRow(rows []runResult) runResult {
 		accepted:       d(func(r runResult) time.Duration { return r.accepted }),
 		started:        d(func(r runResult) time.Duration { return r.started }),
 		worked:         d(func(r runResult) time.Duration { return r.worked }),
+		called:         d(func(r runResult) time.Duration { return r.called }),
+		answered:       d(func(r runResult) time.Duration { return r.answered }),
 	}
 }
 
@@ -798,27 +897,29 @@ func mib(b int64) string { return fmt.Sprintf("%.1fMB", float64(b)/(1<<20)) }
 
 // timelineRow is one answered message, its times since the run began.
 type timelineRow struct {
-	session, message                    int
-	posted, accepted, running, answered time.Duration
+	session, message                          int
+	posted, accepted, running, call, answered time.Duration
 }
 
 // writeTimeline writes every answered message's times as CSV to path
 // (VGLOAD_TIMELINE; the last run's when there are several), to see how a
 // burst is served; nothing when path is empty. running is empty when the
-// message's job_status "running" did not come.
+// message's job_status "running" did not come, model_ms (when the fake model
+// got the message's first VibeCoder call) when the calls went elsewhere.
 func writeTimeline(path string, rows []timelineRow) error {
 	if path == "" {
 		return nil
 	}
 	var b strings.Builder
-	b.WriteString("session,message,posted_ms,accepted_ms,running_ms,answered_ms\n")
-	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) }
-	for _, r := range rows {
-		running := ""
-		if r.running >= 0 {
-			running = ms(r.running)
+	b.WriteString("session,message,posted_ms,accepted_ms,running_ms,model_ms,answered_ms\n")
+	ms := func(d time.Duration) string {
+		if d < 0 {
+			return ""
 		}
-		fmt.Fprintf(&b, "%d,%d,%s,%s,%s,%s\n", r.session, r.message, ms(r.posted), ms(r.accepted), running, ms(r.answered))
+		return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64)
+	}
+	for _, r := range rows {
+		fmt.Fprintf(&b, "%d,%d,%s,%s,%s,%s,%s\n", r.session, r.message, ms(r.posted), ms(r.accepted), ms(r.running), ms(r.call), ms(r.answered))
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("write the timeline: %w", err)
