@@ -68,8 +68,8 @@ func (s *Schema) Migrate(ctx context.Context) error {
 // back: a running service connects anew during the reset (River polls every
 // 200 ms), and a connection that prepared a statement before the drop would
 // hold its stale plan for the request that next took it: a 500 well after
-// the reset (the likely cause of one failure of
-// TestAServiceRunningThroughResetDBAnswers in CI).
+// the reset (TestAResetEndsTheSessionsThatConnectedWhileItRan; the likely
+// cause of one failure of TestAServiceRunningThroughResetDBAnswers in CI).
 func (s *Schema) Reset(ctx context.Context) error {
 	return s.locked(ctx, func(ctx context.Context) error {
 		if err := s.endOtherSessions(ctx); err != nil {
