@@ -5,13 +5,13 @@ round).
 
 For each message of the sessions (the first, the second, ...) it prints the
 p10/p50/p90/p99 of: POST -> 202; POST -> job_status "running" on the client;
-POST -> the fake model's receipt of the message's VibeCoder call ("call", the
-start phase); the model's answer (call + latency) -> vibecode_response on the
+POST -> the fake model's receipt of the message's first VibeCoder call
+(model_ms; "call", the start phase); the model's answer (call + latency) -> vibecode_response on the
 client ("answer", the end phase); and the latency (POST -> vibecode_response).
 Each phase's quantiles are its own: they need not add up.
 
     VGLOAD_TIMELINE=/tmp/tl.csv go run ./cmd/vibegrapher-load pipeline -exec /tmp/vg -sessions 500 -messages 2 -latency 2s
-    python3 bench/timeline.py /tmp/tl.csv --latency 2000
+    python3 bench/timeline.py /tmp/tl.csv --latency 2000    # the run's -latency, in ms
 """
 import argparse
 import csv
@@ -26,7 +26,7 @@ def quantile(values, q):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("timeline", help="the CSV that VGLOAD_TIMELINE wrote")
-    ap.add_argument("--latency", type=float, default=2000.0, help="the model's latency (-latency) in ms")
+    ap.add_argument("--latency", type=float, required=True, help="the run's -latency in ms (0 for an instant model)")
     args = ap.parse_args()
 
     phases = defaultdict(lambda: defaultdict(list))

@@ -67,8 +67,11 @@ func TestAResetEndsTheSessionsThatConnectedWhileItRan(t *testing.T) {
 	go func() { done <- schema.Reset(ctx) }()
 	watcher := connect("vg-reset")
 	waitUntil(t, func() bool {
+		// This database's: the tests' databases are clones of one template,
+		// so goose's table has the same oid in all of them.
 		return dbtest.Count(t, watcher, `SELECT count(*) FROM pg_locks
-			WHERE NOT granted AND relation = 'goose_db_version'::regclass`) > 0
+			WHERE NOT granted AND relation = 'goose_db_version'::regclass
+				AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`) > 0
 	}, "the reset to wait for goose's table")
 
 	// The service connects now and runs a statement on River's jobs, which

@@ -194,7 +194,10 @@ func runPipeline(args []string) error {
 	fmt.Println("pg/msg: the same for every postgres process on this machine (meaningful when the service's PostgreSQL is local and otherwise idle);")
 	fmt.Println("load/msg: the same for this process (the clients and the fake model), which shares the machine with both;")
 	fmt.Println("phases (medians): POST → 202, POST → the message's job_status running, running → vibecode_response;")
-	fmt.Println("call: POST → the fake model has the message's (first) VibeCoder call; answer: the model's answer (call + latency) → vibecode_response")
+	fmt.Println("call: POST → the fake model has the message's first VibeCoder call; answer: the model's answer (call + latency) → vibecode_response")
+	if f.mode == "patch" {
+		fmt.Println("(patch mode: answer includes the Evaluator's call, with its latency)")
+	}
 	fmt.Printf("%4s %8s %6s | %9s %9s %9s %9s %9s | %9s | %8s %10s %6s %8s | %s\n", "run", "messages", "failed", "p50", "p90", "p99", "max", "mean", "msg/s", "cpu/msg", "rss-peak", "pg/msg", "load/msg", "202 running response | call answer")
 	var rows []runResult
 	for run := 1; run <= f.runs; run++ {
@@ -272,14 +275,17 @@ func (m *fakeModel) resetCalls() {
 	m.calls = map[string][]time.Time{}
 }
 
-// call is when the model got the i-th VibeCoder call of the session whose
-// key is key in this run (zero if it did not, or if the calls go to a fake
-// of another process).
-func (m *fakeModel) call(key string, i int) time.Time {
+// firstCall is when the model got the first call with key at or after
+// posted: a session's messages go one after another, so for the message
+// posted then it is its first VibeCoder call, whatever retries follow (zero
+// if none came, or if the calls go to a fake of another process).
+func (m *fakeModel) firstCall(key string, posted time.Time) time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if c := m.calls[key]; i < len(c) {
-		return c[i]
+	for _, at := range m.calls[key] {
+		if !at.Before(posted) {
+			return at
+		}
 	}
 	return time.Time{}
 }
@@ -323,7 +329,7 @@ func (m *fakeModel) reply(req openaitest.Request) openaitest.Reply {
 		if req.TextFormat != nil {
 			return openaitest.JSON(map[string]any{"approved": true, "reasoning": "The change is safe.", "commit_message": "Note the review"})
 		}
-		if len(req.FunctionOutputs()) == 0 {
+		if !toolOutputInTurn(req) {
 			m.mu.Lock()
 			p := m.patch
 			m.mu.Unlock()
@@ -332,6 +338,23 @@ func (m *fakeModel) reply(req openaitest.Request) openaitest.Reply {
 		}
 	}
 	return openaitest.Text("Done. The triage agent hands Spanish requests to the Spanish agent.")
+}
+
+// toolOutputInTurn reports whether the request's input has a
+// function_call_output after its last user message: the model is being told
+// what became of its tool call in this turn. The memory before that holds
+// the earlier messages' calls and outputs, which say nothing about this one.
+func toolOutputInTurn(req openaitest.Request) bool {
+	items := req.InputItems()
+	for i := len(items) - 1; i >= 0; i-- {
+		switch {
+		case items[i]["type"] == "function_call_output":
+			return true
+		case items[i]["role"] == "user":
+			return false
+		}
+	}
+	return false
 }
 
 // service is a `vibegrapher all` this command started.
@@ -707,6 +730,7 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 		worked    []time.Duration
 		called    []time.Duration
 		answered  []time.Duration
+		uncalled  int // answered messages whose call the fake did not see
 		timeline  []timelineRow
 		failed    int
 		firstErr  error
@@ -776,8 +800,10 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 						started = append(started, a.running.Sub(t0))
 						worked = append(worked, a.at.Sub(a.running))
 					}
-					call := model.call(s.key, mi)
-					if !call.IsZero() {
+					call := model.firstCall(s.key, t0)
+					if call.IsZero() {
+						uncalled++
+					} else {
 						called = append(called, call.Sub(t0))
 						answered = append(answered, a.at.Sub(call.Add(model.latency)))
 					}
@@ -816,6 +842,9 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 	}
 	if firstErr != nil {
 		fmt.Fprintln(os.Stderr, "vibegrapher-load: first failure:", firstErr)
+	}
+	if uncalled > 0 && len(called) > 0 {
+		fmt.Fprintf(os.Stderr, "vibegrapher-load: %d answered messages without a call the fake model saw: not in call and answer\n", uncalled)
 	}
 	if err := writeTimeline(timelineFile, timeline); err != nil {
 		return runResult{}, err
