@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -10,12 +11,21 @@ import (
 )
 
 // The steps that end together are ended together under load (group
-// commit, txgroups.go), as they start (starts.go): the ends that neither
-// enqueue the next job nor create a diff, among them the end of every
-// message answered with text. A group queues every end's first batch (the
-// locks, the reply's rows, the job's completion), sends them in one batch
-// with BEGIN, and the rest of every end with COMMIT: two round trips and
-// one commit for the group instead of for each step.
+// commit, txgroups.go), as they start (starts.go). A group queues every
+// end's first batch (the locks, the reply's rows, the job's completion),
+// sends them in one batch with BEGIN, and the rest of every end with
+// COMMIT: two round trips and one commit for the group instead of for each
+// step. An end that enqueues the next job or creates a diff (both ends of a
+// message that makes a patch: the VibeCoder's enqueues the Evaluator, whose
+// approval creates the diff) adds its round trip for that (River's insert,
+// the diff's RETURNING) in the group's transaction, after the ends before
+// it: still one commit and one BEGIN for the group. An end with a diff
+// holds its project's key share before its session's, as it does alone,
+// and a project's delete locks the project before its sessions: so a group
+// holds the projects of all its diffs (in id order) before any session,
+// else it could hold one of a project's sessions for an end without a diff
+// and wait for the project for another's diff while the delete held the
+// project and waited for that session (docs/reliability.md, lock order).
 //
 // When a statement of the group fails (a message gone since its step
 // began, say), or it cannot commit, the group is rolled back and each of
@@ -43,13 +53,13 @@ func endingsOf(pool *pgxpool.Pool) *txGroups[*ending] {
 	return groupsOf[*ending](&poolEndings, pool, maxEnding, maxEndGroup)
 }
 
-// PoolEnds counts the steps ended on pool, by how (GroupStats): the ends
-// that enqueue a job or create a diff count as alone.
+// PoolEnds counts the steps ended on pool, by how (GroupStats).
 func PoolEnds(pool *pgxpool.Pool) GroupStats { return endingsOf(pool).statsNow() }
 
-// groupable reports whether e can end in a group: its transaction is two
-// round trips whatever the others do.
-func (e TurnEnd) groupable() bool { return e.Diff == nil && e.Enqueue == nil && !e.IfJobEnded }
+// groupable reports whether e can end in a group: all but the ends that
+// first check whether the message's job ended (the orphan sweep's), which
+// read before they write.
+func (e TurnEnd) groupable() bool { return !e.IfJobEnded }
 
 // endStep ends en, with others when they wait too.
 func (s *Store) endStep(pool *pgxpool.Pool, en *ending) error {
@@ -58,6 +68,19 @@ func (s *Store) endStep(pool *pgxpool.Pool, en *ending) error {
 		return wrap(en.ctx.Err(), "end step")
 	}
 	return en.err
+}
+
+// diffProjects are the projects of the ends in ens that create a diff, in
+// id order, each once.
+func diffProjects(ens []*ending) []string {
+	var out []string
+	for _, en := range ens {
+		if en.e.Diff != nil {
+			out = append(out, en.t.Session.ProjectID)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // endGroup ends the steps of group in one transaction and returns which it
@@ -83,6 +106,11 @@ func endGroup(s *Store, group []*ending) (ran []bool) {
 	defer cancel()
 	ended := make([]bool, len(ens))
 	err := inGroupTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		for _, project := range diffProjects(ens) {
+			if err := later(ctx, tx, holdProjectSQL, project); err != nil {
+				return wrap(err, "hold project")
+			}
+		}
 		finishes := make([]func() (bool, error), len(ens))
 		for i, en := range ens {
 			var err error

@@ -525,35 +525,137 @@ func TestAGroupOfEndsWithAGoneMessageEndsEachAlone(t *testing.T) {
 	}
 }
 
-// An end that enqueues the next job or creates a diff does not wait for a
-// group: it ends while both places for ends are taken, and counts as alone.
-func TestAnEndThatEnqueuesGoesAlone(t *testing.T) {
+// approve ends r's step as the Evaluator's approval does: its diff stored,
+// linked and announced, the message diff_created, the job completed.
+func (s *steps) approve(r *running) error {
+	ctx := context.Background()
+	return s.store.EndTurn(ctx, &r.turn, db.TurnEnd{
+		Status: domain.StatusDiffCreated, Outcome: event.VibecodeResponse{Response: new(string)},
+		Diff: &domain.Diff{ProjectID: r.turn.Session.ProjectID, SessionID: &r.turn.Session.ID, MessageID: &r.turn.Message.ID,
+			BaseCommit: r.turn.BaseCommit, TargetBranch: r.turn.Branch, DiffContent: "diff of " + r.m.MessageID,
+			Status: domain.DiffEvaluatorApproved, VibecoderPrompt: r.turn.Message.Content, CommitMessage: "Change it"},
+		DiffStep: r.m.MessageID + "/diff",
+		Complete: &db.Completion{Job: func(tx pgx.Tx) error { return db.CompleteJob(ctx, tx, r.job) }},
+	})
+}
+
+// Ends that enqueue the next job or create a diff (the two ends of a
+// message that makes a patch) wait for a group too, and end in one
+// transaction: each records its next job, or stores, links and announces
+// its diff, as it would alone.
+func TestEndsThatEnqueueOrCreateADiffEndTogether(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newSteps(t)
 	_, release := s.holdEnds()
-	r := s.started("enqueues")
-	ended := make(chan error, 1)
+	rs := s.startedSteps("patch", 3)
+	enqueues, approves := rs[0], rs[1:]
+	done := make([]chan error, len(rs))
+	for i := range done {
+		done[i] = make(chan error, 1)
+	}
 	go func() {
-		ended <- s.store.EndTurn(ctx, &r.turn, db.TurnEnd{
-			Enqueue:  func(pgx.Tx, *domain.ConversationMessage) (int64, error) { return r.job + 1000, nil },
-			Complete: &db.Completion{Job: func(tx pgx.Tx) error { return db.CompleteJob(ctx, tx, r.job) }},
+		done[0] <- s.store.EndTurn(ctx, &enqueues.turn, db.TurnEnd{
+			Enqueue:  func(pgx.Tx, *domain.ConversationMessage) (int64, error) { return enqueues.job + 1000, nil },
+			Complete: &db.Completion{Job: func(tx pgx.Tx) error { return db.CompleteJob(ctx, tx, enqueues.job) }},
 		})
 	}()
-	select {
-	case err := <-ended:
-		if err != nil {
-			t.Fatal(err)
+	for i, r := range approves {
+		go func() { done[1+i] <- s.approve(r) }()
+	}
+	release(len(rs))
+	ids := make([]string, len(rs))
+	for i, r := range rs {
+		if err := wait(t, done[i]); err != nil {
+			t.Fatalf("the end of %s: %v", r.m.MessageID, err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the end that enqueues waited for the held ends")
+		ids[i] = r.m.MessageID
 	}
-	if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM messages WHERE id = $1 AND job_id = $2`, r.m.MessageID, r.job+1000); n != 1 {
-		t.Error("the end that enqueues did not record its next job while the other ends were held")
+	if !s.sameTransaction(ids) {
+		t.Error("the ends that enqueue or create a diff were not ended in one transaction")
 	}
-	release(0)
-	if st := db.PoolEnds(s.pool); st != (db.GroupStats{Alone: 3}) {
-		t.Errorf("ends counted %+v, want three alone", st)
+	if st := db.PoolEnds(s.pool); st != (db.GroupStats{Alone: 2, Grouped: int64(len(rs))}) {
+		t.Errorf("ends counted %+v, want the held two alone and %d in a group", st, len(rs))
+	}
+	if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM messages m JOIN river_job j ON j.id = $3
+		WHERE m.id = $1 AND m.job_id = $2 AND m.status = 'running' AND j.state = 'completed'`,
+		enqueues.m.MessageID, enqueues.job+1000, enqueues.job); n != 1 {
+		t.Error("the end that enqueues did not record its next job and complete its own")
+	}
+	for _, r := range approves {
+		if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM messages m
+			JOIN diffs d ON d.id = m.diff_id AND d.diff_content = 'diff of ' || m.id::text
+			JOIN river_job j ON j.id = $2 AND j.state = 'completed'
+			WHERE m.id = $1 AND m.status = 'diff_created'
+				AND EXISTS (SELECT FROM events WHERE name = 'diff_created' AND payload->>'diff_id' = d.id::text)
+				AND EXISTS (SELECT FROM events WHERE name = 'vibecode_response' AND payload->>'diff_id' = d.id::text)`,
+			r.m.MessageID, r.job); n != 1 {
+			t.Errorf("message %s: its diff is not stored, linked and announced, or its job not completed", r.m.MessageID)
+		}
+	}
+}
+
+// A group of ends holds the projects of its diffs before any session, as a
+// project's delete takes the project before its sessions (docs/reliability.md,
+// "Lock order"): a group that held one of a project's sessions for an end
+// without a diff, and then waited for the project for another end's diff,
+// made a cycle with a delete that held the project and waited for that
+// session. The interleaving is forced: a third transaction holds the first
+// end's message, so the group waits there until the delete waits too; and
+// deadlocks are looked for after 10 ms, before the group's lock timeout
+// (100 ms) would end its wait first.
+func TestAGroupOfEndsHoldsItsDiffsProjectsFirst(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newSteps(t, func(cfg *pgxpool.Config) { cfg.ConnConfig.RuntimeParams["deadlock_timeout"] = "10ms" })
+	_, release := s.holdEnds()
+
+	p, global := newSession(t, s.store, "ordered")
+	node := "helper"
+	other, _, err := s.store.CreateSession(ctx, p.ID, domain.NewSession{NodeID: &node},
+		func([]pyast.AgentNode, error, string) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions := []domain.VibecodeSession{global, other}
+	slices.SortFunc(sessions, func(a, b domain.VibecodeSession) int { return strings.Compare(a.ID, b.ID) })
+	// The first session's end answers; the second's creates a diff.
+	answers := s.startedAs(s.queued("answers", &sessions[0]))
+	approves := s.startedAs(s.queued("approves", &sessions[1]))
+
+	// Watched on a connection of its own: should the group's lock timeout
+	// end its wait first (a loaded machine), its members end alone, each on
+	// a connection of the pool, and with the delete and the held message
+	// they would take every one.
+	watcher, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { watcher.Close(context.Background()) })
+	unlock := holdLocks(t, s.pool, `SELECT 1 FROM messages WHERE id = $1 FOR UPDATE`, answers.m.MessageID)
+	answered, approved := make(chan error, 1), make(chan error, 1)
+	go func() { answered <- s.answer(answers, nil) }()
+	go func() { approved <- s.approve(approves) }()
+	release(2)
+	s.waitFor(func() bool { return lockWaiters(t, watcher) >= 1 }, "the group to wait for the held message")
+	deleted := make(chan error, 1)
+	go func() { deleted <- s.store.DeleteProject(ctx, p.ID) }()
+	s.waitFor(func() bool { return lockWaiters(t, watcher) >= 2 }, "the delete to wait")
+	unlock()
+
+	if err := wait(t, deleted); err != nil {
+		t.Fatalf("the delete: %v", err)
+	}
+	for name, done := range map[string]chan error{"answer": answered, "approval": approved} {
+		if err := wait(t, done); err != nil && !errors.Is(err, db.ErrTurnGone) {
+			t.Errorf("the %s: %v, want it ended or gone", name, err)
+		}
+	}
+	if n := s.counted.failures("40P01"); n != 0 {
+		t.Errorf("%d statements failed in a deadlock of the group with the delete, want none", n)
+	}
+	if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM projects WHERE id = $1`, p.ID); n != 0 {
+		t.Errorf("the project is still there after its delete")
 	}
 }
 
