@@ -56,9 +56,9 @@ func endingsOf(pool *pgxpool.Pool) *txGroups[*ending] {
 // PoolEnds counts the steps ended on pool, by how (GroupStats).
 func PoolEnds(pool *pgxpool.Pool) GroupStats { return endingsOf(pool).statsNow() }
 
-// groupable reports whether e can end in a group: all but the ends that
-// first check whether the message's job ended (the orphan sweep's), which
-// read before they write.
+// groupable reports whether e can end in a group: all but the orphan
+// sweep's, which end a message only if its job ended (IfJobEnded), rare and
+// off the path of a message's steps.
 func (e TurnEnd) groupable() bool { return !e.IfJobEnded }
 
 // endStep ends en, with others when they wait too.

@@ -241,14 +241,18 @@ func end[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], t *db
 
 // enqueueNext inserts the next job of the loop in the transaction that ends
 // this step, with the River client of the running worker; args is made from
-// the reply stored in that transaction (nil when there is none).
+// the reply stored in that transaction (nil when there is none). The insert
+// does not end with the job's ctx: the transaction may be a group's
+// (db/ends.go), whose connection a cancelled statement would break for
+// every member (a group waits at most 100 ms for a lock, and a step alone
+// ends with its other statements).
 func enqueueNext(ctx context.Context, args func(reply *domain.ConversationMessage) river.JobArgs) func(pgx.Tx, *domain.ConversationMessage) (int64, error) {
 	return func(tx pgx.Tx, reply *domain.ConversationMessage) (int64, error) {
 		client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
 		if err != nil {
 			return 0, err
 		}
-		res, err := client.InsertTx(ctx, tx, args(reply), nil)
+		res, err := client.InsertTx(context.WithoutCancel(ctx), tx, args(reply), nil)
 		if err != nil {
 			return 0, err
 		}
