@@ -650,6 +650,22 @@ func TestAGroupOfEndsHoldsItsDiffsProjectsFirst(t *testing.T) {
 	}
 }
 
+// twoSessions creates a project named name with two sessions, its global
+// one and one of a node, in the order of their ids.
+func (s *steps) twoSessions(name string) (domain.Project, []domain.VibecodeSession) {
+	s.t.Helper()
+	p, global := newSession(s.t, s.store, name)
+	node := "helper"
+	other, _, err := s.store.CreateSession(context.Background(), p.ID, domain.NewSession{NodeID: &node},
+		func([]pyast.AgentNode, error, string) error { return nil })
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	sessions := []domain.VibecodeSession{global, other}
+	slices.SortFunc(sessions, func(a, b domain.VibecodeSession) int { return strings.Compare(a.ID, b.ID) })
+	return p, sessions
+}
+
 // endBesideADelete ends two steps of one project, the first session's with
 // an answer and the second's with a diff, in a group whose first member's
 // message a third transaction holds until the project's delete waits too;
@@ -660,15 +676,7 @@ func (s *steps) endBesideADelete(watcher *pgx.Conn) {
 	t.Helper()
 	ctx := context.Background()
 	_, release := s.holdEnds()
-	p, global := newSession(t, s.store, "ordered")
-	node := "helper"
-	other, _, err := s.store.CreateSession(ctx, p.ID, domain.NewSession{NodeID: &node},
-		func([]pyast.AgentNode, error, string) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	sessions := []domain.VibecodeSession{global, other}
-	slices.SortFunc(sessions, func(a, b domain.VibecodeSession) int { return strings.Compare(a.ID, b.ID) })
+	p, sessions := s.twoSessions("ordered")
 	answers := s.startedAs(s.queued("answers", &sessions[0]))
 	approves := s.startedAs(s.queued("approves", &sessions[1]))
 
@@ -743,15 +751,7 @@ func TestAGroupOfEndsTakesItsSessionsInTheOrderADeleteDoes(t *testing.T) {
 	s := newSteps(t, func(cfg *pgxpool.Config) { cfg.ConnConfig.RuntimeParams["deadlock_timeout"] = "10ms" })
 	_, release := s.holdEnds()
 
-	p, global := newSession(t, s.store, "ordered")
-	node := "helper"
-	other, _, err := s.store.CreateSession(ctx, p.ID, domain.NewSession{NodeID: &node},
-		func([]pyast.AgentNode, error, string) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	sessions := []domain.VibecodeSession{global, other}
-	slices.SortFunc(sessions, func(a, b domain.VibecodeSession) int { return strings.Compare(a.ID, b.ID) })
+	p, sessions := s.twoSessions("ordered")
 	ids := []string{uuid.NewString(), uuid.NewString()}
 	slices.Sort(ids)
 	// The later session's message first in the messages' order.
