@@ -106,10 +106,8 @@ func endGroup(s *Store, group []*ending) (ran []bool) {
 	defer cancel()
 	ended := make([]bool, len(ens))
 	err := inGroupTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		for _, project := range diffProjects(ens) {
-			if err := later(ctx, tx, holdProjectSQL, project); err != nil {
-				return wrap(err, "hold project")
-			}
+		if err := holdProjects(ctx, tx, diffProjects(ens)); err != nil {
+			return err
 		}
 		finishes := make([]func() (bool, error), len(ens))
 		for i, en := range ens {

@@ -528,6 +528,9 @@ func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 func (s *Store) endAlone(ctx context.Context, t *Turn, e TurnEnd) error {
 	ended := false // this call wrote the message's final status
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		if err := holdProjects(ctx, tx, diffProjects([]*ending{{t: t, e: e}})); err != nil {
+			return err
+		}
 		finish, err := queueEnd(ctx, tx, t, e)
 		if err != nil {
 			return err
@@ -541,6 +544,21 @@ func (s *Store) endAlone(ctx context.Context, t *Turn, e TurnEnd) error {
 	return err
 }
 
+// holdProjects queues the key shares of projects in tx, in their order: the
+// projects of the diffs that an end, or a group of ends, creates
+// (diffProjects), held before any session. The diff refers to its project,
+// and that key share, taken after the session's, was a deadlock with a
+// project's delete (the project, then its sessions); in a group, taken
+// with its end after another end's session of the project, it was too.
+func holdProjects(ctx context.Context, tx pgx.Tx, projects []string) error {
+	for _, project := range projects {
+		if err := later(ctx, tx, holdProjectSQL, project); err != nil {
+			return wrap(err, "hold project")
+		}
+	}
+	return nil
+}
+
 // queueEnd queues the first batch of a step's end in tx: the locks, the
 // reply's rows and the job's completion. finish reads the lock (sending the
 // batch when nothing has) and writes the rest, queued for COMMIT; ended
@@ -549,16 +567,8 @@ func queueEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd) (finish func()
 	// The session before the message: a clear and a project's delete
 	// lock the session, then its messages. The reply and a diff refer
 	// to the session, and their key-share lock of it, taken after the
-	// message's, was a deadlock with either (one of them failed).
-	// And with a diff, the project before the session: the diff
-	// refers to the project, and its key-share lock of it, taken after
-	// the session's, was a deadlock with a project's delete (the
-	// project, then its sessions).
-	if e.Diff != nil {
-		if err := later(ctx, tx, holdProjectSQL, t.Session.ProjectID); err != nil {
-			return nil, wrap(err, "hold project")
-		}
-	}
+	// message's, was a deadlock with either (one of them failed). With a
+	// diff, its project is held before this (holdProjects).
 	if err := later(ctx, tx, holdSessionSQL, t.Session.ID); err != nil {
 		return nil, wrap(err, "hold session")
 	}
