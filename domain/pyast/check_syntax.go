@@ -225,8 +225,10 @@ func (e *treeError) before(other *treeError) bool {
 }
 
 // checkTree returns the first of: tree-sitter's own first error, a match of
-// checksQuery, and a reserved keyword that tree-sitter took for a name.
-func checkTree(w *worker, p *parsed, keywords []keywordToken) *treeError {
+// checksQuery, and a reserved keyword that tree-sitter took for a name. With
+// within (CheckEdit's statements an edit reached, in order) it looks for the
+// last two there only; nil is the whole tree.
+func checkTree(w *worker, p *parsed, keywords []keywordToken, within []*sitter.Node) *treeError {
 	g := loadGrammar()
 	root := p.tree.RootNode()
 	var first *treeError
@@ -239,7 +241,54 @@ func checkTree(w *worker, p *parsed, keywords []keywordToken) *treeError {
 		}
 	}
 
-	matches := w.cursor.Matches(g.checks, root, p.src)
+	scopes := within
+	if scopes == nil {
+		scopes = []*sitter.Node{root}
+	}
+	for _, scope := range scopes {
+		if first != nil && int(scope.StartByte()) >= first.offset {
+			break
+		}
+		if e := firstMatch(w, p, scope); e != nil && e.before(first) {
+			first = e
+		}
+	}
+
+	// With keyword extraction, tree-sitter lexes a keyword that is not
+	// valid where it stands as an identifier: `else:` alone becomes an
+	// annotation of a variable named else, `x = pass` an assignment.
+	for _, k := range keywords {
+		if first != nil && k.offset >= first.offset {
+			break
+		}
+		if within != nil && !inside(within, k.offset) {
+			continue
+		}
+		n := root.DescendantForByteRange(uint(k.offset), uint(k.offset+k.length))
+		if n != nil && n.KindId() == g.identifier {
+			word := string(p.src[k.offset : k.offset+k.length])
+			first = &treeError{offset: k.offset, msg: fmt.Sprintf("invalid syntax near %q (a reserved keyword)", word), generic: true}
+			break
+		}
+	}
+	return first
+}
+
+// inside reports whether byte offset off is in one of nodes.
+func inside(nodes []*sitter.Node, off int) bool {
+	for _, n := range nodes {
+		if off >= int(n.StartByte()) && off < int(n.EndByte()) {
+			return true
+		}
+	}
+	return false
+}
+
+// firstMatch returns the first match of checksQuery in scope's subtree.
+func firstMatch(w *worker, p *parsed, scope *sitter.Node) *treeError {
+	g := loadGrammar()
+	var first *treeError
+	matches := w.cursor.Matches(g.checks, scope, p.src)
 	for m := matches.Next(); m != nil; m = matches.Next() {
 		if m.PatternIndex == printPattern && isChevron(m.Captures[0].Node.NamedChild(0), g) {
 			continue // print >>f, x is a valid Python 3 expression
@@ -267,21 +316,6 @@ func checkTree(w *worker, p *parsed, keywords []keywordToken) *treeError {
 				generic: strings.HasPrefix(checkMessages[m.PatternIndex], "invalid syntax")}); e.before(first) {
 				first = e
 			}
-		}
-	}
-
-	// With keyword extraction, tree-sitter lexes a keyword that is not
-	// valid where it stands as an identifier: `else:` alone becomes an
-	// annotation of a variable named else, `x = pass` an assignment.
-	for _, k := range keywords {
-		if first != nil && k.offset >= first.offset {
-			break
-		}
-		n := root.DescendantForByteRange(uint(k.offset), uint(k.offset+k.length))
-		if n != nil && n.KindId() == g.identifier {
-			word := string(p.src[k.offset : k.offset+k.length])
-			first = &treeError{offset: k.offset, msg: fmt.Sprintf("invalid syntax near %q (a reserved keyword)", word), generic: true}
-			break
 		}
 	}
 	return first

@@ -48,9 +48,6 @@ func TestCheckSyntaxCorpus(t *testing.T) {
 		maxFiles = n
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	tokens := []string{"(", ")", ":", ",", "=", "if", "else", `"`, "'", "[", "]", "{", "}", ".", "\t", "    ",
-		"\n", "def", "return", "lambda", "*", "**", "->", "@", `"""`, "#", "\\", "not", "in", "pass", "await",
-		"class", "for", "x", "1", "0", ";", "+=", ":=", "import", "as"}
 	var sources, names []string
 	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".py") || len(names) >= maxFiles {
@@ -62,25 +59,8 @@ func TestCheckSyntaxCorpus(t *testing.T) {
 		}
 		src := string(b)
 		sources, names = append(sources, src), append(names, path)
-		lines := strings.SplitAfter(src, "\n")
 		for m := 0; m < 2; m++ {
-			l := append([]string{}, lines...)
-			i := rng.IntN(len(l))
-			switch rng.IntN(4) {
-			case 0:
-				l = append(l[:i], l[i+1:]...)
-			case 1:
-				if n := len(l[i]); n > 0 {
-					j := rng.IntN(n)
-					l[i] = l[i][:j] + l[i][j+1:]
-				}
-			case 2:
-				l[i] = strings.Repeat(" ", 1+rng.IntN(8)) + l[i]
-			default:
-				j := rng.IntN(len(l[i]) + 1)
-				l[i] = l[i][:j] + tokens[rng.IntN(len(tokens))] + l[i][j:]
-			}
-			if mutant := strings.Join(l, ""); utf8.ValidString(mutant) {
+			if mutant := mutate(rng, src); utf8.ValidString(mutant) {
 				sources, names = append(sources, mutant), append(names, path+" (mutant)")
 			}
 		}
@@ -126,4 +106,32 @@ func TestCheckSyntaxCorpus(t *testing.T) {
 	}
 	t.Logf("%d sources, %d invalid for CPython: CheckSyntax missed %d, named the same line for %d",
 		len(sources), invalid, missed, sameLine)
+}
+
+// mutationTokens are what mutate inserts: the tokens of the mistakes people
+// and models make, and those that change how the rest of a file reads.
+var mutationTokens = []string{"(", ")", ":", ",", "=", "if", "else", `"`, "'", "[", "]", "{", "}", ".", "\t", "    ",
+	"\n", "def", "return", "lambda", "*", "**", "->", "@", `"""`, "#", "\\", "not", "in", "pass", "await",
+	"class", "for", "x", "1", "0", ";", "+=", ":=", "import", "as"}
+
+// mutate returns src with one mistake of the kinds people and models make: a
+// line deleted, a character deleted, a line indented, or a token inserted.
+func mutate(rng *rand.Rand, src string) string {
+	l := strings.SplitAfter(src, "\n")
+	i := rng.IntN(len(l))
+	switch rng.IntN(4) {
+	case 0:
+		l = append(l[:i], l[i+1:]...)
+	case 1:
+		if n := len(l[i]); n > 0 {
+			j := rng.IntN(n)
+			l[i] = l[i][:j] + l[i][j+1:]
+		}
+	case 2:
+		l[i] = strings.Repeat(" ", 1+rng.IntN(8)) + l[i]
+	default:
+		j := rng.IntN(len(l[i]) + 1)
+		l[i] = l[i][:j] + mutationTokens[rng.IntN(len(mutationTokens))] + l[i][j:]
+	}
+	return strings.Join(l, "")
 }

@@ -1,7 +1,8 @@
 // Package pyast reads the one Python file of a Vibegrapher project: it finds
 // the OpenAI Agents SDK agents defined in it (ParseAgents), rewrites one
 // agent's definition (ReplaceAgent) and tells whether a file is valid Python
-// (CheckSyntax), which the vibecode loop requires of every patch.
+// (CheckSyntax; CheckEdit for an edit of a file, which reparses only what the
+// edit changed), which the vibecode loop requires of every patch.
 //
 // Parsing uses tree-sitter-python. tree-sitter recovers from errors and
 // accepts much that CPython rejects (it ignores indentation mistakes, takes
@@ -15,5 +16,6 @@
 // check_syntax.go.
 //
 // Every function is safe for concurrent use. No tree-sitter object outlives a
-// call, except the compiled query, which is built once per process.
+// call, except the compiled query, which is built once per process, and the
+// trees of the last codes CheckEdit checked edits of (a few MB at most).
 package pyast

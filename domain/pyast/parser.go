@@ -159,6 +159,7 @@ type parsed struct {
 	// tree was parsed from a copy with the same offsets but fewer lines (see
 	// tokens.flat): use line, never a tree-sitter row.
 	src        []byte
+	flat       []byte // what tree-sitter parsed
 	tree       *sitter.Tree
 	lineStarts []int // offsets where lines start; built by line
 }
@@ -189,13 +190,9 @@ func (p *parsed) close() {
 // parse checks code as CheckSyntax documents and, unless the bytes cannot be
 // parsed at all, returns its tree, which the caller must close.
 func parse(code string) (*parsed, *SyntaxError) {
-	src := pythonSource(code)
-	if i := bytes.IndexByte(src, 0); i >= 0 {
-		return nil, errorAt(src, i, "source code cannot contain null bytes")
-	}
-	if !utf8.Valid(src) {
-		i := firstInvalidUTF8(src)
-		return nil, errorAt(src, i, fmt.Sprintf("invalid UTF-8: cannot decode byte 0x%02x", src[i]))
+	src, serr := readSource(code)
+	if serr != nil {
+		return nil, serr
 	}
 	tok := tokenize(src)
 
@@ -205,8 +202,22 @@ func parse(code string) (*parsed, *SyntaxError) {
 	if tree == nil { // only on a timeout or cancellation, which are not set
 		return nil, &SyntaxError{Line: 1, Msg: "tree-sitter could not parse the file"}
 	}
-	p := &parsed{src: src, tree: tree}
-	return p, pickError(p, tok, checkTree(w, p, tok.keywords))
+	p := &parsed{src: src, flat: tok.flat[:tok.stop], tree: tree}
+	return p, pickError(p, tok, checkTree(w, p, tok.keywords, nil))
+}
+
+// readSource returns code as CPython reads it (pythonSource), or the error
+// for bytes it cannot read at all.
+func readSource(code string) ([]byte, *SyntaxError) {
+	src := pythonSource(code)
+	if i := bytes.IndexByte(src, 0); i >= 0 {
+		return nil, errorAt(src, i, "source code cannot contain null bytes")
+	}
+	if !utf8.Valid(src) {
+		i := firstInvalidUTF8(src)
+		return nil, errorAt(src, i, fmt.Sprintf("invalid UTF-8: cannot decode byte 0x%02x", src[i]))
+	}
+	return src, nil
 }
 
 // pickError chooses between the tokenizer's error and the tree's, which are
