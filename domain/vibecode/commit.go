@@ -30,7 +30,7 @@ func Rebase(headCode, baseCode, diff, branch, head, base string) (string, error)
 		return "", domain.Errorf(domain.ECONFLICT, "the head of %s (%s), which moved since the diff's base %s, already has its change",
 			branch, short(head), short(base))
 	}
-	if err := pyast.CheckSyntax(patched); err != nil {
+	if err := pyast.CheckEdit(headCode, patched); err != nil {
 		return "", domain.Errorf(domain.ECONFLICT, "applied to the head of %s (%s) the diff gives invalid Python: %v", branch, short(head), err)
 	}
 	return patched, nil

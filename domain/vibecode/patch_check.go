@@ -43,7 +43,7 @@ func CheckPatch(code, arguments string, node *pyast.AgentNode) PatchCheck {
 		// A project's code may not pass it by a commit either.
 		return PatchCheck{Err: fmt.Sprintf("the patched code would be %d bytes, over the limit of %d bytes (1 MiB) a project's code may hold; make it smaller", len(patched), domain.MaxCodeBytes)}
 	}
-	if err := pyast.CheckSyntax(patched); err != nil {
+	if err := pyast.CheckEdit(code, patched); err != nil {
 		return PatchCheck{Err: "the patched code is not valid Python: " + err.Error()}
 	}
 	if node != nil {
