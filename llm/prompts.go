@@ -2,6 +2,7 @@ package llm
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/vibegrapher/vibegrapher/domain/pyast"
@@ -34,13 +35,26 @@ func numbered(code string) string {
 		return "(the file is empty)"
 	}
 	// A byte order mark is no text of line 1 (patch.Apply sets it aside).
-	lines := strings.Split(strings.TrimSuffix(strings.TrimPrefix(code, "\ufeff"), "\n"), "\n")
-	width := len(fmt.Sprint(len(lines)))
-	var b strings.Builder
-	for i, l := range lines {
-		fmt.Fprintf(&b, "%*d| %s\n", width, i+1, l)
+	code = strings.TrimSuffix(strings.TrimPrefix(code, "\ufeff"), "\n")
+	lines := strings.Count(code, "\n") + 1
+	width := len(strconv.Itoa(lines))
+	// Each line is "%*d| %s\n"; written by hand, as fmt took a fifth of
+	// the service's CPU for a message on a 5,000-line file.
+	b := make([]byte, 0, len(code)+lines*(width+3))
+	var num [20]byte
+	for i := 1; i <= lines; i++ {
+		line, rest, _ := strings.Cut(code, "\n")
+		n := strconv.AppendInt(num[:0], int64(i), 10)
+		for range width - len(n) {
+			b = append(b, ' ')
+		}
+		b = append(b, n...)
+		b = append(b, "| "...)
+		b = append(b, line...)
+		b = append(b, '\n')
+		code = rest
 	}
-	return b.String()
+	return string(b)
 }
 
 // focusText tells the VibeCoder which agent a node session is about.
