@@ -30,13 +30,16 @@ package main
 // the machine with both) and the medians of five phases: POST → 202, POST →
 // the message's job_status "running", "running" → vibecode_response, POST →
 // the fake model's receipt of the message's VibeCoder call, and the model's
-// answer (that call + -latency) → vibecode_response.
+// answer (that call + -latency) → vibecode_response. -code FILE gives each
+// project that code instead of the sample workflow (the patch mode's patch
+// appends a line to it).
 // VGLOAD_CPUPROFILE=FILE writes a CPU profile of this process (the clients
 // and the fake model) to FILE;
 // VGLOAD_TIMELINE=FILE writes each message's times (CSV) to FILE.
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -83,6 +86,7 @@ type pipelineFlags struct {
 	databaseURL              string
 	env                      string
 	serverLog                string
+	codeFile                 string
 	timeout                  time.Duration
 }
 
@@ -104,6 +108,7 @@ func runPipeline(args []string) error {
 		"with -exec: the PostgreSQL server; a database of its own is created and dropped")
 	fs.StringVar(&f.env, "env", "", "with -exec: extra environment, comma-separated KEY=VALUE")
 	fs.StringVar(&f.serverLog, "server-log", "", "with -exec: file for the service's log (default: discarded)")
+	fs.StringVar(&f.codeFile, "code", "", "a Python file each project starts with (POST /projects {name, code}); default: the service's sample workflow")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "upper bound of the whole command (with -serve-fake: none unless given)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -131,6 +136,15 @@ func runPipeline(args []string) error {
 		defer cancel()
 	}
 
+	var code string
+	if f.codeFile != "" {
+		b, err := os.ReadFile(f.codeFile)
+		if err != nil {
+			return fmt.Errorf("-code: %w", err)
+		}
+		code = string(b)
+	}
+
 	model := &fakeModel{latency: f.latency, mode: f.mode}
 	ln, err := net.Listen("tcp", f.fake)
 	if err != nil {
@@ -145,8 +159,8 @@ func runPipeline(args []string) error {
 	fakeURL := "http://" + ln.Addr().String() + "/v1"
 	if f.serveFake {
 		// No project here to read: the patch is of the code a project gets
-		// when it is created without any (POST /projects {name}).
-		model.setPatch(domain.SampleWorkflow)
+		// when it is created without any (POST /projects {name}), or -code.
+		model.setPatch(cmp.Or(code, domain.SampleWorkflow))
 		fmt.Printf("fake Responses API: OPENAI_BASE_URL=%s (model latency %s, %s mode); Ctrl-C ends it\n", fakeURL, f.latency, f.mode)
 		<-ctx.Done()
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -171,8 +185,11 @@ func runPipeline(args []string) error {
 
 	fmt.Printf("vibegrapher-load pipeline: %d sessions × %d messages, %s, model latency %s; server pid %d; %s, %d CPUs\n",
 		f.sessions, f.messages, f.mode, f.latency, f.pid, runtime.Version(), runtime.NumCPU())
+	if code != "" {
+		fmt.Printf("each project's code: %s (%d lines, %d bytes)\n", f.codeFile, strings.Count(code, "\n"), len(code))
+	}
 	lc := newLoadHTTP(f.server, f.sessions)
-	sessions, err := setUp(ctx, lc, f.server, f.sessions)
+	sessions, err := setUp(ctx, lc, f.server, f.sessions, code)
 	defer func() {
 		for _, s := range sessions {
 			s.watch.close()
@@ -507,7 +524,7 @@ type loadSession struct {
 	watch            *responseWatch
 }
 
-func setUp(ctx context.Context, lc *loadHTTP, base string, n int) ([]*loadSession, error) {
+func setUp(ctx context.Context, lc *loadHTTP, base string, n int, code string) ([]*loadSession, error) {
 	out := make([]*loadSession, n)
 	errs := make(chan error, n)
 	sem := make(chan struct{}, 16)
@@ -520,7 +537,11 @@ func setUp(ctx context.Context, lc *loadHTTP, base string, n int) ([]*loadSessio
 			var p struct {
 				ID string `json:"id"`
 			}
-			if err := lc.do(ctx, http.MethodPost, "/projects", map[string]any{"name": fmt.Sprintf("load %s %d", run, i)}, &p); err != nil {
+			project := map[string]any{"name": fmt.Sprintf("load %s %d", run, i)}
+			if code != "" {
+				project["code"] = code
+			}
+			if err := lc.do(ctx, http.MethodPost, "/projects", project, &p); err != nil {
 				errs <- err
 				return
 			}
