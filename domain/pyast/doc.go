@@ -17,5 +17,5 @@
 //
 // Every function is safe for concurrent use. No tree-sitter object outlives a
 // call, except the compiled query, which is built once per process, and the
-// trees of the last codes CheckEdit checked edits of (a few MB at most).
+// trees of the last codes CheckEdit checked edits of (about 20 MB at most).
 package pyast
