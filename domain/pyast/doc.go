@@ -17,5 +17,6 @@
 //
 // Every function is safe for concurrent use. No tree-sitter object outlives a
 // call, except the compiled query, which is built once per process, and the
-// trees of the last codes CheckEdit checked edits of (about 20 MB at most).
+// trees of the codes CheckEdit and ParseAgents saw last (editBases, about
+// 20 MB at most).
 package pyast
