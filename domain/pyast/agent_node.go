@@ -43,15 +43,10 @@ type AgentNode struct {
 // line numbers of a file that does not parse cannot be trusted. Code without
 // agents, like an empty file, yields an empty slice and nil.
 func ParseAgents(code string) ([]AgentNode, error) {
-	// Its parse is kept: the code whose agents are asked for is a project's
-	// head, which the next patches are edits of (CheckEdit), and whose
-	// agents a node session's every message asks for again.
-	b := editBases.get(code)
-	if b.err != nil {
-		return nil, b.err
-	}
-	defer b.tree.Close()
-	return findAgents(&parsed{src: b.src, flat: b.flat, tree: b.tree}), nil
+	// Its parse and agents are kept: the code whose agents are asked for is
+	// a project's head, which the next patches are edits of (CheckEdit),
+	// and whose agents a node session's every message asks for again.
+	return editBases.agents(code)
 }
 
 // agentFinder walks a checked tree's statements; it never descends into

@@ -3,6 +3,7 @@ package pyast
 import (
 	"bytes"
 	"container/list"
+	"slices"
 	"sync"
 
 	sitter "github.com/tree-sitter/go-tree-sitter"
@@ -164,13 +165,45 @@ type baseEntry struct {
 	// tree yet; the tree of a dropped entry is closed after the last.
 	users   int
 	dropped bool
+
+	// agents are base's agents (ParseAgents), found once.
+	agentsOnce sync.Once
+	agents     []AgentNode
 }
 
 // get returns base's parse with a copy of its tree, which the caller must
 // close, parsing base when it is not kept.
 func (c *baseCache) get(base string) baseParse {
+	b, _ := c.entry(base)
+	return b
+}
+
+// agents returns base's agents, found once per kept base, or the error of
+// its parse.
+func (c *baseCache) agents(base string) ([]AgentNode, error) {
+	b, e := c.entry(base)
+	if b.err != nil {
+		return nil, b.err
+	}
+	defer b.tree.Close()
+	find := func() []AgentNode { return findAgents(&parsed{src: b.src, flat: b.flat, tree: b.tree}) }
+	if e == nil { // not kept
+		return find(), nil
+	}
+	e.agentsOnce.Do(func() { e.agents = find() })
+	out := make([]AgentNode, len(e.agents))
+	for i, a := range e.agents { // the caller's to change
+		a.Children, a.Tools = slices.Clone(a.Children), slices.Clone(a.Tools)
+		out[i] = a
+	}
+	return out, nil
+}
+
+// entry is get, and the entry that keeps the parse (nil when base is over
+// the limit).
+func (c *baseCache) entry(base string) (baseParse, *baseEntry) {
 	if len(base) > c.limit {
-		return parseBase(base)
+		return parseBase(base), nil
 	}
 	c.mu.Lock()
 	el, found := c.entries[base]
@@ -201,7 +234,7 @@ func (c *baseCache) get(base string) baseParse {
 	}
 	e.users--
 	c.closeDropped(e)
-	return out
+	return out, e
 }
 
 // dropOld drops the least recently used entries while the sources kept pass

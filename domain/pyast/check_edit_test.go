@@ -226,6 +226,21 @@ func TestEditBasesDroppedWhileInUse(t *testing.T) {
 	}
 }
 
+// A kept base's agents are found once; each caller gets its own copy.
+func TestKeptAgentsAreTheCallers(t *testing.T) {
+	code := generateAgentsFile(300)
+	first, err := ParseAgents(code)
+	if err != nil || len(first) == 0 || len(first[0].Tools) == 0 {
+		t.Fatalf("ParseAgents: %d agents, %v", len(first), err)
+	}
+	want := first[0].Tools[0]
+	first[0].Tools[0], first[0].ID = "changed", "changed"
+	second, err := ParseAgents(code)
+	if err != nil || second[0].Tools[0] != want || second[0].ID == "changed" {
+		t.Errorf("a caller's change reached the next caller: %+v (%v)", second[0], err)
+	}
+}
+
 // FuzzCheckEdit checks that CheckEdit(base, code) is CheckSyntax(code).
 func FuzzCheckEdit(f *testing.F) {
 	for _, tt := range syntaxCases {
