@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -539,6 +540,31 @@ func (s *steps) approve(r *running) error {
 	})
 }
 
+// enqueueNext ends r's step as the VibeCoder's end with a patch does: its
+// reply stored, and the Evaluator's job made of it inserted (by hand here)
+// in the end's transaction; next is that job's id and inserts (when given)
+// counts the inserts, rolled back or not.
+func (s *steps) enqueueNext(r *running, next *int64, inserts *atomic.Int32) error {
+	ctx := context.Background()
+	return s.store.EndTurn(ctx, &r.turn, db.TurnEnd{
+		Reply: &db.AssistantMessage{Turn: &r.turn, CallKey: r.m.MessageID + "/vibecoder/1/1",
+			Response: json.RawMessage(`{"id":"resp"}`), ResponseID: "resp", Agent: domain.AgentVibeCoder, Iteration: 1,
+			Content: "a patch", Patch: new("--- a\n+++ b\n")},
+		Enqueue: func(tx pgx.Tx, reply *domain.ConversationMessage) (int64, error) {
+			if reply == nil || reply.Content != "a patch" {
+				return 0, errors.New("the enqueue did not get the stored reply")
+			}
+			if inserts != nil {
+				inserts.Add(1)
+			}
+			err := tx.QueryRow(ctx, `INSERT INTO river_job (kind, args, state, max_attempts)
+				VALUES ('evaluate', jsonb_build_object('patch_message_id', $1::text), 'available', 25) RETURNING id`, reply.ID).Scan(next)
+			return *next, err
+		},
+		Complete: &db.Completion{Job: func(tx pgx.Tx) error { return db.CompleteJob(ctx, tx, r.job) }},
+	})
+}
+
 // Ends that enqueue the next job or create a diff (the two ends of a
 // message that makes a patch) wait for a group too, and end in one
 // transaction: each stores its reply and records the next job made of it
@@ -546,7 +572,6 @@ func (s *steps) approve(r *running) error {
 // links and announces its diff, as it would alone.
 func TestEndsThatEnqueueOrCreateADiffEndTogether(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	s := newSteps(t)
 	_, release := s.holdEnds()
 	rs := s.startedSteps("patch", 3)
@@ -556,22 +581,7 @@ func TestEndsThatEnqueueOrCreateADiffEndTogether(t *testing.T) {
 		done[i] = make(chan error, 1)
 	}
 	var next int64 // the job the VibeCoder's end enqueues, inserted in the group's transaction
-	go func() {
-		done[0] <- s.store.EndTurn(ctx, &enqueues.turn, db.TurnEnd{
-			Reply: &db.AssistantMessage{Turn: &enqueues.turn, CallKey: enqueues.m.MessageID + "/vibecoder/1/1",
-				Response: json.RawMessage(`{"id":"resp"}`), ResponseID: "resp", Agent: domain.AgentVibeCoder, Iteration: 1,
-				Content: "a patch", Patch: new("--- a\n+++ b\n")},
-			Enqueue: func(tx pgx.Tx, reply *domain.ConversationMessage) (int64, error) {
-				if reply == nil || reply.Content != "a patch" {
-					return 0, errors.New("the enqueue did not get the stored reply")
-				}
-				err := tx.QueryRow(ctx, `INSERT INTO river_job (kind, args, state, max_attempts)
-					VALUES ('evaluate', jsonb_build_object('patch_message_id', $1::text), 'available', 25) RETURNING id`, reply.ID).Scan(&next)
-				return next, err
-			},
-			Complete: &db.Completion{Job: func(tx pgx.Tx) error { return db.CompleteJob(ctx, tx, enqueues.job) }},
-		})
-	}()
+	go func() { done[0] <- s.enqueueNext(enqueues, &next, nil) }()
 	for i, r := range approves {
 		go func() { done[1+i] <- s.approve(r) }()
 	}
@@ -608,6 +618,83 @@ func TestEndsThatEnqueueOrCreateADiffEndTogether(t *testing.T) {
 			t.Errorf("message %s: its diff is not stored, linked and announced, or its job not completed", r.m.MessageID)
 		}
 	}
+}
+
+// A group whose ends enqueue the next job or create a diff, and one of whose
+// messages is gone, is rolled back, the job and the diffs it inserted with
+// it, and each of its ends ends alone: one next job and one diff each, as
+// if there had been no group. The members end in the order of their
+// sessions, so the gone message's end can come before the enqueue ran; the
+// test tries again, up to five times, until the group's insert was rolled
+// back.
+func TestAGroupOfEndsThatEnqueueOrCreateADiffFallsBackWhole(t *testing.T) {
+	t.Parallel()
+	for try := 1; ; try++ {
+		if groupRolledBackAnInsert(t) {
+			return
+		}
+		if try == 5 {
+			t.Fatal("in five tries the gone message's end always came before the enqueue: nothing was rolled back")
+		}
+	}
+}
+
+// groupRolledBackAnInsert runs one try of the test above and reports whether
+// the group had inserted the next job before it was rolled back.
+func groupRolledBackAnInsert(t *testing.T) bool {
+	ctx := context.Background()
+	s := newSteps(t)
+	_, release := s.holdEnds()
+	rs := s.startedSteps("mixed", 4)
+	enqueues, approves, gone := rs[0], rs[1:3], rs[3]
+	if err := s.store.ClearSession(ctx, gone.session.ID); err != nil {
+		t.Fatal(err)
+	}
+	done := make([]chan error, len(rs))
+	for i := range done {
+		done[i] = make(chan error, 1)
+	}
+	var next int64
+	var inserts atomic.Int32
+	go func() { done[0] <- s.enqueueNext(enqueues, &next, &inserts) }()
+	for i, r := range approves {
+		go func() { done[1+i] <- s.approve(r) }()
+	}
+	go func() { done[3] <- s.approve(gone) }()
+	release(len(rs))
+	for i, r := range rs {
+		err := wait(t, done[i])
+		if r == gone {
+			if !errors.Is(err, db.ErrTurnGone) {
+				t.Fatalf("the gone message's end: %v, want ErrTurnGone", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("the end of %s: %v", r.m.MessageID, err)
+		}
+	}
+	if st := db.PoolEnds(s.pool); st != (db.GroupStats{Alone: 2, Fallback: int64(len(rs))}) {
+		t.Fatalf("ends counted %+v, want the held two alone and the %d of the rolled back group alone after it", st, len(rs))
+	}
+	if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM river_job n JOIN messages r ON n.args->>'patch_message_id' = r.id::text
+		WHERE r.reply_to = $1`, enqueues.m.MessageID); n != 1 {
+		t.Errorf("%d next jobs of the message that enqueues, want 1", n)
+	}
+	if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM messages WHERE id = $1 AND job_id = $2 AND status = 'running'`,
+		enqueues.m.MessageID, next); n != 1 {
+		t.Error("the message that enqueues does not follow its next job")
+	}
+	for _, r := range approves {
+		if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM diffs d JOIN messages m ON m.diff_id = d.id
+			WHERE d.message_id = $1 AND m.status = 'diff_created'`, r.m.MessageID); n != 1 {
+			t.Errorf("message %s: %d linked diffs, want 1", r.m.MessageID, n)
+		}
+		if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM diffs WHERE message_id = $1`, r.m.MessageID); n != 1 {
+			t.Errorf("message %s: %d diffs stored, want 1", r.m.MessageID, n)
+		}
+	}
+	return inserts.Load() == 2
 }
 
 // A group of ends holds the projects of its diffs before any session, as a
