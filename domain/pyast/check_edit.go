@@ -5,6 +5,7 @@ import (
 	"container/list"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	sitter "github.com/tree-sitter/go-tree-sitter"
 )
@@ -21,12 +22,15 @@ import (
 // base's parse is kept for later edits of the same code (editBases): the
 // first CheckEdit of a base parses it whole. When base itself is not valid
 // Python, CheckEdit is CheckSyntax: the shortcut rests on base's statements
-// having passed every check.
-func CheckEdit(base, code string) error {
-	if base == code {
+// having passed every check; and so it is for a base too large to keep,
+// which would be parsed whole each time.
+func CheckEdit(base, code string) error { return editBases.checkEdit(base, code) }
+
+func (c *baseCache) checkEdit(base, code string) error {
+	if base == code || len(base) > c.limit {
 		return CheckSyntax(code)
 	}
-	b := editBases.get(base)
+	b := c.get(base)
 	if b.err != nil { // not valid Python
 		return CheckSyntax(code)
 	}
@@ -151,7 +155,7 @@ type baseCache struct {
 	entries map[string]*list.Element // of *baseEntry, by base
 	order   list.List                // most recently used first
 	bytes   int
-	parses  int // bases parsed, for tests
+	parses  atomic.Int32 // bases parsed, for tests
 }
 
 // baseEntry is a kept parse, or one being parsed: the calls that want it
@@ -203,6 +207,7 @@ func (c *baseCache) agents(base string) ([]AgentNode, error) {
 // the limit).
 func (c *baseCache) entry(base string) (baseParse, *baseEntry) {
 	if len(base) > c.limit {
+		c.parses.Add(1)
 		return parseBase(base), nil
 	}
 	c.mu.Lock()
@@ -211,7 +216,7 @@ func (c *baseCache) entry(base string) (baseParse, *baseEntry) {
 		el = c.order.PushFront(&baseEntry{base: base, ready: make(chan struct{})})
 		c.entries[base] = el
 		c.bytes += len(base)
-		c.parses++
+		c.parses.Add(1)
 		c.dropOld()
 	}
 	c.order.MoveToFront(el)

@@ -197,8 +197,8 @@ func TestEditBasesParseABaseOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if c.parses != 1 {
-		t.Errorf("%d parses of one base", c.parses)
+	if n := c.parses.Load(); n != 1 {
+		t.Errorf("%d parses of one base", n)
 	}
 }
 
@@ -238,6 +238,21 @@ func TestKeptAgentsAreTheCallers(t *testing.T) {
 	second, err := ParseAgents(code)
 	if err != nil || second[0].Tools[0] != want || second[0].ID == "changed" {
 		t.Errorf("a caller's change reached the next caller: %+v (%v)", second[0], err)
+	}
+}
+
+// A base over the limit is not parsed for an edit of it, which would parse
+// it whole each time: the edit is checked whole, as CheckSyntax does.
+func TestCheckEditOfABaseOverTheLimit(t *testing.T) {
+	c := &baseCache{limit: 100, entries: map[string]*list.Element{}}
+	base := strings.Repeat("x = 1\n", 20) // 120 bytes
+	for _, code := range []string{base + "y = 2\n", base + "y = (\n"} {
+		if got, want := c.checkEdit(base, code), CheckSyntax(code); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("checkEdit = %v, CheckSyntax = %v", got, want)
+		}
+	}
+	if n := c.parses.Load(); n != 0 || len(c.entries) != 0 {
+		t.Errorf("%d parses, %d entries of a base over the limit", n, len(c.entries))
 	}
 }
 
