@@ -15,11 +15,12 @@ import (
 // end's first batch (the locks, the reply's rows, the job's completion),
 // sends them in one batch with BEGIN, and the rest of every end with
 // COMMIT: two round trips and one commit for the group instead of for each
-// step. An end that enqueues the next job or creates a diff (both ends of a
-// message that makes a patch: the VibeCoder's enqueues the Evaluator, whose
-// approval creates the diff) adds its round trip for that (River's insert,
-// the diff's RETURNING) in the group's transaction, after the ends before
-// it: still one commit and one BEGIN for the group. An end with a diff
+// step. The ends that enqueue the next job (the VibeCoder's with a patch
+// enqueues the Evaluator) insert their jobs together, in one statement
+// after every end's writes (River's InsertManyTx: one round trip for the
+// group); an end that creates a diff (the Evaluator's approval) adds its
+// round trip for the diff's RETURNING, after the ends before it: still one
+// commit and one BEGIN for the group. An end with a diff
 // holds its project's key share before its session's, as it does alone,
 // and a project's delete locks the project before its sessions: so a group
 // holds the projects of all its diffs (in id order) before any session,
@@ -109,20 +110,21 @@ func endGroup(s *Store, group []*ending) (ran []bool) {
 		if err := holdProjects(ctx, tx, diffProjects(ens)); err != nil {
 			return err
 		}
-		finishes := make([]func() (bool, error), len(ens))
+		finishes := make([]func() (bool, *nextJob, error), len(ens))
 		for i, en := range ens {
 			var err error
 			if finishes[i], err = queueEnd(ctx, tx, en.t, en.e); err != nil {
 				return err
 			}
 		}
+		next := make([]*nextJob, len(ens))
 		for i, finish := range finishes {
 			var err error
-			if ended[i], err = finish(); err != nil {
+			if ended[i], next[i], err = finish(); err != nil {
 				return err
 			}
 		}
-		return nil
+		return enqueueNext(tx, next)
 	})
 	if err != nil {
 		return ran // each ends alone

@@ -540,26 +540,46 @@ func (s *steps) approve(r *running) error {
 	})
 }
 
+// evaluateArgs are the Evaluator's job args, as far as these tests need.
+type evaluateArgs struct{ PatchMessageID string }
+
+func (evaluateArgs) Kind() string { return "evaluate" }
+
 // enqueueNext ends r's step as the VibeCoder's end with a patch does: its
 // reply stored, and the Evaluator's job made of it inserted (by hand here)
-// in the end's transaction; next is that job's id and inserts (when given)
-// counts the inserts, rolled back or not.
-func (s *steps) enqueueNext(r *running, next *int64, inserts *atomic.Int32) error {
+// in the end's transaction; next is the first job its Enqueue inserted (its
+// own, when it ends alone or is the group's only such end), inserts (when given)
+// counts the inserts, rolled back or not, and result (when given) may
+// change what the insert returns.
+func (s *steps) enqueueNext(r *running, next *int64, inserts *atomic.Int32, result func([]int64, error) ([]int64, error)) error {
 	ctx := context.Background()
 	return s.store.EndTurn(ctx, &r.turn, db.TurnEnd{
 		Reply: &db.AssistantMessage{Turn: &r.turn, CallKey: r.m.MessageID + "/vibecoder/1/1",
 			Response: json.RawMessage(`{"id":"resp"}`), ResponseID: "resp", Agent: domain.AgentVibeCoder, Iteration: 1,
 			Content: "a patch", Patch: new("--- a\n+++ b\n")},
-		Enqueue: func(tx pgx.Tx, reply *domain.ConversationMessage) (int64, error) {
+		Next: func(reply *domain.ConversationMessage) db.JobArgs {
 			if reply == nil || reply.Content != "a patch" {
-				return 0, errors.New("the enqueue did not get the stored reply")
+				return evaluateArgs{} // no patch message: the check below fails
 			}
-			if inserts != nil {
-				inserts.Add(1)
+			return evaluateArgs{PatchMessageID: reply.ID}
+		},
+		Enqueue: func(tx pgx.Tx, jobs []db.JobArgs) ([]int64, error) {
+			ids := make([]int64, len(jobs))
+			for i, j := range jobs {
+				if inserts != nil {
+					inserts.Add(1)
+				}
+				if err := tx.QueryRow(ctx, `INSERT INTO river_job (kind, args, state, max_attempts)
+					VALUES ($1, jsonb_build_object('patch_message_id', $2::text), 'available', 25) RETURNING id`,
+					j.Kind(), j.(evaluateArgs).PatchMessageID).Scan(&ids[i]); err != nil {
+					return nil, err
+				}
 			}
-			err := tx.QueryRow(ctx, `INSERT INTO river_job (kind, args, state, max_attempts)
-				VALUES ('evaluate', jsonb_build_object('patch_message_id', $1::text), 'available', 25) RETURNING id`, reply.ID).Scan(next)
-			return *next, err
+			*next = ids[0]
+			if result != nil {
+				return result(ids, nil)
+			}
+			return ids, nil
 		},
 		Complete: &db.Completion{Job: func(tx pgx.Tx) error { return db.CompleteJob(ctx, tx, r.job) }},
 	})
@@ -568,8 +588,8 @@ func (s *steps) enqueueNext(r *running, next *int64, inserts *atomic.Int32) erro
 // Ends that enqueue the next job or create a diff (the two ends of a
 // message that makes a patch) wait for a group too, and end in one
 // transaction: each stores its reply and records the next job made of it
-// (inserted there, a statement in the middle of the group's), or stores,
-// links and announces its diff, as it would alone.
+// (inserted there, after every end's writes), or stores, links and
+// announces its diff, as it would alone.
 func TestEndsThatEnqueueOrCreateADiffEndTogether(t *testing.T) {
 	t.Parallel()
 	s := newSteps(t)
@@ -581,7 +601,7 @@ func TestEndsThatEnqueueOrCreateADiffEndTogether(t *testing.T) {
 		done[i] = make(chan error, 1)
 	}
 	var next int64 // the job the VibeCoder's end enqueues, inserted in the group's transaction
-	go func() { done[0] <- s.enqueueNext(enqueues, &next, nil) }()
+	go func() { done[0] <- s.enqueueNext(enqueues, &next, nil, nil) }()
 	for i, r := range approves {
 		go func() { done[1+i] <- s.approve(r) }()
 	}
@@ -620,62 +640,83 @@ func TestEndsThatEnqueueOrCreateADiffEndTogether(t *testing.T) {
 	}
 }
 
-// A group whose ends enqueue the next job or create a diff, and one of whose
-// messages is gone, is rolled back, the job and the diffs it inserted with
-// it, and each of its ends ends alone: one next job and one diff each, as
-// if there had been no group. The members end in the order of their
-// sessions, so the gone message's end can come before the enqueue ran; the
-// test tries again, up to five times, until the group's insert was rolled
-// back.
-func TestAGroupOfEndsThatEnqueueOrCreateADiffFallsBackWhole(t *testing.T) {
+// The ends of a group that enqueue the next job insert theirs together, in
+// one insert, each message then following its own.
+func TestAGroupInsertsItsNextJobsTogether(t *testing.T) {
 	t.Parallel()
-	for try := 1; ; try++ {
-		if groupRolledBackAnInsert(t) {
-			return
+	s := newSteps(t)
+	_, release := s.holdEnds()
+	rs := s.startedSteps("next", 3)
+	var calls atomic.Int32
+	count := func(ids []int64, err error) ([]int64, error) {
+		calls.Add(1)
+		return ids, err
+	}
+	done := make([]chan error, len(rs))
+	next := make([]int64, len(rs))
+	for i, r := range rs {
+		done[i] = make(chan error, 1)
+		go func() { done[i] <- s.enqueueNext(r, &next[i], nil, count) }()
+	}
+	release(len(rs))
+	for i, r := range rs {
+		if err := wait(t, done[i]); err != nil {
+			t.Fatalf("the end of %s: %v", r.m.MessageID, err)
 		}
-		if try == 5 {
-			t.Fatal("in five tries the gone message's end always came before the enqueue: nothing was rolled back")
+	}
+	if st := db.PoolEnds(s.pool); st != (db.GroupStats{Alone: 2, Grouped: int64(len(rs))}) {
+		t.Fatalf("ends counted %+v, want the held two alone and %d in a group", st, len(rs))
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("the group's next jobs were inserted in %d inserts, want 1", n)
+	}
+	for _, r := range rs {
+		if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM messages m
+			JOIN messages r ON r.reply_to = m.id AND r.content = 'a patch'
+			JOIN river_job n ON n.id = m.job_id AND n.args->>'patch_message_id' = r.id::text
+			WHERE m.id = $1`, r.m.MessageID); n != 1 {
+			t.Errorf("message %s does not follow the next job made of its reply", r.m.MessageID)
 		}
 	}
 }
 
-// groupRolledBackAnInsert runs one try of the test above and reports whether
-// the group had inserted the next job before it was rolled back.
-func groupRolledBackAnInsert(t *testing.T) bool {
-	ctx := context.Background()
+// A group whose ends enqueue the next job and create diffs, and whose insert
+// of the next jobs fails after it wrote them, is rolled back, the jobs and
+// the diffs with it, and each of its ends ends alone: one next job and one
+// diff each, as if there had been no group.
+func TestAGroupOfEndsThatEnqueueOrCreateADiffFallsBackWhole(t *testing.T) {
+	t.Parallel()
 	s := newSteps(t)
 	_, release := s.holdEnds()
-	rs := s.startedSteps("mixed", 4)
-	enqueues, approves, gone := rs[0], rs[1:3], rs[3]
-	if err := s.store.ClearSession(ctx, gone.session.ID); err != nil {
-		t.Fatal(err)
-	}
+	rs := s.startedSteps("mixed", 3)
+	enqueues, approves := rs[0], rs[1:]
 	done := make([]chan error, len(rs))
 	for i := range done {
 		done[i] = make(chan error, 1)
 	}
 	var next int64
 	var inserts atomic.Int32
-	go func() { done[0] <- s.enqueueNext(enqueues, &next, &inserts) }()
+	failFirst := func(ids []int64, err error) ([]int64, error) {
+		if err == nil && inserts.Load() == 1 {
+			return nil, errors.New("injected: River's insert failed")
+		}
+		return ids, err
+	}
+	go func() { done[0] <- s.enqueueNext(enqueues, &next, &inserts, failFirst) }()
 	for i, r := range approves {
 		go func() { done[1+i] <- s.approve(r) }()
 	}
-	go func() { done[3] <- s.approve(gone) }()
 	release(len(rs))
 	for i, r := range rs {
-		err := wait(t, done[i])
-		if r == gone {
-			if !errors.Is(err, db.ErrTurnGone) {
-				t.Fatalf("the gone message's end: %v, want ErrTurnGone", err)
-			}
-			continue
-		}
-		if err != nil {
+		if err := wait(t, done[i]); err != nil {
 			t.Fatalf("the end of %s: %v", r.m.MessageID, err)
 		}
 	}
+	if n := inserts.Load(); n != 2 {
+		t.Fatalf("%d inserts of the next job, want the group's (rolled back) and the end's alone", n)
+	}
 	if st := db.PoolEnds(s.pool); st != (db.GroupStats{Alone: 2, Fallback: int64(len(rs))}) {
-		t.Fatalf("ends counted %+v, want the held two alone and the %d of the rolled back group alone after it", st, len(rs))
+		t.Errorf("ends counted %+v, want the held two alone and the %d of the rolled back group alone after it", st, len(rs))
 	}
 	if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM river_job n JOIN messages r ON n.args->>'patch_message_id' = r.id::text
 		WHERE r.reply_to = $1`, enqueues.m.MessageID); n != 1 {
@@ -694,7 +735,6 @@ func groupRolledBackAnInsert(t *testing.T) bool {
 			t.Errorf("message %s: %d diffs stored, want 1", r.m.MessageID, n)
 		}
 	}
-	return inserts.Load() == 2
 }
 
 // A group of ends holds the projects of its diffs before any session, as a

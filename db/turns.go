@@ -467,8 +467,13 @@ type TurnEnd struct {
 	Agent   string
 	TurnKey string
 	Items   json.RawMessage // JSON array of input items
-	// Enqueue inserts the next job; reply is the stored Reply, or nil.
-	Enqueue func(tx pgx.Tx, reply *domain.ConversationMessage) (jobID int64, err error)
+	// Next, when set, is the job that goes on with the user message (which
+	// then goes on: Status stays empty), made of the stored Reply (nil
+	// when there is none). Enqueue inserts it: a group's ends insert
+	// their next jobs together, in one statement, with the Enqueue of the
+	// first of them.
+	Next    func(reply *domain.ConversationMessage) JobArgs
+	Enqueue EnqueueJobs
 	Status  string // final status of the user message, or "" to go on
 	// Outcome is the vibecode_response; EndTurn fills in the ids, the
 	// status and the token usage of the message's replies.
@@ -485,6 +490,55 @@ type TurnEnd struct {
 	// still cancelled, discarded or gone: the orphan sweep's end, which a
 	// retry from River UI between its look and its end must not undo.
 	IfJobEnded bool
+}
+
+// JobArgs are a River job's arguments (river.JobArgs).
+type JobArgs interface{ Kind() string }
+
+// EnqueueJobs inserts jobs in tx and returns their ids, in the order of
+// jobs.
+type EnqueueJobs func(tx pgx.Tx, jobs []JobArgs) ([]int64, error)
+
+// nextJob is the next job of an end that has one (TurnEnd.Next), made of its
+// stored reply, and what its end writes once the job is inserted.
+type nextJob struct {
+	args    JobArgs
+	enqueue EnqueueJobs
+	then    func(jobID int64) error
+}
+
+// enqueueNext inserts the next jobs of a transaction's ends (nil for an end
+// without one), in one statement, and writes what follows each.
+func enqueueNext(tx pgx.Tx, next []*nextJob) error {
+	var jobs []JobArgs
+	var enqueue EnqueueJobs
+	for _, n := range next {
+		if n != nil {
+			jobs = append(jobs, n.args)
+			if enqueue == nil {
+				enqueue = n.enqueue
+			}
+		}
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	ids, err := enqueue(tx, jobs)
+	if err == nil && len(ids) != len(jobs) {
+		err = fmt.Errorf("%d job ids for %d jobs", len(ids), len(jobs))
+	}
+	if err != nil {
+		return wrap(err, "enqueue the next jobs")
+	}
+	for _, n := range next {
+		if n != nil {
+			if err := n.then(ids[0]); err != nil {
+				return err
+			}
+			ids = ids[1:]
+		}
+	}
+	return nil
 }
 
 // MemoryTurn is a turn of an agent's memory: its items (a JSON array of
@@ -535,8 +589,11 @@ func (s *Store) endAlone(ctx context.Context, t *Turn, e TurnEnd) error {
 		if err != nil {
 			return err
 		}
-		ended, err = finish()
-		return err
+		var next *nextJob
+		if ended, next, err = finish(); err != nil {
+			return err
+		}
+		return enqueueNext(tx, []*nextJob{next})
 	})
 	if err == nil && ended {
 		endsOf(s.Pool).count(e.Status)
@@ -562,8 +619,12 @@ func holdProjects(ctx context.Context, tx pgx.Tx, projects []string) error {
 // queueEnd queues the first batch of a step's end in tx: the locks, the
 // reply's rows and the job's completion. finish reads the lock (sending the
 // batch when nothing has) and writes the rest, queued for COMMIT; ended
-// reports whether it wrote the message's final status.
-func queueEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd) (finish func() (ended bool, err error), err error) {
+// reports whether it wrote the message's final status, and next is the job
+// that goes on with the message, for enqueueNext, when there is one.
+func queueEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd) (finish func() (ended bool, next *nextJob, err error), err error) {
+	if e.Next != nil && (e.Status != "" || e.Enqueue == nil) {
+		return nil, errors.New("a step's end with a next job needs its Enqueue, and ends no message")
+	}
 	// The session before the message: a clear and a project's delete
 	// lock the session, then its messages. The reply and a diff refer
 	// to the session, and their key-share lock of it, taken after the
@@ -588,30 +649,30 @@ func queueEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd) (finish func()
 			return nil, err
 		}
 	}
-	return func() (bool, error) { return finishEnd(ctx, tx, t, e, lock, pending) }, nil
+	return func() (bool, *nextJob, error) { return finishEnd(ctx, tx, t, e, lock, pending) }, nil
 }
 
 // finishEnd is the rest of queueEnd.
-func finishEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd, lock *pendingLock, pending *pendingReply) (bool, error) {
+func finishEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd, lock *pendingLock, pending *pendingReply) (bool, *nextJob, error) {
 	l, err := lock.result()
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	if e.IfJobEnded {
 		var ended bool
 		if err := tx.QueryRow(ctx, `SELECT `+jobOver+`
 			FROM messages m LEFT JOIN river_job j ON j.id = m.job_id WHERE m.id = $1`, t.Message.ID).Scan(&ended); err != nil {
-			return false, wrap(err, "check the message's job")
+			return false, nil, wrap(err, "check the message's job")
 		}
 		if !ended {
-			return false, nil
+			return false, nil, nil
 		}
 	}
 	var reply *domain.ConversationMessage
 	if pending != nil {
 		m, inserted, err := pending.emit(ctx, tx)
 		if err != nil {
-			return false, err
+			return false, nil, err
 		}
 		if inserted { // else it was stored before the lock and is in l.usage
 			l.usage = l.usage.Add(e.Reply.Usage)
@@ -619,7 +680,7 @@ func finishEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd, lock *pending
 		reply = &m
 	}
 	if l.status != nil && domain.IsFinal(*l.status) {
-		return false, completed(tx, e)
+		return false, nil, completed(tx, e)
 	}
 	for _, m := range []*MemoryTurn{{e.Agent, e.TurnKey, e.Items}, e.Told} {
 		if m == nil || m.Items == nil {
@@ -627,22 +688,22 @@ func finishEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd, lock *pending
 		}
 		if err := later(ctx, tx, `INSERT INTO agent_memory (session_key, agent, turn_key, items) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (session_key, agent, turn_key) DO NOTHING`, t.Session.OpenAISessionKey, m.Agent, m.TurnKey, m.Items); err != nil {
-			return false, wrap(err, "store memory")
+			return false, nil, wrap(err, "store memory")
 		}
 	}
-	if e.Enqueue != nil {
-		jobID, err := e.Enqueue(tx, reply)
-		if err != nil {
-			return false, err
-		}
-		// The message follows its current job, so that a job cancelled
-		// or discarded outside the loop can be noticed (EarlierMessagePending).
-		if err := later(ctx, tx, `UPDATE messages SET job_id = $2 WHERE id = $1`, t.Message.ID, jobID); err != nil {
-			return false, wrap(err, "record job")
-		}
+	if e.Next != nil {
+		return false, &nextJob{args: e.Next(reply), enqueue: e.Enqueue, then: func(jobID int64) error {
+			// The message follows its current job, so that a job cancelled
+			// or discarded outside the loop can be noticed
+			// (EarlierMessagePending).
+			if err := later(ctx, tx, `UPDATE messages SET job_id = $2 WHERE id = $1`, t.Message.ID, jobID); err != nil {
+				return wrap(err, "record job")
+			}
+			return completed(tx, e)
+		}}, nil
 	}
 	if e.Status == "" {
-		return false, completed(tx, e)
+		return false, nil, completed(tx, e)
 	}
 	outcome := e.Outcome
 	outcome.SessionID, outcome.MessageID, outcome.TraceID, outcome.Status = t.Session.ID, t.Message.ID, t.Message.TraceID, e.Status
@@ -650,22 +711,22 @@ func finishEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd, lock *pending
 	if e.Diff != nil {
 		d, err := insertDiff(ctx, tx, e.Diff, e.DiffStep)
 		if err != nil {
-			return false, err
+			return false, nil, err
 		}
 		outcome.DiffID = &d.ID
 		if err := later(ctx, tx, `UPDATE messages SET diff_id = $2 WHERE id = $1`, t.Message.ID, d.ID); err != nil {
-			return false, wrap(err, "link diff")
+			return false, nil, wrap(err, "link diff")
 		}
 		if err := QueueEvent(ctx, tx, t.Session.ProjectID, event.DiffCreated{Diff: d, DiffID: d.ID, TraceID: t.Message.TraceID}); err != nil {
-			return false, err
+			return false, nil, err
 		}
 	}
 	raw, err := json.Marshal(outcome)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	if err := later(ctx, tx, `UPDATE messages SET status = $2, outcome = $3 WHERE id = $1`, t.Message.ID, e.Status, raw); err != nil {
-		return false, wrap(err, "finish message")
+		return false, nil, wrap(err, "finish message")
 	}
 	// The turns a commit kept for this message's next round (CommitDiff)
 	// go with its end: the session's next message is reviewed afresh
@@ -673,15 +734,15 @@ func finishEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd, lock *pending
 	if err := laterAs(ctx, tx, "forget memory kept past a commit", `DELETE FROM agent_memory
 		WHERE session_key = $1 AND forget_when_ended AND split_part(turn_key, '/', 1) = $2`,
 		t.Session.OpenAISessionKey, t.Message.ID); err != nil {
-		return false, wrap(err, "forget memory kept past a commit")
+		return false, nil, wrap(err, "forget memory kept past a commit")
 	}
 	if err := wakeNextMessage(ctx, tx, t.Session.ID, l.position); err != nil {
-		return false, err
+		return false, nil, err
 	}
 	if err := QueueEvent(ctx, tx, t.Session.ProjectID, outcome); err != nil {
-		return false, err
+		return false, nil, err
 	}
-	return true, completed(tx, e)
+	return true, nil, completed(tx, e)
 }
 
 // MessageEnds counts the user messages a pool's transactions ended, by their

@@ -86,9 +86,9 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, job *river.Job[jobargs.Ev
 			DiffStep: proposal.ID + "/diff",
 		}
 	case vibecode.Revise:
-		e = db.TurnEnd{Enqueue: enqueueNext(ctx, func(*domain.ConversationMessage) river.JobArgs {
+		e = nextJob(ctx, db.TurnEnd{}, func(*domain.ConversationMessage) river.JobArgs {
 			return jobargs.VibecodeArgs{MessageID: t.Message.ID, Iteration: args.Iteration + 1}
-		})}
+		})
 	case vibecode.GiveUp:
 		// The VibeCoder learns a review from its next iteration's request;
 		// there is none after the last, so its memory gets the review the

@@ -2,9 +2,11 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/vibegrapher/vibegrapher/domain"
 	"github.com/vibegrapher/vibegrapher/domain/event"
 	"github.com/vibegrapher/vibegrapher/domain/vibecode"
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 	"github.com/vibegrapher/vibegrapher/llm"
 )
 
@@ -239,23 +242,63 @@ func end[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], t *db
 	return err
 }
 
-// enqueueNext inserts the next job of the loop in the transaction that ends
-// this step, with the River client of the running worker; args is made from
-// the reply stored in that transaction (nil when there is none). The insert
-// does not end with the job's ctx: the transaction may be a group's
-// (db/ends.go), whose connection a cancelled statement would break for
-// every member (a group waits at most 100 ms for a lock, and a step alone
-// ends with its other statements).
-func enqueueNext(ctx context.Context, args func(reply *domain.ConversationMessage) river.JobArgs) func(pgx.Tx, *domain.ConversationMessage) (int64, error) {
-	return func(tx pgx.Tx, reply *domain.ConversationMessage) (int64, error) {
+// nextJob is a step's end that goes on with the user message: the next job
+// of the loop, made of the reply stored with the end (nil when there is
+// none), inserted in the transaction that ends this step, together with the
+// next jobs of the other steps that end in it (db/ends.go), by the River
+// client of the running worker. The insert does not end with the job's
+// ctx: the transaction may be a group's, whose connection a cancelled
+// statement would break for every member (a group waits at most 100 ms for
+// a lock, and a step alone ends with its other statements).
+func nextJob(ctx context.Context, end db.TurnEnd, args func(reply *domain.ConversationMessage) river.JobArgs) db.TurnEnd {
+	end.Next = func(reply *domain.ConversationMessage) db.JobArgs { return args(reply) }
+	end.Enqueue = func(tx pgx.Tx, jobs []db.JobArgs) ([]int64, error) {
 		client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		res, err := client.InsertTx(context.WithoutCancel(ctx), tx, args(reply), nil)
+		params := make([]river.InsertManyParams, len(jobs))
+		index := make(map[jobKey]int, len(jobs))
+		for i, j := range jobs {
+			params[i] = river.InsertManyParams{Args: j}
+			index[keyOf(j)] = i
+		}
+		res, err := client.InsertManyTx(context.WithoutCancel(ctx), tx, params)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		return res.Job.ID, nil
+		// Matched by their args, as River does not promise the rows' order
+		// (api's enqueueVibecode does the same).
+		ids := make([]int64, len(jobs))
+		for _, r := range res {
+			var a struct {
+				MessageID string `json:"message_id"`
+			}
+			if err := json.Unmarshal(r.Job.EncodedArgs, &a); err != nil {
+				return nil, fmt.Errorf("read the args of job %d: %w", r.Job.ID, err)
+			}
+			if i, ok := index[jobKey{r.Job.Kind, a.MessageID}]; ok {
+				ids[i] = r.Job.ID
+			}
+		}
+		if i := slices.Index(ids, 0); i >= 0 {
+			return nil, fmt.Errorf("no %s job inserted for message %s", jobs[i].Kind(), keyOf(jobs[i]).messageID)
+		}
+		return ids, nil
 	}
+	return end
+}
+
+// jobKey tells a step's next job from the others of its group: a group ends
+// one step per user message.
+type jobKey struct{ kind, messageID string }
+
+func keyOf(j db.JobArgs) jobKey {
+	switch a := j.(type) {
+	case jobargs.VibecodeArgs:
+		return jobKey{a.Kind(), a.MessageID}
+	case jobargs.EvaluateArgs:
+		return jobKey{a.Kind(), a.MessageID}
+	}
+	return jobKey{kind: j.Kind()}
 }

@@ -117,12 +117,10 @@ func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.Vi
 			return end(ctx, w.Deps, job, t, domain.AgentVibeCoder, iteration, turn, db.TurnEnd{
 				Reply: stored, Status: domain.StatusAnswered, Outcome: event.VibecodeResponse{Response: &next.Content}})
 		case next.Accepted != nil:
-			return end(ctx, w.Deps, job, t, domain.AgentVibeCoder, iteration, turn, db.TurnEnd{
-				Reply: stored,
-				Enqueue: enqueueNext(ctx, func(m *domain.ConversationMessage) river.JobArgs {
+			return end(ctx, w.Deps, job, t, domain.AgentVibeCoder, iteration, turn, nextJob(ctx, db.TurnEnd{Reply: stored},
+				func(m *domain.ConversationMessage) river.JobArgs {
 					return jobargs.EvaluateArgs{MessageID: t.Message.ID, Iteration: iteration, PatchMessageID: m.ID}
-				}),
-			})
+				}))
 		}
 		if err := w.record(ctx, stored); err != nil {
 			return err
