@@ -34,9 +34,12 @@ func (t *Telemetry) RiverPlugins() []rivertype.Plugin {
 	return []rivertype.Plugin{
 		&jobTrace{t: t},
 		otelriver.NewMiddleware(&otelriver.MiddlewareConfig{
-			MeterProvider:               t.Meter(),
-			TracerProvider:              t.Tracer(),
-			EnableTracePropagation:      true,
+			MeterProvider:  t.Meter(),
+			TracerProvider: t.Tracer(),
+			// Without tracing, spans are no-ops and nothing is propagated:
+			// the propagation would only decode every job's metadata (a
+			// JSON map, the most objects any step allocated) for nothing.
+			EnableTracePropagation:      t.Tracing(),
 			EnableWorkSpanJobKindSuffix: true,
 		}),
 	}
