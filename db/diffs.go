@@ -40,15 +40,34 @@ func scanDiff(r pgx.Row) (domain.Diff, error) {
 
 // insertDiff stores d once per step key and returns the stored diff.
 func insertDiff(ctx context.Context, q Querier, d *domain.Diff, step string) (domain.Diff, error) {
-	out, err := scanDiff(q.QueryRow(ctx, `
+	out, err := scanDiff(q.QueryRow(ctx, insertDiffSQL, diffArgs(d, step)...))
+	return out, wrap(err, "store diff")
+}
+
+// insertDiffLater is insertDiff with the transaction's next batch (rowLater):
+// stored calls back with the stored row when the batch is read, and read
+// returns the insert's error.
+func insertDiffLater(ctx context.Context, tx pgx.Tx, d *domain.Diff, step string, stored func(domain.Diff)) (read func() error) {
+	return rowLater(ctx, tx, insertDiffSQL, diffArgs(d, step), func(r pgx.Row) error {
+		out, err := scanDiff(r)
+		if err != nil {
+			return wrap(err, "store diff")
+		}
+		stored(out)
+		return nil
+	})
+}
+
+const insertDiffSQL = `
 		INSERT INTO diffs (id, project_id, session_id, message_id, base_commit, target_branch, diff_content, status,
 			vibecoder_prompt, evaluator_reasoning, commit_message, step_key)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		ON CONFLICT (step_key) DO UPDATE SET step_key = EXCLUDED.step_key
-		RETURNING `+diffColumns,
-		uuid.New(), d.ProjectID, d.SessionID, d.MessageID, d.BaseCommit, d.TargetBranch, d.DiffContent, d.Status,
-		d.VibecoderPrompt, d.EvaluatorReasoning, d.CommitMessage, step))
-	return out, wrap(err, "store diff")
+		RETURNING ` + diffColumns
+
+func diffArgs(d *domain.Diff, step string) []any {
+	return []any{uuid.New(), d.ProjectID, d.SessionID, d.MessageID, d.BaseCommit, d.TargetBranch, d.DiffContent, d.Status,
+		d.VibecoderPrompt, d.EvaluatorReasoning, d.CommitMessage, step}
 }
 
 // GetDiff returns one diff.

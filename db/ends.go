@@ -17,10 +17,12 @@ import (
 // COMMIT: two round trips and one commit for the group instead of for each
 // step. The ends that enqueue the next job (the VibeCoder's with a patch
 // enqueues the Evaluator) insert their jobs together, in one statement
-// after every end's writes (River's InsertManyTx: one round trip for the
-// group); an end that creates a diff (the Evaluator's approval) adds its
-// round trip for the diff's RETURNING, after the ends before it: still one
-// commit and one BEGIN for the group. An end with a diff
+// after every end's writes (River's InsertManyTx), and the ends that create
+// a diff (the Evaluator's approval) send their inserts together too, in
+// that statement's round trip or one of their own, and write the rest of
+// their ends (which needs the diff's id) when the rows come back
+// (settleEnds): one more round trip for the group, still one BEGIN and one
+// commit. An end with a diff
 // holds its project's key share before its session's, as it does alone,
 // and a project's delete locks the project before its sessions: so a group
 // holds the projects of all its diffs (in id order) before any session,
@@ -110,21 +112,21 @@ func endGroup(s *Store, group []*ending) (ran []bool) {
 		if err := holdProjects(ctx, tx, diffProjects(ens)); err != nil {
 			return err
 		}
-		finishes := make([]func() (bool, *nextJob, error), len(ens))
+		finishes := make([]func() (bool, *laterEnd, error), len(ens))
 		for i, en := range ens {
 			var err error
 			if finishes[i], err = queueEnd(ctx, tx, en.t, en.e); err != nil {
 				return err
 			}
 		}
-		next := make([]*nextJob, len(ens))
+		rest := make([]*laterEnd, len(ens))
 		for i, finish := range finishes {
 			var err error
-			if ended[i], next[i], err = finish(); err != nil {
+			if ended[i], rest[i], err = finish(); err != nil {
 				return err
 			}
 		}
-		return enqueueNext(tx, next)
+		return settleEnds(tx, rest)
 	})
 	if err != nil {
 		return ran // each ends alone

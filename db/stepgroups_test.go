@@ -680,6 +680,48 @@ func TestAGroupInsertsItsNextJobsTogether(t *testing.T) {
 	}
 }
 
+// The ends of a group that create a diff send their inserts together, in
+// one batch, and each writes the rest of its end (its message linked, its
+// diff_created and vibecode_response) with the diff's row.
+func TestAGroupSendsItsDiffsTogether(t *testing.T) {
+	t.Parallel()
+	s := newSteps(t)
+	_, release := s.holdEnds()
+	rs := s.startedSteps("diffs", 3)
+	done := make([]chan error, len(rs))
+	for i, r := range rs {
+		done[i] = make(chan error, 1)
+		go func() { done[i] <- s.approve(r) }()
+	}
+	before := s.counted.count()
+	release(len(rs))
+	for i, r := range rs {
+		if err := wait(t, done[i]); err != nil {
+			t.Fatalf("the end of %s: %v", r.m.MessageID, err)
+		}
+	}
+	if st := db.PoolEnds(s.pool); st != (db.GroupStats{Alone: 2, Grouped: int64(len(rs))}) {
+		t.Fatalf("ends counted %+v, want the held two alone and %d in a group", st, len(rs))
+	}
+	var sizes []int
+	for _, b := range s.counted.containing(before, "INSERT INTO diffs") {
+		sizes = append(sizes, strings.Count(b, "INSERT INTO diffs"))
+	}
+	if !slices.Equal(sizes, []int{len(rs)}) {
+		t.Errorf("the group's diffs went %v at a time, want %d in one batch", sizes, len(rs))
+	}
+	for _, r := range rs {
+		if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM messages m
+			JOIN diffs d ON d.id = m.diff_id AND d.diff_content = 'diff of ' || m.id::text
+			WHERE m.id = $1 AND m.status = 'diff_created'
+				AND EXISTS (SELECT FROM events WHERE name = 'diff_created' AND payload->>'diff_id' = d.id::text)
+				AND EXISTS (SELECT FROM events WHERE name = 'vibecode_response' AND payload->>'diff_id' = d.id::text)`,
+			r.m.MessageID); n != 1 {
+			t.Errorf("message %s: its diff is not stored, linked and announced", r.m.MessageID)
+		}
+	}
+}
+
 // A group whose ends enqueue the next job and create diffs, and whose insert
 // of the next jobs fails after it wrote them, is rolled back, the jobs and
 // the diffs with it, and each of its ends ends alone: one next job and one

@@ -499,43 +499,56 @@ type JobArgs interface{ Kind() string }
 // jobs.
 type EnqueueJobs func(tx pgx.Tx, jobs []JobArgs) ([]int64, error)
 
-// nextJob is the next job of an end that has one (TurnEnd.Next), made of its
-// stored reply, and what its end writes once the job is inserted.
-type nextJob struct {
-	args    JobArgs
+// laterEnd is what an end writes after the other ends of its transaction
+// have written theirs (settleEnds): its next job (TurnEnd.Next), inserted
+// with the others' in one statement, and then what it writes once the job
+// has an id; or the read of its diff's row, sent with the others' in one
+// batch, after which the rest of the end is written.
+type laterEnd struct {
+	next    JobArgs
 	enqueue EnqueueJobs
 	then    func(jobID int64) error
+
+	read func() error
 }
 
-// enqueueNext inserts the next jobs of a transaction's ends (nil for an end
-// without one), in one statement, and writes what follows each.
-func enqueueNext(tx pgx.Tx, next []*nextJob) error {
+// settleEnds writes the later parts of a transaction's ends (nil for an end
+// without one): the next jobs in one insert, whose round trip also carries
+// the diffs' inserts queued before it, then the diffs' reads (a round trip
+// when no insert carried them).
+func settleEnds(tx pgx.Tx, ends []*laterEnd) error {
 	var jobs []JobArgs
 	var enqueue EnqueueJobs
-	for _, n := range next {
-		if n != nil {
-			jobs = append(jobs, n.args)
+	for _, l := range ends {
+		if l != nil && l.next != nil {
+			jobs = append(jobs, l.next)
 			if enqueue == nil {
-				enqueue = n.enqueue
+				enqueue = l.enqueue
 			}
 		}
 	}
-	if len(jobs) == 0 {
-		return nil
+	if len(jobs) > 0 {
+		ids, err := enqueue(tx, jobs)
+		if err == nil && len(ids) != len(jobs) {
+			err = fmt.Errorf("%d job ids for %d jobs", len(ids), len(jobs))
+		}
+		if err != nil {
+			return wrap(err, "enqueue the next jobs")
+		}
+		for _, l := range ends {
+			if l != nil && l.next != nil {
+				if err := l.then(ids[0]); err != nil {
+					return err
+				}
+				ids = ids[1:]
+			}
+		}
 	}
-	ids, err := enqueue(tx, jobs)
-	if err == nil && len(ids) != len(jobs) {
-		err = fmt.Errorf("%d job ids for %d jobs", len(ids), len(jobs))
-	}
-	if err != nil {
-		return wrap(err, "enqueue the next jobs")
-	}
-	for _, n := range next {
-		if n != nil {
-			if err := n.then(ids[0]); err != nil {
+	for _, l := range ends {
+		if l != nil && l.read != nil {
+			if err := l.read(); err != nil {
 				return err
 			}
-			ids = ids[1:]
 		}
 	}
 	return nil
@@ -565,7 +578,8 @@ type Completion struct {
 // caller. It takes two round trips: BEGIN, the message's lock, the reply's
 // rows and the job's completion; then what depends on the lock and the reply
 // (events, memory, status, the next message's wake-up), and COMMIT. A step
-// that enqueues the next job sends River's insert between them.
+// that enqueues the next job sends River's insert between them, and one that
+// creates a diff its insert, whose row the rest of the end needs.
 func (s *Store) EndTurn(ctx context.Context, t *Turn, e TurnEnd) error {
 	pool, ok := s.Pool.(*pgxpool.Pool)
 	switch {
@@ -589,11 +603,11 @@ func (s *Store) endAlone(ctx context.Context, t *Turn, e TurnEnd) error {
 		if err != nil {
 			return err
 		}
-		var next *nextJob
-		if ended, next, err = finish(); err != nil {
+		var rest *laterEnd
+		if ended, rest, err = finish(); err != nil {
 			return err
 		}
-		return enqueueNext(tx, []*nextJob{next})
+		return settleEnds(tx, []*laterEnd{rest})
 	})
 	if err == nil && ended {
 		endsOf(s.Pool).count(e.Status)
@@ -619,9 +633,10 @@ func holdProjects(ctx context.Context, tx pgx.Tx, projects []string) error {
 // queueEnd queues the first batch of a step's end in tx: the locks, the
 // reply's rows and the job's completion. finish reads the lock (sending the
 // batch when nothing has) and writes the rest, queued for COMMIT; ended
-// reports whether it wrote the message's final status, and next is the job
-// that goes on with the message, for enqueueNext, when there is one.
-func queueEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd) (finish func() (ended bool, next *nextJob, err error), err error) {
+// reports whether it wrote (or, with its later part, writes) the message's
+// final status, and rest is the later part of the end, for settleEnds, when
+// it has one.
+func queueEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd) (finish func() (ended bool, rest *laterEnd, err error), err error) {
 	if e.Next != nil && (e.Status != "" || e.Enqueue == nil) {
 		return nil, errors.New("a step's end with a next job needs its Enqueue, and ends no message")
 	}
@@ -649,11 +664,11 @@ func queueEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd) (finish func()
 			return nil, err
 		}
 	}
-	return func() (bool, *nextJob, error) { return finishEnd(ctx, tx, t, e, lock, pending) }, nil
+	return func() (bool, *laterEnd, error) { return finishEnd(ctx, tx, t, e, lock, pending) }, nil
 }
 
 // finishEnd is the rest of queueEnd.
-func finishEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd, lock *pendingLock, pending *pendingReply) (bool, *nextJob, error) {
+func finishEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd, lock *pendingLock, pending *pendingReply) (bool, *laterEnd, error) {
 	l, err := lock.result()
 	if err != nil {
 		return false, nil, err
@@ -692,7 +707,7 @@ func finishEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd, lock *pending
 		}
 	}
 	if e.Next != nil {
-		return false, &nextJob{args: e.Next(reply), enqueue: e.Enqueue, then: func(jobID int64) error {
+		return false, &laterEnd{next: e.Next(reply), enqueue: e.Enqueue, then: func(jobID int64) error {
 			// The message follows its current job, so that a job cancelled
 			// or discarded outside the loop can be noticed
 			// (EarlierMessagePending).
@@ -708,25 +723,42 @@ func finishEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd, lock *pending
 	outcome := e.Outcome
 	outcome.SessionID, outcome.MessageID, outcome.TraceID, outcome.Status = t.Session.ID, t.Message.ID, t.Message.TraceID, e.Status
 	outcome.TokenUsage = l.usage
-	if e.Diff != nil {
-		d, err := insertDiff(ctx, tx, e.Diff, e.DiffStep)
-		if err != nil {
-			return false, nil, err
-		}
+	if e.Diff == nil {
+		return true, nil, endMessage(ctx, tx, t, e, l, outcome)
+	}
+	// The diff's row (its id and times, for the events) is read with the
+	// transaction's next batch, a group's diffs together, and the rest of
+	// the end is written when it comes.
+	var restErr error
+	read := insertDiffLater(ctx, tx, e.Diff, e.DiffStep, func(d domain.Diff) {
 		outcome.DiffID = &d.ID
 		if err := later(ctx, tx, `UPDATE messages SET diff_id = $2 WHERE id = $1`, t.Message.ID, d.ID); err != nil {
-			return false, nil, wrap(err, "link diff")
+			restErr = wrap(err, "link diff")
+			return
 		}
 		if err := QueueEvent(ctx, tx, t.Session.ProjectID, event.DiffCreated{Diff: d, DiffID: d.ID, TraceID: t.Message.TraceID}); err != nil {
-			return false, nil, err
+			restErr = err
+			return
 		}
-	}
+		restErr = endMessage(ctx, tx, t, e, l, outcome)
+	})
+	return true, &laterEnd{read: func() error {
+		if err := read(); err != nil {
+			return err
+		}
+		return restErr
+	}}, nil
+}
+
+// endMessage writes the end of the user message of a step that ends it
+// with outcome, once the rest of finishEnd is written.
+func endMessage(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd, l lockedTurn, outcome event.VibecodeResponse) error {
 	raw, err := json.Marshal(outcome)
 	if err != nil {
-		return false, nil, err
+		return err
 	}
 	if err := later(ctx, tx, `UPDATE messages SET status = $2, outcome = $3 WHERE id = $1`, t.Message.ID, e.Status, raw); err != nil {
-		return false, nil, wrap(err, "finish message")
+		return wrap(err, "finish message")
 	}
 	// The turns a commit kept for this message's next round (CommitDiff)
 	// go with its end: the session's next message is reviewed afresh
@@ -734,15 +766,15 @@ func finishEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd, lock *pending
 	if err := laterAs(ctx, tx, "forget memory kept past a commit", `DELETE FROM agent_memory
 		WHERE session_key = $1 AND forget_when_ended AND split_part(turn_key, '/', 1) = $2`,
 		t.Session.OpenAISessionKey, t.Message.ID); err != nil {
-		return false, nil, wrap(err, "forget memory kept past a commit")
+		return wrap(err, "forget memory kept past a commit")
 	}
 	if err := wakeNextMessage(ctx, tx, t.Session.ID, l.position); err != nil {
-		return false, nil, err
+		return err
 	}
 	if err := QueueEvent(ctx, tx, t.Session.ProjectID, outcome); err != nil {
-		return false, nil, err
+		return err
 	}
-	return true, nil, completed(tx, e)
+	return completed(tx, e)
 }
 
 // MessageEnds counts the user messages a pool's transactions ended, by their
