@@ -38,15 +38,9 @@ func scanDiff(r pgx.Row) (domain.Diff, error) {
 	return d, err
 }
 
-// insertDiff stores d once per step key and returns the stored diff.
-func insertDiff(ctx context.Context, q Querier, d *domain.Diff, step string) (domain.Diff, error) {
-	out, err := scanDiff(q.QueryRow(ctx, insertDiffSQL, diffArgs(d, step)...))
-	return out, wrap(err, "store diff")
-}
-
-// insertDiffLater is insertDiff with the transaction's next batch (rowLater):
-// stored calls back with the stored row when the batch is read, and read
-// returns the insert's error.
+// insertDiffLater stores d once per step key with the transaction's next
+// batch (rowLater): stored calls back with the stored row when the batch is
+// read, and read returns the insert's error.
 func insertDiffLater(ctx context.Context, tx pgx.Tx, d *domain.Diff, step string, stored func(domain.Diff)) (read func() error) {
 	return rowLater(ctx, tx, insertDiffSQL, diffArgs(d, step), func(r pgx.Row) error {
 		out, err := scanDiff(r)

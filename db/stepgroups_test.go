@@ -640,6 +640,25 @@ func TestEndsThatEnqueueOrCreateADiffEndTogether(t *testing.T) {
 	}
 }
 
+// An end whose next job comes out nil fails, and writes nothing: the
+// message would otherwise go on with no job to take it further.
+func TestAnEndWhoseNextJobIsNoneFails(t *testing.T) {
+	t.Parallel()
+	s := newSteps(t)
+	r := s.started("none")
+	err := s.store.EndTurn(context.Background(), &r.turn, db.TurnEnd{
+		Next:    func(*domain.ConversationMessage) db.JobArgs { return nil },
+		Enqueue: func(pgx.Tx, []db.JobArgs) ([]int64, error) { return nil, errors.New("not called") },
+	})
+	if err == nil || !strings.Contains(err.Error(), "made none") {
+		t.Fatalf("EndTurn: %v, want the missing next job's error", err)
+	}
+	if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM messages WHERE id = $1 AND status = 'running'
+		AND NOT EXISTS (SELECT FROM messages r WHERE r.reply_to = $1)`, r.m.MessageID); n != 1 {
+		t.Error("the message is no longer running, or has a reply")
+	}
+}
+
 // The ends of a group that enqueue the next job insert theirs together, in
 // one insert, each message then following its own.
 func TestAGroupInsertsItsNextJobsTogether(t *testing.T) {

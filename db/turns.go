@@ -707,7 +707,11 @@ func finishEnd(ctx context.Context, tx pgx.Tx, t *Turn, e TurnEnd, lock *pending
 		}
 	}
 	if e.Next != nil {
-		return false, &laterEnd{next: e.Next(reply), enqueue: e.Enqueue, then: func(jobID int64) error {
+		next := e.Next(reply)
+		if next == nil {
+			return false, nil, errors.New("a step's end with a next job made none of its reply")
+		}
+		return false, &laterEnd{next: next, enqueue: e.Enqueue, then: func(jobID int64) error {
 			// The message follows its current job, so that a job cancelled
 			// or discarded outside the loop can be noticed
 			// (EarlierMessagePending).

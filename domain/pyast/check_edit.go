@@ -27,7 +27,7 @@ import (
 func CheckEdit(base, code string) error { return editBases.checkEdit(base, code) }
 
 func (c *baseCache) checkEdit(base, code string) error {
-	if base == code || len(base) > c.limit {
+	if base == code || entryCost(base) > c.limit {
 		return CheckSyntax(code)
 	}
 	b := c.get(base)
@@ -138,7 +138,7 @@ type baseParse struct {
 }
 
 // editBases keeps the parses of the bases CheckEdit and ParseAgents saw
-// last, up to maxBaseBytes of source, so that the edits of a project's code,
+// last, up to maxBaseBytes of source (and a little per entry, entryCost), so that the edits of a project's code,
 // each message's patch and then its commit, parse only what they change, and
 // its agents are found without parsing it again. A process sees the same few
 // codes over and over: the heads of the projects its users are working on.
@@ -156,6 +156,8 @@ type baseCache struct {
 	order   list.List                // most recently used first
 	bytes   int
 	parses  atomic.Int32 // bases parsed, for tests
+	// parse is parseBase, unless a test says otherwise.
+	parse func(base string) baseParse
 }
 
 // baseEntry is a kept parse, or one being parsed: the calls that want it
@@ -206,7 +208,7 @@ func (c *baseCache) agents(base string) ([]AgentNode, error) {
 // entry is get, and the entry that keeps the parse (nil when base is over
 // the limit).
 func (c *baseCache) entry(base string) (baseParse, *baseEntry) {
-	if len(base) > c.limit {
+	if entryCost(base) > c.limit {
 		c.parses.Add(1)
 		return parseBase(base), nil
 	}
@@ -215,7 +217,7 @@ func (c *baseCache) entry(base string) (baseParse, *baseEntry) {
 	if !found {
 		el = c.order.PushFront(&baseEntry{base: base, ready: make(chan struct{})})
 		c.entries[base] = el
-		c.bytes += len(base)
+		c.bytes += entryCost(base)
 		c.parses.Add(1)
 		c.dropOld()
 	}
@@ -225,8 +227,7 @@ func (c *baseCache) entry(base string) (baseParse, *baseEntry) {
 	c.mu.Unlock()
 
 	if !found {
-		e.parse = parseBase(base)
-		close(e.ready)
+		c.parseEntry(e)
 	}
 	<-e.ready
 	c.mu.Lock()
@@ -242,16 +243,51 @@ func (c *baseCache) entry(base string) (baseParse, *baseEntry) {
 	return out, e
 }
 
+// parseEntry parses e's base. Should the parse panic, the calls waiting
+// for it must not wait forever: the entry is dropped, they get the error,
+// and the panic goes on in this call.
+func (c *baseCache) parseEntry(e *baseEntry) {
+	parsed := false
+	defer func() {
+		if !parsed {
+			c.mu.Lock()
+			e.parse = baseParse{err: &SyntaxError{Line: 1, Msg: "the parse of this code failed"}}
+			c.drop(e)
+			c.mu.Unlock()
+		}
+		close(e.ready)
+	}()
+	if c.parse != nil {
+		e.parse = c.parse(e.base)
+	} else {
+		e.parse = parseBase(e.base)
+	}
+	parsed = true
+}
+
+// entryCost is what an entry counts against the limit: its source, and a
+// little for the entry itself, so that many small codes are bounded too.
+func entryCost(base string) int { return len(base) + 256 }
+
 // dropOld drops the least recently used entries while the sources kept pass
 // the limit. c.mu is held.
 func (c *baseCache) dropOld() {
 	for c.bytes > c.limit {
-		e := c.order.Remove(c.order.Back()).(*baseEntry)
-		delete(c.entries, e.base)
-		c.bytes -= len(e.base)
-		e.dropped = true
-		c.closeDropped(e)
+		c.drop(c.order.Back().Value.(*baseEntry))
 	}
+}
+
+// drop removes e from the cache, if it is there. c.mu is held.
+func (c *baseCache) drop(e *baseEntry) {
+	el, ok := c.entries[e.base]
+	if !ok || el.Value != e {
+		return
+	}
+	c.order.Remove(el)
+	delete(c.entries, e.base)
+	c.bytes -= entryCost(e.base)
+	e.dropped = true
+	c.closeDropped(e)
 }
 
 // closeDropped closes the tree of a dropped entry no call still wants.

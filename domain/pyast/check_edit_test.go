@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -148,10 +149,10 @@ func TestCheckEditConcurrently(t *testing.T) {
 // The kept parses stay under the cache's limit of source, the least
 // recently used dropped first, and a base over the limit is not kept.
 func TestEditBasesAreBounded(t *testing.T) {
-	c := &baseCache{limit: 1000, entries: map[string]*list.Element{}}
+	c := &baseCache{limit: 1300, entries: map[string]*list.Element{}}
 	var bases []string
 	for i := range 4 {
-		bases = append(bases, fmt.Sprintf("a%d = 0\n", i)+strings.Repeat("x = 1\n", 55)) // 336 bytes
+		bases = append(bases, fmt.Sprintf("a%d = 0\n", i)+strings.Repeat("x = 1\n", 55)) // 336 bytes, 592 with the entry
 		b := c.get(bases[i])
 		if b.tree == nil {
 			t.Fatalf("base %d was not parsed", i)
@@ -205,12 +206,12 @@ func TestEditBasesParseABaseOnce(t *testing.T) {
 // Entries dropped while calls still use them: every call gets a tree of its
 // own (the race detector and tree-sitter's frees check the rest).
 func TestEditBasesDroppedWhileInUse(t *testing.T) {
-	c := &baseCache{limit: 600, entries: map[string]*list.Element{}}
+	c := &baseCache{limit: 1200, entries: map[string]*list.Element{}}
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 40 {
-				base := fmt.Sprintf("a = %d\n", (g+i)%5) + strings.Repeat("x = 1\n", 50) // 306 bytes: two are kept
+				base := fmt.Sprintf("a = %d\n", (g+i)%5) + strings.Repeat("x = 1\n", 50) // 306 bytes, 562 with the entry: two are kept
 				b := c.get(base)
 				if b.tree == nil || int(b.tree.RootNode().EndByte()) != len(base) {
 					t.Errorf("no tree of the base's %d bytes", len(base))
@@ -253,6 +254,58 @@ func TestCheckEditOfABaseOverTheLimit(t *testing.T) {
 	}
 	if n := c.parses.Load(); n != 0 || len(c.entries) != 0 {
 		t.Errorf("%d parses, %d entries of a base over the limit", n, len(c.entries))
+	}
+}
+
+// A first parse that panics does not leave the calls that wait for it
+// waiting: they get an error, the entry is dropped, and the next call
+// parses the code again.
+func TestEditBasesAFirstParseThatPanics(t *testing.T) {
+	c := &baseCache{limit: 1 << 20, entries: map[string]*list.Element{}}
+	started, release := make(chan struct{}), make(chan struct{})
+	c.parse = func(string) baseParse {
+		close(started)
+		<-release
+		panic("a parse failed")
+	}
+	base := "x = 1\n"
+	panicked := make(chan any, 1)
+	go func() {
+		defer func() { panicked <- recover() }()
+		c.get(base)
+	}()
+	<-started
+	waited := make(chan baseParse, 1)
+	go func() { waited <- c.get(base) }()
+	for {
+		c.mu.Lock()
+		users := c.entries[base].Value.(*baseEntry).users
+		c.mu.Unlock()
+		if users == 2 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	if p := <-panicked; p == nil {
+		t.Fatal("the panic of the parse did not go on in its call")
+	}
+	select {
+	case b := <-waited:
+		if b.err == nil || b.tree != nil {
+			t.Errorf("the waiting call got %+v, want an error", b)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting call still waits")
+	}
+	c.parse = nil
+	if b := c.get(base); b.err != nil || b.tree == nil {
+		t.Errorf("the next call: %v", b.err)
+	} else {
+		b.tree.Close()
+	}
+	if len(c.entries) != 1 || c.order.Len() != 1 || c.bytes != entryCost(base) {
+		t.Errorf("%d entries, %d in order, %d bytes after the panic and one parse", len(c.entries), c.order.Len(), c.bytes)
 	}
 }
 
