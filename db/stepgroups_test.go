@@ -414,6 +414,39 @@ func (s *steps) answering(rs []*running) (ended func(i int) error) {
 	return func(i int) error { return wait(s.t, done[i]) }
 }
 
+// endTogether ends each of rs with end, each in a goroutine of its own,
+// lets the held ends go (release) once all wait for a group, and fails at
+// the first end that failed.
+func (s *steps) endTogether(release func(n int), rs []*running, end func(i int, r *running) error) {
+	s.t.Helper()
+	done := make([]chan error, len(rs))
+	for i, r := range rs {
+		done[i] = make(chan error, 1)
+		go func() { done[i] <- end(i, r) }()
+	}
+	release(len(rs))
+	for i, r := range rs {
+		if err := wait(s.t, done[i]); err != nil {
+			s.t.Fatalf("the end of %s: %v", r.m.MessageID, err)
+		}
+	}
+}
+
+// wantDiffAnnounced fails unless r's message ended with its diff (approve's)
+// stored, linked and announced, and its job completed.
+func (s *steps) wantDiffAnnounced(r *running) {
+	s.t.Helper()
+	if n := dbtest.Count(s.t, s.pool, `SELECT count(*) FROM messages m
+		JOIN diffs d ON d.id = m.diff_id AND d.diff_content = 'diff of ' || m.id::text
+		JOIN river_job j ON j.id = $2 AND j.state = 'completed'
+		WHERE m.id = $1 AND m.status = 'diff_created'
+			AND EXISTS (SELECT FROM events WHERE name = 'diff_created' AND payload->>'diff_id' = d.id::text)
+			AND EXISTS (SELECT FROM events WHERE name = 'vibecode_response' AND payload->>'diff_id' = d.id::text)`,
+		r.m.MessageID, r.job); n != 1 {
+		s.t.Errorf("message %s: its diff is not stored, linked and announced, or its job not completed", r.m.MessageID)
+	}
+}
+
 // answered reports what a person would see of r's end: the message's status,
 // its reply, its vibecode_response and job_status, its memory turn and its
 // job's state, as one line to compare.
@@ -596,21 +629,15 @@ func TestEndsThatEnqueueOrCreateADiffEndTogether(t *testing.T) {
 	_, release := s.holdEnds()
 	rs := s.startedSteps("patch", 3)
 	enqueues, approves := rs[0], rs[1:]
-	done := make([]chan error, len(rs))
-	for i := range done {
-		done[i] = make(chan error, 1)
-	}
 	var next int64 // the job the VibeCoder's end enqueues, inserted in the group's transaction
-	go func() { done[0] <- s.enqueueNext(enqueues, &next, nil, nil) }()
-	for i, r := range approves {
-		go func() { done[1+i] <- s.approve(r) }()
-	}
-	release(len(rs))
+	s.endTogether(release, rs, func(i int, r *running) error {
+		if r == enqueues {
+			return s.enqueueNext(r, &next, nil, nil)
+		}
+		return s.approve(r)
+	})
 	ids := make([]string, len(rs))
 	for i, r := range rs {
-		if err := wait(t, done[i]); err != nil {
-			t.Fatalf("the end of %s: %v", r.m.MessageID, err)
-		}
 		ids[i] = r.m.MessageID
 	}
 	if !s.sameTransaction(ids) {
@@ -628,15 +655,7 @@ func TestEndsThatEnqueueOrCreateADiffEndTogether(t *testing.T) {
 		t.Error("the end that enqueues did not store its reply, record the next job made of it and complete its own")
 	}
 	for _, r := range approves {
-		if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM messages m
-			JOIN diffs d ON d.id = m.diff_id AND d.diff_content = 'diff of ' || m.id::text
-			JOIN river_job j ON j.id = $2 AND j.state = 'completed'
-			WHERE m.id = $1 AND m.status = 'diff_created'
-				AND EXISTS (SELECT FROM events WHERE name = 'diff_created' AND payload->>'diff_id' = d.id::text)
-				AND EXISTS (SELECT FROM events WHERE name = 'vibecode_response' AND payload->>'diff_id' = d.id::text)`,
-			r.m.MessageID, r.job); n != 1 {
-			t.Errorf("message %s: its diff is not stored, linked and announced, or its job not completed", r.m.MessageID)
-		}
+		s.wantDiffAnnounced(r)
 	}
 }
 
@@ -671,18 +690,8 @@ func TestAGroupInsertsItsNextJobsTogether(t *testing.T) {
 		calls.Add(1)
 		return ids, err
 	}
-	done := make([]chan error, len(rs))
 	next := make([]int64, len(rs))
-	for i, r := range rs {
-		done[i] = make(chan error, 1)
-		go func() { done[i] <- s.enqueueNext(r, &next[i], nil, count) }()
-	}
-	release(len(rs))
-	for i, r := range rs {
-		if err := wait(t, done[i]); err != nil {
-			t.Fatalf("the end of %s: %v", r.m.MessageID, err)
-		}
-	}
+	s.endTogether(release, rs, func(i int, r *running) error { return s.enqueueNext(r, &next[i], nil, count) })
 	if st := db.PoolEnds(s.pool); st != (db.GroupStats{Alone: 2, Grouped: int64(len(rs))}) {
 		t.Fatalf("ends counted %+v, want the held two alone and %d in a group", st, len(rs))
 	}
@@ -707,18 +716,8 @@ func TestAGroupSendsItsDiffsTogether(t *testing.T) {
 	s := newSteps(t)
 	_, release := s.holdEnds()
 	rs := s.startedSteps("diffs", 3)
-	done := make([]chan error, len(rs))
-	for i, r := range rs {
-		done[i] = make(chan error, 1)
-		go func() { done[i] <- s.approve(r) }()
-	}
 	before := s.counted.count()
-	release(len(rs))
-	for i, r := range rs {
-		if err := wait(t, done[i]); err != nil {
-			t.Fatalf("the end of %s: %v", r.m.MessageID, err)
-		}
-	}
+	s.endTogether(release, rs, func(_ int, r *running) error { return s.approve(r) })
 	if st := db.PoolEnds(s.pool); st != (db.GroupStats{Alone: 2, Grouped: int64(len(rs))}) {
 		t.Fatalf("ends counted %+v, want the held two alone and %d in a group", st, len(rs))
 	}
@@ -730,14 +729,7 @@ func TestAGroupSendsItsDiffsTogether(t *testing.T) {
 		t.Errorf("the group's diffs went %v at a time, want %d in one batch", sizes, len(rs))
 	}
 	for _, r := range rs {
-		if n := dbtest.Count(t, s.pool, `SELECT count(*) FROM messages m
-			JOIN diffs d ON d.id = m.diff_id AND d.diff_content = 'diff of ' || m.id::text
-			WHERE m.id = $1 AND m.status = 'diff_created'
-				AND EXISTS (SELECT FROM events WHERE name = 'diff_created' AND payload->>'diff_id' = d.id::text)
-				AND EXISTS (SELECT FROM events WHERE name = 'vibecode_response' AND payload->>'diff_id' = d.id::text)`,
-			r.m.MessageID); n != 1 {
-			t.Errorf("message %s: its diff is not stored, linked and announced", r.m.MessageID)
-		}
+		s.wantDiffAnnounced(r)
 	}
 }
 
@@ -751,10 +743,6 @@ func TestAGroupOfEndsThatEnqueueOrCreateADiffFallsBackWhole(t *testing.T) {
 	_, release := s.holdEnds()
 	rs := s.startedSteps("mixed", 3)
 	enqueues, approves := rs[0], rs[1:]
-	done := make([]chan error, len(rs))
-	for i := range done {
-		done[i] = make(chan error, 1)
-	}
 	var next int64
 	var inserts atomic.Int32
 	failFirst := func(ids []int64, err error) ([]int64, error) {
@@ -763,16 +751,12 @@ func TestAGroupOfEndsThatEnqueueOrCreateADiffFallsBackWhole(t *testing.T) {
 		}
 		return ids, err
 	}
-	go func() { done[0] <- s.enqueueNext(enqueues, &next, &inserts, failFirst) }()
-	for i, r := range approves {
-		go func() { done[1+i] <- s.approve(r) }()
-	}
-	release(len(rs))
-	for i, r := range rs {
-		if err := wait(t, done[i]); err != nil {
-			t.Fatalf("the end of %s: %v", r.m.MessageID, err)
+	s.endTogether(release, rs, func(_ int, r *running) error {
+		if r == enqueues {
+			return s.enqueueNext(r, &next, &inserts, failFirst)
 		}
-	}
+		return s.approve(r)
+	})
 	if n := inserts.Load(); n != 2 {
 		t.Fatalf("%d inserts of the next job, want the group's (rolled back) and the end's alone", n)
 	}
