@@ -2,10 +2,7 @@ package api
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/go-fuego/fuego"
@@ -111,29 +108,16 @@ func (s *Server) reviewDiff(c fuego.ContextWithBody[ReviewRequest]) (db.ReviewRe
 // matched to the messages by the jobs' args, not by the order of the rows.
 func (s *Server) enqueueVibecode(ctx context.Context, tx pgx.Tx, messageIDs []string) ([]int64, error) {
 	params := make([]river.InsertManyParams, len(messageIDs))
-	index := make(map[string]int, len(messageIDs))
+	jobs := make([]jobargs.LoopArgs, len(messageIDs))
 	for i, id := range messageIDs {
-		params[i] = river.InsertManyParams{Args: jobargs.VibecodeArgs{MessageID: id, Iteration: 1}}
-		index[id] = i
+		jobs[i] = jobargs.VibecodeArgs{MessageID: id, Iteration: 1}
+		params[i] = river.InsertManyParams{Args: jobs[i]}
 	}
 	res, err := s.opts.Jobs.InsertManyTx(ctx, tx, params)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]int64, len(messageIDs))
-	for _, r := range res {
-		var args jobargs.VibecodeArgs
-		if err := json.Unmarshal(r.Job.EncodedArgs, &args); err != nil {
-			return nil, fmt.Errorf("read the args of job %d: %w", r.Job.ID, err)
-		}
-		if i, ok := index[args.MessageID]; ok {
-			ids[i] = r.Job.ID
-		}
-	}
-	if i := slices.Index(ids, 0); i >= 0 {
-		return nil, fmt.Errorf("no job inserted for message %s", messageIDs[i])
-	}
-	return ids, nil
+	return jobargs.InsertedIDs(jobs, res)
 }
 
 func (s *Server) commitDiff(c fuego.ContextWithBody[CommitRequest]) (db.CommitResult, error) {

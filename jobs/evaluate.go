@@ -86,7 +86,7 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, job *river.Job[jobargs.Ev
 			DiffStep: proposal.ID + "/diff",
 		}
 	case vibecode.Revise:
-		e = nextJob(ctx, db.TurnEnd{}, func(*domain.ConversationMessage) river.JobArgs {
+		e = nextJob(ctx, db.TurnEnd{}, func(*domain.ConversationMessage) jobargs.LoopArgs {
 			return jobargs.VibecodeArgs{MessageID: t.Message.ID, Iteration: args.Iteration + 1}
 		})
 	case vibecode.GiveUp:

@@ -2,11 +2,9 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -250,7 +248,7 @@ func end[T river.JobArgs](ctx context.Context, d *Deps, job *river.Job[T], t *db
 // ctx: the transaction may be a group's, whose connection a cancelled
 // statement would break for every member (a group waits at most 100 ms for
 // a lock, and a step alone ends with its other statements).
-func nextJob(ctx context.Context, end db.TurnEnd, args func(reply *domain.ConversationMessage) river.JobArgs) db.TurnEnd {
+func nextJob(ctx context.Context, end db.TurnEnd, args func(reply *domain.ConversationMessage) jobargs.LoopArgs) db.TurnEnd {
 	end.Next = func(reply *domain.ConversationMessage) db.JobArgs { return args(reply) }
 	end.Enqueue = func(tx pgx.Tx, jobs []db.JobArgs) ([]int64, error) {
 		client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
@@ -258,47 +256,20 @@ func nextJob(ctx context.Context, end db.TurnEnd, args func(reply *domain.Conver
 			return nil, err
 		}
 		params := make([]river.InsertManyParams, len(jobs))
-		index := make(map[jobKey]int, len(jobs))
+		loop := make([]jobargs.LoopArgs, len(jobs))
 		for i, j := range jobs {
-			params[i] = river.InsertManyParams{Args: j}
-			index[keyOf(j)] = i
+			l, ok := j.(jobargs.LoopArgs)
+			if !ok {
+				return nil, fmt.Errorf("a %s job is no job of the vibecode loop", j.Kind())
+			}
+			loop[i], params[i] = l, river.InsertManyParams{Args: j}
 		}
 		res, err := client.InsertManyTx(context.WithoutCancel(ctx), tx, params)
 		if err != nil {
 			return nil, err
 		}
-		// Matched by their args, as River does not promise the rows' order
-		// (api's enqueueVibecode does the same).
-		ids := make([]int64, len(jobs))
-		for _, r := range res {
-			var a struct {
-				MessageID string `json:"message_id"`
-			}
-			if err := json.Unmarshal(r.Job.EncodedArgs, &a); err != nil {
-				return nil, fmt.Errorf("read the args of job %d: %w", r.Job.ID, err)
-			}
-			if i, ok := index[jobKey{r.Job.Kind, a.MessageID}]; ok {
-				ids[i] = r.Job.ID
-			}
-		}
-		if i := slices.Index(ids, 0); i >= 0 {
-			return nil, fmt.Errorf("no %s job inserted for message %s", jobs[i].Kind(), keyOf(jobs[i]).messageID)
-		}
-		return ids, nil
+		return jobargs.InsertedIDs(loop, res)
 	}
 	return end
 }
 
-// jobKey tells a step's next job from the others of its group: a group ends
-// one step per user message.
-type jobKey struct{ kind, messageID string }
-
-func keyOf(j db.JobArgs) jobKey {
-	switch a := j.(type) {
-	case jobargs.VibecodeArgs:
-		return jobKey{a.Kind(), a.MessageID}
-	case jobargs.EvaluateArgs:
-		return jobKey{a.Kind(), a.MessageID}
-	}
-	return jobKey{kind: j.Kind()}
-}

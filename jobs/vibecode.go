@@ -118,7 +118,7 @@ func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.Vi
 				Reply: stored, Status: domain.StatusAnswered, Outcome: event.VibecodeResponse{Response: &next.Content}})
 		case next.Accepted != nil:
 			return end(ctx, w.Deps, job, t, domain.AgentVibeCoder, iteration, turn, nextJob(ctx, db.TurnEnd{Reply: stored},
-				func(m *domain.ConversationMessage) river.JobArgs {
+				func(m *domain.ConversationMessage) jobargs.LoopArgs {
 					return jobargs.EvaluateArgs{MessageID: t.Message.ID, Iteration: iteration, PatchMessageID: m.ID}
 				}))
 		}

@@ -138,3 +138,26 @@ func BenchmarkCheckSyntaxUnclosedBrackets(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkKeptParseMemory keeps parses of distinct 5,000-line files, as
+// editBases does, and reports the memory each takes per byte of its source:
+// its tree (C memory, which -benchmem does not see) and the two copies of
+// the source it keeps. That is what maxBaseBytes' bound on the kept parses
+// comes to.
+func BenchmarkKeptParseMemory(b *testing.B) {
+	code := generateAgentsFile(5000)
+	codes := newCodes(code)
+	before := cHeapInUse()
+	var kept []baseParse
+	var goBytes int64
+	for b.Loop() {
+		k := parseBase(codes())
+		kept = append(kept, k)
+		goBytes += int64(cap(k.src) + cap(k.flat))
+	}
+	trees := cHeapInUse() - before
+	b.ReportMetric(float64(trees+goBytes)/float64(len(kept)*len(code)), "B/source-B")
+	for _, k := range kept {
+		k.tree.Close()
+	}
+}

@@ -10,6 +10,7 @@ package pyast
 // (LIBRARIES.md, addendum D). BenchmarkParseAgents5000Allocator compares both.
 
 /*
+#include <malloc.h>
 #include <stdlib.h>
 void ts_set_allocator(void *(*)(size_t), void *(*)(size_t, size_t), void *(*)(void *, size_t), void (*)(void *));
 static void restore_c_allocator(void) { ts_set_allocator(NULL, NULL, NULL, NULL); }
@@ -21,3 +22,11 @@ func init() { useCAllocator() }
 // useCAllocator makes tree-sitter call libc's allocator directly. It must
 // not run while a parse does.
 func useCAllocator() { C.restore_c_allocator() }
+
+// cHeapInUse is the memory libc's allocator has handed out and not had
+// back, tree-sitter's trees among it: what BenchmarkKeptParseMemory reads,
+// since Go's memory statistics do not see it.
+func cHeapInUse() int64 {
+	m := C.mallinfo2()
+	return int64(m.uordblks + m.hblkhd)
+}
