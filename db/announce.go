@@ -26,6 +26,14 @@ import (
 // A notification still follows its commit. One that a dying process did not
 // send is covered by the realtime role's poll, as before.
 
+// notifyEvery spaces a process's NOTIFYs: one follows the last by at least
+// this long, so under load a NOTIFY carries the commits of notifyEvery (up
+// to 100 a second per pool, each a round trip and a wake-up of every
+// listening connection), while a commit after a quiet spell is announced at
+// once. The realtime hubs of the committing process do not wait for it
+// (OnCommit); other processes hear of a commit up to this much later.
+const notifyEvery = 10 * time.Millisecond
+
 // notifyTimeout bounds one NOTIFY while the database is away (its error is
 // dropped like every NOTIFY's; the poll covers).
 const notifyTimeout = 5 * time.Second
@@ -35,13 +43,14 @@ type announcer struct {
 	pool *pgxpool.Pool
 
 	mu      sync.Mutex
-	pending int64   // highest seq committed and not sent yet; 0: none
-	events  []Event // committed and not sent yet, while they fit in one notification
-	size    int     // their size in a notification
-	full    bool    // an event did not fit: no later one is carried either
-	dropped int64   // the lowest seq of those not carried; 0: none
-	sending bool    // a goroutine is sending
-	spare   []Event // the slice send used last, for the next events
+	pending int64     // highest seq committed and not sent yet; 0: none
+	events  []Event   // committed and not sent yet, while they fit in one notification
+	size    int       // their size in a notification
+	full    bool      // an event did not fit: no later one is carried either
+	dropped int64     // the lowest seq of those not carried; 0: none
+	sending bool      // a goroutine is sending
+	spare   []Event   // the slice send used last, for the next events
+	sent    time.Time // when the last NOTIFY went; only the sending goroutine uses it
 	hubs    []*hubHook
 }
 
@@ -115,6 +124,9 @@ func (a *announcer) committed(seq int64, events []Event) {
 func (a *announcer) send() {
 	var buf []byte
 	for {
+		if wait := notifyEvery - time.Since(a.sent); wait > 0 {
+			time.Sleep(wait) // commits meanwhile join this NOTIFY
+		}
 		a.mu.Lock()
 		seq, events, dropped := a.pending, a.events, a.dropped
 		if seq == 0 { // and no events
@@ -139,6 +151,7 @@ func (a *announcer) send() {
 		ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
 		notifyAfterCommit(ctx, a.pool, string(buf))
 		cancel()
+		a.sent = time.Now()
 		clear(events)
 		a.mu.Lock()
 		a.spare = events[:0]

@@ -290,6 +290,58 @@ func TestAnnouncementsUnderConcurrentCommits(t *testing.T) {
 	}
 }
 
+// A burst of commits is announced by NOTIFYs at least NotifyEvery apart,
+// each carrying the commits since the last: not one per commit, which would
+// cost every listening connection a wake-up per commit. The first commit is
+// announced at once.
+func TestAnnouncementsOfABurstAreSpaced(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	listener := listenForEvents(t, pool)
+	project := uuid.NewString()
+	const commits = 40
+	var last int64
+	start := time.Now()
+	for i := range commits {
+		err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+			var err error
+			last, err = db.Emit(ctx, tx, project, dbtest.Event{Name: "e", Payload: map[string]any{"i": i}})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	notifies, carried := 0, 0
+	for announced := int64(0); announced < last; {
+		waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		n, err := listener.WaitForNotification(waitCtx)
+		cancel()
+		if err != nil {
+			t.Fatalf("announced up to %d of %d: %v", announced, last, err)
+		}
+		seq, err := db.NotificationSeq(n.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events, err := db.NotificationEvents(n.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		notifies++
+		carried += len(events)
+		announced = max(announced, seq)
+	}
+	took := time.Since(start)
+	if most := int(took/db.NotifyEvery) + 1; notifies > most {
+		t.Errorf("%d commits in %v were announced by %d NOTIFYs, want at most %d (one per %v)", commits, took, notifies, most, db.NotifyEvery)
+	}
+	if carried != commits {
+		t.Errorf("the NOTIFYs carried %d events, want the %d committed", carried, commits)
+	}
+}
+
 // listenForEvents is a connection of its own LISTENing on db.EventsChannel,
 // as another process's realtime role has.
 func listenForEvents(t *testing.T, pool *pgxpool.Pool) *pgx.Conn {

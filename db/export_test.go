@@ -67,3 +67,6 @@ func SendBatchReserved(ctx context.Context, c *pgx.Conn, b *pgx.Batch) pgx.Batch
 // SessionLockKey is the key of the advisory lock that orders a session's
 // submissions.
 func SessionLockKey(sessionID string) int64 { return sessionLock(uuid.MustParse(sessionID)) }
+
+// NotifyEvery is how far apart a process's NOTIFYs are at least.
+const NotifyEvery = notifyEvery
