@@ -60,11 +60,8 @@ func TestLivenessHandsOverTheJobsOfADeadWorkerOnly(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := dbtest.New(t)
-	alive := quickLiveness(pool, "alive-worker")
-	if err := alive.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(alive.Stop)
+	// The jobs are set up before any Liveness starts: each one reaps, and
+	// one that reaped a job before its setup ended would see another job.
 	deadJob := runningJob(t, pool, "dead-worker")
 	aliveJob := runningJob(t, pool, "alive-worker")
 	// A cancel asked for (River UI) while its worker was dead: River's
@@ -83,23 +80,34 @@ func TestLivenessHandsOverTheJobsOfADeadWorkerOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	alive := quickLiveness(pool, "alive-worker")
+	if err := alive.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(alive.Stop)
 	reaper := quickLiveness(pool, "reaper")
 	if err := reaper.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(reaper.Stop)
 
+	// Wait until none of the dead worker's jobs is running.
+	for deadline := time.Now().Add(bound); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var running bool
+		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM river_job WHERE id = ANY($1) AND state = 'running')`,
+			[]int64{deadJob, cancelledJob, exhaustedJob}).Scan(&running); err != nil {
+			t.Fatal(err)
+		}
+		if !running {
+			break
+		}
+	}
 	var state string
 	var attempt int
 	var lastError string
-	for deadline := time.Now().Add(bound); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if err := pool.QueryRow(ctx, `SELECT state, attempt, coalesce(errors[array_upper(errors, 1)]->>'error', '') FROM river_job WHERE id = $1`,
-			deadJob).Scan(&state, &attempt, &lastError); err != nil {
-			t.Fatal(err)
-		}
-		if state != "running" {
-			break
-		}
+	if err := pool.QueryRow(ctx, `SELECT state, attempt, coalesce(errors[array_upper(errors, 1)]->>'error', '') FROM river_job WHERE id = $1`,
+		deadJob).Scan(&state, &attempt, &lastError); err != nil {
+		t.Fatal(err)
 	}
 	if state != "available" || attempt != 0 {
 		t.Fatalf("the dead worker's job is %s with attempt %d, want available with its attempt given back", state, attempt)
