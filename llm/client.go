@@ -9,7 +9,6 @@ package llm
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -101,24 +100,8 @@ func New(cfg Config) *Client {
 	case cfg.MaxRetries < 0:
 		cfg.MaxRetries = 0
 	}
-	transport := http.DefaultTransport
-	if t, ok := http.DefaultTransport.(*http.Transport); ok {
-		t = t.Clone()
-		t.ResponseHeaderTimeout = responseHeaderTimeout
-		// Hundreds of calls run at once (Concurrency). Over HTTP/1.1 (a
-		// plain-HTTP OPENAI_BASE_URL, a gateway that speaks no HTTP/2) each
-		// has a connection of its own: keep it for the next call, so a call
-		// does not pay a new TCP (and TLS) handshake. Not only the default
-		// two per host: the default 100 in all (MaxIdleConns) would also
-		// close most of them after a burst of calls. Idle ones close after
-		// IdleConnTimeout. (HTTP/2 multiplexes calls on few connections,
-		// in a pool these limits do not govern.)
-		t.MaxIdleConns = 0
-		t.MaxIdleConnsPerHost = cmp.Or(max(cfg.Concurrency, 0), DefaultConcurrency)
-		transport = t
-	}
 	opts := []option.RequestOption{
-		option.WithHTTPClient(&http.Client{Transport: transport}),
+		option.WithHTTPClient(&http.Client{Transport: newTransport(cfg.Concurrency)}),
 		option.WithEnvironmentProduction(),
 		option.WithAPIKey(cfg.APIKey),
 		option.WithMaxRetries(cfg.MaxRetries),
