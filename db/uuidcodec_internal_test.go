@@ -31,3 +31,29 @@ func BenchmarkUUIDEncode(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkUUIDScan plans and scans a uuid column into a uuid.UUID, as every
+// row a query returns does: by default (its sql.Scanner) and with
+// Configure's codec.
+func BenchmarkUUIDScan(b *testing.B) {
+	id := uuid.New()
+	for _, c := range []struct {
+		name      string
+		configure bool
+	}{{"scanner", false}, {"codec", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			m := pgtype.NewMap()
+			if c.configure {
+				m.RegisterType(&pgtype.Type{Name: "uuid", OID: pgtype.UUIDOID, Codec: uuidCodec{}})
+			}
+			var got uuid.UUID
+			b.ReportAllocs()
+			for b.Loop() {
+				plan := m.PlanScan(pgtype.UUIDOID, pgtype.BinaryFormatCode, &got)
+				if err := plan.Scan(id[:], &got); err != nil || got != id {
+					b.Fatal(got, err)
+				}
+			}
+		})
+	}
+}

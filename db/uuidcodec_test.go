@@ -41,3 +41,34 @@ func TestUUIDArguments(t *testing.T) {
 		t.Fatalf("a nil *uuid.UUID: %v, %v; want NULL", null, err)
 	}
 }
+
+// A uuid column scans into a uuid.UUID by copying its bytes (db.Configure),
+// and into a *uuid.UUID as nil for NULL, as through uuid.UUID's Scan.
+func TestUUIDScans(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	var id uuid.UUID
+	plan := conn.Conn().TypeMap().PlanScan(pgtype.UUIDOID, pgtype.BinaryFormatCode, &id)
+	if got := fmt.Sprintf("%T", plan); got != "db.scanUUIDPlan" {
+		t.Errorf("a uuid scanned into uuid.UUID is planned as %s, want db.scanUUIDPlan", got)
+	}
+	want := uuid.New()
+	var some, none *uuid.UUID
+	var asText string
+	if err := conn.QueryRow(ctx, `SELECT $1::uuid, $1::uuid, NULL::uuid, $1::uuid`, want.String()).Scan(&id, &some, &none, &asText); err != nil {
+		t.Fatal(err)
+	}
+	if id != want || some == nil || *some != want || none != nil || asText != want.String() {
+		t.Fatalf("scanned %s, %v, %v, %q; want %s, a pointer to it, nil and its text", id, some, none, asText, want)
+	}
+	var ids []uuid.UUID
+	if err := conn.QueryRow(ctx, `SELECT ARRAY[$1::uuid, $1::uuid]`, want.String()).Scan(&ids); err != nil || len(ids) != 2 || ids[0] != want || ids[1] != want {
+		t.Fatalf("an array of uuids scanned as %v, %v; want two of %s", ids, err, want)
+	}
+}
