@@ -48,6 +48,34 @@ type instruments struct {
 	errors   metric.Int64Counter
 	retries  metric.Int64Counter
 	cost     metric.Float64Counter
+
+	sets sync.Map // callKey → *callSets
+}
+
+// callKey names the metrics' attributes of a call: its model and agent.
+type callKey struct{ model, agent string }
+
+// callSets are the attribute sets of a call's metrics, made once per model
+// and agent: a set is sorted and hashed when it is made, which the seven
+// recordings of every call did again.
+type callSets struct {
+	call   metric.MeasurementOption
+	tokens [4]metric.MeasurementOption // by tokenKinds
+}
+
+var tokenKinds = [4]string{"input", "output", "cached", "reasoning"}
+
+func (i *instruments) setsOf(attrs []attribute.KeyValue, model, agent string) *callSets {
+	k := callKey{model, agent}
+	if s, ok := i.sets.Load(k); ok {
+		return s.(*callSets)
+	}
+	s := &callSets{call: metric.WithAttributeSet(attribute.NewSet(attrs...))}
+	for n, kind := range tokenKinds {
+		s.tokens[n] = metric.WithAttributeSet(attribute.NewSet(append(attrs[:len(attrs):len(attrs)], attribute.String("gen_ai.token.type", kind))...))
+	}
+	got, _ := i.sets.LoadOrStore(k, s)
+	return got.(*callSets)
 }
 
 func newInstruments(mp metric.MeterProvider, tp trace.TracerProvider) *instruments {
@@ -124,17 +152,14 @@ func (c *Client) observe(ctx context.Context, agent string, p responses.Response
 	resp, err := call(context.WithValue(ctx, callStateKey{}, st))
 	elapsed := time.Since(start)
 
+	sets := c.inst.setsOf(attrs, model, agent)
 	if resp != nil {
 		u := resp.usage()
-		tokens := func(kind string, n int64) {
-			c.inst.tokens.Record(ctx, n, metric.WithAttributes(append(attrs, attribute.String("gen_ai.token.type", kind))...))
+		for n, tokens := range [4]int64{u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.ReasoningTokens} {
+			c.inst.tokens.Record(ctx, tokens, sets.tokens[n])
 		}
-		tokens("input", u.PromptTokens)
-		tokens("output", u.CompletionTokens)
-		tokens("cached", u.CachedTokens)
-		tokens("reasoning", u.ReasoningTokens)
 		cost := c.prices.Cost(u)
-		c.inst.cost.Add(ctx, cost, metric.WithAttributes(attrs...))
+		c.inst.cost.Add(ctx, cost, sets.call)
 		span.SetAttributes(
 			attribute.String("gen_ai.response.model", resp.Model),
 			attribute.String("gen_ai.response.id", resp.ID),
@@ -143,19 +168,21 @@ func (c *Client) observe(ctx context.Context, agent string, p responses.Response
 			attribute.Float64("vibegrapher.cost_usd", cost))
 	}
 	if !st.first.IsZero() {
-		c.inst.ttft.Record(ctx, st.first.Sub(start).Seconds(), metric.WithAttributes(attrs...))
+		c.inst.ttft.Record(ctx, st.first.Sub(start).Seconds(), sets.call)
 	}
 	if n := st.attempts.Load(); n > 1 {
-		c.inst.retries.Add(ctx, int64(n-1), metric.WithAttributes(attrs...))
+		c.inst.retries.Add(ctx, int64(n-1), sets.call)
 	}
 	if err != nil {
 		kind := errorType(err)
-		attrs = append(attrs, attribute.String("error.type", kind))
-		c.inst.errors.Add(ctx, 1, metric.WithAttributes(attrs...))
+		failed := metric.WithAttributes(append(attrs, attribute.String("error.type", kind))...)
+		c.inst.errors.Add(ctx, 1, failed)
+		c.inst.duration.Record(ctx, elapsed.Seconds(), failed)
 		span.SetStatus(codes.Error, ErrorMessage(err))
 		span.SetAttributes(attribute.String("error.type", kind))
+		return resp, err
 	}
-	c.inst.duration.Record(ctx, elapsed.Seconds(), metric.WithAttributes(attrs...))
+	c.inst.duration.Record(ctx, elapsed.Seconds(), sets.call)
 	return resp, err
 }
 

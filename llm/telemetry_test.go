@@ -98,3 +98,21 @@ func TestModelCallMetrics(t *testing.T) {
 		t.Errorf("failed calls in the duration = %v, want 1", got)
 	}
 }
+
+// BenchmarkObservedCall is one Evaluator call with the SDK's meter, as the
+// service records its metrics: -benchmem shows what the recording adds.
+func BenchmarkObservedCall(b *testing.B) {
+	s := openaitest.New(b)
+	s.Handle(func(openaitest.Request) openaitest.Reply {
+		return openaitest.JSON(map[string]any{"approved": true, "reasoning": "ok", "commit_message": "m"})
+	})
+	c := llm.New(llm.Config{APIKey: "sk-test", BaseURL: s.URL(), Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))})
+	var turn llm.Items
+	turn.AddUser("hello")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Evaluator(context.Background(), llm.AgentCall{SessionKey: "s", Turn: turn}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
