@@ -65,6 +65,7 @@ type hub struct {
 	failing bool                                          // the last outbox read failed (log once)
 	scratch encoded                                       // reused by encode
 	packet  []byte                                        // reused by encode
+	payload []byte                                        // reused by encode
 	spare   []db.Event                                    // the next announced, swapped with it on a wake
 	held    []db.Event                                    // announced after a seq not announced yet, in seq order
 	gap     *time.Timer                                   // armed while held waits: then read the outbox
@@ -809,7 +810,8 @@ func (h *hub) heartbeat() {
 }
 
 // encoded is a run of events ready to send: as websocket frames for sockets
-// on the websocket transport (frames), and as arguments for the others.
+// on the websocket transport (frames), and as arguments for the others
+// (emitted), made when the first of those needs them.
 type encoded struct {
 	events   []db.Event
 	payloads []json.RawMessage
@@ -820,12 +822,23 @@ func (h *hub) encode(events []db.Event) *encoded {
 	e := &h.scratch
 	e.events, e.payloads, e.frames = events, e.payloads[:0], e.frames[:0]
 	for _, ev := range events {
-		raw := outgoing(ev)
-		e.payloads = append(e.payloads, raw)
-		h.packet = appendEventPacket(h.packet[:0], ev.Name, raw)
+		h.payload = appendOutgoing(h.payload[:0], ev)
+		h.packet = appendEventPacket(h.packet[:0], ev.Name, h.payload)
 		e.frames = appendTextFrame(e.frames, h.packet)
 	}
 	return e
+}
+
+// emitted are the events' payloads as Socket.IO's Emit takes them: each of
+// its own, since the engine may hold it in a socket's queue.
+func (e *encoded) emitted() []json.RawMessage {
+	if len(e.payloads) < len(e.events) {
+		e.payloads = e.payloads[:0]
+		for _, ev := range e.events {
+			e.payloads = append(e.payloads, outgoing(ev))
+		}
+	}
+	return e.payloads
 }
 
 // fanOut sends a run of one project's events to the sockets in its room:
@@ -857,6 +870,9 @@ func (h *hub) release() {
 	if cap(h.packet) > maxScratchBytes {
 		h.packet = nil
 	}
+	if cap(h.payload) > maxScratchBytes {
+		h.payload = nil
+	}
 }
 
 // write sends the events to one socket: straight to its connection when it
@@ -869,8 +885,9 @@ func (h *hub) write(sock *socket.Socket, e *encoded) {
 	if t, ok := sock.Conn().Transport().(*websocketTransport); ok && t.writeDirect(e.frames) {
 		return
 	}
+	payloads := e.emitted()
 	for i, ev := range e.events {
-		if err := sock.Emit(ev.Name, e.payloads[i]); err != nil {
+		if err := sock.Emit(ev.Name, payloads[i]); err != nil {
 			h.log.Error("realtime: emit event", "seq", ev.Seq, "name", ev.Name, "error", err)
 		}
 	}
@@ -884,12 +901,16 @@ func room(project string) socket.Room { return socket.Room("project_" + project)
 // since a JSON parser keeps the last of repeated keys, they win over any seq
 // or project_id the payload itself carries.
 func outgoing(ev db.Event) json.RawMessage {
+	return appendOutgoing(make([]byte, 0, len(ev.Payload)+len(ev.ProjectID)+48), ev)
+}
+
+// appendOutgoing appends outgoing(ev) to out.
+func appendOutgoing(out []byte, ev db.Event) []byte {
 	body := bytes.TrimSpace(ev.Payload)
 	if len(body) < 2 || body[0] != '{' || body[len(body)-1] != '}' {
 		body = []byte("{}")
 	}
 	body = bytes.TrimRightFunc(body[:len(body)-1], unicode.IsSpace) // up to the closing brace
-	out := make([]byte, 0, len(body)+len(ev.ProjectID)+48)
 	out = append(out, body...)
 	if len(body) > 1 { // not an empty object
 		out = append(out, ',')
@@ -898,6 +919,5 @@ func outgoing(ev db.Event) json.RawMessage {
 	out = strconv.AppendInt(out, ev.Seq, 10)
 	out = append(out, `,"project_id":`...)
 	out = strconv.AppendQuote(out, ev.ProjectID) // a UUID: nothing to escape
-	out = append(out, '}')
-	return out
+	return append(out, '}')
 }
