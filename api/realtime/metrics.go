@@ -32,7 +32,14 @@ import (
 type metrics struct {
 	emitted, replayed, reads, behind metric.Int64Counter
 	reg                              metric.Registration
+
+	// byEvent are emitted's attributes by event name, made once (a set is
+	// sorted and hashed when made); the hub's goroutine alone uses it.
+	byEvent map[string]metric.AddOption
 }
+
+// maxEventNames bounds byEvent; names past it are not kept.
+const maxEventNames = 64
 
 const scope = "github.com/vibegrapher/vibegrapher/api/realtime"
 
@@ -112,9 +119,20 @@ func newMetrics(mp metric.MeterProvider, s *Server) (*metrics, error) {
 }
 
 func (m *metrics) emit(name string) {
-	if m != nil {
-		m.emitted.Add(context.Background(), 1, metric.WithAttributes(attribute.String("event", name)))
+	if m == nil {
+		return
 	}
+	attrs, ok := m.byEvent[name]
+	if !ok {
+		attrs = metric.WithAttributes(attribute.String("event", name))
+		if m.byEvent == nil {
+			m.byEvent = make(map[string]metric.AddOption)
+		}
+		if len(m.byEvent) < maxEventNames {
+			m.byEvent[name] = attrs
+		}
+	}
+	m.emitted.Add(context.Background(), 1, attrs)
 }
 
 func (m *metrics) replay(name string) {
