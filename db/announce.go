@@ -52,6 +52,7 @@ type announcer struct {
 	spare   []Event   // the slice send used last, for the next events
 	sent    time.Time // when the last NOTIFY went; only the sending goroutine uses it
 	hubs    []*hubHook
+	notify  func(ctx context.Context, q Querier, payload string) // notifyAfterCommit; tests watch it
 }
 
 // hubHook is one function registered with OnCommit.
@@ -65,7 +66,7 @@ func announcerOf(pool *pgxpool.Pool) *announcer {
 	if a, ok := announcers.Load(pool); ok {
 		return a.(*announcer)
 	}
-	a, _ := announcers.LoadOrStore(pool, &announcer{pool: pool})
+	a, _ := announcers.LoadOrStore(pool, &announcer{pool: pool, notify: notifyAfterCommit})
 	return a.(*announcer)
 }
 
@@ -128,7 +129,7 @@ func (a *announcer) send() {
 			time.Sleep(wait) // commits meanwhile join this NOTIFY
 		}
 		a.mu.Lock()
-		seq, events, dropped := a.pending, a.events, a.dropped
+		seq, events, dropped, notify := a.pending, a.events, a.dropped, a.notify
 		if seq == 0 { // and no events
 			a.sending = false
 			a.mu.Unlock()
@@ -149,7 +150,7 @@ func (a *announcer) send() {
 		}
 		buf = appendNotification(buf[:0], seq, carried)
 		ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
-		notifyAfterCommit(ctx, a.pool, string(buf))
+		notify(ctx, a.pool, string(buf))
 		cancel()
 		a.sent = time.Now()
 		clear(events)

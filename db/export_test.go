@@ -7,6 +7,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // TakenSlugs is the statement that reads the slugs taken under a base name.
@@ -70,3 +71,15 @@ func SessionLockKey(sessionID string) int64 { return sessionLock(uuid.MustParse(
 
 // NotifyEvery is how far apart a process's NOTIFYs are at least.
 const NotifyEvery = notifyEvery
+
+// WatchNotifies calls seen with the time each NOTIFY of pool's announcer
+// starts, before it is sent.
+func WatchNotifies(pool *pgxpool.Pool, seen func(time.Time)) {
+	a := announcerOf(pool)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.notify = func(ctx context.Context, q Querier, payload string) {
+		seen(time.Now())
+		notifyAfterCommit(ctx, q, payload)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -70,7 +71,7 @@ func (i *instruments) setsOf(attrs []attribute.KeyValue, model, agent string) *c
 	if s, ok := i.sets.Load(k); ok {
 		return s.(*callSets)
 	}
-	s := &callSets{call: metric.WithAttributeSet(attribute.NewSet(attrs...))}
+	s := &callSets{call: metric.WithAttributeSet(attribute.NewSet(slices.Clone(attrs)...))} // NewSet sorts what it is given
 	for n, kind := range tokenKinds {
 		s.tokens[n] = metric.WithAttributeSet(attribute.NewSet(append(attrs[:len(attrs):len(attrs)], attribute.String("gen_ai.token.type", kind))...))
 	}

@@ -45,8 +45,10 @@ func newTransport(concurrency int) http.RoundTripper {
 // allocates for each request, as large as the body up to 32 KB: the
 // largest allocation of a model call, for a body that is already in memory.
 // Its ReadFrom copies through a pooled buffer instead. (Over TLS the
-// connection is under tls.Conn, which has no ReadFrom; a TLS server speaks
-// HTTP/2, whose transport copies bodies through buffers of its own.)
+// connection is under tls.Conn, which has no ReadFrom: a TLS server that
+// speaks HTTP/2, as OpenAI's does, gets bodies copied through the HTTP/2
+// transport's own buffers, but one that speaks only HTTP/1.1 still costs a
+// buffer a request.)
 type bodyCopyConn struct{ net.Conn }
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
