@@ -7,21 +7,29 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
 )
+
+// configuredConn is a connection of a pool set up as the service's
+// (db.Configure), for the test's life.
+func configuredConn(t *testing.T) *pgxpool.Conn {
+	t.Helper()
+	conn, err := dbtest.New(t).Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Release)
+	return conn
+}
 
 // uuid.UUID arguments take pgx's own uuid codec (db.Configure), not the
 // driver.Valuer path, and mean the same in every place they are used.
 func TestUUIDArguments(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
 	ctx := context.Background()
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
+	conn := configuredConn(t)
 	id := uuid.New()
 
 	plan := conn.Conn().TypeMap().PlanEncode(pgtype.UUIDOID, pgtype.BinaryFormatCode, id)
@@ -46,13 +54,8 @@ func TestUUIDArguments(t *testing.T) {
 // and into a *uuid.UUID as nil for NULL, as through uuid.UUID's Scan.
 func TestUUIDScans(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
 	ctx := context.Background()
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
+	conn := configuredConn(t)
 	var id uuid.UUID
 	plan := conn.Conn().TypeMap().PlanScan(pgtype.UUIDOID, pgtype.BinaryFormatCode, &id)
 	if got := fmt.Sprintf("%T", plan); got != "db.scanUUIDPlan" {

@@ -272,4 +272,3 @@ func nextJob(ctx context.Context, end db.TurnEnd, args func(reply *domain.Conver
 	}
 	return end
 }
-
