@@ -30,7 +30,10 @@ package main
 // the machine with both) and the medians of five phases: POST → 202, POST →
 // the message's job_status "running", "running" → vibecode_response, POST →
 // the fake model's receipt of the message's VibeCoder call, and the model's
-// answer (that call + -latency) → vibecode_response. -code FILE gives each
+// answer (that call + -latency) → vibecode_response; and two counts per
+// message that the machine's speed does not move: the bytes the service's
+// Go heap allocated (its /metrics) and its read and write system calls
+// (/proc/PID/io), for comparing builds on a noisy machine. -code FILE gives each
 // project that code instead of the sample workflow (the patch mode's patch
 // appends a line to it).
 // VGLOAD_CPUPROFILE=FILE writes a CPU profile of this process (the clients
@@ -61,6 +64,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	sio "github.com/zishang520/socket.io/clients/socket/v3"
@@ -211,11 +215,12 @@ func runPipeline(args []string) error {
 	fmt.Println("pg/msg: the same for every postgres process on this machine (meaningful when the service's PostgreSQL is local and otherwise idle);")
 	fmt.Println("load/msg: the same for this process (the clients and the fake model), which shares the machine with both;")
 	fmt.Println("phases (medians): POST → 202, POST → the message's job_status running, running → vibecode_response;")
-	fmt.Println("call: POST → the fake model has the message's first VibeCoder call; answer: the model's answer (call + latency) → vibecode_response")
+	fmt.Println("call: POST → the fake model has the message's first VibeCoder call; answer: the model's answer (call + latency) → vibecode_response;")
+	fmt.Println("alloc sys: the service's Go heap allocation (go_memstats_alloc_bytes_total; the run's window holds one read of /metrics, about 0.5 MB) and read+write system calls (/proc/PID/io) per message: counts, which the machine's speed does not move")
 	if f.mode == "patch" {
 		fmt.Println("(patch mode: answer includes the Evaluator's call, with its latency)")
 	}
-	fmt.Printf("%4s %8s %6s | %9s %9s %9s %9s %9s | %9s | %8s %10s %6s %8s | %s\n", "run", "messages", "failed", "p50", "p90", "p99", "max", "mean", "msg/s", "cpu/msg", "rss-peak", "pg/msg", "load/msg", "202 running response | call answer")
+	fmt.Printf("%4s %8s %6s | %9s %9s %9s %9s %9s | %9s | %8s %10s %6s %8s | %s\n", "run", "messages", "failed", "p50", "p90", "p99", "max", "mean", "msg/s", "cpu/msg", "rss-peak", "pg/msg", "load/msg", "202 running response | call answer | alloc sys")
 	var rows []runResult
 	for run := 1; run <= f.runs; run++ {
 		r, err := measurePipeline(ctx, lc, sessions, f.messages, f.pid, model)
@@ -240,25 +245,12 @@ func runPipeline(args []string) error {
 // outboxReads is the service's socketio_outbox_reads_total by why, from its
 // /metrics ("" when it serves none, or asks for a token).
 func outboxReads(ctx context.Context, server string) string {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, server+"/metrics", nil)
-	if err != nil {
-		return ""
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return ""
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return ""
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(res.Body)
-	if err != nil || fams["socketio_outbox_reads_total"] == nil {
+	fam := serverMetrics(ctx, server)["socketio_outbox_reads_total"]
+	if fam == nil {
 		return ""
 	}
 	var out []string
-	for _, m := range fams["socketio_outbox_reads_total"].GetMetric() {
+	for _, m := range fam.GetMetric() {
 		for _, l := range m.GetLabel() {
 			if l.GetName() == "why" {
 				out = append(out, fmt.Sprintf("%s %.0f", l.GetValue(), m.GetCounter().GetValue()))
@@ -267,6 +259,29 @@ func outboxReads(ctx context.Context, server string) string {
 	}
 	slices.Sort(out)
 	return strings.Join(out, ", ")
+}
+
+// serverMetrics are the service's /metrics by name; nil when it serves
+// none, or asks for a token.
+func serverMetrics(ctx context.Context, server string) map[string]*dto.MetricFamily {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, server+"/metrics", nil)
+	if err != nil {
+		return nil
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(res.Body)
+	if err != nil {
+		return nil
+	}
+	return fams
 }
 
 // fakeModel answers every Responses API call after the configured latency:
@@ -740,6 +755,12 @@ type runResult struct {
 	pgPerMessage              time.Duration // PostgreSQL's CPU, when it runs on this machine
 	loadPerMessage            time.Duration // this process's CPU: the clients and the fake model
 	rssPeak                   int64
+	// Counts, which the machine's speed does not move: the service's read
+	// and write system calls (-1 when /proc/PID/io cannot be read) and the
+	// bytes its Go heap allocated (-1 when its /metrics gives none; the
+	// window holds one read of /metrics, about 0.5 MB), per message.
+	syscallsPerMessage float64
+	allocPerMessage    float64
 }
 
 func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession, messages, pid int, model *fakeModel) (runResult, error) {
@@ -780,6 +801,8 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 		return runResult{}, err
 	}
 	pg0 := postgresCPU()
+	sys0, sysErr := readSyscalls(pid)
+	alloc0, allocOK := serverAllocated(ctx, lc.base)
 	load0, err := readCPU(os.Getpid())
 	if err != nil {
 		stopSampling()
@@ -853,6 +876,8 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 	load1, loadErr := readCPU(os.Getpid())
 	cpu1, err := readCPU(pid)
 	err = errors.Join(err, loadErr)
+	sys1, sysErr1 := readSyscalls(pid)
+	alloc1, allocOK1 := serverAllocated(ctx, lc.base)
 	stopSampling()
 	<-sampled
 	if err != nil {
@@ -889,13 +914,39 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 		called: median(called), answered: median(answered),
 		messages: n, failed: failed,
 		p50: at(50), p90: at(90), p99: at(99), max: latencies[len(latencies)-1],
-		mean:           sum / time.Duration(len(latencies)),
-		perSecond:      float64(len(latencies)) / elapsed.Seconds(),
-		cpuPerMessage:  (cpu1 - cpu0) / time.Duration(n),
-		pgPerMessage:   (pg1 - pg0) / time.Duration(n),
-		loadPerMessage: (load1 - load0) / time.Duration(n),
-		rssPeak:        rssPeak.Load(),
+		mean:               sum / time.Duration(len(latencies)),
+		perSecond:          float64(len(latencies)) / elapsed.Seconds(),
+		cpuPerMessage:      (cpu1 - cpu0) / time.Duration(n),
+		pgPerMessage:       (pg1 - pg0) / time.Duration(n),
+		loadPerMessage:     (load1 - load0) / time.Duration(n),
+		rssPeak:            rssPeak.Load(),
+		syscallsPerMessage: perMessage(sysErr == nil && sysErr1 == nil, float64(sys1-sys0), n),
+		allocPerMessage:    perMessage(allocOK && allocOK1, alloc1-alloc0, n),
 	}, nil
+}
+
+// perMessage is total / n, or -1 when total could not be measured.
+func perMessage(measured bool, total float64, n int) float64 {
+	if !measured {
+		return -1
+	}
+	return total / float64(n)
+}
+
+// serverAllocated is the service's go_memstats_alloc_bytes_total (the bytes
+// its Go heap has allocated so far), from its /metrics; false when it
+// serves none, or asks for a token.
+func serverAllocated(ctx context.Context, server string) (float64, bool) {
+	fams := serverMetrics(ctx, server)
+	f := fams["go_memstats_alloc_bytes_total"]
+	if f == nil || len(f.GetMetric()) != 1 {
+		return 0, false
+	}
+	m := f.GetMetric()[0]
+	if c := m.GetCounter(); c != nil {
+		return c.GetValue(), true
+	}
+	return m.GetUntyped().GetValue(), m.GetUntyped() != nil
 }
 
 func printRow(label string, r runResult) {
@@ -903,9 +954,17 @@ func printRow(label string, r runResult) {
 	if r.called != 0 {
 		calls = ms(r.called) + " " + ms(r.answered)
 	}
-	fmt.Printf("%4s %8d %6d | %9s %9s %9s %9s %9s | %9.1f | %8s %10s %6s %8s | %s %s %s | %s\n", label, r.messages, r.failed,
+	fmt.Printf("%4s %8d %6d | %9s %9s %9s %9s %9s | %9.1f | %8s %10s %6s %8s | %s %s %s | %s | %s %s\n", label, r.messages, r.failed,
 		ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max), ms(r.mean), r.perSecond, ms(r.cpuPerMessage), mib(r.rssPeak), ms(r.pgPerMessage), ms(r.loadPerMessage),
-		ms(r.accepted), ms(r.started), ms(r.worked), calls)
+		ms(r.accepted), ms(r.started), ms(r.worked), calls, count(r.allocPerMessage/1024, "KB"), count(r.syscallsPerMessage, ""))
+}
+
+// count prints a per-message count, "-" when it was not measured.
+func count(v float64, unit string) string {
+	if v < 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + unit
 }
 
 // medianRow is the median of each column over the runs.
@@ -922,23 +981,25 @@ func medianRow(rows []runResult) runResult {
 		return time.Duration(med(func(r runResult) float64 { return float64(get(r)) }))
 	}
 	return runResult{
-		messages:       int(med(func(r runResult) float64 { return float64(r.messages) })),
-		failed:         int(med(func(r runResult) float64 { return float64(r.failed) })),
-		p50:            d(func(r runResult) time.Duration { return r.p50 }),
-		p90:            d(func(r runResult) time.Duration { return r.p90 }),
-		p99:            d(func(r runResult) time.Duration { return r.p99 }),
-		max:            d(func(r runResult) time.Duration { return r.max }),
-		mean:           d(func(r runResult) time.Duration { return r.mean }),
-		perSecond:      med(func(r runResult) float64 { return r.perSecond }),
-		cpuPerMessage:  d(func(r runResult) time.Duration { return r.cpuPerMessage }),
-		pgPerMessage:   d(func(r runResult) time.Duration { return r.pgPerMessage }),
-		loadPerMessage: d(func(r runResult) time.Duration { return r.loadPerMessage }),
-		rssPeak:        int64(med(func(r runResult) float64 { return float64(r.rssPeak) })),
-		accepted:       d(func(r runResult) time.Duration { return r.accepted }),
-		started:        d(func(r runResult) time.Duration { return r.started }),
-		worked:         d(func(r runResult) time.Duration { return r.worked }),
-		called:         d(func(r runResult) time.Duration { return r.called }),
-		answered:       d(func(r runResult) time.Duration { return r.answered }),
+		messages:           int(med(func(r runResult) float64 { return float64(r.messages) })),
+		failed:             int(med(func(r runResult) float64 { return float64(r.failed) })),
+		p50:                d(func(r runResult) time.Duration { return r.p50 }),
+		p90:                d(func(r runResult) time.Duration { return r.p90 }),
+		p99:                d(func(r runResult) time.Duration { return r.p99 }),
+		max:                d(func(r runResult) time.Duration { return r.max }),
+		mean:               d(func(r runResult) time.Duration { return r.mean }),
+		perSecond:          med(func(r runResult) float64 { return r.perSecond }),
+		cpuPerMessage:      d(func(r runResult) time.Duration { return r.cpuPerMessage }),
+		pgPerMessage:       d(func(r runResult) time.Duration { return r.pgPerMessage }),
+		loadPerMessage:     d(func(r runResult) time.Duration { return r.loadPerMessage }),
+		rssPeak:            int64(med(func(r runResult) float64 { return float64(r.rssPeak) })),
+		syscallsPerMessage: med(func(r runResult) float64 { return r.syscallsPerMessage }),
+		allocPerMessage:    med(func(r runResult) float64 { return r.allocPerMessage }),
+		accepted:           d(func(r runResult) time.Duration { return r.accepted }),
+		started:            d(func(r runResult) time.Duration { return r.started }),
+		worked:             d(func(r runResult) time.Duration { return r.worked }),
+		called:             d(func(r runResult) time.Duration { return r.called }),
+		answered:           d(func(r runResult) time.Duration { return r.answered }),
 	}
 }
 

@@ -43,6 +43,37 @@ func readCPU(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * clockTick, nil
 }
 
+// readSyscalls returns how many read and write system calls the process
+// has made so far (syscr + syscw of /proc/PID/io: every socket read and
+// write, so a round trip to PostgreSQL or the model counts in both). Unlike
+// CPU time, the count does not vary with how busy the machine is.
+func readSyscalls(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var n int64
+	found := 0
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), ":")
+		if !ok || (name != "syscr" && name != "syscw") {
+			continue
+		}
+		v, err := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/io: %w", pid, err)
+		}
+		n += v
+		found++
+	}
+	if found != 2 {
+		return 0, fmt.Errorf("/proc/%d/io: no syscr and syscw", pid)
+	}
+	return n, sc.Err()
+}
+
 // readRSS returns the process's resident set size in bytes.
 func readRSS(pid int) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
