@@ -261,31 +261,13 @@ func TestAnnouncementsUnderConcurrentCommits(t *testing.T) {
 	for seq := range written {
 		top = max(top, seq)
 	}
-	carried := 0
-	for announced := int64(0); announced < top; {
-		waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		n, err := listener.WaitForNotification(waitCtx)
-		cancel()
-		if err != nil {
-			t.Fatalf("announced up to %d of %d: %v", announced, top, err)
+	carried := announcedUpTo(t, listener, top)
+	for _, e := range carried {
+		if e.ProjectID != project || e.Name != "e" || string(e.Payload) != written[e.Seq] {
+			t.Fatalf("a NOTIFY carried seq %d %s %s %s, written %s", e.Seq, e.ProjectID, e.Name, e.Payload, written[e.Seq])
 		}
-		seq, err := db.NotificationSeq(n.Payload)
-		if err != nil {
-			t.Fatal(err)
-		}
-		events, err := db.NotificationEvents(n.Payload)
-		if err != nil {
-			t.Fatalf("NOTIFY %q: %v", n.Payload, err)
-		}
-		for _, e := range events {
-			if e.Seq > seq || e.ProjectID != project || e.Name != "e" || string(e.Payload) != written[e.Seq] {
-				t.Fatalf("NOTIFY up to %d carried seq %d %s %s %s, written %s", seq, e.Seq, e.ProjectID, e.Name, e.Payload, written[e.Seq])
-			}
-		}
-		carried += len(events)
-		announced = max(announced, seq)
 	}
-	if carried == 0 {
+	if len(carried) == 0 {
 		t.Fatal("no NOTIFY carried an event")
 	}
 }
@@ -318,27 +300,8 @@ func TestAnnouncementsOfABurstAreSpaced(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	carried := 0
-	for announced := int64(0); announced < last; {
-		waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		n, err := listener.WaitForNotification(waitCtx)
-		cancel()
-		if err != nil {
-			t.Fatalf("announced up to %d of %d: %v", announced, last, err)
-		}
-		seq, err := db.NotificationSeq(n.Payload)
-		if err != nil {
-			t.Fatal(err)
-		}
-		events, err := db.NotificationEvents(n.Payload)
-		if err != nil {
-			t.Fatal(err)
-		}
-		carried += len(events)
-		announced = max(announced, seq)
-	}
-	if carried != commits {
-		t.Errorf("the NOTIFYs carried %d events, want the %d committed", carried, commits)
+	if carried := announcedUpTo(t, listener, last); len(carried) != commits {
+		t.Errorf("the NOTIFYs carried %d events, want the %d committed", len(carried), commits)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -347,6 +310,38 @@ func TestAnnouncementsOfABurstAreSpaced(t *testing.T) {
 			t.Fatalf("NOTIFY %d went %v after the one before, want at least %v (%d NOTIFYs for %d commits)", i, gap, db.NotifyEvery, len(starts), commits)
 		}
 	}
+}
+
+// announcedUpTo reads the listener's NOTIFYs until one announces seq top
+// and returns the events they carried, each checked to be at or below its
+// notification's seq.
+func announcedUpTo(t *testing.T, listener *pgx.Conn, top int64) []db.Event {
+	t.Helper()
+	var carried []db.Event
+	for announced := int64(0); announced < top; {
+		waitCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		n, err := listener.WaitForNotification(waitCtx)
+		cancel()
+		if err != nil {
+			t.Fatalf("announced up to %d of %d: %v", announced, top, err)
+		}
+		seq, err := db.NotificationSeq(n.Payload)
+		if err != nil {
+			t.Fatalf("NOTIFY %q: %v", n.Payload, err)
+		}
+		events, err := db.NotificationEvents(n.Payload)
+		if err != nil {
+			t.Fatalf("NOTIFY %q: %v", n.Payload, err)
+		}
+		for _, e := range events {
+			if e.Seq > seq {
+				t.Fatalf("a NOTIFY up to seq %d carried seq %d", seq, e.Seq)
+			}
+		}
+		carried = append(carried, events...)
+		announced = max(announced, seq)
+	}
+	return carried
 }
 
 // listenForEvents is a connection of its own LISTENing on db.EventsChannel,
