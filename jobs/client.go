@@ -48,7 +48,10 @@ func NewWorkerClient(pool *pgxpool.Pool, log *slog.Logger, workers *river.Worker
 			jobargs.QueueVibecode: {MaxWorkers: max(cfg.VibecodeWorkers, 1)},
 			jobargs.QueueEvaluate: {MaxWorkers: max(cfg.EvaluateWorkers, 1)},
 			jobargs.QueueTests:    {MaxWorkers: max(cfg.TestWorkers, 1)},
-			jobargs.QueueMaint:    {MaxWorkers: 1},
+			// No person waits on maintenance (its jobs are periodic, and
+			// inserted with a notification): River's default poll, so that
+			// an idle worker does not ask for them five times a second.
+			jobargs.QueueMaint: {MaxWorkers: 1, FetchPollInterval: time.Second},
 		},
 		Workers: workers,
 		// A person is waiting on every job: fetch soon after an insert's
