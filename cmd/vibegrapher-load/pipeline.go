@@ -35,7 +35,8 @@ package main
 // Go heap allocated (its /metrics) and its read and write system calls
 // (/proc/PID/io), for comparing builds on a noisy machine. -code FILE gives each
 // project that code instead of the sample workflow (the patch mode's patch
-// appends a line to it).
+// appends a line to it). -idle D first measures the service's and
+// PostgreSQL's CPU a second over D of rest.
 // VGLOAD_CPUPROFILE=FILE writes a CPU profile of this process (the clients
 // and the fake model) to FILE;
 // VGLOAD_TIMELINE=FILE writes each message's times (CSV) to FILE.
@@ -92,6 +93,7 @@ type pipelineFlags struct {
 	serverLog                string
 	codeFile                 string
 	timeout                  time.Duration
+	idle                     time.Duration
 }
 
 func runPipeline(args []string) error {
@@ -114,6 +116,7 @@ func runPipeline(args []string) error {
 	fs.StringVar(&f.serverLog, "server-log", "", "with -exec: file for the service's log (default: discarded)")
 	fs.StringVar(&f.codeFile, "code", "", "a Python file each project starts with (POST /projects {name, code}); default: the service's sample workflow")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "upper bound of the whole command (with -serve-fake: none unless given)")
+	fs.DurationVar(&f.idle, "idle", 0, "before the set-up, measure the service's and PostgreSQL's CPU a second while the service is idle, over this long")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -186,6 +189,11 @@ func runPipeline(args []string) error {
 		return err
 	}
 	idle, _ := readRSS(f.pid)
+	if f.idle > 0 {
+		if err := printIdleCPU(ctx, f.pid, f.idle); err != nil {
+			return err
+		}
+	}
 
 	fmt.Printf("vibegrapher-load pipeline: %d sessions × %d messages, %s, model latency %s; server pid %d; %s, %d CPUs\n",
 		f.sessions, f.messages, f.mode, f.latency, f.pid, runtime.Version(), runtime.NumCPU())
@@ -926,6 +934,31 @@ func measurePipeline(ctx context.Context, lc *loadHTTP, sessions []*loadSession,
 		syscallsPerMessage: perMessage(sysErr == nil && sysErr1 == nil, float64(sys1-sys0), n),
 		allocPerMessage:    perMessage(allocOK && allocOK1, alloc1-alloc0, n),
 	}, nil
+}
+
+// printIdleCPU prints the CPU the service (pid) and this machine's
+// PostgreSQL use a second over d while nothing is sent to the service: what
+// a service costs at rest (its pollers and liveness), and what every
+// per-message figure also holds.
+func printIdleCPU(ctx context.Context, pid int, d time.Duration) error {
+	cpu0, err := readCPU(pid)
+	if err != nil {
+		return err
+	}
+	pg0 := postgresCPU()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+	}
+	cpu1, err := readCPU(pid)
+	if err != nil {
+		return err
+	}
+	pg1 := postgresCPU()
+	perSecond := func(c time.Duration) string { return ms(time.Duration(float64(c) / d.Seconds())) }
+	fmt.Printf("server idle over %s: CPU %s a second; PostgreSQL %s a second\n", d, perSecond(cpu1-cpu0), perSecond(pg1-pg0))
+	return nil
 }
 
 // perMessage is total / n, or -1 when total could not be measured.
