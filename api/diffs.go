@@ -113,7 +113,7 @@ func (s *Server) enqueueVibecode(ctx context.Context, tx pgx.Tx, messageIDs []st
 		jobs[i] = jobargs.VibecodeArgs{MessageID: id, Iteration: 1}
 		params[i] = river.InsertManyParams{Args: jobs[i]}
 	}
-	res, err := s.opts.Jobs.InsertManyTx(ctx, tx, params)
+	res, err := jobargs.InsertManyTx(ctx, s.opts.Jobs, tx, params)
 	if err != nil {
 		return nil, err
 	}

@@ -106,7 +106,7 @@ func (s *Server) deleteTest(c fuego.ContextNoBody) (any, error) {
 
 func (s *Server) enqueueRun(r *http.Request) db.EnqueueRun {
 	return func(tx pgx.Tx, runID string) (int64, error) {
-		res, err := s.opts.Jobs.InsertTx(r.Context(), tx, jobargs.RunTestArgs{TestRunID: runID}, nil)
+		res, err := jobargs.InsertTx(r.Context(), s.opts.Jobs, tx, jobargs.RunTestArgs{TestRunID: runID}, nil)
 		if err != nil {
 			return 0, err
 		}

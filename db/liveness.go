@@ -2,10 +2,11 @@ package db
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 )
 
 // Worker liveness (see jobs/liveness.go and docs/reliability.md): every
@@ -228,15 +229,7 @@ func wakeJobsOfDeleted(ctx context.Context, tx pgx.Tx, jobs []int64) error {
 // notifyQueues sends River's insert notification for queues, the one its
 // producers listen to, so that a job made available by SQL is fetched now.
 func notifyQueues(ctx context.Context, tx pgx.Tx, queues []string) error {
-	if len(queues) == 0 {
-		return nil
-	}
-	payloads := make([]string, len(queues))
-	for i, q := range queues {
-		payloads[i] = fmt.Sprintf(`{"queue": %q}`, q)
-	}
-	_, err := tx.Exec(ctx, `SELECT pg_notify(current_schema() || '.river_insert', p) FROM unnest($1::text[]) p`, payloads)
-	return wrap(err, "notify River")
+	return wrap(jobargs.Announce(ctx, tx, queues), "notify River")
 }
 
 func queuesOf(jobs []ReapedJob) []string {

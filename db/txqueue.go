@@ -10,6 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vibegrapher/vibegrapher/jobs/jobargs"
 )
 
 // A transaction of InTx (eventTx) can hold writes whose result nothing waits
@@ -177,7 +179,7 @@ func readQueued(br pgx.BatchResults, b *pgx.Batch, n int) error {
 // service's own writes rather than sent on its own, which was a round trip of
 // every POST of a message and of every step that enqueues the next. A River
 // that words the statement otherwise only loses the saving.
-const riverNotify = "-- name: PGNotifyMany :exec"
+const riverNotify = jobargs.RiverNotifySQL
 
 // A statement without arguments may hold several statements, which a batch
 // (the extended protocol) does not take: it goes on its own, after the queue.

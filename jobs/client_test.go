@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
@@ -42,7 +43,7 @@ func (w *pickupWorker) Work(context.Context, *river.Job[pickupArgs]) error {
 // with a fast model that is within milliseconds. Each job must start on its
 // insert's notification: River sends at most one per FetchCooldown from each
 // client, and a job whose notification was left out waits for the worker's
-// poll (FetchPollInterval, 200 ms). Inserted both by the worker's own client
+// poll (FetchPollInterval). Inserted both by the worker's own client
 // (role all) and by the api role's.
 func TestJobsInsertedInQuickSuccessionStartAtOnce(t *testing.T) {
 	ctx := context.Background()
@@ -96,6 +97,76 @@ func TestJobsInsertedInQuickSuccessionStartAtOnce(t *testing.T) {
 				t.Errorf("a quarter of the jobs started within %s of their insert, want the notification's few ms; all: %v", quick, waits)
 			}
 		})
+	}
+}
+
+// River sends at most one insert notification per queue per FetchCooldown
+// from each client, keyed by the insert's time: a job inserted sooner after
+// another went unannounced and, when the workers had fetched for the first
+// before its COMMIT, waited for their poll. jobargs' inserts announce those
+// River held back, and only those. The client here holds back every
+// notification of River's own after its first (a cooldown of an hour): the
+// first is River's alone, each later one jobargs'.
+func TestEveryJobInsertIsAnnounced(t *testing.T) {
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{FetchCooldown: time.Hour, FetchPollInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	var schema string
+	if err := conn.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{schema + ".river_insert"}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	// announced returns the payloads that arrive within wait of each other.
+	announced := func(wait time.Duration) []string {
+		var got []string
+		for {
+			wctx, cancel := context.WithTimeout(ctx, wait)
+			n, err := conn.Conn().WaitForNotification(wctx)
+			cancel()
+			if err != nil {
+				return got
+			}
+			got = append(got, n.Payload)
+			wait = 300 * time.Millisecond
+		}
+	}
+	insert := func(fn func(tx pgx.Tx) error) {
+		t.Helper()
+		if err := pgx.BeginFunc(ctx, pool, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vibecode, tests := `{"queue": "vibecode"}`, `{"queue": "tests"}`
+	for i := range 3 {
+		insert(func(tx pgx.Tx) error {
+			_, err := jobargs.InsertTx(ctx, client, tx, pickupArgs{N: i}, nil)
+			return err
+		})
+		if got := announced(5 * time.Second); !slices.Equal(got, []string{vibecode}) {
+			t.Fatalf("insert %d: notifications %q, want one, %s", i+1, got, vibecode)
+		}
+	}
+	insert(func(tx pgx.Tx) error {
+		_, err := jobargs.InsertManyTx(ctx, client, tx, []river.InsertManyParams{
+			{Args: pickupArgs{N: 10}}, {Args: pickupArgs{N: 11}},
+			{Args: pickupArgs{N: 12}, InsertOpts: &river.InsertOpts{Queue: jobargs.QueueTests}},
+		})
+		return err
+	})
+	got := announced(5 * time.Second)
+	slices.Sort(got)
+	if want := []string{tests, vibecode}; !slices.Equal(got, want) {
+		t.Fatalf("an insert of three jobs in two queues: notifications %q, want %q", got, want)
 	}
 }
 

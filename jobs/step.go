@@ -264,7 +264,7 @@ func nextJob(ctx context.Context, end db.TurnEnd, args func(reply *domain.Conver
 			}
 			loop[i], params[i] = l, river.InsertManyParams{Args: j}
 		}
-		res, err := client.InsertManyTx(context.WithoutCancel(ctx), tx, params)
+		res, err := jobargs.InsertManyTx(context.WithoutCancel(ctx), client, tx, params)
 		if err != nil {
 			return nil, err
 		}
