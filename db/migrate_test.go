@@ -15,7 +15,7 @@ import (
 )
 
 // A service that keeps running through `vibegrapher reset-db` connects anew
-// while the reset drops and recreates the tables (River polls every 200 ms).
+// while the reset drops and recreates the tables (River polls every second).
 // A connection made then prepares its statements on the old tables and
 // types; left open, the next request it serves would fail ("cached plan must
 // not change result type": River's job-state enum is created anew). Reset

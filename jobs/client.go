@@ -48,16 +48,17 @@ func NewWorkerClient(pool *pgxpool.Pool, log *slog.Logger, workers *river.Worker
 			jobargs.QueueVibecode: {MaxWorkers: max(cfg.VibecodeWorkers, 1)},
 			jobargs.QueueEvaluate: {MaxWorkers: max(cfg.EvaluateWorkers, 1)},
 			jobargs.QueueTests:    {MaxWorkers: max(cfg.TestWorkers, 1)},
-			// No person waits on maintenance (its jobs are periodic, and
-			// inserted with a notification): River's default poll, so that
-			// an idle worker does not ask for them five times a second.
-			jobargs.QueueMaint: {MaxWorkers: 1, FetchPollInterval: time.Second},
+			jobargs.QueueMaint:    {MaxWorkers: 1},
 		},
 		Workers: workers,
 		// A person is waiting on every job: fetch soon after an insert's
-		// notification, and poll often enough that a lost one costs little.
+		// notification. Every insert and every wake-up of a job is
+		// announced (jobargs.InsertTx, db's wake-ups and reaper), so the
+		// poll only covers notifications lost while a listener reconnects:
+		// River's default of a second, where 200 ms polls of three queues
+		// were a third of an idle worker's CPU.
 		FetchCooldown:        jobargs.FetchCooldown,
-		FetchPollInterval:    200 * time.Millisecond,
+		FetchPollInterval:    time.Second,
 		JobTimeout:           JobTimeout,
 		RescueStuckJobsAfter: RescueStuckJobsAfter,
 		PeriodicJobs:         cfg.PeriodicJobs,

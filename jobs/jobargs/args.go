@@ -25,8 +25,9 @@ type Client = river.Client[pgx.Tx]
 // worker fetches at most once per cooldown, so a job inserted less than that
 // after the last fetch waits out the rest of it; and a client sends at most
 // one insert notification per queue per cooldown, so a job inserted sooner
-// after the last notified one waits for the next fetch, which may be the
-// poll (jobs.NewWorkerClient: 200 ms). River's default is 100 ms.
+// after the last notified one would wait for the next fetch, which may be the
+// poll (jobs.NewWorkerClient: a second), were it not announced by InsertTx
+// and InsertManyTx. River's default is 100 ms.
 const FetchCooldown = 2 * time.Millisecond
 
 // NewInsertOnlyClient returns a client that inserts and reads jobs but works
