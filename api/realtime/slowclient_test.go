@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/vibegrapher/vibegrapher/api/realtime"
+	"github.com/vibegrapher/vibegrapher/internal/sockettest"
 )
 
 // rawClient speaks engine.io/Socket.IO over a plain websocket, so a test
@@ -192,6 +193,9 @@ func TestAClientTooFarBehindIsDropped(t *testing.T) {
 		since = seqs[got-1]
 	}
 	back := e.dial(t)
+	// The ack follows the replay: a few hundred events of 64 KiB, which
+	// the client decodes first (over 10 s once, under -race in a full CI run).
+	back.AckWait = 4 * sockettest.Wait
 	if ack := back.Subscribe(p, since); ack["replayed"] != float64(len(seqs)-got) {
 		t.Fatalf("ack %v, want %d replayed", ack, len(seqs)-got)
 	}

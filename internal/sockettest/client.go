@@ -4,6 +4,7 @@
 package sockettest
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
@@ -86,6 +87,10 @@ type Client struct {
 	connected  chan struct{}
 	connectErr chan error
 	Gone       chan string // disconnect reasons
+	// AckWait bounds the wait for an ack; zero is Wait. An ack that follows
+	// a replay of megabytes, which the client decodes first, needs more
+	// on a busy machine under -race.
+	AckWait time.Duration
 }
 
 // Option changes how a client connects.
@@ -240,7 +245,7 @@ func Dial(t testing.TB, baseURL string, opts ...Option) *Client {
 func (c *Client) Request(name string, args ...any) map[string]any {
 	c.t.Helper()
 	res := make(chan []any, 1)
-	c.Sock.Timeout(Wait).EmitWithAck(name, args...)(func(a []any, err error) {
+	c.Sock.Timeout(cmp.Or(c.AckWait, Wait)).EmitWithAck(name, args...)(func(a []any, err error) {
 		if err != nil {
 			a = []any{err}
 		}
