@@ -159,7 +159,7 @@ func WakeWaitingMessages(ctx context.Context, pool Beginner) (int, error) {
 		if n == 0 {
 			return nil
 		}
-		return notifyQueues(ctx, tx, []string{"vibecode"})
+		return notifyQueues(ctx, tx, []string{jobargs.QueueVibecode})
 	})
 	return n, err
 }
@@ -188,7 +188,7 @@ func wakeNextMessage(ctx context.Context, tx pgx.Tx, sessionID string, position 
 			  AND NOT EXISTS (`+earlierBlocking+`)
 			RETURNING 1)
 		SELECT pg_notify(current_schema() || '.river_insert', $3) WHERE EXISTS (SELECT 1 FROM woken)`,
-		sessionID, position, `{"queue": "vibecode"}`)
+		sessionID, position, jobargs.InsertPayload(jobargs.QueueVibecode))
 	return wrap(err, "wake the next message")
 }
 
@@ -222,7 +222,7 @@ func wakeJobsOfDeleted(ctx context.Context, tx pgx.Tx, jobs []int64) error {
 			WHERE id = ANY($1) AND state = 'scheduled'
 			RETURNING 1)
 		SELECT pg_notify(current_schema() || '.river_insert', $2) WHERE EXISTS (SELECT 1 FROM woken)`,
-		jobs, `{"queue": "vibecode"}`)
+		jobs, jobargs.InsertPayload(jobargs.QueueVibecode))
 	return wrap(err, "wake the jobs of deleted messages")
 }
 

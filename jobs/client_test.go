@@ -4,11 +4,13 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -140,20 +142,34 @@ func TestEveryJobInsertIsAnnounced(t *testing.T) {
 			wait = 300 * time.Millisecond
 		}
 	}
-	insert := func(fn func(tx pgx.Tx) error) {
+	// insert runs fn in a transaction and returns how many statements of
+	// its own (not River's) sent a notification: a NOTIFY makes
+	// PostgreSQL serialize the COMMITs that carry one, so jobargs sends none
+	// where River did.
+	insert := func(fn func(tx pgx.Tx) error) (own int) {
 		t.Helper()
-		if err := pgx.BeginFunc(ctx, pool, fn); err != nil {
+		if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			rec := &notifyCounter{Tx: tx}
+			err := fn(rec)
+			own = rec.own
+			return err
+		}); err != nil {
 			t.Fatal(err)
 		}
+		return own
 	}
 	vibecode, tests := `{"queue": "vibecode"}`, `{"queue": "tests"}`
 	for i := range 3 {
-		insert(func(tx pgx.Tx) error {
+		own := insert(func(tx pgx.Tx) error {
 			_, err := jobargs.InsertTx(ctx, client, tx, pickupArgs{N: i}, nil)
 			return err
 		})
 		if got := announced(5 * time.Second); !slices.Equal(got, []string{vibecode}) {
 			t.Fatalf("insert %d: notifications %q, want one, %s", i+1, got, vibecode)
+		}
+		// River announced the first insert itself, and no later one.
+		if want := min(i, 1); own != want {
+			t.Fatalf("insert %d: %d statements of jobargs notified, want %d", i+1, own, want)
 		}
 	}
 	insert(func(tx pgx.Tx) error {
@@ -168,6 +184,20 @@ func TestEveryJobInsertIsAnnounced(t *testing.T) {
 	if want := []string{tests, vibecode}; !slices.Equal(got, want) {
 		t.Fatalf("an insert of three jobs in two queues: notifications %q, want %q", got, want)
 	}
+}
+
+// notifyCounter counts the statements run in its transaction that send a
+// notification and are not River's own (jobargs.RiverNotifySQL).
+type notifyCounter struct {
+	pgx.Tx
+	own int
+}
+
+func (c *notifyCounter) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if strings.Contains(sql, "pg_notify") && !strings.HasPrefix(sql, jobargs.RiverNotifySQL) {
+		c.own++
+	}
+	return c.Tx.Exec(ctx, sql, args...)
 }
 
 type classArgs struct{}

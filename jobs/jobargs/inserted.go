@@ -111,7 +111,7 @@ func (t *riverTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.Com
 func (t *riverTx) announceInserted(ctx context.Context, res []*rivertype.JobInsertResult) error {
 	var queues []string
 	for _, r := range res {
-		if r == nil || r.Job == nil || slices.Contains(queues, r.Job.Queue) || slices.Contains(t.announced, insertPayload(r.Job.Queue)) {
+		if r == nil || r.Job == nil || slices.Contains(queues, r.Job.Queue) || slices.Contains(t.announced, InsertPayload(r.Job.Queue)) {
 			continue
 		}
 		queues = append(queues, r.Job.Queue)
@@ -119,8 +119,10 @@ func (t *riverTx) announceInserted(ctx context.Context, res []*rivertype.JobInse
 	return Announce(ctx, t.Tx, queues)
 }
 
-// insertPayload is River's insert notification's payload for queue.
-func insertPayload(queue string) string { return fmt.Sprintf(`{"queue": %q}`, queue) }
+// InsertPayload is the payload of River's insert notification for queue,
+// as River words it: its producers fetch on a notification whose payload
+// names their queue.
+func InsertPayload(queue string) string { return fmt.Sprintf(`{"queue": %q}`, queue) }
 
 // Announce sends River's insert notification for each of queues, delivered
 // at tx's COMMIT: the one River's producers listen to, on River's channel
@@ -132,7 +134,7 @@ func Announce(ctx context.Context, tx pgx.Tx, queues []string) error {
 	}
 	payloads := make([]string, len(queues))
 	for i, q := range queues {
-		payloads[i] = insertPayload(q)
+		payloads[i] = InsertPayload(q)
 	}
 	if _, err := tx.Exec(ctx, `SELECT pg_notify(current_schema() || '.river_insert', p) FROM unnest($1::text[]) p`, payloads); err != nil {
 		return fmt.Errorf("announce jobs to River's workers: %w", err)
