@@ -199,8 +199,21 @@ func (c *Client) stream(ctx context.Context, params responses.ResponseNewParams,
 	if c.cfg.APIKey == "" {
 		return nil, ErrNoAPIKey
 	}
+	// The request ends with ctx only until the final event: then the rest of
+	// its body is read in the background (sseReader.finish), and net/http
+	// closes the connection of a request whose context ends before its body
+	// does (the caller's ends as the call returns).
+	rctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
+	finished := false
+	defer func() {
+		if !finished {
+			stop()
+			cancel(nil)
+		}
+	}()
 	var raw *http.Response
-	_, err := c.svc.New(ctx, params, append(opts[:len(opts):len(opts)], option.WithResponseBodyInto(&raw))...)
+	_, err := c.svc.New(rctx, params, append(opts[:len(opts):len(opts)], option.WithResponseBodyInto(&raw))...)
 	var dec *sseReader
 	if raw != nil && raw.Body != nil {
 		dec = newSSEReader(raw.Body)
@@ -215,7 +228,12 @@ func (c *Client) stream(ctx context.Context, params responses.ResponseNewParams,
 	if ct := raw.Header.Get("Content-Type"); !eventStream(ct) {
 		return notStreamed(ctx, raw.Body, ct, onDelta)
 	}
-	return readStream(ctx, dec, onDelta, onOther)
+	resp, err := readStream(ctx, dec, onDelta, onOther)
+	if resp != nil && stop() {
+		finished = true
+		dec.finish(func() { cancel(nil) })
+	}
+	return resp, err
 }
 
 // eventStream reports whether a response's Content-Type is that of a

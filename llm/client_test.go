@@ -416,6 +416,42 @@ func TestConnectionsKeptAfterABurst(t *testing.T) {
 	}
 }
 
+// TestConnectionKeptWhenTheBodyEndsLate: over HTTP/1.1, a stream's body
+// ends (its last chunk) a moment after its final event. The call returns at
+// the final event, its caller's context ends, and its connection is still
+// kept for the next call: net/http closes one whose body is closed, or whose
+// request's context ends, before the body's end.
+func TestConnectionKeptWhenTheBodyEndsLate(t *testing.T) {
+	const calls = 12
+	s := openaitest.New(t)
+	s.Handle(func(openaitest.Request) openaitest.Reply {
+		r := openaitest.Text("ok")
+		r.Linger = 20 * time.Millisecond
+		return r
+	})
+	c := newClient(s, 0)
+	for i := range calls {
+		// The caller's context ends as the call returns, as a job's does.
+		ctx, cancel := context.WithCancel(context.Background())
+		resp, err := c.Stream(ctx, ask("hi"), nil)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.OutputText() != "ok" {
+			t.Fatalf("call %d: output %q", i, resp.OutputText())
+		}
+		// The body's end comes 20 ms after the final event.
+		time.Sleep(40 * time.Millisecond)
+	}
+	if left := s.CallsLeft(); left != 0 {
+		t.Errorf("%d of %d calls left before their body's end", left, calls)
+	}
+	if got := s.Connections(); got > 2 {
+		t.Errorf("%d calls one after another opened %d connections; want one kept", calls, got)
+	}
+}
+
 // A gateway may answer a stream request with the whole response as JSON: it
 // is the answer, its text one delta. Anything else that is not an event
 // stream fails at once, not as a broken connection retried for minutes.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/openai/openai-go/v3/packages/ssestream"
 )
@@ -119,7 +120,47 @@ func (s *sseReader) Close() error {
 		sseBuffers.Put(s.br)
 		s.br = nil
 	}
+	if s.rc == nil {
+		return nil
+	}
 	return s.rc.Close()
+}
+
+// finish ends a stream whose final event has been read: the rest of its
+// body is read to its end in the background, then closed, and done called
+// (Close does nothing more than give the buffer back).
+//
+// Over HTTP/1.1 the body's end (its last chunk) comes after the final
+// event, often in a later read, and net/http closes the connection of a
+// body closed before its end instead of keeping it for the next call: a
+// third of the pipeline load's calls opened a new connection, and across a
+// network each is a TCP and TLS handshake. Reading the end before returning
+// would make the caller wait for it. (Over HTTP/2 a body closed early
+// resets its stream; read to its end, it does not.)
+func (s *sseReader) finish(done func()) {
+	rc := s.rc
+	s.rc = nil
+	go func() {
+		drainBody(rc)
+		done()
+	}()
+}
+
+// drainMax and drainWait bound what finish reads after a final event: a
+// body's end is a few bytes (and "data: [DONE]" from some gateways), sent
+// at once.
+const (
+	drainMax  = 4 << 10
+	drainWait = 5 * time.Second
+)
+
+// drainBody reads rc to its end, for up to drainMax bytes and drainWait,
+// and closes it.
+func drainBody(rc io.ReadCloser) {
+	t := time.AfterFunc(drainWait, func() { _ = rc.Close() })
+	_, _ = io.CopyN(io.Discard, rc, drainMax)
+	t.Stop()
+	_ = rc.Close()
 }
 
 // eventTypes are the Responses stream's event names, kept as strings so that

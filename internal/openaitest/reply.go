@@ -75,6 +75,12 @@ type Reply struct {
 	// Unstreamed answers a streaming request with the whole response as
 	// plain JSON, as a gateway that does not pass streams on may do.
 	Unstreamed bool
+
+	// Linger keeps a stream's body open this long after its last event, as
+	// the end of a body sent across a network comes a moment after the
+	// event before it. A client that leaves meanwhile is counted by
+	// CallsLeft.
+	Linger time.Duration
 }
 
 // Usage is the token usage of a scripted response.

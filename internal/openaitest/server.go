@@ -200,6 +200,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}()
 		stream(r.Context(), w, resp, reply)
+		stall(r.Context(), reply.Linger)
 		return
 	}
 	if !stall(r.Context(), reply.Stall) {
