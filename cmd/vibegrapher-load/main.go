@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 )
@@ -52,6 +53,19 @@ func main() {
 			fatal(err)
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	// VGLOAD_TRACE=FILE writes an execution trace of this process (go tool
+	// trace): when the fake model answered and the clients read, to set
+	// beside one of the service's (/debug/pprof/trace).
+	if path := os.Getenv("VGLOAD_TRACE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fatal(err)
+		}
+		if err := trace.Start(f); err != nil {
+			fatal(err)
+		}
+		defer func() { trace.Stop(); f.Close() }()
 	}
 	if err := run(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
