@@ -208,28 +208,6 @@ func (s *Store) EmitJobStatus(ctx context.Context, projectID string, e event.Job
 	})
 }
 
-// EmitDelta emits a vibecode_delta of t's message while the message exists,
-// holding it until COMMIT as a step's other writes do (a DELETE of its
-// session or project waits, and its session_cleared or project_deleted
-// comes after the delta): text of a deleted message is not sent after its
-// deletion. When the message is gone it writes nothing and returns
-// ErrTurnGone, for the step to stop.
-func (s *Store) EmitDelta(ctx context.Context, t *Turn, agent string, iteration int, delta string) error {
-	return InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		if err := later(ctx, tx, holdMessageSQL, t.Message.ID); err != nil {
-			return wrap(err, "lock message")
-		}
-		_, err := emit(ctx, tx, emitIfMessageSQL, t.Session.ProjectID, event.VibecodeDelta{
-			SessionID: t.Session.ID, MessageID: t.Message.ID, TraceID: t.Message.TraceID,
-			Agent: agent, Iteration: iteration, Delta: delta,
-		}, t.Message.ID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrTurnGone
-		}
-		return err
-	})
-}
-
 // eventTx is a transaction of InTx: it remembers the events written in it,
 // to announce them after COMMIT, and holds the writes queued to go with its
 // next statement (txqueue.go).

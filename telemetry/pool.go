@@ -103,7 +103,7 @@ func (t *Telemetry) ObservePool(name string, pool *pgxpool.Pool) error {
 		return err
 	}
 	steps, err := m.Int64ObservableCounter("vibegrapher.steps",
-		metric.WithDescription("Steps of the vibecode loop started and ended, by how their transaction ran"), metric.WithUnit("{step}"))
+		metric.WithDescription("Steps of the vibecode loop started and ended, and their streamed text written (delta), by how their transaction ran"), metric.WithUnit("{step}"))
 	if err != nil {
 		return err
 	}
@@ -126,6 +126,7 @@ func (t *Telemetry) ObservePool(name string, pool *pgxpool.Pool) error {
 	}{
 		{db.PoolStarts, stepRan("start", "alone"), stepRan("start", "group"), stepRan("start", "fallback")},
 		{db.PoolEnds, stepRan("end", "alone"), stepRan("end", "group"), stepRan("end", "fallback")},
+		{db.PoolDeltas, stepRan("delta", "alone"), stepRan("delta", "group"), stepRan("delta", "fallback")},
 	}
 	byClass := [...]metric.MeasurementOption{
 		db.ClassJob:   metric.WithAttributes(poolName, attribute.String("vibegrapher.transaction.class", "job")),

@@ -36,7 +36,8 @@ package main
 // (/proc/PID/io), for comparing builds on a noisy machine. -code FILE gives each
 // project that code instead of the sample workflow (the patch mode's patch
 // appends a line to it). -idle D first measures the service's and
-// PostgreSQL's CPU a second over D of rest.
+// PostgreSQL's CPU a second over D of rest. -stream D (text mode) streams
+// each answer over D after -latency, a word at a time, as a model writes.
 // VGLOAD_CPUPROFILE=FILE writes a CPU profile of this process (the clients
 // and the fake model) to FILE;
 // VGLOAD_TIMELINE=FILE writes each message's times (CSV) to FILE.
@@ -82,6 +83,7 @@ type pipelineFlags struct {
 	sessions, messages, runs int
 	mode                     string
 	latency                  time.Duration
+	stream                   time.Duration
 	server                   string
 	pid                      int
 	exe                      string
@@ -104,6 +106,7 @@ func runPipeline(args []string) error {
 	fs.IntVar(&f.runs, "runs", 1, "runs on the same sessions; the last line is the median of the runs")
 	fs.StringVar(&f.mode, "mode", "text", "text: the model answers with text; patch: a valid patch, then the Evaluator approves it (a Diff)")
 	fs.DurationVar(&f.latency, "latency", 0, "how long the fake model takes before it answers each call")
+	fs.DurationVar(&f.stream, "stream", 0, "text mode: stream the answer over this long after -latency, a word at a time, as a model writes (the service batches text into vibecode_delta events)")
 	fs.StringVar(&f.server, "server", "", "base URL of a running service (with -pid); empty with -exec")
 	fs.IntVar(&f.pid, "pid", 0, "the running service's process id, for CPU and RSS")
 	fs.StringVar(&f.exe, "exec", "", "a built vibegrapher binary: start `BINARY all` on a fresh database")
@@ -121,6 +124,8 @@ func runPipeline(args []string) error {
 		return err
 	}
 	switch {
+	case f.stream < 0 || f.stream > 0 && f.mode != "text":
+		return errors.New("-stream is a duration of the text mode's answer")
 	case f.mode != "text" && f.mode != "patch":
 		return fmt.Errorf("-mode must be text or patch, got %q", f.mode)
 	case f.sessions < 1 || f.sessions > 5000 || f.messages < 1 || f.runs < 1:
@@ -152,7 +157,7 @@ func runPipeline(args []string) error {
 		code = string(b)
 	}
 
-	model := &fakeModel{latency: f.latency, mode: f.mode}
+	model := &fakeModel{latency: f.latency, stream: f.stream, mode: f.mode}
 	ln, err := net.Listen("tcp", f.fake)
 	if err != nil {
 		return fmt.Errorf("fake model: %w", err)
@@ -195,8 +200,12 @@ func runPipeline(args []string) error {
 		}
 	}
 
-	fmt.Printf("vibegrapher-load pipeline: %d sessions × %d messages, %s, model latency %s; server pid %d; %s, %d CPUs\n",
-		f.sessions, f.messages, f.mode, f.latency, f.pid, runtime.Version(), runtime.NumCPU())
+	streamed := ""
+	if f.stream > 0 {
+		streamed = fmt.Sprintf(", its text streamed over %s", f.stream)
+	}
+	fmt.Printf("vibegrapher-load pipeline: %d sessions × %d messages, %s, model latency %s%s; server pid %d; %s, %d CPUs\n",
+		f.sessions, f.messages, f.mode, f.latency, streamed, f.pid, runtime.Version(), runtime.NumCPU())
 	if code != "" {
 		fmt.Printf("each project's code: %s (%d lines, %d bytes)\n", f.codeFile, strings.Count(code, "\n"), len(code))
 	}
@@ -298,6 +307,7 @@ func serverMetrics(ctx context.Context, server string) map[string]*dto.MetricFam
 // schema text format).
 type fakeModel struct {
 	latency time.Duration
+	stream  time.Duration // text mode: the answer's words spread over this long
 	mode    string
 	mu      sync.Mutex
 	patch   string
@@ -377,8 +387,21 @@ func (m *fakeModel) reply(req openaitest.Request) openaitest.Reply {
 			return openaitest.FunctionCall("submit_patch", string(args))
 		}
 	}
+	if m.stream > 0 {
+		// The fake sends a word per delta, each after Delay.
+		r := openaitest.Text(streamedAnswer)
+		r.Delay = m.stream / time.Duration(len(strings.Fields(streamedAnswer)))
+		return r
+	}
 	return openaitest.Text("Done. The triage agent hands Spanish requests to the Spanish agent.")
 }
+
+// streamedAnswer is -stream's answer: about as long as a model's summary of
+// a change, 64 words.
+const streamedAnswer = "Done. The triage agent now hands requests written in Spanish to the Spanish agent, " +
+	"and everything else to the English agent as before. I added a short instruction that tells it " +
+	"to look at the language of the last user message only, so a conversation that switches languages " +
+	"follows the switch. The Spanish agent keeps its own tools and its handoff back to triage."
 
 // toolOutputInTurn reports whether the request's input has a
 // function_call_output after its last user message: the model is being told
