@@ -118,8 +118,7 @@ func deltaGroup(s *Store, group []*delta) (ran []bool) {
 		for i, d := range ds {
 			ids[i] = d.t.Message.ID
 		}
-		if err := later(ctx, tx, `SELECT 1 FROM sessions WHERE id IN (SELECT session_id FROM messages WHERE id = ANY($1::uuid[]))
-			ORDER BY id FOR KEY SHARE`, ids); err != nil {
+		if err := later(ctx, tx, holdSessionsOfSQL, ids); err != nil {
 			return wrap(err, "hold sessions")
 		}
 		for _, d := range ds {

@@ -157,6 +157,11 @@ const (
 	// holdSessionSQL is the session's key share that a step's writes and a
 	// commit take before their messages (docs/reliability.md, lock order).
 	holdSessionSQL = `SELECT 1 FROM sessions WHERE id = $1 FOR KEY SHARE`
+	// holdSessionsOfSQL is the key shares of the sessions of the user
+	// messages $1, in id order, that a group of steps' starts or of deltas
+	// takes before their messages, as a project's delete takes them.
+	holdSessionsOfSQL = `SELECT 1 FROM sessions WHERE id IN (SELECT session_id FROM messages WHERE id = ANY($1::uuid[]))
+			ORDER BY id FOR KEY SHARE`
 )
 
 // emitIfProjectSQL is emitSQL that writes nothing (no row) when the project

@@ -108,8 +108,7 @@ func startGroup(s *Store, group []*start) (ran []bool) {
 		for i, st := range sts {
 			ids[i] = st.messageID
 		}
-		if err := later(ctx, tx, `SELECT 1 FROM sessions WHERE id IN (SELECT session_id FROM messages WHERE id = ANY($1::uuid[]))
-			ORDER BY id FOR KEY SHARE`, ids); err != nil {
+		if err := later(ctx, tx, holdSessionsOfSQL, ids); err != nil {
 			return wrap(err, "hold sessions")
 		}
 		reads := make([]func() error, len(sts))
