@@ -7,9 +7,9 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vibegrapher/vibegrapher/db"
-	"github.com/vibegrapher/vibegrapher/db/dbtest"
 	"github.com/vibegrapher/vibegrapher/domain"
 )
 
@@ -27,6 +27,10 @@ func (s *steps) emittingDeltas(rs []*running) (written func(i int) error) {
 	return func(i int) error { return wait(s.t, done[i]) }
 }
 
+// moreConns gives the pool room for the lockers' transactions and the held
+// deltas' beside the group's and the test's own reads.
+func moreConns(c *pgxpool.Config) { c.MaxConns = 8 }
+
 // deltaTexts are the vibecode_delta events written for the message id, their
 // text in seq order.
 func (s *steps) deltaTexts(id string) []string {
@@ -43,41 +47,13 @@ func (s *steps) deltaTexts(id string) []string {
 	return texts
 }
 
-// lockMessages locks the rows of rs' messages from another connection
-// until unlock.
+// lockMessages locks the rows of rs' messages until unlock (holdLocks).
 func (s *steps) lockMessages(rs []*running) (unlock func()) {
-	s.t.Helper()
-	ctx := context.Background()
-	locker, err := pgx.Connect(ctx, s.pool.Config().ConnConfig.ConnString())
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.t.Cleanup(func() { locker.Close(context.Background()) })
-	lock, err := locker.Begin(ctx)
-	if err != nil {
-		s.t.Fatal(err)
-	}
 	ids := make([]string, len(rs))
 	for i, r := range rs {
 		ids[i] = r.m.MessageID
 	}
-	if _, err := lock.Exec(ctx, `SELECT 1 FROM messages WHERE id = ANY($1::uuid[]) FOR UPDATE`, ids); err != nil {
-		s.t.Fatal(err)
-	}
-	return func() {
-		s.t.Helper()
-		if err := lock.Rollback(ctx); err != nil {
-			s.t.Fatal(err)
-		}
-	}
-}
-
-// waitForLockWaits waits until n statements of the database wait for a lock.
-func (s *steps) waitForLockWaits(n int) {
-	s.t.Helper()
-	s.waitFor(func() bool {
-		return dbtest.Count(s.t, s.pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == n
-	}, "statements to wait for locks")
+	return holdLocks(s.t, s.pool, `SELECT 1 FROM messages WHERE id = ANY($1::uuid[]) FOR UPDATE`, ids)
 }
 
 // Deltas written while both places for them are taken wait, and go in one
@@ -87,7 +63,7 @@ func (s *steps) waitForLockWaits(n int) {
 func TestDeltasThatWaitAreWrittenTogether(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := newSteps(t)
+	s := newSteps(t, moreConns)
 	held := s.startedSteps("held", 2)
 	waiting := s.startedSteps("together", 4)
 	gone := waiting[2]
@@ -99,7 +75,7 @@ func TestDeltasThatWaitAreWrittenTogether(t *testing.T) {
 	// rows, which another connection holds.
 	unlock := s.lockMessages(held)
 	heldWritten := s.emittingDeltas(held)
-	s.waitForLockWaits(2)
+	waitForLockWaiters(t, s.pool, 2)
 	written := s.emittingDeltas(waiting)
 	s.waitFor(func() bool { return db.PoolDeltas(s.pool).Waiting == len(waiting) }, "the deltas to wait")
 	before := s.counted.count()
@@ -155,13 +131,13 @@ func TestDeltasThatWaitAreWrittenTogether(t *testing.T) {
 // each, the one whose row was held when the holder lets it go.
 func TestAGroupOfDeltasThatWaitsTooLongWritesEachAlone(t *testing.T) {
 	t.Parallel()
-	s := newSteps(t)
+	s := newSteps(t, moreConns)
 	held := s.startedSteps("held", 2)
 	waiting := s.startedSteps("together", 3)
 	unlockHeld := s.lockMessages(held)
 	unlockOne := s.lockMessages(waiting[1:2])
 	heldWritten := s.emittingDeltas(held)
-	s.waitForLockWaits(2)
+	waitForLockWaiters(t, s.pool, 2)
 	written := s.emittingDeltas(waiting)
 	s.waitFor(func() bool { return db.PoolDeltas(s.pool).Waiting == len(waiting) }, "the deltas to wait")
 	unlockHeld()
@@ -183,6 +159,9 @@ func TestAGroupOfDeltasThatWaitsTooLongWritesEachAlone(t *testing.T) {
 		if texts := s.deltaTexts(r.m.MessageID); len(texts) != 1 || texts[0] != "text of "+r.m.MessageID {
 			t.Errorf("message %s: deltas %q, want its text once", r.m.MessageID, texts)
 		}
+	}
+	if n := s.counted.failures("55P03"); n != 1 { // lock_not_available
+		t.Errorf("%d statements gave up on a lock, want the group's one", n)
 	}
 	if st := db.PoolDeltas(s.pool); st != (db.GroupStats{Alone: 2, Fallback: int64(len(waiting))}) {
 		t.Errorf("deltas counted %+v, want the held two alone and the %d of the rolled back group alone after it", st, len(waiting))
