@@ -11,7 +11,8 @@ import (
 )
 
 // Configure sets up every connection of a pool the way the service's queries
-// expect; Open calls it, and so do the test pools (dbtest).
+// expect; Open calls it, and so do the test pools (dbtest). Its statements
+// are planned once per connection (genericPlans).
 //
 // google/uuid's UUID is a driver.Valuer, so pgx encoded every uuid argument
 // through its Valuer path: Value() formats the id as a string, which pgx then
@@ -26,6 +27,7 @@ import (
 // BenchmarkUUIDScan; a step's start scans six). The uuid codec registered
 // here copies the bytes.
 func Configure(cfg *pgxpool.Config) {
+	genericPlans(cfg.ConnConfig)
 	after := cfg.AfterConnect
 	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
 		m := c.TypeMap()
