@@ -3,6 +3,8 @@ package db
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/google/uuid"
@@ -116,15 +118,38 @@ func (s *Store) ListDiffs(ctx context.Context, f DiffFilter) ([]domain.Diff, err
 	default:
 		return nil, domain.Invalid("status", "must be one of evaluator_approved, human_approved, human_rejected, committed; got %q", f.Status)
 	}
-	rows, err := s.Pool.Query(ctx, `SELECT `+diffColumns+` FROM diffs
-		WHERE ($1::uuid IS NULL OR project_id = $1) AND ($2::uuid IS NULL OR session_id = $2) AND ($3 = '' OR status = $3)
-		  AND (NOT $4 OR status IN ('evaluator_approved', 'human_approved'))
-		ORDER BY created_at DESC, id`, project, session, f.Status, f.PendingOnly)
+	sql, args := listDiffsSQL(project, session, f.Status, f.PendingOnly)
+	rows, err := s.Pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, wrap(err, "list diffs")
 	}
 	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Diff, error) { return scanDiff(r) })
 	return list, wrap(err, "list diffs")
+}
+
+// listDiffsSQL is ListDiffs' statement and its arguments. Only the filters
+// given are in it: its plan is made once for all parameters (genericPlans),
+// and a plan that had to allow for a missing project could not use the
+// project's index.
+func listDiffsSQL(project, session *uuid.UUID, status string, pendingOnly bool) (string, []any) {
+	where, args := []string{"true"}, []any{}
+	add := func(cond string, arg any) {
+		args = append(args, arg)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if project != nil {
+		add("project_id = $%d", *project)
+	}
+	if session != nil {
+		add("session_id = $%d", *session)
+	}
+	if status != "" {
+		add("status = $%d", status)
+	}
+	if pendingOnly {
+		where = append(where, "status IN ('evaluator_approved', 'human_approved')")
+	}
+	return `SELECT ` + diffColumns + ` FROM diffs WHERE ` + strings.Join(where, " AND ") + ` ORDER BY created_at DESC, id`, args
 }
 
 // DiffPreview is a diff with the code before and after it.

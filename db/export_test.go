@@ -10,6 +10,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
+// ListDiffsSQL is ListDiffs' statement for the filters given.
+var ListDiffsSQL = listDiffsSQL
+
 // TakenSlugs is the statement that reads the slugs taken under a base name.
 const TakenSlugs = takenSlugs
 

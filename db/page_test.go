@@ -2,9 +2,11 @@ package db_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vibegrapher/vibegrapher/db"
@@ -67,6 +69,76 @@ func TestPagedListsAreReadInIndexOrder(t *testing.T) {
 		text := strings.Join(plan, "\n")
 		if !strings.Contains(text, c.index) || strings.Contains(text, "Sort") || strings.Contains(text, "Seq Scan") {
 			t.Errorf("%s is not read from %s in the list's order:\n%s", c.name, c.index, text)
+		}
+	}
+}
+
+// A project's or a session's diffs are read through its index, whichever
+// filters the request gives, with the plan pgx's prepared statement runs on
+// the service's connections (a generic one, db.genericPlans), on thousands
+// of rows.
+func TestFilteredDiffsAreReadThroughTheirIndex(t *testing.T) {
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	for _, q := range []string{
+		`INSERT INTO git_repositories (id) SELECT gen_random_uuid() FROM generate_series(1, 2000)`,
+		`INSERT INTO projects (id, repository_id, name, slug, branch)
+			SELECT id, id, 'p' || n, 'p-' || n, 'main' FROM (SELECT id, row_number() OVER () AS n FROM git_repositories) r`,
+		`INSERT INTO sessions (id, project_id, openai_session_key, session_type)
+			SELECT gen_random_uuid(), id, 'k-' || id, 'global' FROM projects`,
+		`INSERT INTO diffs (id, project_id, session_id, base_commit, target_branch, diff_content, status)
+			SELECT gen_random_uuid(), s.project_id, s.id, 'c', 'main', 'd',
+				(ARRAY['evaluator_approved', 'human_approved', 'human_rejected', 'committed'])[1 + n % 4]
+			FROM sessions s, generate_series(1, 20) n`,
+		"ANALYZE projects, sessions, diffs",
+		"SET LOCAL plan_cache_mode = force_generic_plan",
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var project, session uuid.UUID
+	if err := tx.QueryRow(ctx, `SELECT project_id, id FROM sessions LIMIT 1`).Scan(&project, &session); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name             string
+		project, session *uuid.UUID
+		status           string
+		pending          bool
+		index            string
+	}{
+		{"a project's", &project, nil, "", false, "diffs_project"},
+		{"a project's, by status", &project, nil, "committed", false, "diffs_project"},
+		{"a project's pending", &project, nil, "", true, "diffs_project"},
+		{"a session's", nil, &session, "", false, "diffs_session"},
+		{"a session's pending, by status", nil, &session, "human_approved", true, "diffs_session"},
+	} {
+		sql, args := db.ListDiffsSQL(c.project, c.session, c.status, c.pending)
+		name := "list_diffs_" + strings.NewReplacer("'", "", " ", "_", ",", "").Replace(c.name)
+		if _, err := tx.Exec(ctx, "PREPARE "+name+" AS "+sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		literals := make([]string, len(args))
+		for i, a := range args {
+			literals[i] = "'" + fmt.Sprint(a) + "'"
+		}
+		rows, err := tx.Query(ctx, "EXPLAIN EXECUTE "+name+"("+strings.Join(literals, ", ")+")")
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Join(plan, "\n")
+		if !strings.Contains(text, c.index) || strings.Contains(text, "Seq Scan") {
+			t.Errorf("%s diffs are not read through %s:\n%s", c.name, c.index, text)
 		}
 	}
 }
