@@ -1,9 +1,12 @@
 package db
 
 import (
+	"context"
+	"errors"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // genericPlans has PostgreSQL plan each statement of a connection once,
@@ -29,12 +32,20 @@ import (
 // statement now holds only the filters given (listDiffsSQL). A statement
 // with parameters that may be missing is written so too, and its plan
 // tested as TestPagedListsAreReadInIndexOrder does.
-func genericPlans(cfg *pgx.ConnConfig) {
+//
+// It is a SET after connecting rather than a startup parameter: a pooler in
+// front of PostgreSQL (PgBouncer) refuses a connection whose startup packet
+// names a parameter it does not know.
+func genericPlans(cfg *pgx.ConnConfig) func(context.Context, *pgx.Conn) error {
 	if _, set := cfg.RuntimeParams["plan_cache_mode"]; set || strings.Contains(cfg.RuntimeParams["options"], "plan_cache_mode") {
-		return
+		return nil
 	}
-	if cfg.RuntimeParams == nil {
-		cfg.RuntimeParams = map[string]string{}
+	return func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, "SET plan_cache_mode = force_generic_plan")
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42704" {
+			return nil // a server older than PostgreSQL 12 plans as it always did
+		}
+		return err
 	}
-	cfg.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
 }

@@ -27,12 +27,17 @@ import (
 // BenchmarkUUIDScan; a step's start scans six). The uuid codec registered
 // here copies the bytes.
 func Configure(cfg *pgxpool.Config) {
-	genericPlans(cfg.ConnConfig)
+	plans := genericPlans(cfg.ConnConfig)
 	after := cfg.AfterConnect
 	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
 		m := c.TypeMap()
 		m.TryWrapEncodePlanFuncs = append([]pgtype.TryWrapEncodePlanFunc{tryWrapUUIDEncodePlan}, m.TryWrapEncodePlanFuncs...)
 		m.RegisterType(&pgtype.Type{Name: "uuid", OID: pgtype.UUIDOID, Codec: uuidCodec{}})
+		if plans != nil {
+			if err := plans(ctx, c); err != nil {
+				return fmt.Errorf("set plan_cache_mode: %w", err)
+			}
+		}
 		if after != nil {
 			return after(ctx, c)
 		}
