@@ -20,13 +20,7 @@ import (
 // of the prepared statement), on a few thousand rows.
 func TestPagedListsAreReadInIndexOrder(t *testing.T) {
 	ctx := context.Background()
-	pool := dbtest.New(t)
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	for _, q := range []string{
+	tx := planTx(t,
 		`INSERT INTO git_repositories (id) SELECT gen_random_uuid() FROM generate_series(1, 3000)`,
 		`INSERT INTO projects (id, repository_id, name, slug, branch, created_at)
 			SELECT id, id, 'p' || n, 'p-' || n, 'main', now() - n * interval '1 minute'
@@ -40,13 +34,9 @@ func TestPagedListsAreReadInIndexOrder(t *testing.T) {
 			SELECT gen_random_uuid(), id, project_id, 'c', 'passed' FROM test_cases`,
 		"ANALYZE projects, test_runs",
 		"SET LOCAL plan_cache_mode = force_generic_plan",
-		"PREPARE list_projects(timestamptz, uuid, bigint) AS " + db.ListProjectsSQL,
-		"PREPARE list_runs(uuid, timestamptz, uuid, bigint) AS " + db.ListRunsSQL,
-	} {
-		if _, err := tx.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+		"PREPARE list_projects(timestamptz, uuid, bigint) AS "+db.ListProjectsSQL,
+		"PREPARE list_runs(uuid, timestamptz, uuid, bigint) AS "+db.ListRunsSQL,
+	)
 	// The test with 3,000 runs, and one of its runs as a page's start.
 	var test, cursor string
 	if err := tx.QueryRow(ctx, `SELECT test_id, id FROM test_runs WHERE created_at < now() - interval '10 minutes' LIMIT 1`).Scan(&test, &cursor); err != nil {
@@ -58,15 +48,7 @@ func TestPagedListsAreReadInIndexOrder(t *testing.T) {
 		{"first page of runs", `EXPLAIN EXECUTE list_runs('` + test + `', 'infinity', '00000000-0000-0000-0000-000000000000', 50)`, "test_runs_test_newest"},
 		{"later page of runs", `EXPLAIN EXECUTE list_runs('` + test + `', now() - interval '10 minutes', '` + cursor + `', 50)`, "test_runs_test_newest"},
 	} {
-		rows, err := tx.Query(ctx, c.explain)
-		if err != nil {
-			t.Fatal(err)
-		}
-		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		text := strings.Join(plan, "\n")
+		text := explain(t, tx, c.explain)
 		if !strings.Contains(text, c.index) || strings.Contains(text, "Sort") || strings.Contains(text, "Seq Scan") {
 			t.Errorf("%s is not read from %s in the list's order:\n%s", c.name, c.index, text)
 		}
@@ -79,13 +61,7 @@ func TestPagedListsAreReadInIndexOrder(t *testing.T) {
 // of rows.
 func TestFilteredDiffsAreReadThroughTheirIndex(t *testing.T) {
 	ctx := context.Background()
-	pool := dbtest.New(t)
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	for _, q := range []string{
+	tx := planTx(t,
 		`INSERT INTO git_repositories (id) SELECT gen_random_uuid() FROM generate_series(1, 2000)`,
 		`INSERT INTO projects (id, repository_id, name, slug, branch)
 			SELECT id, id, 'p' || n, 'p-' || n, 'main' FROM (SELECT id, row_number() OVER () AS n FROM git_repositories) r`,
@@ -97,11 +73,7 @@ func TestFilteredDiffsAreReadThroughTheirIndex(t *testing.T) {
 			FROM sessions s, generate_series(1, 20) n`,
 		"ANALYZE projects, sessions, diffs",
 		"SET LOCAL plan_cache_mode = force_generic_plan",
-	} {
-		if _, err := tx.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	var project, session uuid.UUID
 	if err := tx.QueryRow(ctx, `SELECT project_id, id FROM sessions LIMIT 1`).Scan(&project, &session); err != nil {
 		t.Fatal(err)
@@ -128,17 +100,44 @@ func TestFilteredDiffsAreReadThroughTheirIndex(t *testing.T) {
 		for i, a := range args {
 			literals[i] = "'" + fmt.Sprint(a) + "'"
 		}
-		rows, err := tx.Query(ctx, "EXPLAIN EXECUTE "+name+"("+strings.Join(literals, ", ")+")")
-		if err != nil {
-			t.Fatal(err)
-		}
-		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		text := strings.Join(plan, "\n")
+		text := explain(t, tx, "EXPLAIN EXECUTE "+name+"("+strings.Join(literals, ", ")+")")
 		if !strings.Contains(text, c.index) || strings.Contains(text, "Seq Scan") {
 			t.Errorf("%s diffs are not read through %s:\n%s", c.name, c.index, text)
 		}
 	}
+}
+
+// planTx is a transaction on a fresh database for a test of plans, rolled
+// back when the test ends, after the statements qs (rows, ANALYZE, SET
+// LOCAL, PREPARE).
+func planTx(t *testing.T, qs ...string) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := dbtest.New(t).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback(ctx) })
+	for _, q := range qs {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	return tx
+}
+
+// explain is the text of the plan that q's EXPLAIN statement prints.
+func explain(t *testing.T, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, statement string, args ...any) string {
+	t.Helper()
+	rows, err := q.Query(context.Background(), statement, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(plan, "\n")
 }

@@ -62,15 +62,7 @@ func TestStatementsArePlannedOncePerConnection(t *testing.T) {
 			if _, err := conn.Conn().Prepare(ctx, "first_use", `SELECT 1 FROM sessions WHERE id = $1`); err != nil {
 				t.Fatal(err)
 			}
-			rows, err := conn.Query(ctx, `EXPLAIN EXECUTE first_use('00000000-0000-0000-0000-000000000001')`, pgx.QueryExecModeSimpleProtocol)
-			if err != nil {
-				t.Fatal(err)
-			}
-			lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			if err != nil {
-				t.Fatal(err)
-			}
-			plan := strings.Join(lines, "\n")
+			plan := explain(t, conn, `EXPLAIN EXECUTE first_use('00000000-0000-0000-0000-000000000001')`, pgx.QueryExecModeSimpleProtocol)
 			if generic := strings.Contains(plan, "$1"); generic != tc.generic {
 				t.Fatalf("generic plan at the first execution: %v, want %v; the plan:\n%s", generic, tc.generic, plan)
 			}

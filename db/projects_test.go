@@ -46,33 +46,14 @@ func TestSlugsOfNamesThatShareABeginning(t *testing.T) {
 // generic plan of the prepared statement), with sequential scans priced out, so
 // that a plan without a usable index shows as a scan with no index condition.
 func TestTakenSlugsAreReadFromAnIndex(t *testing.T) {
-	ctx := context.Background()
-	pool := dbtest.New(t)
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	for _, q := range []string{
+	tx := planTx(t,
 		"SET LOCAL enable_seqscan = off",
 		"SET LOCAL plan_cache_mode = force_generic_plan",
-		"PREPARE taken_slugs(text, text, text, text) AS " + db.TakenSlugs,
-	} {
-		if _, err := tx.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rows, err := tx.Query(ctx, `EXPLAIN EXECUTE taken_slugs('cafe-bots', 'cafe-bots-', 'cafe-bots.', '^cafe-bots-[0-9]+$')`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
+		"PREPARE taken_slugs(text, text, text, text) AS "+db.TakenSlugs,
+	)
 	// Each scan of the plan looks its rows up by a condition on an index:
 	// a scan without one reads the whole table or index.
-	text := strings.Join(plan, "\n")
+	text := explain(t, tx, `EXPLAIN EXECUTE taken_slugs('cafe-bots', 'cafe-bots-', 'cafe-bots.', '^cafe-bots-[0-9]+$')`)
 	scans := strings.Count(text, "Seq Scan on") + strings.Count(text, "Index Scan on") + strings.Count(text, "Index Only Scan on")
 	if conds := strings.Count(text, "Index Cond:"); scans == 0 || conds != scans || !strings.Contains(text, "projects_slug_prefix") {
 		t.Errorf("the slugs under a name are read by scanning projects:\n%s", text)
