@@ -16,8 +16,9 @@ import (
 // A page of projects or of a test's runs is read from an index in the
 // list's order, from where the page starts to its limit: no scan of the
 // table, and no sort of the rows after the page's start, however many there
-// are. Planned as pgx runs the statements after a few calls (a generic plan
-// of the prepared statement), on a few thousand rows.
+// are. Planned as the service's connections run the statements from their
+// first call (a generic plan of the prepared statement, db.genericPlans), on
+// a few thousand rows.
 func TestPagedListsAreReadInIndexOrder(t *testing.T) {
 	ctx := context.Background()
 	tx := planTx(t,

@@ -10,28 +10,22 @@ import (
 )
 
 // genericPlans has PostgreSQL plan each statement of a connection once,
-// unless the URL says otherwise (plan_cache_mode=auto as a parameter of
-// DATABASE_URL, or -c plan_cache_mode=… in its options, restores the
-// server's default).
+// unless DATABASE_URL sets plan_cache_mode itself (as a parameter, or with
+// -c in its options).
 //
-// pgx prepares every statement on first use. Under the server's default
-// (auto) PostgreSQL plans a prepared statement's first five executions on a
-// connection with their parameters and only then settles on the generic
-// plan: in its statement log, the first Bind of a statement on a new
-// connection took 1–3 ms, the next five 0.2–0.9 ms each, every later one
-// 0.01–0.03 ms (docs/benchmarks.md, twenty-fourth round). Every statement
-// a message runs settles on the generic plan, so a long-lived connection
-// gains nothing; but a pool grows in a burst, and each connection it opens
-// then planned the message path six times over when the CPU was scarcest.
-// Checked on a database of 500,000 jobs, 500,000 events and 300,000
-// messages: the generic plans of the 229 statements with parameters that
-// the test suite and the load ran (River's maintenance among them) reach
-// every large table through an index, as their plans with parameters do,
-// but for one: a list of diffs whose statement allowed for each filter to
-// be missing (`$1 IS NULL OR project_id = $1`) read the whole table, so a
-// statement now holds only the filters given (listDiffsSQL). A statement
-// with parameters that may be missing is written so too, and its plan
-// tested as TestPagedListsAreReadInIndexOrder does.
+// pgx prepares every statement on first use, and under the server's default
+// (auto) PostgreSQL plans a prepared statement with its parameters at its
+// first five executions on a connection before it keeps the generic plan,
+// which every statement of the message path then keeps. So a long-lived
+// connection gains nothing, but each connection a pool opens (a fresh
+// process, a pool that grows in a burst) planned the whole path six times
+// over, when the CPU was scarcest (the Bind times and the rows' figures:
+// docs/benchmarks.md, twenty-fourth round).
+//
+// A generic plan cannot fold away a filter that may be missing
+// (`$1 IS NULL OR project_id = $1`) and reads the whole table instead of
+// the index: such a statement holds only the filters given (listDiffsSQL),
+// and its plan is tested as TestFilteredDiffsAreReadThroughTheirIndex does.
 //
 // It is a SET after connecting rather than a startup parameter: a pooler in
 // front of PostgreSQL (PgBouncer) refuses a connection whose startup packet

@@ -42,8 +42,8 @@ func TestSlugsOfNamesThatShareABeginning(t *testing.T) {
 }
 
 // Creating a project reads the slugs taken under its name from an index, not
-// by scanning every project: planned as pgx runs it after a few calls (a
-// generic plan of the prepared statement), with sequential scans priced out, so
+// by scanning every project: planned as the service's connections run it (a
+// generic plan of the prepared statement, db.genericPlans), with sequential scans priced out, so
 // that a plan without a usable index shows as a scan with no index condition.
 func TestTakenSlugsAreReadFromAnIndex(t *testing.T) {
 	tx := planTx(t,
