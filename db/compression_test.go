@@ -70,9 +70,9 @@ func TestLargeValuesAreCompressedWithLZ4(t *testing.T) {
 }
 
 // BenchmarkLargeValues stores a model call's raw response (about 3 KB of
-// JSON) and a Python file of 1,500 agents (about
-// 140 KB) with each of PostgreSQL's ways for a value over its 2 KB threshold:
-// pglz (the server's default before migration 00015), lz4, and none (storage
+// JSON) and a Python file of 1,500 agents (about 140 KB) with each of
+// PostgreSQL's ways for a value over its 2 KB threshold: pglz (the server's
+// default, and the columns' before migration 00015), lz4, and none (storage
 // EXTERNAL). An operation stores the value 100 times in one INSERT;
 // stored-B/value is what one value takes in its table.
 func BenchmarkLargeValues(b *testing.B) {
