@@ -4,8 +4,8 @@
 -- pglz unless the column says otherwise. The columns whose values pass that on
 -- the service's paths (a model call's raw response, at every call; a commit's
 -- files and trees; the agents parsed from a commit) use lz4: a 3 KB response
--- stored in 12 us instead of 28, a 140 KB file in 125 us instead of 700
--- (db's BenchmarkLargeValues), for values a tenth to a fifth larger
+-- stored in 12 us instead of 29, a 147 KB file in 70-90 us instead of 590
+-- (db's BenchmarkLargeValues), for values a fifth larger
 -- (docs/benchmarks.md, twenty-fifth round). Only values written from now on;
 -- those stored before stay pglz and read alike.
 -- A server built without lz4 (or older than PostgreSQL 14) keeps pglz.

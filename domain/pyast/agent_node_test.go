@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vibegrapher/vibegrapher/domain"
+	"github.com/vibegrapher/vibegrapher/internal/fixtures"
 )
 
 // sampleWorkflow is the workflow new projects start with.
@@ -352,7 +353,7 @@ func TestAgentNodeJSON(t *testing.T) {
 // TestConcurrentUse runs the package from many goroutines at once; run it
 // with -race.
 func TestConcurrentUse(t *testing.T) {
-	code := generateAgentsFile(300)
+	code := fixtures.AgentsFile(300)
 	want, err := ParseAgents(code)
 	if err != nil {
 		t.Fatal(err)

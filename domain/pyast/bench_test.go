@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	sitter "github.com/tree-sitter/go-tree-sitter"
+
+	"github.com/vibegrapher/vibegrapher/internal/fixtures"
 )
 
 // TestWriteBenchFile writes the file the 5,000-line benchmarks parse, to
@@ -19,13 +21,13 @@ func TestWriteBenchFile(t *testing.T) {
 	if path == "" {
 		t.Skip("set PYAST_BENCH_FILE to write the benchmark file")
 	}
-	if err := os.WriteFile(path, []byte(generateAgentsFile(5000)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(fixtures.AgentsFile(5000)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func BenchmarkParseAgents5000(b *testing.B) {
-	code := generateAgentsFile(5000)
+	code := fixtures.AgentsFile(5000)
 	agents, err := ParseAgents(code)
 	if err != nil {
 		b.Fatal(err)
@@ -46,7 +48,7 @@ func BenchmarkParseAgents5000(b *testing.B) {
 // (editBases): a node session's messages ask for the agents of the same
 // head, and a commit's nodes are of the code its diff was checked against.
 func BenchmarkParseAgents5000Kept(b *testing.B) {
-	code := generateAgentsFile(5000)
+	code := fixtures.AgentsFile(5000)
 	b.SetBytes(int64(len(code)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -67,7 +69,7 @@ func newCodes(code string) func() string {
 }
 
 func BenchmarkCheckSyntax5000(b *testing.B) {
-	code := generateAgentsFile(5000)
+	code := fixtures.AgentsFile(5000)
 	b.SetBytes(int64(len(code)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -104,7 +106,7 @@ func BenchmarkCheckSyntaxInvalid(b *testing.B) {
 // (what the package uses, c_allocator.go), side by side: run it with -count
 // so the two alternate.
 func BenchmarkParseAgents5000Allocator(b *testing.B) {
-	code := generateAgentsFile(5000)
+	code := fixtures.AgentsFile(5000)
 	defer useCAllocator()
 	for _, alloc := range []struct {
 		name string
@@ -145,7 +147,7 @@ func BenchmarkCheckSyntaxUnclosedBrackets(b *testing.B) {
 // the source it keeps. That is what maxBaseBytes' bound on the kept parses
 // comes to.
 func BenchmarkKeptParseMemory(b *testing.B) {
-	code := generateAgentsFile(5000)
+	code := fixtures.AgentsFile(5000)
 	codes := newCodes(code)
 	before := cHeapInUse()
 	var kept []baseParse

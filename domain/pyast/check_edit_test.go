@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/vibegrapher/vibegrapher/internal/fixtures"
 )
 
 // sameVerdict fails t unless CheckEdit(base, code) says what
@@ -29,7 +31,7 @@ func sameVerdict(t *testing.T, name, base, code string) {
 // editBasesForTest are valid files of every construct the syntax cases
 // cover, the sample workflow and a generated agents file.
 func editBasesForTest(t *testing.T) map[string]string {
-	bases := map[string]string{"sample workflow": sampleWorkflow, "agents file": generateAgentsFile(400)}
+	bases := map[string]string{"sample workflow": sampleWorkflow, "agents file": fixtures.AgentsFile(400)}
 	var all strings.Builder
 	for _, tt := range syntaxCases {
 		if tt.line == 0 {
@@ -129,7 +131,7 @@ func TestCheckEditOfAnInvalidBase(t *testing.T) {
 
 // Edits of one base from many goroutines share its kept parse.
 func TestCheckEditConcurrently(t *testing.T) {
-	base := generateAgentsFile(300)
+	base := fixtures.AgentsFile(300)
 	lines := strings.SplitAfter(base, "\n")
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -182,7 +184,7 @@ func TestEditBasesAreBounded(t *testing.T) {
 // sessions on one project's code): they wait for one parse of it.
 func TestEditBasesParseABaseOnce(t *testing.T) {
 	c := &baseCache{limit: 1 << 20, entries: map[string]*list.Element{}}
-	base := generateAgentsFile(2000)
+	base := fixtures.AgentsFile(2000)
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
@@ -229,7 +231,7 @@ func TestEditBasesDroppedWhileInUse(t *testing.T) {
 
 // A kept base's agents are found once; each caller gets its own copy.
 func TestKeptAgentsAreTheCallers(t *testing.T) {
-	code := generateAgentsFile(300)
+	code := fixtures.AgentsFile(300)
 	first, err := ParseAgents(code)
 	if err != nil || len(first) == 0 || len(first[0].Tools) == 0 {
 		t.Fatalf("ParseAgents: %d agents, %v", len(first), err)
@@ -321,7 +323,7 @@ func FuzzCheckEdit(f *testing.F) {
 }
 
 func BenchmarkCheckEdit5000(b *testing.B) {
-	base := generateAgentsFile(5000)
+	base := fixtures.AgentsFile(5000)
 	lines := strings.SplitAfter(base, "\n")
 	code := strings.Join(lines[:len(lines)/2], "") + "    # a note\n" + strings.Join(lines[len(lines)/2:], "")
 	if err := CheckEdit(base, code); err != nil {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/vibegrapher/vibegrapher/internal/fixtures"
 )
 
 // syntaxCase is Python code and the line of its first error (0: valid).
@@ -65,7 +67,7 @@ var syntaxCases = []syntaxCase{
 	{name: "form feed", code: "if x:\n\f    y = 1\n"},
 	{name: "byte order mark", code: "\ufeffx = 1\n"},
 	{name: "statements only CPython's compiler rejects", code: "return 1\nbreak\nnonlocal x\nawait y\ndef f(a, a): pass\nf(a=1, a=2)\n*a, = 1\n"},
-	{name: "generated benchmark file", code: generateAgentsFile(400)},
+	{name: "generated benchmark file", code: fixtures.AgentsFile(400)},
 
 	// Mistakes in an agents file.
 	{name: "missing comma between keyword arguments", code: "a = Agent(name=\"x\" instructions=\"y\")\n", line: 1},

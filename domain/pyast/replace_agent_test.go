@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/vibegrapher/vibegrapher/internal/fixtures"
 )
 
 // checkOtherLinesKept fails unless out is code with lines [start, end] (1-based)
@@ -117,7 +119,7 @@ func TestReplaceAgent(t *testing.T) {
 }
 
 func TestReplaceAgentRoundTrip(t *testing.T) {
-	code := generateAgentsFile(500)
+	code := fixtures.AgentsFile(500)
 	agents, err := ParseAgents(code)
 	if err != nil {
 		t.Fatal(err)
