@@ -17,7 +17,8 @@ import (
 
 // RunRequest is the optional body of POST /tests/{id}/run.
 type RunRequest struct {
-	DiffID *string `json:"diff_id,omitempty" description:"Run on this diff's patched code instead of the project's head"`
+	DiffID    *string `json:"diff_id,omitempty" description:"Run on this diff's patched code instead of the project's head"`
+	TestRunID *string `json:"test_run_id,omitempty" description:"Client-chosen UUID, the new run's id: sending the same one again (a retry whose answer was lost) answers that run as it is now and creates nothing; for another test or diff, 409"`
 }
 
 // RunAnswer is a queued run (202), or with ?wait=true the TestRun: as
@@ -128,7 +129,11 @@ func (s *Server) runTest(c fuego.ContextWithBody[RunRequest]) (RunAnswer, error)
 			return RunAnswer{}, domain.Invalid("diff_id", "must be the UUID of a diff, got %q", *in.DiffID)
 		}
 	}
-	acc, err := s.opts.Store.StartRun(c.Context(), c.PathParam("id"), in.DiffID, s.enqueueRun(c.Request()))
+	runID, err := domain.ClientID("test_run_id", in.TestRunID)
+	if err != nil {
+		return RunAnswer{}, err
+	}
+	acc, err := s.opts.Store.StartRun(c.Context(), runID, c.PathParam("id"), in.DiffID, s.enqueueRun(c.Request()))
 	if err != nil {
 		return RunAnswer{}, err
 	}

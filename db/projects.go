@@ -1,7 +1,9 @@
 package db
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"regexp"
@@ -13,6 +15,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/vibegrapher/vibegrapher/domain"
@@ -43,14 +46,19 @@ func (s *Store) CreateProject(ctx context.Context, in domain.NewProject) (domain
 	if err != nil {
 		return domain.Project{}, err
 	}
+	id, digest := in.ID(), createDigest(in.Name, code)
 	var out domain.Project
 	err = InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		id := uuid.New()
+		if in.ProjectID != nil {
+			if err := refuseDeletedID(ctx, tx, id); err != nil {
+				return err
+			}
+		}
 		repo, err := InitRepository(ctx, tx, id, domain.DefaultBranch)
 		if err != nil {
 			return err
 		}
-		if _, err := insertProject(ctx, tx, id, in.Name, domain.Slugify(in.Name)); err != nil {
+		if _, err := insertProject(ctx, tx, id, in.Name, domain.Slugify(in.Name), digest); err != nil {
 			return err
 		}
 		sha, err := CommitFiles(repo, domain.DefaultBranch, plumbing.ZeroHash,
@@ -70,7 +78,61 @@ func (s *Store) CreateProject(ctx context.Context, in domain.NewProject) (domain
 		_, err = Emit(ctx, tx, out.ID, event.ProjectCreated{Project: out})
 		return err
 	})
+	if isUniqueViolation(err, "git_repositories_pkey", "projects_pkey") {
+		// The client's project_id exists: a repeat (perhaps sent while the
+		// first was being stored, whose commit the insert waited for).
+		return s.repeatedProject(ctx, id, digest)
+	}
 	return out, err
+}
+
+// createDigest is what a project was created from, to tell a repeat of its
+// create from another request that reuses its id.
+func createDigest(name, code string) []byte {
+	h := sha256.New()
+	h.Write([]byte(name))
+	h.Write([]byte{0})
+	h.Write([]byte(code))
+	return h.Sum(nil)
+}
+
+// refuseDeletedID refuses a client's project_id of a deleted project: its
+// clients hold its project_deleted, and a subscribe to it is refused.
+func refuseDeletedID(ctx context.Context, q Querier, id uuid.UUID) error {
+	var deleted bool
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deleted_projects WHERE id = $1)`, id).Scan(&deleted); err != nil {
+		return wrap(err, "read deleted projects")
+	}
+	if deleted {
+		return &domain.Error{Code: domain.ECONFLICT, Field: "project_id",
+			Message: "project " + id.String() + " was deleted; a new project needs a project_id of its own"}
+	}
+	return nil
+}
+
+// repeatedProject answers a create whose project_id exists: the project, when
+// the same name and code created it, and otherwise 409.
+func (s *Store) repeatedProject(ctx context.Context, id uuid.UUID, digest []byte) (domain.Project, error) {
+	var first []byte
+	err := s.Pool.QueryRow(ctx, `SELECT request_digest FROM projects WHERE id = $1`, id).Scan(&first)
+	if errors.Is(err, pgx.ErrNoRows) { // deleted since
+		return domain.Project{}, refuseDeletedID(ctx, s.Pool, id)
+	}
+	if err != nil {
+		return domain.Project{}, wrap(err, "read project")
+	}
+	if !bytes.Equal(first, digest) {
+		return domain.Project{}, &domain.Error{Code: domain.ECONFLICT, Field: "project_id",
+			Message: "project " + id.String() + " already exists with a different name or code"}
+	}
+	return getProject(ctx, s.Pool, id.String())
+}
+
+// isUniqueViolation reports whether err is a unique violation of one of
+// constraints.
+func isUniqueViolation(err error, constraints ...string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && slices.Contains(constraints, pgErr.ConstraintName)
 }
 
 func signature() object.Signature {
@@ -92,7 +154,7 @@ const takenSlugs = `SELECT slug FROM projects WHERE slug = $1 OR (slug ~>=~ $2 A
 // those in the byte range from "base-" to "base." ('.' follows '-'; ~>=~ and
 // ~<~ are text_pattern_ops' operators, served by projects_slug_prefix), of
 // which the pattern keeps base-N.
-func insertProject(ctx context.Context, tx pgx.Tx, id uuid.UUID, name, base string) (string, error) {
+func insertProject(ctx context.Context, tx pgx.Tx, id uuid.UUID, name, base string, digest []byte) (string, error) {
 	var taken []string
 	rows, err := tx.Query(ctx, takenSlugs, base, base+"-", base+".", "^"+regexp.QuoteMeta(base)+`-[0-9]+$`)
 	if err != nil {
@@ -122,8 +184,8 @@ func insertProject(ctx context.Context, tx pgx.Tx, id uuid.UUID, name, base stri
 			slug = base + "-" + strconv.Itoa(next)
 		}
 		tag, err := tx.Exec(ctx, `
-			INSERT INTO projects (id, repository_id, name, slug, branch) VALUES ($1, $1, $2, $3, $4)
-			ON CONFLICT (slug) DO NOTHING`, id, name, slug, domain.DefaultBranch)
+			INSERT INTO projects (id, repository_id, name, slug, branch, request_digest) VALUES ($1, $1, $2, $3, $4, $5)
+			ON CONFLICT (slug) DO NOTHING`, id, name, slug, domain.DefaultBranch, digest)
 		if err != nil {
 			return "", wrap(err, "insert project")
 		}

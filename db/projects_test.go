@@ -98,7 +98,7 @@ func TestAnInsertUnderADeletedRowIsNotFound(t *testing.T) {
 		insert                      func() error
 	}{
 		{"test run", `DELETE FROM test_cases WHERE id = $1`, tc.ID, "test", func() error {
-			_, err := store.StartRun(ctx, tc.ID, nil, func(pgx.Tx, string) (int64, error) { return 1, nil })
+			_, err := store.StartRun(ctx, uuid.New(), tc.ID, nil, func(pgx.Tx, string) (int64, error) { return 1, nil })
 			return err
 		}},
 		{"session", `DELETE FROM projects WHERE id = $1`, p.ID, "project", func() error {
@@ -135,7 +135,7 @@ func runningTest(t *testing.T, store *db.Store) (domain.Project, domain.TestCase
 	t.Helper()
 	ctx := context.Background()
 	p, tc := projectWithTest(t, store)
-	acc, err := store.StartRun(ctx, tc.ID, nil, func(pgx.Tx, string) (int64, error) { return 1, nil })
+	acc, err := store.StartRun(ctx, uuid.New(), tc.ID, nil, func(pgx.Tx, string) (int64, error) { return 1, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +336,7 @@ func TestRunningATestWhileItsProjectIsDeletedIsNoDeadlock(t *testing.T) {
 		waitForLockWaiters(t, pool, 1) // the delete holds the project
 		started := make(chan error, 1)
 		go func() {
-			_, err := store.StartRun(ctx, tc.ID, nil, func(pgx.Tx, string) (int64, error) { return 1, nil })
+			_, err := store.StartRun(ctx, uuid.New(), tc.ID, nil, func(pgx.Tx, string) (int64, error) { return 1, nil })
 			started <- err
 		}()
 		waitForLockWaiters(t, pool, 2) // the run waits for the project

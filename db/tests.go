@@ -30,6 +30,7 @@ func (s *Store) CreateTest(ctx context.Context, projectID string, in domain.NewT
 	if err != nil {
 		return domain.TestCase{}, err
 	}
+	id := in.ID()
 	var out domain.TestCase
 	err = InTx(ctx, s.Pool, func(tx pgx.Tx) error {
 		p, err := loadProjectRow(ctx, tx, projectID, false)
@@ -37,13 +38,27 @@ func (s *Store) CreateTest(ctx context.Context, projectID string, in domain.NewT
 			return err
 		}
 		out, err = scanTest(tx.QueryRow(ctx, `INSERT INTO test_cases (id, project_id, name, code, timeout_seconds)
-			VALUES ($1, $2, $3, $4, $5) RETURNING `+testColumns, uuid.New(), p.id, in.Name, in.Code, timeout))
+			VALUES ($1, $2, $3, $4, $5) RETURNING `+testColumns, id, p.id, in.Name, in.Code, timeout))
 		if err != nil {
 			return wrap(err, "store test case")
 		}
 		_, err = Emit(ctx, tx, out.ProjectID, event.TestCreated{Test: out, TestID: out.ID})
 		return err
 	})
+	if isUniqueViolation(err, "test_cases_pkey") {
+		// The client's test_id exists: a repeat, when it asks for the
+		// same test.
+		first, gerr := getTest(ctx, s.Pool, id.String())
+		if gerr != nil {
+			return domain.TestCase{}, gerr
+		}
+		p, perr := ParseID("project", projectID)
+		if perr != nil || first.ProjectID != p.String() || first.Name != in.Name || first.Code != in.Code || first.TimeoutSeconds != timeout {
+			return domain.TestCase{}, &domain.Error{Code: domain.ECONFLICT, Field: "test_id",
+				Message: "test " + id.String() + " already exists with a different project, name, code or timeout"}
+		}
+		return first, nil
+	}
 	return out, err
 }
 
@@ -146,8 +161,45 @@ func scanRun(r pgx.Row, extra ...any) (domain.TestRun, error) {
 type EnqueueRun func(tx pgx.Tx, runID string) (int64, error)
 
 // StartRun creates a queued run of a test on the project's head, or on a
-// diff's patched code, and enqueues its job, in one transaction.
-func (s *Store) StartRun(ctx context.Context, testID string, diffID *string, enqueue EnqueueRun) (domain.TestRunAccepted, error) {
+// diff's patched code, and enqueues its job, in one transaction. The run
+// takes runID; when a run has it already (the client chose it and sent the
+// same request again) that run is answered, as it is now, and nothing is
+// created.
+func (s *Store) StartRun(ctx context.Context, runID uuid.UUID, testID string, diffID *string, enqueue EnqueueRun) (domain.TestRunAccepted, error) {
+	out, err := s.startRun(ctx, runID, testID, diffID, enqueue)
+	if isUniqueViolation(err, "test_runs_pkey") {
+		return s.repeatedRun(ctx, runID, testID, diffID)
+	}
+	return out, err
+}
+
+// repeatedRun answers a run's id sent again: the run, when it is of the same
+// test and diff, and otherwise 409.
+func (s *Store) repeatedRun(ctx context.Context, runID uuid.UUID, testID string, diffID *string) (domain.TestRunAccepted, error) {
+	run, err := s.GetRun(ctx, runID.String())
+	if err != nil {
+		return domain.TestRunAccepted{}, err
+	}
+	same := sameID(run.TestID, &testID) && (diffID == nil) == (run.DiffID == nil) && (diffID == nil || sameID(*run.DiffID, diffID))
+	if !same {
+		return domain.TestRunAccepted{}, &domain.Error{Code: domain.ECONFLICT, Field: "test_run_id",
+			Message: "test run " + runID.String() + " already exists for a different test or diff"}
+	}
+	var jobID int64
+	if run.JobID != nil {
+		jobID = *run.JobID
+	}
+	return domain.TestRunAccepted{TestRunID: run.ID, TestID: run.TestID, JobID: jobID, Status: run.Status}, nil
+}
+
+// sameID reports whether id (as stored) is the UUID the client wrote in any
+// of its spellings.
+func sameID(id string, client *string) bool {
+	u, err := uuid.Parse(*client)
+	return err == nil && u.String() == id
+}
+
+func (s *Store) startRun(ctx context.Context, runID uuid.UUID, testID string, diffID *string, enqueue EnqueueRun) (domain.TestRunAccepted, error) {
 	var out domain.TestRunAccepted
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
 		t, err := getTest(ctx, tx, testID)
@@ -179,7 +231,7 @@ func (s *Store) StartRun(ctx context.Context, testID string, diffID *string, enq
 		if err != nil {
 			return err
 		}
-		out, err = queueRun(ctx, tx, t, diff, nil, commit, enqueue)
+		out, err = queueRun(ctx, tx, runID, t, diff, nil, commit, enqueue)
 		return err
 	})
 	return out, err
@@ -250,8 +302,7 @@ func diffTarget(ctx context.Context, tx pgx.Tx, d domain.Diff) (string, error) {
 	return head.String(), nil
 }
 
-func queueRun(ctx context.Context, tx pgx.Tx, t domain.TestCase, diff *domain.Diff, batch *uuid.UUID, commit string, enqueue EnqueueRun) (domain.TestRunAccepted, error) {
-	id := uuid.New()
+func queueRun(ctx context.Context, tx pgx.Tx, id uuid.UUID, t domain.TestCase, diff *domain.Diff, batch *uuid.UUID, commit string, enqueue EnqueueRun) (domain.TestRunAccepted, error) {
 	var diffID *string
 	if diff != nil {
 		diffID = &diff.ID
@@ -312,7 +363,7 @@ func (s *Store) StartDiffRuns(ctx context.Context, diffID string, enqueue Enqueu
 			return err
 		}
 		for _, t := range tests {
-			acc, err := queueRun(ctx, tx, t, &d, &batch, commit, enqueue)
+			acc, err := queueRun(ctx, tx, uuid.New(), t, &d, &batch, commit, enqueue)
 			if err != nil {
 				return err
 			}

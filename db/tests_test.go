@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vibegrapher/vibegrapher/db"
@@ -30,7 +31,7 @@ func TestARunOnADiffNamedByURNIsQueued(t *testing.T) {
 	if _, err := db.ParseID("diff", urn); err != nil {
 		t.Fatalf("ParseID refuses %q: %v", urn, err)
 	}
-	if _, err := store.StartRun(ctx, tc.ID, &urn, func(pgx.Tx, string) (int64, error) { return 1, nil }); err != nil {
+	if _, err := store.StartRun(ctx, uuid.New(), tc.ID, &urn, func(pgx.Tx, string) (int64, error) { return 1, nil }); err != nil {
 		t.Errorf("POST /tests/{id}/run with diff_id %q: %v (code %q)", urn, err, domain.ErrorCodeOf(err))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -52,8 +53,16 @@ type Commit struct {
 
 // NewProject is what a client asks for when creating a project.
 type NewProject struct {
-	Name string  `json:"name" description:"Display name, 1 to 200 characters; the slug is made from it"`
-	Code *string `json:"code,omitempty" description:"Initial Python code; a sample Agents SDK workflow when omitted"`
+	Name      string  `json:"name" description:"Display name, 1 to 200 characters; the slug is made from it"`
+	Code      *string `json:"code,omitempty" description:"Initial Python code; a sample Agents SDK workflow when omitted"`
+	ProjectID *string `json:"project_id,omitempty" description:"Client-chosen UUID, the new project's id: sending the same one again (a retry whose answer was lost) answers the project (201) and creates nothing; with another name or code, or of a deleted project, 409"`
+}
+
+// ID is the new project's id: the client's project_id, or a new one. Call it
+// after Validate.
+func (p *NewProject) ID() uuid.UUID {
+	id, _ := ClientID("project_id", p.ProjectID)
+	return id
 }
 
 // Validate trims the name and checks the rules a project must meet. It
@@ -67,6 +76,9 @@ func (p *NewProject) Validate() (string, error) {
 		return "", Invalid("name", "must be at most %d characters, got %d", MaxProjectNameLen, utf8.RuneCountInString(p.Name))
 	case strings.ContainsFunc(p.Name, unicode.IsControl):
 		return "", Invalid("name", "must not contain control characters")
+	}
+	if _, err := ClientID("project_id", p.ProjectID); err != nil {
+		return "", err
 	}
 	if p.Code == nil {
 		return SampleWorkflow, nil

@@ -162,14 +162,22 @@ func (m *NewMessage) Validate() (uuid.UUID, error) {
 	case !utf8.ValidString(m.Prompt) || strings.ContainsRune(m.Prompt, 0):
 		return uuid.Nil, Invalid("prompt", "must be valid UTF-8 text without NUL bytes")
 	}
-	if m.MessageID == nil {
+	return ClientID("message_id", m.MessageID)
+}
+
+// ClientID is the id a create gives its row: the client's, field's UUID, or
+// a new one without it. A client that chooses the id can send the same
+// request again (its answer was lost) and find what the first one created
+// instead of creating it twice.
+func ClientID(field string, id *string) (uuid.UUID, error) {
+	if id == nil {
 		return uuid.New(), nil
 	}
-	id, err := uuid.Parse(*m.MessageID)
+	u, err := uuid.Parse(*id)
 	if err != nil {
-		return uuid.Nil, Invalid("message_id", "must be a UUID, got %q", *m.MessageID)
+		return uuid.Nil, Invalid(field, "must be a UUID, got %q", *id)
 	}
-	return id, nil
+	return u, nil
 }
 
 // MessageAccepted is the 202 answer to a new message.

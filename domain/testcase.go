@@ -5,6 +5,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/google/uuid"
 )
 
 // TestCase is Python code run in the namespace of the project's code, e.g.
@@ -22,10 +24,18 @@ type TestCase struct {
 // NewTestCase is the body that creates a test case. ProjectID is read from
 // the body by POST /tests and from the path by POST /projects/{id}/tests.
 type NewTestCase struct {
-	ProjectID      string `json:"project_id,omitempty" description:"Required by POST /tests; ignored under /projects/{id}/tests"`
-	Name           string `json:"name" description:"1 to 200 characters"`
-	Code           string `json:"code" description:"Python run in the namespace of the project's code"`
-	TimeoutSeconds *int   `json:"timeout_seconds,omitempty" description:"1 to SANDBOX_TIMEOUT seconds; SANDBOX_TIMEOUT when omitted"`
+	ProjectID      string  `json:"project_id,omitempty" description:"Required by POST /tests; ignored under /projects/{id}/tests"`
+	Name           string  `json:"name" description:"1 to 200 characters"`
+	Code           string  `json:"code" description:"Python run in the namespace of the project's code"`
+	TimeoutSeconds *int    `json:"timeout_seconds,omitempty" description:"1 to SANDBOX_TIMEOUT seconds; SANDBOX_TIMEOUT when omitted"`
+	TestID         *string `json:"test_id,omitempty" description:"Client-chosen UUID, the new test's id: sending the same one again (a retry whose answer was lost) answers the test (201) and creates nothing; with another project, name, code or timeout, 409"`
+}
+
+// ID is the new test's id: the client's test_id, or a new one. Call it after
+// Validate.
+func (t *NewTestCase) ID() uuid.UUID {
+	id, _ := ClientID("test_id", t.TestID)
+	return id
 }
 
 // Validate checks a new test case against the sandbox's longest run and
@@ -44,6 +54,9 @@ func (t *NewTestCase) Validate(maxTimeout time.Duration) (int, error) {
 		return 0, Invalid("code", "is required and must not be blank")
 	}
 	if err := ValidateCode(t.Code); err != nil {
+		return 0, err
+	}
+	if _, err := ClientID("test_id", t.TestID); err != nil {
 		return 0, err
 	}
 	if t.TimeoutSeconds == nil {

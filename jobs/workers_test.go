@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -308,7 +309,7 @@ func TestRunTestWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acc, err := f.store.StartRun(f.ctx, tc.ID, nil, func(tx pgx.Tx, id string) (int64, error) {
+	acc, err := f.store.StartRun(f.ctx, uuid.New(), tc.ID, nil, func(tx pgx.Tx, id string) (int64, error) {
 		res, err := f.inserts.InsertTx(f.ctx, tx, jobargs.RunTestArgs{TestRunID: id}, nil)
 		if err != nil {
 			return 0, err
