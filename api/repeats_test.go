@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/vibegrapher/vibegrapher/db"
 	"github.com/vibegrapher/vibegrapher/db/dbtest"
 	"github.com/vibegrapher/vibegrapher/domain"
 )
@@ -156,5 +157,45 @@ func TestATestAndARunSentAgainAreCreatedOnce(t *testing.T) {
 	res := s.do("POST", "/tests/"+testID+"/run", map[string]any{"test_run_id": fmt.Sprint(42)})
 	if p := res.problem(t); res.Status != http.StatusBadRequest || len(p.Errors) != 1 || p.Errors[0].Name != "test_run_id" {
 		t.Fatalf("a malformed run id: %d %s", res.Status, res.Body)
+	}
+}
+
+// Every test run on a diff as a batch of the client's id, sent again, is
+// queued once; the repeat is answered the batch's runs.
+func TestADiffsTestsSentAgainAreQueuedOnce(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	p, sess := s.project(baseCode)
+	d := s.approvedDiff(p, sess, greetPatch, "Say Hi")
+	s.newTest(p.ID, "says hi", `assert greet("Bo") == "Hi, Bo"`, 10)
+	s.newTest(p.ID, "adds", "assert add(1, 1) == 2", 10)
+	batch := uuid.NewString()
+	var first db.DiffTestsAccepted
+	for i, res := range sendAtOnce(s.testServer, 4, "POST", "/diffs/"+d.ID+"/test", map[string]any{"batch_id": batch}) {
+		var acc db.DiffTestsAccepted
+		res.json(t, &acc)
+		if res.Status != http.StatusAccepted || acc.BatchID != batch || acc.DiffID != d.ID || len(acc.Runs) != 2 {
+			t.Fatalf("diff tests %d: %d %s", i, res.Status, res.Body)
+		}
+		if i > 0 {
+			for k := range acc.Runs {
+				if acc.Runs[k].TestRunID != first.Runs[k].TestRunID || acc.Runs[k].JobID != first.Runs[k].JobID {
+					t.Fatalf("answer %d: runs %+v, the first %+v", i, acc.Runs, first.Runs)
+				}
+			}
+		}
+		first = acc
+	}
+	if n := dbtest.Count(t, s.Pool, `SELECT count(*) FROM test_runs WHERE diff_id = $1`, d.ID); n != 2 {
+		t.Fatalf("%d runs on the diff, want 2", n)
+	}
+	if n := dbtest.Count(t, s.Pool, `SELECT count(*) FROM river_job WHERE kind = 'run_test'`); n != 2 {
+		t.Fatalf("%d run_test jobs, want 2", n)
+	}
+	other := s.approvedDiff(p, sess, greetPatch, "Say Hi again")
+	wantConflict(t, s.do("POST", "/diffs/"+other.ID+"/test", map[string]any{"batch_id": batch}), "batch_id", "another diff")
+	res := s.do("POST", "/diffs/"+d.ID+"/test", map[string]any{"batch_id": "x"})
+	if p := res.problem(t); res.Status != http.StatusBadRequest || len(p.Errors) != 1 || p.Errors[0].Name != "batch_id" {
+		t.Fatalf("a malformed batch id: %d %s", res.Status, res.Body)
 	}
 }

@@ -64,7 +64,7 @@ func (s *Server) registerTests() {
 		conflict("with diff_id, the diff's commit would be refused: it no longer applies to the branch's head, or the head already has its change"),
 		option.AddResponse(http.StatusAccepted, "Queued (with ?wait=true and the run not finished in time: the TestRun as it is)", fuego.Response{Type: RunAnswer{}}))
 	fuego.Post(f, "/diffs/{id}/test", s.testDiff, option.Tags("diffs"), option.Summary("Run every test of the project on the diff"),
-		option.DefaultStatusCode(http.StatusAccepted), conflict("the project has no test cases"))
+		option.DefaultStatusCode(http.StatusAccepted), conflict("the project has no test cases, or batch_id is a batch of another diff"))
 	fuego.Get(f, "/test-runs/{id}", s.getRun, tags, option.Summary("One test run"))
 	fuego.Get(f, "/tests/{id}/runs", s.listRuns, tags, option.Summary("A test's runs, newest first"),
 		pageParams("runs", "all of them",
@@ -178,8 +178,21 @@ func (s *Server) waitRun(ctx context.Context, id string, max time.Duration) (dom
 	}
 }
 
-func (s *Server) testDiff(c fuego.ContextNoBody) (db.DiffTestsAccepted, error) {
-	return s.opts.Store.StartDiffRuns(c.Context(), c.PathParam("id"), s.enqueueRun(c.Request()))
+// DiffTestRequest is the optional body of POST /diffs/{id}/test.
+type DiffTestRequest struct {
+	BatchID *string `json:"batch_id,omitempty" description:"Client-chosen UUID, the new batch's id: sending the same one again (a retry whose answer was lost) answers that batch's runs as they are now and queues none; for another diff, 409"`
+}
+
+func (s *Server) testDiff(c fuego.ContextWithBody[DiffTestRequest]) (db.DiffTestsAccepted, error) {
+	in, err := readBody(s, c)
+	if err != nil {
+		return db.DiffTestsAccepted{}, err
+	}
+	batch, err := domain.ClientID("batch_id", in.BatchID)
+	if err != nil {
+		return db.DiffTestsAccepted{}, err
+	}
+	return s.opts.Store.StartDiffRuns(c.Context(), c.PathParam("id"), batch, in.BatchID != nil, s.enqueueRun(c.Request()))
 }
 
 func (s *Server) getRun(c fuego.ContextNoBody) (domain.TestRun, error) {

@@ -329,13 +329,27 @@ type DiffTestsAccepted struct {
 }
 
 // StartDiffRuns queues a run of every test of the diff's project on the
-// diff's patched code; as they finish, the diff's test_results summarise them.
-func (s *Store) StartDiffRuns(ctx context.Context, diffID string, enqueue EnqueueRun) (DiffTestsAccepted, error) {
+// diff's patched code, as batch; as they finish, the diff's test_results
+// summarise them. A batch the client chose (chosen) that exists already is
+// answered as it is now, and nothing is queued.
+func (s *Store) StartDiffRuns(ctx context.Context, diffID string, batch uuid.UUID, chosen bool, enqueue EnqueueRun) (DiffTestsAccepted, error) {
 	var out DiffTestsAccepted
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
 		d, err := getDiff(ctx, tx, diffID, true)
 		if err != nil {
 			return err
+		}
+		if chosen {
+			// The diff's lock, taken above, holds a repeat sent at once
+			// until the first has committed its runs.
+			found, err := existingBatch(ctx, tx, d.ID, batch)
+			if err != nil {
+				return err
+			}
+			if found != nil {
+				out = *found
+				return nil
+			}
 		}
 		// The project, and then its tests, before the runs' inserts
 		// check them (which take each test before the project): the
@@ -356,7 +370,6 @@ func (s *Store) StartDiffRuns(ctx context.Context, diffID string, enqueue Enqueu
 		if len(tests) == 0 {
 			return domain.Errorf(domain.ECONFLICT, "project %s has no test cases to run", d.ProjectID)
 		}
-		batch := uuid.New()
 		out = DiffTestsAccepted{DiffID: d.ID, BatchID: batch.String(), Runs: []domain.TestRunAccepted{}}
 		commit, err := diffTarget(ctx, tx, d)
 		if err != nil {
@@ -374,6 +387,42 @@ func (s *Store) StartDiffRuns(ctx context.Context, diffID string, enqueue Enqueu
 		return wrap(err, "store test summary")
 	})
 	return out, err
+}
+
+// existingBatch reads the runs of batch, a repeat's, as they are now and in
+// the order they were queued (their tests'): nil when there is no such
+// batch, and 409 when it is another diff's.
+func existingBatch(ctx context.Context, tx pgx.Tx, diffID string, batch uuid.UUID) (*DiffTestsAccepted, error) {
+	rows, err := tx.Query(ctx, `SELECT r.id, r.test_id, coalesce(r.job_id, 0), r.status, r.diff_id
+		FROM test_runs r JOIN test_cases t ON t.id = r.test_id
+		WHERE r.batch_id = $1 ORDER BY t.created_at, t.id`, batch)
+	if err != nil {
+		return nil, wrap(err, "read batch")
+	}
+	out := DiffTestsAccepted{DiffID: diffID, BatchID: batch.String(), Runs: []domain.TestRunAccepted{}}
+	var of []uuid.UUID
+	for rows.Next() {
+		var run, test, diff uuid.UUID
+		var acc domain.TestRunAccepted
+		if err := rows.Scan(&run, &test, &acc.JobID, &acc.Status, &diff); err != nil {
+			rows.Close()
+			return nil, wrap(err, "read batch")
+		}
+		acc.TestRunID, acc.TestID = run.String(), test.String()
+		out.Runs = append(out.Runs, acc)
+		of = append(of, diff)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(err, "read batch")
+	}
+	if len(out.Runs) == 0 {
+		return nil, nil
+	}
+	if of[0].String() != diffID {
+		return nil, &domain.Error{Code: domain.ECONFLICT, Field: "batch_id",
+			Message: "batch " + batch.String() + " is a batch of another diff"}
+	}
+	return &out, nil
 }
 
 // GetRun returns one test run.
