@@ -120,6 +120,13 @@ func TestATestAndARunSentAgainAreCreatedOnce(t *testing.T) {
 	if n := strings.Count(strings.Join(eventNames(s.outboxEvents(p.ID)), ","), "test_created"); n != 1 {
 		t.Fatalf("%d test_created events", n)
 	}
+	var otherProject domain.Project
+	s.do("POST", "/projects", map[string]any{"name": "Other", "code": baseCode}).json(t, &otherProject)
+	wantConflict(t, s.do("POST", "/tests", map[string]any{"project_id": otherProject.ID, "name": "adds", "code": "assert add(2, 3) == 5", "timeout_seconds": 5, "test_id": testID}),
+		"test_id", "different project, name, code or timeout")
+	if res := s.do("POST", "/projects/"+p.ID+"/tests", map[string]any{"name": "adds", "code": "pass", "test_id": "7"}); res.Status != http.StatusBadRequest || res.problem(t).Errors[0].Name != "test_id" {
+		t.Fatalf("a malformed test id: %d %s", res.Status, res.Body)
+	}
 	for field, value := range map[string]any{"code": "assert add(1, 1) == 2", "timeout_seconds": 6, "name": "sums"} {
 		changed := map[string]any{}
 		for k, v := range body {
@@ -192,6 +199,23 @@ func TestADiffsTestsSentAgainAreQueuedOnce(t *testing.T) {
 	if n := dbtest.Count(t, s.Pool, `SELECT count(*) FROM river_job WHERE kind = 'run_test'`); n != 2 {
 		t.Fatalf("%d run_test jobs, want 2", n)
 	}
+	// A run of one test on the diff, sent again: once; the same id without
+	// the diff is another request.
+	tc := s.newTest(p.ID, "third", "pass", 10)
+	runID := uuid.NewString()
+	onDiff := map[string]any{"test_run_id": runID, "diff_id": d.ID}
+	for i, res := range sendAtOnce(s.testServer, 3, "POST", "/tests/"+tc.ID+"/run", onDiff) {
+		var acc domain.TestRunAccepted
+		res.json(t, &acc)
+		if res.Status != http.StatusAccepted || acc.TestRunID != runID {
+			t.Fatalf("run on the diff %d: %d %s", i, res.Status, res.Body)
+		}
+	}
+	if n := dbtest.Count(t, s.Pool, `SELECT count(*) FROM test_runs WHERE test_id = $1`, tc.ID); n != 1 {
+		t.Fatalf("%d runs of the test, want 1", n)
+	}
+	wantConflict(t, s.do("POST", "/tests/"+tc.ID+"/run", map[string]any{"test_run_id": runID}), "test_run_id", "different test or diff")
+
 	other := s.approvedDiff(p, sess, greetPatch, "Say Hi again")
 	wantConflict(t, s.do("POST", "/diffs/"+other.ID+"/test", map[string]any{"batch_id": batch}), "batch_id", "another diff")
 	res := s.do("POST", "/diffs/"+d.ID+"/test", map[string]any{"batch_id": "x"})

@@ -49,14 +49,17 @@ func (s *Store) CreateProject(ctx context.Context, in domain.NewProject) (domain
 	id, digest := in.ID(), createDigest(in.Name, code)
 	var out domain.Project
 	err = InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-		if in.ProjectID != nil {
-			if err := refuseDeletedID(ctx, tx, id); err != nil {
-				return err
-			}
-		}
 		repo, err := InitRepository(ctx, tx, id, domain.DefaultBranch)
 		if err != nil {
 			return err
+		}
+		if in.ProjectID != nil {
+			// After the repository's insert: one that waited for a
+			// delete of the same id to commit finds its deleted_projects
+			// row here (a statement sees what committed before it).
+			if err := refuseDeletedID(ctx, tx, id); err != nil {
+				return err
+			}
 		}
 		if _, err := insertProject(ctx, tx, id, in.Name, domain.Slugify(in.Name), digest); err != nil {
 			return err
@@ -115,8 +118,12 @@ func refuseDeletedID(ctx context.Context, q Querier, id uuid.UUID) error {
 func (s *Store) repeatedProject(ctx context.Context, id uuid.UUID, digest []byte) (domain.Project, error) {
 	var first []byte
 	err := s.Pool.QueryRow(ctx, `SELECT request_digest FROM projects WHERE id = $1`, id).Scan(&first)
-	if errors.Is(err, pgx.ErrNoRows) { // deleted since
-		return domain.Project{}, refuseDeletedID(ctx, s.Pool, id)
+	if errors.Is(err, pgx.ErrNoRows) { // deleted since, or an id of no project
+		if err := refuseDeletedID(ctx, s.Pool, id); err != nil {
+			return domain.Project{}, err
+		}
+		return domain.Project{}, &domain.Error{Code: domain.ECONFLICT, Field: "project_id",
+			Message: "project_id " + id.String() + " is taken; a new project needs one of its own"}
 	}
 	if err != nil {
 		return domain.Project{}, wrap(err, "read project")

@@ -349,3 +349,39 @@ func TestRunningATestWhileItsProjectIsDeletedIsNoDeadlock(t *testing.T) {
 		}
 	}
 }
+
+// A create that reuses the id of a project whose delete has not committed
+// yet waits for it and is refused: the project's clients are told it was
+// deleted, and it is not created again under its id.
+func TestACreateOfAnIDBeingDeletedIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	store := &db.Store{Pool: pool}
+	id := uuid.NewString()
+	if _, err := store.CreateProject(ctx, domain.NewProject{Name: "Going", ProjectID: &id}); err != nil {
+		t.Fatal(err)
+	}
+	release := holdLocks(t, pool, `LOCK TABLE events IN ACCESS EXCLUSIVE MODE`) // the delete stops at its event
+	deleted := make(chan error, 1)
+	go func() { deleted <- store.DeleteProject(ctx, id) }()
+	waitForLockWaiters(t, pool, 1)
+	created := make(chan error, 1)
+	go func() {
+		_, err := store.CreateProject(ctx, domain.NewProject{Name: "Going", ProjectID: &id})
+		created <- err
+	}()
+	waitForLockWaiters(t, pool, 2) // on the deleted repository's row
+	release()
+	if err := <-deleted; err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	err := <-created
+	var de *domain.Error
+	if !errors.As(err, &de) || de.Code != domain.ECONFLICT || de.Field != "project_id" || !strings.Contains(de.Message, "was deleted") {
+		t.Fatalf("create during the delete: %v, want a 409 on project_id saying it was deleted", err)
+	}
+	if n := dbtest.Count(t, pool, `SELECT count(*) FROM projects`); n != 0 {
+		t.Fatalf("%d projects after the delete", n)
+	}
+}

@@ -49,6 +49,10 @@ func (s *Store) CreateTest(ctx context.Context, projectID string, in domain.NewT
 		// The client's test_id exists: a repeat, when it asks for the
 		// same test.
 		first, gerr := getTest(ctx, s.Pool, id.String())
+		if domain.ErrorCodeOf(gerr) == domain.ENOTFOUND {
+			return domain.TestCase{}, &domain.Error{Code: domain.ECONFLICT, Field: "test_id",
+				Message: "test " + id.String() + " was deleted meanwhile; a new test needs a test_id of its own"}
+		}
 		if gerr != nil {
 			return domain.TestCase{}, gerr
 		}
