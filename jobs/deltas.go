@@ -22,6 +22,13 @@ import (
 // transaction of its own, while the stream waited for it. Text that streams
 // within one interval goes with the reply, in the step's last transaction.
 //
+// Under load the interval grows (Deps.DeltaRate): with more calls streaming
+// text at once than the rate allows at DeltaInterval, each holds its text
+// longer, so the process writes about DeltaRate deltas a second in all and
+// clients see the text in larger pieces instead of the database and the
+// clients' connections taking an event per call every 75 ms. A call counts
+// from its first text until done.
+//
 // When the message is deleted (its session cleared, its project deleted)
 // the batcher emits nothing more and calls gone, which stops the call.
 type deltaBatcher struct {
@@ -35,6 +42,7 @@ type deltaBatcher struct {
 	buf       strings.Builder
 	held      time.Time // when the oldest text in buf arrived
 	stopped   bool      // the message is gone
+	streaming bool      // counted in Deps.streams
 }
 
 func newDeltaBatcher(ctx context.Context, d *Deps, t *db.Turn, agent string, iteration int, gone func()) *deltaBatcher {
@@ -50,9 +58,24 @@ func (b *deltaBatcher) add(s string) {
 			b.held = time.Now()
 		}
 		b.buf.WriteString(s)
+		if !b.streaming {
+			b.streaming = true
+			b.d.streams.Add(1)
+		}
 	}
-	if b.buf.Len() > 0 && time.Since(b.held) >= b.d.DeltaInterval {
+	if b.buf.Len() > 0 && time.Since(b.held) >= b.d.deltaInterval(b.d.streams.Load()) {
 		b.flushLocked()
+	}
+}
+
+// done ends the call's count among the streaming ones; call it once the
+// call has returned.
+func (b *deltaBatcher) done() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.streaming {
+		b.streaming = false
+		b.d.streams.Add(-1)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,6 +29,22 @@ type Deps struct {
 	Log           *slog.Logger
 	// DeltaInterval batches streamed text into vibecode_delta events.
 	DeltaInterval time.Duration
+	// DeltaRate bounds the vibecode_delta events the process writes a
+	// second, shared by the calls streaming text at once: each holds its
+	// text for DeltaInterval, or for streams/DeltaRate seconds when that is
+	// longer. 0 sets no bound.
+	DeltaRate int
+
+	streams atomic.Int64 // calls streaming text now (deltaBatcher)
+}
+
+// deltaInterval is how long a streaming call holds its text before it
+// writes a vibecode_delta, with streams calls streaming text at once.
+func (d *Deps) deltaInterval(streams int64) time.Duration {
+	if d.DeltaRate <= 0 {
+		return d.DeltaInterval
+	}
+	return max(d.DeltaInterval, time.Duration(streams)*time.Second/time.Duration(d.DeltaRate))
 }
 
 // step runs one step of the loop for a user message: it loads the message

@@ -85,6 +85,7 @@ func (w *VibecodeWorker) vibecode(ctx context.Context, job *river.Job[jobargs.Vi
 			callCtx, stop := context.WithCancelCause(ctx)
 			defer stop(nil)
 			deltas := newDeltaBatcher(ctx, w.Deps, t, domain.AgentVibeCoder, iteration, func() { stop(db.ErrTurnGone) })
+			defer deltas.done()
 			r, err := w.LLM.VibeCoder(callCtx, llm.AgentCall{SessionKey: t.Session.OpenAISessionKey, Memory: memory, Turn: turn}, deltas.add)
 			if errors.Is(context.Cause(callCtx), db.ErrTurnGone) {
 				return nil, db.ErrTurnGone

@@ -434,8 +434,8 @@ func TestDeltasCountTheirIntervalFromTheFirstText(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
-			deps := *f.deps
-			deps.DeltaInterval = 250 * time.Millisecond
+			deps := jobs.Deps{Store: f.deps.Store, LLM: f.deps.LLM, MaxIterations: f.deps.MaxIterations, Log: f.deps.Log,
+				DeltaInterval: 250 * time.Millisecond}
 			f.ai.Handle(func(openaitest.Request) openaitest.Reply {
 				time.Sleep(tc.pause)
 				return tc.reply

@@ -253,6 +253,10 @@ func runPipeline(args []string) error {
 	if reads := outboxReads(ctx, f.server); reads != "" {
 		fmt.Printf("the realtime hub's reads of the outbox over the command (socketio.outbox.reads): %s\n", reads)
 	}
+	if f.stream > 0 {
+		fmt.Printf("vibecode_delta events the sessions' clients received: %.1f a message\n",
+			float64(deltasReceived.Load())/float64(f.runs*f.messages*len(sessions)))
+	}
 	if n := model.errors.Load(); n > 0 {
 		return fmt.Errorf("the fake model refused %d requests (see above)", n)
 	}
@@ -645,6 +649,9 @@ type arrival struct {
 	err     string
 }
 
+// deltasReceived counts the vibecode_delta events of every client.
+var deltasReceived atomic.Int64
+
 // responseWatch is one Socket.IO client subscribed to a project; it hands
 // each vibecode_response to whoever waits for that message.
 type responseWatch struct {
@@ -680,6 +687,8 @@ func (w *responseWatch) onEvent(args ...any) {
 			}
 			w.mu.Unlock()
 		}
+	case "vibecode_delta":
+		deltasReceived.Add(1)
 	case "vibecode_response":
 		w.mu.Lock()
 		ch := w.waiting[id]

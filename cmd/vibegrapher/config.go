@@ -43,6 +43,9 @@ type Config struct {
 	VibecodeWorkers int `env:"VIBECODE_WORKERS, default=500"`
 	EvaluateWorkers int `env:"EVALUATE_WORKERS, default=500"`
 	TestWorkers     int `env:"TEST_WORKERS, default=0"`
+	// DeltaRate bounds the vibecode_delta events one worker process writes
+	// a second (jobs.Deps.DeltaRate); 0 sets no bound.
+	DeltaRate int `env:"DELTA_EVENTS_PER_SECOND, default=200"`
 	// ShutdownGrace is how long a stopping worker lets running jobs finish
 	// before it cancels them and hands them over (docs/reliability.md). It
 	// must fit, with ShutdownCancel, in the platform's kill timeout (30 s).
@@ -94,6 +97,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("LOG_FORMAT must be text or json, got %q", c.LogFormat)
 	case c.EventRetention < 0:
 		return fmt.Errorf("EVENT_RETENTION must be 0 (keep every event) or positive, got %s", c.EventRetention)
+	case c.DeltaRate < 0:
+		return fmt.Errorf("DELTA_EVENTS_PER_SECOND must be 0 (no bound) or positive, got %d", c.DeltaRate)
 	case c.TestWorkers < 0 || c.TestWorkers > maxQueueWorkers:
 		return fmt.Errorf("TEST_WORKERS must be 0 (from the cores and memory) or 1..%d, got %d", maxQueueWorkers, c.TestWorkers)
 	}

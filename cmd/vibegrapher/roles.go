@@ -218,6 +218,7 @@ func startWorker(ctx context.Context, e env, model *llm.Client) (*worker, error)
 		MaxIterations: e.cfg.MaxIterations,
 		Log:           e.log,
 		DeltaInterval: 75 * time.Millisecond,
+		DeltaRate:     e.cfg.DeltaRate,
 	}
 	box, err := sandbox.New(sandbox.Config{
 		Python: e.cfg.SandboxPython, ScratchRoot: e.cfg.MediaPath, Timeout: e.cfg.SandboxTimeout,
