@@ -22,12 +22,13 @@ import (
 // transaction of its own, while the stream waited for it. Text that streams
 // within one interval goes with the reply, in the step's last transaction.
 //
-// Under load the interval grows (Deps.DeltaRate): with more calls streaming
+// Under load the interval grows (Deps.DeltaRate): with more calls holding
 // text at once than the rate allows at DeltaInterval, each holds its text
 // longer, so the process writes about DeltaRate deltas a second in all and
 // clients see the text in larger pieces instead of the database and the
-// clients' connections taking an event per call every 75 ms. A call counts
-// from its first text until done.
+// clients' connections taking an event per call every 75 ms; never longer
+// than maxDeltaInterval. A call counts while it holds text: not while it
+// streams a tool call's arguments after its text, nor once it is done.
 //
 // When the message is deleted (its session cleared, its project deleted)
 // the batcher emits nothing more and calls gone, which stops the call.
@@ -42,7 +43,8 @@ type deltaBatcher struct {
 	buf       strings.Builder
 	held      time.Time // when the oldest text in buf arrived
 	stopped   bool      // the message is gone
-	streaming bool      // counted in Deps.streams
+	holding   bool      // counted in Deps.streams: buf holds text
+	ended     bool      // done: counted no more
 }
 
 func newDeltaBatcher(ctx context.Context, d *Deps, t *db.Turn, agent string, iteration int, gone func()) *deltaBatcher {
@@ -58,8 +60,8 @@ func (b *deltaBatcher) add(s string) {
 			b.held = time.Now()
 		}
 		b.buf.WriteString(s)
-		if !b.streaming {
-			b.streaming = true
+		if !b.holding && !b.ended {
+			b.holding = true
 			b.d.streams.Add(1)
 		}
 	}
@@ -68,15 +70,20 @@ func (b *deltaBatcher) add(s string) {
 	}
 }
 
-// done ends the call's count among the streaming ones; call it once the
-// call has returned.
+// release ends the call's count among those holding text.
+func (b *deltaBatcher) release() {
+	if b.holding {
+		b.holding = false
+		b.d.streams.Add(-1)
+	}
+}
+
+// done ends the call's count for good; call it once the call has returned.
 func (b *deltaBatcher) done() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.streaming {
-		b.streaming = false
-		b.d.streams.Add(-1)
-	}
+	b.ended = true
+	b.release()
 }
 
 func (b *deltaBatcher) flush() {
@@ -87,8 +94,10 @@ func (b *deltaBatcher) flush() {
 
 func (b *deltaBatcher) flushLocked() {
 	if b.buf.Len() == 0 || b.stopped {
+		b.release() // a gone message's text is sent no more
 		return
 	}
+	defer b.release()
 	err := b.d.Store.EmitDelta(b.ctx, b.t, b.agent, b.iteration, b.buf.String())
 	switch {
 	case errors.Is(err, db.ErrTurnGone):
@@ -109,5 +118,6 @@ func (b *deltaBatcher) take() string {
 	defer b.mu.Unlock()
 	s := b.buf.String()
 	b.buf.Reset()
+	b.release()
 	return s
 }

@@ -58,10 +58,11 @@ func TestDeltaBatcherHoldsTextForAnInterval(t *testing.T) {
 	}
 }
 
-// With more calls streaming text at once than DeltaRate allows at
+// With more calls holding streamed text at once than DeltaRate allows at
 // DeltaInterval, each holds its text longer, so that the process writes
-// about DeltaRate deltas a second; a call counts from its first text until
-// it is done.
+// about DeltaRate deltas a second; a call counts while it holds text, and
+// not once it is done. (The text's age is set instead of slept, so a slow
+// machine does not move the test.)
 func TestDeltaIntervalGrowsWithTheCallsStreamingAtOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -69,45 +70,64 @@ func TestDeltaIntervalGrowsWithTheCallsStreamingAtOnce(t *testing.T) {
 	deps := &Deps{Store: &db.Store{Pool: pool}, Log: slog.New(slog.DiscardHandler), DeltaInterval: 200 * time.Millisecond, DeltaRate: 5}
 	turn := deltaTurn(t, deps)
 	count := func() int { return dbtest.Count(t, pool, `SELECT count(*) FROM events WHERE name = 'vibecode_delta'`) }
+	holding := func(want int64) {
+		t.Helper()
+		if n := deps.streams.Load(); n != want {
+			t.Fatalf("%d calls counted as holding text, want %d", n, want)
+		}
+	}
+	aged := func(b *deltaBatcher, d time.Duration) {
+		b.mu.Lock()
+		b.held = time.Now().Add(-d)
+		b.mu.Unlock()
+	}
 
 	calls := []*deltaBatcher{
 		newDeltaBatcher(ctx, deps, turn, domain.AgentVibeCoder, 1, nil),
 		newDeltaBatcher(ctx, deps, turn, domain.AgentVibeCoder, 1, nil),
 		newDeltaBatcher(ctx, deps, turn, domain.AgentVibeCoder, 1, nil),
 	}
-	if n := deps.streams.Load(); n != 0 {
-		t.Fatalf("%d streaming before any text", n)
-	}
+	calls[0].add("") // no text yet: not counted
+	holding(0)
 	for _, b := range calls {
 		b.add("text ")
 	}
+	holding(3)
 	// Three at once at 5 a second: 600 ms each, not 200.
-	time.Sleep(350 * time.Millisecond)
+	aged(calls[0], 400*time.Millisecond)
 	calls[0].add("")
 	if n := count(); n != 0 {
-		t.Fatalf("%d deltas after 350 ms with three calls streaming at 5 a second", n)
+		t.Fatalf("%d deltas of text 400 ms old with three calls holding text at 5 a second", n)
 	}
-	time.Sleep(350 * time.Millisecond)
+	aged(calls[0], 700*time.Millisecond)
 	calls[0].add("")
 	if n := count(); n != 1 {
-		t.Fatalf("%d deltas after 700 ms, want the first call's", n)
+		t.Fatalf("%d deltas of text 700 ms old, want the first call's", n)
 	}
-	// The other two end: one call streams, at DeltaInterval again.
+	// Its text is sent: it streams a tool call's arguments now, and counts
+	// no more.
+	calls[0].add("")
+	holding(2)
+	// The other two end: one call holds text, at DeltaInterval again.
 	calls[1].done()
+	if rest := calls[2].take(); rest != "text " {
+		t.Fatalf("take: %q", rest)
+	}
 	calls[2].done()
+	holding(0)
 	calls[0].add("more ")
-	time.Sleep(300 * time.Millisecond)
+	holding(1)
+	aged(calls[0], 250*time.Millisecond)
 	calls[0].add("")
 	if n := count(); n != 2 {
-		t.Fatalf("%d deltas, want the lone call's text after 300 ms", n)
+		t.Fatalf("%d deltas, want the lone call's text 250 ms old", n)
 	}
 	calls[0].done()
-	calls[0].done() // once is counted
-	if n := deps.streams.Load(); n != 0 {
-		t.Fatalf("%d streaming after every call is done", n)
-	}
-	if got, want := deps.deltaInterval(1000), 200*time.Second; got != want {
-		t.Fatalf("1,000 streaming at 5 a second: %s, want %s", got, want)
+	calls[0].add("after its end") // counted no more
+	holding(0)
+
+	if got := deps.deltaInterval(1000); got != maxDeltaInterval {
+		t.Fatalf("1,000 holding text at 5 a second: %s, want the ceiling %s", got, maxDeltaInterval)
 	}
 	deps.DeltaRate = 0
 	if got := deps.deltaInterval(1000); got != deps.DeltaInterval {

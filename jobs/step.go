@@ -30,21 +30,27 @@ type Deps struct {
 	// DeltaInterval batches streamed text into vibecode_delta events.
 	DeltaInterval time.Duration
 	// DeltaRate bounds the vibecode_delta events the process writes a
-	// second, shared by the calls streaming text at once: each holds its
-	// text for DeltaInterval, or for streams/DeltaRate seconds when that is
-	// longer. 0 sets no bound.
+	// second, shared by the calls holding streamed text at once: each holds
+	// its text for DeltaInterval, or for streams/DeltaRate seconds when that
+	// is longer, up to maxDeltaInterval. 0 sets no bound.
 	DeltaRate int
 
-	streams atomic.Int64 // calls streaming text now (deltaBatcher)
+	streams atomic.Int64 // calls holding streamed text now (deltaBatcher)
 }
 
-// deltaInterval is how long a streaming call holds its text before it
-// writes a vibecode_delta, with streams calls streaming text at once.
+// maxDeltaInterval bounds how long streamed text waits for its
+// vibecode_delta however many calls stream at once: a client sees an answer
+// grow at least every second while it streams.
+const maxDeltaInterval = time.Second
+
+// deltaInterval is how long a call holds streamed text before it writes a
+// vibecode_delta, with streams calls holding text at once.
 func (d *Deps) deltaInterval(streams int64) time.Duration {
 	if d.DeltaRate <= 0 {
 		return d.DeltaInterval
 	}
-	return max(d.DeltaInterval, time.Duration(streams)*time.Second/time.Duration(d.DeltaRate))
+	shared := time.Duration(streams) * time.Second / time.Duration(d.DeltaRate)
+	return max(d.DeltaInterval, min(shared, maxDeltaInterval))
 }
 
 // step runs one step of the loop for a user message: it loads the message

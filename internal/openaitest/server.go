@@ -200,7 +200,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}()
 		stream(r.Context(), w, resp, reply)
-		stall(r.Context(), reply.Linger)
+		if reply.Linger > 0 { // the events go now; the body ends later
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+			stall(r.Context(), reply.Linger)
+		}
 		return
 	}
 	if !stall(r.Context(), reply.Stall) {

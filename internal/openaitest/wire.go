@@ -198,8 +198,8 @@ func (r *response) final() map[string]any {
 //
 // Events written without a pause between them go out together, as a server
 // sends what it has when it has to wait: the stream is flushed before each
-// wait (Delay, Stall) and before a cut, and net/http sends the rest when the
-// handler returns. Flushing every event made a write and a TCP segment of
+// wait (Delay, Stall, and Linger after it, in serveHTTP) and before a cut,
+// and net/http sends the rest when the handler returns. Flushing every event made a write and a TCP segment of
 // each, a quarter of the load command's CPU in its fake model.
 func stream(ctx context.Context, w http.ResponseWriter, r *response, reply Reply) {
 	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
