@@ -56,6 +56,23 @@ func (s *steps) lockMessages(rs []*running) (unlock func()) {
 	return holdLocks(s.t, s.pool, `SELECT 1 FROM messages WHERE id = ANY($1::uuid[]) FOR UPDATE`, ids)
 }
 
+// letHeldGo lets two held deltas go one after the other: the first's end
+// hands the deltas waiting their group, and the second is let go only once
+// they are in it (both at once could hand a second waiting delta a
+// transaction of its own, as the first's leader had not taken it yet).
+func (s *steps) letHeldGo(unlock []func(), written func(int) error) {
+	s.t.Helper()
+	unlock[0]()
+	if err := written(0); err != nil {
+		s.t.Fatalf("the first held delta: %v", err)
+	}
+	s.waitFor(func() bool { return db.PoolDeltas(s.pool).Waiting == 0 }, "the waiting deltas to go in one group")
+	unlock[1]()
+	if err := written(1); err != nil {
+		s.t.Fatalf("the second held delta: %v", err)
+	}
+}
+
 // Deltas written while both places for them are taken wait, and go in one
 // transaction, in the batch with its COMMIT: each message its own event with
 // its text; a message deleted meanwhile (its session cleared) gets none and
@@ -73,19 +90,13 @@ func TestDeltasThatWaitAreWrittenTogether(t *testing.T) {
 
 	// The held two take both places and wait there for their messages'
 	// rows, which another connection holds.
-	unlock := s.lockMessages(held)
+	unlock := []func(){s.lockMessages(held[:1]), s.lockMessages(held[1:])}
 	heldWritten := s.emittingDeltas(held)
 	waitForLockWaiters(t, s.pool, 2)
 	written := s.emittingDeltas(waiting)
 	s.waitFor(func() bool { return db.PoolDeltas(s.pool).Waiting == len(waiting) }, "the deltas to wait")
 	before := s.counted.count()
-	unlock()
-
-	for i, r := range held {
-		if err := heldWritten(i); err != nil {
-			t.Fatalf("held delta of %s: %v", r.m.MessageID, err)
-		}
-	}
+	s.letHeldGo(unlock, heldWritten)
 	for i, r := range waiting {
 		err := written(i)
 		if r == gone {
@@ -134,18 +145,13 @@ func TestAGroupOfDeltasThatWaitsTooLongWritesEachAlone(t *testing.T) {
 	s := newSteps(t, moreConns)
 	held := s.startedSteps("held", 2)
 	waiting := s.startedSteps("together", 3)
-	unlockHeld := s.lockMessages(held)
+	unlockHeld := []func(){s.lockMessages(held[:1]), s.lockMessages(held[1:])}
 	unlockOne := s.lockMessages(waiting[1:2])
 	heldWritten := s.emittingDeltas(held)
 	waitForLockWaiters(t, s.pool, 2)
 	written := s.emittingDeltas(waiting)
 	s.waitFor(func() bool { return db.PoolDeltas(s.pool).Waiting == len(waiting) }, "the deltas to wait")
-	unlockHeld()
-	for i := range held {
-		if err := heldWritten(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s.letHeldGo(unlockHeld, heldWritten)
 	for _, i := range []int{0, 2} {
 		if err := written(i); err != nil {
 			t.Fatalf("delta %d: %v", i, err)

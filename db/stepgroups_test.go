@@ -100,9 +100,11 @@ func (s *steps) startingGroup(ids []string, also func(pgx.Tx, *db.Turn) error) (
 // holdTwo runs two transactions of one kind (run, which must call hold
 // inside its transaction) that hold both places a pool gives that kind at
 // once, until release: what comes meanwhile waits. release lets the first
-// end, so that the next group goes in its place, and returns its error; then
-// it lets the second end.
-func (s *steps) holdTwo(run func(i int, hold func()) error) (release func() (first, second error)) {
+// end, so that the next group goes in its place, and returns its error; then,
+// once waiting (the pool's count of those waiting) says the group has taken
+// its members, it lets the second end: before, the second's end could hand a
+// second waiting member a transaction of its own.
+func (s *steps) holdTwo(run func(i int, hold func()) error) (release func(waiting func() int) (first, second error)) {
 	s.t.Helper()
 	var entered sync.WaitGroup
 	gates := []chan struct{}{make(chan struct{}), make(chan struct{})}
@@ -127,9 +129,13 @@ func (s *steps) holdTwo(run func(i int, hold func()) error) (release func() (fir
 		})
 	}
 	s.t.Cleanup(free)
-	return func() (error, error) {
+	return func(waiting func() int) (error, error) {
+		n := waiting()
 		close(gates[0])
 		first := wait(s.t, done[0])
+		// The first's end takes the first waiting, whose group then takes
+		// others (up to the group's size): then fewer than n-1 wait.
+		s.waitFor(func() bool { w := waiting(); return w == 0 || w < n-1 }, "the next group to take its members")
 		close(gates[1])
 		return first, wait(s.t, done[1])
 	}
@@ -150,7 +156,7 @@ func (s *steps) holdStarts() (release func(n int)) {
 	return func(n int) {
 		s.t.Helper()
 		s.waitFor(func() bool { return db.PoolStarts(s.pool).Waiting == n }, "the starts to wait")
-		if errA, errB := held(); errA != nil || errB != nil {
+		if errA, errB := held(func() int { return db.PoolStarts(s.pool).Waiting }); errA != nil || errB != nil {
 			s.t.Fatalf("the held starts: %v, %v", errA, errB)
 		}
 	}
@@ -164,7 +170,7 @@ func (s *steps) holdEnds() (held []*running, release func(n int)) {
 	return held, func(n int) {
 		s.t.Helper()
 		s.waitFor(func() bool { return db.PoolEnds(s.pool).Waiting == n }, "the ends to wait")
-		if errA, errB := ended(); errA != nil || errB != nil {
+		if errA, errB := ended(func() int { return db.PoolEnds(s.pool).Waiting }); errA != nil || errB != nil {
 			s.t.Fatalf("the held ends: %v, %v", errA, errB)
 		}
 	}
