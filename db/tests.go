@@ -181,6 +181,10 @@ func (s *Store) StartRun(ctx context.Context, runID uuid.UUID, testID string, di
 // test and diff, and otherwise 409.
 func (s *Store) repeatedRun(ctx context.Context, runID uuid.UUID, testID string, diffID *string) (domain.TestRunAccepted, error) {
 	run, err := s.GetRun(ctx, runID.String())
+	if domain.ErrorCodeOf(err) == domain.ENOTFOUND { // its test deleted since
+		return domain.TestRunAccepted{}, &domain.Error{Code: domain.ECONFLICT, Field: "test_run_id",
+			Message: "test run " + runID.String() + " was deleted meanwhile; a new run needs a test_run_id of its own"}
+	}
 	if err != nil {
 		return domain.TestRunAccepted{}, err
 	}
