@@ -192,7 +192,7 @@ func (s *Server) testDiff(c fuego.ContextWithBody[DiffTestRequest]) (db.DiffTest
 	if err != nil {
 		return db.DiffTestsAccepted{}, err
 	}
-	return s.opts.Store.StartDiffRuns(c.Context(), c.PathParam("id"), batch, in.BatchID != nil, s.enqueueRun(c.Request()))
+	return s.opts.Store.StartDiffRuns(c.Context(), c.PathParam("id"), batch, s.enqueueRun(c.Request()))
 }
 
 func (s *Server) getRun(c fuego.ContextNoBody) (domain.TestRun, error) {

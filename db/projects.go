@@ -42,11 +42,11 @@ func scanProject(r pgx.Row) (projectRow, error) {
 // CreateProject stores a project and its repository with a first commit of
 // its code, and emits project_created, all in one transaction.
 func (s *Store) CreateProject(ctx context.Context, in domain.NewProject) (domain.Project, error) {
-	code, err := in.Validate()
+	code, id, err := in.Validate()
 	if err != nil {
 		return domain.Project{}, err
 	}
-	id, digest := in.ID(), createDigest(in.Name, code)
+	digest := createDigest(in.Name, code)
 	var out domain.Project
 	err = InTx(ctx, s.Pool, func(tx pgx.Tx) error {
 		repo, err := InitRepository(ctx, tx, id, domain.DefaultBranch)

@@ -26,11 +26,10 @@ func scanTest(r pgx.Row) (domain.TestCase, error) {
 
 // CreateTest stores a test case of a project.
 func (s *Store) CreateTest(ctx context.Context, projectID string, in domain.NewTestCase, maxTimeout time.Duration) (domain.TestCase, error) {
-	timeout, err := in.Validate(maxTimeout)
+	timeout, id, err := in.Validate(maxTimeout)
 	if err != nil {
 		return domain.TestCase{}, err
 	}
-	id := in.ID()
 	var out domain.TestCase
 	err = InTx(ctx, s.Pool, func(tx pgx.Tx) error {
 		p, err := loadProjectRow(ctx, tx, projectID, false)
@@ -338,26 +337,25 @@ type DiffTestsAccepted struct {
 
 // StartDiffRuns queues a run of every test of the diff's project on the
 // diff's patched code, as batch; as they finish, the diff's test_results
-// summarise them. A batch the client chose (chosen) that exists already is
-// answered as it is now, and nothing is queued.
-func (s *Store) StartDiffRuns(ctx context.Context, diffID string, batch uuid.UUID, chosen bool, enqueue EnqueueRun) (DiffTestsAccepted, error) {
+// summarise them. A batch that exists already (the client chose its id and
+// sent the same request again) is answered as it is now, and nothing is
+// queued.
+func (s *Store) StartDiffRuns(ctx context.Context, diffID string, batch uuid.UUID, enqueue EnqueueRun) (DiffTestsAccepted, error) {
 	var out DiffTestsAccepted
 	err := InTx(ctx, s.Pool, func(tx pgx.Tx) error {
 		d, err := getDiff(ctx, tx, diffID, true)
 		if err != nil {
 			return err
 		}
-		if chosen {
-			// The diff's lock, taken above, holds a repeat sent at once
-			// until the first has committed its runs.
-			found, err := existingBatch(ctx, tx, d.ID, batch)
-			if err != nil {
-				return err
-			}
-			if found != nil {
-				out = *found
-				return nil
-			}
+		// The diff's lock, taken above, holds a repeat sent at once until
+		// the first has committed its runs.
+		found, err := existingBatch(ctx, tx, d.ID, batch)
+		if err != nil {
+			return err
+		}
+		if found != nil {
+			out = *found
+			return nil
 		}
 		// The project, and then its tests, before the runs' inserts
 		// check them (which take each test before the project): the

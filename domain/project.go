@@ -58,35 +58,30 @@ type NewProject struct {
 	ProjectID *string `json:"project_id,omitempty" description:"Client-chosen UUID, the new project's id: sending the same one again (a retry whose answer was lost) answers the project (201) and creates nothing; with another name or code, or of a deleted project, 409"`
 }
 
-// ID is the new project's id: the client's project_id, or a new one. Call it
-// after Validate.
-func (p *NewProject) ID() uuid.UUID {
-	id, _ := ClientID("project_id", p.ProjectID)
-	return id
-}
-
 // Validate trims the name and checks the rules a project must meet. It
-// returns the code to commit first: the given one, or SampleWorkflow.
-func (p *NewProject) Validate() (string, error) {
+// returns the code to commit first (the given one, or SampleWorkflow) and
+// the project's id (the client's project_id, or a new one).
+func (p *NewProject) Validate() (string, uuid.UUID, error) {
 	p.Name = strings.TrimSpace(p.Name)
 	switch {
 	case p.Name == "":
-		return "", Invalid("name", "is required and must not be blank")
+		return "", uuid.Nil, Invalid("name", "is required and must not be blank")
 	case utf8.RuneCountInString(p.Name) > MaxProjectNameLen:
-		return "", Invalid("name", "must be at most %d characters, got %d", MaxProjectNameLen, utf8.RuneCountInString(p.Name))
+		return "", uuid.Nil, Invalid("name", "must be at most %d characters, got %d", MaxProjectNameLen, utf8.RuneCountInString(p.Name))
 	case strings.ContainsFunc(p.Name, unicode.IsControl):
-		return "", Invalid("name", "must not contain control characters")
+		return "", uuid.Nil, Invalid("name", "must not contain control characters")
 	}
-	if _, err := ClientID("project_id", p.ProjectID); err != nil {
-		return "", err
+	id, err := ClientID("project_id", p.ProjectID)
+	if err != nil {
+		return "", uuid.Nil, err
 	}
 	if p.Code == nil {
-		return SampleWorkflow, nil
+		return SampleWorkflow, id, nil
 	}
 	if err := ValidateCode(*p.Code); err != nil {
-		return "", err
+		return "", uuid.Nil, err
 	}
-	return *p.Code, nil
+	return *p.Code, id, nil
 }
 
 // ValidateCode checks that code can be stored as the project's file.

@@ -41,7 +41,7 @@ func TestNewProjectValidate(t *testing.T) {
 		{NewProject{Name: "big", Code: ptr(strings.Repeat("x", MaxCodeBytes+1))}, "", "code", ETOOLARGE},
 		{NewProject{Name: "bad", Code: ptr("\xff")}, "", "code", EINVALID},
 	} {
-		got, err := c.in.Validate()
+		got, _, err := c.in.Validate()
 		if c.field == "" {
 			if err != nil || got != c.wantCode {
 				t.Errorf("%q: %v", c.in.Name, err)

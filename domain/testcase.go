@@ -31,41 +31,35 @@ type NewTestCase struct {
 	TestID         *string `json:"test_id,omitempty" description:"Client-chosen UUID, the new test's id: sending the same one again (a retry whose answer was lost) answers the test (201) and creates nothing; with another project, name, code or timeout, 409"`
 }
 
-// ID is the new test's id: the client's test_id, or a new one. Call it after
-// Validate.
-func (t *NewTestCase) ID() uuid.UUID {
-	id, _ := ClientID("test_id", t.TestID)
-	return id
-}
-
 // Validate checks a new test case against the sandbox's longest run and
-// returns its timeout.
-func (t *NewTestCase) Validate(maxTimeout time.Duration) (int, error) {
+// returns its timeout and its id (the client's test_id, or a new one).
+func (t *NewTestCase) Validate(maxTimeout time.Duration) (int, uuid.UUID, error) {
 	t.Name = strings.TrimSpace(t.Name)
 	limit := int(maxTimeout / time.Second)
 	switch {
 	case t.Name == "":
-		return 0, Invalid("name", "is required and must not be blank")
+		return 0, uuid.Nil, Invalid("name", "is required and must not be blank")
 	case utf8.RuneCountInString(t.Name) > MaxProjectNameLen:
-		return 0, Invalid("name", "must be at most %d characters", MaxProjectNameLen)
+		return 0, uuid.Nil, Invalid("name", "must be at most %d characters", MaxProjectNameLen)
 	case strings.ContainsFunc(t.Name, unicode.IsControl): // as a project's name
-		return 0, Invalid("name", "must not contain control characters")
+		return 0, uuid.Nil, Invalid("name", "must not contain control characters")
 	case strings.TrimSpace(t.Code) == "":
-		return 0, Invalid("code", "is required and must not be blank")
+		return 0, uuid.Nil, Invalid("code", "is required and must not be blank")
 	}
 	if err := ValidateCode(t.Code); err != nil {
-		return 0, err
+		return 0, uuid.Nil, err
 	}
-	if _, err := ClientID("test_id", t.TestID); err != nil {
-		return 0, err
+	id, err := ClientID("test_id", t.TestID)
+	if err != nil {
+		return 0, uuid.Nil, err
 	}
 	if t.TimeoutSeconds == nil {
-		return limit, nil
+		return limit, id, nil
 	}
 	if *t.TimeoutSeconds < 1 || *t.TimeoutSeconds > limit {
-		return 0, Invalid("timeout_seconds", "must be between 1 and %d (SANDBOX_TIMEOUT), got %d", limit, *t.TimeoutSeconds)
+		return 0, uuid.Nil, Invalid("timeout_seconds", "must be between 1 and %d (SANDBOX_TIMEOUT), got %d", limit, *t.TimeoutSeconds)
 	}
-	return *t.TimeoutSeconds, nil
+	return *t.TimeoutSeconds, id, nil
 }
 
 // Test run statuses.
