@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"time"
 	"unicode"
 )
@@ -21,7 +22,7 @@ type response struct {
 	usage     Usage
 	status    string // completed, incomplete, failed
 	reply     Reply
-	tools     []any // the request's tools as sent, echoed in every Response object
+	tools     []json.RawMessage // the request's tools as sent, echoed in every Response object
 }
 
 func build(req Request, reply Reply) *response {
@@ -30,12 +31,8 @@ func build(req Request, reply Reply) *response {
 	if reply.ResponseStatus != "" {
 		r.status = reply.ResponseStatus
 	}
-	r.tools = []any{}
-	var tools []json.RawMessage
-	if json.Unmarshal(req.rawTools, &tools) == nil {
-		for _, t := range tools {
-			r.tools = append(r.tools, t)
-		}
+	if json.Unmarshal(req.rawTools, &r.tools) != nil || r.tools == nil {
+		r.tools = []json.RawMessage{}
 	}
 	var outChars, reasoning int64
 	for i, it := range reply.Items {
@@ -74,7 +71,7 @@ func build(req Request, reply Reply) *response {
 }
 
 // item is the JSON of output item i, complete or as first announced.
-func (r *response) item(i int, done bool) map[string]any {
+func (r *response) item(i int, done bool) any {
 	it := r.items[i]
 	status := "completed"
 	if !done {
@@ -86,8 +83,7 @@ func (r *response) item(i int, done bool) map[string]any {
 		if !done {
 			args = ""
 		}
-		return map[string]any{"id": it.ID, "type": "function_call", "status": status,
-			"call_id": it.CallID, "name": it.Name, "arguments": args}
+		return functionCallItem{ID: it.ID, Type: "function_call", Status: status, CallID: it.CallID, Name: it.Name, Arguments: args}
 	case "reasoning":
 		m := map[string]any{"id": it.ID, "type": "reasoning", "summary": []any{}}
 		if done && it.Summary != "" {
@@ -102,89 +98,146 @@ func (r *response) item(i int, done bool) map[string]any {
 		if done {
 			content = append(content, contentPart(it))
 		}
-		return map[string]any{"id": it.ID, "type": "message", "status": status, "role": "assistant", "content": content}
+		return messageItem{ID: it.ID, Type: "message", Status: status, Role: "assistant", Content: content}
 	}
 }
 
+type functionCallItem struct {
+	ID        string `json:"id"`
+	Type      string `json:"type"`
+	Status    string `json:"status"`
+	CallID    string `json:"call_id"`
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+type messageItem struct {
+	ID      string `json:"id"`
+	Type    string `json:"type"`
+	Status  string `json:"status"`
+	Role    string `json:"role"`
+	Content []any  `json:"content"`
+}
+
 // contentPart is the one content part of message item it, complete.
-func contentPart(it Item) map[string]any {
+func contentPart(it Item) any {
 	if it.Refusal != "" {
 		return map[string]any{"type": "refusal", "refusal": it.Refusal}
 	}
 	return outputText(it.Text)
 }
 
-func outputText(text string) map[string]any {
-	return map[string]any{"type": "output_text", "text": text, "annotations": []any{}, "logprobs": []any{}}
+type outputTextPart struct {
+	Type        string `json:"type"`
+	Text        string `json:"text"`
+	Annotations []any  `json:"annotations"`
+	Logprobs    []any  `json:"logprobs"`
 }
 
+func outputText(text string) outputTextPart {
+	return outputTextPart{Type: "output_text", Text: text, Annotations: []any{}, Logprobs: []any{}}
+}
+
+// wireResponse is a Response object, its fields in the order OpenAI sends
+// them. A struct, not a map: the load command's fake model encodes three of
+// them for every call, and a map's sorted keys cost it a third of its CPU.
+type wireResponse struct {
+	ID                 string            `json:"id"`
+	Object             string            `json:"object"`
+	CreatedAt          int64             `json:"created_at"`
+	Status             string            `json:"status"`
+	Background         bool              `json:"background"`
+	Error              any               `json:"error"`
+	IncompleteDetails  any               `json:"incomplete_details"`
+	Instructions       *string           `json:"instructions"`
+	MaxOutputTokens    *int64            `json:"max_output_tokens"`
+	MaxToolCalls       *int64            `json:"max_tool_calls"`
+	Model              string            `json:"model"`
+	Output             []any             `json:"output"`
+	ParallelToolCalls  bool              `json:"parallel_tool_calls"`
+	PreviousResponseID *string           `json:"previous_response_id"`
+	PromptCacheKey     *string           `json:"prompt_cache_key"`
+	Reasoning          wireReasoning     `json:"reasoning"`
+	SafetyIdentifier   *string           `json:"safety_identifier"`
+	ServiceTier        string            `json:"service_tier"`
+	Store              bool              `json:"store"`
+	Temperature        float64           `json:"temperature"`
+	Text               wireText          `json:"text"`
+	ToolChoice         string            `json:"tool_choice"`
+	Tools              []json.RawMessage `json:"tools"`
+	TopLogprobs        int               `json:"top_logprobs"`
+	TopP               float64           `json:"top_p"`
+	Truncation         string            `json:"truncation"`
+	Usage              *wireUsage        `json:"usage"`
+	User               *string           `json:"user"`
+	Metadata           struct{}          `json:"metadata"`
+}
+
+type wireReasoning struct {
+	Effort  *string `json:"effort"`
+	Summary *string `json:"summary"`
+}
+
+type wireText struct {
+	Format    json.RawMessage `json:"format"`
+	Verbosity string          `json:"verbosity"`
+}
+
+type wireUsage struct {
+	InputTokens         int64             `json:"input_tokens"`
+	InputTokensDetails  wireCachedTokens  `json:"input_tokens_details"`
+	OutputTokens        int64             `json:"output_tokens"`
+	OutputTokensDetails wireReasoningUsed `json:"output_tokens_details"`
+	TotalTokens         int64             `json:"total_tokens"`
+}
+
+type wireCachedTokens struct {
+	CachedTokens int64 `json:"cached_tokens"`
+}
+
+type wireReasoningUsed struct {
+	ReasoningTokens int64 `json:"reasoning_tokens"`
+}
+
+var textFormat = json.RawMessage(`{"type":"text"}`)
+
 // object is the Response object with the given status and output.
-func (r *response) object(status string, output []any, withUsage bool) map[string]any {
-	var instructions any
+func (r *response) object(status string, output []any, withUsage bool) *wireResponse {
+	obj := &wireResponse{
+		ID: r.id, Object: "response", CreatedAt: r.createdAt, Status: status,
+		Model: r.req.Model, Output: output, ParallelToolCalls: true,
+		ServiceTier: "default", Store: r.req.Store == nil || *r.req.Store, Temperature: 1,
+		Text:       wireText{Format: textFormat, Verbosity: "medium"},
+		ToolChoice: "auto", Tools: r.tools, TopP: 1, Truncation: "disabled",
+	}
 	if r.req.Instructions != "" {
-		instructions = r.req.Instructions
+		obj.Instructions = &r.req.Instructions
 	}
-	var prev any
 	if r.req.PreviousResponseID != "" {
-		prev = r.req.PreviousResponseID
+		obj.PreviousResponseID = &r.req.PreviousResponseID
 	}
-	text := map[string]any{"format": map[string]any{"type": "text"}, "verbosity": "medium"}
 	if len(r.req.TextFormat) > 0 {
-		text["format"] = json.RawMessage(r.req.TextFormat)
-	}
-	store := r.req.Store == nil || *r.req.Store
-	obj := map[string]any{
-		"id":                   r.id,
-		"object":               "response",
-		"created_at":           r.createdAt,
-		"status":               status,
-		"background":           false,
-		"error":                nil,
-		"incomplete_details":   nil,
-		"instructions":         instructions,
-		"max_output_tokens":    nil,
-		"max_tool_calls":       nil,
-		"model":                r.req.Model,
-		"output":               output,
-		"parallel_tool_calls":  true,
-		"previous_response_id": prev,
-		"prompt_cache_key":     nil,
-		"reasoning":            map[string]any{"effort": nil, "summary": nil},
-		"safety_identifier":    nil,
-		"service_tier":         "default",
-		"store":                store,
-		"temperature":          1.0,
-		"text":                 text,
-		"tool_choice":          "auto",
-		"tools":                r.tools,
-		"top_logprobs":         0,
-		"top_p":                1.0,
-		"truncation":           "disabled",
-		"usage":                nil,
-		"user":                 nil,
-		"metadata":             map[string]any{},
+		obj.Text.Format = r.req.TextFormat
 	}
 	if withUsage {
 		u := r.usage
-		obj["usage"] = map[string]any{
-			"input_tokens":          u.InputTokens,
-			"input_tokens_details":  map[string]any{"cached_tokens": u.CachedTokens},
-			"output_tokens":         u.OutputTokens,
-			"output_tokens_details": map[string]any{"reasoning_tokens": u.ReasoningTokens},
-			"total_tokens":          u.InputTokens + u.OutputTokens,
+		obj.Usage = &wireUsage{
+			InputTokens: u.InputTokens, InputTokensDetails: wireCachedTokens{u.CachedTokens},
+			OutputTokens: u.OutputTokens, OutputTokensDetails: wireReasoningUsed{u.ReasoningTokens},
+			TotalTokens: u.InputTokens + u.OutputTokens,
 		}
 	}
 	switch status {
 	case "incomplete":
-		obj["incomplete_details"] = map[string]any{"reason": r.reply.IncompleteReason}
+		obj.IncompleteDetails = map[string]any{"reason": r.reply.IncompleteReason}
 	case "failed":
-		obj["error"] = map[string]any{"code": r.reply.ErrorCode, "message": r.reply.ErrorMessage}
+		obj.Error = map[string]any{"code": r.reply.ErrorCode, "message": r.reply.ErrorMessage}
 	}
 	return obj
 }
 
 // final is the Response object at its end.
-func (r *response) final() map[string]any {
+func (r *response) final() *wireResponse {
 	output := make([]any, len(r.items))
 	for i := range r.items {
 		output[i] = r.item(i, true)
@@ -212,19 +265,34 @@ func stream(ctx context.Context, w http.ResponseWriter, r *response, reply Reply
 		}
 	}
 	seq := 0
-	emit := func(typ string, fields map[string]any) {
+	// emit writes an event: its type and sequence number, then the fields
+	// of fields (a map or a struct, or an object already encoded).
+	emit := func(typ string, fields any) {
 		if reply.CutAfter > 0 && seq >= reply.CutAfter {
 			flush()
 			panic(http.ErrAbortHandler)
 		}
-		fields["type"] = typ
-		fields["sequence_number"] = seq
-		seq++
-		data, err := json.Marshal(fields)
-		if err != nil {
-			panic(err)
+		data, ok := fields.(encoded)
+		if !ok {
+			var err error
+			if data, err = json.Marshal(fields); err != nil {
+				panic(err)
+			}
 		}
-		_, _ = w.Write([]byte("event: " + typ + "\ndata: " + string(data) + "\n\n"))
+		buf := make([]byte, 0, len(data)+2*len(typ)+64)
+		buf = append(buf, "event: "...)
+		buf = append(buf, typ...)
+		buf = append(buf, "\ndata: {\"type\":\""...)
+		buf = append(buf, typ...)
+		buf = append(buf, "\",\"sequence_number\":"...)
+		buf = strconv.AppendInt(buf, int64(seq), 10)
+		if len(data) > 2 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, data[1:]...)
+		buf = append(buf, "\n\n"...)
+		seq++
+		_, _ = w.Write(buf)
 	}
 	wait := func() {
 		if reply.Delay <= 0 {
@@ -238,8 +306,12 @@ func stream(ctx context.Context, w http.ResponseWriter, r *response, reply Reply
 		}
 	}
 
-	emit("response.created", map[string]any{"response": r.object("in_progress", []any{}, false)})
-	emit("response.in_progress", map[string]any{"response": r.object("in_progress", []any{}, false)})
+	started, err := json.Marshal(responseEvent{r.object("in_progress", []any{}, false)})
+	if err != nil {
+		panic(err)
+	}
+	emit("response.created", encoded(started))
+	emit("response.in_progress", encoded(started))
 	if reply.Stall > 0 {
 		flush()
 	}
@@ -247,12 +319,12 @@ func stream(ctx context.Context, w http.ResponseWriter, r *response, reply Reply
 		panic(http.ErrAbortHandler)
 	}
 	for i, it := range r.items {
-		emit("response.output_item.added", map[string]any{"output_index": i, "item": r.item(i, false)})
+		emit("response.output_item.added", itemEvent{OutputIndex: i, Item: r.item(i, false)})
 		switch it.Type {
 		case "function_call":
 			for _, d := range chunks(it.Arguments) {
 				wait()
-				emit("response.function_call_arguments.delta", map[string]any{"item_id": it.ID, "output_index": i, "delta": d})
+				emit("response.function_call_arguments.delta", argumentsDelta{ItemID: it.ID, OutputIndex: i, Delta: d})
 			}
 			emit("response.function_call_arguments.done", map[string]any{"item_id": it.ID, "output_index": i, "name": it.Name, "arguments": it.Arguments})
 		case "reasoning":
@@ -280,15 +352,15 @@ func stream(ctx context.Context, w http.ResponseWriter, r *response, reply Reply
 				break
 			}
 			empty := outputText("")
-			emit("response.content_part.added", map[string]any{"item_id": it.ID, "output_index": i, "content_index": 0, "part": empty})
+			emit("response.content_part.added", partEvent{ItemID: it.ID, OutputIndex: i, Part: empty})
 			for _, d := range chunks(it.Text) {
 				wait()
-				emit("response.output_text.delta", map[string]any{"item_id": it.ID, "output_index": i, "content_index": 0, "delta": d, "logprobs": []any{}})
+				emit("response.output_text.delta", textDelta{ItemID: it.ID, OutputIndex: i, Delta: d, Logprobs: []any{}})
 			}
-			emit("response.output_text.done", map[string]any{"item_id": it.ID, "output_index": i, "content_index": 0, "text": it.Text, "logprobs": []any{}})
-			emit("response.content_part.done", map[string]any{"item_id": it.ID, "output_index": i, "content_index": 0, "part": outputText(it.Text)})
+			emit("response.output_text.done", textDone{ItemID: it.ID, OutputIndex: i, Text: it.Text, Logprobs: []any{}})
+			emit("response.content_part.done", partEvent{ItemID: it.ID, OutputIndex: i, Part: outputText(it.Text)})
 		}
-		emit("response.output_item.done", map[string]any{"output_index": i, "item": r.item(i, true)})
+		emit("response.output_item.done", itemEvent{OutputIndex: i, Item: r.item(i, true)})
 	}
 	if reply.StreamErrorCode != "" || reply.StreamErrorMessage != "" {
 		emit("error", map[string]any{"code": reply.StreamErrorCode, "message": reply.StreamErrorMessage, "param": nil})
@@ -301,7 +373,51 @@ func stream(ctx context.Context, w http.ResponseWriter, r *response, reply Reply
 	case "failed":
 		final = "response.failed"
 	}
-	emit(final, map[string]any{"response": r.final()})
+	emit(final, responseEvent{r.final()})
+}
+
+// encoded is an event's fields already encoded, as a JSON object.
+type encoded []byte
+
+// responseEvent, itemEvent, partEvent, textDelta, textDone and
+// argumentsDelta are the fields of the events a call sends most: structs,
+// which encoding/json encodes without sorting keys.
+type responseEvent struct {
+	Response *wireResponse `json:"response"`
+}
+
+type textDelta struct {
+	ItemID       string `json:"item_id"`
+	OutputIndex  int    `json:"output_index"`
+	ContentIndex int    `json:"content_index"`
+	Delta        string `json:"delta"`
+	Logprobs     []any  `json:"logprobs"`
+}
+
+type itemEvent struct {
+	OutputIndex int `json:"output_index"`
+	Item        any `json:"item"`
+}
+
+type partEvent struct {
+	ItemID       string `json:"item_id"`
+	OutputIndex  int    `json:"output_index"`
+	ContentIndex int    `json:"content_index"`
+	Part         any    `json:"part"`
+}
+
+type textDone struct {
+	ItemID       string `json:"item_id"`
+	OutputIndex  int    `json:"output_index"`
+	ContentIndex int    `json:"content_index"`
+	Text         string `json:"text"`
+	Logprobs     []any  `json:"logprobs"`
+}
+
+type argumentsDelta struct {
+	ItemID      string `json:"item_id"`
+	OutputIndex int    `json:"output_index"`
+	Delta       string `json:"delta"`
 }
 
 // stall waits d, or less when ctx ends first; it reports whether it waited
