@@ -1,11 +1,13 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -164,6 +166,28 @@ func TestATestAndARunSentAgainAreCreatedOnce(t *testing.T) {
 	res := s.do("POST", "/tests/"+testID+"/run", map[string]any{"test_run_id": fmt.Sprint(42)})
 	if p := res.problem(t); res.Status != http.StatusBadRequest || len(p.Errors) != 1 || p.Errors[0].Name != "test_run_id" {
 		t.Fatalf("a malformed run id: %d %s", res.Status, res.Body)
+	}
+
+	// Once the test is deleted, the create sent again does not bring it
+	// back: its clients were told test_deleted.
+	if res := s.do("DELETE", "/tests/"+testID, nil); res.Status != http.StatusNoContent {
+		t.Fatalf("delete the test: %d %s", res.Status, res.Body)
+	}
+	wantConflict(t, s.do("POST", "/projects/"+p.ID+"/tests", body), "test_id", "was deleted")
+	wantConflict(t, s.do("POST", "/tests", other), "test_id", "was deleted")
+	if res := s.do("GET", "/tests/"+testID, nil); res.Status != http.StatusNotFound {
+		t.Fatalf("the deleted test after the creates sent again: %d %s", res.Status, res.Body)
+	}
+	if n := strings.Count(strings.Join(eventNames(s.outboxEvents(p.ID)), ","), "test_created"); n != 2 {
+		t.Fatalf("%d test_created events, want the first test's and the second's", n)
+	}
+	// Past the events' retention, with its test_deleted, the id is
+	// forgotten.
+	if _, err := db.DeleteEventsBefore(context.Background(), s.Pool, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if res := s.do("POST", "/projects/"+p.ID+"/tests", body); res.Status != http.StatusCreated {
+		t.Fatalf("the id after the retention: %d %s", res.Status, res.Body)
 	}
 }
 

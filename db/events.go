@@ -110,6 +110,11 @@ func DeleteEventsBefore(ctx context.Context, q Querier, cutoff time.Time) (int64
 	if _, err := q.Exec(ctx, `DELETE FROM deleted_projects WHERE deleted_at < $1`, cutoff); err != nil {
 		return 0, wrap(err, "delete old places of deleted projects")
 	}
+	// The ids of deleted tests, refused to a create sent again as long as
+	// their test_deleted events are kept (CreateTest).
+	if _, err := q.Exec(ctx, `DELETE FROM deleted_tests WHERE deleted_at < $1`, cutoff); err != nil {
+		return 0, wrap(err, "delete old ids of deleted tests")
+	}
 	return tag.RowsAffected(), nil
 }
 

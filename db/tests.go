@@ -41,6 +41,17 @@ func (s *Store) CreateTest(ctx context.Context, projectID string, in domain.NewT
 		if err != nil {
 			return wrap(err, "store test case")
 		}
+		// After the insert, not before: a delete of the same id that
+		// commits meanwhile has the insert wait for it, and its tombstone
+		// is then seen here.
+		var deleted bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deleted_tests WHERE id = $1)`, id).Scan(&deleted); err != nil {
+			return wrap(err, "read deleted tests")
+		}
+		if deleted {
+			return &domain.Error{Code: domain.ECONFLICT, Field: "test_id",
+				Message: "test " + id.String() + " was deleted; a new test needs a test_id of its own"}
+		}
 		_, err = Emit(ctx, tx, out.ProjectID, event.TestCreated{Test: out, TestID: out.ID})
 		return err
 	})
@@ -132,6 +143,9 @@ func (s *Store) DeleteTest(ctx context.Context, id string) error {
 		}
 		if tag.RowsAffected() == 0 {
 			return domain.NotFound("test", id)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO deleted_tests (id) VALUES ($1) ON CONFLICT DO NOTHING`, t.ID); err != nil {
+			return wrap(err, "keep the deleted test's id")
 		}
 		for _, b := range batches {
 			if err := summariseBatch(ctx, tx, b.diff.String(), b.id); err != nil {

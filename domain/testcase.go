@@ -28,7 +28,7 @@ type NewTestCase struct {
 	Name           string  `json:"name" description:"1 to 200 characters"`
 	Code           string  `json:"code" description:"Python run in the namespace of the project's code"`
 	TimeoutSeconds *int    `json:"timeout_seconds,omitempty" description:"1 to SANDBOX_TIMEOUT seconds; SANDBOX_TIMEOUT when omitted"`
-	TestID         *string `json:"test_id,omitempty" description:"Client-chosen UUID, the new test's id: sending the same one again (a retry whose answer was lost) answers the test (201) and creates nothing; with another project, name, code or timeout, 409"`
+	TestID         *string `json:"test_id,omitempty" description:"Client-chosen UUID, the new test's id: sending the same one again (a retry whose answer was lost) answers the test (201) and creates nothing; with another project, name, code or timeout, or once the test is deleted, 409"`
 }
 
 // Validate checks a new test case against the sandbox's longest run and
