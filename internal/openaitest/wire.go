@@ -139,8 +139,10 @@ func outputText(text string) outputTextPart {
 }
 
 // wireResponse is a Response object, its fields in the order OpenAI sends
-// them. A struct, not a map: the load command's fake model encodes three of
-// them for every call, and a map's sorted keys cost it a third of its CPU.
+// them. A struct, not a map: a streamed call sends three of them, and
+// encoding maps (sorted keys, every value through an interface) was about
+// half of the fake's CPU a call (BenchmarkStreamText), which the load
+// command's clients share the machine with.
 type wireResponse struct {
 	ID                 string            `json:"id"`
 	Object             string            `json:"object"`
