@@ -49,8 +49,7 @@ func (s *Store) CreateTest(ctx context.Context, projectID string, in domain.NewT
 			return wrap(err, "read deleted tests")
 		}
 		if deleted {
-			return &domain.Error{Code: domain.ECONFLICT, Field: "test_id",
-				Message: "test " + id.String() + " was deleted; a new test needs a test_id of its own"}
+			return deletedTestID(id)
 		}
 		_, err = Emit(ctx, tx, out.ProjectID, event.TestCreated{Test: out, TestID: out.ID})
 		return err
@@ -60,8 +59,7 @@ func (s *Store) CreateTest(ctx context.Context, projectID string, in domain.NewT
 		// same test.
 		first, gerr := getTest(ctx, s.Pool, id.String())
 		if domain.ErrorCodeOf(gerr) == domain.ENOTFOUND {
-			return domain.TestCase{}, &domain.Error{Code: domain.ECONFLICT, Field: "test_id",
-				Message: "test " + id.String() + " was deleted meanwhile; a new test needs a test_id of its own"}
+			return domain.TestCase{}, deletedTestID(id)
 		}
 		if gerr != nil {
 			return domain.TestCase{}, gerr
@@ -74,6 +72,14 @@ func (s *Store) CreateTest(ctx context.Context, projectID string, in domain.NewT
 		return first, nil
 	}
 	return out, err
+}
+
+// deletedTestID refuses a client's test_id of a deleted test, whether its
+// delete came before the create sent again (deleted_tests) or while it was
+// being stored: its clients were told test_deleted.
+func deletedTestID(id uuid.UUID) error {
+	return &domain.Error{Code: domain.ECONFLICT, Field: "test_id",
+		Message: "test " + id.String() + " was deleted; a new test needs a test_id of its own"}
 }
 
 // ListTests returns a project's test cases, oldest first.
